@@ -1,0 +1,1 @@
+"""Framework-free domain code of the Watheeq communication module."""
