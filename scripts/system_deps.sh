@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Debian packages the end-to-end tests need: Chromium (the browser tests), Kamailio with
+# WebSocket/TLS modules (the stand-in PBX) and sipp. Installed when missing and we are
+# root; otherwise say how, and the tests that need them skip themselves by name.
+set -uo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/websocket.so ] || ls /usr/lib/*/kamailio/modules/websocket.so >/dev/null 2>&1 || need+=(kamailio-websocket-modules)
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need+=(kamailio-tls-modules)
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> installing Debian packages for the end-to-end tests: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null 2>&1 || true
+  # policy-rc.d keeps package scripts from starting a system Kamailio on port 5060.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -q "${need[@]}" >/tmp/watheeq-apt.log 2>&1 || {
+    echo "apt-get install failed (see /tmp/watheeq-apt.log); the browser/SIP end-to-end tests will skip"; }
+  rm -f /usr/sbin/policy-rc.d
+else
+  echo "Missing for the end-to-end tests: ${need[*]}"
+  echo "Install them with: sudo apt-get install ${need[*]}"
+  echo "Until then the browser and SIP end-to-end tests skip themselves (each names what it needs)."
+fi
+exit 0
