@@ -236,7 +236,16 @@ class Call(TenantOwned, table=True):
         sa.Index("ix_call_tenant_status_started", "tenant_id", "status", "started_at"),
         sa.Index("ix_call_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         sa.Index("ix_call_tenant_client_started", "tenant_id", "client_id", "started_at"),
-        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164"),
+        # Number search matches digits anywhere in either number (LIKE '%…%'); with both
+        # numbers in the index it reads the index only, never the rows.
+        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number"),
+        # Covers every column call statistics aggregate, so a month of calls is summed
+        # from the index alone.
+        sa.Index(
+            "ix_call_tenant_started_stats",
+            "tenant_id", "started_at", "direction", "status", "agent_user_id",
+            "answered_at", "ring_seconds", "talk_seconds",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -620,3 +629,37 @@ class WhatsappMessagesPage(SQLModel):
     data: list[WhatsappMessagePublic]
     count: int
     next_cursor: str | None = None
+
+
+class WhatsappLease(SQLModel):
+    """A session as the sidecar holding its lease sees it (never leaves the sidecar)."""
+
+    tenant_id: int
+    desired_state: WhatsappDesiredState
+    status: WhatsappStatus
+    device_jid: str | None
+    retry_count: int
+    next_retry_at: datetime | None
+    lease_expires_at: datetime | None
+
+
+class WhatsappInbound(SQLModel):
+    """One message received by the line, as a gateway reports it."""
+
+    wa_message_id: str
+    chat_jid: str
+    remote_e164: str | None
+    from_me: bool = False
+    push_name: str | None = None
+    message_type: str = "text"
+    body: str = ""
+    timestamp: datetime | None = None
+
+
+class WhatsappOutbound(SQLModel):
+    """One PENDING outbound message, as the sidecar's sender needs it."""
+
+    id: int
+    chat_jid: str
+    body: str
+    attempts: int

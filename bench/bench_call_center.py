@@ -1,0 +1,330 @@
+"""Call-center services on SQLite at scale: history pages, number search, stats, logging.
+
+Not a test: prints p50 / p95 (ms) or throughput for each service call, and for a
+hand-written SQL statement doing the same job, with the ratio between them (the
+service layer's overhead: ORM, DTOs, validation, and for history the total count).
+
+    .venv/bin/python bench/bench_call_center.py             # 10 firms, 1,000,000 calls, 100,000 clients
+    .venv/bin/python bench/bench_call_center.py --quick     # 10 firms, 50,000 calls, 10,000 clients
+
+The data set is generated once with ``services.seed`` (calls over the last 30 days)
+into bench/data/ and reused; delete the file to regenerate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services import security  # noqa: E402
+
+# Seeded SIP passwords are encrypted; the bench never decrypts them, so any key will do.
+os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
+
+import sqlalchemy as sa  # noqa: E402
+from sqlmodel import Session, SQLModel  # noqa: E402
+
+from services import db, seed  # noqa: E402
+from services.call_center import get_call_history, get_stats, log_call  # noqa: E402
+from services.models import (  # noqa: E402
+    CallCreate,
+    CallDirection,
+    CallFilters,
+    CallStatus,
+    Client,
+    Principal,
+    Role,
+    Tenant,
+    User,
+)
+
+DATA_DIR = ROOT / "bench" / "data"
+STATUSES = (CallStatus.COMPLETED, CallStatus.MISSED)
+
+
+def _sql_time(value: datetime) -> str:
+    # How SQLAlchemy stores a naive-UTC DateTime in SQLite.
+    return value.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
+    engine = db.create_db_engine(f"sqlite:///{path}")
+    if not path.exists() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating {calls:,} calls, {tenants} firms, {clients_per_tenant:,} clients each into {path} ...", flush=True)
+        began = time.perf_counter()
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as session:
+            seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
+            session.commit()
+        print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
+    # Indexes added to the models after the file was generated.
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+    return engine
+
+
+class Firm:
+    def __init__(self, tenant_id: int, manager: Principal, agent: Principal, numbers: list[str]) -> None:
+        self.tenant_id = tenant_id
+        self.manager = manager
+        self.agent = agent
+        self.numbers = numbers
+
+
+def load_firms(engine: sa.Engine) -> list[Firm]:
+    firms = []
+    with Session(engine) as session:
+        for tenant_id in session.execute(sa.select(Tenant.id).order_by(Tenant.id)).scalars():
+            users = session.execute(
+                sa.select(User.id, User.role).where(User.tenant_id == tenant_id).order_by(User.id)
+            ).all()
+            manager = next(u for u in users if u.role in (Role.MANAGER, Role.ADMIN, Role.OWNER))
+            agent = next(u for u in users if u.role == Role.AGENT)
+            numbers = list(
+                session.execute(
+                    sa.select(Client.phone_e164)
+                    .where(Client.tenant_id == tenant_id, Client.phone_e164.is_not(None))
+                    .order_by(Client.id)
+                    .limit(2000)
+                ).scalars()
+            )
+            firms.append(
+                Firm(
+                    tenant_id,
+                    Principal(user_id=manager.id, tenant_id=tenant_id, role=manager.role),
+                    Principal(user_id=agent.id, tenant_id=tenant_id, role=Role.AGENT),
+                    numbers,
+                )
+            )
+    return firms
+
+
+def measure(fn: Callable[[], Any], iterations: int) -> list[float]:
+    fn()  # warm caches and compiled statements
+    times = []
+    for _ in range(iterations):
+        began = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def p(times: list[float], q: int) -> float:
+    return statistics.quantiles(times, n=100, method="inclusive")[q - 1]
+
+
+def report(name: str, service: list[float], sql: list[float], target_p95: float) -> dict[str, Any]:
+    ok = "ok" if p(service, 95) < target_p95 else "MISSED"
+    ratio = statistics.median(service) / statistics.median(sql)
+    print(
+        f"{name:<34} service p50 {p(service, 50):7.2f} ms  p95 {p(service, 95):7.2f} ms  "
+        f"(target p95 < {target_p95:g} ms: {ok})   SQL p50 {p(sql, 50):7.2f} ms  p95 {p(sql, 95):7.2f} ms   "
+        f"overhead x{ratio:.2f}",
+        flush=True,
+    )
+    return {"name": name, "p50": p(service, 50), "p95": p(service, 95), "sql_p50": p(sql, 50), "sql_p95": p(sql, 95)}
+
+
+HISTORY_SQL = """
+SELECT c.id, c.agent_user_id, u.full_name, c.extension, c.direction, c.status, c.remote_number,
+       c.remote_e164, c.client_id, cl.name, c.case_id, cs.title, c.notes, c.started_at, c.answered_at,
+       c.ended_at, c.ring_seconds, c.talk_seconds, c.hangup_cause, c.sip_call_id
+FROM call c
+LEFT JOIN "user" u ON u.id = c.agent_user_id
+LEFT JOIN client cl ON cl.id = c.client_id
+LEFT JOIN legal_case cs ON cs.id = c.case_id
+WHERE {where}
+ORDER BY c.started_at DESC, c.id DESC
+LIMIT 50 {offset}
+"""
+
+STATS_SQL = """
+SELECT c.agent_user_id, u.full_name, count(*),
+       sum(c.direction = 'INBOUND'),
+       sum(c.answered_at IS NOT NULL),
+       sum(c.direction = 'INBOUND' AND c.answered_at IS NULL AND c.status NOT IN ('RINGING', 'ANSWERED')),
+       sum(c.direction = 'INBOUND' AND c.answered_at IS NOT NULL),
+       sum(c.direction = 'INBOUND' AND c.answered_at IS NOT NULL AND c.ring_seconds <= 20),
+       sum(CASE WHEN c.direction = 'INBOUND' AND c.answered_at IS NOT NULL THEN c.ring_seconds END),
+       sum(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END),
+       count(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END)
+FROM call c LEFT JOIN "user" u ON u.id = c.agent_user_id
+WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?
+GROUP BY c.agent_user_id, u.full_name
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="50,000 calls and 1,000 clients per firm")
+    parser.add_argument("--calls", type=int, default=None)
+    parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument("--clients-per-tenant", type=int, default=None)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
+    args = parser.parse_args()
+    calls = args.calls or (50_000 if args.quick else 1_000_000)
+    clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
+    path = DATA_DIR / f"call_center-{args.tenants}t-{calls}c-{clients}cl.db"
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}")
+    engine = prepare(path, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+    firms = load_firms(engine)
+    per_firm = calls // len(firms)
+    print(f"data: {path.name}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)
+    rng = random.Random(7)
+    now = datetime.now(timezone.utc)
+    month_ago = now - timedelta(days=30)
+    raw = engine.raw_connection()
+
+    def sql(statement: str, params: tuple[Any, ...]) -> Callable[[], Any]:
+        def run() -> Any:
+            cur = raw.cursor()
+            cur.execute(statement, params)
+            rows = cur.fetchall()
+            cur.close()
+            return rows
+
+        return run
+
+    def service(fn: Callable[..., Any], **kwargs: Any) -> Any:
+        with Session(engine) as session:
+            return fn(session=session, **kwargs)
+
+    def firm() -> Firm:
+        return rng.choice(firms)
+
+    # 1. First page, filtered by status and date range.
+    def history_filtered() -> Any:
+        f = firm()
+        filters = CallFilters(statuses=list(STATUSES), date_from=month_ago + timedelta(days=10), date_to=now)
+        return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, filters=filters)
+
+    def history_filtered_sql() -> Any:
+        f = firm()
+        where = "c.tenant_id = ? AND c.status IN ('COMPLETED', 'MISSED') AND c.started_at >= ? AND c.started_at < ?"
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, _sql_time(month_ago + timedelta(days=10)), _sql_time(now)))()
+
+    results = [
+        report("history p1, status+date filter", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15)
+    ]
+
+    # 2. A deep numbered page, unfiltered.
+    deep = max(1, min(1000, per_firm // 50))
+
+    def history_deep() -> Any:
+        f = firm()
+        return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, page=deep)
+
+    def history_deep_sql() -> Any:
+        f = firm()
+        where = (
+            "c.id IN (SELECT id FROM call WHERE tenant_id = ? ORDER BY started_at DESC, id DESC "
+            f"LIMIT 50 OFFSET {(deep - 1) * 50})"
+        )
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))()
+
+    results.append(report(f"history page {deep}, unfiltered", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
+
+    # 3. Number search: 6 digits from the middle of a client's number.
+    def fragment(f: Firm) -> str:
+        number = rng.choice(f.numbers)
+        return number[5:11]
+
+    def history_number() -> Any:
+        f = firm()
+        return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, filters=CallFilters(number=fragment(f)))
+
+    def history_number_sql() -> Any:
+        f = firm()
+        like = f"%{fragment(f)}%"
+        where = "c.tenant_id = ? AND (c.remote_e164 LIKE ? OR c.remote_number LIKE ?)"
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, like, like))()
+
+    results.append(report("history number search", measure(history_number, args.iterations), measure(history_number_sql, args.iterations), 30))
+
+    # 4. Stats for today and for the last 30 days.
+    def stats_today() -> Any:
+        f = firm()
+        return service(get_stats, tenant_id=f.tenant_id, actor=f.manager)
+
+    with Session(engine) as s:
+        probe = get_stats(session=s, tenant_id=firms[0].tenant_id, actor=firms[0].manager)
+        today_start, today_end = probe.date_from, probe.date_to
+
+    def stats_today_sql() -> Any:
+        f = firm()
+        return sql(STATS_SQL, (f.tenant_id, _sql_time(today_start), _sql_time(today_end)))()
+
+    results.append(report("stats today", measure(stats_today, args.iterations), measure(stats_today_sql, args.iterations), 50))
+
+    def stats_month() -> Any:
+        f = firm()
+        return service(get_stats, tenant_id=f.tenant_id, actor=f.manager, date_from=month_ago, date_to=now)
+
+    def stats_month_sql() -> Any:
+        f = firm()
+        return sql(STATS_SQL, (f.tenant_id, _sql_time(month_ago), _sql_time(now)))()
+
+    results.append(report("stats 30 days", measure(stats_month, args.iterations), measure(stats_month_sql, args.iterations), 50))
+
+    # 5. log_call throughput, one transaction per call as the API does it.
+    run_id = f"bench-{time.time_ns()}"
+    n = args.log_calls
+    began = time.perf_counter()
+    for i in range(n):
+        f = firms[i % len(firms)]
+        number = f.numbers[i % len(f.numbers)] if i % 4 else "0559" + f"{i:06d}"[-6:]
+        with Session(engine) as session:
+            log_call(
+                session=session,
+                tenant_id=f.tenant_id,
+                actor=f.agent,
+                data=CallCreate(direction=CallDirection.INBOUND, remote_number=number, sip_call_id=f"{run_id}-{i}"),
+            )
+            session.commit()
+    service_rate = n / (time.perf_counter() - began)
+
+    insert_sql = (
+        "INSERT INTO call (tenant_id, agent_user_id, direction, status, remote_number, remote_e164, client_id, notes,"
+        " started_at, sip_call_id, updated_at) VALUES (?, ?, 'INBOUND', 'RINGING', ?, ?,"
+        " (SELECT id FROM client WHERE tenant_id = ? AND phone_e164 = ? ORDER BY id LIMIT 1), '', ?, ?, ?)"
+    )
+    began = time.perf_counter()
+    for i in range(n):
+        f = firms[i % len(firms)]
+        number = f.numbers[i % len(f.numbers)]
+        stamp = _sql_time(datetime.now(timezone.utc))
+        cur = raw.cursor()
+        cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, stamp, f"{run_id}-sql-{i}", stamp))
+        raw.commit()
+    sql_rate = n / (time.perf_counter() - began)
+    ok = "ok" if service_rate > 1000 else "MISSED"
+    print(
+        f"{'log_call with client match':<34} service {service_rate:7.0f} calls/s (target > 1000: {ok})   "
+        f"SQL {sql_rate:7.0f} calls/s   overhead x{sql_rate / service_rate:.2f}",
+        flush=True,
+    )
+    cur = raw.cursor()
+    cur.execute("DELETE FROM call WHERE sip_call_id LIKE ?", (f"{run_id}-%",))
+    raw.commit()
+    raw.close()
+
+
+if __name__ == "__main__":
+    main()

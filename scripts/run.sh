@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The run command: set up, seed a demo firm on first run, then serve the dashboard
+# (UI :3000, backend and REST API :8000) and the WhatsApp sidecar until Ctrl-C.
+#
+# Environment (all optional):
+#   WATHEEQ_FRONTEND_PORT / WATHEEQ_BACKEND_PORT   default 3000 / 8000
+#   WATHEEQ_RUN_ENV    prod (default: optimised build, what the performance figures measure)
+#                      or dev (hot reload while editing the UI)
+#   WATHEEQ_DATABASE_URL, WATHEEQ_WHATSAPP_GATEWAY, REDIS_URL   see README.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+# Reflex's own bun installer downloads a binary from outside the package registries;
+# use the bun that setup.sh installed from npm.
+export REFLEX_USE_SYSTEM_BUN=1
+export REFLEX_CHECK_LATEST_VERSION=0
+# Without this Reflex probes several registries to pick the fastest; use the one npm is configured with.
+if [ -z "${NPM_CONFIG_REGISTRY:-}" ]; then
+  NPM_CONFIG_REGISTRY="$(npm config get registry)"
+  export NPM_CONFIG_REGISTRY
+fi
+
+.venv/bin/python -m services.cli seed-demo --if-empty
+
+frontend_port=${WATHEEQ_FRONTEND_PORT:-3000}
+backend_port=${WATHEEQ_BACKEND_PORT:-8000}
+run_env=${WATHEEQ_RUN_ENV:-prod}
+
+pids=()
+stopping=0
+stop() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap - INT TERM EXIT
+  echo "==> stopping"
+  for pid in "${pids[@]}"; do
+    # Each child leads its own process group (setsid): this reaches bun, vite and granian too.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for _ in $(seq 1 50); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+echo "==> starting the dashboard ($run_env): http://localhost:$frontend_port (API http://localhost:$backend_port/api/v1)"
+if [ "$run_env" = dev ]; then
+  setsid .venv/bin/reflex run --env dev --frontend-port "$frontend_port" --backend-port "$backend_port" &
+  pids+=($!)
+else
+  # A production Reflex process serves one port; run the backend (websocket, REST API,
+  # exports) and the built frontend as two, the frontend pointed at the backend's port.
+  export REFLEX_API_URL="${REFLEX_API_URL:-http://localhost:$backend_port}"
+  setsid .venv/bin/reflex run --env prod --backend-only --backend-port "$backend_port" &
+  pids+=($!)
+  setsid .venv/bin/reflex run --env prod --frontend-only --frontend-port "$frontend_port" &
+  pids+=($!)
+fi
+
+if [ -f services/whatsapp/sidecar.py ]; then
+  echo "==> starting the WhatsApp sidecar (gateway: ${WATHEEQ_WHATSAPP_GATEWAY:-neonize})"
+  setsid .venv/bin/python -m services.whatsapp.sidecar &
+  pids+=($!)
+fi
+
+# Whichever stops first (or Ctrl-C) stops the rest.
+wait -n "${pids[@]}" || true
+stop

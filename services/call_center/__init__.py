@@ -1,0 +1,39 @@
+"""Call center: SIP extensions and PBX settings, call records, call analytics."""
+
+from services.call_center.calls import (
+    add_notes,
+    close_open_calls_for_agent,
+    close_stale_calls,
+    find_call_by_sip_id,
+    get_call,
+    get_call_history,
+    log_call,
+    update_call_status,
+)
+from services.call_center.extensions import (
+    assign_extension,
+    delete_extension,
+    get_extension_for_user,
+    get_extensions,
+    get_pbx_settings,
+    update_pbx_settings,
+)
+from services.call_center.stats import get_stats
+
+__all__ = [
+    "add_notes",
+    "assign_extension",
+    "close_open_calls_for_agent",
+    "close_stale_calls",
+    "delete_extension",
+    "find_call_by_sip_id",
+    "get_call",
+    "get_call_history",
+    "get_extension_for_user",
+    "get_extensions",
+    "get_pbx_settings",
+    "get_stats",
+    "log_call",
+    "update_call_status",
+    "update_pbx_settings",
+]

@@ -1,0 +1,621 @@
+"""Call records: logging, status changes, notes, history.
+
+Softphones report call events duplicated and out of order, and a tab may be closed
+mid-call. So: logging is idempotent on the SIP Call-ID, a status only moves forward
+(repeating it is a no-op), and :func:`close_stale_calls` /
+:func:`close_open_calls_for_agent` close what nobody will ever report as ended.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from services import phones
+from services.call_center._common import aware, require_member
+from services.clients import find_client_by_phone
+from services.errors import Conflict, Forbidden, Invalid, NotFound
+from services.models import (
+    Call,
+    CallCreate,
+    CallDetail,
+    CallDirection,
+    CallFilters,
+    CallNote,
+    CallNotePublic,
+    CallPublic,
+    CallRecording,
+    CallRecordingPublic,
+    CallsPage,
+    CallStatus,
+    CallUpdate,
+    Case,
+    Client,
+    Principal,
+    Role,
+    SipExtension,
+    Tenant,
+    User,
+    utcnow,
+)
+from services.tenancy import tenant_select
+
+MAX_PAGE_SIZE = 500
+MAX_NOTE_LENGTH = 10_000
+ABANDONED_CAUSE = "abandoned"
+CLIENT_LOST_CAUSE = "client_lost"
+
+_S = CallStatus
+# The only moves a status may make; anything else is a late or duplicated event.
+TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
+    _S.RINGING: frozenset({_S.ANSWERED, _S.MISSED, _S.REJECTED, _S.BUSY, _S.FAILED, _S.NO_ANSWER}),
+    _S.ANSWERED: frozenset({_S.COMPLETED, _S.FAILED}),
+}
+
+_call = Call.__table__
+_insert_for_dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+_AgentUser = sa.orm.aliased(User, name="agent_user")
+_PUBLIC_COLUMNS = (
+    Call.id,
+    Call.agent_user_id,
+    _AgentUser.full_name.label("agent_name"),
+    Call.extension,
+    Call.direction,
+    Call.status,
+    Call.remote_number,
+    Call.remote_e164,
+    Call.client_id,
+    Client.name.label("client_name"),
+    Call.case_id,
+    Case.title.label("case_title"),
+    Call.notes,
+    Call.started_at,
+    Call.answered_at,
+    Call.ended_at,
+    Call.ring_seconds,
+    Call.talk_seconds,
+    Call.hangup_cause,
+    Call.sip_call_id,
+)
+
+
+def _public_select(tenant_id: int) -> sa.Select[Any]:
+    # The joins repeat the tenant so a stale foreign key can never surface another firm's name.
+    return (
+        sa.select(*_PUBLIC_COLUMNS)
+        .select_from(Call)
+        .outerjoin(_AgentUser, sa.and_(_AgentUser.id == Call.agent_user_id, _AgentUser.tenant_id == tenant_id))
+        .outerjoin(Client, sa.and_(Client.id == Call.client_id, Client.tenant_id == tenant_id))
+        .outerjoin(Case, sa.and_(Case.id == Call.case_id, Case.tenant_id == tenant_id))
+    )
+
+
+def _public(row: Any) -> CallPublic:
+    return CallPublic.model_validate(dict(row._mapping))
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(0, round(delta.total_seconds()))
+
+
+def _scope_to_actor(stmt: Any, actor: Principal) -> Any:
+    """Agents see and change only their own calls; supervisors the whole firm's."""
+    if actor.role == Role.AGENT:
+        return stmt.where(Call.agent_user_id == actor.user_id)
+    return stmt
+
+
+def _owned_call(session: Session, tenant_id: int, actor: Principal, call_id: int) -> Call:
+    require_member(actor, tenant_id)
+    call = session.exec(_scope_to_actor(tenant_select(Call, tenant_id).where(Call.id == call_id), actor)).first()
+    if call is None:
+        raise NotFound("call not found")
+    return call
+
+
+def _load_public(session: Session, tenant_id: int, call_id: int) -> CallPublic:
+    row = session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id == call_id)).one()
+    return _public(row)
+
+
+# --------------------------------------------------------------------------- status changes
+
+
+def _advance(
+    state: dict[str, Any],
+    target: CallStatus,
+    *,
+    now: datetime,
+    answered_at: datetime | None = None,
+    ended_at: datetime | None = None,
+    ring_seconds: int | None = None,
+    talk_seconds: int | None = None,
+    hangup_cause: str | None = None,
+) -> dict[str, Any]:
+    """The column changes that move a call in ``state`` to ``target``; {} when already there."""
+    current = CallStatus(state["status"])
+    if target == current:
+        return {}
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise Conflict(f"a {current.value} call cannot become {target.value}", field="status")
+    started = state["started_at"]
+    changes: dict[str, Any] = {"status": target}
+    if target == CallStatus.ANSWERED:
+        if answered_at is not None and answered_at < started:
+            raise Invalid("answered_at", "a call cannot be answered before it started")
+        # A browser clock behind the server's must not give a negative ring time.
+        answered = answered_at or max(now, started)
+        changes["answered_at"] = answered
+        changes["ring_seconds"] = ring_seconds if ring_seconds is not None else _seconds(answered - started)
+    else:
+        answered = state.get("answered_at")
+        floor = answered or started
+        if ended_at is not None and ended_at < floor:
+            raise Invalid("ended_at", "a call cannot end before it started or was answered")
+        ended = ended_at or max(now, floor)
+        changes["ended_at"] = ended
+        if answered is None:
+            changes["ring_seconds"] = ring_seconds if ring_seconds is not None else _seconds(ended - started)
+        else:
+            changes["talk_seconds"] = talk_seconds if talk_seconds is not None else _seconds(ended - answered)
+    if hangup_cause:
+        changes["hangup_cause"] = hangup_cause
+    return changes
+
+
+def _check_cause(cause: str | None) -> str | None:
+    cause = (cause or "").strip() or None
+    if cause is not None and len(cause) > 64:
+        raise Invalid("hangup_cause", "the hang-up cause is at most 64 characters")
+    return cause
+
+
+def _check_seconds(value: int | None, field: str) -> int | None:
+    if value is not None and not 0 <= value <= 7 * 24 * 3600:
+        raise Invalid(field, "seconds are between 0 and one week")
+    return value
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCreate) -> CallPublic:
+    """Record a call, matching the client by the remote number; idempotent on the SIP Call-ID.
+
+    The agent is the actor unless a supervisor names another user of the firm. Logging a
+    Call-ID again returns the existing record, moved to ``data.status`` when that is a
+    valid next status, and never creates a second row (concurrent loggers included).
+    Internal extension numbers are not phone numbers and stay unmatched.
+    """
+    require_member(actor, tenant_id)
+    remote = (data.remote_number or "").strip()
+    if not remote:
+        raise Invalid("remote_number", "the remote number is required")
+    if len(remote) > 64:
+        raise Invalid("remote_number", "the remote number is at most 64 characters")
+    sip_call_id = (data.sip_call_id or "").strip() or None
+    if sip_call_id is not None and len(sip_call_id) > 255:
+        raise Invalid("sip_call_id", "the SIP Call-ID is at most 255 characters")
+    extension = (data.extension or "").strip() or None
+    if extension is not None and len(extension) > 16:
+        raise Invalid("extension", "the extension is at most 16 characters")
+    now = utcnow()
+    started_at = aware(data.started_at, "started_at") or now
+    agent_id = data.agent_user_id or actor.user_id
+    if agent_id != actor.user_id and not actor.is_supervisor:
+        raise Forbidden("only a supervisor may log a call for another agent")
+
+    # Region, agent and the agent's extension in one round trip.
+    ctx = session.execute(
+        sa.select(Tenant.region, User.id, User.full_name, SipExtension.extension)
+        .select_from(Tenant)
+        .outerjoin(User, sa.and_(User.id == agent_id, User.tenant_id == Tenant.id))
+        .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, SipExtension.tenant_id == Tenant.id))
+        .where(Tenant.id == tenant_id)
+    ).one_or_none()
+    if ctx is None or ctx[1] is None:
+        raise NotFound("agent not found")
+    region, _, agent_name, agent_extension = ctx
+
+    remote_e164 = phones.try_normalise(remote, region)
+    client = find_client_by_phone(session=session, tenant_id=tenant_id, e164=remote_e164)
+
+    values: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "agent_user_id": agent_id,
+        "extension": extension or agent_extension,
+        "direction": data.direction,
+        "status": CallStatus.RINGING,
+        "remote_number": remote,
+        "remote_e164": remote_e164,
+        "client_id": client.id if client else None,
+        "case_id": None,
+        "notes": "",
+        "started_at": started_at,
+        "answered_at": None,
+        "ended_at": None,
+        "ring_seconds": None,
+        "talk_seconds": None,
+        "hangup_cause": None,
+        "sip_call_id": sip_call_id,
+        "updated_at": now,
+    }
+    # A call first seen already answered or ended (e.g. logged at hang-up) walks the same
+    # transitions as a live one, so its timestamps and durations are filled the same way.
+    path = [CallStatus.ANSWERED, CallStatus.COMPLETED] if data.status == CallStatus.COMPLETED else [data.status]
+    for status in path:
+        values.update(_advance(values, status, now=now))
+
+    insert = _insert_for_dialect[session.get_bind().dialect.name]
+    new_id = session.execute(
+        insert(_call).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"]).returning(_call.c.id)
+    ).scalar_one_or_none()
+    if new_id is not None:
+        values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
+        return CallPublic.model_validate(values)
+
+    # The Call-ID is known already (a repeated event or a concurrent logger won the race).
+    existing = session.exec(tenant_select(Call, tenant_id).where(Call.sip_call_id == sip_call_id)).one()
+    if actor.role == Role.AGENT and existing.agent_user_id != actor.user_id:
+        raise Conflict("this SIP Call-ID is already logged for another agent", field="sip_call_id")
+    if data.status != existing.status and data.status in TRANSITIONS.get(existing.status, frozenset()):
+        _apply(existing, _advance(existing.model_dump(), data.status, now=now), now)
+        session.flush()
+    return _load_public(session, tenant_id, existing.id)
+
+
+def _apply(call: Call, changes: dict[str, Any], now: datetime) -> None:
+    for key, value in changes.items():
+        setattr(call, key, value)
+    if changes:
+        call.updated_at = now
+
+
+def update_call_status(
+    *, session: Session, tenant_id: int, actor: Principal, call_id: int, data: CallUpdate
+) -> CallPublic:
+    """Move a call along its lifecycle and fill answered/ended times and durations.
+
+    RINGING → ANSWERED | MISSED | REJECTED | BUSY | FAILED | NO_ANSWER; ANSWERED →
+    COMPLETED | FAILED; final statuses stay. The same status again changes nothing
+    (events arrive twice); any other move is :class:`Conflict` on ``status``. Times
+    default to now; ring = answered (or ended, if never answered) − started; talk =
+    ended − answered, unless given. ``note``/``case_id`` are handled as in :func:`add_notes`.
+    """
+    answered_at = aware(data.answered_at, "answered_at")
+    ended_at = aware(data.ended_at, "ended_at")
+    cause = _check_cause(data.hangup_cause)
+    ring = _check_seconds(data.ring_seconds, "ring_seconds")
+    talk = _check_seconds(data.talk_seconds, "talk_seconds")
+    call = _owned_call(session, tenant_id, actor, call_id)
+    now = utcnow()
+    if data.status is not None:
+        changes = _advance(
+            call.model_dump(),
+            data.status,
+            now=now,
+            answered_at=answered_at,
+            ended_at=ended_at,
+            ring_seconds=ring,
+            talk_seconds=talk,
+            hangup_cause=cause,
+        )
+    else:
+        changes = {k: v for k, v in (("hangup_cause", cause), ("ring_seconds", ring), ("talk_seconds", talk)) if v is not None}
+    if data.note is not None or data.case_id is not None:
+        _annotate(session, tenant_id, actor, call, data.note, data.case_id, now)
+    _apply(call, changes, now)
+    session.flush()
+    return _load_public(session, tenant_id, call.id)
+
+
+def find_call_by_sip_id(*, session: Session, tenant_id: int, sip_call_id: str) -> CallPublic | None:
+    """The firm's call with this SIP Call-ID, or None."""
+    row = session.execute(
+        _public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.sip_call_id == sip_call_id)
+    ).one_or_none()
+    return _public(row) if row else None
+
+
+# --------------------------------------------------------------------------- notes and detail
+
+
+def _annotate(
+    session: Session, tenant_id: int, actor: Principal, call: Call, note: str | None, case_id: int | None, now: datetime
+) -> None:
+    body = note.strip() if note is not None else None
+    if note is not None and not body:
+        raise Invalid("note", "the note is empty")
+    if body is None and case_id is None:
+        raise Invalid("note", "give a note or a case to link")
+    if body is not None and len(body) > MAX_NOTE_LENGTH:
+        raise Invalid("note", f"a note is at most {MAX_NOTE_LENGTH} characters")
+    if case_id is not None:
+        case = session.exec(tenant_select(Case, tenant_id).where(Case.id == case_id)).first()
+        if case is None:
+            raise Invalid("case_id", "no such case in this firm")
+        if call.client_id is not None and case.client_id != call.client_id:
+            raise Invalid("case_id", "the case belongs to another client than the call")
+        call.case_id = case.id
+        if call.client_id is None:
+            call.client_id = case.client_id
+    if body is not None:
+        session.add(CallNote(tenant_id=tenant_id, call_id=call.id, author_user_id=actor.user_id, body=body, created_at=now))
+        call.notes = f"{call.notes}\n{body}" if call.notes else body
+    call.updated_at = now
+
+
+def add_notes(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    call_id: int,
+    note: str | None = None,
+    case_id: int | None = None,
+) -> CallDetail:
+    """Append a note (author and time kept) and/or link a case of the call's client.
+
+    ``Call.notes`` keeps all notes as one text for search and export. A case must be of
+    this firm and, when the call has a client, of that client (:class:`Invalid` on
+    ``case_id``); linking a case to a call without a client adopts the case's client.
+    """
+    call = _owned_call(session, tenant_id, actor, call_id)
+    _annotate(session, tenant_id, actor, call, note, case_id, utcnow())
+    session.flush()
+    return _detail(session, tenant_id, call.id)
+
+
+def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
+    base = _load_public(session, tenant_id, call_id)
+    notes = session.execute(
+        sa.select(CallNote.id, CallNote.author_user_id, User.full_name, CallNote.body, CallNote.created_at)
+        .outerjoin(User, sa.and_(User.id == CallNote.author_user_id, User.tenant_id == tenant_id))
+        .where(CallNote.tenant_id == tenant_id, CallNote.call_id == call_id)
+        .order_by(CallNote.created_at, CallNote.id)
+    ).all()
+    recordings = session.execute(
+        sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
+        .where(CallRecording.tenant_id == tenant_id, CallRecording.call_id == call_id)
+        .order_by(CallRecording.id)
+    ).all()
+    return CallDetail(
+        **base.model_dump(),
+        note_entries=[
+            CallNotePublic(id=i, author_user_id=a, author_name=name or "", body=b, created_at=c) for i, a, name, b, c in notes
+        ],
+        recordings=[CallRecordingPublic(id=i, url=u, duration_seconds=d) for i, u, d in recordings],
+    )
+
+
+def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int) -> CallDetail:
+    """One call with its notes, recordings and the names of agent, client and case."""
+    call = _owned_call(session, tenant_id, actor, call_id)
+    return _detail(session, tenant_id, call.id)
+
+
+# --------------------------------------------------------------------------- history
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _encode_cursor(started_at: datetime, call_id: int) -> str:
+    micros = (started_at - _EPOCH) // timedelta(microseconds=1)
+    return base64.urlsafe_b64encode(f"{micros}:{call_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        micros, call_id = (int(part) for part in raw.split(":"))
+        started = _EPOCH + timedelta(microseconds=micros)
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
+        raise Invalid("cursor", "not a cursor returned by the call history") from None
+    return started, call_id
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _number_condition(tenant_id: int, number: str, region: str) -> sa.ColumnElement[bool]:
+    digits = phones.digits_of(number)
+    if not digits:
+        raise Invalid("number", "search by the digits of a number")
+    fragments = {digits}
+    if digits.startswith("0") and len(digits) > 1:
+        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix.
+        fragments.add(digits.lstrip("0"))
+    conditions = []
+    for fragment in fragments:
+        pattern = f"%{_like_escape(fragment)}%"
+        conditions.append(Call.remote_e164.like(pattern, escape="\\"))
+        # The number as dialled matters only when it is no phone number (an extension, a
+        # withheld or odd caller id); otherwise its E.164 form holds the same digits.
+        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern, escape="\\")))
+    e164 = phones.try_normalise(number, region)
+    if e164:
+        conditions.append(Call.remote_e164 == e164)
+    # As a subquery of ids it is answered from ix_call_tenant_remote alone; inline, the
+    # planner walks the history index and reads every row to test the LIKEs.
+    return Call.id.in_(sa.select(Call.id).where(Call.tenant_id == tenant_id, sa.or_(*conditions)))
+
+
+def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
+    conds: list[sa.ColumnElement[bool]] = []
+    date_from = aware(filters.date_from, "date_from")
+    date_to = aware(filters.date_to, "date_to")
+    if date_from and date_to and date_from >= date_to:
+        raise Invalid("date_from", "the start is before the end")
+    if date_from:
+        conds.append(Call.started_at >= date_from)
+    if date_to:
+        conds.append(Call.started_at < date_to)
+    if filters.direction:
+        conds.append(Call.direction == filters.direction)
+    if filters.statuses:
+        conds.append(Call.status.in_(sorted(set(filters.statuses), key=lambda s: s.value)))
+    if filters.agent_user_id is not None:
+        conds.append(Call.agent_user_id == filters.agent_user_id)
+    if filters.client_id is not None:
+        conds.append(Call.client_id == filters.client_id)
+    if filters.number is not None and filters.number.strip():
+        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
+        conds.append(_number_condition(tenant_id, filters.number, region))
+    return conds
+
+
+def get_call_history(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    filters: CallFilters | None = None,
+    cursor: str | None = None,
+    page: int | None = None,
+    page_size: int = 50,
+) -> CallsPage:
+    """The firm's calls newest first (by started time, then id), filtered, one page at a time.
+
+    Page with ``cursor`` (the ``next_cursor`` of the previous page; stable while calls are
+    added) or with a page number; both give the same rows for the same position. ``count``
+    is the number of matching calls. Agents see only their own calls.
+    """
+    require_member(actor, tenant_id)
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise Invalid("page_size", f"the page size is between 1 and {MAX_PAGE_SIZE}")
+    if cursor is not None and page is not None:
+        raise Invalid("cursor", "give a cursor or a page number, not both")
+    if page is not None and page < 1:
+        raise Invalid("page", "pages are numbered from 1")
+    keyset = _decode_cursor(cursor) if cursor else None
+    conds = [Call.tenant_id == tenant_id, *_filter_conditions(session, tenant_id, filters or CallFilters())]
+    if actor.role == Role.AGENT:
+        conds.append(Call.agent_user_id == actor.user_id)
+
+    offset = (page - 1) * page_size if page is not None else 0
+    if filters is not None and filters.number is not None and filters.number.strip():
+        # A number search reads the whole number index anyway (LIKE '%…%'), so read it
+        # once: the matches' (started_at, id) give both the count and the page.
+        matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
+        count = len(matches)
+        ordered = sorted(((m.started_at, m.id) for m in matches), reverse=True)
+        if keyset:
+            ordered = [m for m in ordered if m < keyset]
+        id_list = [call_id for _, call_id in ordered[offset : offset + page_size + 1]]
+    else:
+        # Pick the page's ids first: newest-first over (tenant_id, started_at, id) reads
+        # only the index, so a deep OFFSET skips index entries instead of whole rows; the
+        # joins then run for the page's rows only.
+        ids = sa.select(Call.id).where(*conds)
+        if keyset:
+            after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
+            ids = ids.where(sa.tuple_(Call.started_at, Call.id) < after)
+        ids = ids.order_by(Call.started_at.desc(), Call.id.desc()).limit(page_size + 1).offset(offset)
+        id_list = list(session.execute(ids).scalars())
+        count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
+    has_more = len(id_list) > page_size
+    id_list = id_list[:page_size]
+    # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
+    rows = (
+        session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id.in_(id_list))).all()
+        if id_list
+        else []
+    )
+    position = {call_id: i for i, call_id in enumerate(id_list)}
+    data = sorted((_public(r) for r in rows), key=lambda call: position[call.id])
+    next_cursor = _encode_cursor(data[-1].started_at, data[-1].id) if has_more and data else None
+    return CallsPage(data=data, count=count, next_cursor=next_cursor, page=page, page_size=page_size)
+
+
+# --------------------------------------------------------------------------- closing what was left open
+
+
+def _close_changes(row: Any, cutoff: datetime | None = None) -> dict[str, Any]:
+    """Final values for an open call nobody reported as ended, as of its last update."""
+    last_seen = row.updated_at if cutoff is None else min(row.updated_at, cutoff)
+    if row.status == CallStatus.RINGING:
+        ended = max(last_seen, row.started_at)
+        status = CallStatus.MISSED if row.direction == CallDirection.INBOUND else CallStatus.FAILED
+        return {"status": status, "ended_at": ended, "ring_seconds": _seconds(ended - row.started_at), "hangup_cause": ABANDONED_CAUSE}
+    ended = max(last_seen, row.answered_at or row.started_at)
+    talk = _seconds(ended - row.answered_at) if row.answered_at else 0
+    return {"status": CallStatus.COMPLETED, "ended_at": ended, "talk_seconds": talk, "hangup_cause": CLIENT_LOST_CAUSE}
+
+
+def _close_rows(session: Session, rows: list[Any], now: datetime, cutoff: datetime | None = None) -> int:
+    closed = 0
+    for row in rows:
+        changes = _close_changes(row, cutoff)
+        # Guarded by the old status: an event that arrived meanwhile wins over this guess.
+        result = session.execute(
+            sa.update(_call)
+            .where(_call.c.tenant_id == row.tenant_id, _call.c.id == row.id, _call.c.status == row.status)
+            .values(**changes, updated_at=now)
+        )
+        closed += result.rowcount
+    return closed
+
+
+_OPEN_ROW = (Call.id, Call.tenant_id, Call.status, Call.direction, Call.started_at, Call.answered_at, Call.updated_at)
+
+
+def close_stale_calls(
+    *,
+    session: Session,
+    tenant_id: int | None = None,
+    now: datetime | None = None,
+    ringing_timeout_s: int = 120,
+    answered_timeout_s: int = 4 * 3600,
+) -> int:
+    """Close calls that got no event for too long; returns how many were closed.
+
+    RINGING with no event for ``ringing_timeout_s`` → MISSED (inbound) / FAILED
+    (outbound), cause "abandoned". ANSWERED with no event for ``answered_timeout_s`` →
+    COMPLETED, cause "client_lost", talk counted until the last event. All firms when
+    ``tenant_id`` is None (the background job), one firm otherwise.
+    """
+    now = aware(now, "now") or utcnow()
+    if ringing_timeout_s < 1 or answered_timeout_s < 1:
+        raise Invalid("timeout", "timeouts are at least one second")
+    tenant_ids = (
+        [tenant_id] if tenant_id is not None else list(session.execute(sa.select(Tenant.id).order_by(Tenant.id)).scalars())
+    )
+    ringing_cutoff = now - timedelta(seconds=ringing_timeout_s)
+    answered_cutoff = now - timedelta(seconds=answered_timeout_s)
+    closed = 0
+    for tid in tenant_ids:
+        rows = session.execute(
+            sa.select(*_OPEN_ROW).where(
+                Call.tenant_id == tid,
+                sa.or_(
+                    sa.and_(Call.status == CallStatus.RINGING, Call.updated_at < ringing_cutoff),
+                    sa.and_(Call.status == CallStatus.ANSWERED, Call.updated_at < answered_cutoff),
+                ),
+            )
+        ).all()
+        closed += _close_rows(session, rows, now)
+    return closed
+
+
+def close_open_calls_for_agent(*, session: Session, tenant_id: int, user_id: int, before: datetime) -> int:
+    """Close the agent's calls still open that started before ``before`` (e.g. their
+    softphone restarted, so those calls are gone); same outcomes as :func:`close_stale_calls`."""
+    before = aware(before, "before")
+    rows = session.execute(
+        sa.select(*_OPEN_ROW).where(
+            Call.tenant_id == tenant_id,
+            Call.agent_user_id == user_id,
+            Call.status.in_([CallStatus.RINGING, CallStatus.ANSWERED]),
+            Call.started_at < before,
+        )
+    ).all()
+    return _close_rows(session, rows, utcnow(), cutoff=before)

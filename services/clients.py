@@ -1,0 +1,139 @@
+"""The firm's client directory and cases.
+
+Numbers are stored as entered and in E.164 (normalised with the firm's region), so a
+call or a WhatsApp message from any spelling of a number finds its client through
+the ``ix_client_tenant_phone`` index.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlmodel import Session, func, select
+
+from services import phones
+from services.accounts import normalise_email
+from services.errors import Invalid, NotFound
+from services.models import Case, CasePublic, Client, ClientCreate, ClientPublic, ClientsPublic, Tenant
+from services.tenancy import get_owned, tenant_select
+
+MAX_PAGE_SIZE = 500
+
+
+def _client_public(client: Client) -> ClientPublic:
+    return ClientPublic(
+        id=client.id, name=client.name, phone=client.phone, phone_e164=client.phone_e164, email=client.email
+    )
+
+
+def _case_public(case: Case) -> CasePublic:
+    return CasePublic(id=case.id, client_id=case.client_id, title=case.title, reference=case.reference, status=case.status)
+
+
+def _tenant_region(session: Session, tenant_id: int) -> str:
+    tenant = session.get(Tenant, tenant_id) if tenant_id is not None else None
+    if tenant is None:
+        raise NotFound("tenant not found")
+    return tenant.region
+
+
+def create_client(*, session: Session, tenant_id: int, data: ClientCreate) -> ClientPublic:
+    """A new client; the phone (optional) is normalised with the firm's region."""
+    name = (data.name or "").strip()
+    if not name:
+        raise Invalid("name", "a client name is required")
+    if len(name) > 200:
+        raise Invalid("name", "a client name is at most 200 characters")
+    region = _tenant_region(session, tenant_id)
+    phone = (data.phone or "").strip()
+    if len(phone) > 64:
+        raise Invalid("phone", "a phone number is at most 64 characters")
+    phone_e164 = phones.normalise(phone, region, field="phone") if phone else None
+    email = normalise_email(data.email) if (data.email or "").strip() else None
+    client = Client(tenant_id=tenant_id, name=name, phone=phone, phone_e164=phone_e164, email=email)
+    session.add(client)
+    session.flush()
+    return _client_public(client)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_condition(search: str, region: str) -> sa.ColumnElement[bool]:
+    conditions: list[sa.ColumnElement[bool]] = [Client.name.ilike(f"%{_like_escape(search)}%", escape="\\")]  # type: ignore[attr-defined]
+    digits = phones.digits_of(search)
+    # Only a search that is mostly a number is a number search: "Office 2" is a name.
+    if len(digits) >= 3 and len(digits) * 2 >= len(search.replace(" ", "")):
+        conditions.append(Client.phone_e164.contains(digits))  # type: ignore[union-attr]
+        if digits.startswith("0"):
+            # "0501..." is dialled nationally; stored numbers carry the country code instead of the 0.
+            conditions.append(Client.phone_e164.contains(digits.lstrip("0")))  # type: ignore[union-attr]
+        e164 = phones.try_normalise(search, region)
+        if e164:
+            conditions.append(Client.phone_e164 == e164)
+    return sa.or_(*conditions)
+
+
+def list_clients(
+    *, session: Session, tenant_id: int, search: str | None = None, limit: int = 50, offset: int = 0
+) -> ClientsPublic:
+    """A page of the firm's clients by name; ``search`` matches a name part or a number's digits."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise Invalid("limit", f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    if offset < 0:
+        raise Invalid("offset", "offset cannot be negative")
+    query = tenant_select(Client, tenant_id)
+    counter = select(func.count()).select_from(Client).where(Client.tenant_id == tenant_id)
+    text = (search or "").strip()
+    if text:
+        condition = _search_condition(text, _tenant_region(session, tenant_id))
+        query = query.where(condition)
+        counter = counter.where(condition)
+    rows = session.exec(query.order_by(Client.name, Client.id).offset(offset).limit(limit)).all()
+    count = session.exec(counter).one()
+    return ClientsPublic(data=[_client_public(c) for c in rows], count=count)
+
+
+def get_client(*, session: Session, tenant_id: int, client_id: int) -> ClientPublic:
+    """One client of the firm, or :class:`NotFound` (another firm's client included)."""
+    return _client_public(get_owned(session, Client, tenant_id, client_id, what="client"))
+
+
+def find_client_by_phone(*, session: Session, tenant_id: int, e164: str | None) -> ClientPublic | None:
+    """The firm's client with this E.164 number (the oldest if several share it), else None.
+
+    Called for every logged call and inbound message: one lookup on ``ix_client_tenant_phone``.
+    """
+    if not e164:
+        return None
+    client = session.exec(
+        tenant_select(Client, tenant_id).where(Client.phone_e164 == e164).order_by(Client.id).limit(1)
+    ).first()
+    return _client_public(client) if client else None
+
+
+def list_cases(*, session: Session, tenant_id: int, client_id: int | None = None) -> list[CasePublic]:
+    """The firm's cases, newest first; only one client's when ``client_id`` is given."""
+    query = tenant_select(Case, tenant_id)
+    if client_id is not None:
+        get_owned(session, Client, tenant_id, client_id, what="client")
+        query = query.where(Case.client_id == client_id)
+    rows = session.exec(query.order_by(Case.id.desc())).all()  # type: ignore[union-attr]
+    return [_case_public(c) for c in rows]
+
+
+def create_case(*, session: Session, tenant_id: int, client_id: int, title: str, reference: str = "") -> CasePublic:
+    """A new open case of one of the firm's clients."""
+    title = (title or "").strip()
+    if not title:
+        raise Invalid("title", "a case title is required")
+    if len(title) > 200:
+        raise Invalid("title", "a case title is at most 200 characters")
+    reference = (reference or "").strip()
+    if len(reference) > 64:
+        raise Invalid("reference", "a reference is at most 64 characters")
+    client = get_owned(session, Client, tenant_id, client_id, what="client")
+    case = Case(tenant_id=tenant_id, client_id=client.id, title=title, reference=reference)
+    session.add(case)
+    session.flush()
+    return _case_public(case)

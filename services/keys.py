@@ -1,0 +1,120 @@
+"""Rotation of the secret key: every stored secret, its purpose, and the env file.
+
+:data:`SECRET_COLUMNS` is the one list of encrypted columns; a new secret column is
+added there (with the purpose its writer encrypts under) so ``rotate-key`` covers it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel
+
+from services import security
+from services.models import PbxSettings, SipExtension
+
+SIP_PASSWORD_PURPOSE = "sip_extension.password"
+TURN_CREDENTIAL_PURPOSE = "pbx_settings.turn_credential"
+
+CURRENT_KEY_VAR = "WATHEEQ_SECRET_KEY"
+PREVIOUS_KEYS_VAR = "WATHEEQ_PREVIOUS_SECRET_KEYS"
+
+
+@dataclass(frozen=True)
+class SecretColumn:
+    model: type[SQLModel]
+    column: str
+    purpose: str
+
+
+SECRET_COLUMNS: tuple[SecretColumn, ...] = (
+    SecretColumn(SipExtension, "password_encrypted", SIP_PASSWORD_PURPOSE),
+    SecretColumn(PbxSettings, "turn_credential_encrypted", TURN_CREDENTIAL_PURPOSE),
+)
+
+
+class RotationError(RuntimeError):
+    """A stored secret could not be re-encrypted (names the row, never the secret)."""
+
+
+def reencrypt_secrets(*, session: Session, new_key: str) -> dict[str, int]:
+    """Re-encrypt every stored secret of every tenant under ``new_key``.
+
+    Decrypts with the configured keys (current and previous). Nothing is written unless
+    every secret decrypts, so a half-rotated database is impossible. Returns the count
+    of re-encrypted values per ``table.column``. An operator task across all tenants,
+    hence plain table statements rather than tenant-scoped queries.
+    """
+    key = security.parse_key(new_key)
+    updates: list[tuple[sa.Table, str, int, str]] = []
+    counts: dict[str, int] = {}
+    for spec in SECRET_COLUMNS:
+        table: sa.Table = spec.model.__table__  # type: ignore[attr-defined]
+        col = table.c[spec.column]
+        label = f"{table.name}.{spec.column}"
+        counts[label] = 0
+        rows = session.execute(sa.select(table.c.id, col).where(col.is_not(None)).order_by(table.c.id)).all()
+        for row_id, ciphertext in rows:
+            try:
+                fresh = security.reencrypt_secret(ciphertext, purpose=spec.purpose, new_key=key)
+            except security.DecryptionError as exc:
+                raise RotationError(f"{label} of row {row_id} cannot be decrypted: {exc}") from None
+            updates.append((table, spec.column, row_id, fresh))
+            counts[label] += 1
+    for table, column, row_id, fresh in updates:
+        session.execute(sa.update(table).where(table.c.id == row_id).values({column: fresh}))
+    session.flush()
+    return counts
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` pairs of an env file, read the way :mod:`services.config` reads them."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def rotated_previous_keys(old_key: str, previous: str | None) -> list[str]:
+    """The previous-keys list after rotating away from ``old_key``: newest first, no repeats."""
+    keys = [old_key.strip()] + [k.strip() for k in (previous or "").split(",") if k.strip()]
+    return list(dict.fromkeys(keys))
+
+
+def write_env_keys(path: Path, *, current: str, previous: list[str]) -> None:
+    """Set the two key variables in ``path``, keeping every other line; atomic, mode 0600."""
+    wanted = {CURRENT_KEY_VAR: current, PREVIOUS_KEYS_VAR: ",".join(previous)}
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    out: list[str] = []
+    written: set[str] = set()
+    for line in lines:
+        name = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        if name in wanted:
+            # A repeated line is dropped: a stale second copy must not outlive the rotation.
+            if name not in written:
+                out.append(f"{name}={wanted[name]}")
+                written.add(name)
+            continue
+        out.append(line)
+    out.extend(f"{name}={value}" for name, value in wanted.items() if name not in written)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".env.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(out) + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,124 @@
+"""What the sidecar needs from a WhatsApp connection, whichever library provides it.
+
+A gateway runs one client per tenant and reports what happens through a
+:class:`GatewayEvents` sink (the sidecar). It never touches the database itself: the
+sidecar decides what each event means for the session row.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from services import config
+from services.models import MessageStatus, WhatsappInbound
+
+
+class GatewayError(Exception):
+    """A gateway operation failed; the message is safe to show (no keys, no secrets)."""
+
+
+class GatewayEvents(Protocol):
+    """Callbacks a gateway calls; each is awaited and must not raise."""
+
+    async def on_qr(self, tenant_id: int, payload: str) -> None: ...
+
+    async def on_paired(self, tenant_id: int, device_jid: str, phone_number: str | None, push_name: str | None) -> None: ...
+
+    async def on_connected(self, tenant_id: int, push_name: str | None) -> None: ...
+
+    async def on_logged_out(self, tenant_id: int, reason: str) -> None: ...
+
+    async def on_connection_failed(self, tenant_id: int, reason: str) -> None: ...
+
+    async def on_keepalive_timeout(self, tenant_id: int) -> None: ...
+
+    async def on_activity(self, tenant_id: int) -> None: ...
+
+    async def on_inbound(self, tenant_id: int, messages: list[WhatsappInbound]) -> None: ...
+
+    async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None: ...
+
+
+class Gateway(ABC):
+    """One WhatsApp client per tenant, driven by the sidecar."""
+
+    name: str
+
+    def __init__(self, sink: GatewayEvents) -> None:
+        self.sink = sink
+
+    @abstractmethod
+    async def start(self, tenant_id: int, device_jid: str | None) -> None:
+        """Start the tenant's client: restore ``device_jid`` or, without one, pair a new device (QR).
+
+        Returns once the client is started; the outcome arrives as events. Raises
+        :class:`GatewayError` when it cannot even start.
+        """
+
+    @abstractmethod
+    async def stop(self, tenant_id: int) -> None:
+        """Stop the tenant's client without logging out (the device stays linked). Never raises."""
+
+    @abstractmethod
+    async def logout(self, tenant_id: int) -> None:
+        """Unlink the device from the phone when the client is online, stop it, delete its store."""
+
+    @abstractmethod
+    def delete_device_store(self, tenant_id: int) -> None:
+        """Forget the tenant's keys (after a logout or a phone-side unlink)."""
+
+    @abstractmethod
+    def has_device_store(self, tenant_id: int) -> bool:
+        """Whether keys of the tenant are stored."""
+
+    @abstractmethod
+    def is_running(self, tenant_id: int) -> bool:
+        """Whether a client of the tenant is started (connected or not)."""
+
+    @abstractmethod
+    async def is_alive(self, tenant_id: int) -> bool:
+        """Whether the tenant's client is really connected right now (the health watchdog's probe)."""
+
+    @abstractmethod
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
+        """Send a text; returns the WhatsApp message id. Raises :class:`GatewayError`."""
+
+    async def close(self) -> None:
+        """Stop every client (without logging out)."""
+        for tenant_id in list(self.running_tenants()):
+            await self.stop(tenant_id)
+
+    @abstractmethod
+    def running_tenants(self) -> list[int]:
+        """Tenants with a started client."""
+
+
+def data_dir() -> Path:
+    """The project's data folder (``WATHEEQ_DATA_DIR``, default ``data/`` in the project)."""
+    return Path(config.get("WATHEEQ_DATA_DIR", str(config.PROJECT_ROOT / "data")) or "data")
+
+
+def whatsapp_dir() -> Path:
+    path = data_dir() / "whatsapp"
+    path.mkdir(parents=True, exist_ok=True)
+    # Device stores hold the line's private keys: readable by the service user only.
+    os.chmod(path, 0o700)
+    return path
+
+
+def create_gateway(sink: GatewayEvents, name: str | None = None) -> Gateway:
+    """The configured gateway (``WATHEEQ_WHATSAPP_GATEWAY``: ``neonize`` or ``simulator``)."""
+    name = (name or config.whatsapp_gateway()).lower()
+    if name == "simulator":
+        from services.whatsapp.simulator import SimulatorGateway
+
+        return SimulatorGateway(sink)
+    if name == "neonize":
+        from services.whatsapp.neonize_gateway import NeonizeGateway
+
+        return NeonizeGateway(sink)
+    raise ValueError(f"unknown WhatsApp gateway {name!r} (neonize or simulator)")

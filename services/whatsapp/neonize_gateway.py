@@ -1,0 +1,451 @@
+"""The real gateway: neonize's asyncio client (whatsmeow in Go), one client per firm.
+
+Constraints of neonize 0.5.2 this module is built around (see shared research, whatsapp.md):
+
+- the Go core keeps its clients in unlocked maps: client start/stop/logout are serialised
+  through one lock, held until the new client has had time to register;
+- a client without ``jid`` or ``new_device`` resumes the *first* device of its store, so a new
+  pairing always passes ``uuid`` + ``new_device=True`` and a restore always passes the JID;
+- ``connect()`` returns a task at once and a dial error only surfaces when it ends, and the
+  first connect is never retried by the library: the task's end is reported to the sidecar;
+- handler exceptions are swallowed by neonize, so every handler catches and logs its own;
+- outgoing 1:1 messages carry a bot tag unless ``NEONIZE_BOT_TAG=off``.
+
+Device store: one SQLite file per firm under ``<data>/whatsapp/``, or, when the app's database
+is PostgreSQL, that database (whatsmeow's own ``whatsmeow_*`` tables), identities kept apart
+by the per-firm uuid and stored JID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+os.environ.setdefault("NEONIZE_BOT_TAG", "off")
+
+from neonize.aioze.client import NewAClient  # noqa: E402
+from neonize.aioze.events import (  # noqa: E402
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    HistorySyncEv,
+    KeepAliveRestoredEv,
+    KeepAliveTimeoutEv,
+    LoggedOutEv,
+    MessageEv,
+    OfflineSyncCompletedEv,
+    PairStatusEv,
+    QREv,
+    ReceiptEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason, PairStatus, Receipt, TemporaryBan  # noqa: E402
+from neonize.utils.jid import Jid2String  # noqa: E402
+
+from services import config, db  # noqa: E402
+from services.models import MessageStatus, WhatsappInbound  # noqa: E402
+from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
+
+log = logging.getLogger("watheeq.whatsapp.neonize")
+
+USER_SERVER = "s.whatsapp.net"
+EVENTS = (
+    QREv,
+    PairStatusEv,
+    ConnectedEv,
+    LoggedOutEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+    ConnectFailureEv,
+    ClientOutdatedEv,
+    DisconnectedEv,
+    KeepAliveTimeoutEv,
+    KeepAliveRestoredEv,
+    MessageEv,
+    ReceiptEv,
+    OfflineSyncCompletedEv,
+    HistorySyncEv,
+)
+# Wrappers whose inner message is the real content.
+_WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension", "documentWithCaptionMessage", "editedMessage")
+# (field, type shown, where the text is)
+_CONTENT = (
+    ("conversation", "text", None),
+    ("extendedTextMessage", "text", "text"),
+    ("imageMessage", "image", "caption"),
+    ("videoMessage", "video", "caption"),
+    ("documentMessage", "document", "caption"),
+    ("audioMessage", "audio", None),
+    ("stickerMessage", "sticker", None),
+    ("locationMessage", "location", "name"),
+    ("liveLocationMessage", "location", "caption"),
+    ("contactMessage", "contact", "displayName"),
+    ("contactsArrayMessage", "contact", "displayName"),
+    ("pollCreationMessage", "poll", "name"),
+    ("pollCreationMessageV3", "poll", "name"),
+)
+
+
+def parse_jid(text: str) -> JID:
+    """``user[.agent][:device]@server`` back into neonize's JID (the inverse of Jid2String)."""
+    user, _, server = text.partition("@")
+    device = 0
+    if ":" in user:
+        user, _, dev = user.partition(":")
+        device = int(dev)
+    agent = 0
+    if "." in user:
+        user, _, raw_agent = user.partition(".")
+        agent = int(raw_agent)
+    return JID(User=user, Server=server or USER_SERVER, Device=device, RawAgent=agent, Integrator=0, IsEmpty=False)
+
+
+def describe_message(message: Any) -> tuple[str, str] | None:
+    """(type, text or caption) of a waE2E.Message; None for messages with no content to store."""
+    for _ in range(3):
+        for wrapper in _WRAPPERS:
+            if message.HasField(wrapper) and getattr(message, wrapper).HasField("message"):
+                message = getattr(message, wrapper).message
+                break
+        else:
+            break
+    for name, kind, text_field in _CONTENT:
+        if name == "conversation":
+            if message.conversation:
+                return kind, message.conversation
+            continue
+        if not message.HasField(name):
+            continue
+        part = getattr(message, name)
+        if name == "audioMessage" and part.PTT:
+            kind = "voice"
+        text = getattr(part, text_field) if text_field else ""
+        if name == "documentMessage" and not text:
+            text = part.fileName
+        return kind, text or ""
+    return None
+
+
+def _timestamp(value: int) -> datetime | None:
+    if not value:
+        return None
+    # whatsmeow hands Unix seconds; guard against milliseconds all the same.
+    seconds = value / 1000 if value > 10**11 else value
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _phone_of(jid: JID) -> str | None:
+    if jid.Server == USER_SERVER and jid.User.isdigit():
+        return "+" + jid.User
+    return None
+
+
+def device_store_url(database_url: str) -> str:
+    """The app's PostgreSQL URL in the form lib/pq reads (no driver suffix; no TLS on loopback)."""
+    parts = urlsplit(database_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    query = dict(parse_qsl(parts.query))
+    if "sslmode" not in query and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        query["sslmode"] = "disable"
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+class NeonizeGateway(Gateway):
+    name = "neonize"
+
+    def __init__(self, sink: GatewayEvents, *, database_url: str | None = None, folder: Path | None = None, settle_seconds: float | None = None) -> None:
+        super().__init__(sink)
+        url = database_url or config.database_url()
+        self.postgres = url.startswith("postgres")
+        self._pg_url = device_store_url(url) if self.postgres else None
+        self._folder = folder
+        self.settle_seconds = settle_seconds if settle_seconds is not None else float(config.get("WATHEEQ_WHATSAPP_START_SETTLE_SECONDS", "0.5") or 0.5)
+        # One lock for every call that writes neonize's Go maps (start, stop, logout).
+        self._go_lock = asyncio.Lock()
+        self._clients: dict[int, NewAClient] = {}
+        self._tasks: dict[int, asyncio.Task[Any]] = {}
+        self._stopping: set[int] = set()
+        self._jids: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ device store
+
+    def store_name(self, tenant_id: int) -> str:
+        if self._pg_url:
+            return self._pg_url
+        folder = self._folder or whatsapp_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return str(folder / f"tenant-{tenant_id}.sqlite3")
+
+    def has_device_store(self, tenant_id: int) -> bool:
+        if self._pg_url:
+            return tenant_id in self._jids
+        return Path(self.store_name(tenant_id)).exists()
+
+    def delete_device_store(self, tenant_id: int) -> None:
+        jid = self._jids.pop(tenant_id, None)
+        if self._pg_url:
+            if jid:
+                self._delete_pg_device(jid)
+            return
+        base = Path(self.store_name(tenant_id))
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(base) + suffix).unlink(missing_ok=True)
+
+    def _delete_pg_device(self, jid: str) -> None:
+        import sqlalchemy as sa
+
+        try:
+            with db.get_engine().begin() as conn:
+                # whatsmeow's other tables reference the device with ON DELETE CASCADE.
+                conn.execute(sa.text("DELETE FROM whatsmeow_device WHERE jid = :jid"), {"jid": jid})
+        except Exception:
+            log.exception("deleting a device from the PostgreSQL store failed")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, tenant_id: int, device_jid: str | None) -> None:
+        if tenant_id in self._clients:
+            raise GatewayError("the client is already running")
+        name = self.store_name(tenant_id)
+        async with self._go_lock:
+            if device_jid:
+                client = NewAClient(name, jid=parse_jid(device_jid))
+                self._jids[tenant_id] = device_jid
+            else:
+                client = NewAClient(name, uuid=f"watheeq-tenant-{tenant_id}", new_device=True)
+            for event_type in EVENTS:
+                client.event(event_type)(self._handler(tenant_id))
+            client.qr(self._qr_handler(tenant_id))
+            self._clients[tenant_id] = client
+            self._stopping.discard(tenant_id)
+            try:
+                task = await client.connect()
+            except Exception as exc:
+                self._clients.pop(tenant_id, None)
+                raise GatewayError(str(exc)) from exc
+            self._tasks[tenant_id] = task
+            task.add_done_callback(lambda t: self._on_task_done(tenant_id, client, t))
+            # Neonize() registers the client in Go's maps from its worker thread: keep others
+            # out until it has, or until it already ended.
+            await asyncio.wait({task}, timeout=self.settle_seconds)
+
+    def _on_task_done(self, tenant_id: int, client: NewAClient, task: asyncio.Task[Any]) -> None:
+        if self._clients.get(tenant_id) is not client:
+            return
+        self._clients.pop(tenant_id, None)
+        self._tasks.pop(tenant_id, None)
+        if tenant_id in self._stopping or task.cancelled():
+            return
+        exc = task.exception()
+        reason = str(exc) if exc else "the connection to WhatsApp ended"
+        asyncio.get_running_loop().create_task(self.sink.on_connection_failed(tenant_id, reason[:500]))
+
+    async def stop(self, tenant_id: int) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            return
+        self._stopping.add(tenant_id)
+        async with self._go_lock:
+            try:
+                await client.stop()
+            except Exception:
+                log.exception("stopping the client of tenant %s failed", tenant_id)
+        task = self._tasks.get(tenant_id)
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=5)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        self._clients.pop(tenant_id, None)
+        self._tasks.pop(tenant_id, None)
+
+    async def logout(self, tenant_id: int) -> None:
+        client = self._clients.get(tenant_id)
+        if client is not None and await self.is_alive(tenant_id):
+            async with self._go_lock:
+                try:
+                    await client.logout()
+                except Exception as exc:
+                    log.warning("logout of tenant %s failed: %s", tenant_id, exc)
+        await self.stop(tenant_id)
+        self.delete_device_store(tenant_id)
+
+    def is_running(self, tenant_id: int) -> bool:
+        return tenant_id in self._clients
+
+    def running_tenants(self) -> list[int]:
+        return list(self._clients)
+
+    async def is_alive(self, tenant_id: int) -> bool:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            return False
+        try:
+            # A coroutine property in the async client: without await it is always truthy.
+            return bool(await client.is_connected)
+        except Exception:
+            return False
+
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        try:
+            response = await client.send_message(parse_jid(chat_jid), body)
+        except Exception as exc:
+            raise GatewayError(str(exc)[:500] or type(exc).__name__) from exc
+        return response.ID
+
+    # ------------------------------------------------------------------ events
+
+    def _handler(self, tenant_id: int) -> Any:
+        async def handle(client: Any, event: Any) -> None:
+            try:
+                await self.dispatch(tenant_id, client, event)
+            except Exception:
+                log.exception("handling %s of tenant %s failed", type(event).__name__, tenant_id)
+
+        return handle
+
+    def _qr_handler(self, tenant_id: int) -> Any:
+        async def handle(_client: Any, data: bytes) -> None:
+            try:
+                await self.sink.on_qr(tenant_id, data.decode() if isinstance(data, bytes) else str(data))
+            except Exception:
+                log.exception("handling a QR of tenant %s failed", tenant_id)
+
+        return handle
+
+    async def dispatch(self, tenant_id: int, client: Any, event: Any) -> None:
+        """Turn one neonize event of a tenant's client into what it means for the sidecar."""
+        sink = self.sink
+        if isinstance(event, MessageEv):
+            inbound = await self._inbound(client, event)
+            if inbound is not None:
+                await sink.on_inbound(tenant_id, [inbound])
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, ReceiptEv):
+            status = {Receipt.DELIVERED: MessageStatus.DELIVERED, Receipt.READ: MessageStatus.READ, Receipt.PLAYED: MessageStatus.READ}.get(event.Type)
+            if status is not None and not event.MessageSource.IsFromMe:
+                await sink.on_receipt(tenant_id, list(event.MessageIDs), status, _timestamp(event.Timestamp))
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, QREv):
+            codes = [c for c in event.Codes if c]
+            if codes:
+                await sink.on_qr(tenant_id, codes[0])
+        elif isinstance(event, PairStatusEv):
+            if event.Status == PairStatus.SUCCESS:
+                jid = Jid2String(event.ID)
+                self._jids[tenant_id] = jid
+                push_name = getattr(getattr(client, "me", None), "PushName", None) or event.BusinessName or None
+                await sink.on_paired(tenant_id, jid, _phone_of(event.ID), push_name)
+            else:
+                await sink.on_connection_failed(tenant_id, f"pairing failed: {event.Error or 'unknown error'}")
+        elif isinstance(event, ConnectedEv):
+            await sink.on_connected(tenant_id, await self._push_name(client))
+        elif isinstance(event, LoggedOutEv):
+            await sink.on_logged_out(tenant_id, ConnectFailureReason.Name(event.Reason).replace("_", " ").lower())
+        elif isinstance(event, StreamReplacedEv):
+            await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)")
+        elif isinstance(event, TemporaryBanEv):
+            until = _timestamp(event.Expire)
+            await sink.on_connection_failed(
+                tenant_id, f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+            )
+        elif isinstance(event, ConnectFailureEv):
+            await sink.on_connection_failed(tenant_id, f"WhatsApp refused the connection ({ConnectFailureReason.Name(event.Reason)}) {event.Message}".strip())
+        elif isinstance(event, ClientOutdatedEv):
+            await sink.on_connection_failed(tenant_id, "WhatsApp says this client is outdated (405): update neonize")
+        elif isinstance(event, KeepAliveTimeoutEv):
+            await sink.on_keepalive_timeout(tenant_id)
+        elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv, OfflineSyncCompletedEv)):
+            # whatsmeow reconnects by itself after a Disconnected; the health watchdog covers the rest.
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, HistorySyncEv):
+            messages = self._history(event)
+            if messages:
+                await sink.on_inbound(tenant_id, messages)
+
+    async def _push_name(self, client: Any) -> str | None:
+        me = getattr(client, "me", None)
+        if me is not None and me.PushName:
+            return me.PushName
+        if client is None:
+            return None
+        try:
+            device = await client.get_me()
+            return device.PushName or None
+        except Exception:
+            return None
+
+    async def _phone_for(self, client: Any, jid: JID, alt: JID | None) -> str | None:
+        phone = _phone_of(jid)
+        if phone:
+            return phone
+        if alt is not None and alt.User:
+            phone = _phone_of(alt)
+            if phone:
+                return phone
+        if jid.Server == "lid" and client is not None:
+            try:
+                return _phone_of(await client.get_pn_from_lid(jid))
+            except Exception as exc:
+                log.info("no phone number known for a LID sender: %s", exc)
+        return None
+
+    async def _inbound(self, client: Any, event: Any) -> WhatsappInbound | None:
+        info = event.Info
+        source = info.MessageSource
+        chat = Jid2String(source.Chat)
+        if source.Chat.Server in ("broadcast", "newsletter") or not info.ID:
+            return None
+        described = describe_message(event.Message)
+        if described is None:
+            return None
+        kind, body = described
+        if source.IsFromMe:
+            remote = await self._phone_for(client, source.Chat, source.RecipientAlt if source.HasField("RecipientAlt") else None)
+        else:
+            remote = await self._phone_for(client, source.Sender, source.SenderAlt if source.HasField("SenderAlt") else None)
+        return WhatsappInbound(
+            wa_message_id=info.ID,
+            chat_jid=chat,
+            remote_e164=remote,
+            from_me=source.IsFromMe,
+            push_name=info.Pushname or None,
+            message_type=kind,
+            body=body,
+            timestamp=_timestamp(info.Timestamp),
+        )
+
+    def _history(self, event: Any) -> list[WhatsappInbound]:
+        """Messages of a history sync (what arrived while the sidecar was down, among others)."""
+        found: list[WhatsappInbound] = []
+        for conversation in event.Data.conversations:
+            for item in conversation.messages:
+                web = item.message
+                key = web.key
+                described = describe_message(web.message)
+                if described is None or not key.ID or not key.remoteJID or not key.remoteJID.endswith("@" + USER_SERVER):
+                    continue
+                kind, body = described
+                user = key.remoteJID.split("@", 1)[0].split(":", 1)[0]
+                found.append(
+                    WhatsappInbound(
+                        wa_message_id=key.ID,
+                        chat_jid=key.remoteJID,
+                        remote_e164="+" + user if user.isdigit() else None,
+                        from_me=key.fromMe,
+                        push_name=web.pushName or None,
+                        message_type=kind,
+                        body=body,
+                        timestamp=_timestamp(web.messageTimestamp),
+                    )
+                )
+        return found

@@ -1,0 +1,425 @@
+"""A WhatsApp gateway that needs no phone and no network: for tests and offline demos.
+
+It behaves like the neonize gateway as the sidecar sees it: a new device shows QR payloads
+of WhatsApp's shape that rotate (first after 60 s, then every 20 s, six codes in all, then
+silence, as whatsmeow does), a paired device is kept in a store file and restored without a
+QR, and inbound messages, receipts and phone-side unlinks arrive as events.
+
+The phone is played through a command queue on disk that any process can write to
+(:func:`enqueue_command`, or ``python -m services.whatsapp.simulator``): one JSON file per
+command under ``<data>/whatsapp/simulator/commands/tenant-<id>/``. The gateway of the
+sidecar that holds the tenant picks it up within ``poll_interval``. Commands:
+
+- ``scan`` {phone, push_name}: the phone scans the current QR (only while a QR is shown);
+- ``inbound`` {from_phone, body, message_type?, wa_message_id?, push_name?, from_me?}:
+  a message arrives (kept queued until the line is connected, as the phone would);
+- ``receipt`` {wa_message_ids? | all_sent: true, status: DELIVERED|READ}: receipts arrive;
+- ``unlink``: the device is removed from the phone (logged-out event, store deleted);
+- ``fail_connects`` {count, reason}: the next ``count`` connects fail with ``reason``;
+- ``fail_sends`` {count, reason}: the next ``count`` sends fail;
+- ``drop``: the connection dies silently (a zombie: no event, sends fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from services import config, phones
+from services.models import MessageStatus, WhatsappInbound
+from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir
+
+log = logging.getLogger(__name__)
+
+ACTIONS = frozenset({"scan", "inbound", "receipt", "unlink", "fail_connects", "fail_sends", "drop"})
+
+
+def simulator_dir(root: Path | None = None) -> Path:
+    path = root or (whatsapp_dir() / "simulator")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def enqueue_command(tenant_id: int, action: str, *, root: Path | None = None, **params: Any) -> Path:
+    """Queue a phone-side action for a tenant's simulated line; returns the command file."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown simulator action {action!r}")
+    folder = simulator_dir(root) / "commands" / f"tenant-{int(tenant_id)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(json.dumps({"action": action, **params}), encoding="utf-8")
+    final = folder / f"{name}.json"
+    # Rename is atomic: the poller never sees half a command.
+    tmp.replace(final)
+    return final
+
+
+def _qr_payload() -> str:
+    def b64(n: int) -> str:
+        return base64.b64encode(secrets.token_bytes(n)).decode()
+
+    ref = "2@" + base64.b64encode(secrets.token_bytes(60)).decode()
+    return f"https://wa.me/settings/linked_devices#{ref},{b64(32)},{b64(32)},{b64(32)},1"
+
+
+def _wa_id() -> str:
+    return "3EB0" + secrets.token_hex(8).upper()
+
+
+@dataclass
+class SentMessage:
+    tenant_id: int
+    chat_jid: str
+    body: str
+    wa_message_id: str
+
+
+@dataclass
+class _Client:
+    tenant_id: int
+    state: str = "starting"  # starting | pairing | connected | dead
+    push_name: str | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+class SimulatorGateway(Gateway):
+    name = "simulator"
+
+    def __init__(
+        self,
+        sink: GatewayEvents,
+        *,
+        root: Path | None = None,
+        qr_first_seconds: float | None = None,
+        qr_next_seconds: float | None = None,
+        qr_codes: int | None = None,
+        poll_interval: float = 0.1,
+        connect_delay: float = 0.02,
+    ) -> None:
+        super().__init__(sink)
+        self.root = simulator_dir(root)
+        self.qr_first = qr_first_seconds if qr_first_seconds is not None else float(config.get("WATHEEQ_SIMULATOR_QR_FIRST_SECONDS", "60") or 60)
+        self.qr_next = qr_next_seconds if qr_next_seconds is not None else float(config.get("WATHEEQ_SIMULATOR_QR_NEXT_SECONDS", "20") or 20)
+        self.qr_codes = qr_codes if qr_codes is not None else int(config.get("WATHEEQ_SIMULATOR_QR_CODES", "6") or 6)
+        self.poll_interval = poll_interval
+        self.connect_delay = connect_delay
+        self.sent: list[SentMessage] = []
+        self._clients: dict[int, _Client] = {}
+        self._known: set[int] = set()
+        self._fail_connects: dict[int, list[str]] = {}
+        self._fail_sends: dict[int, list[str]] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ device store
+
+    def _device_file(self, tenant_id: int) -> Path:
+        folder = self.root / "devices"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"tenant-{tenant_id}.json"
+
+    def _read_device(self, tenant_id: int) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._device_file(tenant_id).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def has_device_store(self, tenant_id: int) -> bool:
+        return self._device_file(tenant_id).exists()
+
+    def delete_device_store(self, tenant_id: int) -> None:
+        self._device_file(tenant_id).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _spawn(self, client: _Client, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        client.tasks.add(task)
+        task.add_done_callback(client.tasks.discard)
+
+    def _ensure_poller(self) -> None:
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll_commands())
+
+    async def start(self, tenant_id: int, device_jid: str | None) -> None:
+        if tenant_id in self._clients:
+            raise GatewayError("the client is already running")
+        self._known.add(tenant_id)
+        self._ensure_poller()
+        self._process_commands(tenant_id, only={"fail_connects", "fail_sends"})
+        client = _Client(tenant_id)
+        self._clients[tenant_id] = client
+        failures = self._fail_connects.get(tenant_id)
+        if failures:
+            self._spawn(client, self._fail(client, failures.pop(0)))
+        elif device_jid:
+            self._spawn(client, self._restore(client, device_jid))
+        else:
+            self._spawn(client, self._pair(client))
+
+    async def _fail(self, client: _Client, reason: str) -> None:
+        await asyncio.sleep(self.connect_delay)
+        self._drop_client(client)
+        await self.sink.on_connection_failed(client.tenant_id, reason)
+
+    async def _restore(self, client: _Client, device_jid: str) -> None:
+        await asyncio.sleep(self.connect_delay)
+        device = self._read_device(client.tenant_id)
+        if device is None or device.get("jid") != device_jid:
+            self._drop_client(client)
+            await self.sink.on_logged_out(client.tenant_id, "the device is no longer linked")
+            return
+        client.state = "connected"
+        client.push_name = device.get("push_name")
+        await self.sink.on_connected(client.tenant_id, client.push_name)
+
+    async def _pair(self, client: _Client) -> None:
+        await asyncio.sleep(self.connect_delay)
+        client.state = "pairing"
+        for i in range(self.qr_codes):
+            if client.state != "pairing":
+                return
+            await self.sink.on_qr(client.tenant_id, _qr_payload())
+            await asyncio.sleep(self.qr_first if i == 0 else self.qr_next)
+        # Like whatsmeow's QR channel, the codes simply run out; the sidecar's watchdog expires it.
+
+    def _drop_client(self, client: _Client) -> None:
+        if self._clients.get(client.tenant_id) is client:
+            del self._clients[client.tenant_id]
+        current = asyncio.current_task()
+        for task in list(client.tasks):
+            if task is not current:
+                task.cancel()
+
+    async def stop(self, tenant_id: int) -> None:
+        client = self._clients.get(tenant_id)
+        if client is not None:
+            self._drop_client(client)
+
+    async def logout(self, tenant_id: int) -> None:
+        await self.stop(tenant_id)
+        self.delete_device_store(tenant_id)
+
+    def is_running(self, tenant_id: int) -> bool:
+        return tenant_id in self._clients
+
+    def running_tenants(self) -> list[int]:
+        return list(self._clients)
+
+    async def is_alive(self, tenant_id: int) -> bool:
+        client = self._clients.get(tenant_id)
+        return client is not None and client.state == "connected"
+
+    async def close(self) -> None:
+        await super().close()
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        failures = self._fail_sends.get(tenant_id)
+        if failures:
+            raise GatewayError(failures.pop(0))
+        wa_id = _wa_id()
+        self.sent.append(SentMessage(tenant_id, chat_jid, body, wa_id))
+        sent_log = self.root / "sent" / f"tenant-{tenant_id}.jsonl"
+        sent_log.parent.mkdir(parents=True, exist_ok=True)
+        with sent_log.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id}) + "\n")
+        return wa_id
+
+    # ------------------------------------------------------------------ the phone
+
+    async def scan(self, tenant_id: int, phone: str, push_name: str | None = None) -> bool:
+        """The phone scans the QR now; False when no QR is being shown."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "pairing":
+            return False
+        e164 = phones.normalise(phone if phone.startswith("+") else "+" + phones.digits_of(phone), "SA")
+        jid = f"{phones.digits_of(e164)}:{secrets.randbelow(30) + 1}@s.whatsapp.net"
+        device = {"jid": jid, "phone": e164, "push_name": push_name}
+        tmp = self._device_file(tenant_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps(device), encoding="utf-8")
+        tmp.replace(self._device_file(tenant_id))
+        client.state = "connected"
+        client.push_name = push_name
+        for task in list(client.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self.sink.on_paired(tenant_id, jid, e164, push_name)
+        await self.sink.on_connected(tenant_id, push_name)
+        return True
+
+    async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """An inbound message arrives; False (kept for later) while the line is not connected."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        raw = str(params.get("from_phone", ""))
+        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="from_phone")
+        at = params.get("timestamp")
+        message = WhatsappInbound(
+            wa_message_id=str(params.get("wa_message_id") or _wa_id()),
+            chat_jid=f"{phones.digits_of(e164)}@s.whatsapp.net",
+            remote_e164=e164,
+            from_me=bool(params.get("from_me", False)),
+            push_name=params.get("push_name"),
+            message_type=str(params.get("message_type") or "text"),
+            body=str(params.get("body") or ""),
+            timestamp=datetime.fromisoformat(at) if at else datetime.now(timezone.utc),
+        )
+        await self.sink.on_activity(tenant_id)
+        await self.sink.on_inbound(tenant_id, [message])
+        return True
+
+    async def receipt(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        status = MessageStatus(str(params.get("status", "DELIVERED")).upper())
+        if params.get("all_sent"):
+            ids = [m.wa_message_id for m in self.sent if m.tenant_id == tenant_id]
+        else:
+            ids = [str(i) for i in params.get("wa_message_ids", [])]
+        await self.sink.on_receipt(tenant_id, ids, status, datetime.now(timezone.utc))
+        return True
+
+    async def unlink(self, tenant_id: int) -> None:
+        self.delete_device_store(tenant_id)
+        client = self._clients.get(tenant_id)
+        if client is not None:
+            self._drop_client(client)
+            await self.sink.on_logged_out(tenant_id, "unlinked from the phone")
+
+    def drop(self, tenant_id: int) -> None:
+        client = self._clients.get(tenant_id)
+        if client is not None:
+            client.state = "dead"
+
+    def fail_next_connects(self, tenant_id: int, count: int, reason: str) -> None:
+        self._fail_connects.setdefault(tenant_id, []).extend([reason] * count)
+
+    # ------------------------------------------------------------------ command queue
+
+    def _command_files(self, tenant_id: int) -> list[Path]:
+        folder = self.root / "commands" / f"tenant-{tenant_id}"
+        try:
+            return sorted(p for p in folder.iterdir() if p.suffix == ".json")
+        except FileNotFoundError:
+            return []
+
+    def _process_commands(self, tenant_id: int, only: set[str]) -> None:
+        """Apply the synchronous commands (failure injection) queued for a tenant."""
+        for path in self._command_files(tenant_id):
+            command = self._read_command(path)
+            if command is None or command.get("action") not in only:
+                continue
+            self._apply_sync(tenant_id, command)
+            path.unlink(missing_ok=True)
+
+    def _apply_sync(self, tenant_id: int, command: dict[str, Any]) -> None:
+        count = int(command.get("count", 1))
+        reason = str(command.get("reason") or "simulated failure")
+        if command["action"] == "fail_connects":
+            self.fail_next_connects(tenant_id, count, reason)
+        else:
+            self._fail_sends.setdefault(tenant_id, []).extend([reason] * count)
+
+    @staticmethod
+    def _read_command(path: Path) -> dict[str, Any] | None:
+        try:
+            command = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            log.warning("simulator: unreadable command %s dropped", path.name)
+            path.unlink(missing_ok=True)
+            return None
+        if not isinstance(command, dict) or command.get("action") not in ACTIONS:
+            log.warning("simulator: unknown command %s dropped", path.name)
+            path.unlink(missing_ok=True)
+            return None
+        return command
+
+    async def _apply(self, tenant_id: int, command: dict[str, Any]) -> bool:
+        """Apply one command; False keeps it queued for later."""
+        action = command["action"]
+        if action == "scan":
+            if not await self.scan(tenant_id, str(command.get("phone", "")), command.get("push_name")):
+                log.warning("simulator: scan for tenant %s ignored: no QR is shown", tenant_id)
+            return True
+        if action == "inbound":
+            return await self.deliver(tenant_id, command)
+        if action == "receipt":
+            return await self.receipt(tenant_id, command)
+        if action == "unlink":
+            await self.unlink(tenant_id)
+            return True
+        if action == "drop":
+            self.drop(tenant_id)
+            return True
+        self._apply_sync(tenant_id, command)
+        return True
+
+    async def _poll_commands(self) -> None:
+        while True:
+            for tenant_id in list(self._known):
+                for path in self._command_files(tenant_id):
+                    command = self._read_command(path)
+                    if command is None:
+                        continue
+                    try:
+                        done = await self._apply(tenant_id, command)
+                    except Exception:
+                        log.exception("simulator: command %s for tenant %s failed", command.get("action"), tenant_id)
+                        done = True
+                    if not done:
+                        # Later commands of this tenant wait too, so the phone's order is kept.
+                        break
+                    path.unlink(missing_ok=True)
+            await asyncio.sleep(self.poll_interval)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Play the phone of a simulated line from the command line."""
+    parser = argparse.ArgumentParser(prog="python -m services.whatsapp.simulator", description=main.__doc__)
+    parser.add_argument("action", choices=sorted(ACTIONS))
+    parser.add_argument("--tenant", type=int, required=True)
+    parser.add_argument("--phone", help="scan: the linking phone's number")
+    parser.add_argument("--push-name", help="scan/inbound: the WhatsApp profile name")
+    parser.add_argument("--from-phone", help="inbound: the sender's number")
+    parser.add_argument("--body", default="", help="inbound: the text or caption")
+    parser.add_argument("--type", dest="message_type", default="text", help="inbound: text, image, document...")
+    parser.add_argument("--status", default="DELIVERED", help="receipt: DELIVERED or READ")
+    parser.add_argument("--id", dest="ids", action="append", default=[], help="receipt: a WhatsApp message id (repeatable)")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--reason", default="simulated failure")
+    args = parser.parse_args(argv)
+    params: dict[str, Any] = {}
+    if args.action == "scan":
+        params = {"phone": args.phone, "push_name": args.push_name}
+    elif args.action == "inbound":
+        params = {"from_phone": args.from_phone, "body": args.body, "message_type": args.message_type, "push_name": args.push_name}
+    elif args.action == "receipt":
+        params = {"status": args.status, **({"wa_message_ids": args.ids} if args.ids else {"all_sent": True})}
+    elif args.action in ("fail_connects", "fail_sends"):
+        params = {"count": args.count, "reason": args.reason}
+    print(enqueue_command(args.tenant, args.action, **params))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("WATHEEQ_WHATSAPP_GATEWAY", "simulator")
+    main()

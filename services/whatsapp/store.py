@@ -1,0 +1,712 @@
+"""The WhatsApp session store and message functions.
+
+Two audiences share these functions:
+
+- the edges (UI, REST API) write intent: ``init_session`` / ``disconnect`` set the desired
+  state, ``send_message`` queues a PENDING row, and they read status and messages;
+- the sidecar claims sessions with a lease and writes back what actually happened: QR
+  payloads, status, pairing, inbound messages, send results and receipts.
+
+Every sidecar write on the session row is fenced by the worker's lease (``worker_id``): a
+sidecar that lost a tenant to another one cannot overwrite its status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, func, select
+
+from services import clients, config, phones
+from services.errors import Conflict, Forbidden, Invalid
+from services.models import (
+    Client,
+    MessageDirection,
+    MessageStatus,
+    Principal,
+    Tenant,
+    WhatsappDesiredState,
+    WhatsappInbound,
+    WhatsappLease,
+    WhatsappMessage,
+    WhatsappMessagePublic,
+    WhatsappMessagesPage,
+    WhatsappOutbound,
+    WhatsappSend,
+    WhatsappSession,
+    WhatsappStatus,
+    WhatsappStatusPublic,
+    utcnow,
+)
+from services.tenancy import get_owned, tenant_select
+
+MAX_BODY = 4096
+QR_EXPIRED = "QR expired — link again"
+NOT_CONNECTED = "the WhatsApp line is not connected"
+# Receipts only move a message forward: a late DELIVERED never undoes READ.
+_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1, MessageStatus.DELIVERED: 2, MessageStatus.READ: 3}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
+    gateway = config.whatsapp_gateway()
+    if row is None:
+        return WhatsappStatusPublic(
+            status=WhatsappStatus.DISCONNECTED,
+            desired_state=WhatsappDesiredState.DISCONNECTED,
+            qr_payload=None,
+            qr_issued_at=None,
+            phone_number=None,
+            push_name=None,
+            connected_since=None,
+            last_error=None,
+            next_retry_at=None,
+            gateway=gateway,
+        )
+    pending = row.status == WhatsappStatus.QR_PENDING
+    return WhatsappStatusPublic(
+        status=row.status,
+        desired_state=row.desired_state,
+        qr_payload=row.qr_payload if pending else None,
+        qr_issued_at=row.qr_issued_at if pending else None,
+        phone_number=row.phone_number,
+        push_name=row.push_name,
+        connected_since=row.connected_since if row.status == WhatsappStatus.CONNECTED else None,
+        last_error=row.last_error,
+        next_retry_at=row.next_retry_at if row.status == WhatsappStatus.ERROR else None,
+        gateway=gateway,
+    )
+
+
+def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMessagePublic:
+    return WhatsappMessagePublic(
+        id=row.id,  # type: ignore[arg-type]
+        wa_message_id=row.wa_message_id,
+        direction=row.direction,
+        status=row.status,
+        chat_jid=row.chat_jid,
+        remote_e164=row.remote_e164,
+        client_id=row.client_id,
+        client_name=client_name,
+        push_name=row.push_name,
+        message_type=row.message_type,
+        body=row.body,
+        error=row.error,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        delivered_at=row.delivered_at,
+        read_at=row.read_at,
+    )
+
+
+def _require_tenant(actor: Principal, tenant_id: int) -> None:
+    if actor.tenant_id != tenant_id:
+        raise Forbidden("this user does not belong to the firm")
+
+
+def _require_admin(actor: Principal, tenant_id: int) -> None:
+    _require_tenant(actor, tenant_id)
+    if not actor.is_admin:
+        raise Forbidden("only an owner or an admin may link or unlink the WhatsApp line")
+
+
+def _session_row(session: Session, tenant_id: int) -> WhatsappSession | None:
+    return session.exec(tenant_select(WhatsappSession, tenant_id)).first()
+
+
+def _get_or_create_row(session: Session, tenant_id: int) -> WhatsappSession:
+    row = _session_row(session, tenant_id)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = WhatsappSession(tenant_id=tenant_id)
+            session.add(row)
+    except IntegrityError:
+        # Two admins clicked at once: the other transaction created it.
+        row = _session_row(session, tenant_id)
+        assert row is not None
+    return row
+
+
+def chat_jid_for(e164: str) -> str:
+    """The WhatsApp chat of a phone number: its digits without the plus."""
+    return f"{phones.digits_of(e164)}@s.whatsapp.net"
+
+
+def _tenant_region(session: Session, tenant_id: int) -> str:
+    region = session.exec(select(Tenant.region).where(Tenant.id == tenant_id)).first()
+    return region or "SA"
+
+
+def _encode_cursor(created_at: datetime, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        stamp, _, row_id = text.partition("|")
+        at = datetime.fromisoformat(stamp)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at, int(row_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Invalid("cursor", "the cursor is not valid") from exc
+
+
+def _insert(session: Session, table: sa.Table) -> sa.Insert:
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_dialect.insert(table)
+    return sqlite_dialect.insert(table)
+
+
+# --------------------------------------------------------------------------- intent (UI, API)
+
+
+def init_session(*, session: Session, tenant_id: int, actor: Principal) -> WhatsappStatusPublic:
+    """Ask for the firm's line to be linked; the sidecar then shows a QR or restores the device.
+
+    OWNER/ADMIN only. Idempotent: asking again while connecting or connected changes nothing.
+    """
+    _require_admin(actor, tenant_id)
+    row = _get_or_create_row(session, tenant_id)
+    if row.desired_state != WhatsappDesiredState.CONNECTED:
+        row.desired_state = WhatsappDesiredState.CONNECTED
+        row.retry_count = 0
+        row.next_retry_at = None
+        if row.status in (WhatsappStatus.DISCONNECTED, WhatsappStatus.ERROR):
+            row.status = WhatsappStatus.CONNECTING
+            row.last_error = None
+        row.updated_at = utcnow()
+        session.add(row)
+        session.flush()
+    return _status_public(row)
+
+
+def disconnect(*, session: Session, tenant_id: int, actor: Principal) -> WhatsappStatusPublic:
+    """Ask for the firm's line to be unlinked: the sidecar logs the device out and deletes its keys.
+
+    OWNER/ADMIN only. A session that no sidecar holds and that never paired is closed at once.
+    """
+    _require_admin(actor, tenant_id)
+    row = _session_row(session, tenant_id)
+    if row is None:
+        return _status_public(None)
+    now = utcnow()
+    row.desired_state = WhatsappDesiredState.DISCONNECTED
+    row.next_retry_at = None
+    unheld = row.lease_expires_at is None or row.lease_expires_at < now
+    if row.device_jid is None and unheld:
+        row.status = WhatsappStatus.DISCONNECTED
+        row.qr_payload = None
+        row.qr_issued_at = None
+        row.last_error = None
+    row.updated_at = now
+    session.add(row)
+    session.flush()
+    return _status_public(row)
+
+
+def get_session_status(*, session: Session, tenant_id: int) -> WhatsappStatusPublic:
+    """The line's status as the sidecar last wrote it, with the live QR payload while pending."""
+    return _status_public(_session_row(session, tenant_id))
+
+
+def send_message(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappSend) -> WhatsappMessagePublic:
+    """Queue a text message to a number or to a client; the sidecar sends it (PENDING until then).
+
+    Exactly one of ``to`` (any phone format, read in the firm's region) and ``client_id``.
+    Conflict when the line is not connected.
+    """
+    _require_tenant(actor, tenant_id)
+    body = data.body if isinstance(data.body, str) else ""
+    if not body.strip():
+        raise Invalid("body", "a message is required")
+    if len(body) > MAX_BODY:
+        raise Invalid("body", f"a message is at most {MAX_BODY} characters")
+    has_to = bool((data.to or "").strip())
+    if has_to == (data.client_id is not None):
+        raise Invalid("to", "give either a phone number or a client, not both")
+    client_name: str | None = None
+    if data.client_id is not None:
+        client = get_owned(session, Client, tenant_id, data.client_id, what="client")
+        if not client.phone_e164:
+            raise Invalid("client_id", "this client has no valid phone number")
+        e164 = client.phone_e164
+        client_id: int | None = client.id
+        client_name = client.name
+    else:
+        e164 = phones.normalise(data.to, _tenant_region(session, tenant_id), field="to")
+        match = clients.find_client_by_phone(session=session, tenant_id=tenant_id, e164=e164)
+        client_id = match.id if match else None
+        client_name = match.name if match else None
+    row = _session_row(session, tenant_id)
+    if row is None or row.status != WhatsappStatus.CONNECTED:
+        raise Conflict(NOT_CONNECTED, field="status")
+    message = WhatsappMessage(
+        tenant_id=tenant_id,
+        direction=MessageDirection.OUTBOUND,
+        status=MessageStatus.PENDING,
+        chat_jid=chat_jid_for(e164),
+        remote_e164=e164,
+        client_id=client_id,
+        sender_user_id=actor.user_id,
+        message_type="text",
+        body=body,
+    )
+    session.add(message)
+    session.flush()
+    return _message_public(message, client_name)
+
+
+def get_messages(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    client_id: int | None = None,
+    direction: MessageDirection | None = None,
+    chat_jid: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> WhatsappMessagesPage:
+    """The firm's messages, newest first, filtered (AND) and paged by keyset cursor."""
+    _require_tenant(actor, tenant_id)
+    if not 1 <= limit <= 500:
+        raise Invalid("limit", "limit must be between 1 and 500")
+    for name, value in (("date_from", date_from), ("date_to", date_to)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid(name, "a date must carry its time zone")
+    if date_from and date_to and date_from > date_to:
+        raise Invalid("date_from", "the start is after the end")
+    if client_id is not None:
+        get_owned(session, Client, tenant_id, client_id, what="client")
+    conditions: list[sa.ColumnElement[bool]] = [WhatsappMessage.tenant_id == tenant_id]
+    if client_id is not None:
+        conditions.append(WhatsappMessage.client_id == client_id)
+    if direction is not None:
+        conditions.append(WhatsappMessage.direction == MessageDirection(direction))
+    if chat_jid:
+        conditions.append(WhatsappMessage.chat_jid == chat_jid)
+    if date_from is not None:
+        conditions.append(WhatsappMessage.created_at >= date_from)
+    if date_to is not None:
+        conditions.append(WhatsappMessage.created_at <= date_to)
+    count = session.exec(select(func.count()).select_from(WhatsappMessage).where(*conditions)).one()
+    page_conditions = list(conditions)
+    if cursor:
+        at, row_id = _decode_cursor(cursor)
+        page_conditions.append(
+            sa.or_(
+                WhatsappMessage.created_at < at,
+                sa.and_(WhatsappMessage.created_at == at, WhatsappMessage.id < row_id),
+            )
+        )
+    query = (
+        select(WhatsappMessage, Client.name)
+        .join(Client, sa.and_(Client.id == WhatsappMessage.client_id, Client.tenant_id == tenant_id), isouter=True)
+        .where(*page_conditions)
+        .order_by(WhatsappMessage.created_at.desc(), WhatsappMessage.id.desc())  # type: ignore[attr-defined]
+        .limit(limit + 1)
+    )
+    rows = session.exec(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    data = [_message_public(m, name) for m, name in rows]
+    next_cursor = _encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if more and rows else None  # type: ignore[arg-type]
+    return WhatsappMessagesPage(data=data, count=count, next_cursor=next_cursor)
+
+
+# --------------------------------------------------------------------------- leases (sidecar)
+
+
+def _lease_of(row: WhatsappSession) -> WhatsappLease:
+    return WhatsappLease(
+        tenant_id=row.tenant_id,
+        desired_state=row.desired_state,
+        status=row.status,
+        device_jid=row.device_jid,
+        retry_count=row.retry_count,
+        next_retry_at=row.next_retry_at,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
+def _needs_a_worker() -> sa.ColumnElement[bool]:
+    # Wanted connected, or wanted disconnected but not yet torn down (a device to log out).
+    return sa.or_(
+        WhatsappSession.desired_state == WhatsappDesiredState.CONNECTED,
+        WhatsappSession.status != WhatsappStatus.DISCONNECTED,
+        WhatsappSession.device_jid.is_not(None),  # type: ignore[union-attr]
+    )
+
+
+def restore_active_sessions(
+    *, session: Session, worker_id: str, lease_seconds: float, limit: int = 50, now: datetime | None = None
+) -> list[WhatsappLease]:
+    """Claim up to ``limit`` sessions that need a sidecar and that no live worker holds.
+
+    A session is free when it has no worker, its lease has lapsed (its worker died), or it is
+    already ``worker_id``'s (a restarted worker takes its own tenants back at once). Each claim
+    is a conditional UPDATE, so two sidecars racing for one session cannot both win.
+    """
+    if limit <= 0:
+        return []
+    now = now or utcnow()
+    free = sa.or_(
+        WhatsappSession.worker_id.is_(None),  # type: ignore[union-attr]
+        WhatsappSession.worker_id == worker_id,
+        WhatsappSession.lease_expires_at.is_(None),  # type: ignore[union-attr]
+        WhatsappSession.lease_expires_at < now,  # type: ignore[operator]
+    )
+    candidates = session.exec(
+        select(WhatsappSession.id).where(_needs_a_worker(), free).order_by(WhatsappSession.id).limit(limit)
+    ).all()
+    expires = now + timedelta(seconds=lease_seconds)
+    claimed: list[WhatsappLease] = []
+    for session_id in candidates:
+        result = session.execute(
+            sa.update(WhatsappSession)
+            .where(WhatsappSession.id == session_id, free)
+            .values(worker_id=worker_id, lease_expires_at=expires)
+        )
+        if result.rowcount == 1:
+            row = session.exec(
+                select(WhatsappSession).where(WhatsappSession.id == session_id).execution_options(populate_existing=True)
+            ).one()
+            claimed.append(_lease_of(row))
+    return claimed
+
+
+def renew_leases(
+    *, session: Session, worker_id: str, tenant_ids: Iterable[int], lease_seconds: float, now: datetime | None = None
+) -> list[WhatsappLease]:
+    """Extend this worker's leases on ``tenant_ids``; returns those it still holds, freshly read."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return []
+    now = now or utcnow()
+    session.execute(
+        sa.update(WhatsappSession)
+        .where(WhatsappSession.tenant_id.in_(ids), WhatsappSession.worker_id == worker_id)  # type: ignore[attr-defined]
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    rows = session.exec(
+        select(WhatsappSession)
+        .where(WhatsappSession.tenant_id.in_(ids), WhatsappSession.worker_id == worker_id)  # type: ignore[attr-defined]
+        .execution_options(populate_existing=True)
+    ).all()
+    return [_lease_of(r) for r in rows]
+
+
+def release_leases(*, session: Session, worker_id: str, tenant_ids: Iterable[int] | None = None) -> int:
+    """Give up this worker's leases (all, or ``tenant_ids``) so another sidecar can take them at once."""
+    query = sa.update(WhatsappSession).where(WhatsappSession.worker_id == worker_id)
+    if tenant_ids is not None:
+        ids = list(tenant_ids)
+        if not ids:
+            return 0
+        query = query.where(WhatsappSession.tenant_id.in_(ids))  # type: ignore[attr-defined]
+    return session.execute(query.values(worker_id=None, lease_expires_at=None)).rowcount
+
+
+def _fenced_update(session: Session, *, tenant_id: int, worker_id: str, **values: object) -> bool:
+    values["updated_at"] = utcnow()
+    result = session.execute(
+        sa.update(WhatsappSession)
+        .where(WhatsappSession.tenant_id == tenant_id, WhatsappSession.worker_id == worker_id)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def record_connecting(*, session: Session, tenant_id: int, worker_id: str) -> bool:
+    """The worker is starting the client; False when it no longer holds the lease."""
+    return _fenced_update(
+        session, tenant_id=tenant_id, worker_id=worker_id, status=WhatsappStatus.CONNECTING, qr_payload=None, qr_issued_at=None
+    )
+
+
+def record_qr(*, session: Session, tenant_id: int, worker_id: str, payload: str, issued_at: datetime | None = None) -> bool:
+    """A new QR payload to show: status QR_PENDING with the payload, at once."""
+    if not payload or len(payload) > 2048:
+        raise Invalid("payload", "a QR payload is 1 to 2048 characters")
+    return _fenced_update(
+        session,
+        tenant_id=tenant_id,
+        worker_id=worker_id,
+        status=WhatsappStatus.QR_PENDING,
+        qr_payload=payload,
+        qr_issued_at=issued_at or utcnow(),
+        last_error=None,
+        next_retry_at=None,
+    )
+
+
+def record_pairing(
+    *, session: Session, tenant_id: int, worker_id: str, device_jid: str, phone_number: str | None, push_name: str | None
+) -> bool:
+    """The phone scanned the QR: remember the device (to restore it) and the linked number and name."""
+    if not device_jid:
+        raise Invalid("device_jid", "a paired device has a JID")
+    return _fenced_update(
+        session,
+        tenant_id=tenant_id,
+        worker_id=worker_id,
+        device_jid=device_jid[:128],
+        phone_number=phone_number,
+        push_name=(push_name or None) and push_name[:128],
+        qr_payload=None,
+        qr_issued_at=None,
+        status=WhatsappStatus.CONNECTING,
+    )
+
+
+def record_connected(*, session: Session, tenant_id: int, worker_id: str, push_name: str | None = None) -> bool:
+    """The client is logged in and online."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": WhatsappStatus.CONNECTED,
+        "connected_since": now,
+        "last_seen_at": now,
+        "retry_count": 0,
+        "next_retry_at": None,
+        "last_error": None,
+        "qr_payload": None,
+        "qr_issued_at": None,
+    }
+    if push_name:
+        values["push_name"] = push_name[:128]
+    return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
+
+
+def record_error(
+    *, session: Session, tenant_id: int, worker_id: str, reason: str, retry_count: int, next_retry_at: datetime | None
+) -> bool:
+    """The client failed (dial error, stream replaced, ban...): ERROR with the reason and the next try."""
+    return _fenced_update(
+        session,
+        tenant_id=tenant_id,
+        worker_id=worker_id,
+        status=WhatsappStatus.ERROR,
+        last_error=(reason or "unknown error")[:512],
+        retry_count=retry_count,
+        next_retry_at=next_retry_at,
+        qr_payload=None,
+        qr_issued_at=None,
+    )
+
+
+def record_disconnected(
+    *, session: Session, tenant_id: int, worker_id: str, reason: str | None = None, give_up: bool = False
+) -> bool:
+    """The line is down and its device forgotten (unlinked, logged out, or QR expired).
+
+    ``give_up`` also flips the desired state to DISCONNECTED, so nothing reconnects until an
+    admin links again; ``reason`` is what the UI shows.
+    """
+    values: dict[str, object] = {
+        "status": WhatsappStatus.DISCONNECTED,
+        "qr_payload": None,
+        "qr_issued_at": None,
+        "device_jid": None,
+        "phone_number": None,
+        "push_name": None,
+        "connected_since": None,
+        "next_retry_at": None,
+        "retry_count": 0,
+        "last_error": reason[:512] if reason else None,
+    }
+    if give_up:
+        values["desired_state"] = WhatsappDesiredState.DISCONNECTED
+    return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
+
+
+def record_seen(*, session: Session, tenant_id: int, worker_id: str) -> bool:
+    """The client showed a sign of life (used by the health watchdog and shown to operators)."""
+    return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, last_seen_at=utcnow())
+
+
+# --------------------------------------------------------------------------- messages (sidecar)
+
+
+def _match_clients(session: Session, tenant_id: int, numbers: set[str]) -> dict[str, int]:
+    """E.164 → the firm's oldest client with that number (as clients.find_client_by_phone), in one query."""
+    if not numbers:
+        return {}
+    rows = session.execute(
+        select(Client.phone_e164, func.min(Client.id))
+        .where(Client.tenant_id == tenant_id, Client.phone_e164.in_(sorted(numbers)))  # type: ignore[union-attr]
+        .group_by(Client.phone_e164)
+    ).all()
+    return {phone: client_id for phone, client_id in rows}
+
+
+def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[WhatsappInbound]) -> int:
+    """Store received messages once each (a WhatsApp id seen before is ignored), matched to clients.
+
+    Returns how many were new. Messages the firm sent from the phone itself come as ``from_me``
+    and are stored as OUTBOUND / SENT.
+    """
+    if not messages:
+        return 0
+    for m in messages:
+        if not m.wa_message_id or len(m.wa_message_id) > 128:
+            raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
+        if not m.chat_jid or len(m.chat_jid) > 128:
+            raise Invalid("chat_jid", "a chat JID is 1 to 128 characters")
+        if m.timestamp is not None and m.timestamp.tzinfo is None:
+            raise Invalid("timestamp", "a timestamp must carry its time zone")
+    matched = _match_clients(session, tenant_id, {m.remote_e164 for m in messages if m.remote_e164})
+    now = utcnow()
+    rows = []
+    seen: set[str] = set()
+    for m in messages:
+        if m.wa_message_id in seen:
+            continue
+        seen.add(m.wa_message_id)
+        at = m.timestamp or now
+        rows.append(
+            {
+                "tenant_id": tenant_id,
+                "wa_message_id": m.wa_message_id,
+                "direction": MessageDirection.OUTBOUND if m.from_me else MessageDirection.INBOUND,
+                "status": MessageStatus.SENT if m.from_me else MessageStatus.RECEIVED,
+                "chat_jid": m.chat_jid,
+                "remote_e164": m.remote_e164,
+                "client_id": matched.get(m.remote_e164) if m.remote_e164 else None,
+                "push_name": (m.push_name or None) and m.push_name[:128],
+                "message_type": (m.message_type or "text")[:32],
+                "body": m.body or "",
+                "attempts": 0,
+                "created_at": at,
+                "sent_at": at if m.from_me else None,
+                "updated_at": now,
+            }
+        )
+    table = WhatsappMessage.__table__  # type: ignore[attr-defined]
+    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=["tenant_id", "wa_message_id"])
+    # Count new rows by what exists afterwards: rowcount of executemany is not reliable on every driver.
+    ids = [r["wa_message_id"] for r in rows]
+    before = _count_existing(session, tenant_id, ids)
+    session.execute(stmt, rows)
+    return _count_existing(session, tenant_id, ids) - before
+
+
+def _count_existing(session: Session, tenant_id: int, wa_ids: list[str]) -> int:
+    total = 0
+    for start in range(0, len(wa_ids), 500):
+        chunk = wa_ids[start : start + 500]
+        total += session.exec(
+            select(func.count())
+            .select_from(WhatsappMessage)
+            .where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.wa_message_id.in_(chunk))  # type: ignore[union-attr]
+        ).one()
+    return total
+
+
+def tenants_with_pending(*, session: Session, tenant_ids: Iterable[int]) -> set[int]:
+    """Which of these tenants (the ones a sidecar holds) have outbound messages waiting."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return set()
+    rows = session.exec(
+        select(WhatsappMessage.tenant_id)
+        .where(
+            WhatsappMessage.tenant_id.in_(ids),  # type: ignore[attr-defined]
+            WhatsappMessage.status == MessageStatus.PENDING,
+            WhatsappMessage.direction == MessageDirection.OUTBOUND,
+        )
+        .distinct()
+    ).all()
+    return set(rows)
+
+
+def next_outbound(*, session: Session, tenant_id: int, limit: int = 100) -> list[WhatsappOutbound]:
+    """The firm's PENDING outbound messages, oldest first (the order they must be sent in per chat)."""
+    rows = session.exec(
+        tenant_select(WhatsappMessage, tenant_id)
+        .where(WhatsappMessage.status == MessageStatus.PENDING, WhatsappMessage.direction == MessageDirection.OUTBOUND)
+        .order_by(WhatsappMessage.id)
+        .limit(limit)
+    ).all()
+    return [WhatsappOutbound(id=r.id, chat_jid=r.chat_jid, body=r.body, attempts=r.attempts) for r in rows]  # type: ignore[arg-type]
+
+
+def begin_send_attempt(*, session: Session, tenant_id: int, message_id: int) -> int:
+    """Count an attempt before the message leaves, so a crash mid-send is visible; returns attempts."""
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    row.attempts += 1
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row.attempts
+
+
+def mark_sent(*, session: Session, tenant_id: int, message_id: int, wa_message_id: str, sent_at: datetime | None = None) -> None:
+    """WhatsApp accepted the message: SENT with its WhatsApp id."""
+    if not wa_message_id or len(wa_message_id) > 128:
+        raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    row.status = MessageStatus.SENT
+    row.wa_message_id = wa_message_id
+    row.sent_at = sent_at or utcnow()
+    row.error = None
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+
+
+def mark_failed(*, session: Session, tenant_id: int, message_id: int, error: str, final: bool) -> None:
+    """A send attempt failed: keep it PENDING for another try, or FAILED with the reason when ``final``."""
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    row.error = (error or "send failed")[:512]
+    if final:
+        row.status = MessageStatus.FAILED
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+
+
+def apply_receipt(
+    *, session: Session, tenant_id: int, wa_message_ids: Sequence[str], status: MessageStatus, at: datetime | None = None
+) -> int:
+    """Delivery/read receipts for the firm's outbound messages; returns how many moved forward."""
+    if status not in (MessageStatus.DELIVERED, MessageStatus.READ):
+        raise Invalid("status", "a receipt is DELIVERED or READ")
+    ids = [i for i in wa_message_ids if i]
+    if not ids:
+        return 0
+    at = at or utcnow()
+    rows = session.exec(
+        tenant_select(WhatsappMessage, tenant_id).where(
+            WhatsappMessage.wa_message_id.in_(ids),  # type: ignore[union-attr]
+            WhatsappMessage.direction == MessageDirection.OUTBOUND,
+        )
+    ).all()
+    moved = 0
+    for row in rows:
+        if row.status not in _RANK or _RANK[row.status] >= _RANK[status]:
+            continue
+        row.status = status
+        if row.delivered_at is None:
+            row.delivered_at = at
+        if status == MessageStatus.READ:
+            row.read_at = at
+        row.updated_at = utcnow()
+        session.add(row)
+        moved += 1
+    session.flush()
+    return moved

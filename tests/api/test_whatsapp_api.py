@@ -1,0 +1,177 @@
+"""The firm's WhatsApp line over HTTP: linking by QR, status, sending and the message log.
+
+The sidecar's part (claiming the session, writing the QR, reporting the connection) is
+played here by the same store functions the sidecar calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.models import Role
+from services.whatsapp import store
+from tests.api.conftest import ROLES, Firm
+
+QR = "/api/v1/whatsapp/qr"
+WORKER = "test-worker"
+QR_PAYLOAD = "2@qr-payload-to-scan,key,key,key"
+
+
+def _sidecar_claims(engine: Engine) -> None:
+    with Session(engine) as session:
+        assert store.restore_active_sessions(session=session, worker_id=WORKER, lease_seconds=60)
+        session.commit()
+
+
+def _sidecar_shows_qr(engine: Engine, firm: Firm) -> None:
+    _sidecar_claims(engine)
+    with Session(engine) as session:
+        assert store.record_qr(session=session, tenant_id=firm.tenant_id, worker_id=WORKER, payload=QR_PAYLOAD)
+        session.commit()
+
+
+def _sidecar_connects(engine: Engine, firm: Firm) -> None:
+    _sidecar_claims(engine)
+    with Session(engine) as session:
+        assert store.record_connected(session=session, tenant_id=firm.tenant_id, worker_id=WORKER, push_name="Alpha Law")
+        session.commit()
+
+
+@pytest.fixture
+def connected(http: httpx.Client, engine: Engine, firm: Firm) -> Firm:
+    assert http.post(f"{QR}/connect", headers=firm.auth()).status_code == 200
+    _sidecar_connects(engine, firm)
+    return firm
+
+
+@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN])
+def test_owner_and_admin_link_the_line_and_see_the_qr(
+    http: httpx.Client, engine: Engine, firm: Firm, role: Role
+) -> None:
+    r = http.post(f"{QR}/connect", headers=firm.auth(role))
+    assert r.status_code == 200, r.text
+    assert r.json()["desired_state"] == "CONNECTED"
+    assert r.json()["status"] == "CONNECTING"
+    _sidecar_shows_qr(engine, firm)
+    status = http.get(f"{QR}/status", headers=firm.auth(role)).json()
+    assert status["status"] == "QR_PENDING"
+    assert status["qr_payload"] == QR_PAYLOAD
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.AGENT])
+def test_others_may_not_link_or_unlink_nor_see_the_qr(
+    http: httpx.Client, engine: Engine, firm: Firm, role: Role
+) -> None:
+    assert http.post(f"{QR}/connect", headers=firm.auth(role)).status_code == 403
+    assert http.get(f"{QR}/status", headers=firm.auth()).json()["desired_state"] == "DISCONNECTED"
+    http.post(f"{QR}/connect", headers=firm.auth())
+    _sidecar_shows_qr(engine, firm)
+    status = http.get(f"{QR}/status", headers=firm.auth(role))
+    assert status.status_code == 200
+    assert status.json()["status"] == "QR_PENDING"
+    assert status.json()["qr_payload"] is None
+    assert QR_PAYLOAD not in status.text
+    assert http.post(f"{QR}/disconnect", headers=firm.auth(role)).status_code == 403
+    assert http.get(f"{QR}/status", headers=firm.auth()).json()["desired_state"] == "CONNECTED"
+
+
+def test_disconnect_records_the_intent(http: httpx.Client, connected: Firm) -> None:
+    r = http.post(f"{QR}/disconnect", headers=connected.auth(Role.ADMIN))
+    assert r.status_code == 200
+    assert r.json()["desired_state"] == "DISCONNECTED"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_sends_a_message_that_waits_in_pending(http: httpx.Client, connected: Firm, role: Role) -> None:
+    r = http.post(f"{QR}/send", json={"to": "0501234567", "body": "Your hearing is on Sunday"}, headers=connected.auth(role))
+    assert r.status_code == 201, r.text
+    message = r.json()
+    assert message["status"] == "PENDING"
+    assert message["direction"] == "OUTBOUND"
+    assert message["remote_e164"] == "+966501234567"
+    assert message["client_id"] == connected.client.id
+    listing = http.get(f"{QR}/messages", params={"client_id": connected.client.id}, headers=connected.auth(role)).json()
+    assert [m["id"] for m in listing["data"]] == [message["id"]]
+
+
+def test_sending_to_a_client_by_id(http: httpx.Client, connected: Firm) -> None:
+    r = http.post(f"{QR}/send", json={"client_id": connected.other_client.id, "body": "hello"}, headers=connected.auth())
+    assert r.status_code == 201
+    assert r.json()["remote_e164"] == "+966559876543"
+
+
+def test_sending_while_not_connected_is_409(http: httpx.Client, firm: Firm) -> None:
+    r = http.post(f"{QR}/send", json={"to": "0501234567", "body": "hi"}, headers=firm.auth(Role.AGENT))
+    assert r.status_code == 409
+    assert http.get(f"{QR}/messages", headers=firm.auth()).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"to": "0501234567", "body": "   "}, "body"),
+        ({"to": "0501234567", "body": "x" * 4097}, "body"),
+        ({"to": "0501234567"}, "body"),
+        ({"body": "hi"}, "to"),
+        ({"to": "0501234567", "client_id": 1, "body": "hi"}, "to"),
+        ({"to": "call me", "body": "hi"}, "to"),
+        ({"client_id": 2**40, "body": "hi"}, "client_id"),
+        ({"client_id": "me", "body": "hi"}, "client_id"),
+    ],
+)
+def test_bad_messages_are_422_and_queue_nothing(
+    http: httpx.Client, connected: Firm, body: dict[str, Any], field: str
+) -> None:
+    r = http.post(f"{QR}/send", json=body, headers=connected.auth())
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", field]
+    assert http.get(f"{QR}/messages", headers=connected.auth()).json()["count"] == 0
+
+
+def test_sending_to_another_firms_client_is_404(http: httpx.Client, connected: Firm, rival: Firm) -> None:
+    r = http.post(f"{QR}/send", json={"client_id": rival.client.id, "body": "hi"}, headers=connected.auth())
+    assert r.status_code == 404
+    assert http.get(f"{QR}/messages", headers=connected.auth()).json()["count"] == 0
+
+
+def test_message_log_filters_and_pages(http: httpx.Client, connected: Firm) -> None:
+    for i in range(3):
+        http.post(f"{QR}/send", json={"to": "0501234567", "body": f"m{i}"}, headers=connected.auth())
+    http.post(f"{QR}/send", json={"to": "0559876543", "body": "other"}, headers=connected.auth())
+    seen: list[str] = []
+    page = http.get(f"{QR}/messages", params={"limit": 2, "chat_jid": "966501234567@s.whatsapp.net"}, headers=connected.auth()).json()
+    while True:
+        assert page["count"] == 3
+        seen += [m["body"] for m in page["data"]]
+        if not page["next_cursor"]:
+            break
+        page = http.get(
+            f"{QR}/messages",
+            params={"limit": 2, "chat_jid": "966501234567@s.whatsapp.net", "cursor": page["next_cursor"]},
+            headers=connected.auth(),
+        ).json()
+    assert seen == ["m2", "m1", "m0"]
+    inbound = http.get(f"{QR}/messages", params={"direction": "INBOUND"}, headers=connected.auth()).json()
+    assert inbound["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"cursor": "%%%"}, "cursor"),
+        ({"direction": "SIDEWAYS"}, "direction"),
+        ({"limit": 0}, "limit"),
+        ({"date_from": "2025-01-01T00:00:00"}, "date_from"),
+        ({"date_from": "never"}, "date_from"),
+        ({"client_id": 0}, "client_id"),
+    ],
+)
+def test_bad_message_queries_are_422(http: httpx.Client, firm: Firm, params: dict[str, Any], field: str) -> None:
+    r = http.get(f"{QR}/messages", params=params, headers=firm.auth())
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["query", field]

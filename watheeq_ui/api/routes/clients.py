@@ -1,0 +1,47 @@
+"""The firm's client directory (what calls and messages are matched against)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from services import clients
+from services.models import CasePublic, ClientCreate, ClientPublic, ClientsPublic
+from watheeq_ui.api.deps import IdPath, PrincipalDep, SessionDep
+
+router = APIRouter(prefix="/clients", tags=["clients"])
+
+
+@router.post("", response_model=ClientPublic, status_code=status.HTTP_201_CREATED)
+def create_client(session: SessionDep, principal: PrincipalDep, data: ClientCreate) -> ClientPublic:
+    """Add a client; the phone is stored as written and in E.164 for matching."""
+    return clients.create_client(session=session, tenant_id=principal.tenant_id, data=data)
+
+
+@router.get("", response_model=ClientsPublic)
+def list_clients(
+    session: SessionDep,
+    principal: PrincipalDep,
+    search: Annotated[str | None, Query(max_length=200, description="part of a name, or digits of a number")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ClientsPublic:
+    """Clients of the firm, searched by name or number."""
+    return clients.list_clients(
+        session=session, tenant_id=principal.tenant_id, search=search, limit=limit, offset=offset
+    )
+
+
+@router.get("/{client_id}", response_model=ClientPublic)
+def get_client(session: SessionDep, principal: PrincipalDep, client_id: IdPath) -> ClientPublic:
+    """One client of the firm."""
+    return clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=client_id)
+
+
+@router.get("/{client_id}/cases", response_model=list[CasePublic])
+def list_client_cases(session: SessionDep, principal: PrincipalDep, client_id: IdPath) -> list[CasePublic]:
+    """The cases of one client."""
+    # An unknown or other firm's client is a 404, not an empty list.
+    clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=client_id)
+    return clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=client_id)

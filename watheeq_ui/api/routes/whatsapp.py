@@ -1,0 +1,85 @@
+"""The firm's WhatsApp line: link by QR, status, sending and the message log.
+
+Connect, disconnect and send only record intent; the sidecar acts on it. So a sent
+message answers 201 in PENDING and its later states show up in the message log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import Field
+
+from services import whatsapp
+from services.models import (
+    ADMIN_ROLES,
+    MessageDirection,
+    WhatsappMessagePublic,
+    WhatsappMessagesPage,
+    WhatsappSend,
+    WhatsappStatusPublic,
+)
+from watheeq_ui.api.deps import MAX_ID, AdminDep, IdQuery, PrincipalDep, SessionDep
+
+router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"])
+
+
+class WhatsappSendIn(WhatsappSend):
+    client_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+
+
+@router.post("/connect", response_model=WhatsappStatusPublic)
+def connect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
+    """Ask for the firm's line to be linked (OWNER/ADMIN); poll the status for the QR code."""
+    return whatsapp.init_session(session=session, tenant_id=admin.tenant_id, actor=admin)
+
+
+@router.post("/disconnect", response_model=WhatsappStatusPublic)
+def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
+    """Unlink the firm's line (OWNER/ADMIN)."""
+    return whatsapp.disconnect(session=session, tenant_id=admin.tenant_id, actor=admin)
+
+
+@router.get("/status", response_model=WhatsappStatusPublic)
+def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPublic:
+    """The line's state; the QR payload to scan is included for OWNER/ADMIN while pairing."""
+    current = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
+    if principal.role not in ADMIN_ROLES:
+        # Whoever scans the QR links their phone to the firm's line: only those who may link see it.
+        current = current.model_copy(update={"qr_payload": None})
+    return current
+
+
+@router.post("/send", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED)
+def send(session: SessionDep, principal: PrincipalDep, data: WhatsappSendIn) -> WhatsappMessagePublic:
+    """Queue a text message to a number or a client; 409 while the line is not connected."""
+    return whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+
+
+@router.get("/messages", response_model=WhatsappMessagesPage)
+def list_messages(
+    session: SessionDep,
+    principal: PrincipalDep,
+    client_id: IdQuery = None,
+    direction: MessageDirection | None = None,
+    chat_jid: Annotated[str | None, Query(max_length=128)] = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> WhatsappMessagesPage:
+    """The message log, newest first."""
+    return whatsapp.get_messages(
+        session=session,
+        tenant_id=principal.tenant_id,
+        actor=principal,
+        client_id=client_id,
+        direction=direction,
+        chat_jid=chat_jid,
+        date_from=date_from,
+        date_to=date_to,
+        cursor=cursor,
+        limit=limit,
+    )

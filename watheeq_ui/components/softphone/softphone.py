@@ -1,0 +1,77 @@
+"""The Reflex wrapper of softphone.jsx, and where it mounts.
+
+The phone is an app wrap: it renders once above the router, so navigating between
+pages keeps the same JsSIP user agent, its registration and its calls. Pages only place
+a marker (:func:`softphone_slot`) that makes the compiler add that wrap.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+from reflex_base.components.component import Component
+
+from watheeq_ui.components.softphone.state import SoftphoneState
+from watheeq_ui.state.auth import AuthState
+
+JSSIP = "jssip@3.13.8"
+_JSX = rx.asset("softphone.jsx", shared=True)
+# Inside the theme (20) and the state providers (90/100), outside every page.
+APP_WRAP_KEY = (10, "WatheeqSoftphone")
+
+
+class Softphone(rx.NoSSRComponent):
+    """JsSIP user agent, dial pad, incoming-call card, in-call controls, wrap-up prompt."""
+
+    library = _JSX.importable_path
+    tag = "Softphone"
+    lib_dependencies: list[str] = [JSSIP]
+
+    config: rx.Var[dict]
+    command: rx.Var[dict]
+    match: rx.Var[dict]
+    recent: rx.Var[list]
+    cases: rx.Var[list]
+
+    on_call_event: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
+    on_registration: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
+    on_lookup: rx.EventHandler[rx.event.passthrough_event_spec(str)]
+    on_wrap_up: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
+
+
+def softphone_root() -> rx.Component:
+    """The phone as mounted above the router: only for a signed-in user with an extension."""
+    return rx.fragment(
+        rx.cond(
+            AuthState.signed_in & AuthState.has_extension,
+            Softphone.create(
+                config=SoftphoneState.config,
+                command=SoftphoneState.command,
+                match=SoftphoneState.match,
+                recent=SoftphoneState.recent,
+                cases=SoftphoneState.cases,
+                on_call_event=SoftphoneState.on_call_event,
+                on_registration=SoftphoneState.on_registration,
+                on_lookup=SoftphoneState.lookup,
+                on_wrap_up=SoftphoneState.save_wrap_up,
+                on_mount=SoftphoneState.load_config,
+                on_unmount=SoftphoneState.clear_config,
+            ),
+        ),
+    )
+
+
+class _SoftphoneSlot(rx.Fragment):
+    """Renders nothing itself; asks the compiler to mount the phone as an app wrap."""
+
+    @staticmethod
+    def _get_app_wrap_components() -> dict[tuple[int, str], Component]:
+        return {APP_WRAP_KEY: softphone_root()}
+
+
+def softphone_slot() -> rx.Component:
+    return _SoftphoneSlot.create()
+
+
+def click_to_call(number: rx.Var[str] | str) -> rx.event.EventSpec:
+    """The event that makes the phone dial ``number`` (call history, client page, dashboard)."""
+    return SoftphoneState.dial(number)

@@ -1,0 +1,219 @@
+"""The softphone's server side: the agent's own SIP config, call logging, client matches.
+
+The browser component reports JsSIP events here; each one becomes a call-log change
+through :mod:`services.call_center.softphone`. Only the signed-in user's own extension
+config is ever loaded, and it is dropped when the phone unmounts (sign-out).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import reflex as rx
+
+from services import accounts, call_center, clients, db, phones
+from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_event, leg_key
+from services.errors import DomainError, NotFound
+from services.models import CallDirection, CallFilters, Principal
+from watheeq_ui.state.auth import AuthState
+
+log = logging.getLogger(__name__)
+
+# A browser clock further off than this is not trusted for call times.
+_MAX_CLOCK_SKEW = timedelta(minutes=10)
+_RECENT = 5
+
+
+def _browser_time(value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromtimestamp(float(value) / 1000, tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return at if abs(at - now) <= _MAX_CLOCK_SKEW else None
+
+
+def _direction(value: Any) -> CallDirection:
+    return CallDirection.INBOUND if value == "incoming" else CallDirection.OUTBOUND
+
+
+class SoftphoneState(rx.State):
+    # Holds this agent's SIP password while signed in; never anyone else's.
+    config: dict[str, Any] = {}
+    command: dict[str, Any] = {}
+    match: dict[str, Any] = {}
+    recent: list[dict[str, Any]] = []
+    cases: list[dict[str, Any]] = []
+
+    _extension: str = ""
+
+    async def _principal(self) -> Principal | None:
+        auth = await self.get_state(AuthState)
+        return auth._principal()
+
+    @rx.event
+    async def load_config(self):
+        """on_mount of the phone: the signed-in agent's extension, or nothing."""
+        principal = await self._principal()
+        if principal is None:
+            self.clear_config()
+            return
+        try:
+            with db.session_scope() as session:
+                cfg = call_center.get_extension_for_user(
+                    session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
+                )
+        except NotFound:
+            self.clear_config()
+            return
+        wanted = {
+            "wss_url": cfg.wss_url,
+            "sip_uri": cfg.sip_uri,
+            "sip_domain": cfg.sip_domain,
+            "authorization_user": cfg.authorization_user,
+            "password": cfg.password,
+            "display_name": cfg.display_name,
+            "extension": cfg.extension,
+            "ice_servers": cfg.ice_servers,
+            "dtmf_transport": "RFC2833",
+        }
+        self._extension = cfg.extension
+        if wanted != self.config:  # an unchanged config must not restart the user agent
+            self.config = wanted
+        self._load_recent(principal)
+
+    @rx.event
+    def clear_config(self):
+        self.config = {}
+        self.match = {}
+        self.recent = []
+        self.cases = []
+        self._extension = ""
+
+    def _load_recent(self, principal: Principal) -> None:
+        with db.session_scope() as session:
+            page = call_center.get_call_history(
+                session=session,
+                tenant_id=principal.tenant_id,
+                actor=principal,
+                filters=CallFilters(agent_user_id=principal.user_id),
+                page_size=_RECENT,
+            )
+        self.recent = [
+            {
+                "id": c.id,
+                "direction": c.direction.value,
+                "status": c.status.value,
+                "remote_number": c.remote_number,
+                "client_name": c.client_name or "",
+            }
+            for c in page.data
+        ]
+
+    @rx.event
+    async def on_registration(self, payload: dict[str, Any]):
+        """The first registration of a page closes the calls its previous page left open."""
+        principal = await self._principal()
+        if principal is None or payload.get("state") != "registered" or not payload.get("first"):
+            return
+        with db.session_scope() as session:
+            closed = call_center.close_open_calls_for_agent(
+                session=session,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                before=datetime.now(timezone.utc),
+            )
+        if closed:
+            self._load_recent(principal)
+
+    @rx.event
+    async def on_call_event(self, payload: dict[str, Any]):
+        principal = await self._principal()
+        if principal is None or not self._extension:
+            return
+        now = datetime.now(timezone.utc)
+        at = _browser_time(payload.get("at"), now)
+        started = _browser_time(payload.get("started_at"), now)
+        answered = _browser_time(payload.get("answered_at"), now)
+        if at is None:
+            # One clock for all times of a call, or durations are meaningless.
+            at, started, answered = now, None, None
+        try:
+            event = SoftphoneCallEvent(
+                kind=payload.get("kind"),
+                sip_call_id=str(payload.get("call_id") or ""),
+                direction=_direction(payload.get("direction")),
+                remote_number=str(payload.get("remote") or "")[:64] or "unknown",
+                at=at,
+                started_at=started,
+                answered_at=answered,
+                originator=payload.get("originator"),
+                cause=payload.get("cause"),
+                status_code=payload.get("status_code") if isinstance(payload.get("status_code"), int) else None,
+            )
+            with db.session_scope() as session:
+                call = apply_softphone_event(
+                    session=session, tenant_id=principal.tenant_id, actor=principal, extension=self._extension, event=event
+                )
+                cases = (
+                    clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=call.client_id)
+                    if call.client_id and event.kind.value in ("ended", "failed")
+                    else None
+                )
+        except (DomainError, ValueError) as exc:
+            # A bad or stale event must not break the phone; the log is reconciled later.
+            log.warning("softphone event not logged: %s", exc)
+            return
+        if cases is not None:
+            self.cases = [{"id": c.id, "title": c.title} for c in cases]
+        elif event.kind.value == "new":
+            self.cases = []
+        if event.kind.value in ("ended", "failed"):
+            self._load_recent(principal)
+
+    @rx.event
+    async def lookup(self, number: str):
+        """The client whose phone is ``number`` (as typed or as the caller's), for the card."""
+        principal = await self._principal()
+        number = (number or "").strip()
+        if principal is None or len(number) < 5:
+            self.match = {}
+            return
+        with db.session_scope() as session:
+            region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
+            e164 = phones.try_normalise(number, region)
+            client = clients.find_client_by_phone(session=session, tenant_id=principal.tenant_id, e164=e164)
+        self.match = {"number": number, "client_id": client.id, "name": client.name} if client else {}
+
+    @rx.event
+    async def save_wrap_up(self, payload: dict[str, Any]):
+        principal = await self._principal()
+        if principal is None or not self._extension:
+            return
+        key = leg_key(
+            sip_call_id=str(payload.get("call_id") or ""),
+            direction=_direction(payload.get("direction")),
+            extension=self._extension,
+        )
+        note = str(payload.get("note") or "").strip() or None
+        case_id = payload.get("case_id") if isinstance(payload.get("case_id"), int) else None
+        try:
+            with db.session_scope() as session:
+                call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
+                if call is None or call.agent_user_id != principal.user_id:
+                    return rx.toast.error("The call was not found.")
+                call_center.add_notes(
+                    session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
+                )
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        return rx.toast.success("Saved to the call.")
+
+    @rx.event
+    def dial(self, number: str):
+        """Click-to-call from any page: the phone dials ``number``."""
+        seq = int(self.command.get("seq", 0)) + 1
+        self.command = {"seq": seq, "op": "dial", "target": str(number or "")}

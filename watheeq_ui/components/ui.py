@@ -1,0 +1,100 @@
+"""Small building blocks shared by the pages: cards, figures, badges, field errors."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from watheeq_ui.i18n import t
+
+
+def card(*children: rx.Component, **props) -> rx.Component:
+    props.setdefault("width", "100%")
+    return rx.card(*children, size="2", **props)
+
+
+def section_title(key: str, *extra: rx.Component) -> rx.Component:
+    return rx.hstack(
+        rx.heading(t(key), size="4", weight="medium"),
+        rx.spacer(),
+        *extra,
+        align="center",
+        width="100%",
+        margin_bottom="0.75rem",
+    )
+
+
+def stat_card(label_key: str, value: rx.Var | str, icon: str, color: str = "teal", test_id: str = "") -> rx.Component:
+    return card(
+        rx.hstack(
+            rx.vstack(
+                rx.text(t(label_key), size="2", color_scheme="gray"),
+                rx.text(value, size="7", weight="bold", data_testid=test_id or None),
+                spacing="1",
+            ),
+            rx.spacer(),
+            rx.box(
+                rx.icon(icon, size=22),
+                color=rx.color(color, 11),
+                background=rx.color(color, 3),
+                padding="0.6rem",
+                border_radius="10px",
+            ),
+            align="start",
+            width="100%",
+        ),
+    )
+
+
+def field_error(message: rx.Var) -> rx.Component:
+    """The reason a field was refused, under the field; nothing when empty."""
+    return rx.cond(
+        message != "",
+        rx.text(message, color_scheme="red", size="1", role="alert", data_testid="field-error"),
+    )
+
+
+def labelled(label_key: str, control: rx.Component, error: rx.Var | None = None, hint_key: str | None = None) -> rx.Component:
+    return rx.vstack(
+        rx.text(t(label_key), size="2", weight="medium"),
+        control,
+        rx.text(t(hint_key), size="1", color_scheme="gray") if hint_key else rx.fragment(),
+        field_error(error) if error is not None else rx.fragment(),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def status_badge(status: rx.Var) -> rx.Component:
+    return rx.match(
+        status,
+        ("COMPLETED", rx.badge(t("st_COMPLETED"), color_scheme="green", variant="soft")),
+        ("ANSWERED", rx.badge(t("st_ANSWERED"), color_scheme="blue", variant="soft")),
+        ("RINGING", rx.badge(t("st_RINGING"), color_scheme="amber", variant="soft")),
+        ("MISSED", rx.badge(t("st_MISSED"), color_scheme="red", variant="soft")),
+        ("REJECTED", rx.badge(t("st_REJECTED"), color_scheme="orange", variant="soft")),
+        ("BUSY", rx.badge(t("st_BUSY"), color_scheme="orange", variant="soft")),
+        ("FAILED", rx.badge(t("st_FAILED"), color_scheme="gray", variant="soft")),
+        ("NO_ANSWER", rx.badge(t("st_NO_ANSWER"), color_scheme="red", variant="soft")),
+        rx.badge(status, variant="soft"),
+    )
+
+
+def direction_icon(direction: rx.Var) -> rx.Component:
+    return rx.cond(
+        direction == "INBOUND",
+        rx.tooltip(rx.icon("phone-incoming", size=16, color=rx.color("blue", 10)), content=t("dir_INBOUND")),
+        rx.tooltip(rx.icon("phone-outgoing", size=16, color=rx.color("teal", 10)), content=t("dir_OUTBOUND")),
+    )
+
+
+def empty_state(key: str, icon: str = "inbox") -> rx.Component:
+    return rx.center(
+        rx.vstack(
+            rx.icon(icon, size=28, color=rx.color("gray", 9)),
+            rx.text(t(key), color_scheme="gray"),
+            align="center",
+        ),
+        padding="2rem",
+        width="100%",
+    )

@@ -1,0 +1,168 @@
+"""CSV exports of the call history: built in a background task, downloaded once by ticket.
+
+The file is written in chunks (one service page at a time, through pandas) so 100,000
+rows never sit in memory or cross the websocket. The ticket is the file's random name:
+it is handed only to the browser that asked for the export, expires after a few
+minutes and is deleted once downloaded. Files live on disk, not in process memory, so
+the download works whichever backend worker serves it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse
+from starlette.routing import Route
+
+from services import call_center, config, db
+from services.models import CallFilters, CallPublic, Principal
+
+DOWNLOAD_PATH = "/_export"
+TICKET_TTL_S = 10 * 60
+CHUNK_ROWS = 500
+_TICKET = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+COLUMNS = [
+    "id",
+    "started_at",
+    "direction",
+    "status",
+    "remote_number",
+    "remote_e164",
+    "agent",
+    "extension",
+    "client",
+    "case",
+    "ring_seconds",
+    "talk_seconds",
+    "answered_at",
+    "ended_at",
+    "hangup_cause",
+    "notes",
+]
+
+
+def export_dir() -> Path:
+    path = Path(config.get("WATHEEQ_EXPORT_DIR") or config.PROJECT_ROOT / "data" / "exports")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _local(value, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _frame(rows: list[CallPublic], tz: ZoneInfo) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "id": c.id,
+                "started_at": _local(c.started_at, tz),
+                "direction": c.direction.value,
+                "status": c.status.value,
+                "remote_number": c.remote_number,
+                "remote_e164": c.remote_e164 or "",
+                "agent": c.agent_name or "",
+                "extension": c.extension or "",
+                "client": c.client_name or "",
+                "case": c.case_title or "",
+                "ring_seconds": c.ring_seconds,
+                "talk_seconds": c.talk_seconds,
+                "answered_at": _local(c.answered_at, tz),
+                "ended_at": _local(c.ended_at, tz),
+                "hangup_cause": c.hangup_cause or "",
+                "notes": c.notes,
+            }
+            for c in rows
+        ],
+        columns=COLUMNS,
+    )
+
+
+def _purge_expired(directory: Path) -> None:
+    horizon = time.time() - TICKET_TTL_S
+    for path in directory.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < horizon:
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue
+
+
+def write_history_csv(
+    *,
+    principal: Principal,
+    filters: CallFilters,
+    timezone: str,
+    progress: Callable[[int, int], None],
+) -> tuple[str, int]:
+    """Write the filtered history to a new export file; returns (ticket, rows written).
+
+    Walks the history with the service's cursor, so every row is read once and the
+    result is consistent even while new calls arrive.
+    """
+    directory = export_dir()
+    _purge_expired(directory)
+    ticket = secrets.token_urlsafe(32)
+    target = directory / f"{ticket}.csv"
+    partial = directory / f"{ticket}.part"
+    tz = ZoneInfo(timezone)
+    written = 0
+    cursor: str | None = None
+    try:
+        with partial.open("w", encoding="utf-8-sig", newline="") as out:
+            first = True
+            while True:
+                with db.session_scope() as session:
+                    page = call_center.get_call_history(
+                        session=session,
+                        tenant_id=principal.tenant_id,
+                        actor=principal,
+                        filters=filters,
+                        cursor=cursor,
+                        page_size=CHUNK_ROWS,
+                    )
+                _frame(page.data, tz).to_csv(out, header=first, index=False)
+                first = False
+                written += len(page.data)
+                progress(written, page.count)
+                if not page.next_cursor:
+                    break
+                cursor = page.next_cursor
+        partial.rename(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return ticket, written
+
+
+async def _download(request: Request):
+    ticket = request.path_params["ticket"]
+    if not _TICKET.match(ticket):
+        return PlainTextResponse("not found", status_code=404)
+    path = export_dir() / f"{ticket}.csv"
+    try:
+        fresh = time.time() - path.stat().st_mtime < TICKET_TTL_S
+    except OSError:
+        return PlainTextResponse("not found", status_code=404)
+    if not fresh:
+        path.unlink(missing_ok=True)
+        return PlainTextResponse("not found", status_code=404)
+    filename = time.strftime("watheeq-calls-%Y%m%d-%H%M.csv")
+    return FileResponse(
+        path,
+        media_type="text/csv; charset=utf-8",
+        filename=filename,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
+
+
+download_app = Starlette(routes=[Route(DOWNLOAD_PATH + "/{ticket}", _download, methods=["GET"])])

@@ -1,0 +1,33 @@
+"""How figures, durations and times are written on screen.
+
+Values are formatted on the server in the firm's time zone and sent as short strings,
+the same in both languages (Western digits, ISO-like dates), so a language switch
+changes labels only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+def duration(seconds: float | int | None) -> str:
+    """``m:ss`` (or ``h:mm:ss``); an em dash when there is nothing to show."""
+    if seconds is None:
+        return "—"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def percent(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio * 100:.1f}%"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def local_time(value: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return value.astimezone(ZoneInfo(tz)).strftime(fmt) if value else ""

@@ -1,0 +1,235 @@
+"""Every label of the dashboard in English and Arabic.
+
+Components call :func:`t` and get a compile-time ternary on the chosen language, so
+switching language sends one short string over the websocket, not a dictionary.
+Event handlers that need a label in Python (toasts, chart titles) call :func:`tr`.
+"""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from watheeq_ui.state.lang import LangState
+
+LABELS: dict[str, tuple[str, str]] = {
+    # key: (English, Arabic)
+    "app_name": ("Watheeq", "وثيق"),
+    "app_tagline": ("Calls and WhatsApp for your firm", "المكالمات وواتساب لمكتبك"),
+    "sign_in": ("Sign in", "تسجيل الدخول"),
+    "sign_in_title": ("Sign in to your firm", "الدخول إلى مكتبك"),
+    "signing_in": ("Signing in…", "جارٍ الدخول…"),
+    "email": ("Email", "البريد الإلكتروني"),
+    "password": ("Password", "كلمة المرور"),
+    "logout": ("Log out", "تسجيل الخروج"),
+    "too_many_attempts": ("Too many attempts, wait {n} s", "محاولات كثيرة، انتظر {n} ث"),
+    "wrong_login": ("Wrong email or password", "البريد الإلكتروني أو كلمة المرور غير صحيحة"),
+    "account_disabled": ("This account is disabled", "هذا الحساب معطّل"),
+    "session_expired": ("Your session has ended; sign in again", "انتهت جلستك؛ سجّل الدخول مجددًا"),
+    "idle_logged_out": (
+        "You were signed out after 30 minutes without activity",
+        "تم تسجيل خروجك بعد ٣٠ دقيقة دون نشاط",
+    ),
+    "not_allowed": ("Not allowed", "غير مسموح"),
+    "not_allowed_body": (
+        "Your role may not open this page. Ask your firm's owner or admin if you need it.",
+        "دورك لا يسمح بفتح هذه الصفحة. اطلب ذلك من مالك المكتب أو المسؤول إن احتجت إليها.",
+    ),
+    "back_home": ("Back to the dashboard", "العودة إلى لوحة المتابعة"),
+    "loading": ("Loading…", "جارٍ التحميل…"),
+    # navigation
+    "nav_dashboard": ("Dashboard", "لوحة المتابعة"),
+    "nav_calls": ("Call history", "سجل المكالمات"),
+    "nav_clients": ("Clients", "العملاء"),
+    "nav_extensions": ("Extensions", "التحويلات"),
+    "theme": ("Theme", "المظهر"),
+    "language": ("العربية", "English"),
+    "role_OWNER": ("Owner", "مالك"),
+    "role_ADMIN": ("Admin", "مسؤول"),
+    "role_MANAGER": ("Manager", "مدير"),
+    "role_AGENT": ("Agent", "موظف"),
+    # WhatsApp line
+    "wa_line": ("WhatsApp line", "خط واتساب"),
+    "wa_CONNECTED": ("Connected", "متصل"),
+    "wa_CONNECTING": ("Connecting", "جارٍ الاتصال"),
+    "wa_QR_PENDING": ("Waiting for QR scan", "بانتظار مسح الرمز"),
+    "wa_DISCONNECTED": ("Not linked", "غير مرتبط"),
+    "wa_ERROR": ("Error", "خطأ"),
+    "wa_unknown": ("Unavailable", "غير متاح"),
+    "simulator": ("simulator", "محاكاة"),
+    # dashboard
+    "today": ("Today", "اليوم"),
+    "my_calls_today": ("My calls today", "مكالماتي اليوم"),
+    "firm_calls_today": ("The firm's calls today", "مكالمات المكتب اليوم"),
+    "total_calls": ("Total calls", "إجمالي المكالمات"),
+    "inbound": ("Inbound", "واردة"),
+    "outbound": ("Outbound", "صادرة"),
+    "answered": ("Answered", "تم الرد"),
+    "missed": ("Missed", "فائتة"),
+    "answer_rate": ("Answer rate", "نسبة الرد"),
+    "asa": ("Avg. speed of answer", "متوسط سرعة الرد"),
+    "avg_talk": ("Avg. talk time", "متوسط مدة المحادثة"),
+    "service_level": ("Service level", "مستوى الخدمة"),
+    "calls_per_hour": ("Calls per hour today", "المكالمات لكل ساعة اليوم"),
+    "last_30_days": ("Last 30 days", "آخر ٣٠ يومًا"),
+    "per_agent": ("Per agent (last 30 days)", "حسب الموظف (آخر ٣٠ يومًا)"),
+    "agent": ("Agent", "الموظف"),
+    "talk_time": ("Talk time", "مدة المحادثة"),
+    "hour": ("Hour", "الساعة"),
+    "day": ("Day", "اليوم"),
+    "calls": ("Calls", "المكالمات"),
+    "no_data": ("No calls yet", "لا توجد مكالمات بعد"),
+    # call history
+    "date_from": ("From", "من"),
+    "date_to": ("To", "إلى"),
+    "direction": ("Direction", "الاتجاه"),
+    "status": ("Status", "الحالة"),
+    "client": ("Client", "العميل"),
+    "number": ("Number", "الرقم"),
+    "search_number": ("Search a number", "ابحث عن رقم"),
+    "any": ("Any", "الكل"),
+    "all_agents": ("All agents", "كل الموظفين"),
+    "all_clients": ("All clients", "كل العملاء"),
+    "clear_filters": ("Clear", "مسح"),
+    "export_csv": ("Export CSV", "تصدير CSV"),
+    "exporting": ("Exporting… {n} rows", "جارٍ التصدير… {n} صف"),
+    "export_ready": ("Export ready: {n} rows", "التصدير جاهز: {n} صف"),
+    "started": ("Started", "البدء"),
+    "duration": ("Duration", "المدة"),
+    "case": ("Case", "القضية"),
+    "calls_total": ("{n} calls", "{n} مكالمة"),
+    "page_of": ("Page {p} of {n}", "صفحة {p} من {n}"),
+    "previous": ("Previous", "السابق"),
+    "next": ("Next", "التالي"),
+    "newest_first": ("Newest first", "الأحدث أولًا"),
+    "oldest_first": ("Oldest first", "الأقدم أولًا"),
+    "call_details": ("Call details", "تفاصيل المكالمة"),
+    "remote_number": ("Remote number", "رقم الطرف الآخر"),
+    "extension": ("Extension", "التحويلة"),
+    "answered_at": ("Answered at", "وقت الرد"),
+    "ended_at": ("Ended at", "وقت الانتهاء"),
+    "ring_time": ("Ring time", "مدة الرنين"),
+    "hangup_cause": ("Hang-up cause", "سبب الإنهاء"),
+    "notes": ("Notes", "الملاحظات"),
+    "add_note": ("Add note", "إضافة ملاحظة"),
+    "note_placeholder": ("Write a note about this call", "اكتب ملاحظة عن هذه المكالمة"),
+    "linked_case": ("Linked case", "القضية المرتبطة"),
+    "link_case": ("Link case", "ربط القضية"),
+    "no_case": ("No case", "بلا قضية"),
+    "no_client_match": ("No client matched this number", "لا يوجد عميل بهذا الرقم"),
+    "recordings": ("Recordings", "التسجيلات"),
+    "no_recordings": ("No recordings", "لا توجد تسجيلات"),
+    "no_notes": ("No notes yet", "لا توجد ملاحظات بعد"),
+    "close": ("Close", "إغلاق"),
+    "saved": ("Saved", "تم الحفظ"),
+    "no_calls_match": ("No calls match these filters", "لا توجد مكالمات تطابق هذه المرشحات"),
+    "dir_INBOUND": ("Inbound", "واردة"),
+    "dir_OUTBOUND": ("Outbound", "صادرة"),
+    "st_RINGING": ("Ringing", "يرن"),
+    "st_ANSWERED": ("Answered", "تم الرد"),
+    "st_COMPLETED": ("Completed", "مكتملة"),
+    "st_MISSED": ("Missed", "فائتة"),
+    "st_REJECTED": ("Rejected", "مرفوضة"),
+    "st_BUSY": ("Busy", "مشغول"),
+    "st_FAILED": ("Failed", "فشلت"),
+    "st_NO_ANSWER": ("No answer", "لا رد"),
+    # extensions
+    "extensions_title": ("SIP extensions", "تحويلات SIP"),
+    "user": ("User", "المستخدم"),
+    "display_name": ("Display name", "الاسم الظاهر"),
+    "sip_password": ("SIP password", "كلمة مرور SIP"),
+    "sip_password_hint": (
+        "Write-only: leave empty to keep the current password",
+        "للكتابة فقط: اتركها فارغة للإبقاء على كلمة المرور الحالية",
+    ),
+    "assign": ("Assign", "تعيين"),
+    "assign_extension": ("Assign or change an extension", "تعيين تحويلة أو تغييرها"),
+    "no_extension": ("No extension", "بلا تحويلة"),
+    "edit": ("Edit", "تعديل"),
+    "delete": ("Delete", "حذف"),
+    "cancel": ("Cancel", "إلغاء"),
+    "confirm_delete": ("Delete extension {x}?", "حذف التحويلة {x}؟"),
+    "confirm_delete_body": (
+        "The user's softphone stops working until a new extension is assigned.",
+        "سيتوقف الهاتف الشبكي للمستخدم حتى تُعيَّن له تحويلة جديدة.",
+    ),
+    "choose_user": ("Choose a user", "اختر مستخدمًا"),
+    "pbx_settings": ("PBX settings", "إعدادات المقسم"),
+    "pbx_host": ("PBX host", "عنوان المقسم"),
+    "wss_port": ("WSS port", "منفذ WSS"),
+    "wss_path": ("WSS path", "مسار WSS"),
+    "sip_domain": ("SIP domain", "نطاق SIP"),
+    "stun_servers": ("STUN servers (one per line)", "خوادم STUN (واحد في كل سطر)"),
+    "turn_server": ("TURN server", "خادم TURN"),
+    "turn_username": ("TURN username", "اسم مستخدم TURN"),
+    "turn_credential": ("TURN credential", "كلمة مرور TURN"),
+    "turn_credential_hint": ("Write-only: leave empty to keep it", "للكتابة فقط: اتركها فارغة للإبقاء عليها"),
+    "save": ("Save", "حفظ"),
+    "bulk_assign": ("Bulk assign from CSV", "تعيين جماعي من ملف CSV"),
+    "bulk_hint": (
+        "Columns: email, extension, display_name, password (password only for a new extension)",
+        "الأعمدة: email و extension و display_name و password (كلمة المرور للتحويلة الجديدة فقط)",
+    ),
+    "choose_csv": ("Choose a CSV file", "اختر ملف CSV"),
+    "import": ("Import", "استيراد"),
+    "row": ("Row", "الصف"),
+    "result": ("Result", "النتيجة"),
+    "done": ("Done", "تم"),
+    "rejected": ("Rejected", "مرفوض"),
+    "users_count": ("{n} users", "{n} مستخدم"),
+    # clients
+    "clients_title": ("Clients", "العملاء"),
+    "search_clients": ("Search by name or number", "ابحث بالاسم أو الرقم"),
+    "name": ("Name", "الاسم"),
+    "phone": ("Phone", "الهاتف"),
+    "cases": ("Cases", "القضايا"),
+    "timeline": ("Timeline", "السجل الزمني"),
+    "timeline_empty": ("No calls or messages yet", "لا توجد مكالمات أو رسائل بعد"),
+    "call": ("Call", "مكالمة"),
+    "whatsapp": ("WhatsApp", "واتساب"),
+    "clients_total": ("{n} clients", "{n} عميل"),
+    "back_to_clients": ("All clients", "كل العملاء"),
+    "open": ("Open", "فتح"),
+    "messages_unavailable": (
+        "WhatsApp messages are not available on this installation",
+        "رسائل واتساب غير متاحة في هذا التثبيت",
+    ),
+    "seconds_short": ("s", "ث"),
+}
+
+LANGS = ("en", "ar")
+
+
+def tr(lang: str, key: str, **values: object) -> str:
+    """The label ``key`` in ``lang`` (Python side: toasts, charts), with ``{name}`` filled in."""
+    en, ar = LABELS[key]
+    text = ar if lang == "ar" else en
+    return text.format(**values) if values else text
+
+
+def t(key: str) -> rx.Var:
+    """The label ``key`` as a Var that follows the chosen language in the browser."""
+    en, ar = LABELS[key]
+    return rx.cond(LangState.is_ar, ar, en)
+
+
+def t_fmt(key: str, **values: rx.Var | str | int) -> rx.Var:
+    """A label with ``{name}`` placeholders filled from Vars, in the chosen language."""
+
+    def build(text: str) -> rx.Var:
+        parts: list[rx.Var | str] = []
+        rest = text
+        while "{" in rest:
+            before, _, tail = rest.partition("{")
+            name, _, rest = tail.partition("}")
+            if before:
+                parts.append(before)
+            parts.append(rx.Var.create(values[name]).to_string())
+        if rest:
+            parts.append(rest)
+        result = rx.Var.create("")
+        for part in parts:
+            result = result + part  # type: ignore[operator]
+        return result
+
+    en, ar = LABELS[key]
+    return rx.cond(LangState.is_ar, build(ar), build(en))

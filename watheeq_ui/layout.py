@@ -1,0 +1,277 @@
+"""The frame around every signed-in page, and the page decorator that checks access.
+
+``template(route=..., access=...)`` registers the page with an on_load that first
+resolves the session (or redirects to the login page) and then runs the page's own
+loader. The page's content is only rendered for a role that may see it; the loaders
+check the role again on the server, so typing a URL never reveals data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import reflex as rx
+
+from watheeq_ui import routes
+from watheeq_ui.i18n import t
+from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.lang import LangState
+from watheeq_ui.state.line import LineState
+
+try:
+    # The softphone package is built separately; until it lands, a user with an
+    # extension simply sees no phone.
+    from watheeq_ui.components.softphone import softphone_slot
+except ImportError:
+
+    def softphone_slot() -> rx.Component:
+        return rx.fragment()
+
+
+NAV: list[tuple[str, str, str, str]] = [
+    # (route, label key, icon, access)
+    (routes.DASHBOARD, "nav_dashboard", "layout-dashboard", "member"),
+    (routes.CALLS, "nav_calls", "phone", "member"),
+    (routes.CLIENTS, "nav_clients", "users", "member"),
+    (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
+]
+
+
+def _allowed(access: str) -> rx.Var | bool:
+    if access == "admin":
+        return AuthState.is_admin
+    if access == "supervisor":
+        return AuthState.is_supervisor
+    return True
+
+
+def apply_direction() -> rx.event.EventSpec:
+    # Dialogs and drawers render in portals outside the page box: the document itself
+    # must carry the direction, not only the page's root element.
+    return rx.call_script(
+        "const l = localStorage.getItem('watheeq_lang') || 'en';"
+        "document.documentElement.dir = l === 'ar' ? 'rtl' : 'ltr';"
+        "document.documentElement.lang = l;"
+    )
+
+
+def _nav_item(route: str, label_key: str, icon: str, access: str) -> rx.Component:
+    active = rx.State.router.page.path == route if route != routes.CLIENTS else rx.State.router.page.path.contains(route)
+    link = rx.link(
+        rx.hstack(
+            rx.icon(icon, size=18),
+            rx.text(t(label_key), size="3"),
+            align="center",
+            spacing="3",
+            padding_x="0.75rem",
+            padding_y="0.55rem",
+            border_radius="8px",
+            width="100%",
+            background=rx.cond(active, rx.color("teal", 4), "transparent"),
+            color=rx.cond(active, rx.color("teal", 12), rx.color("gray", 11)),
+            _hover={"background": rx.color("gray", 4)},
+        ),
+        href=route,
+        underline="none",
+        width="100%",
+        data_testid=f"nav-{label_key}",
+    )
+    allowed = _allowed(access)
+    return link if allowed is True else rx.cond(allowed, link)
+
+
+def sidebar() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.box(rx.icon("scale", size=20, color="white"), background=rx.color("teal", 9), padding="0.45rem", border_radius="9px"),
+            rx.vstack(
+                rx.text(t("app_name"), weight="bold", size="4"),
+                rx.text(AuthState.tenant_name, size="1", color_scheme="gray", data_testid="tenant-name"),
+                spacing="0",
+            ),
+            align="center",
+            spacing="3",
+            padding_bottom="1rem",
+        ),
+        *[_nav_item(*item) for item in NAV],
+        rx.spacer(),
+        rx.divider(),
+        rx.hstack(
+            rx.avatar(fallback=AuthState.user_name.to(str)[:1], size="2", radius="full", color_scheme="teal"),
+            rx.vstack(
+                rx.text(AuthState.user_name, size="2", weight="medium", data_testid="user-name"),
+                rx.text(
+                    rx.match(
+                        AuthState.role,
+                        ("OWNER", t("role_OWNER")),
+                        ("ADMIN", t("role_ADMIN")),
+                        ("MANAGER", t("role_MANAGER")),
+                        ("AGENT", t("role_AGENT")),
+                        "",
+                    ),
+                    size="1",
+                    color_scheme="gray",
+                    data_testid="user-role",
+                ),
+                spacing="0",
+                overflow="hidden",
+            ),
+            align="center",
+            width="100%",
+        ),
+        rx.button(
+            rx.icon("log-out", size=16),
+            t("logout"),
+            on_click=AuthState.logout,
+            variant="soft",
+            color_scheme="gray",
+            width="100%",
+            data_testid="logout",
+        ),
+        width="240px",
+        min_width="240px",
+        height="100vh",
+        position="sticky",
+        top="0",
+        padding="1.25rem",
+        spacing="2",
+        background=rx.color("gray", 2),
+        border_inline_end=f"1px solid {rx.color('gray', 5)}",
+    )
+
+
+def whatsapp_badge() -> rx.Component:
+    color = rx.match(
+        LineState.status,
+        ("CONNECTED", "green"),
+        ("CONNECTING", "amber"),
+        ("QR_PENDING", "amber"),
+        ("ERROR", "red"),
+        "gray",
+    )
+    label = rx.match(
+        LineState.status,
+        ("CONNECTED", t("wa_CONNECTED")),
+        ("CONNECTING", t("wa_CONNECTING")),
+        ("QR_PENDING", t("wa_QR_PENDING")),
+        ("DISCONNECTED", t("wa_DISCONNECTED")),
+        ("ERROR", t("wa_ERROR")),
+        t("wa_unknown"),
+    )
+    return rx.hstack(
+        rx.badge(
+            rx.icon("message-circle", size=14),
+            t("wa_line"),
+            ": ",
+            label,
+            color_scheme=color,
+            variant="soft",
+            size="2",
+            data_testid="whatsapp-status",
+        ),
+        rx.cond(LineState.simulator, rx.badge(t("simulator"), color_scheme="purple", variant="outline")),
+        spacing="2",
+    )
+
+
+def header(title_key: str) -> rx.Component:
+    return rx.hstack(
+        rx.heading(t(title_key), size="6", weight="bold", data_testid="page-title"),
+        rx.spacer(),
+        whatsapp_badge(),
+        rx.button(
+            rx.icon("languages", size=16),
+            t("language"),
+            on_click=[LangState.toggle_lang, apply_direction()],
+            variant="outline",
+            color_scheme="gray",
+            data_testid="toggle-language",
+        ),
+        rx.color_mode.button(variant="outline", color_scheme="gray", data_testid="toggle-theme"),
+        align="center",
+        spacing="3",
+        width="100%",
+        padding_x="2rem",
+        padding_y="1rem",
+        border_bottom=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 1),
+        position="sticky",
+        top="0",
+        z_index="5",
+    )
+
+
+def not_allowed() -> rx.Component:
+    return rx.center(
+        rx.card(
+            rx.vstack(
+                rx.icon("shield-x", size=36, color=rx.color("red", 9)),
+                rx.heading(t("not_allowed"), size="5", data_testid="not-allowed"),
+                rx.text(t("not_allowed_body"), color_scheme="gray", text_align="center"),
+                rx.link(rx.button(t("back_home"), variant="soft"), href=routes.DASHBOARD),
+                align="center",
+                spacing="3",
+                padding="1.5rem",
+            ),
+            max_width="440px",
+        ),
+        padding_top="4rem",
+        width="100%",
+    )
+
+
+def loading() -> rx.Component:
+    return rx.center(rx.spinner(size="3"), padding_top="4rem", width="100%")
+
+
+def shell(content: rx.Component, title_key: str) -> rx.Component:
+    return rx.box(
+        rx.hstack(
+            sidebar(),
+            rx.box(
+                header(title_key),
+                rx.box(content, padding="2rem", max_width="1400px", width="100%"),
+                flex="1",
+                min_width="0",
+            ),
+            spacing="0",
+            align="start",
+            width="100%",
+        ),
+        rx.cond(AuthState.has_extension, softphone_slot()),
+        # The idle check needs no user action; the status refresh keeps the header honest.
+        rx.moment(interval=60_000, on_change=[AuthState.check_idle, LineState.refresh], display="none"),
+        dir=LangState.direction,
+        lang=LangState.lang,
+        min_height="100vh",
+        background=rx.color("gray", 1),
+        on_mount=apply_direction(),
+    )
+
+
+def template(
+    *,
+    route: str,
+    title_key: str,
+    access: str = "member",
+    on_load: rx.event.EventType[()] | None = None,
+) -> Callable[[Callable[[], rx.Component]], Callable[[], rx.Component]]:
+    """Register a signed-in page: session check, role guard, sidebar, header, softphone slot."""
+    loaders: Sequence = on_load if isinstance(on_load, list | tuple) else ([on_load] if on_load else [])
+
+    def decorator(page_content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
+        allowed = _allowed(access)
+
+        @rx.page(
+            route=route,
+            title="Watheeq",
+            on_load=[AuthState.ensure_session, LineState.refresh, *loaders],
+        )
+        def page() -> rx.Component:
+            body = page_content() if allowed is True else rx.cond(allowed, page_content(), not_allowed())
+            return rx.cond(AuthState.signed_in, shell(body, title_key), loading())
+
+        page.__name__ = page_content.__name__
+        return page
+
+    return decorator

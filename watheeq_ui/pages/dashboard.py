@@ -1,0 +1,237 @@
+"""Home: today's call figures, calls per hour, the 30-day trend and the per-agent table."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+import reflex as rx
+from pydantic import BaseModel
+
+from services import call_center, db
+from services.models import CallStats
+
+from watheeq_ui import formatting, routes
+from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
+from watheeq_ui.i18n import t
+from watheeq_ui.layout import template, whatsapp_badge
+from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
+
+TREND_DAYS = 30
+_AXIS = {"gridcolor": "rgba(128,128,128,0.18)", "zeroline": False, "color": "#80838d"}
+
+
+class AgentRow(BaseModel):
+    name: str
+    total: str
+    inbound: str
+    outbound: str
+    answered: str
+    missed: str
+    answer_rate: str
+    talk_time: str
+    average_talk: str
+
+
+def _figure(x: list, answered: list[int], missed: list[int], kind: str) -> go.Figure:
+    fig = go.Figure()
+    if kind == "bar":
+        fig.add_bar(x=x, y=answered, name="✓", marker_color="#12a594")
+        fig.add_bar(x=x, y=missed, name="✗", marker_color="#e5484d")
+        fig.update_layout(barmode="stack")
+    else:
+        fig.add_scatter(x=x, y=answered, name="✓", mode="lines+markers", line={"color": "#12a594", "width": 2.5})
+        fig.add_scatter(x=x, y=missed, name="✗", mode="lines+markers", line={"color": "#e5484d", "width": 2.5})
+    # The "none" template keeps the figure's JSON small; colours work on light and dark.
+    fig.update_layout(
+        template="none",
+        height=280,
+        margin={"l": 36, "r": 12, "t": 8, "b": 32},
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        showlegend=False,
+        font={"color": "#80838d", "size": 11},
+        xaxis=_AXIS,
+        yaxis={**_AXIS, "rangemode": "tozero"},
+        hovermode="x unified",
+    )
+    return fig
+
+
+class DashboardState(rx.State):
+    loaded: bool = False
+    own_only: bool = False
+    today_label: str = ""
+    total: str = "0"
+    inbound: str = "0"
+    outbound: str = "0"
+    answered: str = "0"
+    missed: str = "0"
+    answer_rate: str = "—"
+    asa: str = "—"
+    avg_talk: str = "—"
+    service_level: str = "—"
+    hour_figure: go.Figure = go.Figure()
+    trend_figure: go.Figure = go.Figure()
+    agents: list[AgentRow] = []
+    has_calls: bool = False
+
+    def _show_today(self, stats: CallStats) -> None:
+        self.total = formatting.count(stats.total)
+        self.inbound = formatting.count(stats.inbound)
+        self.outbound = formatting.count(stats.outbound)
+        self.answered = formatting.count(stats.answered)
+        self.missed = formatting.count(stats.missed)
+        self.answer_rate = formatting.percent(stats.answer_rate)
+        self.asa = formatting.duration(stats.average_speed_of_answer)
+        self.avg_talk = formatting.duration(stats.average_talk_time)
+        self.service_level = formatting.percent(stats.service_level)
+        hours = list(range(24))
+        by_hour = {b.hour: b for b in stats.per_hour}
+        self.hour_figure = _figure(
+            [f"{h:02d}" for h in hours],
+            [by_hour[h].answered if h in by_hour else 0 for h in hours],
+            [by_hour[h].missed if h in by_hour else 0 for h in hours],
+            "bar",
+        )
+
+    def _show_trend(self, stats: CallStats) -> None:
+        days = sorted(stats.per_day, key=lambda d: d.day)
+        self.trend_figure = _figure([d.day for d in days], [d.answered for d in days], [d.missed for d in days], "line")
+        self.has_calls = stats.total > 0
+        self.agents = [
+            AgentRow(
+                name=a.agent_name or "—",
+                total=formatting.count(a.total),
+                inbound=formatting.count(a.inbound),
+                outbound=formatting.count(a.outbound),
+                answered=formatting.count(a.answered),
+                missed=formatting.count(a.missed),
+                answer_rate=formatting.percent(a.answered / a.total if a.total else None),
+                talk_time=formatting.duration(a.talk_seconds),
+                average_talk=formatting.duration(a.average_talk_seconds),
+            )
+            for a in sorted(stats.per_agent, key=lambda a: -a.total)
+        ]
+
+    @rx.event
+    async def load(self):
+        principal = await principal_for_page(self)
+        if principal is None:
+            return
+        tz = ZoneInfo(await tenant_timezone(self))
+        today = datetime.now(tz).date()
+        trend_start = datetime.combine(today - timedelta(days=TREND_DAYS - 1), time(0), tzinfo=tz)
+        with db.session_scope() as session:
+            today_stats = call_center.get_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
+            trend = call_center.get_stats(
+                session=session, tenant_id=principal.tenant_id, actor=principal, date_from=trend_start
+            )
+        self.own_only = not principal.is_supervisor
+        self.today_label = today.isoformat()
+        self._show_today(today_stats)
+        self._show_trend(trend)
+        self.loaded = True
+
+
+def _agents_table() -> rx.Component:
+    headers = ["agent", "total_calls", "inbound", "outbound", "answered", "missed", "answer_rate", "talk_time", "avg_talk"]
+    return rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(t(h)) for h in headers])),
+        rx.table.body(
+            rx.foreach(
+                DashboardState.agents,
+                lambda a: rx.table.row(
+                    rx.table.row_header_cell(a.name),
+                    rx.table.cell(a.total),
+                    rx.table.cell(a.inbound),
+                    rx.table.cell(a.outbound),
+                    rx.table.cell(a.answered),
+                    rx.table.cell(a.missed),
+                    rx.table.cell(a.answer_rate),
+                    rx.table.cell(a.talk_time),
+                    rx.table.cell(a.average_talk),
+                ),
+            )
+        ),
+        variant="ghost",
+        width="100%",
+        data_testid="agents-table",
+    )
+
+
+def _legend() -> rx.Component:
+    return rx.hstack(
+        rx.hstack(rx.box(width="10px", height="10px", background="#12a594", border_radius="2px"), rx.text(t("answered"), size="1")),
+        rx.hstack(rx.box(width="10px", height="10px", background="#e5484d", border_radius="2px"), rx.text(t("missed"), size="1")),
+        spacing="4",
+        align="center",
+    )
+
+
+@template(route=routes.DASHBOARD, title_key="nav_dashboard", on_load=DashboardState.load)
+def dashboard() -> rx.Component:
+    return rx.cond(
+        DashboardState.loaded,
+        rx.vstack(
+            rx.hstack(
+                rx.heading(rx.cond(DashboardState.own_only, t("my_calls_today"), t("firm_calls_today")), size="4"),
+                rx.badge(DashboardState.today_label, variant="surface", color_scheme="gray"),
+                rx.spacer(),
+                rx.link(rx.button(rx.icon("list", size=16), t("nav_calls"), variant="soft"), href=routes.CALLS),
+                width="100%",
+                align="center",
+            ),
+            rx.grid(
+                stat_card("total_calls", DashboardState.total, "phone", "teal", "stat-total"),
+                stat_card("inbound", DashboardState.inbound, "phone-incoming", "blue", "stat-inbound"),
+                stat_card("outbound", DashboardState.outbound, "phone-outgoing", "cyan", "stat-outbound"),
+                stat_card("answered", DashboardState.answered, "phone-call", "green", "stat-answered"),
+                stat_card("missed", DashboardState.missed, "phone-missed", "red", "stat-missed"),
+                stat_card("answer_rate", DashboardState.answer_rate, "percent", "teal", "stat-answer-rate"),
+                stat_card("asa", DashboardState.asa, "timer", "amber", "stat-asa"),
+                stat_card("avg_talk", DashboardState.avg_talk, "clock", "violet", "stat-avg-talk"),
+                columns=rx.breakpoints(initial="2", md="4"),
+                spacing="4",
+                width="100%",
+            ),
+            rx.grid(
+                card(
+                    section_title("calls_per_hour", _legend()),
+                    rx.plotly(data=DashboardState.hour_figure, config={"displayModeBar": False, "responsive": True}, width="100%"),
+                    data_testid="chart-hour",
+                ),
+                card(
+                    section_title("last_30_days", _legend()),
+                    rx.plotly(data=DashboardState.trend_figure, config={"displayModeBar": False, "responsive": True}, width="100%"),
+                    data_testid="chart-trend",
+                ),
+                columns=rx.breakpoints(initial="1", lg="2"),
+                spacing="4",
+                width="100%",
+            ),
+            rx.grid(
+                card(
+                    section_title("per_agent"),
+                    rx.cond(DashboardState.has_calls, _agents_table(), empty_state("no_data", "phone-off")),
+                    grid_column=rx.breakpoints(initial="auto", lg="span 2"),
+                ),
+                card(
+                    section_title("wa_line"),
+                    rx.vstack(
+                        whatsapp_badge(),
+                        rx.text(t("service_level"), size="2", color_scheme="gray", margin_top="1rem"),
+                        rx.text(DashboardState.service_level, size="6", weight="bold"),
+                        align="start",
+                    ),
+                ),
+                columns=rx.breakpoints(initial="1", lg="3"),
+                spacing="4",
+                width="100%",
+            ),
+            spacing="5",
+            width="100%",
+        ),
+        rx.center(rx.spinner(size="3"), padding="4rem", width="100%"),
+    )

@@ -1,0 +1,12 @@
+"""Every route of the dashboard, in one place."""
+
+LOGIN = "/login"
+DASHBOARD = "/"
+CALLS = "/calls"
+CLIENTS = "/clients"
+CLIENT = "/clients/[client_id]"
+EXTENSIONS = "/extensions"
+
+
+def client(client_id: int | str) -> str:
+    return f"{CLIENTS}/{client_id}"

@@ -1,0 +1,23 @@
+"""The chosen language, kept in the browser so it survives reloads and new tabs."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+class LangState(rx.State):
+    lang: str = rx.LocalStorage("en", name="watheeq_lang", sync=True)
+
+    @rx.var
+    def is_ar(self) -> bool:
+        return self.lang == "ar"
+
+    @rx.var
+    def direction(self) -> str:
+        return "rtl" if self.lang == "ar" else "ltr"
+
+    @rx.event
+    def toggle_lang(self):
+        # Only labels change: dates and numbers are sent language-neutral (tenant time,
+        # Western digits as Saudi firms write them), so no page data is reloaded.
+        self.lang = "en" if self.lang == "ar" else "ar"

@@ -1,0 +1,26 @@
+"""The firm's WhatsApp line status, shown in the header of every page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from services import config, db, whatsapp
+
+from watheeq_ui.state.auth import principal_for_page
+
+
+class LineState(rx.State):
+    status: str = ""
+    phone_number: str = ""
+    simulator: bool = False
+
+    @rx.event
+    async def refresh(self):
+        principal = await principal_for_page(self)
+        if principal is None:
+            return
+        with db.session_scope() as session:
+            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
+        self.status = line.status.value
+        self.phone_number = line.phone_number or ""
+        self.simulator = config.whatsapp_gateway() == "simulator"

@@ -1,0 +1,14 @@
+"""The Reflex app: the dashboard pages plus the REST API mounted into the same backend."""
+
+import reflex as rx
+
+import services.models  # noqa: F401  (every table registered for `reflex db`)
+from watheeq_ui import exports, pages  # noqa: F401  (importing registers every page)
+from watheeq_ui.api.app import api
+
+app = rx.App(
+    # FastAPI first (its /api/v1 routes), then the CSV export downloads; Reflex inside both.
+    api_transformer=[api, exports.download_app],
+    stylesheets=["/watheeq.css"],
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+)
