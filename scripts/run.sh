@@ -59,9 +59,16 @@ else
   # A production Reflex process serves one port; run the backend (websocket, REST API,
   # exports) and the built frontend as two, the frontend pointed at the backend's port.
   export REFLEX_API_URL="${REFLEX_API_URL:-http://localhost:$backend_port}"
-  setsid .venv/bin/reflex run --env prod --backend-only --backend-port "$backend_port" &
-  pids+=($!)
   setsid .venv/bin/reflex run --env prod --frontend-only --frontend-port "$frontend_port" &
+  frontend_pid=$!
+  pids+=("$frontend_pid")
+  # Both Reflex processes clear the state folder on start: start the backend once the
+  # frontend has been built and serves, so they never race on it.
+  until (exec 3<>"/dev/tcp/127.0.0.1/$frontend_port") 2>/dev/null; do
+    kill -0 "$frontend_pid" 2>/dev/null || { echo "the frontend failed to start" >&2; exit 1; }
+    sleep 1
+  done
+  setsid .venv/bin/reflex run --env prod --backend-only --backend-port "$backend_port" &
   pids+=($!)
 fi
 

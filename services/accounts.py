@@ -254,8 +254,8 @@ class LoginThrottle:
     max_delay: float = 60.0
     clock: Callable[[], float] = time.monotonic
     max_keys: int = 100_000
-    _failures: dict[str, deque[float]] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _failures: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @staticmethod
     def keys_for(email: str, source: str | None) -> list[str]:

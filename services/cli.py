@@ -164,10 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except keys.RotationError as exc:
-        print(f"error: {exc}; nothing in the database was changed", file=sys.stderr)
+        print(f"error: {exc}; no secret in the database was changed, and the old key stays readable "
+              f"from {keys.PREVIOUS_KEYS_VAR}", file=sys.stderr)
         return EXIT_FAILURE
-    except sqlalchemy.exc.OperationalError as exc:
-        # Typically no database yet or no tables: say so instead of a driver traceback.
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
+        # No database, no server or no tables yet (PostgreSQL: 42P01 undefined table):
+        # say so instead of a driver traceback. Any other programming error is a bug.
+        if isinstance(exc, sqlalchemy.exc.ProgrammingError) and getattr(exc.orig, "sqlstate", None) != "42P01":
+            raise
         reason = str(exc.orig).splitlines()[0] if exc.orig else "the database is not reachable"
         print(f"error: database: {reason} (has `migrate` been run?)", file=sys.stderr)
         return EXIT_FAILURE

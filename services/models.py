@@ -237,8 +237,8 @@ class Call(TenantOwned, table=True):
         sa.Index("ix_call_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         sa.Index("ix_call_tenant_client_started", "tenant_id", "client_id", "started_at"),
         # Number search matches digits anywhere in either number (LIKE '%…%'); with both
-        # numbers in the index it reads the index only, never the rows.
-        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number"),
+        # numbers and the start time in the index it reads the index only, never the rows.
+        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number", "started_at"),
         # Covers every column call statistics aggregate, so a month of calls is summed
         # from the index alone.
         sa.Index(

@@ -193,6 +193,7 @@ LABELS: dict[str, tuple[str, str]] = {
         "WhatsApp messages are not available on this installation",
         "رسائل واتساب غير متاحة في هذا التثبيت",
     ),
+    "client_not_found": ("This client does not exist", "هذا العميل غير موجود"),
     "seconds_short": ("s", "ث"),
 }
 
@@ -223,7 +224,9 @@ def t_fmt(key: str, **values: rx.Var | str | int) -> rx.Var:
             name, _, rest = tail.partition("}")
             if before:
                 parts.append(before)
-            parts.append(rx.Var.create(values[name]).to_string())
+            var = rx.Var.create(values[name])
+            # to_string() would JSON-quote a string; only numbers need converting.
+            parts.append(var if isinstance(var, rx.vars.StringVar) else var.to_string())
         if rest:
             parts.append(rest)
         result = rx.Var.create("")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import reflex as rx
 
 from watheeq_ui import routes
+from watheeq_ui.components.ui import role_label
 from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
@@ -101,14 +102,7 @@ def sidebar() -> rx.Component:
             rx.vstack(
                 rx.text(AuthState.user_name, size="2", weight="medium", data_testid="user-name"),
                 rx.text(
-                    rx.match(
-                        AuthState.role,
-                        ("OWNER", t("role_OWNER")),
-                        ("ADMIN", t("role_ADMIN")),
-                        ("MANAGER", t("role_MANAGER")),
-                        ("AGENT", t("role_AGENT")),
-                        "",
-                    ),
+                    role_label(AuthState.role),
                     size="1",
                     color_scheme="gray",
                     data_testid="user-role",

@@ -59,7 +59,20 @@ TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
 }
 
 _call = Call.__table__
-_insert_for_dialect = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+# log_call runs for every call event: its two statements are built once (values bound at
+# execution) so SQLAlchemy compiles them once instead of coercing every literal each time.
+_LOG_CONTEXT = (
+    sa.select(Tenant.region, User.id, User.full_name, SipExtension.extension)
+    .select_from(Tenant)
+    .outerjoin(User, sa.and_(User.id == sa.bindparam("agent_id"), User.tenant_id == Tenant.id))
+    .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, SipExtension.tenant_id == Tenant.id))
+    .where(Tenant.id == sa.bindparam("tenant_id"))
+)
+_LOG_INSERT = {
+    name: insert(_call).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"]).returning(_call.c.id)
+    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+}
 
 _AgentUser = sa.orm.aliased(User, name="agent_user")
 _PUBLIC_COLUMNS = (
@@ -213,13 +226,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
         raise Forbidden("only a supervisor may log a call for another agent")
 
     # Region, agent and the agent's extension in one round trip.
-    ctx = session.execute(
-        sa.select(Tenant.region, User.id, User.full_name, SipExtension.extension)
-        .select_from(Tenant)
-        .outerjoin(User, sa.and_(User.id == agent_id, User.tenant_id == Tenant.id))
-        .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, SipExtension.tenant_id == Tenant.id))
-        .where(Tenant.id == tenant_id)
-    ).one_or_none()
+    ctx = session.execute(_LOG_CONTEXT, {"agent_id": agent_id, "tenant_id": tenant_id}).one_or_none()
     if ctx is None or ctx[1] is None:
         raise NotFound("agent not found")
     region, _, agent_name, agent_extension = ctx
@@ -253,10 +260,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     for status in path:
         values.update(_advance(values, status, now=now))
 
-    insert = _insert_for_dialect[session.get_bind().dialect.name]
-    new_id = session.execute(
-        insert(_call).values(**values).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"]).returning(_call.c.id)
-    ).scalar_one_or_none()
+    new_id = session.execute(_LOG_INSERT[session.get_bind().dialect.name], values).scalar_one_or_none()
     if new_id is not None:
         values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
         return CallPublic.model_validate(values)
@@ -422,11 +426,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     return started, call_id
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _number_condition(tenant_id: int, number: str, region: str) -> sa.ColumnElement[bool]:
+def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
     digits = phones.digits_of(number)
     if not digits:
         raise Invalid("number", "search by the digits of a number")
@@ -436,17 +436,15 @@ def _number_condition(tenant_id: int, number: str, region: str) -> sa.ColumnElem
         fragments.add(digits.lstrip("0"))
     conditions = []
     for fragment in fragments:
-        pattern = f"%{_like_escape(fragment)}%"
-        conditions.append(Call.remote_e164.like(pattern, escape="\\"))
+        pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
+        conditions.append(Call.remote_e164.like(pattern))
         # The number as dialled matters only when it is no phone number (an extension, a
         # withheld or odd caller id); otherwise its E.164 form holds the same digits.
-        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern, escape="\\")))
+        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
     e164 = phones.try_normalise(number, region)
     if e164:
         conditions.append(Call.remote_e164 == e164)
-    # As a subquery of ids it is answered from ix_call_tenant_remote alone; inline, the
-    # planner walks the history index and reads every row to test the LIKEs.
-    return Call.id.in_(sa.select(Call.id).where(Call.tenant_id == tenant_id, sa.or_(*conditions)))
+    return sa.or_(*conditions)
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -469,7 +467,7 @@ def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -
         conds.append(Call.client_id == filters.client_id)
     if filters.number is not None and filters.number.strip():
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        conds.append(_number_condition(tenant_id, filters.number, region))
+        conds.append(_number_condition(filters.number, region))
     return conds
 
 
@@ -503,8 +501,8 @@ def get_call_history(
 
     offset = (page - 1) * page_size if page is not None else 0
     if filters is not None and filters.number is not None and filters.number.strip():
-        # A number search reads the whole number index anyway (LIKE '%…%'), so read it
-        # once: the matches' (started_at, id) give both the count and the page.
+        # A number search reads the whole of ix_call_tenant_remote anyway (LIKE '%…%'), so
+        # read it once: the matches' (started_at, id) give both the count and the page.
         matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
         count = len(matches)
         ordered = sorted(((m.started_at, m.id) for m in matches), reverse=True)

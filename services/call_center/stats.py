@@ -20,6 +20,7 @@ its ``started_at``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,15 +61,20 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any) -> sa.ColumnElement[i
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=None)), 0)
 
 
-def _epoch_bucket(dialect: str, seconds: int) -> sa.ColumnElement[int]:
-    """The start time as (whole seconds since the epoch, UTC) // ``seconds``, in SQL."""
+def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
+    """SQL for the UTC slot of ``seconds`` a call started in, and how to read it back as a UTC time."""
+    if seconds == 3600:
+        if dialect == "sqlite":
+            # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS…': the hour is a prefix, far
+            # cheaper per row than date functions.
+            return sa.func.substr(Call.started_at, 1, 13), lambda v: datetime.strptime(v, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+        return sa.func.date_trunc("hour", Call.started_at), lambda v: v.replace(tzinfo=timezone.utc)
     if dialect == "sqlite":
-        # Stored as naive UTC text; '%s' reads it as UTC.
         epoch = sa.cast(sa.func.strftime("%s", Call.started_at), sa.Integer)
     else:
         # timestamp without time zone: EXTRACT(EPOCH) takes the stored (UTC) wall time as is.
         epoch = sa.cast(sa.func.floor(sa.extract("epoch", Call.started_at)), sa.BigInteger)
-    return epoch // seconds
+    return epoch // seconds, lambda v: datetime.fromtimestamp(int(v) * seconds, timezone.utc)
 
 
 def _bucket_seconds(tz: ZoneInfo, start: datetime, end: datetime) -> int:
@@ -191,8 +197,8 @@ def get_stats(
     per_agent.sort(key=lambda a: (-a.total, a.agent_name, a.agent_user_id or 0))
     total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals
 
-    size = _bucket_seconds(tz, start, end)
-    bucket = _epoch_bucket(session.get_bind().dialect.name, size).label("bucket")
+    bucket_sql, bucket_start = _bucket(session.get_bind().dialect.name, _bucket_seconds(tz, start, end))
+    bucket = bucket_sql.label("bucket")
     bucket_rows = session.execute(
         sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed))
         .where(*conds)
@@ -202,8 +208,8 @@ def get_stats(
     first_day = start.astimezone(tz).date()
     last_day = (end - timedelta(microseconds=1)).astimezone(tz).date()
     days = {first_day + timedelta(days=i): [0, 0, 0] for i in range((last_day - first_day).days + 1)}
-    for index, count, ans, miss in bucket_rows:
-        local = datetime.fromtimestamp(int(index) * size, tz)
+    for slot_value, count, ans, miss in bucket_rows:
+        local = bucket_start(slot_value).astimezone(tz)
         for slot in (hours[local.hour], days[local.date()]):
             slot[0] += count
             slot[1] += int(ans)

@@ -98,3 +98,14 @@ def empty_state(key: str, icon: str = "inbox") -> rx.Component:
         padding="2rem",
         width="100%",
     )
+
+
+def role_label(role: rx.Var) -> rx.Var:
+    return rx.match(
+        role,
+        ("OWNER", t("role_OWNER")),
+        ("ADMIN", t("role_ADMIN")),
+        ("MANAGER", t("role_MANAGER")),
+        ("AGENT", t("role_AGENT")),
+        role,
+    )

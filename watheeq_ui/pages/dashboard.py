@@ -179,6 +179,8 @@ def dashboard() -> rx.Component:
                 rx.heading(rx.cond(DashboardState.own_only, t("my_calls_today"), t("firm_calls_today")), size="4"),
                 rx.badge(DashboardState.today_label, variant="surface", color_scheme="gray"),
                 rx.spacer(),
+                rx.badge(t("service_level"), ": ", DashboardState.service_level, variant="soft", size="2", data_testid="stat-service-level"),
+                whatsapp_badge(),
                 rx.link(rx.button(rx.icon("list", size=16), t("nav_calls"), variant="soft"), href=routes.CALLS),
                 width="100%",
                 align="center",
@@ -211,24 +213,9 @@ def dashboard() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
-            rx.grid(
-                card(
-                    section_title("per_agent"),
-                    rx.cond(DashboardState.has_calls, _agents_table(), empty_state("no_data", "phone-off")),
-                    grid_column=rx.breakpoints(initial="auto", lg="span 2"),
-                ),
-                card(
-                    section_title("wa_line"),
-                    rx.vstack(
-                        whatsapp_badge(),
-                        rx.text(t("service_level"), size="2", color_scheme="gray", margin_top="1rem"),
-                        rx.text(DashboardState.service_level, size="6", weight="bold"),
-                        align="start",
-                    ),
-                ),
-                columns=rx.breakpoints(initial="1", lg="3"),
-                spacing="4",
-                width="100%",
+            card(
+                section_title("per_agent"),
+                rx.cond(DashboardState.has_calls, _agents_table(), empty_state("no_data", "phone-off")),
             ),
             spacing="5",
             width="100%",

@@ -1,0 +1,198 @@
+"""Call statistics on hand-made data; every expected figure is worked out in the test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import Session
+
+from services.call_center import get_stats, log_call
+from services.errors import Forbidden, Invalid
+from services.models import Call, CallCreate, CallDirection, CallStatus, Role
+from tests import factories as f
+
+IN, OUT = CallDirection.INBOUND, CallDirection.OUTBOUND
+RIYADH = ZoneInfo("Asia/Riyadh")
+
+
+def _call(session, tenant, agent, direction, status, local_start: datetime, *, ring=None, talk=None):
+    started = local_start.astimezone(timezone.utc)
+    answered = started + timedelta(seconds=ring) if talk is not None else None
+    session.add(
+        Call(
+            tenant_id=tenant.id, agent_user_id=agent.user_id if agent else None, direction=direction, status=status,
+            remote_number="0501234567", started_at=started, answered_at=answered,
+            ended_at=(answered + timedelta(seconds=talk)) if answered else None,
+            ring_seconds=ring, talk_seconds=talk,
+        )
+    )
+
+
+@pytest.fixture
+def day(session: Session) -> SimpleNamespace:
+    """One Riyadh day (2026-03-10, UTC+3) of a firm with two agents, plus noise around it."""
+    tenant = f.make_tenant(session, timezone="Asia/Riyadh")
+    amal = f.principal_of(f.make_user(session, tenant, Role.AGENT, full_name="Amal"))
+    badr = f.principal_of(f.make_user(session, tenant, Role.AGENT, full_name="Badr"))
+    manager = f.principal_of(f.make_user(session, tenant, Role.MANAGER))
+    other = f.make_tenant(session)
+    stranger = f.principal_of(f.make_user(session, other, Role.AGENT))
+
+    def at(h, m, d=10):
+        return datetime(2026, 3, d, h, m, tzinfo=RIYADH)
+
+    _call(session, tenant, amal, IN, CallStatus.COMPLETED, at(9, 0), ring=10, talk=100)
+    _call(session, tenant, amal, IN, CallStatus.COMPLETED, at(9, 30), ring=30, talk=200)
+    _call(session, tenant, badr, IN, CallStatus.MISSED, at(10, 15), ring=25)
+    _call(session, tenant, badr, OUT, CallStatus.COMPLETED, at(10, 45), ring=5, talk=60)
+    _call(session, tenant, amal, OUT, CallStatus.NO_ANSWER, at(23, 30), ring=40)
+    _call(session, tenant, badr, IN, CallStatus.RINGING, at(23, 50))          # offered, not (yet) missed
+    _call(session, tenant, badr, IN, CallStatus.REJECTED, at(0, 10), ring=3)  # 21:10 UTC the day before
+    _call(session, tenant, amal, IN, CallStatus.COMPLETED, at(23, 59, d=9), ring=1, talk=1)  # the day before
+    _call(session, tenant, amal, IN, CallStatus.COMPLETED, at(0, 0, d=11), ring=1, talk=1)   # the day after
+    _call(session, other, stranger, IN, CallStatus.COMPLETED, at(9, 0), ring=1, talk=1)      # another firm
+    session.flush()
+    return SimpleNamespace(tenant=tenant, amal=amal, badr=badr, manager=manager, start=at(0, 0), end=at(0, 0, d=11))
+
+
+def _stats(session, day, actor=None, **kw):
+    kw.setdefault("date_from", day.start)
+    kw.setdefault("date_to", day.end)
+    return get_stats(session=session, tenant_id=day.tenant.id, actor=actor or day.manager, **kw)
+
+
+def test_totals_and_rates_of_a_day(session, day):
+    s = _stats(session, day)
+    # Seven calls start in the day: Amal 09:00, 09:30, 23:30; Badr 00:10, 10:15, 10:45, 23:50.
+    assert (s.total, s.inbound, s.outbound) == (7, 5, 2)
+    assert s.answered == 3          # 09:00, 09:30 inbound and 10:45 outbound
+    assert s.missed == 2            # 10:15 MISSED and 00:10 REJECTED; 23:50 still rings
+    assert s.answer_rate == pytest.approx(2 / 5)
+    assert s.service_level == pytest.approx(1 / 5)  # only the 10 s ring is within 20 s
+    assert s.service_level_threshold_seconds == 20
+    assert s.average_speed_of_answer == pytest.approx((10 + 30) / 2)
+    assert s.average_talk_time == pytest.approx((100 + 200 + 60) / 3)
+    assert s.average_handle_time == pytest.approx(120)
+    assert s.timezone == "Asia/Riyadh"
+    assert (s.date_from, s.date_to) == (day.start, day.end)
+
+
+def test_service_level_follows_the_threshold(session, day):
+    assert _stats(session, day, service_level_threshold_s=30).service_level == pytest.approx(2 / 5)
+    assert _stats(session, day, service_level_threshold_s=9).service_level == pytest.approx(0)
+
+
+def test_per_agent_breakdown(session, day):
+    by_name = {a.agent_name: a for a in _stats(session, day).per_agent}
+    amal, badr = by_name["Amal"], by_name["Badr"]
+    assert (amal.total, amal.inbound, amal.outbound, amal.answered, amal.missed) == (3, 2, 1, 2, 0)
+    assert (amal.talk_seconds, amal.average_talk_seconds) == (300, 150)
+    assert (badr.total, badr.inbound, badr.outbound, badr.answered, badr.missed) == (4, 3, 1, 1, 2)
+    assert (badr.talk_seconds, badr.average_talk_seconds) == (60, 60)
+    assert [a.agent_name for a in _stats(session, day).per_agent] == ["Badr", "Amal"]  # busiest first
+
+
+def test_calls_per_hour_are_in_the_firms_time_zone(session, day):
+    hours = {h.hour: (h.total, h.answered, h.missed) for h in _stats(session, day).per_hour}
+    assert len(hours) == 24
+    assert hours[0] == (1, 0, 1)    # 00:10 local is 21:10 UTC of the day before
+    assert hours[9] == (2, 2, 0)
+    assert hours[10] == (2, 1, 1)
+    assert hours[23] == (2, 0, 0)
+    assert sum(t for t, _, _ in hours.values()) == 7
+
+
+def test_calls_per_day_cover_every_day_of_the_period(session, day):
+    s = _stats(session, day, date_from=day.start - timedelta(days=1), date_to=day.end + timedelta(days=1))
+    assert [(d.day, d.total, d.answered, d.missed) for d in s.per_day] == [
+        ("2026-03-09", 1, 1, 0),
+        ("2026-03-10", 7, 3, 2),
+        ("2026-03-11", 1, 1, 0),
+    ]
+
+
+def test_an_agent_sees_only_their_own_figures(session, day):
+    s = _stats(session, day, actor=day.amal)
+    assert (s.total, s.inbound, s.answered, s.missed) == (3, 2, 2, 0)
+    assert [a.agent_name for a in s.per_agent] == ["Amal"]
+    assert s.answer_rate == 1.0 and s.average_speed_of_answer == pytest.approx(20)
+
+
+def test_other_firms_are_not_counted_and_cannot_be_asked(session, day):
+    other = f.make_tenant(session)
+    outsider = f.principal_of(f.make_user(session, other, Role.MANAGER))
+    assert get_stats(session=session, tenant_id=other.id, actor=outsider, date_from=day.start, date_to=day.end).total == 0
+    with pytest.raises(Forbidden):
+        get_stats(session=session, tenant_id=day.tenant.id, actor=outsider, date_from=day.start, date_to=day.end)
+
+
+def test_an_empty_period_has_no_rates(session, day):
+    s = _stats(session, day, date_from=day.start + timedelta(days=30), date_to=day.end + timedelta(days=30))
+    assert (s.total, s.answer_rate, s.service_level, s.average_speed_of_answer, s.average_talk_time) == (0, None, None, None, None)
+    assert s.per_agent == [] and all(h.total == 0 for h in s.per_hour)
+
+
+def test_the_default_period_is_today_in_the_firms_time_zone(session):
+    tenant = f.make_tenant(session, timezone="Asia/Riyadh")
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
+    log_call(session=session, tenant_id=tenant.id, actor=agent, data=CallCreate(direction=IN, remote_number="1002"))
+    log_call(
+        session=session, tenant_id=tenant.id, actor=agent,
+        data=CallCreate(direction=IN, remote_number="1002", started_at=datetime.now(timezone.utc) - timedelta(days=2)),
+    )
+    s = get_stats(session=session, tenant_id=tenant.id, actor=agent)
+    today = datetime.now(RIYADH).date()
+    assert s.total == 1
+    assert s.date_from == datetime(today.year, today.month, today.day, tzinfo=RIYADH)
+    assert s.date_to - s.date_from == timedelta(days=1)
+    assert [d.day for d in s.per_day] == [today.isoformat()]
+
+
+def test_hours_of_a_half_hour_zone_are_local_hours(session):
+    tenant = f.make_tenant(session, timezone="Asia/Kolkata")  # UTC+05:30
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
+    utc = lambda h, m: datetime(2026, 3, 10, h, m, tzinfo=timezone.utc)  # noqa: E731
+    for start in (utc(3, 45), utc(4, 15), utc(4, 35)):  # 09:15, 09:45 and 10:05 in Kolkata
+        _call(session, tenant, agent, IN, CallStatus.MISSED, start, ring=5)
+    session.flush()
+    s = get_stats(session=session, tenant_id=tenant.id, actor=agent, date_from=utc(0, 0) - timedelta(hours=5, minutes=30), date_to=utc(0, 0) + timedelta(hours=18, minutes=30))
+    hours = {h.hour: h.total for h in s.per_hour if h.total}
+    assert hours == {9: 2, 10: 1}
+
+
+def test_hours_across_a_daylight_saving_change(session):
+    berlin = ZoneInfo("Europe/Berlin")  # 2026-03-29 02:00 CET becomes 03:00 CEST
+    tenant = f.make_tenant(session, timezone="Europe/Berlin")
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
+    _call(session, tenant, agent, IN, CallStatus.MISSED, datetime(2026, 3, 29, 0, 30, tzinfo=timezone.utc), ring=5)  # 01:30 CET
+    _call(session, tenant, agent, IN, CallStatus.MISSED, datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc), ring=5)  # 03:30 CEST
+    _call(session, tenant, agent, IN, CallStatus.MISSED, datetime(2026, 3, 29, 21, 59, tzinfo=timezone.utc), ring=5)  # 23:59 CEST
+    session.flush()
+    s = get_stats(
+        session=session, tenant_id=tenant.id, actor=agent,
+        date_from=datetime(2026, 3, 29, tzinfo=berlin), date_to=datetime(2026, 3, 30, tzinfo=berlin),
+    )
+    assert s.date_to - s.date_from == timedelta(hours=23)
+    assert {h.hour: h.total for h in s.per_hour if h.total} == {1: 1, 3: 1, 23: 1}
+    assert [(d.day, d.total) for d in s.per_day] == [("2026-03-29", 3)]
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"date_from": datetime(2026, 3, 10, tzinfo=timezone.utc), "date_to": datetime(2026, 3, 10, tzinfo=timezone.utc)}, "date_from"),
+    ({"date_from": datetime(2026, 3, 11, tzinfo=timezone.utc), "date_to": datetime(2026, 3, 10, tzinfo=timezone.utc)}, "date_from"),
+    ({"date_from": datetime(2025, 1, 1, tzinfo=timezone.utc), "date_to": datetime(2026, 3, 10, tzinfo=timezone.utc)}, "date_to"),
+    ({"date_from": datetime(2026, 3, 10), "date_to": datetime(2026, 3, 11, tzinfo=timezone.utc)}, "date_from"),
+    ({"service_level_threshold_s": -1}, "service_level_threshold_s"),
+])
+def test_bad_periods_are_invalid(session, day, kw, field):
+    with pytest.raises(Invalid) as err:
+        get_stats(session=session, tenant_id=day.tenant.id, actor=day.manager, **kw)
+    assert err.value.field == field
+
+
+def test_a_full_year_is_allowed(session, day):
+    s = _stats(session, day, date_from=day.start - timedelta(days=365), date_to=day.end)
+    assert s.total == 8 and len(s.per_day) == 366
