@@ -1,0 +1,158 @@
+"""Browser end-to-end tests: the app started by scripts/run.sh, driven by Debian's Chromium.
+
+One app per test session, on a fresh seeded SQLite database, free ports and the
+WhatsApp simulator. Screenshots go to test-output/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("WATHEEQ_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "test-output" / "screenshots"
+START_TIMEOUT_S = 420
+DEMO_PASSWORD = "watheeq-demo"
+LOGINS = {
+    "OWNER": "owner@demo.watheeq.local",
+    "ADMIN": "admin@demo.watheeq.local",
+    "MANAGER": "manager@demo.watheeq.local",
+    "AGENT": "agent@demo.watheeq.local",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if CHROMIUM.exists():
+        return
+    e2e = [i for i in items if Path(str(i.fspath)).is_relative_to(Path(__file__).parent)]
+    if not e2e:
+        return
+    names = ", ".join(i.name for i in e2e)
+    reason = (
+        f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
+        f"(as root) to run the browser tests: {names}"
+    )
+    for item in e2e:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except OSError:
+        return False
+
+
+@dataclass
+class RunningApp:
+    base_url: str
+    backend_url: str
+    database_url: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    work = tmp_path_factory.mktemp("e2e")
+    frontend, backend = _free_port(), _free_port()
+    database_url = f"sqlite:///{work / 'e2e.db'}"
+    env = {
+        **os.environ,
+        "WATHEEQ_DATABASE_URL": database_url,
+        "WATHEEQ_WHATSAPP_GATEWAY": "simulator",
+        "WATHEEQ_FRONTEND_PORT": str(frontend),
+        "WATHEEQ_BACKEND_PORT": str(backend),
+        "WATHEEQ_EXPORT_DIR": str(work / "exports"),
+        "WATHEEQ_DATA_DIR": str(work / "data"),
+    }
+    log = work / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (_answers(app.base_url + "/login") and _answers(app.backend_url + "/ping")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not start; see {log}:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield app
+    finally:
+        # run.sh traps TERM and stops its children (each in its own process group).
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app: RunningApp) -> Iterator:
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True, base_url=app.base_url)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def services_db(app: RunningApp):
+    """The services, pointed at the app's database (to find fixtures and check persistence)."""
+    from services import db
+
+    engine = db.create_db_engine(app.database_url)
+    db.configure(engine)
+    yield db
+    db.configure(None)
+    engine.dispose()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def login(page, role: str) -> None:
+    page.goto("/login")
+    page.get_by_test_id("login-email").fill(LOGINS[role])
+    page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("page-title").wait_for()

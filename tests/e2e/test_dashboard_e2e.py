@@ -1,0 +1,230 @@
+"""What each role sees and does in the dashboard, through a real browser."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import DEMO_PASSWORD, LOGINS, login, screenshot
+
+pytestmark = pytest.mark.e2e
+
+
+def _nav(page, key: str):
+    return page.get_by_test_id(f"nav-{key}")
+
+
+@pytest.mark.parametrize("role", ["OWNER", "ADMIN"])
+def test_admins_open_every_page(page, role):
+    login(page, role)
+    expect(page.get_by_test_id("user-role")).to_have_text(role.capitalize())
+    expect(page.get_by_test_id("stat-total")).to_be_visible()
+    for key in ("nav_dashboard", "nav_calls", "nav_clients", "nav_extensions"):
+        expect(_nav(page, key)).to_be_visible()
+    page.goto("/extensions")
+    expect(page.get_by_test_id("extensions-table")).to_be_visible()
+    expect(page.get_by_test_id("user-row")).to_have_count(6)
+    expect(page.get_by_test_id("not-allowed")).to_have_count(0)
+
+
+@pytest.mark.parametrize("role", ["MANAGER", "AGENT"])
+def test_non_admins_get_not_allowed_on_the_extensions_url(page, role):
+    login(page, role)
+    expect(_nav(page, "nav_calls")).to_be_visible()
+    expect(_nav(page, "nav_extensions")).to_have_count(0)
+    page.goto("/extensions")
+    expect(page.get_by_test_id("not-allowed")).to_be_visible()
+    expect(page.get_by_test_id("extensions-table")).to_have_count(0)
+    # Nobody's email leaks onto the refused page.
+    expect(page.get_by_text(LOGINS["OWNER"])).to_have_count(0)
+    screenshot(page, f"not-allowed-{role.lower()}")
+
+
+def test_agent_sees_only_their_own_calls(page, services_db):
+    from services.models import Call, User
+
+    with services_db.session_scope() as session:
+        agent_id = session.execute(sa.select(User.id).where(User.email == LOGINS["AGENT"])).scalar_one()
+        own = session.execute(sa.select(sa.func.count()).select_from(Call).where(Call.agent_user_id == agent_id)).scalar_one()
+    login(page, "AGENT")
+    expect(page.get_by_text("My calls today")).to_be_visible()
+    page.goto("/calls")
+    expect(page.get_by_test_id("calls-total")).to_have_text(f"{own:,} calls")
+    expect(page.get_by_test_id("filter-agent")).to_have_count(0)
+    expect(page.get_by_test_id("export-csv")).to_have_count(0)
+    screenshot(page, "calls-agent")
+
+
+def test_manager_dashboard_shows_the_firm(page):
+    login(page, "MANAGER")
+    expect(page.get_by_text("The firm's calls today")).to_be_visible()
+    expect(page.get_by_test_id("agents-table")).to_be_visible()
+    expect(page.locator("[data-testid=chart-hour] .js-plotly-plot")).to_be_visible()
+    expect(page.locator("[data-testid=chart-trend] .js-plotly-plot")).to_be_visible()
+    expect(page.get_by_test_id("whatsapp-status")).to_be_visible()
+    screenshot(page, "dashboard")
+
+
+def test_wrong_password_is_refused_with_a_clear_message(page):
+    page.goto("/login")
+    page.get_by_test_id("login-email").fill(LOGINS["MANAGER"])
+    page.get_by_test_id("login-password").fill("not-the-password")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("Wrong email or password")
+    expect(page).to_have_url(re.compile(r"/login"))
+    screenshot(page, "login-refused")
+
+
+def test_session_survives_reload_and_ends_on_logout(page):
+    login(page, "MANAGER")
+    page.reload()
+    expect(page.get_by_test_id("user-name")).to_be_visible()
+    page.get_by_test_id("logout").click()
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.goto("/calls")
+    expect(page).to_have_url(re.compile(r"/login\?next=/calls"))
+    expect(page.get_by_test_id("calls-table")).to_have_count(0)
+
+
+def test_admin_assigns_an_extension_and_a_taken_number_is_refused(page):
+    login(page, "ADMIN")
+    page.goto("/extensions")
+    page.get_by_test_id("assign-user").click()
+    page.get_by_role("option", name=re.compile(re.escape(LOGINS["MANAGER"]))).click()
+    page.get_by_test_id("assign-extension").fill("1450")
+    page.get_by_test_id("assign-display-name").fill("Manager desk")
+    page.get_by_test_id("assign-password").fill("sip-secret-1450")
+    page.get_by_test_id("assign-submit").click()
+    row = page.get_by_test_id("user-row").filter(has_text=LOGINS["MANAGER"])
+    expect(row.get_by_test_id("extension-number")).to_have_text("1450")
+    expect(page.get_by_test_id("assign-password")).to_have_value("")
+    screenshot(page, "extensions")
+
+    page.get_by_test_id("assign-user").click()
+    page.get_by_role("option", name=re.compile(re.escape(LOGINS["OWNER"]))).click()
+    page.get_by_test_id("assign-extension").fill("1450")
+    page.get_by_test_id("assign-password").fill("sip-secret-owner")
+    page.get_by_test_id("assign-submit").click()
+    expect(page.get_by_test_id("field-error")).to_contain_text("already assigned")
+    owner_row = page.get_by_test_id("user-row").filter(has_text=LOGINS["OWNER"])
+    expect(owner_row.get_by_test_id("extension-number")).to_have_count(0)
+    page.reload()
+    expect(page.get_by_test_id("user-row").filter(has_text=LOGINS["MANAGER"]).get_by_test_id("extension-number")).to_have_text("1450")
+
+
+def test_history_filter_note_and_case_persist(page, services_db):
+    from services.models import Call, Case
+
+    with services_db.session_scope() as session:
+        number = session.execute(
+            sa.select(Call.remote_number)
+            .join(Case, Case.client_id == Call.client_id)
+            .where(Call.case_id.is_(None))
+            .order_by(Call.started_at.desc())
+            .limit(1)
+        ).scalar_one()
+    login(page, "MANAGER")
+    page.goto("/calls")
+    expect(page.get_by_test_id("call-row").first).to_be_visible()
+    page.get_by_test_id("filter-number").fill(number)
+    rows = page.get_by_test_id("call-row")
+    expect(rows.first).to_contain_text(number)
+    rows.first.click()
+    panel = page.get_by_test_id("call-panel")
+    expect(panel).to_be_visible()
+    note = f"Client asked for the hearing date {time.time():.0f}"
+    page.get_by_test_id("note-input").fill(note)
+    page.get_by_test_id("note-add").click()
+    expect(page.get_by_test_id("note-entry").first).to_contain_text(note)
+    page.get_by_test_id("case-select").click()
+    case_option = page.get_by_role("option").first
+    case_name = case_option.inner_text()
+    case_option.click()
+    page.get_by_test_id("case-link").click()
+    expect(page.get_by_test_id("panel-case")).to_have_text(re.compile(re.escape(case_name.split(" (")[0])))
+    screenshot(page, "call-panel")
+
+    page.reload()
+    page.get_by_test_id("filter-number").fill(number)
+    page.get_by_test_id("call-row").first.click()
+    expect(page.get_by_test_id("note-entry").filter(has_text=note)).to_have_count(1)
+    expect(page.get_by_test_id("panel-case")).to_have_text(re.compile(re.escape(case_name.split(" (")[0])))
+    with services_db.session_scope() as session:
+        noted = session.execute(
+            sa.select(Call.id, Call.case_id).where(Call.remote_number == number, Call.notes.contains(note))
+        ).all()
+    assert len(noted) == 1 and noted[0].case_id is not None
+
+
+def test_bad_number_search_is_explained_next_to_the_field(page):
+    login(page, "MANAGER")
+    page.goto("/calls")
+    page.get_by_test_id("filter-number").fill("abc")
+    expect(page.get_by_test_id("field-error")).to_contain_text("digits")
+
+
+def test_export_csv_has_the_filtered_rows(page):
+    login(page, "MANAGER")
+    page.goto("/calls")
+    page.get_by_test_id("filter-status").click()
+    page.get_by_role("option", name="Missed").click()
+    total_text = page.get_by_test_id("calls-total")
+    expect(total_text).not_to_have_text("3,000 calls")
+    expect(page.get_by_test_id("call-row").first).to_contain_text("Missed")
+    expected = int(total_text.inner_text().split()[0].replace(",", ""))
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_test_id("export-csv").click()
+    frame = pd.read_csv(io.BytesIO(open(info.value.path(), "rb").read()), encoding="utf-8-sig")
+    assert len(frame) == expected
+    assert set(frame["status"]) == {"MISSED"}
+    assert {"started_at", "remote_number", "agent", "client"} <= set(frame.columns)
+    screenshot(page, "calls")
+
+
+def test_clients_list_and_timeline(page):
+    login(page, "MANAGER")
+    page.goto("/clients")
+    expect(page.get_by_test_id("client-row").first).to_be_visible()
+    screenshot(page, "clients")
+    page.get_by_test_id("client-row").first.get_by_role("link").click()
+    expect(page.get_by_test_id("client-name")).to_be_visible()
+    expect(page.get_by_test_id("timeline")).to_be_visible()
+    screenshot(page, "client")
+
+
+def test_arabic_switch_turns_the_page_right_to_left(page):
+    login(page, "OWNER")
+    page.get_by_test_id("toggle-language").click()
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.get_by_test_id("page-title")).to_have_text("لوحة المتابعة")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    expect(page.get_by_test_id("nav-nav_calls")).to_have_text("سجل المكالمات")
+    screenshot(page, "dashboard-arabic")
+    page.get_by_test_id("toggle-language").click()
+    expect(page.locator("html")).to_have_attribute("dir", "ltr")
+
+
+def test_repeated_failures_are_slowed_down(page):
+    # Last: it throttles this browser's source address for a few seconds.
+    page.goto("/login")
+    error = page.get_by_test_id("login-error")
+    for _ in range(10):
+        page.get_by_test_id("login-email").fill(LOGINS["AGENT"])
+        page.get_by_test_id("login-password").fill("wrong-password")
+        page.get_by_test_id("login-submit").click()
+        expect(error).to_be_visible()
+        expect(page.get_by_test_id("login-submit")).to_be_enabled()
+        if "Too many" in error.inner_text():
+            break
+    expect(page.get_by_test_id("login-error")).to_contain_text(re.compile(r"Too many attempts, wait \d+ s"))
+    time.sleep(5)
+    page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("page-title")).to_be_visible()
