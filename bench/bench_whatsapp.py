@@ -9,6 +9,7 @@ Run: ``.venv/bin/python bench/bench_whatsapp.py`` (SQLite in a temporary folder)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import platform
@@ -36,6 +37,17 @@ from services.whatsapp.sidecar import Settings, Sidecar, _Tenant  # noqa: E402
 from services.whatsapp import store  # noqa: E402
 
 N_CLIENTS = 100_000
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def rss_mb() -> float:
@@ -148,10 +160,21 @@ async def many_sessions(tenant_ids: list[int]) -> None:
 
 
 def main() -> None:
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["ingestion", "sessions"], help="run one part")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the sessions part here")
+    args = parser.parse_args()
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     ids = setup(201)
-    asyncio.run(ingestion(ids[0]))
-    asyncio.run(many_sessions(ids[1:]))
+    if args.only != "sessions":
+        asyncio.run(ingestion(ids[0]))
+    if args.only != "ingestion":
+        if args.profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(many_sessions(ids[1:]))", globals(), {"ids": ids}, str(args.profile))
+        else:
+            asyncio.run(many_sessions(ids[1:]))
 
 
 if __name__ == "__main__":

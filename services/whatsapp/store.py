@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -344,6 +345,29 @@ def _lease_of(row: WhatsappSession) -> WhatsappLease:
     )
 
 
+_LEASE_COLUMNS = (
+    WhatsappSession.tenant_id,
+    WhatsappSession.desired_state,
+    WhatsappSession.status,
+    WhatsappSession.device_jid,
+    WhatsappSession.retry_count,
+    WhatsappSession.next_retry_at,
+    WhatsappSession.lease_expires_at,
+)
+
+
+def _lease_of_row(row: sa.Row) -> WhatsappLease:
+    return WhatsappLease(
+        tenant_id=row.tenant_id,
+        desired_state=row.desired_state,
+        status=row.status,
+        device_jid=row.device_jid,
+        retry_count=row.retry_count,
+        next_retry_at=row.next_retry_at,
+        lease_expires_at=row.lease_expires_at,
+    )
+
+
 def _needs_a_worker() -> sa.ColumnElement[bool]:
     # Wanted connected, or wanted disconnected but not yet torn down (a device to log out).
     return sa.or_(
@@ -353,41 +377,118 @@ def _needs_a_worker() -> sa.ColumnElement[bool]:
     )
 
 
+def _free_for(worker_id: str, held: Sequence[int], now: datetime) -> sa.ColumnElement[bool]:
+    """Sessions ``worker_id`` may claim: unheld, lapsed, or its own that it does not hold yet."""
+    mine = WhatsappSession.worker_id == worker_id
+    if held:
+        # Already held sessions must not be candidates: they would use up the claim limit
+        # and keep a worker from ever claiming anything else.
+        mine = sa.and_(mine, WhatsappSession.tenant_id.not_in(held))  # type: ignore[attr-defined]
+    return sa.or_(
+        WhatsappSession.worker_id.is_(None),  # type: ignore[union-attr]
+        mine,
+        WhatsappSession.lease_expires_at.is_(None),  # type: ignore[union-attr]
+        WhatsappSession.lease_expires_at < now,  # type: ignore[operator]
+    )
+
+
 def restore_active_sessions(
-    *, session: Session, worker_id: str, lease_seconds: float, limit: int = 50, now: datetime | None = None
+    *,
+    session: Session,
+    worker_id: str,
+    lease_seconds: float,
+    limit: int = 50,
+    held: Iterable[int] = (),
+    now: datetime | None = None,
 ) -> list[WhatsappLease]:
     """Claim up to ``limit`` sessions that need a sidecar and that no live worker holds.
 
     A session is free when it has no worker, its lease has lapsed (its worker died), or it is
-    already ``worker_id``'s (a restarted worker takes its own tenants back at once). Each claim
-    is a conditional UPDATE, so two sidecars racing for one session cannot both win.
+    ``worker_id``'s own but not among ``held`` (a restarted worker takes its tenants back at
+    once). Candidates are locked with SKIP LOCKED on PostgreSQL and claimed by one conditional
+    UPDATE, so two sidecars racing for a session never both win and never wait on each other.
     """
     if limit <= 0:
         return []
     now = now or utcnow()
-    free = sa.or_(
-        WhatsappSession.worker_id.is_(None),  # type: ignore[union-attr]
-        WhatsappSession.worker_id == worker_id,
-        WhatsappSession.lease_expires_at.is_(None),  # type: ignore[union-attr]
-        WhatsappSession.lease_expires_at < now,  # type: ignore[operator]
+    held_ids = sorted(set(held))
+    free = _free_for(worker_id, held_ids, now)
+    candidates = list(
+        session.exec(
+            select(WhatsappSession.id)
+            .where(_needs_a_worker(), free)
+            .order_by(WhatsappSession.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
     )
-    candidates = session.exec(
-        select(WhatsappSession.id).where(_needs_a_worker(), free).order_by(WhatsappSession.id).limit(limit)
+    if not candidates:
+        return []
+    session.execute(
+        sa.update(WhatsappSession)
+        .where(WhatsappSession.id.in_(candidates), free)  # type: ignore[union-attr]
+        .values(worker_id=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        sa.select(*_LEASE_COLUMNS)
+        .where(WhatsappSession.id.in_(candidates), WhatsappSession.worker_id == worker_id)  # type: ignore[union-attr]
+        .order_by(WhatsappSession.id)
     ).all()
-    expires = now + timedelta(seconds=lease_seconds)
-    claimed: list[WhatsappLease] = []
-    for session_id in candidates:
-        result = session.execute(
+    return [_lease_of_row(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class WorkerSync:
+    """What one reconcile tick learns from the database, in one transaction."""
+
+    leases: list[WhatsappLease]  # every session the worker holds now, freshly read
+    claimed: set[int]  # tenants among them claimed by this call
+    pending: set[int]  # tenants among ``pending_for`` with PENDING outbound messages
+
+
+def sync_worker(
+    *,
+    session: Session,
+    worker_id: str,
+    held: Iterable[int],
+    lease_seconds: float,
+    renew: bool,
+    claim_limit: int,
+    seen: Iterable[int] = (),
+    pending_for: Iterable[int] = (),
+    now: datetime | None = None,
+) -> WorkerSync:
+    """The sidecar's whole database round of a tick, batched for every tenant it holds.
+
+    Renews the worker's leases (when ``renew``; the sidecar does it a few times per lease, so
+    most ticks only read), records the sessions in ``seen`` as alive, claims up to
+    ``claim_limit`` free sessions, reads back every session the worker holds and tells which
+    tenants of ``pending_for`` have messages to send.
+    """
+    now = now or utcnow()
+    held_ids = sorted(set(held))
+    if renew:
+        session.execute(
             sa.update(WhatsappSession)
-            .where(WhatsappSession.id == session_id, free)
-            .values(worker_id=worker_id, lease_expires_at=expires)
+            .where(WhatsappSession.worker_id == worker_id)
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
-            row = session.exec(
-                select(WhatsappSession).where(WhatsappSession.id == session_id).execution_options(populate_existing=True)
-            ).one()
-            claimed.append(_lease_of(row))
-    return claimed
+    seen_ids = sorted(set(seen))
+    if seen_ids:
+        session.execute(
+            sa.update(WhatsappSession)
+            .where(WhatsappSession.worker_id == worker_id, WhatsappSession.tenant_id.in_(seen_ids))  # type: ignore[attr-defined]
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    claimed = restore_active_sessions(
+        session=session, worker_id=worker_id, lease_seconds=lease_seconds, limit=claim_limit, held=held_ids, now=now
+    )
+    rows = session.execute(sa.select(*_LEASE_COLUMNS).where(WhatsappSession.worker_id == worker_id)).all()
+    pending = tenants_with_pending(session=session, tenant_ids=pending_for)
+    return WorkerSync(leases=[_lease_of_row(r) for r in rows], claimed={c.tenant_id for c in claimed}, pending=pending)
 
 
 def renew_leases(

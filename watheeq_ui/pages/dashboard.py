@@ -15,7 +15,7 @@ from services.models import CallStats
 from watheeq_ui import formatting, routes
 from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
 from watheeq_ui.i18n import t
-from watheeq_ui.layout import template, whatsapp_badge
+from watheeq_ui.layout import template
 from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
@@ -180,7 +180,6 @@ def dashboard() -> rx.Component:
                 rx.badge(DashboardState.today_label, variant="surface", color_scheme="gray"),
                 rx.spacer(),
                 rx.badge(t("service_level"), ": ", DashboardState.service_level, variant="soft", size="2", data_testid="stat-service-level"),
-                whatsapp_badge(),
                 rx.link(rx.button(rx.icon("list", size=16), t("nav_calls"), variant="soft"), href=routes.CALLS),
                 width="100%",
                 align="center",
