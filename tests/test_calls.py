@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import threading
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -159,6 +161,53 @@ def test_a_committed_call_id_logged_from_another_session_is_not_duplicated(engin
         second.commit()
     assert a.id == b.id
     assert _count_calls(session, firm.tid) == 1
+
+
+def _log_in_own_session(engine, firm, sip_call_id, results, errors, start=None):
+    try:
+        with Session(engine) as own:
+            if start is not None:
+                start.wait(5)
+            call = log_call(session=own, tenant_id=firm.tid, actor=firm.agent, data=CallCreate(direction=IN, remote_number="1002", sip_call_id=sip_call_id))
+            own.commit()
+            results.append(call.id)
+    except Exception as exc:  # reported by the test, not lost in the thread
+        errors.append(exc)
+
+
+def test_a_call_id_inserted_while_another_insert_is_uncommitted_gives_one_call(engine, session, firm):
+    session.commit()
+    results: list[int] = []
+    errors: list[Exception] = []
+    with Session(engine) as first:
+        a = log_call(session=first, tenant_id=firm.tid, actor=firm.agent, data=CallCreate(direction=IN, remote_number="1002", sip_call_id="race@pbx"))
+        late = threading.Thread(target=_log_in_own_session, args=(engine, firm, "race@pbx", results, errors))
+        late.start()
+        late.join(0.5)
+        assert late.is_alive()  # its insert waits on the first, uncommitted one
+        first.commit()
+    late.join(15)
+    assert errors == [] and results == [a.id]
+    assert _count_calls(session, firm.tid) == 1
+
+
+def test_concurrent_loggers_of_one_call_id_create_one_call(engine, session, firm):
+    session.commit()
+    results: list[int] = []
+    errors: list[Exception] = []
+    for round_ in range(5):
+        start = threading.Barrier(4)
+        threads = [
+            threading.Thread(target=_log_in_own_session, args=(engine, firm, f"burst-{round_}@pbx", results, errors, start))
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    assert len(results) == 20 and len(set(results)) == 5
+    assert _count_calls(session, firm.tid) == 5
 
 
 def test_the_same_call_id_in_two_firms_gives_two_calls(session, firm, other):
@@ -499,12 +548,23 @@ def test_history_excludes_other_firms(session, firm, other):
     assert [c.id for c in page.data] == [mine.id] and page.count == 1
 
 
+def _cursor_of(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(("kw", "field"), [
     ({"page_size": 0}, "page_size"),
     ({"page_size": 501}, "page_size"),
     ({"cursor": "not-a-cursor!"}, "cursor"),
     ({"cursor": "bm9wZQ"}, "cursor"),
     ({"cursor": "MTox", "page": 2}, "cursor"),
+    ({"cursor": _cursor_of(f"0:{2**63}")}, "cursor"),
+    ({"cursor": _cursor_of(f"0:{10**30}")}, "cursor"),
+    ({"cursor": _cursor_of(f"{10**18}:1")}, "cursor"),
+    ({"cursor": _cursor_of("1_0:5")}, "cursor"),
+    ({"cursor": _cursor_of("1:2:3")}, "cursor"),
+    ({"cursor": _cursor_of("1:-2")}, "cursor"),
+    ({"cursor": "é"}, "cursor"),
     ({"page": 0}, "page"),
     ({"filters": CallFilters(date_from=T0, date_to=T0)}, "date_from"),
     ({"filters": CallFilters(date_from=datetime(2026, 1, 1))}, "date_from"),

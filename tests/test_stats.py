@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import random
+import threading
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from services.call_center import get_stats, log_call
+from services.call_center import close_stale_calls, get_stats, log_call, update_call_status
+from services.call_center import stats as stats_module
 from services.errors import Forbidden, Invalid
-from services.models import Call, CallCreate, CallDirection, CallStatus, Role
+from services.models import (
+    Call,
+    CallCreate,
+    CallDirection,
+    CallHourlyRollup,
+    CallRollupHour,
+    CallStatus,
+    CallUpdate,
+    Role,
+    User,
+)
 from tests import factories as f
 
 IN, OUT = CallDirection.INBOUND, CallDirection.OUTBOUND
@@ -196,3 +210,190 @@ def test_bad_periods_are_invalid(session, day, kw, field):
 def test_a_full_year_is_allowed(session, day):
     s = _stats(session, day, date_from=day.start - timedelta(days=365), date_to=day.end)
     assert s.total == 8 and len(s.per_day) == 366
+
+
+# --------------------------------------------------------------------------- sealed hourly rollups
+
+NEW_YORK = ZoneInfo("America/New_York")  # 2026-03-08 02:00 EST becomes 03:00 EDT
+
+
+def _raw_stats(session, monkeypatch, **kw):
+    """The same request with nothing sealed, so every figure comes from the calls."""
+    with monkeypatch.context() as m:
+        m.setattr(stats_module, "SEAL_HORIZON", timedelta(days=365 * 50))
+        return get_stats(session=session, **kw)
+
+
+def _random_calls(session, rng, tenant, agents, around: list[datetime], hours: int) -> None:
+    statuses = list(CallStatus)
+    rows = []
+    for _ in range(500):
+        base = rng.choice(around)
+        started = base + timedelta(seconds=rng.randrange(-hours * 3600, hours * 3600))
+        if rng.random() < 0.15:  # exactly on an hour boundary, or its last microsecond
+            started = started.replace(minute=0, second=0, microsecond=0) - timedelta(microseconds=rng.choice((0, 1)))
+        status = rng.choice(statuses)
+        answered = status in (CallStatus.ANSWERED, CallStatus.COMPLETED) or (status == CallStatus.FAILED and rng.random() < 0.3)
+        ring = rng.choice((None, rng.randrange(0, 60), 20, 21)) if status != CallStatus.RINGING else None
+        talk = rng.randrange(0, 900) if answered and status != CallStatus.ANSWERED and rng.random() < 0.9 else None
+        agent = rng.choice(agents)
+        rows.append(
+            Call(
+                tenant_id=tenant.id, agent_user_id=agent.user_id if agent else None, direction=rng.choice((IN, OUT)),
+                status=status, remote_number="0501234567", started_at=started,
+                answered_at=started + timedelta(seconds=ring or 0) if answered else None,
+                ring_seconds=ring, talk_seconds=talk,
+            )
+        )
+    session.add_all(rows)
+    session.flush()
+
+
+def test_rolled_up_figures_equal_the_raw_figures_on_random_calls(session, monkeypatch):
+    rng = random.Random(20261125)
+    now = datetime.now(timezone.utc)
+    spring_forward = datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc)
+    firms = []
+    for zone in ("Asia/Riyadh", "Asia/Kolkata", "America/New_York", "UTC"):
+        tenant = f.make_tenant(session, timezone=zone)
+        agents = [f.principal_of(f.make_user(session, tenant, Role.AGENT)) for _ in range(3)]
+        manager = f.principal_of(f.make_user(session, tenant, Role.MANAGER))
+        # Around a DST change long sealed, and the last two days up to now (unsealed hours, edges).
+        _random_calls(session, rng, tenant, [*agents, None], [spring_forward, now - timedelta(days=1)], 30)
+        firms.append((tenant, manager, agents))
+
+    def periods(tz: ZoneInfo) -> list[dict]:
+        local_day = datetime(2026, 3, 8, tzinfo=tz)
+        chosen = [
+            {"date_from": local_day, "date_to": local_day + timedelta(days=1)},
+            {"date_from": local_day - timedelta(days=1), "date_to": local_day + timedelta(days=2)},
+            {"date_from": now - timedelta(days=3), "date_to": now},
+            {"date_from": now - timedelta(hours=7, minutes=13), "date_to": now + timedelta(minutes=1)},
+            {},
+        ]
+        for _ in range(6):
+            a = spring_forward + timedelta(minutes=rng.randrange(-40 * 60, 40 * 60))
+            chosen.append({"date_from": a, "date_to": a + timedelta(minutes=rng.randrange(1, 60 * 60))})
+            b = now - timedelta(minutes=rng.randrange(0, 60 * 60))
+            chosen.append({"date_from": b - timedelta(minutes=rng.randrange(1, 60 * 50)), "date_to": b})
+        return chosen
+
+    compared = 0
+    for tenant, manager, agents in firms:
+        for period in periods(ZoneInfo(tenant.timezone)):
+            for actor in (manager, agents[0]):
+                for threshold in (20, 0, 21):
+                    kw = {"tenant_id": tenant.id, "actor": actor, "service_level_threshold_s": threshold, **period}
+                    rolled = get_stats(session=session, **kw)
+                    assert rolled == _raw_stats(session, monkeypatch, **kw), (tenant.timezone, period, threshold)
+                    compared += 1
+    assert compared == 4 * 17 * 2 * 3
+    assert session.execute(sa.select(sa.func.count()).select_from(CallHourlyRollup)).scalar_one() > 100
+
+
+@pytest.fixture
+def sealed(session: Session) -> SimpleNamespace:
+    """A firm with one inbound call ringing since three days ago, and its day's stats."""
+    tenant = f.make_tenant(session, timezone="Asia/Riyadh")
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT, full_name="Amal"))
+    manager = f.principal_of(f.make_user(session, tenant, Role.MANAGER))
+    started = (datetime.now(timezone.utc) - timedelta(days=3)).replace(minute=10, second=0, microsecond=0)
+    call = log_call(
+        session=session, tenant_id=tenant.id, actor=agent,
+        data=CallCreate(direction=IN, remote_number="0501234567", started_at=started, sip_call_id="late-1"),
+    )
+    period = {"date_from": started - timedelta(days=1), "date_to": started + timedelta(days=1)}
+    ns = SimpleNamespace(tenant=tenant, agent=agent, manager=manager, call=call, started=started, period=period)
+    ns.stats = lambda: get_stats(session=session, tenant_id=tenant.id, actor=manager, **period)
+    return ns
+
+
+def _hour_marks(session, tenant_id) -> dict[datetime, bool]:
+    return dict(session.execute(sa.select(CallRollupHour.hour_start, CallRollupHour.stale).where(CallRollupHour.tenant_id == tenant_id)).all())
+
+
+def test_a_late_update_of_an_old_call_changes_its_rolled_up_stats(session, sealed, monkeypatch):
+    before = sealed.stats()
+    assert (before.total, before.answered, before.missed) == (1, 0, 0)
+    hour = sealed.started.replace(minute=0)
+    assert _hour_marks(session, sealed.tenant.id)[hour] is False  # rolled up
+
+    update_call_status(
+        session=session, tenant_id=sealed.tenant.id, actor=sealed.agent, call_id=sealed.call.id,
+        data=CallUpdate(status=CallStatus.ANSWERED, answered_at=sealed.started + timedelta(seconds=8)),
+    )
+    assert _hour_marks(session, sealed.tenant.id)[hour] is True
+    after = sealed.stats()
+    assert (after.answered, after.answer_rate, after.service_level, after.average_speed_of_answer) == (1, 1.0, 1.0, 8)
+
+    update_call_status(
+        session=session, tenant_id=sealed.tenant.id, actor=sealed.agent, call_id=sealed.call.id,
+        data=CallUpdate(status=CallStatus.COMPLETED, ended_at=sealed.started + timedelta(seconds=68)),
+    )
+    final = sealed.stats()
+    assert (final.average_talk_time, final.per_agent[0].talk_seconds) == (60, 60)
+    assert final == _raw_stats(session, monkeypatch, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period)
+
+
+def test_logging_an_old_call_late_and_closing_stale_ones_change_rolled_up_stats(session, sealed, monkeypatch):
+    assert sealed.stats().total == 1
+    log_call(
+        session=session, tenant_id=sealed.tenant.id, actor=sealed.agent,
+        data=CallCreate(direction=OUT, remote_number="0501234567", started_at=sealed.started + timedelta(minutes=5), status=CallStatus.COMPLETED),
+    )
+    assert (sealed.stats().total, sealed.stats().outbound) == (2, 1)
+    # A repeated event of the old ringing call moves it on, which also counts.
+    log_call(
+        session=session, tenant_id=sealed.tenant.id, actor=sealed.agent,
+        data=CallCreate(direction=IN, remote_number="0501234567", sip_call_id="late-1", status=CallStatus.MISSED),
+    )
+    assert sealed.stats().missed == 1
+    assert sealed.stats() == _raw_stats(session, monkeypatch, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period)
+
+
+def test_closing_a_stale_old_call_counts_it_as_missed(session, sealed):
+    assert sealed.stats().missed == 0
+    session.execute(sa.update(Call).where(Call.id == sealed.call.id).values(updated_at=sealed.started))
+    assert close_stale_calls(session=session, tenant_id=sealed.tenant.id) == 1
+    assert sealed.stats().missed == 1
+
+
+def test_calls_of_the_last_hours_never_touch_the_rollups(session):
+    tenant = f.make_tenant(session)
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
+    call = log_call(session=session, tenant_id=tenant.id, actor=agent, data=CallCreate(direction=IN, remote_number="1002"))
+    update_call_status(session=session, tenant_id=tenant.id, actor=agent, call_id=call.id, data=CallUpdate(status=CallStatus.ANSWERED))
+    assert _hour_marks(session, tenant.id) == {}
+    assert get_stats(session=session, tenant_id=tenant.id, actor=agent).answered == 1
+
+
+def test_a_deleted_agents_rolled_up_calls_count_as_without_agent(session, sealed, monkeypatch):
+    sealed.stats()
+    session.execute(sa.delete(User).where(User.id == sealed.agent.user_id))
+    session.expire_all()
+    s = sealed.stats()
+    assert [(a.agent_user_id, a.total) for a in s.per_agent] == [(None, 1)]
+    assert s == _raw_stats(session, monkeypatch, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period)
+
+
+def test_two_requests_summing_the_same_hours_at_once_count_each_call_once(engine, session, sealed):
+    session.commit()
+    first = Session(engine)
+    assert get_stats(session=first, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period).total == 1
+    results: list = []
+
+    def second_request() -> None:
+        with Session(engine) as second:
+            results.append(get_stats(session=second, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period))
+            second.commit()
+
+    thread = threading.Thread(target=second_request)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # its claim on the same hours waits for the first transaction
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert [r.total for r in results] == [1]
+    rows = session.execute(sa.select(sa.func.sum(CallHourlyRollup.total)).where(CallHourlyRollup.tenant_id == sealed.tenant.id)).scalar_one()
+    assert rows == 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+from reflex.config import get_config
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -142,6 +143,17 @@ def write_history_csv(
     finally:
         partial.unlink(missing_ok=True)
     return ticket, written
+
+
+def download_script(ticket: str) -> str:
+    """Browser code that downloads ``ticket`` from the backend (the page stays where it is)."""
+    api_url = get_config().api_url
+    # As Reflex does for its own websocket: a loopback backend URL means "the host the page came from".
+    return (
+        f"const u = new URL({api_url!r});"
+        "if (['localhost','127.0.0.1','0.0.0.0','::1'].includes(u.hostname)) u.hostname = window.location.hostname;"
+        f"window.location.assign(u.origin + '{DOWNLOAD_PATH}/{ticket}');"
+    )
 
 
 async def _download(request: Request):

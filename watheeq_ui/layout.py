@@ -13,21 +13,12 @@ from collections.abc import Callable, Sequence
 import reflex as rx
 
 from watheeq_ui import routes
+from watheeq_ui.components.softphone import softphone_slot
 from watheeq_ui.components.ui import role_label
 from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.line import LineState
-
-try:
-    # The softphone package is built separately; until it lands, a user with an
-    # extension simply sees no phone.
-    from watheeq_ui.components.softphone import softphone_slot
-except ImportError:
-
-    def softphone_slot() -> rx.Component:
-        return rx.fragment()
-
 
 NAV: list[tuple[str, str, str, str]] = [
     # (route, label key, icon, access)
@@ -176,7 +167,7 @@ def header(title_key: str) -> rx.Component:
         rx.button(
             rx.icon("languages", size=16),
             t("language"),
-            on_click=[LangState.toggle_lang, apply_direction()],
+            on_click=LangState.toggle_lang,
             variant="outline",
             color_scheme="gray",
             data_testid="toggle-language",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlmodel import Session
 
 from services import phones
 from services.call_center._common import aware, require_member
+from services.call_center.stats import invalidate_rollups
 from services.clients import find_client_by_phone
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
@@ -262,6 +264,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
 
     new_id = session.execute(_LOG_INSERT[session.get_bind().dialect.name], values).scalar_one_or_none()
     if new_id is not None:
+        invalidate_rollups(session, tenant_id, (started_at,), now)
         values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
         return CallPublic.model_validate(values)
 
@@ -270,16 +273,17 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     if actor.role == Role.AGENT and existing.agent_user_id != actor.user_id:
         raise Conflict("this SIP Call-ID is already logged for another agent", field="sip_call_id")
     if data.status != existing.status and data.status in TRANSITIONS.get(existing.status, frozenset()):
-        _apply(existing, _advance(existing.model_dump(), data.status, now=now), now)
+        _apply(session, tenant_id, existing, _advance(existing.model_dump(), data.status, now=now), now)
         session.flush()
     return _load_public(session, tenant_id, existing.id)
 
 
-def _apply(call: Call, changes: dict[str, Any], now: datetime) -> None:
+def _apply(session: Session, tenant_id: int, call: Call, changes: dict[str, Any], now: datetime) -> None:
     for key, value in changes.items():
         setattr(call, key, value)
     if changes:
         call.updated_at = now
+        invalidate_rollups(session, tenant_id, (call.started_at,), now)
 
 
 def update_call_status(
@@ -315,7 +319,7 @@ def update_call_status(
         changes = {k: v for k, v in (("hangup_cause", cause), ("ring_seconds", ring), ("talk_seconds", talk)) if v is not None}
     if data.note is not None or data.case_id is not None:
         _annotate(session, tenant_id, actor, call, data.note, data.case_id, now)
-    _apply(call, changes, now)
+    _apply(session, tenant_id, call, changes, now)
     session.flush()
     return _load_public(session, tenant_id, call.id)
 
@@ -416,14 +420,19 @@ def _encode_cursor(started_at: datetime, call_id: int) -> str:
     return base64.urlsafe_b64encode(f"{micros}:{call_id}".encode()).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"(-?[0-9]{1,19}):([0-9]{1,19})")
+_MAX_ID = 2**63 - 1  # the largest id any backend stores; beyond it the driver, not we, would fail
+
+
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        micros, call_id = (int(part) for part in raw.split(":"))
-        started = _EPOCH + timedelta(microseconds=micros)
+        match = _CURSOR.fullmatch(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
+        if match is None or int(match[2]) > _MAX_ID:
+            raise ValueError(cursor)
+        started = _EPOCH + timedelta(microseconds=int(match[1]))
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise Invalid("cursor", "not a cursor returned by the call history") from None
-    return started, call_id
+    return started, int(match[2])
 
 
 def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
@@ -549,21 +558,23 @@ def _close_changes(row: Any, cutoff: datetime | None = None) -> dict[str, Any]:
     return {"status": CallStatus.COMPLETED, "ended_at": ended, "talk_seconds": talk, "hangup_cause": CLIENT_LOST_CAUSE}
 
 
-def _close_rows(session: Session, rows: list[Any], now: datetime, cutoff: datetime | None = None) -> int:
-    closed = 0
+def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime, cutoff: datetime | None = None) -> int:
+    closed: list[datetime] = []
     for row in rows:
         changes = _close_changes(row, cutoff)
         # Guarded by the old status: an event that arrived meanwhile wins over this guess.
         result = session.execute(
             sa.update(_call)
-            .where(_call.c.tenant_id == row.tenant_id, _call.c.id == row.id, _call.c.status == row.status)
+            .where(_call.c.tenant_id == tenant_id, _call.c.id == row.id, _call.c.status == row.status)
             .values(**changes, updated_at=now)
         )
-        closed += result.rowcount
-    return closed
+        if result.rowcount:
+            closed.append(row.started_at)
+    invalidate_rollups(session, tenant_id, closed, utcnow())
+    return len(closed)
 
 
-_OPEN_ROW = (Call.id, Call.tenant_id, Call.status, Call.direction, Call.started_at, Call.answered_at, Call.updated_at)
+_OPEN_ROW = (Call.id, Call.status, Call.direction, Call.started_at, Call.answered_at, Call.updated_at)
 
 
 def close_stale_calls(
@@ -600,7 +611,7 @@ def close_stale_calls(
                 ),
             )
         ).all()
-        closed += _close_rows(session, rows, now)
+        closed += _close_rows(session, tid, rows, now)
     return closed
 
 
@@ -616,4 +627,4 @@ def close_open_calls_for_agent(*, session: Session, tenant_id: int, user_id: int
             Call.started_at < before,
         )
     ).all()
-    return _close_rows(session, rows, utcnow(), cutoff=before)
+    return _close_rows(session, tenant_id, rows, utcnow(), cutoff=before)

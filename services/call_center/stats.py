@@ -20,12 +20,13 @@ its ``started_at``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services.call_center._common import aware, require_member
@@ -34,6 +35,8 @@ from services.models import (
     AgentStats,
     Call,
     CallDirection,
+    CallHourlyRollup,
+    CallRollupHour,
     CallStats,
     CallStatus,
     DayBucket,
@@ -47,10 +50,24 @@ from services.models import (
 
 MAX_RANGE = timedelta(days=366, hours=1)  # the hour absorbs a DST change inside a year
 MAX_SERVICE_LEVEL_THRESHOLD_S = 3600
+DEFAULT_SERVICE_LEVEL_THRESHOLD_S = 20  # the threshold CallHourlyRollup counts for
+
+# An hour is sealed once it ended this long ago: longer than a call stays open (close_stale_calls
+# closes an answered call after 4 h), so sealed hours rarely change and their figures are
+# summed once into CallHourlyRollup. Changes that still come are caught by invalidate_rollups.
+SEAL_HORIZON = timedelta(hours=6)
+# Writes check against an hour less than the seal: a transaction still open while its hour
+# gets sealed (and summed without its change) is then still marked once it commits.
+_CHECK_AFTER = SEAL_HORIZON - timedelta(hours=1)
+_HOUR = timedelta(hours=1)
+_CLAIM_CHUNK = 2000  # rows per multi-row INSERT, well inside every driver's parameter limit
 
 _inbound = Call.direction == CallDirection.INBOUND
 _answered = Call.answered_at.is_not(None)
 _missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
+_rollup = CallHourlyRollup.__table__
+_rollup_hour = CallRollupHour.__table__
+_upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -59,6 +76,118 @@ def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 def _sum_if(condition: sa.ColumnElement[bool], value: Any) -> sa.ColumnElement[int]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=None)), 0)
+
+
+def _figures(threshold_s: int) -> list[sa.ColumnElement[int]]:
+    """The ten sums every figure is derived from, in the order of the rollup's columns."""
+    answered_in = sa.and_(_inbound, _answered)
+    ended_answered = sa.and_(_answered, Call.talk_seconds.is_not(None))
+    return [
+        sa.func.count(),
+        _count_if(_inbound),
+        _count_if(_answered),
+        _count_if(_missed),
+        _count_if(answered_in),
+        _count_if(sa.and_(answered_in, Call.ring_seconds <= threshold_s)),
+        _sum_if(answered_in, Call.ring_seconds),
+        _count_if(sa.and_(answered_in, Call.ring_seconds.is_not(None))),
+        _sum_if(ended_answered, Call.talk_seconds),
+        _count_if(ended_answered),
+    ]
+
+
+_FIGURE_COLUMNS = [
+    "total", "inbound", "answered", "missed", "answered_inbound", "answered_inbound_within_20s",
+    "ring_seconds_sum", "ring_count", "talk_seconds_sum", "talk_count",
+]
+_WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted whole hours as [start, end) runs of consecutive hours."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hour in hours:
+        if runs and runs[-1][1] == hour:
+            runs[-1] = (runs[-1][0], hour + _HOUR)
+        else:
+            runs.append((hour, hour + _HOUR))
+    return runs
+
+
+def _in_runs(column: Any, runs: list[tuple[datetime, datetime]]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(sa.and_(column >= a, column < b) for a, b in runs))
+
+
+def invalidate_rollups(session: Session, tenant_id: int, started_ats: Iterable[datetime], now: datetime) -> None:
+    """Mark the rolled-up hours of changed calls stale; every write to calls reports here.
+
+    Costs one comparison for calls of the last hours (never rolled up). Older hours are
+    marked, not deleted: a request summing that hour concurrently either sees this change
+    or leaves the mark for the next one (its claim on the hour waits for this transaction).
+    """
+    limit = now - _CHECK_AFTER
+    hours = sorted({_floor_hour(t) for t in started_ats if t < limit})
+    if not hours:
+        return
+    insert = _upsert[session.get_bind().dialect.name](_rollup_hour)
+    session.execute(
+        insert.on_conflict_do_update(index_elements=["tenant_id", "hour_start"], set_={"stale": True}),
+        [{"tenant_id": tenant_id, "hour_start": h, "stale": True} for h in hours],
+    )
+
+
+def _hour_of_start(dialect: str) -> sa.ColumnElement[Any]:
+    """SQL for the UTC hour a call started in, as a value of CallHourlyRollup.hour_start."""
+    if dialect == "sqlite":
+        # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': keep the same shape so
+        # hour_start compares as text with the bound times of queries.
+        return sa.func.substr(Call.started_at, 1, 13).concat(":00:00.000000")
+    return sa.func.date_trunc("hour", Call.started_at)
+
+
+def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime, hi: datetime) -> None:
+    """Sum every hour of [lo, hi) (sealed, whole hours) not yet in CallHourlyRollup or stale."""
+    expected = (hi - lo) // _HOUR
+    fresh = session.execute(
+        sa.select(sa.func.count()).where(
+            _rollup_hour.c.tenant_id == tenant_id,
+            _rollup_hour.c.hour_start >= lo,
+            _rollup_hour.c.hour_start < hi,
+            _rollup_hour.c.stale.is_(False),
+        )
+    ).scalar_one()
+    if fresh == expected:
+        return
+    # Claim the missing and stale hours: the rows an upsert inserted or turned fresh. A
+    # concurrent request claiming the same hour waits for this one and then finds it fresh,
+    # so each hour's rows are written once.
+    claim = (
+        _upsert[dialect](_rollup_hour)
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "hour_start"], set_={"stale": False}, where=_rollup_hour.c.stale
+        )
+        .returning(_rollup_hour.c.hour_start)
+    )
+    hours = [lo + i * _HOUR for i in range(expected)]
+    claimed: list[datetime] = []
+    for i in range(0, len(hours), _CLAIM_CHUNK):
+        rows = [{"tenant_id": tenant_id, "hour_start": h, "stale": False} for h in hours[i : i + _CLAIM_CHUNK]]
+        claimed += session.execute(claim.values(rows)).scalars()
+    if not claimed:
+        return
+    runs = _runs(sorted(claimed))
+    session.execute(sa.delete(_rollup).where(_rollup.c.tenant_id == tenant_id, _in_runs(_rollup.c.hour_start, runs)))
+    hour = _hour_of_start(dialect)
+    sums = (
+        sa.select(sa.literal(tenant_id), hour, Call.agent_user_id, *_figures(DEFAULT_SERVICE_LEVEL_THRESHOLD_S))
+        .where(Call.tenant_id == tenant_id, _in_runs(Call.started_at, runs))
+        .group_by(hour, Call.agent_user_id)
+    )
+    session.execute(sa.insert(_rollup).from_select(["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS], sums))
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
@@ -118,6 +247,21 @@ def _ratio(part: int | float, whole: int | float) -> float | None:
     return part / whole if whole else None
 
 
+def _raw_agent_rows(session: Session, conds: list[Any], threshold_s: int) -> list[Any]:
+    return session.execute(
+        sa.select(Call.agent_user_id, *_figures(threshold_s)).where(*conds).group_by(Call.agent_user_id)
+    ).all()
+
+
+def _raw_bucket_rows(session: Session, dialect: str, seconds: int, conds: list[Any]) -> list[tuple[datetime, int, int, int]]:
+    bucket_sql, bucket_start = _bucket(dialect, seconds)
+    bucket = bucket_sql.label("bucket")
+    rows = session.execute(
+        sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(*conds).group_by(bucket)
+    ).all()
+    return [(bucket_start(slot), int(n), int(a), int(m)) for slot, n, a, m in rows]
+
+
 def get_stats(
     *,
     session: Session,
@@ -125,13 +269,20 @@ def get_stats(
     actor: Principal,
     date_from: datetime | None = None,
     date_to: datetime | None = None,
-    service_level_threshold_s: int = 20,
+    service_level_threshold_s: int = DEFAULT_SERVICE_LEVEL_THRESHOLD_S,
 ) -> CallStats:
     """Call figures of the firm (an agent: their own calls) for ``[date_from, date_to)``.
 
     Default period: today in the firm's time zone. Only ``date_to`` given: from the start
     of that local day; only ``date_from``: until now. At most 366 days. The module
     docstring defines every figure.
+
+    Sealed whole hours of the period (ended ``SEAL_HORIZON`` ago) are read from
+    CallHourlyRollup, summed on first use; the recent hours and the partial hours at the
+    edges from the calls. Figures the rollups cannot give are computed from the calls for
+    the whole period: per hour/day in a zone whose offset is not whole hours, and the
+    service level for a threshold other than 20 s. Either way the figures are those of
+    the calls themselves.
     """
     require_member(actor, tenant_id)
     if not 0 <= service_level_threshold_s <= MAX_SERVICE_LEVEL_THRESHOLD_S:
@@ -139,52 +290,60 @@ def get_stats(
     tz_name = session.execute(sa.select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
+    dialect = session.get_bind().dialect.name
+    agent_only = actor.user_id if actor.role == Role.AGENT else None
 
-    conds = [Call.tenant_id == tenant_id, Call.started_at >= start, Call.started_at < end]
-    if actor.role == Role.AGENT:
-        conds.append(Call.agent_user_id == actor.user_id)
+    def calls_between(a: datetime, b: datetime) -> list[Any]:
+        conds = [Call.tenant_id == tenant_id, Call.started_at >= a, Call.started_at < b]
+        if agent_only is not None:
+            conds.append(Call.agent_user_id == agent_only)
+        return conds
 
-    answered_in = sa.and_(_inbound, _answered)
-    within = sa.and_(answered_in, Call.ring_seconds <= service_level_threshold_s)
-    ended_answered = sa.and_(_answered, Call.talk_seconds.is_not(None))
-    # Aggregate first, then name the few agents: joining users before grouping would look
-    # one up per call.
-    per_agent_sums = (
-        sa.select(
-            Call.agent_user_id.label("agent_user_id"),
-            sa.func.count().label("total"),
-            _count_if(_inbound).label("inbound"),
-            _count_if(_answered).label("answered"),
-            _count_if(_missed).label("missed"),
-            _count_if(answered_in).label("answered_inbound"),
-            _count_if(within).label("within"),
-            _sum_if(answered_in, Call.ring_seconds).label("ring_sum"),
-            _count_if(sa.and_(answered_in, Call.ring_seconds.is_not(None))).label("ringed"),
-            _sum_if(ended_answered, Call.talk_seconds).label("talk_sum"),
-            _count_if(ended_answered).label("talked"),
-        )
-        .where(*conds)
-        .group_by(Call.agent_user_id)
-        .subquery()
-    )
-    sums = per_agent_sums.c
-    agent_rows = session.execute(
-        sa.select(
-            sums.agent_user_id, User.full_name, sums.total, sums.inbound, sums.answered, sums.missed,
-            sums.answered_inbound, sums.within, sums.ring_sum, sums.ringed, sums.talk_sum, sums.talked,
-        ).outerjoin(User, sa.and_(User.id == sums.agent_user_id, User.tenant_id == tenant_id))
-    ).all()
+    # The sealed whole hours inside the period: [lo, hi).
+    lo = _floor_hour(start) + (_HOUR if _floor_hour(start) < start else timedelta(0))
+    hi = min(_floor_hour(end), _floor_hour(utcnow() - SEAL_HORIZON))
+    rolled = lo < hi
+    raw_parts = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b] if rolled else [(start, end)]
 
-    totals = [0] * 10
+    agent_rows: list[Any] = []
+    extra_within = 0
+    for a, b in raw_parts:
+        agent_rows += _raw_agent_rows(session, calls_between(a, b), service_level_threshold_s)
+    if rolled:
+        _ensure_rollups(session, dialect, tenant_id, lo, hi)
+        in_span = [_rollup.c.tenant_id == tenant_id, _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
+        if agent_only is not None:
+            in_span.append(_rollup.c.agent_user_id == agent_only)
+        rolled_rows = session.execute(
+            sa.select(_rollup.c.agent_user_id, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
+            .where(*in_span)
+            .group_by(_rollup.c.agent_user_id)
+        ).all()
+        if service_level_threshold_s != DEFAULT_SERVICE_LEVEL_THRESHOLD_S:
+            # The rollups count ring times up to 20 s only: count this threshold from the calls.
+            rolled_rows = [(agent, *sums[:_WITHIN], 0, *sums[_WITHIN + 1 :]) for agent, *sums in rolled_rows]
+            within = _figures(service_level_threshold_s)[_WITHIN]
+            extra_within = int(session.execute(sa.select(within).where(*calls_between(lo, hi))).scalar_one())
+        agent_rows += rolled_rows
+
+    by_agent: dict[int | None, list[int]] = {}
+    for agent_id, *figures in agent_rows:
+        sums = by_agent.setdefault(agent_id, [0] * len(_FIGURE_COLUMNS))
+        for i, value in enumerate(figures):
+            sums[i] += int(value or 0)
+    totals = [sum(column) for column in zip(*by_agent.values())] if by_agent else [0] * len(_FIGURE_COLUMNS)
+    totals[_WITHIN] += extra_within
+    # Named after aggregating: joining users before grouping would look one up per call.
+    named = [agent_id for agent_id in by_agent if agent_id is not None]
+    names = dict(
+        session.execute(sa.select(User.id, User.full_name).where(User.tenant_id == tenant_id, User.id.in_(named))).all()
+    ) if named else {}
     per_agent: list[AgentStats] = []
-    for agent_id, name, *figures in agent_rows:
-        figures = [int(f) for f in figures]
-        totals = [a + b for a, b in zip(totals, figures)]
-        total, inbound, answered, missed, _, _, _, _, talk, talked = figures
+    for agent_id, (total, inbound, answered, missed, _, _, _, _, talk, talked) in by_agent.items():
         per_agent.append(
             AgentStats(
                 agent_user_id=agent_id,
-                agent_name=name or "",
+                agent_name=names.get(agent_id, ""),
                 total=total,
                 inbound=inbound,
                 outbound=total - inbound,
@@ -197,23 +356,36 @@ def get_stats(
     per_agent.sort(key=lambda a: (-a.total, a.agent_name, a.agent_user_id or 0))
     total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals
 
-    bucket_sql, bucket_start = _bucket(session.get_bind().dialect.name, _bucket_seconds(tz, start, end))
-    bucket = bucket_sql.label("bucket")
-    bucket_rows = session.execute(
-        sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed))
-        .where(*conds)
-        .group_by(bucket)
-    ).all()
+    seconds = _bucket_seconds(tz, start, end)
+    if seconds == 3600:
+        buckets: list[tuple[datetime, int, int, int]] = []
+        for a, b in raw_parts:
+            buckets += _raw_bucket_rows(session, dialect, seconds, calls_between(a, b))
+        if rolled:
+            buckets += [
+                (hour, int(n), int(ans), int(miss))
+                for hour, n, ans, miss in session.execute(
+                    sa.select(
+                        _rollup.c.hour_start, sa.func.sum(_rollup.c.total), sa.func.sum(_rollup.c.answered),
+                        sa.func.sum(_rollup.c.missed),
+                    )
+                    .where(*in_span)
+                    .group_by(_rollup.c.hour_start)
+                )
+            ]
+    else:
+        # UTC hours straddle two local hours here: count the period's calls in quarter hours.
+        buckets = _raw_bucket_rows(session, dialect, seconds, calls_between(start, end))
     hours = [[0, 0, 0] for _ in range(24)]
     first_day = start.astimezone(tz).date()
     last_day = (end - timedelta(microseconds=1)).astimezone(tz).date()
     days = {first_day + timedelta(days=i): [0, 0, 0] for i in range((last_day - first_day).days + 1)}
-    for slot_value, count, ans, miss in bucket_rows:
-        local = bucket_start(slot_value).astimezone(tz)
+    for slot_start, count, ans, miss in buckets:
+        local = slot_start.astimezone(tz)
         for slot in (hours[local.hour], days[local.date()]):
             slot[0] += count
-            slot[1] += int(ans)
-            slot[2] += int(miss)
+            slot[1] += ans
+            slot[2] += miss
 
     average_talk = _ratio(talk_sum, talked)
     return CallStats(

@@ -110,6 +110,24 @@ def whatsapp_dir() -> Path:
     return path
 
 
+# WhatsApp's linking codes: the first is shown about 60 s, each next one about 20 s.
+QR_FIRST_SECONDS = 60.0
+QR_NEXT_SECONDS = 20.0
+
+
+def qr_code_lifetimes(name: str | None = None) -> tuple[float, float]:
+    """How long the first and each later linking code of the configured gateway stay valid."""
+    if (name or config.whatsapp_gateway()).lower() == "simulator":
+        try:
+            return (
+                float(config.get("WATHEEQ_SIMULATOR_QR_FIRST_SECONDS", "60") or 60),
+                float(config.get("WATHEEQ_SIMULATOR_QR_NEXT_SECONDS", "20") or 20),
+            )
+        except ValueError:
+            pass
+    return QR_FIRST_SECONDS, QR_NEXT_SECONDS
+
+
 def create_gateway(sink: GatewayEvents, name: str | None = None) -> Gateway:
     """The configured gateway (``WATHEEQ_WHATSAPP_GATEWAY``: ``neonize`` or ``simulator``)."""
     name = (name or config.whatsapp_gateway()).lower()

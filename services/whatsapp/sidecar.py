@@ -187,6 +187,10 @@ class Sidecar:
         self.last_tick_seconds = 0.0
         # The database gets its own threads: neonize keeps one default-executor thread per client.
         self._db_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wa-db")
+        # The tick's own thread: its one call never waits behind a burst of event writes.
+        self._control_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-tick")
+        self._renewed_at: float | None = None
+        self._seen: set[int] = set()
         self._writer = InboundWriter(self._db)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -194,6 +198,13 @@ class Sidecar:
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, fn, *args)
+
+    async def _control(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        def call() -> T:
+            with db.session_scope() as session:
+                return fn(session=session, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._control_pool, call)
 
     async def _write(self, fn: Callable[..., Any], **kwargs: Any) -> Any:
         def call() -> Any:
@@ -233,39 +244,55 @@ class Sidecar:
             await self.shutdown()
 
     async def tick(self) -> None:
+        """One reconcile round: a single batched database call, then in-memory decisions.
+
+        The call runs on its own thread so it never queues behind event writes, and it only
+        writes when the leases are due for renewal (a few times per lease) or claims happen.
+        """
         started = time.perf_counter()
         s = self.settings
-        held = await self._write(
-            store.renew_leases, worker_id=self.worker_id, tenant_ids=list(self.tenants), lease_seconds=s.lease_seconds
+        mono = time.monotonic()
+        renew = self._renewed_at is None or mono - self._renewed_at >= s.lease_seconds / 3
+        seen = set(self._seen) if renew else set()
+        before = set(self.tenants)
+        idle_connected = [t for t, rt in self.tenants.items() if rt.connected and (rt.sender is None or rt.sender.done())]
+        sync = await self._control(
+            store.sync_worker,
+            worker_id=self.worker_id,
+            held=before,
+            lease_seconds=s.lease_seconds,
+            renew=renew,
+            claim_limit=min(s.claim_batch, s.max_sessions - len(before)),
+            seen=seen,
+            pending_for=idle_connected,
         )
-        held_ids = {lease.tenant_id for lease in held}
-        for tenant_id in list(self.tenants):
-            if tenant_id not in held_ids:
+        if renew:
+            self._renewed_at = mono
+            self._seen -= seen
+        now_ids = {lease.tenant_id for lease in sync.leases}
+        for tenant_id in before - now_ids:
+            if tenant_id in self.tenants:
                 log.warning("lease on tenant %s lost; stopping its client", tenant_id)
                 await self._forget(tenant_id)
-        for lease in held:
-            self.tenants[lease.tenant_id].lease = lease
-        room = min(s.claim_batch, s.max_sessions - len(self.tenants))
-        if room > 0:
-            claimed = await self._write(
-                store.restore_active_sessions, worker_id=self.worker_id, lease_seconds=s.lease_seconds, limit=room
-            )
-            for lease in claimed:
-                if lease.tenant_id not in self.tenants:
-                    self.tenants[lease.tenant_id] = _Tenant(lease=lease)
-                    log.info("claimed tenant %s", lease.tenant_id)
+        for lease in sync.leases:
+            rt = self.tenants.get(lease.tenant_id)
+            if rt is not None:
+                rt.lease = lease
+            elif lease.tenant_id not in before:
+                # Not in ``before`` and not torn down while the call ran: newly claimed or adopted.
+                self.tenants[lease.tenant_id] = _Tenant(lease=lease)
+                log.info("claimed tenant %s", lease.tenant_id)
         now = time.monotonic()
+        wall = utcnow()
         for tenant_id, rt in list(self.tenants.items()):
-            self._reconcile(tenant_id, rt, now)
-        connected = [t for t, rt in self.tenants.items() if rt.connected and (rt.sender is None or rt.sender.done())]
-        if connected:
-            for tenant_id in await self._write(store.tenants_with_pending, tenant_ids=connected):
-                rt = self.tenants.get(tenant_id)
-                if rt is not None and rt.connected:
-                    rt.sender = self._spawn(self._guard(f"sender of tenant {tenant_id}", self._send_pending(tenant_id)))
+            self._reconcile(tenant_id, rt, now, wall)
+        for tenant_id in sync.pending:
+            rt = self.tenants.get(tenant_id)
+            if rt is not None and rt.connected and (rt.sender is None or rt.sender.done()):
+                rt.sender = self._spawn(self._guard(f"sender of tenant {tenant_id}", self._send_pending(tenant_id)))
         self.last_tick_seconds = time.perf_counter() - started
 
-    def _reconcile(self, tenant_id: int, rt: _Tenant, now: float) -> None:
+    def _reconcile(self, tenant_id: int, rt: _Tenant, now: float, wall: datetime) -> None:
         if rt.busy:
             return
         lease, s = rt.lease, self.settings
@@ -276,7 +303,7 @@ class Sidecar:
             return
         if not running:
             rt.connected = False
-            due = lease.next_retry_at is None or lease.next_retry_at <= utcnow()
+            due = lease.next_retry_at is None or lease.next_retry_at <= wall
             if due:
                 rt.busy = True
                 self._spawn(self._guard(f"start of tenant {tenant_id}", self._start(tenant_id, rt)))
@@ -340,7 +367,8 @@ class Sidecar:
         alive = await self.gateway.is_alive(tenant_id)
         silent = rt.keepalive_failing_since is not None and time.monotonic() - rt.keepalive_failing_since > self.settings.zombie_seconds
         if alive and not silent:
-            await self._write(store.record_seen, tenant_id=tenant_id, worker_id=self.worker_id)
+            # Written with the next lease renewal: one statement for every live session.
+            self._seen.add(tenant_id)
             return
         log.warning("tenant %s looks dead while CONNECTED; restarting its client", tenant_id)
         await self.gateway.stop(tenant_id)
@@ -398,6 +426,7 @@ class Sidecar:
             log.exception("releasing the leases failed; they lapse on their own")
         self.tenants.clear()
         self._db_pool.shutdown(wait=False)
+        self._control_pool.shutdown(wait=False)
         log.info("WhatsApp sidecar %s stopped", self.worker_id)
 
     # ------------------------------------------------------------------ sending

@@ -7,8 +7,9 @@ QR, and inbound messages, receipts and phone-side unlinks arrive as events.
 
 The phone is played through a command queue on disk that any process can write to
 (:func:`enqueue_command`, or ``python -m services.whatsapp.simulator``): one JSON file per
-command under ``<data>/whatsapp/simulator/commands/tenant-<id>/``. The gateway of the
-sidecar that holds the tenant picks it up within ``poll_interval``. Commands:
+command, ``<data>/whatsapp/simulator/commands/<tenant>-<time>-<random>.json``, in one
+folder so that a poll is one directory listing however many lines are simulated. The
+gateway of the sidecar that holds the tenant picks it up within ``poll_interval``. Commands:
 
 - ``scan`` {phone, push_name}: the phone scans the current QR (only while a QR is shown);
 - ``inbound`` {from_phone, body, message_type?, wa_message_id?, push_name?, from_me?}:
@@ -37,7 +38,7 @@ from typing import Any
 
 from services import config, phones
 from services.models import MessageStatus, WhatsappInbound
-from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir
+from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, qr_code_lifetimes, whatsapp_dir
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,20 @@ def enqueue_command(tenant_id: int, action: str, *, root: Path | None = None, **
     """Queue a phone-side action for a tenant's simulated line; returns the command file."""
     if action not in ACTIONS:
         raise ValueError(f"unknown simulator action {action!r}")
-    folder = simulator_dir(root) / "commands" / f"tenant-{int(tenant_id)}"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+    folder = _commands_dir(simulator_dir(root))
+    name = f"{int(tenant_id)}-{time.time_ns():020d}-{secrets.token_hex(4)}"
     tmp = folder / f".{name}.tmp"
     tmp.write_text(json.dumps({"action": action, **params}), encoding="utf-8")
     final = folder / f"{name}.json"
     # Rename is atomic: the poller never sees half a command.
     tmp.replace(final)
     return final
+
+
+def _commands_dir(root: Path) -> Path:
+    folder = root / "commands"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _qr_payload() -> str:
@@ -109,8 +115,10 @@ class SimulatorGateway(Gateway):
     ) -> None:
         super().__init__(sink)
         self.root = simulator_dir(root)
-        self.qr_first = qr_first_seconds if qr_first_seconds is not None else float(config.get("WATHEEQ_SIMULATOR_QR_FIRST_SECONDS", "60") or 60)
-        self.qr_next = qr_next_seconds if qr_next_seconds is not None else float(config.get("WATHEEQ_SIMULATOR_QR_NEXT_SECONDS", "20") or 20)
+        self._commands = _commands_dir(self.root)
+        first, following = qr_code_lifetimes("simulator")
+        self.qr_first = qr_first_seconds if qr_first_seconds is not None else first
+        self.qr_next = qr_next_seconds if qr_next_seconds is not None else following
         self.qr_codes = qr_codes if qr_codes is not None else int(config.get("WATHEEQ_SIMULATOR_QR_CODES", "6") or 6)
         self.poll_interval = poll_interval
         self.connect_delay = connect_delay
@@ -314,16 +322,25 @@ class SimulatorGateway(Gateway):
 
     # ------------------------------------------------------------------ command queue
 
-    def _command_files(self, tenant_id: int) -> list[Path]:
-        folder = self.root / "commands" / f"tenant-{tenant_id}"
+    def _pending_commands(self) -> dict[int, list[Path]]:
+        """Queued command files of the tenants this gateway runs or ran, oldest first per tenant."""
+        found: dict[int, list[Path]] = {}
         try:
-            return sorted(p for p in folder.iterdir() if p.suffix == ".json")
+            entries = list(os.scandir(self._commands))
         except FileNotFoundError:
-            return []
+            return found
+        for entry in entries:
+            tenant, _, rest = entry.name.partition("-")
+            if not rest.endswith(".json") or not tenant.isdigit() or int(tenant) not in self._known:
+                continue
+            found.setdefault(int(tenant), []).append(Path(entry.path))
+        for paths in found.values():
+            paths.sort(key=lambda p: p.name)
+        return found
 
     def _process_commands(self, tenant_id: int, only: set[str]) -> None:
         """Apply the synchronous commands (failure injection) queued for a tenant."""
-        for path in self._command_files(tenant_id):
+        for path in self._pending_commands().get(tenant_id, []):
             command = self._read_command(path)
             if command is None or command.get("action") not in only:
                 continue
@@ -376,8 +393,8 @@ class SimulatorGateway(Gateway):
 
     async def _poll_commands(self) -> None:
         while True:
-            for tenant_id in list(self._known):
-                for path in self._command_files(tenant_id):
+            for tenant_id, paths in self._pending_commands().items():
+                for path in paths:
                     command = self._read_command(path)
                     if command is None:
                         continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -330,19 +331,25 @@ def get_messages(
     return WhatsappMessagesPage(data=data, count=count, next_cursor=next_cursor)
 
 
+def messages_fingerprint(*, session: Session, tenant_id: int, window: int = 200) -> str:
+    """A short digest of the firm's newest messages and their statuses (for live views).
+
+    It changes when a message arrives or is queued and when one of the ``window`` newest moves
+    (sent, delivered, read, failed), so a watcher reloads its list only then. One index scan.
+    """
+    rows = session.execute(
+        sa.select(WhatsappMessage.id, WhatsappMessage.status)
+        .where(WhatsappMessage.tenant_id == tenant_id)
+        .order_by(WhatsappMessage.created_at.desc(), WhatsappMessage.id.desc())  # type: ignore[attr-defined]
+        .limit(window)
+    ).all()
+    digest = hashlib.blake2b(digest_size=12)
+    for message_id, status in rows:
+        digest.update(f"{message_id}:{MessageStatus(status).value};".encode())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- leases (sidecar)
-
-
-def _lease_of(row: WhatsappSession) -> WhatsappLease:
-    return WhatsappLease(
-        tenant_id=row.tenant_id,
-        desired_state=row.desired_state,
-        status=row.status,
-        device_jid=row.device_jid,
-        retry_count=row.retry_count,
-        next_retry_at=row.next_retry_at,
-        lease_expires_at=row.lease_expires_at,
-    )
 
 
 _LEASE_COLUMNS = (
@@ -491,27 +498,6 @@ def sync_worker(
     return WorkerSync(leases=[_lease_of_row(r) for r in rows], claimed={c.tenant_id for c in claimed}, pending=pending)
 
 
-def renew_leases(
-    *, session: Session, worker_id: str, tenant_ids: Iterable[int], lease_seconds: float, now: datetime | None = None
-) -> list[WhatsappLease]:
-    """Extend this worker's leases on ``tenant_ids``; returns those it still holds, freshly read."""
-    ids = sorted(set(tenant_ids))
-    if not ids:
-        return []
-    now = now or utcnow()
-    session.execute(
-        sa.update(WhatsappSession)
-        .where(WhatsappSession.tenant_id.in_(ids), WhatsappSession.worker_id == worker_id)  # type: ignore[attr-defined]
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
-    )
-    rows = session.exec(
-        select(WhatsappSession)
-        .where(WhatsappSession.tenant_id.in_(ids), WhatsappSession.worker_id == worker_id)  # type: ignore[attr-defined]
-        .execution_options(populate_existing=True)
-    ).all()
-    return [_lease_of(r) for r in rows]
-
-
 def release_leases(*, session: Session, worker_id: str, tenant_ids: Iterable[int] | None = None) -> int:
     """Give up this worker's leases (all, or ``tenant_ids``) so another sidecar can take them at once."""
     query = sa.update(WhatsappSession).where(WhatsappSession.worker_id == worker_id)
@@ -633,11 +619,6 @@ def record_disconnected(
     if give_up:
         values["desired_state"] = WhatsappDesiredState.DISCONNECTED
     return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
-
-
-def record_seen(*, session: Session, tenant_id: int, worker_id: str) -> bool:
-    """The client showed a sign of life (used by the health watchdog and shown to operators)."""
-    return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, last_seen_at=utcnow())
 
 
 # --------------------------------------------------------------------------- messages (sidecar)

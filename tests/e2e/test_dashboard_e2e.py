@@ -142,10 +142,9 @@ def test_history_filter_note_and_case_persist(page, services_db):
     page.get_by_test_id("note-input").fill(note)
     page.get_by_test_id("note-add").click()
     expect(page.get_by_test_id("note-entry").first).to_contain_text(note)
-    page.get_by_test_id("case-select").click()
-    case_option = page.get_by_role("option").first
-    case_name = case_option.inner_text()
-    case_option.click()
+    select = page.get_by_test_id("case-select")
+    case_name = select.locator("option").nth(1).inner_text()
+    select.select_option(index=1)
     page.get_by_test_id("case-link").click()
     expect(page.get_by_test_id("panel-case")).to_have_text(re.compile(re.escape(case_name.split(" (")[0])))
     screenshot(page, "call-panel")

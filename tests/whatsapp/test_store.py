@@ -255,5 +255,66 @@ def test_leases_are_exclusive_until_they_lapse(session: Session) -> None:
     assert store.record_qr(session=session, tenant_id=tenant.id, worker_id="a", payload="qr")
     later = now + timedelta(seconds=11)
     assert [l.tenant_id for l in store.restore_active_sessions(session=session, worker_id="b", lease_seconds=10, now=later)] == [tenant.id]
-    assert store.renew_leases(session=session, worker_id="a", tenant_ids=[tenant.id], lease_seconds=10, now=later) == []
+    lost = store.sync_worker(session=session, worker_id="a", held=[tenant.id], lease_seconds=10, renew=True, claim_limit=5, now=later)
+    assert lost.leases == [] and lost.claimed == set()
     assert store.get_session_status(session=session, tenant_id=tenant.id).qr_payload == "qr"
+
+
+def test_a_worker_holding_sessions_still_claims_the_next_free_one(session: Session) -> None:
+    tenant_ids = []
+    for _ in range(3):
+        tenant = f.make_tenant(session)
+        store.init_session(session=session, tenant_id=tenant.id, actor=f.principal_of(f.make_user(session, tenant, Role.ADMIN)))
+        tenant_ids.append(tenant.id)
+    held: list[int] = []
+    for expected in tenant_ids:
+        claimed = store.restore_active_sessions(session=session, worker_id="a", lease_seconds=10, limit=1, held=held)
+        assert [lease.tenant_id for lease in claimed] == [expected]
+        held.append(expected)
+    assert store.restore_active_sessions(session=session, worker_id="a", lease_seconds=10, limit=1, held=held) == []
+
+
+def test_a_restarted_worker_takes_back_its_own_sessions_at_once(session: Session) -> None:
+    tenant = f.make_tenant(session)
+    store.init_session(session=session, tenant_id=tenant.id, actor=f.principal_of(f.make_user(session, tenant, Role.OWNER)))
+    now = datetime.now(timezone.utc)
+    store.restore_active_sessions(session=session, worker_id="a", lease_seconds=10, now=now)
+    sync = store.sync_worker(session=session, worker_id="a", held=[], lease_seconds=10, renew=True, claim_limit=0, now=now)
+    assert [lease.tenant_id for lease in sync.leases] == [tenant.id]
+    assert store.sync_worker(session=session, worker_id="b", held=[], lease_seconds=10, renew=True, claim_limit=5, now=now).leases == []
+
+
+def test_worker_sync_renews_leases_and_reports_pending_messages(session: Session) -> None:
+    tenant = f.make_tenant(session)
+    owner = f.principal_of(f.make_user(session, tenant, Role.OWNER))
+    store.init_session(session=session, tenant_id=tenant.id, actor=owner)
+    now = datetime.now(timezone.utc)
+    store.restore_active_sessions(session=session, worker_id="a", lease_seconds=10, now=now)
+    assert store.record_connected(session=session, tenant_id=tenant.id, worker_id="a")
+    store.send_message(session=session, tenant_id=tenant.id, actor=owner, data=WhatsappSend(to="0501234567", body="hi"))
+    later = now + timedelta(seconds=8)
+    sync = store.sync_worker(
+        session=session, worker_id="a", held=[tenant.id], lease_seconds=10, renew=True, claim_limit=5, seen=[tenant.id], pending_for=[tenant.id], now=later
+    )
+    assert sync.pending == {tenant.id} and sync.claimed == set()
+    (lease,) = sync.leases
+    assert lease.lease_expires_at == later + timedelta(seconds=10)
+    # Renewed: another worker cannot take it after the first lease would have lapsed.
+    assert store.restore_active_sessions(session=session, worker_id="b", lease_seconds=10, now=now + timedelta(seconds=12)) == []
+
+
+def test_messages_fingerprint_changes_only_when_a_message_arrives_or_moves(session: Session) -> None:
+    tenant = f.make_tenant(session)
+    owner = f.principal_of(f.make_user(session, tenant, Role.OWNER))
+    other = f.make_tenant(session)
+    _connected(session, tenant)
+    empty = store.messages_fingerprint(session=session, tenant_id=tenant.id)
+    sent = store.send_message(session=session, tenant_id=tenant.id, actor=owner, data=WhatsappSend(to="0501234567", body="hi"))
+    queued = store.messages_fingerprint(session=session, tenant_id=tenant.id)
+    assert queued != empty
+    assert store.messages_fingerprint(session=session, tenant_id=tenant.id) == queued
+    # Another firm's traffic does not touch it.
+    store.store_inbound(session=session, tenant_id=other.id, messages=[WhatsappInbound(wa_message_id="X1", chat_jid="1@s.whatsapp.net", remote_e164=None)])
+    assert store.messages_fingerprint(session=session, tenant_id=tenant.id) == queued
+    store.mark_sent(session=session, tenant_id=tenant.id, message_id=sent.id, wa_message_id="WA1")
+    assert store.messages_fingerprint(session=session, tenant_id=tenant.id) != queued

@@ -435,9 +435,7 @@ class CallsState(rx.State):
         async with self:
             self.exporting = False
             self.export_done = written
-        yield rx.call_script(
-            f"window.location.assign(getBackendURL(env.PING).origin + '{exports.DOWNLOAD_PATH}/{ticket}')"
-        )
+        yield rx.call_script(exports.download_script(ticket))
         yield rx.toast.success(tr(lang, "export_ready", n=formatting.count(written)))
 
 
@@ -691,11 +689,15 @@ def _panel() -> rx.Component:
                         rx.cond(
                             CallsState.cases.length() > 0,
                             rx.hstack(
-                                rx.select.root(
-                                    rx.select.trigger(placeholder=t("link_case"), width="100%", data_testid="case-select"),
-                                    rx.select.content(rx.foreach(CallsState.cases, lambda o: rx.select.item(o.label, value=o.value))),
+                                # A native select: a Radix one would open its menu under the drawer's overlay.
+                                rx.el.select(
+                                    rx.el.option(t("link_case"), value=""),
+                                    rx.foreach(CallsState.cases, lambda o: rx.el.option(o.label, value=o.value)),
                                     value=CallsState.case_choice,
                                     on_change=CallsState.set_case_choice,
+                                    class_name="rt-reset rt-TextFieldRoot",
+                                    style={"flex": "1", "height": "32px", "padding": "0 8px", "border": f"1px solid {rx.color('gray', 7)}", "border_radius": "6px", "background": rx.color("gray", 1), "color": rx.color("gray", 12)},
+                                    data_testid="case-select",
                                 ),
                                 rx.button(t("link_case"), on_click=CallsState.link_case, data_testid="case-link"),
                                 width="100%",

@@ -66,7 +66,6 @@ def login() -> rx.Component:
                             auto_complete="username",
                             size="3",
                             width="100%",
-                            on_change=AuthState.clear_login_error.debounce(300),
                             data_testid="login-email",
                         ),
                         rx.text(t("password"), size="2", weight="medium"),
@@ -100,7 +99,7 @@ def login() -> rx.Component:
                 rx.button(
                     rx.icon("languages", size=16),
                     t("language"),
-                    on_click=[LangState.toggle_lang, apply_direction()],
+                    on_click=LangState.toggle_lang,
                     variant="ghost",
                     color_scheme="gray",
                     data_testid="toggle-language",

@@ -148,10 +148,6 @@ class AuthState(rx.State):
     # ------------------------------------------------------------------ events
 
     @rx.event
-    def clear_login_error(self, _value: str = ""):
-        self.login_error = ""
-
-    @rx.event
     async def login(self, form: dict):
         email = str(form.get("email", "")).strip()
         password = str(form.get("password", ""))

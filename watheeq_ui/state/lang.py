@@ -21,3 +21,6 @@ class LangState(rx.State):
         # Only labels change: dates and numbers are sent language-neutral (tenant time,
         # Western digits as Saudi firms write them), so no page data is reloaded.
         self.lang = "en" if self.lang == "ar" else "ar"
+        # Portals (dialogs, menus) live outside the page box: the document carries the direction.
+        direction = "rtl" if self.lang == "ar" else "ltr"
+        return rx.call_script(f"document.documentElement.dir='{direction}';document.documentElement.lang='{self.lang}'")

@@ -23,6 +23,20 @@ function instanceId() {
   return id;
 }
 
+// A read-only view for the browser end-to-end tests and for support in devtools: the
+// live calls (with their RTCPeerConnection, for getStats) and a short timeline of what
+// the phone did. It holds no credentials.
+const TIMELINE_MAX = 200;
+function probe() {
+  if (!window.__watheeqSoftphone) window.__watheeqSoftphone = { timeline: [], calls: () => [] };
+  return window.__watheeqSoftphone;
+}
+function mark(type, detail) {
+  const tl = probe().timeline;
+  tl.push({ type, detail: detail || null, at: Date.now(), t: performance.now() });
+  if (tl.length > TIMELINE_MAX) tl.shift();
+}
+
 function micError(err) {
   const name = (err && err.name) || "";
   if (name === "NotAllowedError" || name === "SecurityError") return "Microphone permission denied: allow it in the browser to call.";
@@ -95,6 +109,11 @@ const css = `
 .wq-sp-recent li{display:flex;justify-content:space-between;padding:3px 0;cursor:pointer}
 .wq-sp-muted{color:var(--gray-11,#666);font-size:12px}
 `;
+
+const STATUS_LABEL = {
+  COMPLETED: "Completed", ANSWERED: "In call", RINGING: "Ringing", MISSED: "Missed", REJECTED: "Rejected",
+  BUSY: "Busy", FAILED: "Failed", NO_ANSWER: "No answer",
+};
 
 const DOT = {
   idle: "#9ca3af", registering: "#f59e0b", registered: "#16a34a", failed: "#dc2626",
@@ -193,25 +212,29 @@ export function Softphone({
     };
     sessionsRef.current.set(key, entry);
     const update = (patch) => { Object.assign(entry.view, patch); sync(); };
+    const trace = (type, extra) => mark(`call:${type}`, { key, direction, ...(extra || {}) });
     const stopRing = () => { if (ringerRef.current) ringerRef.current.stop(); };
 
     endEarlyIce(session);
     session.on("peerconnection", (e) => attachAudio(e.peerconnection));
     if (session.connection) attachAudio(session.connection);
     session.on("progress", (e) => {
+      trace("progress");
       report("progress", entry, { originator: e.originator, status_code: e.response && e.response.status_code });
       if (direction === "outgoing") update({ phase: "ringing-remote" });
     });
     session.on("accepted", (e) => {
+      trace("accepted");
       stopRing();
       report("accepted", entry, { originator: e.originator });
       update({ phase: "in-call", answeredAt: Date.now() });
     });
-    session.on("hold", () => update({ held: true }));
-    session.on("unhold", () => update({ held: false }));
+    session.on("hold", (e) => { trace("hold", { originator: e.originator }); update({ held: true }); });
+    session.on("unhold", (e) => { trace("unhold", { originator: e.originator }); update({ held: false }); });
     session.on("muted", () => update({ muted: true }));
     session.on("unmuted", () => update({ muted: false }));
     const finish = (kind) => (e) => {
+      trace(kind, { cause: e.cause, originator: e.originator });
       stopRing();
       report(kind, entry, { originator: e.originator, cause: e.cause, status_code: e.message && e.message.status_code });
       sessionsRef.current.delete(key);
@@ -223,6 +246,7 @@ export function Softphone({
     };
     session.on("ended", finish("ended"));
     session.on("failed", finish("failed"));
+    trace("new", { remote: entry.view.remote });
     report("new", entry);
     sync();
     return entry;
@@ -247,6 +271,7 @@ export function Softphone({
     };
 
     const publish = (state, reason = "") => {
+      mark(`reg:${state}`, reason);
       regRef.current = { state, reason };
       setReg({ state, reason });
       channel.postMessage({ type: "status", reg: regRef.current });
@@ -274,9 +299,12 @@ export function Softphone({
         user_agent: "Watheeq softphone",
       });
       uaRef.current = ua;
+      probe().calls = () => [...sessionsRef.current.values()].map((x) => ({
+        ...x.view, callId: x.callId || null, pc: x.session.connection || null,
+      }));
       publish("registering");
-      ua.on("connecting", (e) => { if (e.attempts > 1) publish("disconnected", `retrying (attempt ${e.attempts})`); });
-      ua.on("disconnected", (e) => publish("disconnected", `retrying: ${e.reason || (e.error ? "connection error" : "connection closed")}`));
+      ua.on("connecting", (e) => { if (e.attempts > 1) publish("disconnected", `attempt ${e.attempts}`); });
+      ua.on("disconnected", (e) => publish("disconnected", e.reason || (e.error ? "connection error" : "connection closed")));
       ua.on("registered", () => {
         retries = 0;
         publish("registered");
@@ -383,6 +411,7 @@ export function Softphone({
     const dest = String(target || "").replace(/[^0-9*#+A-Za-z@.]/g, "");
     setError("");
     if (!dest) return;
+    mark("dial", dest);
     if (!ua || !ua.isRegistered()) { setError("The phone is not registered yet."); return; }
     const stream = await getMic();
     if (!stream) return;
@@ -548,6 +577,9 @@ export function Softphone({
           ) : wrapUp ? (
             <div data-testid="softphone-wrapup">
               <div style={{ fontWeight: 600 }}>After the call with {wrapUp.remote}</div>
+              <div className={wrapUp.outcome === "ended" ? "wq-sp-muted" : "wq-sp-err"} data-testid="softphone-outcome">
+                {wrapUp.outcome === "ended" ? "Call ended" : `Not connected: ${wrapUp.outcome || "unknown reason"}`}
+              </div>
               <textarea className="wq-sp-input" style={{ fontSize: 14, minHeight: 60 }} placeholder="Note" value={note} onChange={(e) => setNote(e.target.value)} data-testid="softphone-wrapup-note" />
               {cases && cases.length ? (
                 <select className="wq-sp-input" style={{ fontSize: 14 }} value={caseId} onChange={(e) => setCaseId(e.target.value)} data-testid="softphone-wrapup-case">
@@ -577,7 +609,7 @@ export function Softphone({
                   {recent.map((r) => (
                     <li key={r.id} onClick={() => setNumber(r.remote_number)}>
                       <span>{r.direction === "INBOUND" ? "↙" : "↗"} {r.client_name || r.remote_number}</span>
-                      <span className="wq-sp-muted">{r.status}</span>
+                      <span className="wq-sp-muted">{STATUS_LABEL[r.status] || r.status}</span>
                     </li>
                   ))}
                 </ul>

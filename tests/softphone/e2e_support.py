@@ -1,0 +1,375 @@
+"""Fixtures for the softphone's browser end-to-end tests (and the softphone benchmark).
+
+Everything that carries SIP or media runs inside one private network namespace whose only
+interface is ``lo``: the app (started by ``scripts/run.sh``, the run command), the dev PBX
+(started by ``scripts/dev_pbx.sh``) and Chromium (through a two-line wrapper that enters
+the namespace before exec'ing Debian's ``/usr/bin/chromium``). Playwright talks to Chromium
+over a pipe, so the test process itself stays outside. Nothing in the namespace can reach
+anything but 127.0.0.1 / ::1; ports cannot clash with another app running on the host.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+# The run command's own defaults: inside the namespace nothing else holds them.
+FRONTEND_PORT = 3000
+BACKEND_PORT = 8000
+BASE_URL = f"http://localhost:{FRONTEND_PORT}"
+OUTPUT = ROOT / "test-output"
+SCREENSHOTS = OUTPUT / "screenshots"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    # Without it Chromium gathers no 127.0.0.1 candidate and JsSIP never sends the INVITE.
+    "--allow-loopback-in-peer-connection",
+]
+
+
+def skip_reason() -> str | None:
+    """Why the softphone e2e tests cannot run here, or None."""
+    for tool in ("kamailio", "kamcmd", "unshare", "nsenter", "openssl", "ip"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (see scripts/system_deps.sh)"
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed (Debian package chromium)"
+    if not glob.glob("/usr/lib/*/kamailio/modules/websocket.so") or not glob.glob("/usr/lib/*/kamailio/modules/tls.so"):
+        return "kamailio-websocket-modules / kamailio-tls-modules are not installed"
+    if not (ROOT / ".tools/node_modules/.bin/bun").exists():
+        return "bun is not installed (run scripts/setup.sh)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed"
+    if os.geteuid() != 0:
+        return "unshare --net needs root: the media of these tests must stay on a loopback-only network"
+    if subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode != 0:
+        return "network namespaces are not available here (unshare --net failed)"
+    return None
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LoopbackNetns:
+    """A network namespace with only ``lo`` up, held open by a sleeping process."""
+
+    def __init__(self) -> None:
+        self._holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
+        self.pid = self._holder.pid
+        wait_until(
+            lambda: subprocess.run(self.cmd(["ip", "link", "set", "lo", "up"]), capture_output=True).returncode == 0,
+            5, "the namespace's lo",
+        )
+        self.inode = os.stat(f"/proc/{self.pid}/ns/net").st_ino
+
+    def cmd(self, argv: list[str]) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-n", "--", *argv]
+
+    def http_ok(self, url: str) -> bool:
+        probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
+        return subprocess.run(self.cmd([sys.executable, "-c", probe, url]), capture_output=True).returncode == 0
+
+    def members(self) -> list[int]:
+        """Every process in this namespace: all of them were started by these fixtures."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != self.pid:
+                try:
+                    if os.stat(f"/proc/{entry}/ns/net").st_ino == self.inode:
+                        pids.append(int(entry))
+                except OSError:
+                    continue
+        return pids
+
+    def close(self) -> None:
+        # Whatever a crashed run left behind in the namespace goes with it.
+        for pid in self.members():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._holder.kill()
+        self._holder.wait()
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class DevPbx:
+    """The dev PBX exactly as ``make dev-pbx`` runs it, inside the namespace."""
+
+    def __init__(self, netns: LoopbackNetns, workdir: Path, env: dict[str, str]) -> None:
+        self.netns = netns
+        self.dir = workdir / "pbx"
+        self.env = {**env, "DEV_PBX_DIR": str(self.dir), "PYTHON": sys.executable}
+        self.ctl = self.dir / "kamailio.ctl"
+        self.log_path = workdir / "kamailio.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            self.netns.cmd(["bash", "scripts/dev_pbx.sh"]), cwd=ROOT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        wait_until(self._answers, 15, "the dev PBX to start")
+        # The control socket answers a moment before the SIP workers: wait for the wss port.
+        wait_until(lambda: self._listening(8089), 5, "wss://127.0.0.1:8089")
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the dev PBX exited:\n{self.log()[-3000:]}")
+        return self.ctl.exists() and subprocess.run(
+            ["kamcmd", "-s", f"unix:{self.ctl}", "core.uptime"], capture_output=True
+        ).returncode == 0
+
+    def _listening(self, port: int) -> bool:
+        out = subprocess.run(self.netns.cmd(["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True).stdout
+        return bool(out.strip())
+
+    @property
+    def spki(self) -> str:
+        return (self.dir / "cert.spki").read_text().strip()
+
+    def registered(self) -> str:
+        """The registrar's bindings (``kamcmd ul.dump``)."""
+        return subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "ul.dump"], capture_output=True, text=True).stdout
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        _kill_group(self.proc, signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no goodbye on any WebSocket."""
+        assert self.proc is not None
+        _kill_group(self.proc, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        wait_until(lambda: not self._listening(8089), 5, "the killed PBX's sockets to close")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        _kill_group(self.proc, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class App:
+    """The product as ``make run`` starts it (``scripts/run.sh``), inside the namespace."""
+
+    def __init__(self, netns: LoopbackNetns, workdir: Path, env: dict[str, str]) -> None:
+        self.netns = netns
+        self.env = env
+        self.log_path = workdir / "app.log"
+        self.proc: subprocess.Popen | None = None
+
+    def build_frontend(self) -> None:
+        # Outside the namespace: a fresh checkout's first compile installs the npm packages.
+        # The run command then rebuilds inside the namespace from the installed packages.
+        with open(self.log_path, "a") as log:
+            done = subprocess.run(
+                [str(Path(sys.executable).parent / "reflex"), "export", "--frontend-only", "--no-zip", "--env", "prod"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=600,
+            )
+        if done.returncode != 0:
+            raise AssertionError(f"the frontend did not build:\n{self.log()[-3000:]}")
+
+    def start(self) -> None:
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            self.netns.cmd(["bash", "scripts/run.sh"]), cwd=ROOT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the app exited:\n{self.log()[-4000:]}")
+            return self.netns.http_ok(f"http://localhost:{BACKEND_PORT}/ping") and self.netns.http_ok(f"{BASE_URL}/login")
+
+        wait_until(up, 240, "the app to serve", interval=0.5)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # run.sh traps TERM and stops the process groups of its children itself.
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc, signal.SIGKILL)
+            self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _registry_env() -> dict[str, str]:
+    # Reflex would otherwise probe several registries to pick one; use npm's own setting.
+    if os.environ.get("NPM_CONFIG_REGISTRY"):
+        return {}
+    out = subprocess.run(["npm", "config", "get", "registry"], capture_output=True, text=True)
+    return {"NPM_CONFIG_REGISTRY": out.stdout.strip()} if out.returncode == 0 and out.stdout.strip() else {}
+
+
+@dataclass
+class Stack:
+    """The running app, dev PBX and database of one test module."""
+
+    netns: LoopbackNetns
+    pbx: DevPbx
+    app: App
+    db_url: str
+    workdir: Path
+    engine: sa.Engine
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def chromium_wrapper(self) -> str:
+        path = self.workdir / "chromium-in-netns"
+        path.write_text(f'#!/bin/sh\nexec nsenter -t {self.netns.pid} -n -- {CHROMIUM} "$@"\n')
+        path.chmod(0o755)
+        return str(path)
+
+    def chromium_args(self) -> list[str]:
+        # Trust exactly the dev PBX's self-signed key for wss://127.0.0.1:8089.
+        return [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={self.pbx.spki}"]
+
+    def chromium_env(self) -> dict[str, str]:
+        home = self.workdir / "chromium-home"
+        home.mkdir(exist_ok=True)
+        return {**os.environ, "HOME": str(home), "TMPDIR": str(home)}
+
+    def close(self) -> None:
+        try:
+            self.app.stop()
+        finally:
+            try:
+                self.pbx.stop()
+            finally:
+                self.engine.dispose()
+                self.netns.close()
+
+
+def start_stack(workdir: Path) -> Stack:
+    """Seed a temporary SQLite database with the demo firm, then start the PBX and the app."""
+    from services import db
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_url = f"sqlite:///{workdir / 'watheeq.db'}"
+    env = {
+        **os.environ,
+        **_registry_env(),
+        "WATHEEQ_DATABASE_URL": db_url,
+        "WATHEEQ_WHATSAPP_GATEWAY": "simulator",
+        "WATHEEQ_FRONTEND_PORT": str(FRONTEND_PORT),
+        "WATHEEQ_BACKEND_PORT": str(BACKEND_PORT),
+        "WATHEEQ_RUN_ENV": "prod",
+        "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{os.environ.get('PATH', '')}",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_CHECK_LATEST_VERSION": "0",
+        "REFLEX_API_URL": f"http://localhost:{BACKEND_PORT}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    for step in (["migrate"], ["seed-demo"]):
+        subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, check=True, capture_output=True)
+    netns = LoopbackNetns()
+    pbx = DevPbx(netns, workdir, env)
+    app = App(netns, workdir, env)
+    try:
+        pbx.start()
+        app.build_frontend()
+        app.start()
+    except BaseException:
+        app.stop()
+        pbx.stop()
+        netns.close()
+        raise
+    return Stack(netns=netns, pbx=pbx, app=app, db_url=db_url, workdir=workdir, engine=db.create_db_engine(db_url))
+
+
+# ---------------------------------------------------------------------------- in the page
+
+# Sum of the audio bytes received on the first call's RTCPeerConnection (None without one).
+JS_BYTES_RECEIVED = """async () => {
+  const c = window.__watheeqSoftphone && window.__watheeqSoftphone.calls()[0];
+  if (!c || !c.pc) return null;
+  const report = await c.pc.getStats();
+  let bytes = 0;
+  report.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") bytes += s.bytesReceived || 0; });
+  return bytes;
+}"""
+
+JS_TIMELINE = "() => (window.__watheeqSoftphone ? window.__watheeqSoftphone.timeline : [])"
+
+
+def timeline(page) -> list[dict[str, Any]]:
+    return page.evaluate(JS_TIMELINE)
+
+
+def last_mark(page, type_: str) -> dict[str, Any] | None:
+    marks = [m for m in timeline(page) if m["type"] == type_]
+    return marks[-1] if marks else None
+
+
+def save_timings(name: str, figures: dict[str, Any]) -> None:
+    """Measured figures, printed and kept in test-output/softphone-timings.json."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT / "softphone-timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = figures
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    print(f"softphone timing {name}: {figures}")
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"softphone-{name}.png"))
+

@@ -1,0 +1,409 @@
+"""The softphone end to end: two agents in Chromium, the real app, a real Kamailio.
+
+The app is started by the run command (scripts/run.sh) on a freshly seeded SQLite
+database; the demo firm's PBX is the dev Kamailio (scripts/dev_pbx.sh) on 127.0.0.1.
+App, PBX and browser share one network namespace that has only ``lo``, so SIP and media
+can only ever flow on loopback (see e2e_support.py). One app start for the whole module.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from services import accounts, call_center
+from services.models import CallDirection, CallFilters, CallPublic, CallStatus
+from services.seed import DEMO_PASSWORD
+from tests.softphone import e2e_support as e2e
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sip]
+
+# The demo firm (services/seed.py): two agents with extensions, and one with an extension
+# that no browser ever registers.
+CALLER = ("agent@demo.watheeq.local", "1002")
+CALLEE = ("agent2@demo.watheeq.local", "1003")
+NEVER_REGISTERED = "1004"
+REGISTERED_WITHIN_S = 1.0  # docs/PERFORMANCE.md target on loopback
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[e2e.Stack]:
+    reason = e2e.skip_reason()
+    if reason:
+        pytest.skip(f"softphone e2e skipped: {reason}")
+    running = e2e.start_stack(tmp_path_factory.mktemp("softphone-e2e"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: e2e.Stack):
+    pw = playwright_api.sync_playwright().start()
+    chromium = pw.chromium.launch(
+        executable_path=stack.chromium_wrapper(), args=stack.chromium_args(), env=stack.chromium_env()
+    )
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+        pw.stop()
+
+
+class Phone:
+    """One agent's browser page, driven through the softphone's own controls."""
+
+    def __init__(self, page, email: str, extension: str) -> None:
+        self.page = page
+        self.email = email
+        self.extension = extension
+
+    @property
+    def toggle(self):
+        return self.page.get_by_test_id("softphone-toggle")
+
+    def expect_registered(self, timeout: float = 15_000) -> None:
+        expect(self.toggle).to_have_attribute("data-state", "registered", timeout=timeout)
+
+    def open_panel(self) -> None:
+        if not self.page.get_by_test_id("softphone-panel").is_visible():
+            self.toggle.click()
+        expect(self.page.get_by_test_id("softphone-panel")).to_be_visible()
+
+    def dial_from_pad(self, number: str) -> None:
+        """Types the number on the dial pad's keys, then presses Call."""
+        self.open_panel()
+        field = self.page.get_by_test_id("softphone-number")
+        field.fill("")
+        pad = self.page.locator(".wq-sp-pad")
+        for digit in number:
+            pad.get_by_role("button", name=digit, exact=True).click()
+        expect(field).to_have_value(number)
+        self.page.get_by_test_id("softphone-dial").click()
+
+    def call_state(self):
+        return self.page.get_by_test_id("softphone-call-state")
+
+    def expect_phase(self, phase: str, timeout: float = 10_000) -> None:
+        expect(self.page.get_by_test_id("softphone-call")).to_have_attribute("data-phase", phase, timeout=timeout)
+
+    def bytes_received(self) -> int | None:
+        return self.page.evaluate(e2e.JS_BYTES_RECEIVED)
+
+    def expect_audio_flowing(self, what: str) -> None:
+        start = e2e.wait_until(lambda: self.bytes_received() is not None, 5, f"{what}: a peer connection")
+        e2e.wait_until(lambda: (self.bytes_received() or 0) > start + 500, 8, f"{what}: audio bytes arriving")
+
+    def call_id(self) -> str:
+        return e2e.wait_until(
+            lambda: self.page.evaluate("() => (window.__watheeqSoftphone.calls()[0] || {}).callId"), 5, "the SIP Call-ID"
+        )
+
+    def mark(self, type_: str) -> dict:
+        return e2e.wait_until(lambda: e2e.last_mark(self.page, type_), 10, f"{self.extension}: {type_}")
+
+
+@pytest.fixture
+def login(browser, stack: e2e.Stack):
+    contexts = []
+
+    def _login(who: tuple[str, str]) -> Phone:
+        email, extension = who
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{e2e.BASE_URL}/login")
+        page.get_by_test_id("login-email").fill(email)
+        page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+        page.get_by_test_id("login-submit").click()
+        page.wait_for_url(f"{e2e.BASE_URL}/", timeout=20_000)
+        phone = Phone(page, email, extension)
+        phone.expect_registered()
+        # A binding left by an earlier test's closed page would fork our calls to a dead
+        # WebSocket; the registrar drops it within its 5 s timer.
+        e2e.wait_until(
+            lambda: stack.pbx.registered().count(f"AoR: {extension}\n") == 1
+            and stack.pbx.registered().split(f"AoR: {extension}\n")[1].split("AoR:")[0].count("Contact:") == 1,
+            10, f"exactly one binding of {extension}",
+        )
+        return phone
+
+    yield _login
+    for context in contexts:
+        for page in context.pages:
+            # Unloading the page unregisters (pagehide): no stale binding for the next test.
+            page.goto("about:blank")
+        context.close()
+
+
+def _history(stack: e2e.Stack, email: str) -> list[CallPublic]:
+    with stack.session() as session:
+        agent = accounts.authenticate(session=session, email=email, password=DEMO_PASSWORD)
+        return call_center.get_call_history(
+            session=session, tenant_id=agent.tenant_id, actor=agent, filters=CallFilters(), page_size=10
+        ).data
+
+
+def _logged(stack: e2e.Stack, email: str, sip_call_id: str, *, closed: bool = True) -> CallPublic:
+    """The agent's call with this Call-ID as their own call history has it, once it is closed."""
+
+    def find():
+        for call in _history(stack, email):
+            if call.sip_call_id and call.sip_call_id.split(";")[0] == sip_call_id:
+                if not closed or call.status not in (CallStatus.RINGING, CallStatus.ANSWERED):
+                    return call
+        return None
+
+    return e2e.wait_until(find, 10, f"{email}'s log of call {sip_call_id}", interval=0.2)
+
+
+def _seconds(mark_from: dict, mark_to: dict) -> float:
+    return (mark_to["at"] - mark_from["at"]) / 1000
+
+
+def _open_history(phone: Phone) -> None:
+    phone.page.get_by_role("link", name="Call history").first.click()
+    phone.page.wait_for_url(f"{e2e.BASE_URL}/calls", timeout=10_000)
+    expect(phone.page.get_by_test_id("call-row").first).to_be_visible(timeout=10_000)
+
+
+def _history_row(phone: Phone) -> dict[str, str]:
+    """The newest row of the call history page: direction, number, status, duration."""
+    row = phone.page.get_by_test_id("call-row").first
+    cells = row.locator("td")
+    outgoing = cells.nth(1).locator("svg.lucide-phone-outgoing").count() == 1
+    incoming = cells.nth(1).locator("svg.lucide-phone-incoming").count() == 1
+    return {
+        "direction": "OUTBOUND" if outgoing else "INBOUND" if incoming else "?",
+        "remote": cells.nth(2).inner_text().strip(),
+        "status": cells.nth(5).inner_text().strip(),
+        "duration": cells.nth(6).inner_text().strip(),
+    }
+
+
+def _duration_s(text: str) -> int:
+    match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d\d)", text)
+    assert match, f"not a duration: {text!r}"
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_page_load_registers_the_agents_extension_within_a_second(login, stack):
+    phone = login(CALLER)
+    figures = []
+    for _ in range(3):
+        phone.page.reload()
+        phone.expect_registered()
+        figures.append(phone.mark("reg:registered")["t"] / 1000)
+    figures.sort()
+    e2e.save_timings("page_load_to_registered_s", {"runs": figures, "median": figures[1], "max": figures[-1]})
+    assert "AoR: 1002" in stack.pbx.registered()
+    assert figures[1] < REGISTERED_WITHIN_S, figures
+
+
+def test_agent_calls_agent_with_media_hold_dtmf_and_both_histories_show_it(login, stack):
+    a = login(CALLER)
+    b = login(CALLEE)
+
+    a.dial_from_pad(CALLEE[1])
+    card = b.page.get_by_test_id("softphone-incoming")
+    expect(card).to_be_visible(timeout=10_000)
+    expect(b.page.get_by_test_id("softphone-incoming-number")).to_have_text(CALLER[1])
+    expect(a.call_state()).to_contain_text("Ringing", timeout=5_000)
+    e2e.screenshot(b.page, "incoming")
+    dial_to_ring = _seconds(a.mark("dial"), b.mark("call:new"))
+
+    b.page.get_by_test_id("softphone-answer").click()
+    a.expect_phase("in-call")
+    b.expect_phase("in-call")
+    expect(card).to_be_hidden()
+    call_id = a.call_id()
+    assert b.call_id() == call_id
+
+    # Media both ways, on loopback only.
+    a.expect_audio_flowing("caller")
+    b.expect_audio_flowing("callee")
+    pair = a.page.evaluate("""async () => {
+      const pc = window.__watheeqSoftphone.calls()[0].pc; const r = await pc.getStats(); let out = null;
+      r.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') out = s; });
+      const local = out && r.get(out.localCandidateId), remote = out && r.get(out.remoteCandidateId);
+      return out && [local.address, remote.address]; }""")
+    assert pair and all(addr in ("127.0.0.1", "::1") for addr in pair), pair
+    e2e.screenshot(a.page, "in-call")
+
+    # Hold (re-INVITE, sendonly): the far end stops sending and says so; resume restarts it.
+    a.page.get_by_test_id("softphone-hold").click()
+    expect(a.call_state()).to_contain_text("On hold")
+    expect(b.call_state()).to_contain_text("On hold")
+    remote_sdp = "() => window.__watheeqSoftphone.calls()[0].pc.remoteDescription.sdp"
+    assert "a=sendonly" in b.page.evaluate(remote_sdp)  # what the re-INVITE offered
+    time.sleep(0.4)  # packets already in flight
+    held = a.bytes_received()
+    time.sleep(0.8)
+    assert a.bytes_received() - held < 200, "audio still arrives while on hold"
+    e2e.screenshot(a.page, "on-hold")
+    a.page.get_by_test_id("softphone-hold").click()
+    expect(a.call_state()).to_contain_text("In call")
+    expect(b.call_state()).to_contain_text("In call")
+    assert "a=sendrecv" in b.page.evaluate(remote_sdp)
+    a.expect_audio_flowing("caller after resume")
+    b.expect_audio_flowing("callee after resume")
+
+    # DTMF goes out as RFC 2833 telephone-events in the RTP stream (not SIP INFO).
+    a.page.evaluate("""() => {
+      const pc = window.__watheeqSoftphone.calls()[0].pc;
+      const sender = pc.getSenders().find((s) => s.track && s.track.kind === 'audio');
+      window.__tones = [];
+      sender.dtmf.addEventListener('tonechange', (e) => { if (e.tone) window.__tones.push(e.tone); });
+    }""")
+    for key in ("1", "5", "#"):
+        a.page.get_by_test_id(f"softphone-dtmf-{key}").click()
+    e2e.wait_until(lambda: a.page.evaluate("() => window.__tones.join('')") == "15#", 5, "the DTMF tones 1 5 #")
+    for side in (a, b):
+        sdp = side.page.evaluate("() => window.__watheeqSoftphone.calls()[0].pc.remoteDescription.sdp")
+        assert "telephone-event/8000" in sdp
+
+    time.sleep(1.0)
+    b.page.get_by_test_id("softphone-hangup").click()
+    expect(a.page.get_by_test_id("softphone-wrapup")).to_be_visible(timeout=5_000)
+    expect(b.page.get_by_test_id("softphone-wrapup")).to_be_visible(timeout=5_000)
+    e2e.screenshot(a.page, "wrap-up")
+    talk = {
+        "a": _seconds(a.mark("call:accepted"), a.mark("call:ended")),
+        "b": _seconds(b.mark("call:accepted"), b.mark("call:ended")),
+    }
+    assert a.mark("call:ended")["detail"]["originator"] == "remote"
+
+    # The services' call history of each agent.
+    out = _logged(stack, CALLER[0], call_id)
+    into = _logged(stack, CALLEE[0], call_id)
+    assert (out.direction, out.status, out.remote_number, out.extension) == (
+        CallDirection.OUTBOUND, CallStatus.COMPLETED, CALLEE[1], CALLER[1])
+    assert (into.direction, into.status, into.remote_number, into.extension) == (
+        CallDirection.INBOUND, CallStatus.COMPLETED, CALLER[1], CALLEE[1])
+    assert abs(out.talk_seconds - talk["a"]) <= 1, (out.talk_seconds, talk)
+    assert abs(into.talk_seconds - talk["b"]) <= 1, (into.talk_seconds, talk)
+    assert out.answered_at is not None and out.ended_at is not None
+    assert out.ended_at.replace(tzinfo=out.ended_at.tzinfo or timezone.utc) <= datetime.now(timezone.utc)
+
+    # The history page of each agent shows the same.
+    for phone, logged, direction, remote in ((a, out, "OUTBOUND", CALLEE[1]), (b, into, "INBOUND", CALLER[1])):
+        _open_history(phone)
+        row = _history_row(phone)
+        assert (row["direction"], row["remote"], row["status"]) == (direction, remote, "Completed"), row
+        assert _duration_s(row["duration"]) == logged.talk_seconds, row
+    e2e.screenshot(a.page, "history")
+    e2e.save_timings("dial_to_ringing_at_callee_s", {"value": dial_to_ring})
+    assert dial_to_ring < 2.0, dial_to_ring
+
+
+def test_rejected_call_is_rejected_for_the_caller_and_missed_for_the_callee(login, stack):
+    a = login(CALLER)
+    b = login(CALLEE)
+    a.dial_from_pad(CALLEE[1])
+    expect(b.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+    call_id = a.call_id()
+    b.page.get_by_test_id("softphone-reject").click()
+    expect(b.page.get_by_test_id("softphone-incoming")).to_be_hidden()
+    expect(a.page.get_by_test_id("softphone-call")).to_be_hidden(timeout=5_000)
+    expect(a.page.get_by_test_id("softphone-outcome")).to_contain_text("Rejected")
+
+    out = _logged(stack, CALLER[0], call_id)
+    into = _logged(stack, CALLEE[0], call_id)
+    assert out.direction is CallDirection.OUTBOUND and out.status in (CallStatus.REJECTED, CallStatus.BUSY), out
+    assert into.direction is CallDirection.INBOUND and into.status is CallStatus.MISSED, into
+    assert out.talk_seconds in (None, 0) and into.talk_seconds in (None, 0)
+    assert "603" in (out.hangup_cause or ""), out.hangup_cause
+
+
+def test_call_to_an_unregistered_extension_fails_with_the_cause(login, stack):
+    assert f"AoR: {NEVER_REGISTERED}\n" not in stack.pbx.registered()
+    a = login(CALLER)
+    a.dial_from_pad(NEVER_REGISTERED)
+    outcome = a.page.get_by_test_id("softphone-outcome")
+    expect(outcome).to_contain_text("Not Found", timeout=10_000)
+    e2e.screenshot(a.page, "failed")
+    call_id = e2e.wait_until(
+        lambda: next((m["detail"]["key"] for m in e2e.timeline(a.page) if m["type"] == "call:failed"), None), 5, "the failure"
+    )
+    assert call_id
+    logged = next(c for c in _history(stack, CALLER[0]) if c.remote_number == NEVER_REGISTERED)
+    assert logged.direction is CallDirection.OUTBOUND
+    assert logged.status is CallStatus.FAILED
+    assert logged.hangup_cause == "Not Found (404), remote"
+    assert logged.answered_at is None and logged.ended_at is not None
+
+
+def test_a_call_in_progress_survives_navigating_to_the_call_history_and_back(login, stack):
+    a = login(CALLER)
+    b = login(CALLEE)
+    a.dial_from_pad(CALLEE[1])
+    expect(b.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+    b.page.get_by_test_id("softphone-answer").click()
+    a.expect_phase("in-call")
+    key = a.page.evaluate("() => window.__watheeqSoftphone.calls()[0].key")
+    a.page.evaluate("() => { window.__sameDocument = true; }")
+    registrations = len([m for m in e2e.timeline(a.page) if m["type"].startswith("reg:")])
+
+    _open_history(a)
+    a.expect_phase("in-call")
+    a.expect_audio_flowing("caller on the call history page")
+    e2e.screenshot(a.page, "in-call-on-history")
+    a.page.get_by_role("link", name="Dashboard").first.click()
+    a.page.wait_for_url(f"{e2e.BASE_URL}/", timeout=10_000)
+    a.expect_phase("in-call")
+    a.expect_audio_flowing("caller back on the dashboard")
+    b.expect_audio_flowing("callee")
+
+    assert a.page.evaluate("() => window.__sameDocument === true"), "the navigation reloaded the page"
+    assert a.page.evaluate("() => window.__watheeqSoftphone.calls().map((c) => c.key)") == [key]
+    assert len([m for m in e2e.timeline(a.page) if m["type"].startswith("reg:")]) == registrations, "the phone re-registered"
+    a.page.get_by_test_id("softphone-hangup").click()
+    expect(b.page.get_by_test_id("softphone-call")).to_be_hidden(timeout=5_000)
+
+
+def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login, stack, browser):
+    # A registered phone loses its PBX ...
+    a = login(CALLER)
+    stack.pbx.kill()
+    expect(a.toggle).to_have_attribute("data-state", "disconnected", timeout=10_000)
+    a.open_panel()
+    expect(a.page.get_by_test_id("softphone-status")).to_contain_text("Disconnected, retrying")
+    e2e.screenshot(a.page, "disconnected")
+
+    # ... and a phone that is registering when the PBX dies (frozen mid-handshake, then killed).
+    stack.pbx.start()
+    a.expect_registered(timeout=40_000)
+    stack.pbx.freeze()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{e2e.BASE_URL}/login")
+        page.get_by_test_id("login-email").fill(CALLEE[0])
+        page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+        page.get_by_test_id("login-submit").click()
+        b = Phone(page, *CALLEE)
+        expect(b.toggle).to_have_attribute("data-state", "registering", timeout=20_000)
+        time.sleep(0.5)
+        stack.pbx.kill()
+        expect(b.toggle).to_have_attribute("data-state", "disconnected", timeout=10_000)
+        b.open_panel()
+        expect(b.page.get_by_test_id("softphone-status")).to_contain_text("Disconnected, retrying")
+        stack.pbx.start()
+        b.expect_registered(timeout=40_000)
+        a.expect_registered(timeout=40_000)
+        dump = stack.pbx.registered()
+        assert f"AoR: {CALLER[1]}\n" in dump and f"AoR: {CALLEE[1]}\n" in dump
+        expect(b.page.get_by_test_id("softphone-status")).to_contain_text(f"Ready · {CALLEE[1]}")
+        e2e.screenshot(b.page, "recovered")
+    finally:
+        page.goto("about:blank")
+        context.close()
