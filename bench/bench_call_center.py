@@ -9,6 +9,9 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
 
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
 into bench/data/ and reused; delete the file to regenerate.
+
+Stats over 30 days are measured cold (the first request after the firm's hourly rollups
+were dropped, which sums the sealed hours) and warm (rollups present: the steady state).
 """
 
 from __future__ import annotations

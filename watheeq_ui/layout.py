@@ -25,6 +25,7 @@ NAV: list[tuple[str, str, str, str]] = [
     (routes.DASHBOARD, "nav_dashboard", "layout-dashboard", "member"),
     (routes.CALLS, "nav_calls", "phone", "member"),
     (routes.CLIENTS, "nav_clients", "users", "member"),
+    (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
 ]
 

@@ -6,6 +6,7 @@ CALLS = "/calls"
 CLIENTS = "/clients"
 CLIENT = "/clients/[client_id]"
 EXTENSIONS = "/extensions"
+WHATSAPP = "/whatsapp"
 
 
 def client(client_id: int | str) -> str:

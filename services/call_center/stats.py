@@ -16,6 +16,11 @@ its ``started_at``):
 - AHT (average handle time) = (talk + hold + after-call work) per handled call. Hold and
   after-call work are not captured yet, so today AHT equals the average talk time.
 - per hour / per day: by the start time in the firm's time zone.
+
+Summing a month of calls on every request is too slow at 100,000 calls per firm, so hours
+that ended more than ``SEAL_HORIZON`` ago are summed once per (UTC hour, agent) into
+CallHourlyRollup, on the first request that needs them; every change to a call of such an
+hour goes through :func:`invalidate_rollups`, which marks the hour for a recount.
 """
 
 from __future__ import annotations

@@ -101,6 +101,10 @@ class LoopbackNetns:
         probe = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)"
         return subprocess.run(self.cmd([sys.executable, "-c", probe, url]), capture_output=True).returncode == 0
 
+    def listening(self, port: int) -> bool:
+        out = subprocess.run(self.cmd(["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True).stdout
+        return bool(out.strip())
+
     def members(self) -> list[int]:
         """Every process in this namespace: all of them were started by these fixtures."""
         pids = []
@@ -151,7 +155,7 @@ class DevPbx:
         log.close()
         wait_until(self._answers, 15, "the dev PBX to start")
         # The control socket answers a moment before the SIP workers: wait for the wss port.
-        wait_until(lambda: self._listening(8089), 5, "wss://127.0.0.1:8089")
+        wait_until(lambda: self.netns.listening(8089), 5, "wss://127.0.0.1:8089")
 
     def _answers(self) -> bool:
         assert self.proc is not None
@@ -160,10 +164,6 @@ class DevPbx:
         return self.ctl.exists() and subprocess.run(
             ["kamcmd", "-s", f"unix:{self.ctl}", "core.uptime"], capture_output=True
         ).returncode == 0
-
-    def _listening(self, port: int) -> bool:
-        out = subprocess.run(self.netns.cmd(["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True).stdout
-        return bool(out.strip())
 
     @property
     def spki(self) -> str:
@@ -182,7 +182,7 @@ class DevPbx:
         assert self.proc is not None
         _kill_group(self.proc, signal.SIGKILL)
         self.proc.wait(timeout=10)
-        wait_until(lambda: not self._listening(8089), 5, "the killed PBX's sockets to close")
+        wait_until(lambda: not self.netns.listening(8089), 5, "the killed PBX's sockets to close")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -196,6 +196,10 @@ class DevPbx:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class _Exited(Exception):
+    pass
 
 
 class App:
@@ -218,21 +222,42 @@ class App:
         if done.returncode != 0:
             raise AssertionError(f"the frontend did not build:\n{self.log()[-3000:]}")
 
-    def start(self) -> None:
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            self.netns.cmd(["bash", "scripts/run.sh"]), cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    def start(self, attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            # Both Reflex processes of run.sh empty this session-state cache as they start;
+            # with files left in it they race (one unlinks what the other just did and
+            # exits). Emptying it first is what they would do anyway.
+            shutil.rmtree(ROOT / ".states", ignore_errors=True)
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = open(self.log_path, "a")
+            self.proc = subprocess.Popen(
+                self.netns.cmd(["bash", "scripts/run.sh"]), cwd=ROOT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            log.close()
+            try:
+                wait_until(self._serving, 240, "the app to serve", interval=0.5)
+                return
+            except _Exited:
+                failure = self.log()[offset:][-4000:]
+                if attempt == attempts:
+                    raise AssertionError(f"the app exited while starting:\n{failure}") from None
+                # With Node < 22 Reflex builds under Bun's runtime, whose prerender step now
+                # and then cannot reach its own preview server (ECONNREFUSED on a fresh
+                # ephemeral port, more often under load); the next build usually gets by.
+                print(f"the app exited while starting (attempt {attempt}); starting it again:\n{failure[-1500:]}")
+
+    def _serving(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise _Exited
+        # Look at the listening sockets first: no connection is made while the app builds.
+        return (
+            self.netns.listening(BACKEND_PORT)
+            and self.netns.listening(FRONTEND_PORT)
+            and self.netns.http_ok(f"http://localhost:{BACKEND_PORT}/ping")
+            and self.netns.http_ok(f"{BASE_URL}/login")
         )
-        log.close()
-
-        def up() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the app exited:\n{self.log()[-4000:]}")
-            return self.netns.http_ok(f"http://localhost:{BACKEND_PORT}/ping") and self.netns.http_ok(f"{BASE_URL}/login")
-
-        wait_until(up, 240, "the app to serve", interval=0.5)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

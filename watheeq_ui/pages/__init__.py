@@ -1,3 +1,3 @@
 """One module per page; importing them registers their routes."""
 
-from watheeq_ui.pages import calls, clients, dashboard, extensions, login  # noqa: F401
+from watheeq_ui.pages import calls, clients, dashboard, extensions, login, whatsapp  # noqa: F401

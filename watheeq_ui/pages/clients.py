@@ -144,7 +144,7 @@ class ClientState(rx.State):
                 sort_key=m.created_at.isoformat(),
                 direction=m.direction.value,
                 status=m.status.value,
-                title=m.push_name or "",
+                title=m.client_name or m.push_name or "",
                 body=m.body,
             )
             for m in messages.data

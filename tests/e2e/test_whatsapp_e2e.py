@@ -1,0 +1,207 @@
+"""The WhatsApp page through a real browser, with the simulator playing the firm's phone.
+
+An admin links the line (the QR appears and rotates), the phone scans it, a message is sent
+and followed from pending to delivered, a client writes in and shows up in the conversation
+and on the client's timeline, bad input is refused next to its field, and the line is
+unlinked after a confirmation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import LOGINS, RunningApp, login, screenshot
+
+pytestmark = pytest.mark.e2e
+
+# Read by the app the session starts (the simulator's code rotation): short enough to see a
+# rotation within the test, long enough to scan. Nothing else in the suite depends on them.
+os.environ.setdefault("WATHEEQ_SIMULATOR_QR_FIRST_SECONDS", "3")
+os.environ.setdefault("WATHEEQ_SIMULATOR_QR_NEXT_SECONDS", "3")
+
+FIRM_PHONE = "+966500000777"
+# Records every status a message bubble takes, however briefly, in the order seen.
+STATUS_RECORDER = """
+() => {
+  window.__waStatuses = [];
+  const seen = (el) => window.__waStatuses.push([el.innerText, el.getAttribute('data-status')]);
+  document.querySelectorAll('[data-testid=wa-message]').forEach(seen);
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === 'attributes' && r.target.matches && r.target.matches('[data-testid=wa-message]')) seen(r.target);
+      for (const n of r.addedNodes || []) {
+        if (n.nodeType !== 1) continue;
+        if (n.matches('[data-testid=wa-message]')) seen(n);
+        n.querySelectorAll && n.querySelectorAll('[data-testid=wa-message]').forEach(seen);
+      }
+    }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-status']});
+}
+"""
+
+
+def _sim_root(app: RunningApp) -> Path:
+    # The app fixture keeps its data folder next to its database.
+    return Path(app.database_url.removeprefix("sqlite:///")).parent / "data" / "whatsapp" / "simulator"
+
+
+def _admin_tenant(services_db) -> int:
+    from services.models import User
+
+    with services_db.session_scope() as session:
+        return session.execute(sa.select(User.tenant_id).where(User.email == LOGINS["ADMIN"])).scalar_one()
+
+
+def _a_client(services_db, tenant_id: int, skip: int = 0) -> tuple[int, str, str]:
+    from services.models import Client
+
+    with services_db.session_scope() as session:
+        row = session.execute(
+            sa.select(Client.id, Client.name, Client.phone_e164)
+            .where(Client.tenant_id == tenant_id, Client.phone_e164.is_not(None))
+            .order_by(Client.id)
+            .offset(skip)
+            .limit(1)
+        ).one()
+    return row.id, row.name, row.phone_e164
+
+
+def _message(services_db, tenant_id: int, body: str):
+    from services.models import WhatsappMessage
+
+    with services_db.session_scope() as session:
+        return session.execute(
+            sa.select(WhatsappMessage).where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.body == body)
+        ).scalar_one_or_none()
+
+
+def _wait(check, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def test_admin_links_the_line_sends_and_receives_then_unlinks(page, app, services_db):
+    from services.whatsapp.simulator import enqueue_command
+
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    login(page, "ADMIN")
+    page.get_by_test_id("nav-nav_whatsapp").click()
+    expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible()
+    expect(page.get_by_test_id("wa-simulator")).to_be_visible()
+
+    # Link: the live QR appears, with the steps and a countdown, and rotates.
+    page.get_by_test_id("wa-link").click()
+    qr = page.get_by_test_id("wa-qr")
+    expect(qr).to_be_visible(timeout=10_000)
+    first = qr.get_attribute("src")
+    assert first and first.startswith("data:image/svg+xml")
+    expect(page.get_by_test_id("wa-steps")).to_have_text("WhatsApp → Linked devices → Link a device")
+    expect(page.get_by_test_id("wa-countdown")).to_contain_text("New code in")
+    expect(page.get_by_test_id("whatsapp-status")).to_contain_text("Waiting for QR scan")
+    screenshot(page, "whatsapp-qr")
+    page.wait_for_function(
+        "(first) => { const i = document.querySelector('[data-testid=wa-qr]'); return i && i.src && i.src !== first; }",
+        arg=first,
+        timeout=10_000,
+    )
+
+    # The phone scans: Connected within 1.5 s, with the linked number and name.
+    enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Demo Law Firm")
+    scanned = time.monotonic()
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=5_000)
+    assert time.monotonic() - scanned < 1.5
+    expect(page.get_by_test_id("wa-phone")).to_have_text(FIRM_PHONE)
+    expect(page.get_by_test_id("wa-push-name")).to_have_text("Demo Law Firm")
+    expect(page.get_by_test_id("whatsapp-status")).to_contain_text("Connected")
+    screenshot(page, "whatsapp-connected")
+
+    # Bad input is refused next to its field.
+    page.get_by_test_id("wa-send-mode").get_by_role("radio", name="To a number").click()
+    page.get_by_test_id("wa-send-to").fill("not a number")
+    page.get_by_test_id("wa-send-body").fill("hello")
+    page.get_by_test_id("wa-send").click()
+    expect(page.get_by_test_id("field-error")).to_be_visible()
+    page.get_by_test_id("wa-send-body").fill("")
+    page.get_by_test_id("wa-send-to").fill("0501234567")
+    page.get_by_test_id("wa-send").click()
+    expect(page.get_by_test_id("field-error")).to_have_text("a message is required")
+
+    # Send to a client: pending at once, then sent, then delivered by the phone's receipt.
+    client_id, client_name, _ = _a_client(services_db, tenant_id)
+    page.get_by_test_id("wa-send-mode").get_by_role("radio", name="To a client").click()
+    page.get_by_test_id("wa-send-client").click()
+    page.get_by_role("option", name=client_name, exact=False).first.click()
+    body = f"Your hearing is confirmed {time.time_ns()}"
+    page.get_by_test_id("wa-send-body").fill(body)
+    page.evaluate(STATUS_RECORDER)
+    page.get_by_test_id("wa-send").click()
+    bubble = page.get_by_test_id("wa-message").filter(has_text=body)
+    expect(bubble).to_be_visible(timeout=5_000)
+    expect(bubble).to_have_attribute("data-status", "SENT", timeout=10_000)
+    sent = _message(services_db, tenant_id, body)
+    assert sent is not None and sent.client_id == client_id and sent.wa_message_id
+    enqueue_command(tenant_id, "receipt", root=root, wa_message_ids=[sent.wa_message_id], status="DELIVERED")
+    expect(bubble).to_have_attribute("data-status", "DELIVERED", timeout=5_000)
+    seen = [status for text, status in page.evaluate("window.__waStatuses") if body in text]
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == ["PENDING", "SENT", "DELIVERED"]
+    chat = page.get_by_test_id("wa-chat").filter(has=bubble)
+    expect(chat.get_by_test_id("wa-chat-title")).to_have_text(client_name)
+
+    # A client writes in: the message shows in the conversation under the client's name...
+    other_id, other_name, other_phone = _a_client(services_db, tenant_id, skip=1)
+    inbound = f"Salam, I have a question about my case {time.time_ns()}"
+    enqueue_command(tenant_id, "inbound", root=root, from_phone=other_phone, body=inbound, push_name="Not the client's name")
+    incoming = page.get_by_test_id("wa-message").filter(has_text=inbound)
+    expect(incoming).to_be_visible(timeout=5_000)
+    expect(incoming).to_have_attribute("data-direction", "INBOUND")
+    expect(page.get_by_test_id("wa-chat").filter(has=incoming).get_by_test_id("wa-chat-title")).to_have_text(other_name)
+    screenshot(page, "whatsapp-conversation")
+
+    # ... filters narrow the list ...
+    page.get_by_test_id("wa-filter-direction").click()
+    page.get_by_role("option", name="Outbound").click()
+    expect(incoming).to_have_count(0)
+    expect(bubble).to_be_visible()
+    page.get_by_text("Clear", exact=True).click()
+    expect(incoming).to_be_visible()
+
+    # ... and on the client's timeline, under the client's name.
+    page.goto(f"/clients/{other_id}")
+    expect(page.get_by_test_id("client-name")).to_have_text(other_name)
+    expect(page.get_by_test_id("timeline-entry").filter(has_text=inbound)).to_contain_text(other_name)
+    screenshot(page, "whatsapp-client-timeline")
+
+    # Arabic labels.
+    page.goto("/whatsapp")
+    page.get_by_test_id("toggle-language").click()
+    expect(page.get_by_test_id("page-title")).to_have_text("واتساب")
+    expect(page.get_by_test_id("wa-panel-connected")).to_contain_text("الرقم المرتبط")
+    screenshot(page, "whatsapp-ar")
+    page.get_by_test_id("toggle-language").click()
+
+    # Unlink, after a confirmation.
+    page.get_by_test_id("wa-unlink").click()
+    page.get_by_test_id("wa-unlink-confirm").click()
+    expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible(timeout=10_000)
+    expect(page.get_by_test_id("whatsapp-status")).to_contain_text("Not linked")
+
+
+def test_an_agent_reads_the_line_but_cannot_link_it(page):
+    login(page, "AGENT")
+    page.goto("/whatsapp")
+    expect(page.get_by_test_id("wa-line")).to_be_visible()
+    expect(page.get_by_test_id("wa-link")).to_have_count(0)
+    expect(page.get_by_test_id("wa-unlink")).to_have_count(0)
+    expect(page.get_by_test_id("wa-send")).to_be_visible()
