@@ -1,6 +1,6 @@
 """The WhatsApp page through a real browser, with the simulator playing the firm's phone.
 
-An admin links the line (the QR appears and rotates), the phone scans it, a message is sent
+An admin links the line (a connection error shows with its next try, then the QR appears and rotates), the phone scans it, a message is sent
 and followed from pending to delivered, a client writes in and shows up in the conversation
 and on the client's timeline, bad input is refused next to its field, and the line is
 unlinked after a confirmation.
@@ -101,8 +101,13 @@ def test_admin_links_the_line_sends_and_receives_then_unlinks(page, app, service
     expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible()
     expect(page.get_by_test_id("wa-simulator")).to_be_visible()
 
-    # Link: the live QR appears, with the steps and a countdown, and rotates.
+    # Link while WhatsApp cannot be reached: the error and the next try are shown, then the
+    # sidecar's retry gets through. The live QR appears, with the steps and a countdown, and rotates.
+    enqueue_command(tenant_id, "fail_connects", root=root, count=1, reason="failed to dial whatsapp web websocket")
     page.get_by_test_id("wa-link").click()
+    expect(page.get_by_test_id("wa-error")).to_have_text("failed to dial whatsapp web websocket", timeout=10_000)
+    expect(page.get_by_test_id("wa-next-retry")).to_contain_text("Next try at")
+    screenshot(page, "whatsapp-error")
     qr = page.get_by_test_id("wa-qr")
     expect(qr).to_be_visible(timeout=10_000)
     first = qr.get_attribute("src")
