@@ -40,6 +40,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
 from services import db, seed  # noqa: E402
+from services.call_center import calls as calls_module  # noqa: E402
 from services.call_center import get_call_history, get_stats, log_call  # noqa: E402
 from services.models import (  # noqa: E402
     CallCreate,
@@ -181,6 +182,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured right after dropping the rollups")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
+    parser.add_argument("--ab-calls", type=int, default=4000, help="calls logged alternately with and without the rollup check")
     args = parser.parse_args()
     calls = args.calls or (50_000 if args.quick else 1_000_000)
     clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
@@ -319,20 +321,38 @@ def main() -> None:
 
     # 5. log_call throughput, one transaction per call as the API does it.
     run_id = f"bench-{time.time_ns()}"
+    logged = 0
+
+    def log_calls(count: int) -> float:
+        """Calls per second logging ``count`` new calls."""
+        nonlocal logged
+        began = time.perf_counter()
+        for i in range(logged, logged + count):
+            f = firms[i % len(firms)]
+            number = f.numbers[i % len(f.numbers)] if i % 4 else "0559" + f"{i:06d}"[-6:]
+            with Session(engine) as session:
+                log_call(
+                    session=session,
+                    tenant_id=f.tenant_id,
+                    actor=f.agent,
+                    data=CallCreate(direction=CallDirection.INBOUND, remote_number=number, sip_call_id=f"{run_id}-{i}"),
+                )
+                session.commit()
+        logged += count
+        return count / (time.perf_counter() - began)
+
     n = args.log_calls
-    began = time.perf_counter()
-    for i in range(n):
-        f = firms[i % len(firms)]
-        number = f.numbers[i % len(f.numbers)] if i % 4 else "0559" + f"{i:06d}"[-6:]
-        with Session(engine) as session:
-            log_call(
-                session=session,
-                tenant_id=f.tenant_id,
-                actor=f.agent,
-                data=CallCreate(direction=CallDirection.INBOUND, remote_number=number, sip_call_id=f"{run_id}-{i}"),
-            )
-            session.commit()
-    service_rate = n / (time.perf_counter() - began)
+    service_rate = log_calls(n)
+
+    # What the rollup check costs log_call: calls alternately with and without it, so that
+    # the load of a shared machine and SQLite's WAL checkpoints hit both alike.
+    per_call: dict[bool, list[float]] = {True: [], False: []}
+    checked = calls_module.invalidate_rollups
+    for i in range(args.ab_calls):
+        check = i % 2 == 0
+        calls_module.invalidate_rollups = checked if check else (lambda *_: None)
+        per_call[check].append(1000 / log_calls(1))
+    calls_module.invalidate_rollups = checked
 
     insert_sql = (
         "INSERT INTO call (tenant_id, agent_user_id, direction, status, remote_number, remote_e164, client_id, notes,"
@@ -352,6 +372,12 @@ def main() -> None:
     print(
         f"{'log_call with client match':<34} service {service_rate:7.0f} calls/s (target > 1000: {ok})   "
         f"SQL {sql_rate:7.0f} calls/s   overhead x{sql_rate / service_rate:.2f}",
+        flush=True,
+    )
+    with_check, without = statistics.median(per_call[True]), statistics.median(per_call[False])
+    print(
+        f"{'log_call, rollup check on / off':<34} median of {args.ab_calls // 2} alternate calls each: "
+        f"{with_check:.3f} / {without:.3f} ms per call (x{with_check / without:.3f})",
         flush=True,
     )
     # Past the services, but these calls are of the last minutes: no rollup holds them yet.

@@ -552,6 +552,13 @@ def _cursor_of(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def test_a_cursor_at_the_largest_id_is_read_by_the_database(session, firm):
+    call = _log(session, firm, started_at=T0)
+    micros = (T0 + timedelta(seconds=1) - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    page = _history(session, firm, cursor=_cursor_of(f"{micros}:{2**63 - 1}"))
+    assert [c.id for c in page.data] == [call.id]
+
+
 @pytest.mark.parametrize(("kw", "field"), [
     ({"page_size": 0}, "page_size"),
     ({"page_size": 501}, "page_size"),

@@ -421,7 +421,8 @@ def _encode_cursor(started_at: datetime, call_id: int) -> str:
 
 
 _CURSOR = re.compile(r"(-?[0-9]{1,19}):([0-9]{1,19})")
-_MAX_ID = 2**63 - 1  # the largest id any backend stores; beyond it the driver, not we, would fail
+# The largest 64-bit id: a larger one would fail in the database driver, not here.
+_MAX_ID = 2**63 - 1
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:

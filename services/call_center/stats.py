@@ -66,6 +66,7 @@ SEAL_HORIZON = timedelta(hours=6)
 _CHECK_AFTER = SEAL_HORIZON - timedelta(hours=1)
 _HOUR = timedelta(hours=1)
 _CLAIM_CHUNK = 2000  # rows per multi-row INSERT, well inside every driver's parameter limit
+_RUNS_PER_STATEMENT = 200
 
 _inbound = Call.direction == CallDirection.INBOUND
 _answered = Call.answered_at.is_not(None)
@@ -157,16 +158,15 @@ def _hour_of_start(dialect: str) -> sa.ColumnElement[Any]:
 def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime, hi: datetime) -> None:
     """Sum every hour of [lo, hi) (sealed, whole hours) not yet in CallHourlyRollup or stale."""
     expected = (hi - lo) // _HOUR
-    fresh = session.execute(
-        sa.select(sa.func.count()).where(
-            _rollup_hour.c.tenant_id == tenant_id,
-            _rollup_hour.c.hour_start >= lo,
-            _rollup_hour.c.hour_start < hi,
-            _rollup_hour.c.stale.is_(False),
-        )
-    ).scalar_one()
-    if fresh == expected:
+    fresh_hours = sa.select(_rollup_hour.c.hour_start).where(
+        _rollup_hour.c.tenant_id == tenant_id,
+        _rollup_hour.c.hour_start >= lo,
+        _rollup_hour.c.hour_start < hi,
+        _rollup_hour.c.stale.is_(False),
+    )
+    if session.execute(sa.select(sa.func.count()).select_from(fresh_hours.subquery())).scalar_one() == expected:
         return
+    fresh = set(session.execute(fresh_hours).scalars())
     # Claim the missing and stale hours: the rows an upsert inserted or turned fresh. A
     # concurrent request claiming the same hour waits for this one and then finds it fresh,
     # so each hour's rows are written once.
@@ -177,7 +177,7 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
         )
         .returning(_rollup_hour.c.hour_start)
     )
-    hours = [lo + i * _HOUR for i in range(expected)]
+    hours = [h for h in (lo + i * _HOUR for i in range(expected)) if h not in fresh]
     claimed: list[datetime] = []
     for i in range(0, len(hours), _CLAIM_CHUNK):
         rows = [{"tenant_id": tenant_id, "hour_start": h, "stale": False} for h in hours[i : i + _CLAIM_CHUNK]]
@@ -185,14 +185,18 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
     if not claimed:
         return
     runs = _runs(sorted(claimed))
-    session.execute(sa.delete(_rollup).where(_rollup.c.tenant_id == tenant_id, _in_runs(_rollup.c.hour_start, runs)))
     hour = _hour_of_start(dialect)
-    sums = (
-        sa.select(sa.literal(tenant_id), hour, Call.agent_user_id, *_figures(DEFAULT_SERVICE_LEVEL_THRESHOLD_S))
-        .where(Call.tenant_id == tenant_id, _in_runs(Call.started_at, runs))
-        .group_by(hour, Call.agent_user_id)
-    )
-    session.execute(sa.insert(_rollup).from_select(["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS], sums))
+    # A bounded number of runs per statement: SQLite nests an OR chain one level per term.
+    for i in range(0, len(runs), _RUNS_PER_STATEMENT):
+        batch = runs[i : i + _RUNS_PER_STATEMENT]
+        session.execute(sa.delete(_rollup).where(_rollup.c.tenant_id == tenant_id, _in_runs(_rollup.c.hour_start, batch)))
+        sums = (
+            sa.select(sa.literal(tenant_id), hour, Call.agent_user_id, *_figures(DEFAULT_SERVICE_LEVEL_THRESHOLD_S))
+            .where(Call.tenant_id == tenant_id, _in_runs(Call.started_at, batch))
+            .group_by(hour, Call.agent_user_id)
+        )
+        columns = ["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS]
+        session.execute(sa.insert(_rollup).from_select(columns, sums))
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:

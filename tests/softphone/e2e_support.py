@@ -10,6 +10,7 @@ anything but 127.0.0.1 / ::1; ports cannot clash with another app running on the
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ CHROMIUM = "/usr/bin/chromium"
 FRONTEND_PORT = 3000
 BACKEND_PORT = 8000
 BASE_URL = f"http://localhost:{FRONTEND_PORT}"
+START_ATTEMPTS = 5
 OUTPUT = ROOT / "test-output"
 SCREENSHOTS = OUTPUT / "screenshots"
 
@@ -150,7 +152,7 @@ class DevPbx:
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             self.netns.cmd(["bash", "scripts/dev_pbx.sh"]), cwd=ROOT, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         wait_until(self._answers, 15, "the dev PBX to start")
@@ -172,6 +174,12 @@ class DevPbx:
     def registered(self) -> str:
         """The registrar's bindings (``kamcmd ul.dump``)."""
         return subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "ul.dump"], capture_output=True, text=True).stdout
+
+    def contacts(self, extension: str) -> int:
+        """How many bindings the registrar holds for this extension."""
+        dump = self.registered()
+        marker = f"AoR: {extension}\n"
+        return dump.split(marker, 1)[1].split("AoR:", 1)[0].count("Contact:") if marker in dump else 0
 
     def freeze(self) -> None:
         assert self.proc is not None
@@ -202,6 +210,10 @@ class _Exited(Exception):
     pass
 
 
+class AppExited(AssertionError):
+    """The run command exited before it served; the message is the end of its log."""
+
+
 class App:
     """The product as ``make run`` starts it (``scripts/run.sh``), inside the namespace."""
 
@@ -217,35 +229,27 @@ class App:
         with open(self.log_path, "a") as log:
             done = subprocess.run(
                 [str(Path(sys.executable).parent / "reflex"), "export", "--frontend-only", "--no-zip", "--env", "prod"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=600,
+                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=600,
             )
         if done.returncode != 0:
             raise AssertionError(f"the frontend did not build:\n{self.log()[-3000:]}")
 
-    def start(self, attempts: int = 3) -> None:
-        for attempt in range(1, attempts + 1):
-            # Both Reflex processes of run.sh empty this session-state cache as they start;
-            # with files left in it they race (one unlinks what the other just did and
-            # exits). Emptying it first is what they would do anyway.
-            shutil.rmtree(ROOT / ".states", ignore_errors=True)
-            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-            log = open(self.log_path, "a")
-            self.proc = subprocess.Popen(
-                self.netns.cmd(["bash", "scripts/run.sh"]), cwd=ROOT, env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            log.close()
-            try:
-                wait_until(self._serving, 240, "the app to serve", interval=0.5)
-                return
-            except _Exited:
-                failure = self.log()[offset:][-4000:]
-                if attempt == attempts:
-                    raise AssertionError(f"the app exited while starting:\n{failure}") from None
-                # With Node < 22 Reflex builds under Bun's runtime, whose prerender step now
-                # and then cannot reach its own preview server (ECONNREFUSED on a fresh
-                # ephemeral port, more often under load); the next build usually gets by.
-                print(f"the app exited while starting (attempt {attempt}); starting it again:\n{failure[-1500:]}")
+    def start(self) -> None:
+        # Both Reflex processes of run.sh empty this session-state cache as they start; with
+        # files left in it they race (one unlinks what the other just did and exits).
+        # Emptying it first is what they would do anyway.
+        shutil.rmtree(ROOT / ".states", ignore_errors=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            self.netns.cmd(["bash", "scripts/run.sh"]), cwd=ROOT, env=self.env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        try:
+            wait_until(self._serving, 240, "the app to serve", interval=0.5)
+        except _Exited:
+            raise AppExited(self.log()[offset:][-4000:]) from None
 
     def _serving(self) -> bool:
         assert self.proc is not None
@@ -340,23 +344,30 @@ def start_stack(workdir: Path) -> Stack:
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_CHECK_LATEST_VERSION": "0",
         "REFLEX_API_URL": f"http://localhost:{BACKEND_PORT}",
-        "PYTHONUNBUFFERED": "1",
     }
     env.pop("REDIS_URL", None)
     for step in (["migrate"], ["seed-demo"]):
         subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, check=True, capture_output=True)
-    netns = LoopbackNetns()
-    pbx = DevPbx(netns, workdir, env)
-    app = App(netns, workdir, env)
-    try:
-        pbx.start()
-        app.build_frontend()
-        app.start()
-    except BaseException:
-        app.stop()
-        pbx.stop()
-        netns.close()
-        raise
+    for attempt in range(1, START_ATTEMPTS + 1):
+        netns = LoopbackNetns()
+        pbx = DevPbx(netns, workdir, env)
+        app = App(netns, workdir, env)
+        try:
+            pbx.start()
+            if attempt == 1:
+                app.build_frontend()
+            app.start()
+            break
+        except BaseException as exc:
+            app.stop()
+            pbx.stop()
+            netns.close()
+            if not isinstance(exc, AppExited) or attempt == START_ATTEMPTS:
+                raise
+            # With Node < 22 Reflex builds under Bun's runtime, whose prerender step at
+            # times cannot reach its own preview server (ECONNREFUSED), more often when the
+            # machine is busy; a retry in the same namespace mostly fails the same way.
+            print(f"the run command exited while starting (attempt {attempt}); again in a fresh namespace:\n{str(exc)[-800:]}")
     return Stack(netns=netns, pbx=pbx, app=app, db_url=db_url, workdir=workdir, engine=db.create_db_engine(db_url))
 
 
@@ -398,3 +409,94 @@ def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"softphone-{name}.png"))
 
+
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
+
+
+@contextlib.contextmanager
+def chromium(stack: Stack) -> Iterator[Any]:
+    """Debian's Chromium inside the stack's namespace, driven by Playwright over a pipe."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=stack.chromium_wrapper(), args=stack.chromium_args(), env=stack.chromium_env()
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class Phone:
+    """One agent's browser page, driven through the softphone's own controls."""
+
+    def __init__(self, page, email: str, extension: str) -> None:
+        self.page = page
+        self.email = email
+        self.extension = extension
+
+    @property
+    def toggle(self):
+        return self.page.get_by_test_id("softphone-toggle")
+
+    def expect_registered(self, timeout: float = 15_000) -> None:
+        _expect()(self.toggle).to_have_attribute("data-state", "registered", timeout=timeout)
+
+    def open_panel(self) -> None:
+        if not self.page.get_by_test_id("softphone-panel").is_visible():
+            self.toggle.click()
+        _expect()(self.page.get_by_test_id("softphone-panel")).to_be_visible()
+
+    def dial_from_pad(self, number: str) -> None:
+        """Types the number on the dial pad's keys, then presses Call."""
+        self.open_panel()
+        field = self.page.get_by_test_id("softphone-number")
+        field.fill("")
+        pad = self.page.locator(".wq-sp-pad")
+        for digit in number:
+            pad.get_by_role("button", name=digit, exact=True).click()
+        _expect()(field).to_have_value(number)
+        self.page.get_by_test_id("softphone-dial").click()
+
+    def call_state(self):
+        return self.page.get_by_test_id("softphone-call-state")
+
+    def expect_phase(self, phase: str, timeout: float = 10_000) -> None:
+        _expect()(self.page.get_by_test_id("softphone-call")).to_have_attribute("data-phase", phase, timeout=timeout)
+
+    def bytes_received(self) -> int | None:
+        return self.page.evaluate(JS_BYTES_RECEIVED)
+
+    def expect_audio_flowing(self, what: str) -> None:
+        start = wait_until(lambda: self.bytes_received() is not None, 5, f"{what}: a peer connection")
+        wait_until(lambda: (self.bytes_received() or 0) > start + 500, 8, f"{what}: audio bytes arriving")
+
+    def call_id(self) -> str:
+        return wait_until(
+            lambda: self.page.evaluate("() => (window.__watheeqSoftphone.calls()[0] || {}).callId"), 5, "the SIP Call-ID"
+        )
+
+    def mark(self, type_: str) -> dict:
+        return wait_until(lambda: last_mark(self.page, type_), 10, f"{self.extension}: {type_}")
+
+
+def sign_in(context, email: str, extension: str, password: str | None = None) -> Phone:
+    """Signs in through the login page; returns once the agent's phone is registered."""
+    from services.seed import DEMO_PASSWORD
+
+    page = context.new_page()
+    page.goto(f"{BASE_URL}/login")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(password or DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{BASE_URL}/", timeout=20_000)
+    phone = Phone(page, email, extension)
+    phone.expect_registered()
+    return phone

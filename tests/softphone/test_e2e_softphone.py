@@ -29,8 +29,7 @@ CALLEE = ("agent2@demo.watheeq.local", "1003")
 NEVER_REGISTERED = "1004"
 REGISTERED_WITHIN_S = 1.0  # docs/PERFORMANCE.md target on loopback
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture(scope="module")
@@ -47,93 +46,22 @@ def stack(tmp_path_factory) -> Iterator[e2e.Stack]:
 
 @pytest.fixture(scope="module")
 def browser(stack: e2e.Stack):
-    pw = playwright_api.sync_playwright().start()
-    chromium = pw.chromium.launch(
-        executable_path=stack.chromium_wrapper(), args=stack.chromium_args(), env=stack.chromium_env()
-    )
-    try:
+    with e2e.chromium(stack) as chromium:
         yield chromium
-    finally:
-        chromium.close()
-        pw.stop()
-
-
-class Phone:
-    """One agent's browser page, driven through the softphone's own controls."""
-
-    def __init__(self, page, email: str, extension: str) -> None:
-        self.page = page
-        self.email = email
-        self.extension = extension
-
-    @property
-    def toggle(self):
-        return self.page.get_by_test_id("softphone-toggle")
-
-    def expect_registered(self, timeout: float = 15_000) -> None:
-        expect(self.toggle).to_have_attribute("data-state", "registered", timeout=timeout)
-
-    def open_panel(self) -> None:
-        if not self.page.get_by_test_id("softphone-panel").is_visible():
-            self.toggle.click()
-        expect(self.page.get_by_test_id("softphone-panel")).to_be_visible()
-
-    def dial_from_pad(self, number: str) -> None:
-        """Types the number on the dial pad's keys, then presses Call."""
-        self.open_panel()
-        field = self.page.get_by_test_id("softphone-number")
-        field.fill("")
-        pad = self.page.locator(".wq-sp-pad")
-        for digit in number:
-            pad.get_by_role("button", name=digit, exact=True).click()
-        expect(field).to_have_value(number)
-        self.page.get_by_test_id("softphone-dial").click()
-
-    def call_state(self):
-        return self.page.get_by_test_id("softphone-call-state")
-
-    def expect_phase(self, phase: str, timeout: float = 10_000) -> None:
-        expect(self.page.get_by_test_id("softphone-call")).to_have_attribute("data-phase", phase, timeout=timeout)
-
-    def bytes_received(self) -> int | None:
-        return self.page.evaluate(e2e.JS_BYTES_RECEIVED)
-
-    def expect_audio_flowing(self, what: str) -> None:
-        start = e2e.wait_until(lambda: self.bytes_received() is not None, 5, f"{what}: a peer connection")
-        e2e.wait_until(lambda: (self.bytes_received() or 0) > start + 500, 8, f"{what}: audio bytes arriving")
-
-    def call_id(self) -> str:
-        return e2e.wait_until(
-            lambda: self.page.evaluate("() => (window.__watheeqSoftphone.calls()[0] || {}).callId"), 5, "the SIP Call-ID"
-        )
-
-    def mark(self, type_: str) -> dict:
-        return e2e.wait_until(lambda: e2e.last_mark(self.page, type_), 10, f"{self.extension}: {type_}")
 
 
 @pytest.fixture
 def login(browser, stack: e2e.Stack):
     contexts = []
 
-    def _login(who: tuple[str, str]) -> Phone:
+    def _login(who: tuple[str, str]) -> e2e.Phone:
         email, extension = who
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(viewport=e2e.VIEWPORT)
         contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{e2e.BASE_URL}/login")
-        page.get_by_test_id("login-email").fill(email)
-        page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
-        page.get_by_test_id("login-submit").click()
-        page.wait_for_url(f"{e2e.BASE_URL}/", timeout=20_000)
-        phone = Phone(page, email, extension)
-        phone.expect_registered()
+        phone = e2e.sign_in(context, email, extension)
         # A binding left by an earlier test's closed page would fork our calls to a dead
         # WebSocket; the registrar drops it within its 5 s timer.
-        e2e.wait_until(
-            lambda: stack.pbx.registered().count(f"AoR: {extension}\n") == 1
-            and stack.pbx.registered().split(f"AoR: {extension}\n")[1].split("AoR:")[0].count("Contact:") == 1,
-            10, f"exactly one binding of {extension}",
-        )
+        e2e.wait_until(lambda: stack.pbx.contacts(extension) == 1, 10, f"exactly one binding of {extension}")
         return phone
 
     yield _login
@@ -169,13 +97,13 @@ def _seconds(mark_from: dict, mark_to: dict) -> float:
     return (mark_to["at"] - mark_from["at"]) / 1000
 
 
-def _open_history(phone: Phone) -> None:
+def _open_history(phone: e2e.Phone) -> None:
     phone.page.get_by_role("link", name="Call history").first.click()
     phone.page.wait_for_url(f"{e2e.BASE_URL}/calls", timeout=10_000)
     expect(phone.page.get_by_test_id("call-row").first).to_be_visible(timeout=10_000)
 
 
-def _history_row(phone: Phone) -> dict[str, str]:
+def _history_row(phone: e2e.Phone) -> dict[str, str]:
     """The newest row of the call history page: direction, number, status, duration."""
     row = phone.page.get_by_test_id("call-row").first
     cells = row.locator("td")
@@ -383,14 +311,14 @@ def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login
     stack.pbx.start()
     a.expect_registered(timeout=40_000)
     stack.pbx.freeze()
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport=e2e.VIEWPORT)
     try:
         page = context.new_page()
         page.goto(f"{e2e.BASE_URL}/login")
         page.get_by_test_id("login-email").fill(CALLEE[0])
         page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
         page.get_by_test_id("login-submit").click()
-        b = Phone(page, *CALLEE)
+        b = e2e.Phone(page, *CALLEE)
         expect(b.toggle).to_have_attribute("data-state", "registering", timeout=20_000)
         time.sleep(0.5)
         stack.pbx.kill()
