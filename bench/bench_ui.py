@@ -129,23 +129,16 @@ def _load_average() -> str:
 def _prepare(database_url: str, calls: int, tenants: int, clients_per_tenant: int) -> None:
     """Migrate and seed (once) the database; a file made by bench_call_center.py is used as is."""
     import sqlalchemy as sa
-    from sqlmodel import SQLModel
-
-    from services import db, models  # noqa: F401  (models registers every table)
+    from services import db
 
     env = {**os.environ, "WATHEEQ_DATABASE_URL": database_url}
     py = str(ROOT / ".venv" / "bin" / "python")
     engine = db.create_db_engine(database_url)
     tables = set(sa.inspect(engine).get_table_names())
+    engine.dispose()
     # bench_call_center.py builds its file with create_all, without Alembic's version table.
     if "tenant" not in tables or "alembic_version" in tables:
         subprocess.run([py, "-m", "services.cli", "migrate"], cwd=ROOT, env=env, check=True)
-    # Tables and indexes in the models that the migrations do not create (yet).
-    SQLModel.metadata.create_all(engine)
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
-    engine.dispose()
     subprocess.run(
         [py, "-m", "services.cli", "seed-demo", "--if-empty", "--tenants", str(tenants), "--calls", str(calls),
          "--clients-per-tenant", str(clients_per_tenant)],

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: bd0f317ab740
+Revision ID: 6521cea906ff
 Revises: 
-Create Date: 2026-11-25 18:55:26.942361
+Create Date: 2026-11-25 19:54:07.409117
 """
 from typing import Sequence, Union
 
@@ -12,7 +12,7 @@ import sqlmodel
 import services.models
 
 
-revision: str = 'bd0f317ab740'
+revision: str = '6521cea906ff'
 down_revision: Union[str, None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -30,6 +30,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
     )
+    op.create_table('call_rollup_hour',
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('hour_start', services.models.UTCDateTime(), nullable=False),
+    sa.Column('stale', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('tenant_id', 'hour_start', name='uq_call_rollup_hour_tenant_hour')
+    )
+    with op.batch_alter_table('call_rollup_hour', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_call_rollup_hour_tenant_id'), ['tenant_id'], unique=False)
+
     op.create_table('client',
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
@@ -121,6 +133,29 @@ def upgrade() -> None:
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_token_tenant_id'), ['tenant_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_api_token_user_id'), ['user_id'], unique=False)
+
+    op.create_table('call_hourly_rollup',
+    sa.Column('tenant_id', sa.Integer(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('hour_start', services.models.UTCDateTime(), nullable=False),
+    sa.Column('agent_user_id', sa.Integer(), nullable=True),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('inbound', sa.Integer(), nullable=False),
+    sa.Column('answered', sa.Integer(), nullable=False),
+    sa.Column('missed', sa.Integer(), nullable=False),
+    sa.Column('answered_inbound', sa.Integer(), nullable=False),
+    sa.Column('answered_inbound_within_20s', sa.Integer(), nullable=False),
+    sa.Column('ring_seconds_sum', sa.BigInteger(), nullable=False),
+    sa.Column('ring_count', sa.Integer(), nullable=False),
+    sa.Column('talk_seconds_sum', sa.BigInteger(), nullable=False),
+    sa.Column('talk_count', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['agent_user_id'], ['user.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('call_hourly_rollup', schema=None) as batch_op:
+        batch_op.create_index('ix_call_hourly_rollup_tenant_hour', ['tenant_id', 'hour_start'], unique=False)
+        batch_op.create_index(batch_op.f('ix_call_hourly_rollup_tenant_id'), ['tenant_id'], unique=False)
 
     op.create_table('legal_case',
     sa.Column('tenant_id', sa.Integer(), nullable=False),
@@ -220,8 +255,9 @@ def upgrade() -> None:
         batch_op.create_index('ix_call_tenant_agent_started', ['tenant_id', 'agent_user_id', 'started_at'], unique=False)
         batch_op.create_index('ix_call_tenant_client_started', ['tenant_id', 'client_id', 'started_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_call_tenant_id'), ['tenant_id'], unique=False)
-        batch_op.create_index('ix_call_tenant_remote', ['tenant_id', 'remote_e164'], unique=False)
+        batch_op.create_index('ix_call_tenant_remote', ['tenant_id', 'remote_e164', 'remote_number', 'started_at'], unique=False)
         batch_op.create_index('ix_call_tenant_started', ['tenant_id', 'started_at', 'id'], unique=False)
+        batch_op.create_index('ix_call_tenant_started_stats', ['tenant_id', 'started_at', 'direction', 'status', 'agent_user_id', 'answered_at', 'ring_seconds', 'talk_seconds'], unique=False)
         batch_op.create_index('ix_call_tenant_status_started', ['tenant_id', 'status', 'started_at'], unique=False)
 
     op.create_table('call_note',
@@ -272,6 +308,7 @@ def downgrade() -> None:
     op.drop_table('call_note')
     with op.batch_alter_table('call', schema=None) as batch_op:
         batch_op.drop_index('ix_call_tenant_status_started')
+        batch_op.drop_index('ix_call_tenant_started_stats')
         batch_op.drop_index('ix_call_tenant_started')
         batch_op.drop_index('ix_call_tenant_remote')
         batch_op.drop_index(batch_op.f('ix_call_tenant_id'))
@@ -296,6 +333,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_legal_case_client_id'))
 
     op.drop_table('legal_case')
+    with op.batch_alter_table('call_hourly_rollup', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_call_hourly_rollup_tenant_id'))
+        batch_op.drop_index('ix_call_hourly_rollup_tenant_hour')
+
+    op.drop_table('call_hourly_rollup')
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_token_user_id'))
         batch_op.drop_index(batch_op.f('ix_api_token_tenant_id'))
@@ -320,5 +362,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_client_tenant_id'))
 
     op.drop_table('client')
+    with op.batch_alter_table('call_rollup_hour', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_call_rollup_hour_tenant_id'))
+
+    op.drop_table('call_rollup_hour')
     op.drop_table('tenant')
     # ### end Alembic commands ###
