@@ -347,7 +347,9 @@ def start_stack(workdir: Path) -> Stack:
     }
     env.pop("REDIS_URL", None)
     for step in (["migrate"], ["seed-demo"]):
-        subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise AssertionError(f"services.cli {step[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
     for attempt in range(1, START_ATTEMPTS + 1):
         netns = LoopbackNetns()
         pbx = DevPbx(netns, workdir, env)
