@@ -76,7 +76,7 @@ class RunningApp:
     log: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     work = tmp_path_factory.mktemp("e2e")
     frontend, backend = _free_port(), _free_port()
@@ -114,7 +114,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator:
     from playwright.sync_api import sync_playwright
 
@@ -133,7 +133,7 @@ def page(browser, app: RunningApp) -> Iterator:
     context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def services_db(app: RunningApp):
     """The services, pointed at the app's database (to find fixtures and check persistence)."""
     from services import db

@@ -33,7 +33,6 @@ CHROMIUM = "/usr/bin/chromium"
 FRONTEND_PORT = 3000
 BACKEND_PORT = 8000
 BASE_URL = f"http://localhost:{FRONTEND_PORT}"
-START_ATTEMPTS = 5
 OUTPUT = ROOT / "test-output"
 SCREENSHOTS = OUTPUT / "screenshots"
 
@@ -90,11 +89,23 @@ class LoopbackNetns:
     def __init__(self) -> None:
         self._holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
         self.pid = self._holder.pid
-        wait_until(
-            lambda: subprocess.run(self.cmd(["ip", "link", "set", "lo", "up"]), capture_output=True).returncode == 0,
-            5, "the namespace's lo",
-        )
-        self.inode = os.stat(f"/proc/{self.pid}/ns/net").st_ino
+        # Until unshare has run, the new process is still in our namespace: configuring it
+        # then would bring up our own lo and leave the new one down.
+        host = os.stat("/proc/self/ns/net").st_ino
+        self.inode = wait_until(self._own_namespace(host), 5, "the new network namespace", interval=0.01)
+        subprocess.run(self.cmd(["ip", "link", "set", "lo", "up"]), check=True, capture_output=True)
+        wait_until(lambda: self.lo_up(), 5, "lo up in the namespace")
+
+    def _own_namespace(self, host: int) -> Callable[[], int | None]:
+        def check() -> int | None:
+            inode = os.stat(f"/proc/{self.pid}/ns/net").st_ino
+            return inode if inode != host else None
+
+        return check
+
+    def lo_up(self) -> bool:
+        out = subprocess.run(self.cmd(["ip", "-o", "link", "show", "lo"]), capture_output=True, text=True).stdout
+        return ",UP" in out or "<UP" in out
 
     def cmd(self, argv: list[str]) -> list[str]:
         return ["nsenter", "-t", str(self.pid), "-n", "--", *argv]
@@ -210,10 +221,6 @@ class _Exited(Exception):
     pass
 
 
-class AppExited(AssertionError):
-    """The run command exited before it served; the message is the end of its log."""
-
-
 class App:
     """The product as ``make run`` starts it (``scripts/run.sh``), inside the namespace."""
 
@@ -235,10 +242,6 @@ class App:
             raise AssertionError(f"the frontend did not build:\n{self.log()[-3000:]}")
 
     def start(self) -> None:
-        # Both Reflex processes of run.sh empty this session-state cache as they start; with
-        # files left in it they race (one unlinks what the other just did and exits).
-        # Emptying it first is what they would do anyway.
-        shutil.rmtree(ROOT / ".states", ignore_errors=True)
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
@@ -249,7 +252,7 @@ class App:
         try:
             wait_until(self._serving, 240, "the app to serve", interval=0.5)
         except _Exited:
-            raise AppExited(self.log()[offset:][-4000:]) from None
+            raise AssertionError(f"the run command exited while starting:\n{self.log()[offset:][-4000:]}") from None
 
     def _serving(self) -> bool:
         assert self.proc is not None
@@ -350,26 +353,18 @@ def start_stack(workdir: Path) -> Stack:
         done = subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise AssertionError(f"services.cli {step[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
-    for attempt in range(1, START_ATTEMPTS + 1):
-        netns = LoopbackNetns()
-        pbx = DevPbx(netns, workdir, env)
-        app = App(netns, workdir, env)
-        try:
-            pbx.start()
-            if attempt == 1:
-                app.build_frontend()
-            app.start()
-            break
-        except BaseException as exc:
-            app.stop()
-            pbx.stop()
-            netns.close()
-            if not isinstance(exc, AppExited) or attempt == START_ATTEMPTS:
-                raise
-            # With Node < 22 Reflex builds under Bun's runtime, whose prerender step at
-            # times cannot reach its own preview server (ECONNREFUSED), more often when the
-            # machine is busy; a retry in the same namespace mostly fails the same way.
-            print(f"the run command exited while starting (attempt {attempt}); again in a fresh namespace:\n{str(exc)[-800:]}")
+    netns = LoopbackNetns()
+    pbx = DevPbx(netns, workdir, env)
+    app = App(netns, workdir, env)
+    try:
+        pbx.start()
+        app.build_frontend()
+        app.start()
+    except BaseException:
+        app.stop()
+        pbx.stop()
+        netns.close()
+        raise
     return Stack(netns=netns, pbx=pbx, app=app, db_url=db_url, workdir=workdir, engine=db.create_db_engine(db_url))
 
 

@@ -80,10 +80,14 @@ def loopback_netns():
         pytest.skip(f"dev PBX test skipped: {reason}")
     holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
     try:
-        for _ in range(50):
-            if subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "ip", "link", "set", "lo", "up"], capture_output=True).returncode == 0:
+        # Until unshare has run, the holder is still in our namespace: "lo up" would then
+        # succeed on ours and leave the new namespace's lo down.
+        ours = os.stat("/proc/self/ns/net").st_ino
+        for _ in range(500):
+            if os.stat(f"/proc/{holder.pid}/ns/net").st_ino != ours:
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
+        subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "ip", "link", "set", "lo", "up"], check=True, capture_output=True)
         yield holder.pid
     finally:
         holder.kill()

@@ -99,6 +99,7 @@ const css = `
 .wq-sp-pad{display:grid;grid-template-columns:repeat(3,1fr);gap:6px;margin:6px 0}
 .wq-sp-pad button,.wq-sp-btn{padding:8px;border-radius:8px;border:1px solid var(--gray-6,#ddd);background:var(--gray-2,#f7f7f7);color:inherit;cursor:pointer;font-size:15px}
 .wq-sp-btn.on{background:var(--accent-4,#ccfbf1)}
+.wq-sp-btn:disabled{opacity:.45;cursor:not-allowed}
 .wq-sp-green{background:#16a34a!important;color:#fff!important;border:none!important}
 .wq-sp-red{background:#dc2626!important;color:#fff!important;border:none!important}
 .wq-sp-row{display:flex;gap:6px;flex-wrap:wrap;margin:6px 0}
