@@ -28,25 +28,17 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port  # noqa: E402
+
 SETTLE_MS = 500  # after the result is on screen, frames still arriving are counted to the event
 
 DASHBOARD_READY = """() => !!(
@@ -98,18 +90,6 @@ INIT_SCRIPT = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status < 500
-    except OSError:
-        return False
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -258,7 +238,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--email", default="owner@demo.watheeq.local")
     parser.add_argument("--password", default="watheeq-demo")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=str(CHROMIUM))
     parser.add_argument("--frontend-port", type=int, default=0)
     parser.add_argument("--backend-port", type=int, default=0)
     args = parser.parse_args()
@@ -272,7 +252,7 @@ def main() -> int:
     print("service calls (direct, same database):", flush=True)
     print("\n".join(service_lines), flush=True)
 
-    frontend, backend = args.frontend_port or _free_port(), args.backend_port or _free_port()
+    frontend, backend = args.frontend_port or free_port(), args.backend_port or free_port()
     env = {
         **os.environ,
         "WATHEEQ_DATABASE_URL": args.database_url,
@@ -289,7 +269,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{frontend}"
     try:
         deadline = time.monotonic() + 900
-        while not (_answers(base + "/login") and _answers(f"http://127.0.0.1:{backend}/ping")):
+        while not (answers(base + "/login") and answers(f"http://127.0.0.1:{backend}/ping")):
             if proc.poll() is not None or time.monotonic() > deadline:
                 print(f"the app did not start; see {log}", file=sys.stderr)
                 return 1

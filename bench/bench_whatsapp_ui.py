@@ -16,21 +16,19 @@ import argparse
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = os.environ.get("WATHEEQ_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, cpu_model, free_port  # noqa: E402
+
 RECORDER = """
 () => {
   window.__qr = [];
@@ -49,29 +47,6 @@ RECORDER = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status < 500
-    except OSError:
-        return False
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main() -> None:
@@ -80,7 +55,7 @@ def main() -> None:
     parser.add_argument("--rotate", type=float, default=1.0, help="seconds between codes")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-wa-ui-"))
-    frontend, backend = _free_port(), _free_port()
+    frontend, backend = free_port(), free_port()
     env = {
         **os.environ,
         "WATHEEQ_DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
@@ -97,7 +72,7 @@ def main() -> None:
     }
     log = work / "run.log"
     print(
-        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs ({_cpu_model()}), "
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), "
         f"Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
     with log.open("w") as out:
@@ -105,14 +80,14 @@ def main() -> None:
     try:
         deadline = time.monotonic() + 600
         base = f"http://127.0.0.1:{frontend}"
-        while not (_answers(base + "/login") and _answers(f"http://127.0.0.1:{backend}/ping")):
+        while not (answers(base + "/login") and answers(f"http://127.0.0.1:{backend}/ping")):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the app did not start; see {log}")
             time.sleep(1)
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(base_url=base, viewport={"width": 1440, "height": 900})
             page.set_default_timeout(30_000)
             page.goto("/login")

@@ -72,11 +72,9 @@ else
   pids+=($!)
 fi
 
-if [ -f services/whatsapp/sidecar.py ]; then
-  echo "==> starting the WhatsApp sidecar (gateway: ${WATHEEQ_WHATSAPP_GATEWAY:-neonize})"
-  setsid .venv/bin/python -m services.whatsapp.sidecar &
-  pids+=($!)
-fi
+echo "==> starting the WhatsApp sidecar (gateway: ${WATHEEQ_WHATSAPP_GATEWAY:-neonize})"
+setsid .venv/bin/python -m services.whatsapp.sidecar &
+pids+=($!)
 
 # Whichever stops first (or Ctrl-C) stops the rest.
 wait -n "${pids[@]}" || true

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("WATHEEQ_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 START_TIMEOUT_S = 420
 DEMO_PASSWORD = "watheeq-demo"
@@ -54,18 +45,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status < 500
-    except OSError:
-        return False
 
 
 @dataclass
@@ -79,7 +58,7 @@ class RunningApp:
 @pytest.fixture(scope="package")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     work = tmp_path_factory.mktemp("e2e")
-    frontend, backend = _free_port(), _free_port()
+    frontend, backend = free_port(), free_port()
     database_url = f"sqlite:///{work / 'e2e.db'}"
     env = {
         **os.environ,
@@ -98,7 +77,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (_answers(app.base_url + "/login") and _answers(app.backend_url + "/ping")):
+        while not (answers(app.base_url + "/login") and answers(app.backend_url + "/ping")):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the app did not start; see {log}:\n{log.read_text()[-3000:]}")
             time.sleep(1)

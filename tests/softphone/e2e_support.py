@@ -27,8 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from tests.browser import CHROMIUM, SOFTPHONE_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 # The run command's own defaults: inside the namespace nothing else holds them.
 FRONTEND_PORT = 3000
 BACKEND_PORT = 8000
@@ -36,18 +37,6 @@ BASE_URL = f"http://localhost:{FRONTEND_PORT}"
 OUTPUT = ROOT / "test-output"
 SCREENSHOTS = OUTPUT / "screenshots"
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    # Without it Chromium gathers no 127.0.0.1 candidate and JsSIP never sends the INVITE.
-    "--allow-loopback-in-peer-connection",
-]
 
 
 def skip_reason() -> str | None:
@@ -311,7 +300,7 @@ class Stack:
 
     def chromium_args(self) -> list[str]:
         # Trust exactly the dev PBX's self-signed key for wss://127.0.0.1:8089.
-        return [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={self.pbx.spki}"]
+        return [*SOFTPHONE_ARGS, f"--ignore-certificate-errors-spki-list={self.pbx.spki}"]
 
     def chromium_env(self) -> dict[str, str]:
         home = self.workdir / "chromium-home"

@@ -19,7 +19,7 @@ from watheeq_ui import formatting, routes
 from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
-from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
 # Both charts are bars and lines, which the basic Plotly bundle draws: a quarter of the size

@@ -9,7 +9,7 @@ import reflex as rx
 from pydantic import BaseModel
 
 from services import accounts, call_center, db
-from services.errors import DomainError, Invalid
+from services.errors import DomainError
 from services.models import ExtensionAssign, PbxSettingsIn, Principal
 
 from watheeq_ui import routes
