@@ -46,6 +46,7 @@ from services.models import (  # noqa: E402
     CallCreate,
     CallDirection,
     CallFilters,
+    CallOrder,
     CallStatus,
     Client,
     Principal,
@@ -250,6 +251,28 @@ def main() -> None:
         return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))()
 
     results.append(report(f"history page {deep}, unfiltered", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
+
+    # 2b. The same deep page oldest first: the history index read forwards instead of backwards.
+    def history_deep_oldest() -> Any:
+        f = firm()
+        return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, page=deep, order=CallOrder.OLDEST_FIRST)
+
+    def history_deep_oldest_sql() -> Any:
+        f = firm()
+        where = (
+            "c.id IN (SELECT id FROM call WHERE tenant_id = ? ORDER BY started_at ASC, id ASC "
+            f"LIMIT 50 OFFSET {(deep - 1) * 50})"
+        )
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))()
+
+    results.append(
+        report(
+            f"history page {deep}, oldest first",
+            measure(history_deep_oldest, args.iterations),
+            measure(history_deep_oldest_sql, args.iterations),
+            30,
+        )
+    )
 
     # 3. Number search: 6 digits from the middle of a client's number.
     def fragment(f: Firm) -> str:

@@ -87,6 +87,13 @@ UNANSWERED_CALL_STATUSES = frozenset(
 )
 
 
+class CallOrder(str, enum.Enum):
+    """The call history's order by start time (ties by id, in the same direction)."""
+
+    NEWEST_FIRST = "NEWEST_FIRST"
+    OLDEST_FIRST = "OLDEST_FIRST"
+
+
 class CaseStatus(str, enum.Enum):
     OPEN = "OPEN"
     PENDING = "PENDING"

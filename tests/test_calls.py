@@ -29,6 +29,7 @@ from services.models import (
     CallDirection,
     CallFilters,
     CallNote,
+    CallOrder,
     CallRecording,
     CallStatus,
     CallUpdate,
@@ -457,18 +458,48 @@ def test_history_is_newest_first_with_ties_broken_by_id(session, firm):
     assert [c.id for c in page.data] == expected and page.count == 17
 
 
-def test_cursor_pages_and_numbered_pages_agree(session, firm):
+def test_history_oldest_first_is_the_exact_reverse_with_ties_broken_by_id(session, firm):
     expected = _seed_history(session, firm)
+    page = _history(session, firm, page_size=100, order=CallOrder.OLDEST_FIRST)
+    assert [c.id for c in page.data] == expected[::-1] and page.count == 17
+    assert [c.id for c in _history(session, firm, page_size=100, order="OLDEST_FIRST").data] == expected[::-1]
+
+
+@pytest.mark.parametrize("order", list(CallOrder))
+def test_cursor_pages_and_numbered_pages_agree(session, firm, order):
+    newest = _seed_history(session, firm)
+    expected = newest if order == CallOrder.NEWEST_FIRST else newest[::-1]
     by_cursor, cursor = [], None
     while True:
-        page = _history(session, firm, cursor=cursor, page_size=5)
+        page = _history(session, firm, cursor=cursor, page_size=5, order=order)
         by_cursor.append([c.id for c in page.data])
         cursor = page.next_cursor
         if cursor is None:
             break
-    by_number = [[c.id for c in _history(session, firm, page=n, page_size=5).data] for n in range(1, 5)]
+    by_number = [[c.id for c in _history(session, firm, page=n, page_size=5, order=order).data] for n in range(1, 5)]
     assert by_cursor == by_number == [expected[i : i + 5] for i in range(0, 17, 5)]
-    assert _history(session, firm, page=5, page_size=5).data == []
+    assert _history(session, firm, page=5, page_size=5, order=order).data == []
+
+
+@pytest.mark.parametrize(("made_for", "used_with"), [
+    (CallOrder.NEWEST_FIRST, CallOrder.OLDEST_FIRST),
+    (CallOrder.OLDEST_FIRST, CallOrder.NEWEST_FIRST),
+])
+def test_a_cursor_of_one_order_is_refused_by_the_other(session, firm, made_for, used_with):
+    _seed_history(session, firm)
+    cursor = _history(session, firm, page_size=5, order=made_for).next_cursor
+    with pytest.raises(Invalid) as err:
+        _history(session, firm, page_size=5, order=used_with, cursor=cursor)
+    assert err.value.field == "cursor"
+
+
+def test_oldest_first_cursor_pages_stay_stable_when_older_calls_arrive_late(session, firm):
+    expected = _seed_history(session, firm)[::-1]
+    first = _history(session, firm, page_size=5, order=CallOrder.OLDEST_FIRST)
+    # A call reported late, starting before the cursor, must not shift the next page.
+    _log(session, firm, started_at=T0 - timedelta(hours=1))
+    second = _history(session, firm, page_size=5, cursor=first.next_cursor, order=CallOrder.OLDEST_FIRST)
+    assert [c.id for c in second.data] == expected[5:10]
 
 
 def test_cursor_pages_stay_stable_when_new_calls_arrive(session, firm):
@@ -479,13 +510,16 @@ def test_cursor_pages_stay_stable_when_new_calls_arrive(session, firm):
     assert [c.id for c in second.data] == expected[5:10]
 
 
-def test_number_search_pages_agree_with_cursor(session, firm):
-    _seed_history(session, firm)
+@pytest.mark.parametrize("order", list(CallOrder))
+def test_number_search_pages_agree_with_cursor(session, firm, order):
+    newest = _seed_history(session, firm)
     search = CallFilters(number="55987")
-    all_ids = [c.id for c in _history(session, firm, filters=search, page_size=100).data]
-    first = _history(session, firm, filters=search, page_size=4)
-    second = _history(session, firm, filters=search, page_size=4, cursor=first.next_cursor)
-    page2 = _history(session, firm, filters=search, page_size=4, page=2)
+    all_ids = [c.id for c in _history(session, firm, filters=search, page_size=100, order=order).data]
+    in_order = newest if order == CallOrder.NEWEST_FIRST else newest[::-1]
+    assert all_ids == [i for i in in_order if i in set(all_ids)]
+    first = _history(session, firm, filters=search, page_size=4, order=order)
+    second = _history(session, firm, filters=search, page_size=4, cursor=first.next_cursor, order=order)
+    page2 = _history(session, firm, filters=search, page_size=4, page=2, order=order)
     assert [c.id for c in first.data + second.data] == all_ids[:8]
     assert [c.id for c in page2.data] == all_ids[4:8] and first.count == len(all_ids) == 12
 
@@ -555,8 +589,10 @@ def _cursor_of(text: str) -> str:
 def test_a_cursor_at_the_largest_id_is_read_by_the_database(session, firm):
     call = _log(session, firm, started_at=T0)
     micros = (T0 + timedelta(seconds=1) - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
-    page = _history(session, firm, cursor=_cursor_of(f"{micros}:{2**63 - 1}"))
+    page = _history(session, firm, cursor=_cursor_of(f"n:{micros}:{2**63 - 1}"))
     assert [c.id for c in page.data] == [call.id]
+    before = _history(session, firm, cursor=_cursor_of(f"o:{micros - 2_000_000}:{2**63 - 1}"), order=CallOrder.OLDEST_FIRST)
+    assert [c.id for c in before.data] == [call.id]
 
 
 @pytest.mark.parametrize(("kw", "field"), [
@@ -565,12 +601,17 @@ def test_a_cursor_at_the_largest_id_is_read_by_the_database(session, firm):
     ({"cursor": "not-a-cursor!"}, "cursor"),
     ({"cursor": "bm9wZQ"}, "cursor"),
     ({"cursor": "MTox", "page": 2}, "cursor"),
-    ({"cursor": _cursor_of(f"0:{2**63}")}, "cursor"),
-    ({"cursor": _cursor_of(f"0:{10**30}")}, "cursor"),
-    ({"cursor": _cursor_of(f"{10**18}:1")}, "cursor"),
-    ({"cursor": _cursor_of("1_0:5")}, "cursor"),
+    ({"cursor": _cursor_of(f"n:0:{2**63}")}, "cursor"),
+    ({"cursor": _cursor_of(f"n:0:{10**30}")}, "cursor"),
+    ({"cursor": _cursor_of(f"n:{10**18}:1")}, "cursor"),
+    ({"cursor": _cursor_of("n:1_0:5")}, "cursor"),
     ({"cursor": _cursor_of("1:2:3")}, "cursor"),
-    ({"cursor": _cursor_of("1:-2")}, "cursor"),
+    ({"cursor": _cursor_of("n:1:-2")}, "cursor"),
+    ({"cursor": _cursor_of("1:2")}, "cursor"),
+    ({"cursor": _cursor_of("x:1:2")}, "cursor"),
+    ({"cursor": _cursor_of("o:1:2"), "order": CallOrder.NEWEST_FIRST}, "cursor"),
+    ({"order": "sideways"}, "order"),
+    ({"order": "desc"}, "order"),
     ({"cursor": "é"}, "cursor"),
     ({"page": 0}, "page"),
     ({"filters": CallFilters(date_from=T0, date_to=T0)}, "date_from"),

@@ -9,23 +9,24 @@ the download works whichever backend worker serves it.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from reflex.config import get_config
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse
+from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from services import call_center, config, db
-from services.models import CallFilters, CallPublic, Principal
+from services.models import CallFilters, CallOrder, CallPublic, Principal
 
 DOWNLOAD_PATH = "/_export"
 TICKET_TTL_S = 10 * 60
@@ -105,8 +106,9 @@ def write_history_csv(
     filters: CallFilters,
     timezone: str,
     progress: Callable[[int, int], None],
+    order: CallOrder = CallOrder.NEWEST_FIRST,
 ) -> tuple[str, int]:
-    """Write the filtered history to a new export file; returns (ticket, rows written).
+    """Write the filtered history, in ``order`` as on screen, to a new export file; returns (ticket, rows written).
 
     Walks the history with the service's cursor, so every row is read once and the
     result is consistent even while new calls arrive.
@@ -131,6 +133,7 @@ def write_history_csv(
                         filters=filters,
                         cursor=cursor,
                         page_size=CHUNK_ROWS,
+                        order=order,
                     )
                 _frame(page.data, tz).to_csv(out, header=first, index=False)
                 first = False
@@ -168,13 +171,27 @@ async def _download(request: Request):
     if not fresh:
         path.unlink(missing_ok=True)
         return PlainTextResponse("not found", status_code=404)
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return PlainTextResponse("not found", status_code=404)
+    # Single use: the name goes now, the open handle keeps the bytes readable. Not a
+    # FileResponse with a delete in its background task: granian sends files by path
+    # (ASGI pathsend) after the task has run, and then finds nothing.
+    path.unlink(missing_ok=True)
+    size = os.fstat(handle.fileno()).st_size
     filename = time.strftime("watheeq-calls-%Y%m%d-%H%M.csv")
-    return FileResponse(
-        path,
+    return StreamingResponse(
+        _read_and_close(handle),
         media_type="text/csv; charset=utf-8",
-        filename=filename,
-        background=BackgroundTask(path.unlink, missing_ok=True),
+        headers={"content-disposition": f'attachment; filename="{filename}"', "content-length": str(size)},
     )
+
+
+def _read_and_close(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(64 * 1024):
+            yield chunk
 
 
 download_app = Starlette(routes=[Route(DOWNLOAD_PATH + "/{ticket}", _download, methods=["GET"])])

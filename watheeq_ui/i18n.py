@@ -195,6 +195,13 @@ LABELS: dict[str, tuple[str, str]] = {
     ),
     "client_not_found": ("This client does not exist", "هذا العميل غير موجود"),
     "seconds_short": ("s", "ث"),
+    # softphone and click-to-call
+    "call_back": ("Call back", "معاودة الاتصال"),
+    "call_client": ("Call", "اتصال"),
+    "missed_to_call_back": ("Missed calls to call back", "مكالمات فائتة لمعاودة الاتصال"),
+    "no_missed_calls": ("No missed calls today", "لا توجد مكالمات فائتة اليوم"),
+    "sp_call_not_found": ("The call was not found.", "لم يتم العثور على المكالمة."),
+    "sp_saved": ("Saved to the call.", "تم الحفظ في المكالمة."),
 }
 
 LANGS = ("en", "ar")

@@ -3,7 +3,7 @@
 import reflex as rx
 
 import services.models  # noqa: F401  (every table registered for `reflex db`)
-from watheeq_ui import exports, pages  # noqa: F401  (importing registers every page)
+from watheeq_ui import background, exports, pages  # noqa: F401  (importing registers every page)
 from watheeq_ui.api.app import api
 
 app = rx.App(
@@ -12,3 +12,5 @@ app = rx.App(
     stylesheets=["/watheeq.css"],
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
 )
+# Closes the calls no browser will ever finish (page closed mid-call, agent gone).
+app.register_lifespan_task(background.close_stale_calls_periodically)

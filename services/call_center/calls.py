@@ -31,6 +31,7 @@ from services.models import (
     CallFilters,
     CallNote,
     CallNotePublic,
+    CallOrder,
     CallPublic,
     CallRecording,
     CallRecordingPublic,
@@ -415,25 +416,31 @@ def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _encode_cursor(started_at: datetime, call_id: int) -> str:
+# The cursor names its order, so a cursor of one order cannot silently page the other.
+_CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
+
+
+def _encode_cursor(order: CallOrder, started_at: datetime, call_id: int) -> str:
     micros = (started_at - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{micros}:{call_id}".encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{_CURSOR_TAGS[order]}:{micros}:{call_id}".encode()).decode().rstrip("=")
 
 
-_CURSOR = re.compile(r"(-?[0-9]{1,19}):([0-9]{1,19})")
+_CURSOR = re.compile(r"([a-z]):(-?[0-9]{1,19}):([0-9]{1,19})")
 # The largest 64-bit id: a larger one would fail in the database driver, not here.
 _MAX_ID = 2**63 - 1
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _decode_cursor(cursor: str, order: CallOrder) -> tuple[datetime, int]:
     try:
         match = _CURSOR.fullmatch(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
-        if match is None or int(match[2]) > _MAX_ID:
+        if match is None or int(match[3]) > _MAX_ID:
             raise ValueError(cursor)
-        started = _EPOCH + timedelta(microseconds=int(match[1]))
+        started = _EPOCH + timedelta(microseconds=int(match[2]))
     except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise Invalid("cursor", "not a cursor returned by the call history") from None
-    return started, int(match[2])
+    if match[1] != _CURSOR_TAGS[order]:
+        raise Invalid("cursor", "this cursor belongs to the other sort order")
+    return started, int(match[3])
 
 
 def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
@@ -490,21 +497,27 @@ def get_call_history(
     cursor: str | None = None,
     page: int | None = None,
     page_size: int = 50,
+    order: CallOrder | str = CallOrder.NEWEST_FIRST,
 ) -> CallsPage:
-    """The firm's calls newest first (by started time, then id), filtered, one page at a time.
+    """The firm's calls by started time (then id) in ``order``, filtered, one page at a time.
 
-    Page with ``cursor`` (the ``next_cursor`` of the previous page; stable while calls are
-    added) or with a page number; both give the same rows for the same position. ``count``
-    is the number of matching calls. Agents see only their own calls.
+    Page with ``cursor`` (the ``next_cursor`` of the previous page in the same order;
+    stable while calls are added) or with a page number; both give the same rows for the
+    same position. ``count`` is the number of matching calls. Agents see only their own calls.
     """
     require_member(actor, tenant_id)
+    try:
+        order = CallOrder(order)
+    except ValueError:
+        raise Invalid("order", "the order is NEWEST_FIRST or OLDEST_FIRST") from None
+    newest_first = order == CallOrder.NEWEST_FIRST
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise Invalid("page_size", f"the page size is between 1 and {MAX_PAGE_SIZE}")
     if cursor is not None and page is not None:
         raise Invalid("cursor", "give a cursor or a page number, not both")
     if page is not None and page < 1:
         raise Invalid("page", "pages are numbered from 1")
-    keyset = _decode_cursor(cursor) if cursor else None
+    keyset = _decode_cursor(cursor, order) if cursor else None
     conds = [Call.tenant_id == tenant_id, *_filter_conditions(session, tenant_id, filters or CallFilters())]
     if actor.role == Role.AGENT:
         conds.append(Call.agent_user_id == actor.user_id)
@@ -515,19 +528,21 @@ def get_call_history(
         # read it once: the matches' (started_at, id) give both the count and the page.
         matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
         count = len(matches)
-        ordered = sorted(((m.started_at, m.id) for m in matches), reverse=True)
+        ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
         if keyset:
-            ordered = [m for m in ordered if m < keyset]
+            ordered = [m for m in ordered if (m < keyset if newest_first else m > keyset)]
         id_list = [call_id for _, call_id in ordered[offset : offset + page_size + 1]]
     else:
-        # Pick the page's ids first: newest-first over (tenant_id, started_at, id) reads
-        # only the index, so a deep OFFSET skips index entries instead of whole rows; the
-        # joins then run for the page's rows only.
+        # Pick the page's ids first: (tenant_id, started_at, id) read forwards or backwards
+        # gives either order from the index alone, so a deep OFFSET skips index entries
+        # instead of whole rows; the joins then run for the page's rows only.
         ids = sa.select(Call.id).where(*conds)
+        by_start = sa.tuple_(Call.started_at, Call.id)
         if keyset:
             after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
-            ids = ids.where(sa.tuple_(Call.started_at, Call.id) < after)
-        ids = ids.order_by(Call.started_at.desc(), Call.id.desc()).limit(page_size + 1).offset(offset)
+            ids = ids.where(by_start < after if newest_first else by_start > after)
+        sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
+        ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
         id_list = list(session.execute(ids).scalars())
         count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
     has_more = len(id_list) > page_size
@@ -540,7 +555,7 @@ def get_call_history(
     )
     position = {call_id: i for i, call_id in enumerate(id_list)}
     data = sorted((_public(r) for r in rows), key=lambda call: position[call.id])
-    next_cursor = _encode_cursor(data[-1].started_at, data[-1].id) if has_more and data else None
+    next_cursor = _encode_cursor(order, data[-1].started_at, data[-1].id) if has_more and data else None
     return CallsPage(data=data, count=count, next_cursor=next_cursor, page=page, page_size=page_size)
 
 

@@ -122,9 +122,39 @@ def test_history_filters_and_pages_with_a_cursor(http: httpx.Client, firm: Firm)
     assert page_two["page"] == 2 and len(page_two["data"]) == 2
 
 
+def test_history_sorts_by_start_time_either_way_and_pages_each_order(http: httpx.Client, firm: Firm) -> None:
+    base = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+    for i in range(5):
+        assert _log(http, firm, sip_call_id=f"c{i}", started_at=_iso(base + timedelta(minutes=i))).status_code == 201
+    headers = firm.auth(Role.MANAGER)
+
+    def walk(sort: str | None) -> list[str]:
+        q: dict[str, Any] = {"page_size": 2} | ({"sort": sort} if sort else {})
+        seen: list[str] = []
+        page = http.get(CALLS, params=q, headers=headers).json()
+        while True:
+            seen += [c["sip_call_id"] for c in page["data"]]
+            if not page["next_cursor"]:
+                return seen
+            page = http.get(CALLS, params=q | {"cursor": page["next_cursor"]}, headers=headers).json()
+
+    newest = ["c4", "c3", "c2", "c1", "c0"]
+    assert walk(None) == walk("-started_at") == newest
+    assert walk("started_at") == newest[::-1]
+    second = http.get(CALLS, params={"sort": "started_at", "page": 2, "page_size": 2}, headers=headers).json()
+    assert [c["sip_call_id"] for c in second["data"]] == ["c2", "c3"]
+
+    newest_cursor = http.get(CALLS, params={"page_size": 2}, headers=headers).json()["next_cursor"]
+    crossed = http.get(CALLS, params={"sort": "started_at", "cursor": newest_cursor}, headers=headers)
+    assert crossed.status_code == 422 and crossed.json()["detail"][0]["loc"][:2] == ["query", "cursor"]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
+        ({"sort": "started"}, "sort"),
+        ({"sort": "-id"}, "sort"),
+        ({"sort": "NEWEST_FIRST"}, "sort"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OjE"}, "cursor"),
         ({"cursor": "MDo5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5"}, None),

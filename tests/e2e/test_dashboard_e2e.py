@@ -118,6 +118,26 @@ def test_admin_assigns_an_extension_and_a_taken_number_is_refused(page):
     expect(page.get_by_test_id("user-row").filter(has_text=LOGINS["MANAGER"]).get_by_test_id("extension-number")).to_have_text("1450")
 
 
+def test_an_arabic_admin_reads_why_a_taken_extension_is_refused(page, services_db):
+    from services.models import SipExtension, User
+
+    with services_db.session_scope() as session:
+        taken = session.execute(
+            sa.select(SipExtension.extension).join(User, User.id == SipExtension.user_id).where(User.email == LOGINS["AGENT"])
+        ).scalar_one()
+    login(page, "ADMIN")
+    page.get_by_test_id("toggle-language").click()
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    page.goto("/extensions")
+    page.get_by_test_id("assign-user").click()
+    page.get_by_role("option", name=re.compile(re.escape(LOGINS["OWNER"]))).click()
+    page.get_by_test_id("assign-extension").fill(taken)
+    page.get_by_test_id("assign-password").fill("sip-secret-owner")
+    page.get_by_test_id("assign-submit").click()
+    expect(page.get_by_test_id("field-error")).to_have_text(f"التحويلة {taken} مسندة لمستخدم آخر بالفعل")
+    screenshot(page, "extensions-arabic-refusal")
+
+
 def test_history_filter_note_and_case_persist(page, services_db):
     from services.models import Call, Case
 
@@ -159,6 +179,24 @@ def test_history_filter_note_and_case_persist(page, services_db):
             sa.select(Call.id, Call.case_id).where(Call.remote_number == number, Call.notes.contains(note))
         ).all()
     assert len(noted) == 1 and noted[0].case_id is not None
+
+
+def test_time_header_toggles_oldest_first_and_back(page):
+    login(page, "MANAGER")
+    page.goto("/calls")
+    first_start = page.get_by_test_id("call-row").first.locator("td").first
+    expect(first_start).to_be_visible()
+    newest = first_start.inner_text()
+    toggle = page.get_by_test_id("sort-started")
+    toggle.click()
+    expect(toggle).to_have_attribute("data-order", "oldest")
+    expect(page.get_by_test_id("calls-order")).to_have_text("Oldest first")
+    expect(first_start).not_to_have_text(newest)
+    # The seeded calls span days: the oldest row starts before the newest ("YYYY-MM-DD HH:MM").
+    assert first_start.inner_text() < newest
+    toggle.click()
+    expect(toggle).to_have_attribute("data-order", "newest")
+    expect(first_start).to_have_text(newest)
 
 
 def test_bad_number_search_is_explained_next_to_the_field(page):

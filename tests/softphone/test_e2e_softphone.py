@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from services import accounts, call_center
-from services.models import CallDirection, CallFilters, CallPublic, CallStatus
+from services import accounts, call_center, clients
+from services.models import CallCreate, CallDirection, CallFilters, CallPublic, CallStatus, ClientCreate
 from services.seed import DEMO_PASSWORD
 from tests.softphone import e2e_support as e2e
 
@@ -335,3 +335,104 @@ def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login
     finally:
         page.goto("about:blank")
         context.close()
+
+
+def _log_missed_call(stack: e2e.Stack, email: str, caller: str) -> None:
+    """A call from ``caller`` that ``email`` missed just now, as the PBX would have logged it."""
+    with stack.session() as session:
+        agent = accounts.authenticate(session=session, email=email, password=DEMO_PASSWORD)
+        call_center.log_call(
+            session=session, tenant_id=agent.tenant_id, actor=agent,
+            data=CallCreate(direction=CallDirection.INBOUND, remote_number=caller, status=CallStatus.MISSED,
+                            sip_call_id=f"missed-{time.time_ns()}"),
+        )
+        session.commit()
+
+
+def _expect_rings_at(a: e2e.Phone, b: e2e.Phone) -> None:
+    """A's phone is calling and B's shows A's extension ringing; then A hangs up."""
+    card = b.page.get_by_test_id("softphone-incoming")
+    expect(card).to_be_visible(timeout=10_000)
+    expect(b.page.get_by_test_id("softphone-incoming-number")).to_have_text(a.extension)
+    expect(a.call_state()).to_contain_text("Ringing", timeout=5_000)
+    a.page.get_by_test_id("softphone-hangup").click()
+    expect(card).to_be_hidden(timeout=5_000)
+
+
+def test_call_back_from_the_call_history_and_the_dashboard_rings_at_the_other_agent(login, stack):
+    _log_missed_call(stack, CALLER[0], CALLEE[1])
+    a = login(CALLER)
+    b = login(CALLEE)
+
+    # The dashboard lists the missed call with a call-back button.
+    missed = a.page.get_by_test_id("missed-call").filter(has_text=CALLEE[1]).first
+    expect(missed).to_be_visible(timeout=10_000)
+    e2e.screenshot(a.page, "dashboard-missed-calls")
+    missed.get_by_test_id("missed-call-back").click()
+    _expect_rings_at(a, b)
+
+    # The call history's side panel calls the remote number back.
+    _open_history(a)
+    a.page.get_by_test_id("filter-number").fill(CALLEE[1])
+    row = a.page.get_by_test_id("call-row").first
+    expect(row.locator("td").nth(2)).to_have_text(CALLEE[1], timeout=10_000)
+    row.click()
+    call_back = a.page.get_by_test_id("panel-call-back")
+    expect(call_back).to_be_visible(timeout=10_000)
+    call_back.click()
+    expect(a.page.get_by_test_id("call-panel")).to_be_hidden(timeout=5_000)
+    _expect_rings_at(a, b)
+
+
+def test_call_button_on_the_client_page_dials_the_clients_phone(login, stack):
+    with stack.session() as session:
+        agent = accounts.authenticate(session=session, email=CALLER[0], password=DEMO_PASSWORD)
+        client = clients.create_client(
+            session=session, tenant_id=agent.tenant_id, data=ClientCreate(name="Click To Call", phone="055 987 6543")
+        )
+        session.commit()
+    a = login(CALLER)
+    a.page.goto(f"{e2e.BASE_URL}/clients/{client.id}")
+    expect(a.page.get_by_test_id("client-name")).to_have_text("Click To Call", timeout=10_000)
+    a.page.get_by_test_id("client-call").click()
+
+    # The phone dials the number as written on the client's page; the dev PBX has no such
+    # line, so it answers 404, and the call is logged against that client.
+    dialled = a.mark("dial")
+    assert dialled["detail"] == "0559876543", dialled
+    expect(a.page.get_by_test_id("softphone-outcome")).to_contain_text("Not Found", timeout=10_000)
+
+    def logged():
+        return next((c for c in _history(stack, CALLER[0]) if c.client_id == client.id and c.status is CallStatus.FAILED), None)
+
+    call = e2e.wait_until(logged, 10, "the call to the client in the log", interval=0.2)
+    assert call.direction is CallDirection.OUTBOUND and call.remote_number == "0559876543"
+
+
+def test_in_arabic_the_phone_shows_arabic_labels_right_to_left(login, stack):
+    a = login(CALLER)
+    b = login(CALLEE)
+    a.page.get_by_test_id("toggle-language").click()
+    expect(a.page.locator("html")).to_have_attribute("dir", "rtl")
+    a.open_panel()
+    panel = a.page.get_by_test_id("softphone-panel")
+    expect(panel).to_have_attribute("dir", "rtl")
+    expect(a.page.get_by_test_id("softphone-status")).to_contain_text(f"جاهز · {CALLER[1]}")
+    expect(a.page.get_by_test_id("softphone-dial")).to_have_text("اتصال")
+    expect(a.page.get_by_test_id("softphone-number")).to_have_attribute("placeholder", "رقم أو تحويلة")
+    expect(a.toggle).to_have_attribute("aria-label", f"الهاتف: جاهز · {CALLER[1]}")
+
+    a.dial_from_pad(CALLEE[1])
+    expect(a.call_state()).to_contain_text("يرن", timeout=10_000)
+    expect(a.page.get_by_test_id("softphone-hangup")).to_have_text("إنهاء")
+    e2e.screenshot(a.page, "calling-arabic")
+    # The callee's page is still in English: each agent has their own language.
+    expect(b.page.get_by_test_id("softphone-answer")).to_have_text("Answer", timeout=10_000)
+    a.page.get_by_test_id("softphone-hangup").click()
+    expect(a.page.get_by_test_id("softphone-outcome")).to_contain_text("لم يتم الاتصال")
+    expect(a.page.get_by_test_id("softphone-wrapup-save")).to_have_text("حفظ")
+
+    # Switching back turns the phone's labels back to English at once.
+    a.page.get_by_test_id("toggle-language").click()
+    expect(panel).to_have_attribute("dir", "ltr")
+    expect(a.page.get_by_test_id("softphone-wrapup-save")).to_have_text("Save")

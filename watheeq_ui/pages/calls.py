@@ -12,10 +12,12 @@ from pydantic import BaseModel
 
 from services import accounts, call_center, clients, db
 from services.errors import DomainError, Invalid, NotFound
-from services.models import CallDetail, CallDirection, CallFilters, CallPublic, CallStatus, Principal
+from services.models import CallDetail, CallDirection, CallFilters, CallOrder, CallPublic, CallStatus, Principal
 
 from watheeq_ui import exports, formatting, routes
+from watheeq_ui.components.softphone import click_to_call
 from watheeq_ui.components.ui import card, direction_icon, empty_state, field_error, status_badge
+from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
@@ -141,6 +143,7 @@ class CallsState(rx.State):
     errors: dict[str, str] = {}
 
     page: int = 1
+    oldest_first: bool = False
     total: int = 0
     rows: list[CallRow] = []
     agents: list[Option] = []
@@ -174,6 +177,9 @@ class CallsState(rx.State):
 
     # ------------------------------------------------------------------ helpers
 
+    def _order(self) -> CallOrder:
+        return CallOrder.OLDEST_FIRST if self.oldest_first else CallOrder.NEWEST_FIRST
+
     def _filters(self, tz: str) -> CallFilters:
         zone = ZoneInfo(tz)
         start = _day(self.date_from, "date_from")
@@ -206,9 +212,10 @@ class CallsState(rx.State):
                     filters=filters,
                     page=self.page,
                     page_size=PAGE_SIZE,
+                    order=self._order(),
                 )
         except Invalid as exc:
-            self.errors = {exc.field or "number": exc.message}
+            self.errors = {exc.field or "number": error_text((await self.get_state(LangState)).lang, exc)}
             return
         self.errors = {}
         self.total = result.count
@@ -303,6 +310,11 @@ class CallsState(rx.State):
         await self._refilter()
 
     @rx.event
+    async def toggle_order(self):
+        self.oldest_first = not self.oldest_first
+        await self._refilter()
+
+    @rx.event
     async def go_to_page(self, page: int):
         principal = await principal_for_page(self)
         if principal is None:
@@ -366,10 +378,10 @@ class CallsState(rx.State):
                     case_id=case_id,
                 )
         except Invalid as exc:
-            self.panel_errors = {exc.field or "note": exc.message}
+            self.panel_errors = {exc.field or "note": error_text(lang, exc)}
             return None
         except DomainError as exc:
-            return rx.toast.error(exc.message)
+            return rx.toast.error(error_text(lang, exc))
         self.panel_errors = {}
         self._show(detail, tz, principal)
         updated = _row(detail, tz)
@@ -379,7 +391,7 @@ class CallsState(rx.State):
     @rx.event
     async def add_note(self):
         if not self.note.strip():
-            self.panel_errors = {"note": "write a note first"}
+            self.panel_errors = {"note": error_text((await self.get_state(LangState)).lang, "write a note first")}
             return None
         result = await self._annotate(note=self.note)
         if not self.panel_errors:
@@ -389,7 +401,7 @@ class CallsState(rx.State):
     @rx.event
     async def link_case(self):
         if not self.case_choice:
-            self.panel_errors = {"case_id": "choose a case"}
+            self.panel_errors = {"case_id": error_text((await self.get_state(LangState)).lang, "choose a case")}
             return None
         return await self._annotate(case_id=int(self.case_choice))
 
@@ -406,8 +418,9 @@ class CallsState(rx.State):
             try:
                 filters = self._filters(tz)
             except Invalid as exc:
-                self.errors = {exc.field or "number": exc.message}
+                self.errors = {exc.field or "number": error_text(lang, exc)}
                 return
+            order = self._order()
             self.exporting, self.export_done, self.export_total = True, 0, self.total
         loop = asyncio.get_running_loop()
         last_push = [0.0]
@@ -425,12 +438,17 @@ class CallsState(rx.State):
 
         try:
             ticket, written = await asyncio.to_thread(
-                exports.write_history_csv, principal=principal, filters=filters, timezone=tz, progress=progress
+                exports.write_history_csv,
+                principal=principal,
+                filters=filters,
+                timezone=tz,
+                progress=progress,
+                order=order,
             )
         except DomainError as exc:
             async with self:
                 self.exporting = False
-            yield rx.toast.error(exc.message)
+            yield rx.toast.error(error_text(lang, exc))
             return
         async with self:
             self.exporting = False
@@ -571,10 +589,32 @@ def _filters() -> rx.Component:
     )
 
 
+def _order_label() -> rx.Var:
+    return rx.cond(CallsState.oldest_first, t("oldest_first"), t("newest_first"))
+
+
+def _time_header() -> rx.Component:
+    return rx.table.column_header_cell(
+        rx.button(
+            t("started"),
+            rx.cond(CallsState.oldest_first, rx.icon("arrow-up", size=14), rx.icon("arrow-down", size=14)),
+            variant="ghost",
+            color_scheme="gray",
+            size="1",
+            on_click=CallsState.toggle_order,
+            title=_order_label(),
+            aria_label=_order_label(),
+            data_testid="sort-started",
+            data_order=rx.cond(CallsState.oldest_first, "oldest", "newest"),
+        ),
+        aria_sort=rx.cond(CallsState.oldest_first, "ascending", "descending"),
+    )
+
+
 def _table() -> rx.Component:
-    headers = ["started", "direction", "remote_number", "client", "agent", "status", "duration", "case"]
+    headers = ["direction", "remote_number", "client", "agent", "status", "duration", "case"]
     return rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(t(h)) for h in headers])),
+        rx.table.header(rx.table.row(_time_header(), *[rx.table.column_header_cell(t(h)) for h in headers])),
         rx.table.body(
             rx.foreach(
                 CallsState.rows,
@@ -670,6 +710,19 @@ def _panel() -> rx.Component:
                         rx.hstack(direction_icon(c.direction), status_badge(c.status), rx.text(c.started, size="2"), align="center"),
                         rx.divider(),
                         _detail_line("remote_number", c.remote_number),
+                        rx.cond(
+                            AuthState.has_extension & (c.remote_number != ""),
+                            rx.button(
+                                rx.icon("phone-outgoing", size=14),
+                                t("call_back"),
+                                # Closed first: the drawer is modal and would cover the phone's controls.
+                                on_click=[CallsState.set_panel_open(False), click_to_call(c.remote_number)],
+                                color_scheme="green",
+                                variant="soft",
+                                size="2",
+                                data_testid="panel-call-back",
+                            ),
+                        ),
                         _detail_line("agent", c.agent),
                         _detail_line("extension", c.extension),
                         _detail_line("answered_at", c.answered),
@@ -777,7 +830,7 @@ def calls() -> rx.Component:
         card(
             rx.vstack(
                 rx.hstack(
-                    rx.text(t("newest_first"), size="2", color_scheme="gray"),
+                    rx.text(_order_label(), size="2", color_scheme="gray", data_testid="calls-order"),
                     rx.spacer(),
                     rx.cond(
                         CallsState.exporting,

@@ -1,4 +1,5 @@
-"""Home: today's call figures, calls per hour, the 30-day trend and the per-agent table."""
+"""Home: today's call figures, missed calls to call back, calls per hour, the 30-day trend
+and the per-agent table."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import reflex as rx
 from pydantic import BaseModel
 
 from services import call_center, db
-from services.models import CallStats
+from services.models import CallFilters, CallStats, CallStatus
 
 from watheeq_ui import formatting, routes
+from watheeq_ui.components.softphone import click_to_call
 from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
+MISSED_SHOWN = 5
 # Both charts are bars and lines, which the basic Plotly bundle draws: a quarter of the size
 # of the full bundle, whose download and parse were most of the dashboard's load time.
 _PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
@@ -38,6 +41,14 @@ class AgentRow(BaseModel):
     answer_rate: str
     talk_time: str
     average_talk: str
+
+
+class MissedRow(BaseModel):
+    id: int
+    time: str
+    remote: str
+    client: str
+    agent: str
 
 
 def _layout(kind: str) -> dict:
@@ -96,6 +107,7 @@ class DashboardState(rx.State):
     trend_figure: dict = {}
     agents: list[AgentRow] = []
     has_calls: bool = False
+    missed_calls: list[MissedRow] = []
 
     def _show_today(self, stats: CallStats) -> None:
         self.total = formatting.count(stats.total)
@@ -143,7 +155,16 @@ class DashboardState(rx.State):
         tz = ZoneInfo(await tenant_timezone(self))
         today = datetime.now(tz).date()
         trend_start = datetime.combine(today - timedelta(days=TREND_DAYS - 1), time(0), tzinfo=tz)
+        today_start = datetime.combine(today, time(0), tzinfo=tz)
         with db.session_scope() as session:
+            # The agent's own missed calls, or the firm's for a supervisor (the history's rule).
+            missed = call_center.get_call_history(
+                session=session,
+                tenant_id=principal.tenant_id,
+                actor=principal,
+                filters=CallFilters(date_from=today_start, statuses=[CallStatus.MISSED]),
+                page_size=MISSED_SHOWN,
+            ).data
             today_stats = call_center.get_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
             trend = call_center.get_stats(
                 session=session, tenant_id=principal.tenant_id, actor=principal, date_from=trend_start
@@ -152,6 +173,16 @@ class DashboardState(rx.State):
         self.today_label = today.isoformat()
         self._show_today(today_stats)
         self._show_trend(trend)
+        self.missed_calls = [
+            MissedRow(
+                id=c.id,
+                time=formatting.local_time(c.started_at, str(tz), "%H:%M"),
+                remote=c.remote_number,
+                client=c.client_name or "",
+                agent=c.agent_name or "",
+            )
+            for c in missed
+        ]
         self.loaded = True
 
 
@@ -178,6 +209,48 @@ def _agents_table() -> rx.Component:
         variant="ghost",
         width="100%",
         data_testid="agents-table",
+    )
+
+
+def _missed_calls() -> rx.Component:
+    return card(
+        section_title("missed_to_call_back"),
+        rx.cond(
+            DashboardState.missed_calls.length() > 0,
+            rx.vstack(
+                rx.foreach(
+                    DashboardState.missed_calls,
+                    lambda m: rx.hstack(
+                        rx.icon("phone-missed", size=16, color="var(--red-9)"),
+                        rx.text(m.time, size="2", color_scheme="gray"),
+                        rx.text(m.remote, size="2", weight="medium", dir="ltr"),
+                        rx.text(m.client, size="2"),
+                        rx.text(m.agent, size="1", color_scheme="gray"),
+                        rx.spacer(),
+                        # Only an agent with an extension has a phone to call back from.
+                        rx.cond(
+                            AuthState.has_extension,
+                            rx.button(
+                                rx.icon("phone-outgoing", size=14),
+                                t("call_back"),
+                                on_click=click_to_call(m.remote),
+                                color_scheme="green",
+                                variant="soft",
+                                size="1",
+                                data_testid="missed-call-back",
+                            ),
+                        ),
+                        width="100%",
+                        align="center",
+                        data_testid="missed-call",
+                    ),
+                ),
+                width="100%",
+                spacing="2",
+            ),
+            rx.text(t("no_missed_calls"), size="2", color_scheme="gray"),
+        ),
+        data_testid="missed-calls",
     )
 
 
@@ -217,6 +290,7 @@ def dashboard() -> rx.Component:
                 spacing="4",
                 width="100%",
             ),
+            _missed_calls(),
             rx.grid(
                 card(
                     section_title("calls_per_hour", _legend()),

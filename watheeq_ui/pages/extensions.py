@@ -14,6 +14,7 @@ from services.models import ExtensionAssign, PbxSettingsIn, Principal
 
 from watheeq_ui import routes
 from watheeq_ui.components.ui import card, field_error, labelled, role_label, section_title
+from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import principal_for_page
@@ -169,7 +170,7 @@ class ExtensionsState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         if not self.form_user:
-            self.form_errors = {"user_id": "choose a user"}
+            self.form_errors = {"user_id": error_text(lang, "choose a user")}
             return None
         try:
             with db.session_scope() as session:
@@ -185,7 +186,7 @@ class ExtensionsState(rx.State):
                     ),
                 )
         except DomainError as exc:
-            self.form_errors = {_error_field(exc, "extension"): exc.message}
+            self.form_errors = {_error_field(exc, "extension"): error_text(lang, exc)}
             return None
         self.form_errors = {}
         self.form_password = ""
@@ -212,7 +213,7 @@ class ExtensionsState(rx.State):
                 )
         except DomainError as exc:
             self.delete_id = ""
-            return rx.toast.error(exc.message)
+            return rx.toast.error(error_text((await self.get_state(LangState)).lang, exc))
         self.delete_id = self.delete_label = ""
         self._reload(principal)
         return None
@@ -231,7 +232,7 @@ class ExtensionsState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         if not self.pbx_port.strip().isdigit():
-            self.pbx_errors = {"wss_port": "the port is a number between 1 and 65535"}
+            self.pbx_errors = {"wss_port": error_text(lang, "the port is a number between 1 and 65535")}
             return None
         ice: list[dict] = [{"urls": line.strip()} for line in self.pbx_stun.splitlines() if line.strip()]
         if self.pbx_turn_url.strip():
@@ -256,7 +257,7 @@ class ExtensionsState(rx.State):
                     turn_credential=self.pbx_turn_credential or None,
                 )
         except DomainError as exc:
-            self.pbx_errors = {_error_field(exc, "host"): exc.message}
+            self.pbx_errors = {_error_field(exc, "host"): error_text(lang, exc)}
             return None
         self._show_pbx(principal)
         return rx.toast.success(tr(lang, "saved"))
@@ -287,13 +288,14 @@ class ExtensionsState(rx.State):
             self.bulk_error = "the first line must name the columns: " + ", ".join(CSV_COLUMNS)
             return
         by_email = {u.email.lower(): u for u in self.users}
+        lang = (await self.get_state(LangState)).lang
         results: list[BulkResult] = []
         for number, raw_row in enumerate(reader, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items()}
             email, extension = row.get("email", ""), row.get("extension", "")
             user = by_email.get(email.lower())
             if user is None:
-                results.append(BulkResult(row=number, email=email, extension=extension, done=False, reason="no user with this email in the firm"))
+                results.append(BulkResult(row=number, email=email, extension=extension, done=False, reason=error_text(lang, "no user with this email in the firm")))
                 continue
             try:
                 # One transaction per row: a refused row leaves the others in place.
@@ -310,7 +312,7 @@ class ExtensionsState(rx.State):
                         ),
                     )
             except DomainError as exc:
-                results.append(BulkResult(row=number, email=email, extension=extension, done=False, reason=exc.message))
+                results.append(BulkResult(row=number, email=email, extension=extension, done=False, reason=error_text(lang, exc)))
                 continue
             results.append(BulkResult(row=number, email=email, extension=extension, done=True, reason=""))
         self.bulk_results = results

@@ -25,6 +25,7 @@ from services.whatsapp.store import messages_fingerprint
 
 from watheeq_ui import formatting, routes
 from watheeq_ui.components.ui import card, empty_state, field_error, labelled, section_title
+from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import LABELS, t, t_fmt, tr
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
@@ -483,7 +484,7 @@ class WhatsappState(rx.State):
                 whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
-            self.send_errors = {exc.field or "status": exc.message}
+            self.send_errors = {exc.field or "status": error_text(lang, exc)}
             return None
         self.send_errors = {}
         self.send_body = ""

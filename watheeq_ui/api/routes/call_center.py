@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import Field
@@ -16,6 +16,7 @@ from services.models import (
     CallDetail,
     CallDirection,
     CallFilters,
+    CallOrder,
     CallPublic,
     CallsPage,
     CallStats,
@@ -137,8 +138,12 @@ def list_calls(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000, description="page number, when not using a cursor")] = None,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
+    sort: Annotated[
+        Literal["-started_at", "started_at"],
+        Query(description="-started_at: newest first; started_at: oldest first. A cursor pages only its own order."),
+    ] = "-started_at",
 ) -> CallsPage:
-    """The call history, newest first; agents see their own calls."""
+    """The call history by start time, newest first unless sorted otherwise; agents see their own calls."""
     filters = CallFilters(
         date_from=date_from,
         date_to=date_to,
@@ -156,7 +161,11 @@ def list_calls(
         cursor=cursor,
         page=page,
         page_size=page_size,
+        order=_CALL_ORDERS[sort],
     )
+
+
+_CALL_ORDERS = {"-started_at": CallOrder.NEWEST_FIRST, "started_at": CallOrder.OLDEST_FIRST}
 
 
 @router.get("/calls/{call_id}", response_model=CallDetail)

@@ -37,12 +37,64 @@ function mark(type, detail) {
   if (tl.length > TIMELINE_MAX) tl.shift();
 }
 
+// Every text the phone shows, in the platform's two languages (the `lang` prop follows
+// its language switch). Errors are kept as keys, so they follow a later switch too.
+const LABELS = {
+  en: {
+    phone: "Phone", offline: "Offline", connecting: "Connecting…", ready: "Ready", regFailed: "Registration failed",
+    disconnected: "Disconnected, retrying", follower: "Phone open in another tab",
+    attempt: (n) => `attempt ${n}`, regExpired: "registration expired", retryingIn: (s) => `retrying in ${s} s`,
+    connError: "connection error", connClosed: "connection closed",
+    micDenied: "Microphone permission denied: allow it in the browser to call.",
+    micMissing: "No microphone found: connect one to call.",
+    micBusy: "The microphone is in use by another application.",
+    micFailed: "The microphone could not be opened.",
+    notRegistered: "The phone is not registered yet.", transferFailed: "The transfer failed.",
+    callWaiting: "Call waiting", incomingCall: "Incoming call", enableRingtone: "click anywhere to enable the ringtone",
+    unknownCaller: "Unknown caller", answer: "Answer", reject: "Reject",
+    otherTabCall: "A call is in progress in the other tab.", takeOver: "Use the phone in this tab",
+    calling: "Calling…", ringing: "Ringing…", onHold: "On hold", inCall: "In call",
+    mute: "Mute", unmute: "Unmute", hold: "Hold", resume: "Resume", transferTo: "Transfer to…", transfer: "Transfer",
+    hangUp: "Hang up", afterCall: (n) => `After the call with ${n}`, callEnded: "Call ended",
+    notConnected: (why) => `Not connected: ${why}`, unknownReason: "unknown reason",
+    note: "Note", noCase: "No case", save: "Save", skip: "Skip", numberPlaceholder: "Number or extension", call: "Call",
+    status: {
+      COMPLETED: "Completed", ANSWERED: "In call", RINGING: "Ringing", MISSED: "Missed", REJECTED: "Rejected",
+      BUSY: "Busy", FAILED: "Failed", NO_ANSWER: "No answer",
+    },
+  },
+  ar: {
+    phone: "الهاتف", offline: "غير متصل", connecting: "جارٍ الاتصال…", ready: "جاهز", regFailed: "فشل التسجيل",
+    disconnected: "انقطع الاتصال، جارٍ إعادة المحاولة", follower: "الهاتف مفتوح في علامة تبويب أخرى",
+    attempt: (n) => `المحاولة ${n}`, regExpired: "انتهت صلاحية التسجيل", retryingIn: (s) => `إعادة المحاولة بعد ${s} ث`,
+    connError: "خطأ في الاتصال", connClosed: "أُغلق الاتصال",
+    micDenied: "رُفض إذن الميكروفون: اسمح به في المتصفح لإجراء المكالمات.",
+    micMissing: "لا يوجد ميكروفون: وصّل ميكروفونًا لإجراء المكالمات.",
+    micBusy: "الميكروفون مستخدم من تطبيق آخر.",
+    micFailed: "تعذّر فتح الميكروفون.",
+    notRegistered: "الهاتف غير مسجّل بعد.", transferFailed: "فشل التحويل.",
+    callWaiting: "مكالمة في الانتظار", incomingCall: "مكالمة واردة", enableRingtone: "انقر في أي مكان لتفعيل نغمة الرنين",
+    unknownCaller: "متصل غير معروف", answer: "رد", reject: "رفض",
+    otherTabCall: "توجد مكالمة جارية في علامة التبويب الأخرى.", takeOver: "استخدم الهاتف في علامة التبويب هذه",
+    calling: "جارٍ الطلب…", ringing: "يرن…", onHold: "قيد الانتظار", inCall: "في مكالمة",
+    mute: "كتم", unmute: "إلغاء الكتم", hold: "انتظار", resume: "استئناف", transferTo: "تحويل إلى…", transfer: "تحويل",
+    hangUp: "إنهاء", afterCall: (n) => `بعد المكالمة مع ${n}`, callEnded: "انتهت المكالمة",
+    notConnected: (why) => `لم يتم الاتصال: ${why}`, unknownReason: "سبب غير معروف",
+    note: "ملاحظة", noCase: "بلا قضية", save: "حفظ", skip: "تخطٍّ", numberPlaceholder: "رقم أو تحويلة", call: "اتصال",
+    status: {
+      COMPLETED: "مكتملة", ANSWERED: "في مكالمة", RINGING: "يرن", MISSED: "فائتة", REJECTED: "مرفوضة",
+      BUSY: "مشغول", FAILED: "فشلت", NO_ANSWER: "لا رد",
+    },
+  },
+};
+const labelsFor = (lang) => LABELS[lang === "ar" ? "ar" : "en"];
+
 function micError(err) {
   const name = (err && err.name) || "";
-  if (name === "NotAllowedError" || name === "SecurityError") return "Microphone permission denied: allow it in the browser to call.";
-  if (name === "NotFoundError" || name === "OverconstrainedError") return "No microphone found: connect one to call.";
-  if (name === "NotReadableError") return "The microphone is in use by another application.";
-  return "The microphone could not be opened.";
+  if (name === "NotAllowedError" || name === "SecurityError") return "micDenied";
+  if (name === "NotFoundError" || name === "OverconstrainedError") return "micMissing";
+  if (name === "NotReadableError") return "micBusy";
+  return "micFailed";
 }
 
 function remoteOf(session) {
@@ -111,18 +163,13 @@ const css = `
 .wq-sp-muted{color:var(--gray-11,#666);font-size:12px}
 `;
 
-const STATUS_LABEL = {
-  COMPLETED: "Completed", ANSWERED: "In call", RINGING: "Ringing", MISSED: "Missed", REJECTED: "Rejected",
-  BUSY: "Busy", FAILED: "Failed", NO_ANSWER: "No answer",
-};
-
 const DOT = {
   idle: "#9ca3af", registering: "#f59e0b", registered: "#16a34a", failed: "#dc2626",
   disconnected: "#dc2626", follower: "#3b82f6",
 };
 
 export function Softphone({
-  config, command, match, recent, cases,
+  config, command, match, recent, cases, lang,
   onCallEvent, onRegistration, onLookup, onWrapUp,
 }) {
   const [reg, setReg] = useState({ state: "idle", reason: "" });
@@ -148,6 +195,10 @@ export function Softphone({
   const regRef = useRef({ state: "idle", reason: "" });
   const cb = useRef({});
   cb.current = { onCallEvent, onRegistration, onLookup, onWrapUp };
+  const L = labelsFor(lang);
+  // The user agent's handlers outlive renders: they read the language at the time of the event.
+  const langRef = useRef(L);
+  langRef.current = L;
 
   const enabled = !!(config && config.password && config.wss_url);
   const userKey = enabled ? `watheeq-softphone:${config.sip_uri}` : "";
@@ -304,21 +355,21 @@ export function Softphone({
         ...x.view, callId: x.callId || null, pc: x.session.connection || null,
       }));
       publish("registering");
-      ua.on("connecting", (e) => { if (e.attempts > 1) publish("disconnected", `attempt ${e.attempts}`); });
-      ua.on("disconnected", (e) => publish("disconnected", e.reason || (e.error ? "connection error" : "connection closed")));
+      ua.on("connecting", (e) => { if (e.attempts > 1) publish("disconnected", langRef.current.attempt(e.attempts)); });
+      ua.on("disconnected", (e) => publish("disconnected", e.reason || (e.error ? langRef.current.connError : langRef.current.connClosed)));
       ua.on("registered", () => {
         retries = 0;
         publish("registered");
         if (cb.current.onRegistration) cb.current.onRegistration({ state: "registered", first: firstRegistration, at: Date.now() });
         firstRegistration = false;
       });
-      ua.on("unregistered", () => { if (ua.isConnected()) publish("registering", "registration expired"); });
+      ua.on("unregistered", () => { if (ua.isConnected()) publish("registering", langRef.current.regExpired); });
       ua.on("registrationFailed", (e) => {
         // JsSIP retries by itself only after a 423; everything else is ours to retry.
         retries += 1;
         const delay = Math.min(REGISTER_RETRY_MAX_S, 2 ** Math.min(retries, 5)) * (0.75 + Math.random() / 2);
         const code = e.response ? ` (${e.response.status_code})` : "";
-        publish("failed", `${e.cause}${code}; retrying in ${Math.round(delay)} s`);
+        publish("failed", `${e.cause}${code}; ${langRef.current.retryingIn(Math.round(delay))}`);
         if (cb.current.onRegistration) cb.current.onRegistration({ state: "failed", cause: e.cause, at: Date.now() });
         clearTimeout(retryTimer);
         retryTimer = setTimeout(() => { if (ua.isConnected()) ua.register(); }, delay * 1000);
@@ -413,7 +464,7 @@ export function Softphone({
     setError("");
     if (!dest) return;
     mark("dial", dest);
-    if (!ua || !ua.isRegistered()) { setError("The phone is not registered yet."); return; }
+    if (!ua || !ua.isRegistered()) { setError("notRegistered"); return; }
     const stream = await getMic();
     if (!stream) return;
     const domain = config.sip_domain;
@@ -474,7 +525,7 @@ export function Softphone({
     entry.session.refer(uri, {
       eventHandlers: {
         accepted: () => entry.session.terminate(),
-        failed: () => setError("The transfer failed."),
+        failed: () => setError("transferFailed"),
       },
     });
     setTransferTo("");
@@ -500,9 +551,11 @@ export function Softphone({
   const incoming = calls.filter((c) => c.direction === "incoming" && c.phase === "ringing");
   const shownReg = leader ? reg : ((followerView && followerView.reg) || reg);
   const statusText = {
-    idle: "Offline", registering: "Connecting…", registered: `Ready · ${config.extension}`,
-    failed: "Registration failed", disconnected: "Disconnected, retrying", follower: "Phone open in another tab",
+    idle: L.offline, registering: L.connecting, registered: `${L.ready} · ${config.extension}`,
+    failed: L.regFailed, disconnected: L.disconnected, follower: L.follower,
   }[shownReg.state] || shownReg.state;
+  const errorText = error ? (L[error] || error) : "";
+  const dir = lang === "ar" ? "rtl" : "ltr";
   const matchFor = (num) => (match && match.number === num && match.name ? match : null);
 
   const onKey = (e) => { if (e.key === "Enter") dial(number); };
@@ -516,7 +569,7 @@ export function Softphone({
     <>
       <style>{css}</style>
       <audio ref={audioRef} autoPlay data-testid="softphone-remote-audio" />
-      <button type="button" className="wq-sp-fab" aria-label={`Phone: ${statusText}`} data-testid="softphone-toggle" data-state={shownReg.state} onClick={() => setOpen(!open)}>
+      <button type="button" className="wq-sp-fab" aria-label={`${L.phone}: ${statusText}`} data-testid="softphone-toggle" data-state={shownReg.state} onClick={() => setOpen(!open)}>
         ☎
         <span className="wq-sp-dot" style={{ background: DOT[shownReg.state] || DOT.idle }} />
       </button>
@@ -524,67 +577,67 @@ export function Softphone({
       {incoming.map((c) => {
         const m = matchFor(c.remote);
         return (
-          <div key={c.key} className="wq-sp-card" role="alertdialog" data-testid="softphone-incoming">
-            <div className="wq-sp-muted">{active ? "Call waiting" : "Incoming call"}{ringerRef.current && !ringerRef.current.canPlay() ? " · click anywhere to enable the ringtone" : ""}</div>
-            <div style={{ fontSize: 20, fontWeight: 600 }} data-testid="softphone-incoming-number">{c.remote}</div>
-            {m ? <a href={`/clients/${m.client_id}`} data-testid="softphone-incoming-client">{m.name}</a> : <div className="wq-sp-muted">Unknown caller</div>}
+          <div key={c.key} className="wq-sp-card" role="alertdialog" data-testid="softphone-incoming" dir={dir} lang={lang}>
+            <div className="wq-sp-muted">{active ? L.callWaiting : L.incomingCall}{ringerRef.current && !ringerRef.current.canPlay() ? ` · ${L.enableRingtone}` : ""}</div>
+            <div style={{ fontSize: 20, fontWeight: 600 }} dir="ltr" data-testid="softphone-incoming-number">{c.remote}</div>
+            {m ? <a href={`/clients/${m.client_id}`} data-testid="softphone-incoming-client">{m.name}</a> : <div className="wq-sp-muted">{L.unknownCaller}</div>}
             <div className="wq-sp-row">
-              <button type="button" className="wq-sp-btn wq-sp-green" data-testid="softphone-answer" onClick={() => answer(c.key)}>Answer</button>
-              <button type="button" className="wq-sp-btn wq-sp-red" data-testid="softphone-reject" onClick={() => reject(c.key)}>Reject</button>
+              <button type="button" className="wq-sp-btn wq-sp-green" data-testid="softphone-answer" onClick={() => answer(c.key)}>{L.answer}</button>
+              <button type="button" className="wq-sp-btn wq-sp-red" data-testid="softphone-reject" onClick={() => reject(c.key)}>{L.reject}</button>
             </div>
-            {error ? <div className="wq-sp-err">{error}</div> : null}
+            {errorText ? <div className="wq-sp-err">{errorText}</div> : null}
           </div>
         );
       })}
 
       {open ? (
-        <div className="wq-sp-panel" data-testid="softphone-panel">
+        <div className="wq-sp-panel" data-testid="softphone-panel" dir={dir} lang={lang}>
           <div className="wq-sp-status" data-testid="softphone-status" data-state={shownReg.state}>
             {statusText}{shownReg.reason ? ` · ${shownReg.reason}` : ""}
           </div>
           {!leader && shownReg.state === "follower" ? (
             <div>
-              {(followerView && followerView.calls && followerView.calls.length) ? <div className="wq-sp-muted">A call is in progress in the other tab.</div> : null}
-              <button type="button" className="wq-sp-btn" data-testid="softphone-take-over" onClick={() => takeoverRef.current && takeoverRef.current()}>Use the phone in this tab</button>
+              {(followerView && followerView.calls && followerView.calls.length) ? <div className="wq-sp-muted">{L.otherTabCall}</div> : null}
+              <button type="button" className="wq-sp-btn" data-testid="softphone-take-over" onClick={() => takeoverRef.current && takeoverRef.current()}>{L.takeOver}</button>
             </div>
           ) : null}
-          {error ? <div className="wq-sp-err" data-testid="softphone-error">{error}</div> : null}
+          {errorText ? <div className="wq-sp-err" data-testid="softphone-error">{errorText}</div> : null}
 
           {active ? (
             <div data-testid="softphone-call" data-phase={active.phase}>
-              <div style={{ fontSize: 18, fontWeight: 600 }}>{active.remote}</div>
+              <div style={{ fontSize: 18, fontWeight: 600 }} dir="ltr">{active.remote}</div>
               {matchFor(active.remote) ? <div>{matchFor(active.remote).name}</div> : null}
               <div className="wq-sp-muted" data-testid="softphone-call-state">
-                {active.phase === "calling" ? "Calling…" : active.phase === "ringing-remote" ? "Ringing…" : active.held ? "On hold" : "In call"}
+                {active.phase === "calling" ? L.calling : active.phase === "ringing-remote" ? L.ringing : active.held ? L.onHold : L.inCall}
                 {active.answeredAt ? ` · ${fmtTime(Math.max(0, Math.floor((now - active.answeredAt) / 1000)))}` : ""}
               </div>
               {active.phase === "in-call" ? (
                 <>
                   <div className="wq-sp-row">
-                    <button type="button" className={`wq-sp-btn${active.muted ? " on" : ""}`} data-testid="softphone-mute" onClick={() => toggleMute(active.key)}>{active.muted ? "Unmute" : "Mute"}</button>
-                    <button type="button" className={`wq-sp-btn${active.held ? " on" : ""}`} data-testid="softphone-hold" onClick={() => toggleHold(active.key)}>{active.held ? "Resume" : "Hold"}</button>
+                    <button type="button" className={`wq-sp-btn${active.muted ? " on" : ""}`} data-testid="softphone-mute" onClick={() => toggleMute(active.key)}>{active.muted ? L.unmute : L.mute}</button>
+                    <button type="button" className={`wq-sp-btn${active.held ? " on" : ""}`} data-testid="softphone-hold" onClick={() => toggleHold(active.key)}>{active.held ? L.resume : L.hold}</button>
                   </div>
                   <div className="wq-sp-pad">
                     {DIAL_KEYS.map((k) => <button type="button" key={k} data-testid={`softphone-dtmf-${k}`} onClick={() => dtmf(active.key, k)}>{k}</button>)}
                   </div>
                   <div className="wq-sp-row">
-                    <input className="wq-sp-input" style={{ fontSize: 14 }} placeholder="Transfer to…" value={transferTo} onChange={(e) => setTransferTo(e.target.value)} data-testid="softphone-transfer-input" />
-                    <button type="button" className="wq-sp-btn" onClick={() => transfer(active.key)} data-testid="softphone-transfer">Transfer</button>
+                    <input className="wq-sp-input" style={{ fontSize: 14 }} placeholder={L.transferTo} dir="ltr" value={transferTo} onChange={(e) => setTransferTo(e.target.value)} data-testid="softphone-transfer-input" />
+                    <button type="button" className="wq-sp-btn" onClick={() => transfer(active.key)} data-testid="softphone-transfer">{L.transfer}</button>
                   </div>
                 </>
               ) : null}
-              <button type="button" className="wq-sp-btn wq-sp-red" style={{ width: "100%" }} data-testid="softphone-hangup" onClick={() => hangup(active.key)}>Hang up</button>
+              <button type="button" className="wq-sp-btn wq-sp-red" style={{ width: "100%" }} data-testid="softphone-hangup" onClick={() => hangup(active.key)}>{L.hangUp}</button>
             </div>
           ) : wrapUp ? (
             <div data-testid="softphone-wrapup">
-              <div style={{ fontWeight: 600 }}>After the call with {wrapUp.remote}</div>
+              <div style={{ fontWeight: 600 }}>{L.afterCall(wrapUp.remote)}</div>
               <div className={wrapUp.outcome === "ended" ? "wq-sp-muted" : "wq-sp-err"} data-testid="softphone-outcome">
-                {wrapUp.outcome === "ended" ? "Call ended" : `Not connected: ${wrapUp.outcome || "unknown reason"}`}
+                {wrapUp.outcome === "ended" ? L.callEnded : L.notConnected(wrapUp.outcome || L.unknownReason)}
               </div>
-              <textarea className="wq-sp-input" style={{ fontSize: 14, minHeight: 60 }} placeholder="Note" value={note} onChange={(e) => setNote(e.target.value)} data-testid="softphone-wrapup-note" />
+              <textarea className="wq-sp-input" style={{ fontSize: 14, minHeight: 60 }} placeholder={L.note} value={note} onChange={(e) => setNote(e.target.value)} data-testid="softphone-wrapup-note" />
               {cases && cases.length ? (
                 <select className="wq-sp-input" style={{ fontSize: 14 }} value={caseId} onChange={(e) => setCaseId(e.target.value)} data-testid="softphone-wrapup-case">
-                  <option value="">No case</option>
+                  <option value="">{L.noCase}</option>
                   {cases.map((c) => <option key={c.id} value={String(c.id)}>{c.title}</option>)}
                 </select>
               ) : null}
@@ -592,25 +645,25 @@ export function Softphone({
                 <button type="button" className="wq-sp-btn wq-sp-green" data-testid="softphone-wrapup-save" onClick={() => {
                   if (cb.current.onWrapUp && (note.trim() || caseId)) cb.current.onWrapUp({ call_id: wrapUp.callId, direction: wrapUp.direction, note: note.trim(), case_id: caseId ? Number(caseId) : null });
                   setWrapUp(null);
-                }}>Save</button>
-                <button type="button" className="wq-sp-btn" onClick={() => setWrapUp(null)} data-testid="softphone-wrapup-skip">Skip</button>
+                }}>{L.save}</button>
+                <button type="button" className="wq-sp-btn" onClick={() => setWrapUp(null)} data-testid="softphone-wrapup-skip">{L.skip}</button>
               </div>
             </div>
           ) : leader ? (
             <div>
-              <input className="wq-sp-input" inputMode="tel" placeholder="Number or extension" value={number} data-testid="softphone-number"
+              <input className="wq-sp-input" inputMode="tel" placeholder={L.numberPlaceholder} dir="ltr" value={number} data-testid="softphone-number"
                 onChange={(e) => setNumber(e.target.value.replace(/[^0-9*#+]/g, ""))} onKeyDown={onKey} onPaste={onPaste} />
               {matchFor(number) ? <div data-testid="softphone-number-client">{matchFor(number).name}</div> : null}
               <div className="wq-sp-pad">
                 {DIAL_KEYS.map((k) => <button type="button" key={k} onClick={() => setNumber(number + k)}>{k}</button>)}
               </div>
-              <button type="button" className="wq-sp-btn wq-sp-green" style={{ width: "100%" }} data-testid="softphone-dial" disabled={shownReg.state !== "registered"} onClick={() => dial(number)}>Call</button>
+              <button type="button" className="wq-sp-btn wq-sp-green" style={{ width: "100%" }} data-testid="softphone-dial" disabled={shownReg.state !== "registered"} onClick={() => dial(number)}>{L.call}</button>
               {recent && recent.length ? (
                 <ul className="wq-sp-recent" data-testid="softphone-recent">
                   {recent.map((r) => (
                     <li key={r.id} onClick={() => setNumber(r.remote_number)}>
-                      <span>{r.direction === "INBOUND" ? "↙" : "↗"} {r.client_name || r.remote_number}</span>
-                      <span className="wq-sp-muted">{STATUS_LABEL[r.status] || r.status}</span>
+                      <span><span dir="ltr">{r.direction === "INBOUND" ? "↙" : "↗"}</span> <bdi>{r.client_name || r.remote_number}</bdi></span>
+                      <span className="wq-sp-muted">{L.status[r.status] || r.status}</span>
                     </li>
                   ))}
                 </ul>

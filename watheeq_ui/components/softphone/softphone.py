@@ -12,6 +12,7 @@ from reflex_base.components.component import Component
 
 from watheeq_ui.components.softphone.state import SoftphoneState
 from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.lang import LangState
 
 JSSIP = "jssip@3.13.8"
 _JSX = rx.asset("softphone.jsx", shared=True)
@@ -31,6 +32,8 @@ class Softphone(rx.NoSSRComponent):
     match: rx.Var[dict]
     recent: rx.Var[list]
     cases: rx.Var[list]
+    # "en" or "ar": the platform's language switch; the component keeps its own label table.
+    lang: rx.Var[str]
 
     on_call_event: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
     on_registration: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
@@ -49,6 +52,7 @@ def softphone_root() -> rx.Component:
                 match=SoftphoneState.match,
                 recent=SoftphoneState.recent,
                 cases=SoftphoneState.cases,
+                lang=LangState.lang,
                 on_call_event=SoftphoneState.on_call_event,
                 on_registration=SoftphoneState.on_registration,
                 on_lookup=SoftphoneState.lookup,

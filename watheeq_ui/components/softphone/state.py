@@ -17,7 +17,9 @@ from services import accounts, call_center, clients, db, phones
 from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_event, leg_key
 from services.errors import DomainError, NotFound
 from services.models import CallDirection, CallFilters, Principal
+from watheeq_ui.i18n import tr
 from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.lang import LangState
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class SoftphoneState(rx.State):
     async def _principal(self) -> Principal | None:
         auth = await self.get_state(AuthState)
         return auth._principal()
+
+    async def _lang(self) -> str:
+        return (await self.get_state(LangState)).lang
 
     @rx.event
     async def load_config(self):
@@ -204,13 +209,13 @@ class SoftphoneState(rx.State):
             with db.session_scope() as session:
                 call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
                 if call is None or call.agent_user_id != principal.user_id:
-                    return rx.toast.error("The call was not found.")
+                    return rx.toast.error(tr(await self._lang(), "sp_call_not_found"))
                 call_center.add_notes(
                     session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
                 )
         except DomainError as exc:
             return rx.toast.error(exc.message)
-        return rx.toast.success("Saved to the call.")
+        return rx.toast.success(tr(await self._lang(), "sp_saved"))
 
     @rx.event
     def dial(self, number: str):

@@ -1,0 +1,111 @@
+"""Domain error messages in the chosen language.
+
+(Sign-in failures are not here: the login form maps them to its own labels.)
+
+Services raise their reasons in English (the API returns them as they are); the
+dashboard shows them next to a field or in a toast, so it translates them here, keyed
+by the English text. A message built from values (an extension number, a limit) is
+keyed by its template, with the values carried over into the translation. A message
+without a translation is shown in English rather than not at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+from services.errors import DomainError
+
+# English message or template -> Arabic; {name} marks a value taken from the message.
+ARABIC: dict[str, str] = {
+    # extensions form
+    "choose a user": "اختر مستخدمًا",
+    "an extension is 2 to 10 digits": "رقم التحويلة من 2 إلى 10 أرقام",
+    "the extension is at most 16 characters": "رقم التحويلة 16 حرفًا على الأكثر",
+    "the display name is at most 100 characters": "الاسم الظاهر 100 حرف على الأكثر",
+    "the SIP password is {min} to {max} characters": "كلمة مرور SIP من {min} إلى {max} حرفًا",
+    "a SIP password is required for a new extension": "كلمة مرور SIP مطلوبة للتحويلة الجديدة",
+    "extension {number} is already assigned": "التحويلة {number} مسندة لمستخدم آخر بالفعل",
+    "no user with this email in the firm": "لا يوجد مستخدم بهذا البريد في المكتب",
+    "user not found": "المستخدم غير موجود",
+    "extension not found": "التحويلة غير موجودة",
+    "only an owner or an admin may manage users": "إدارة المستخدمين للمالك أو المسؤول فقط",
+    "your role may not {action}": "دورك لا يسمح بهذا الإجراء",
+    "you do not belong to this firm": "أنت لا تنتمي إلى هذا المكتب",
+    # PBX settings
+    "the PBX host is required": "عنوان المقسم مطلوب",
+    "give the host name or IP address only, without scheme or path": "أدخل اسم المضيف أو عنوان IP فقط، دون بروتوكول أو مسار",
+    "not a valid host name or IP address": "ليس اسم مضيف أو عنوان IP صالحًا",
+    "the port is between 1 and 65535": "المنفذ رقم بين 1 و65535",
+    "the port is a number between 1 and 65535": "المنفذ رقم بين 1 و65535",
+    "the WebSocket path starts with '/' and has no spaces": "مسار WebSocket يبدأ بـ '/' ولا يحتوي على مسافات",
+    "a list of ICE servers is expected": "المتوقع قائمة بخوادم ICE",
+    "each ICE server is an object with 'urls'": "كل خادم ICE كائن فيه 'urls'",
+    "unknown ICE server field": "حقل غير معروف في خادم ICE",
+    "pass the TURN credential separately; it is stored encrypted": "أدخل كلمة مرور TURN في حقلها الخاص؛ فهي تُحفظ مشفّرة",
+    "one URL or a list of URLs is required": "مطلوب عنوان URL واحد أو قائمة عناوين",
+    "each URL starts with stun:, turn: or turns:": "يبدأ كل عنوان بـ stun: أو turn: أو turns:",
+    "the username is text of at most 256 characters": "اسم المستخدم نص من 256 حرفًا على الأكثر",
+    "the TURN credential is at most 256 characters": "كلمة مرور TURN من 256 حرفًا على الأكثر",
+    "the PBX is not configured for this firm yet": "لم تُضبط إعدادات المقسم لهذا المكتب بعد",
+    # clients, phone numbers and email addresses
+    "a client name is required": "اسم العميل مطلوب",
+    "a client name is at most 200 characters": "اسم العميل 200 حرف على الأكثر",
+    "a phone number is required": "رقم الهاتف مطلوب",
+    "a phone number is at most 64 characters": "رقم الهاتف 64 حرفًا على الأكثر",
+    "a phone number may contain only digits, spaces, dashes, brackets and a leading +": (
+        "رقم الهاتف لا يحوي إلا أرقامًا ومسافات وشرطات وأقواسًا و+ في أوله"
+    ),
+    "'{number}' is not a valid phone number for region {region}": "'{number}' ليس رقم هاتف صالحًا في المنطقة {region}",
+    "an email address is required": "البريد الإلكتروني مطلوب",
+    "not a valid email address": "ليس بريدًا إلكترونيًا صالحًا",
+    "client not found": "العميل غير موجود",
+    "a case title is required": "عنوان القضية مطلوب",
+    "a case title is at most 200 characters": "عنوان القضية 200 حرف على الأكثر",
+    "a reference is at most 64 characters": "المرجع 64 حرفًا على الأكثر",
+    # call notes and case link
+    "write a note first": "اكتب ملاحظة أولًا",
+    "choose a case": "اختر قضية",
+    "the note is empty": "الملاحظة فارغة",
+    "give a note or a case to link": "أدخل ملاحظة أو اختر قضية لربطها",
+    "a note is at most {n} characters": "الملاحظة {n} حرف على الأكثر",
+    "no such case in this firm": "لا توجد هذه القضية في المكتب",
+    "the case belongs to another client than the call": "القضية تخص عميلًا غير عميل المكالمة",
+    "case not found": "القضية غير موجودة",
+    "call not found": "المكالمة غير موجودة",
+    # call history filters
+    "search by the digits of a number": "ابحث بأرقام الرقم",
+    "a date such as 2025-01-31": "تاريخ مثل 2025-01-31",
+    "the end date is on or after the start date": "تاريخ النهاية في يوم البداية أو بعده",
+    "the start is before the end": "البداية قبل النهاية",
+    # WhatsApp send
+    "a message is required": "نص الرسالة مطلوب",
+    "a message is at most {n} characters": "الرسالة {n} حرف على الأكثر",
+    "give either a phone number or a client, not both": "أدخل رقم هاتف أو اختر عميلًا، لا الاثنين معًا",
+    "this client has no valid phone number": "ليس لهذا العميل رقم هاتف صالح",
+    "the WhatsApp line is not connected": "خط واتساب غير متصل",
+    "only an owner or an admin may link or unlink the WhatsApp line": "ربط خط واتساب أو فصله للمالك أو المسؤول فقط",
+}
+
+_PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(_PLACEHOLDER.sub(lambda m: f"(?P<{m[1]}>.+?)", re.escape(template)))
+
+
+_TEMPLATES = [(_pattern(en), ar) for en, ar in ARABIC.items() if "{" in en]
+
+
+def error_text(lang: str, error: DomainError | str) -> str:
+    """The reason of ``error`` (a domain error or its English message) in ``lang``; English when untranslated."""
+    message = error.message if isinstance(error, DomainError) else error
+    if lang != "ar":
+        return message
+    exact = ARABIC.get(message)
+    if exact is not None:
+        return exact
+    for pattern, arabic in _TEMPLATES:
+        match = pattern.fullmatch(message)
+        if match:
+            return arabic.format(**match.groupdict())
+    return message
