@@ -9,7 +9,12 @@ import pytest
 from sqlmodel import Session
 
 from services import clients, whatsapp
-from services.call_center import add_notes, assign_extension, log_call, update_pbx_settings
+from services.call_center import (
+    add_notes,
+    assign_extension,
+    log_call,
+    update_pbx_settings,
+)
 from services.errors import Conflict, DomainError, Invalid
 from services.models import (
     CallCreate,
