@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 os.environ.setdefault("NEONIZE_BOT_TAG", "off")
 
+from neonize._binder import ProxySettings  # noqa: E402
 from neonize.aioze.client import NewAClient  # noqa: E402
 from neonize.aioze.events import (  # noqa: E402
     ClientOutdatedEv,
@@ -156,6 +157,13 @@ def device_store_url(database_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
+
+def proxy_settings() -> ProxySettings | None:
+    """The proxy WhatsApp traffic goes through (``WATHEEQ_WHATSAPP_PROXY``, http:// or
+    socks5://), for firms whose network only lets traffic out through one."""
+    address = config.get("WATHEEQ_WHATSAPP_PROXY")
+    return ProxySettings(proxy_address=address) if address else None
+
 class NeonizeGateway(Gateway):
     name = "neonize"
 
@@ -225,7 +233,7 @@ class NeonizeGateway(Gateway):
             self._clients[tenant_id] = client
             self._stopping.discard(tenant_id)
             try:
-                task = await client.connect()
+                task = await client.connect(proxy_settings())
             except Exception as exc:
                 self._clients.pop(tenant_id, None)
                 raise GatewayError(str(exc)) from exc

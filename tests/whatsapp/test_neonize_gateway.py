@@ -4,7 +4,10 @@ real neonize client, offline, failing to dial without taking the sidecar down.""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
+
+import pytest
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -146,7 +149,15 @@ def test_device_jids_round_trip() -> None:
         assert Jid2String(parse_jid(text)) == text
 
 
-async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retry(engine: Engine, data_dir: Path) -> None:
+async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retry(
+    engine: Engine, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through a proxy on a closed loopback port: the dial fails here, at once, without the
+    # test sending anything (not even a name lookup) off this machine.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("WATHEEQ_WHATSAPP_PROXY", f"http://127.0.0.1:{closed}")
     async with asyncio.timeout(60):
         with db.session_scope() as session:
             tenant = f.make_tenant(session)
@@ -165,6 +176,7 @@ async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retr
                 break
             await asyncio.sleep(0.05)
         assert "dial" in (row.last_error or "")
+        assert f"127.0.0.1:{closed}" in (row.last_error or "")
         assert row.next_retry_at is not None and row.retry_count == 1
         await asyncio.sleep(0.5)
         assert not task.done()
