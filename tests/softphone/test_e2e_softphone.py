@@ -298,6 +298,58 @@ def test_a_call_in_progress_survives_navigating_to_the_call_history_and_back(log
     expect(b.page.get_by_test_id("softphone-call")).to_be_hidden(timeout=5_000)
 
 
+def _bindings(stack: e2e.Stack, extension: str) -> list[str]:
+    """The contact addresses the registrar holds for this extension (one per user agent)."""
+    dump = stack.pbx.registered()
+    marker = f"AoR: {extension}\n"
+    if marker not in dump:
+        return []
+    section = dump.split(marker, 1)[1].split("AoR:", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.strip().startswith("Address:")]
+
+
+def test_only_one_tab_of_an_agent_registers_and_another_tab_takes_over_when_it_closes(login, stack):
+    first = login(CALLER)
+    b = login(CALLEE)
+    # A second tab of the same signed-in agent: same browser context, so same storage and locks.
+    second = e2e.Phone(first.page.context.new_page(), *CALLER)
+    second.page.goto(f"{e2e.BASE_URL}/")
+    expect(second.toggle).to_have_attribute("data-state", "follower", timeout=15_000)
+    second.open_panel()
+    expect(second.page.get_by_test_id("softphone-status")).to_have_text(
+        f"Phone open in another tab · Ready · {CALLER[1]}")
+    expect(second.page.get_by_test_id("softphone-take-over")).to_be_visible()
+    e2e.screenshot(second.page, "follower-tab")
+    first.expect_registered()
+    assert not [m for m in e2e.timeline(second.page) if m["type"] in ("reg:registering", "reg:registered")]
+    bindings = _bindings(stack, CALLER[1])
+    assert len(bindings) == 1, bindings
+
+    # A call to the agent rings in the registered tab only; the other one says where it is.
+    b.dial_from_pad(CALLER[1])
+    expect(first.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+    expect(b.call_state()).to_contain_text("Ringing", timeout=5_000)
+    expect(second.page.get_by_test_id("softphone-panel")).to_contain_text("A call is in progress in the other tab.")
+    time.sleep(0.5)
+    assert second.page.get_by_test_id("softphone-incoming").count() == 0
+    assert not [m for m in e2e.timeline(second.page) if m["type"] == "call:new"]
+    b.page.get_by_test_id("softphone-hangup").click()
+    expect(first.page.get_by_test_id("softphone-incoming")).to_be_hidden(timeout=5_000)
+    b.page.get_by_test_id("softphone-wrapup-skip").click()
+
+    # The registered tab closes: the other one gets the lock and registers its own binding.
+    first.page.close()
+    second.expect_registered()
+    expect(second.page.get_by_test_id("softphone-status")).to_have_text(f"Ready · {CALLER[1]}")
+    taken_over = e2e.wait_until(
+        lambda: (lambda now: now if len(now) == 1 and now != bindings else None)(_bindings(stack, CALLER[1])),
+        10, f"one new binding of {CALLER[1]}",
+    )
+    assert taken_over != bindings
+    b.dial_from_pad(CALLER[1])
+    _expect_rings_at(b, second)
+
+
 def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login, stack, browser):
     # A registered phone loses its PBX ...
     a = login(CALLER)

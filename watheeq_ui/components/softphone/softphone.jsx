@@ -317,7 +317,8 @@ export function Softphone({
     channelRef.current = null;
     channel.onmessage = (m) => {
       const msg = m.data || {};
-      if (msg.type === "status" && !uaRef.current) setFollowerView((v) => ({ ...(v || {}), reg: msg.reg }));
+      // Another follower's "follower" says nothing about the tab that holds the phone.
+      if (msg.type === "status" && !uaRef.current && msg.reg && msg.reg.state !== "follower") setFollowerView((v) => ({ ...(v || {}), reg: msg.reg }));
       if (msg.type === "calls" && !uaRef.current) setFollowerView((v) => ({ ...(v || {}), calls: msg.calls }));
       if (msg.type === "hello" && uaRef.current) channel.postMessage({ type: "status", reg: regRef.current });
     };
@@ -549,11 +550,15 @@ export function Softphone({
 
   const active = calls.find((c) => c.phase !== "ringing" || c.direction === "outgoing");
   const incoming = calls.filter((c) => c.direction === "incoming" && c.phase === "ringing");
-  const shownReg = leader ? reg : ((followerView && followerView.reg) || reg);
-  const statusText = {
+  const regLabel = (r) => ({
     idle: L.offline, registering: L.connecting, registered: `${L.ready} · ${config.extension}`,
     failed: L.regFailed, disconnected: L.disconnected, follower: L.follower,
-  }[shownReg.state] || shownReg.state;
+  }[r.state] || r.state);
+  // A follower says so (and offers to take over), with the leading tab's state after it:
+  // showing that state as its own would pass this tab off as the registered one.
+  const leaderReg = followerView && followerView.reg;
+  const shownReg = leader || reg.state !== "follower" ? reg : { state: "follower", reason: leaderReg ? regLabel(leaderReg) : "" };
+  const statusText = regLabel(shownReg);
   const errorText = error ? (L[error] || error) : "";
   const dir = lang === "ar" ? "rtl" : "ltr";
   const matchFor = (num) => (match && match.number === num && match.name ? match : null);
