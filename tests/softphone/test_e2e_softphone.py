@@ -350,6 +350,31 @@ def test_only_one_tab_of_an_agent_registers_and_another_tab_takes_over_when_it_c
     _expect_rings_at(b, second)
 
 
+def test_another_tab_takes_the_phone_over_on_request_and_the_first_follows_it(login, stack):
+    first = login(CALLER)
+    first.expect_registered()
+    second = e2e.Phone(first.page.context.new_page(), *CALLER)
+    second.page.goto(f"{e2e.BASE_URL}/")
+    expect(second.toggle).to_have_attribute("data-state", "follower", timeout=15_000)
+    second.open_panel()
+    second.page.get_by_test_id("softphone-take-over").click()
+    second.expect_registered()
+    # The tab that had the phone says it follows the other one now, and is not registered.
+    expect(first.toggle).to_have_attribute("data-state", "follower", timeout=10_000)
+    first.open_panel()
+    expect(first.page.get_by_test_id("softphone-status")).to_have_text(
+        f"Phone open in another tab · Ready · {CALLER[1]}")
+    e2e.wait_until(lambda: len(_bindings(stack, CALLER[1])) == 1, 10, f"one binding of {CALLER[1]}")
+    b = login(CALLEE)
+    b.dial_from_pad(CALLER[1])
+    _expect_rings_at(b, second)
+    time.sleep(0.5)
+    assert first.page.get_by_test_id("softphone-incoming").count() == 0
+    # And when the tab holding the phone closes, the first one gets it back.
+    second.page.close()
+    first.expect_registered()
+
+
 def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login, stack, browser):
     # A registered phone loses its PBX ...
     a = login(CALLER)

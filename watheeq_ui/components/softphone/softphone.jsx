@@ -413,12 +413,26 @@ export function Softphone({
     // Only one tab per user registers (Web Locks): the others follow its state through the
     // BroadcastChannel and get the lock when it closes, or take it over on request.
     const lockName = userKey;
-    const abort = new AbortController();
-    const acquire = (steal) => navigator.locks.request(lockName, steal ? { steal: true } : { signal: abort.signal }, () => {
-      start();
-      return new Promise((resolve) => { released = resolve; });
-    }).catch(() => {}).finally(() => { stop(); });
-    takeoverRef.current = () => { abort.abort(); acquire(true); };
+    let waiting = null;
+    let unmounted = false;
+    const acquire = (steal) => {
+      waiting = steal ? null : new AbortController();
+      return navigator.locks.request(lockName, steal ? { steal: true } : { signal: waiting.signal }, () => {
+        start();
+        return new Promise((resolve) => { released = resolve; });
+      }).catch(() => {}).finally(() => {
+        const wasLeader = !!uaRef.current;
+        stop();
+        // Another tab took the phone: follow it, and queue for the lock again so this tab
+        // gets the phone back when that one closes.
+        if (wasLeader && !unmounted) {
+          publish("follower");
+          acquire(false);
+          channel.postMessage({ type: "hello" });
+        }
+      });
+    };
+    takeoverRef.current = () => { if (waiting) waiting.abort(); acquire(true); };
     if (navigator.locks) {
       acquire(false);
       channel.postMessage({ type: "hello" });
@@ -429,8 +443,9 @@ export function Softphone({
     const onHide = () => stop();
     window.addEventListener("pagehide", onHide);
     return () => {
+      unmounted = true;
       window.removeEventListener("pagehide", onHide);
-      abort.abort();
+      if (waiting) waiting.abort();
       if (released) released();
       stop();
       channel.close();
