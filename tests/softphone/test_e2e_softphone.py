@@ -375,6 +375,17 @@ def test_another_tab_takes_the_phone_over_on_request_and_the_first_follows_it(lo
     first.expect_registered()
 
 
+def test_the_sip_password_is_never_kept_in_the_apps_state(login, stack):
+    a = login(CALLER)
+    a.expect_registered()
+    # Reflex writes each client's state to .states/ after a short debounce.
+    time.sleep(3)
+    states = list((e2e.ROOT / ".states").glob("*.pkl"))
+    assert states, "the app wrote no state to look in"
+    password = f"secret{CALLER[1]}".encode()
+    assert [p.name for p in states if password in p.read_bytes()] == []
+
+
 def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login, stack, browser):
     # A registered phone loses its PBX ...
     a = login(CALLER)

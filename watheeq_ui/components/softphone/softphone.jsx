@@ -200,7 +200,28 @@ export function Softphone({
   const langRef = useRef(L);
   langRef.current = L;
 
-  const enabled = !!(config && config.password && config.wss_url);
+  // The SIP password and the TURN credentials never sit in the app's state (the server
+  // keeps state on disk or in Redis): the phone asks the API for them with the user's own
+  // session token, keeps them in memory only, and retries with backoff.
+  const [secret, setSecret] = useState(null);
+  useEffect(() => {
+    setSecret(null);
+    if (!config || !config.wss_url || !config.credentials_url) return undefined;
+    let cancelled = false;
+    let timer = null;
+    const load = (attempt) => {
+      const url = new URL(config.credentials_url);
+      if (["localhost", "127.0.0.1", "0.0.0.0", "::1"].includes(url.hostname)) url.hostname = window.location.hostname;
+      const token = window.localStorage.getItem("watheeq_session") || "";
+      fetch(url.toString(), { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" })
+        .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+        .then((own) => { if (!cancelled) setSecret({ password: own.password, ice_servers: own.ice_servers || [] }); })
+        .catch(() => { if (!cancelled) timer = setTimeout(() => load(attempt + 1), Math.min(30000, 500 * 2 ** attempt)); });
+    };
+    load(0);
+    return () => { cancelled = true; clearTimeout(timer); };
+  }, [config && config.wss_url, config && config.sip_uri, config && config.credentials_url]);
+  const enabled = !!(config && config.wss_url && secret && secret.password);
   const userKey = enabled ? `watheeq-softphone:${config.sip_uri}` : "";
 
   // ---------------------------------------------------------------- call bookkeeping
@@ -338,7 +359,7 @@ export function Softphone({
         sockets: [socket],
         uri: config.sip_uri,
         authorization_user: config.authorization_user,
-        password: config.password,
+        password: secret.password,
         display_name: config.display_name || undefined,
         instance_id: instanceId(),
         register: true,
@@ -454,7 +475,7 @@ export function Softphone({
     };
     // A new UA only when the identity or the PBX changes.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [enabled, config && config.wss_url, config && config.sip_uri, config && config.password]);
+  }, [enabled, config && config.wss_url, config && config.sip_uri, secret && secret.password]);
 
   // Timer for the running call clocks.
   useEffect(() => {
@@ -472,7 +493,7 @@ export function Softphone({
       return null;
     }
   };
-  const pcConfig = () => ({ iceServers: (config && config.ice_servers) || [] });
+  const pcConfig = () => ({ iceServers: (secret && secret.ice_servers) || [] });
 
   const dial = useCallback(async (target) => {
     const ua = uaRef.current;

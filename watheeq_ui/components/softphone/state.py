@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import reflex as rx
+from reflex.config import get_config
 
 from services import accounts, call_center, clients, db, phones
 from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_event, leg_key
@@ -43,7 +44,7 @@ def _direction(value: Any) -> CallDirection:
 
 
 class SoftphoneState(rx.State):
-    # Holds this agent's SIP password while signed in; never anyone else's.
+    # This agent's SIP identity while signed in; never a secret (see load_config).
     config: dict[str, Any] = {}
     command: dict[str, Any] = {}
     match: dict[str, Any] = {}
@@ -79,11 +80,12 @@ class SoftphoneState(rx.State):
             "sip_uri": cfg.sip_uri,
             "sip_domain": cfg.sip_domain,
             "authorization_user": cfg.authorization_user,
-            "password": cfg.password,
             "display_name": cfg.display_name,
             "extension": cfg.extension,
-            "ice_servers": cfg.ice_servers,
             "dtmf_transport": "RFC2833",
+            # No password and no ICE servers (TURN credentials) here: Reflex keeps state on
+            # disk or in Redis. The phone fetches them from this user's own API route.
+            "credentials_url": f"{get_config().api_url}/api/v1/call-center/extension",
         }
         self._extension = cfg.extension
         if wanted != self.config:  # an unchanged config must not restart the user agent
