@@ -9,6 +9,9 @@
 #   WATHEEQ_DATABASE_URL, WATHEEQ_WHATSAPP_GATEWAY, REDIS_URL   see README.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Files the app writes (the SQLite database, Reflex's server-side state, exports, WhatsApp
+# device stores) are for the service user only.
+umask 077
 
 bash scripts/setup.sh
 
