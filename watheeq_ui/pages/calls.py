@@ -15,7 +15,7 @@ from services.errors import DomainError, Invalid, NotFound
 from services.models import CallDetail, CallDirection, CallFilters, CallOrder, CallPublic, CallStatus, Principal
 
 from watheeq_ui import exports, formatting, routes
-from watheeq_ui.components.softphone import click_to_call
+from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, direction_icon, empty_state, field_error, status_badge
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
@@ -710,18 +710,13 @@ def _panel() -> rx.Component:
                         rx.hstack(direction_icon(c.direction), status_badge(c.status), rx.text(c.started, size="2"), align="center"),
                         rx.divider(),
                         _detail_line("remote_number", c.remote_number),
-                        rx.cond(
-                            AuthState.has_extension & (c.remote_number != ""),
-                            rx.button(
-                                rx.icon("phone-outgoing", size=14),
-                                t("call_back"),
-                                # Closed first: the drawer is modal and would cover the phone's controls.
-                                on_click=[CallsState.set_panel_open(False), click_to_call(c.remote_number)],
-                                color_scheme="green",
-                                variant="soft",
-                                size="2",
-                                data_testid="panel-call-back",
-                            ),
+                        call_button(
+                            c.remote_number,
+                            label_key="call_back",
+                            test_id="panel-call-back",
+                            size="2",
+                            # Closed first: the drawer is modal and would cover the phone's controls.
+                            before=[CallsState.set_panel_open(False)],
                         ),
                         _detail_line("agent", c.agent),
                         _detail_line("extension", c.extension),

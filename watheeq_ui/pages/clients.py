@@ -10,11 +10,11 @@ from services.errors import NotFound
 from services.models import CallFilters
 
 from watheeq_ui import formatting, routes
-from watheeq_ui.components.softphone import click_to_call
+from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, direction_icon, empty_state, section_title, status_badge
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
-from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 PAGE_SIZE = 25
 TIMELINE_ITEMS = 100
@@ -256,19 +256,7 @@ def client_page() -> rx.Component:
                         rx.hstack(
                             rx.icon("phone", size=14),
                             rx.text(ClientState.phone, dir="ltr"),
-                            # Only an agent with an extension has a phone to call from.
-                            rx.cond(
-                                AuthState.has_extension & (ClientState.phone != ""),
-                                rx.button(
-                                    rx.icon("phone-outgoing", size=14),
-                                    t("call_client"),
-                                    on_click=click_to_call(ClientState.phone),
-                                    color_scheme="green",
-                                    variant="soft",
-                                    size="1",
-                                    data_testid="client-call",
-                                ),
-                            ),
+                            call_button(ClientState.phone, label_key="call_client", test_id="client-call"),
                             align="center",
                         ),
                         rx.cond(ClientState.email != "", rx.hstack(rx.icon("mail", size=14), rx.text(ClientState.email))),

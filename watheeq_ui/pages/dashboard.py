@@ -17,11 +17,11 @@ from services import call_center, db
 from services.models import CallFilters, CallStats, CallStatus
 
 from watheeq_ui import formatting, routes
-from watheeq_ui.components.softphone import click_to_call
+from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
-from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
 MISSED_SHOWN = 5
@@ -227,19 +227,7 @@ def _missed_calls() -> rx.Component:
                         rx.text(m.client, size="2"),
                         rx.text(m.agent, size="1", color_scheme="gray"),
                         rx.spacer(),
-                        # Only an agent with an extension has a phone to call back from.
-                        rx.cond(
-                            AuthState.has_extension,
-                            rx.button(
-                                rx.icon("phone-outgoing", size=14),
-                                t("call_back"),
-                                on_click=click_to_call(m.remote),
-                                color_scheme="green",
-                                variant="soft",
-                                size="1",
-                                data_testid="missed-call-back",
-                            ),
-                        ),
+                        call_button(m.remote, label_key="call_back", test_id="missed-call-back"),
                         width="100%",
                         align="center",
                         data_testid="missed-call",

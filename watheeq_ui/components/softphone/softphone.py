@@ -11,6 +11,7 @@ import reflex as rx
 from reflex_base.components.component import Component
 
 from watheeq_ui.components.softphone.state import SoftphoneState
+from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
 
@@ -79,3 +80,20 @@ def softphone_slot() -> rx.Component:
 def click_to_call(number: rx.Var[str] | str) -> rx.event.EventSpec:
     """The event that makes the phone dial ``number`` (call history, client page, dashboard)."""
     return SoftphoneState.dial(number)
+
+
+def call_button(number: rx.Var[str], *, label_key: str, test_id: str, size: str = "1", before: list | None = None) -> rx.Component:
+    """A button that dials ``number``, shown only to a user with an extension (only they
+    have a phone to call from) and only when there is a number; ``before`` runs first."""
+    return rx.cond(
+        AuthState.has_extension & (number != ""),
+        rx.button(
+            rx.icon("phone-outgoing", size=14),
+            t(label_key),
+            on_click=[*(before or []), click_to_call(number)],
+            color_scheme="green",
+            variant="soft",
+            size=size,
+            data_testid=test_id,
+        ),
+    )
