@@ -22,6 +22,7 @@ import pytest
 from services.call_center import extensions
 from services.models import ExtensionAssign, PbxSettingsIn, Role
 from tests import factories
+from tests.browser import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -92,7 +93,7 @@ def _can_run_kamailio() -> str | None:
 def loopback_netns():
     reason = _can_run_kamailio()
     if reason:
-        pytest.skip(f"dev PBX test skipped: {reason}")
+        unavailable(f"dev PBX test cannot run: {reason}")
     holder = subprocess.Popen(["unshare", "--net", "sleep", "infinity"], start_new_session=True)
     try:
         # Until unshare has run, the holder is still in our namespace: "lo up" would then
