@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests need: Chromium (the browser tests), Kamailio with
-# WebSocket/TLS modules (the stand-in PBX) and sipp. Installed when missing and we are
-# root; otherwise say how, and the tests that need them skip themselves by name.
+# WebSocket/TLS modules (the stand-in PBX, which `make run` also starts) and sipp. Installed
+# when missing and we are root; otherwise say how. The tests that need them skip themselves
+# saying what is missing, except on CI (CI=true), where they fail.
 set -uo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -19,11 +20,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # policy-rc.d keeps package scripts from starting a system Kamailio on port 5060.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -q "${need[@]}" >/tmp/watheeq-apt.log 2>&1 || {
-    echo "apt-get install failed (see /tmp/watheeq-apt.log); the browser/SIP end-to-end tests will skip"; }
+    echo "apt-get install failed (see /tmp/watheeq-apt.log); the browser/SIP end-to-end tests will skip (fail on CI)"; }
   rm -f /usr/sbin/policy-rc.d
 else
   echo "Missing for the end-to-end tests: ${need[*]}"
   echo "Install them with: sudo apt-get install ${need[*]}"
-  echo "Until then the browser and SIP end-to-end tests skip themselves (each names what it needs)."
+  echo "Until then the browser and SIP end-to-end tests skip themselves (each names what it needs); with CI=true they fail."
 fi
 exit 0

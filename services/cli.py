@@ -72,6 +72,12 @@ def _cmd_seed_demo(args: argparse.Namespace) -> None:
     for login in report.logins:
         ext = f"  extension {login.extension}" if login.extension else ""
         print(f"  {login.tenant:<30} {login.role.value:<8} {login.email}{ext}")
+    # Shown this once (they are stored encrypted): a desk phone or sipp needs them; the
+    # browser softphone fetches its own.
+    print("SIP passwords of the demo extensions (random; shown only now):")
+    for login in report.logins:
+        if login.extension:
+            print(f"  {login.tenant:<30} {login.extension:<6} {login.email:<30} {login.sip_password}")
 
 
 def _cmd_rotate_key(args: argparse.Namespace) -> None:

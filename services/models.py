@@ -208,6 +208,9 @@ class PbxSettings(TenantOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     host: str = Field(max_length=253)
+    # "wss" (TLS) for a PBX on the network; "ws" only for one on this machine's loopback,
+    # which a browser may reach unencrypted from an http://localhost page.
+    transport: str = Field(default="wss", max_length=3, sa_column_kwargs={"server_default": "wss"})
     wss_port: int = Field(default=8089)
     wss_path: str = Field(default="/ws", max_length=128)
     sip_domain: str = Field(default="", max_length=253)
@@ -491,6 +494,7 @@ class CasePublic(SQLModel):
 
 class PbxSettingsIn(SQLModel):
     host: str
+    transport: str = "wss"
     wss_port: int = 8089
     wss_path: str = "/ws"
     sip_domain: str = ""
@@ -499,6 +503,7 @@ class PbxSettingsIn(SQLModel):
 
 class PbxSettingsPublic(SQLModel):
     host: str
+    transport: str
     wss_port: int
     wss_path: str
     sip_domain: str

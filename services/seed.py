@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from services import accounts, security
+from services.call_center import extensions
 from services.errors import Invalid
 from services.keys import SIP_PASSWORD_PURPOSE
 from services.models import (
@@ -39,10 +41,13 @@ from services.tenancy import tenant_select
 
 DEMO_PASSWORD = "watheeq-demo"
 DEMO_FIRM = "Al-Waha Law Firm"
-# The local dev PBX (see scripts/) registers extension N with password "secretN".
+# The local dev PBX (dev/kamailio, started by `make run`): plain ws:// on loopback, which a
+# browser reaches from http://localhost without a certificate. Each firm is its own SIP
+# domain there; every extension gets a random password, printed once by seed-demo.
 DEV_PBX_HOST = "127.0.0.1"
-DEV_PBX_WSS_PORT = 8089
-DEV_PBX_WSS_PATH = "/ws"
+DEV_PBX_TRANSPORT = "ws"
+DEV_PBX_WS_PORT = 8088
+DEV_PBX_WS_PATH = "/ws"
 FIRST_EXTENSION = 1001
 CHUNK = 10_000
 # Numbers of callers who are not clients come from index ranges no client is given.
@@ -111,6 +116,8 @@ class SeedLogin:
     email: str
     role: Role
     extension: str | None
+    # The extension's SIP password as generated, for seed-demo to print once.
+    sip_password: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -187,9 +194,9 @@ def _client_name(rng: random.Random, index: int) -> str:
     return f"{first} {rng.choice(FAMILY_NAMES)}"
 
 
-def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_hash: str) -> list[tuple[int, str]]:
-    """Users of every role; returns (user id, extension) of those who take calls."""
-    agents: list[tuple[int, str]] = []
+def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_hash: str) -> list[tuple[int, str, str]]:
+    """Users of every role; returns (user id, extension, SIP password) of those who take calls."""
+    agents: list[tuple[int, str, str]] = []
     extension = FIRST_EXTENSION
     for mailbox, role, full_name, takes_calls in STAFF:
         user = User(tenant_id=tenant.id, email=f"{mailbox}@{domain}", full_name=full_name, role=role,
@@ -198,14 +205,18 @@ def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_ha
         session.flush()
         if takes_calls:
             number = str(extension)
+            # Never derived from the number (nor from the fixed random seed): anyone could
+            # otherwise register as anyone on a demo that is reachable.
+            sip_password = secrets.token_urlsafe(18)
             session.add(SipExtension(
                 tenant_id=tenant.id, user_id=user.id, extension=number, display_name=full_name,
-                password_encrypted=security.encrypt_secret(f"secret{number}", purpose=SIP_PASSWORD_PURPOSE),
+                password_encrypted=security.encrypt_secret(sip_password, purpose=SIP_PASSWORD_PURPOSE),
             ))
-            agents.append((user.id, number))
+            agents.append((user.id, number, sip_password))
             extension += 1
-    session.add(PbxSettings(tenant_id=tenant.id, host=DEV_PBX_HOST, wss_port=DEV_PBX_WSS_PORT,
-                            wss_path=DEV_PBX_WSS_PATH, sip_domain=DEV_PBX_HOST, ice_servers=[]))
+    session.add(PbxSettings(tenant_id=tenant.id, host=DEV_PBX_HOST, transport=DEV_PBX_TRANSPORT,
+                            wss_port=DEV_PBX_WS_PORT, wss_path=DEV_PBX_WS_PATH,
+                            sip_domain=extensions.dev_pbx_domain(tenant.slug), ice_servers=[]))
     session.flush()
     return agents
 
@@ -365,11 +376,13 @@ def seed_demo(
         name = FIRM_NAMES[index] if index < len(FIRM_NAMES) else f"Demo Law Firm {index + 1}"
         domain = "demo.watheeq.local" if index == 0 else f"demo{index + 1}.watheeq.local"
         tenant = accounts.create_tenant(session=session, name=name, region="SA", timezone="Asia/Riyadh")
-        agents = _seed_staff(session, tenant, domain, password_hash)
-        extensions = dict(agents)
+        staff = _seed_staff(session, tenant, domain, password_hash)
+        agents = [(user_id, number) for user_id, number, _ in staff]
+        sip_of = {user_id: (number, sip_password) for user_id, number, sip_password in staff}
         for user in session.exec(tenant_select(User, tenant.id).order_by(User.id)):
+            number, sip_password = sip_of.get(user.id, (None, None))
             report.logins.append(SeedLogin(tenant=tenant.name, email=user.email, role=user.role,
-                                           extension=extensions.get(user.id)))
+                                           extension=number, sip_password=sip_password))
         clients = _seed_clients(session, tenant, rng, clients_per_tenant, now)
         cases = _seed_cases(session, tenant, rng, clients, now)
         report.calls += _seed_calls(session, tenant, rng, call_count, now, agents, clients, cases)

@@ -7,6 +7,9 @@ import os
 import socket
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 # Debian's Chromium, never a browser downloaded by a test tool.
 CHROMIUM = Path(os.environ.get("WATHEEQ_CHROMIUM", "/usr/bin/chromium"))
@@ -27,6 +30,30 @@ SOFTPHONE_ARGS = [
     # Without it Chromium gathers no 127.0.0.1 candidate and JsSIP never sends the INVITE.
     "--allow-loopback-in-peer-connection",
 ]
+
+
+# Debian packages behind the browser and PBX tests (scripts/system_deps.sh installs them as root).
+APT_LINE = (
+    "sudo apt-get install chromium kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester openssl"
+)
+
+
+def on_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skips a browser/PBX test that cannot run here; on CI fails it instead.
+
+    CI installs the packages first (``make test`` runs scripts/system_deps.sh), so a
+    missing browser or PBX there means the end-to-end tests did not run: a CI that passes
+    without them would prove nothing about the phone or the pages.
+    """
+    if on_ci():
+        pytest.fail(f"{reason}; CI=true requires the browser and PBX tests to run (scripts/system_deps.sh "
+                    f"installs their Debian packages as root)", pytrace=False)
+    pytest.skip(f"{reason}; install with: {APT_LINE}")
 
 
 def free_port() -> int:

@@ -128,6 +128,7 @@ def test_seed_demo_creates_a_usable_demo_and_if_empty_leaves_it_alone(cli) -> No
     assert _scalar(cli.db_url, "select name from tenant") == "Al-Waha Law Firm"
     again = cli("seed-demo", "--if-empty").stdout
     assert "nothing seeded" in again
+    assert "SIP passwords" in out and "SIP passwords" not in again
     assert _scalar(cli.db_url, "select count(*) from tenant") == 1
     assert _scalar(cli.db_url, "select count(*) from call") == 120
 
@@ -143,6 +144,9 @@ def test_rotate_key_reencrypts_secrets_and_keeps_the_old_key_as_previous(cli, mo
     env_file = Path(cli.env["WATHEEQ_ENV_FILE"])
     env_file.write_text(f"# dev\nWATHEEQ_SECRET_KEY={old_key}\n")
     cli("seed-demo", "--calls", "0", "--clients-per-tenant", "1")
+    ciphertext = _scalar(cli.db_url, "select password_encrypted from sip_extension where extension = '1001'")
+    monkeypatch.setenv("WATHEEQ_SECRET_KEY", old_key)
+    sip_password = security.decrypt_secret(ciphertext, purpose=keys.SIP_PASSWORD_PURPOSE)
 
     proc = cli("rotate-key")
     assert "re-encrypted 4 secret(s)" in proc.stdout
@@ -155,7 +159,7 @@ def test_rotate_key_reencrypts_secrets_and_keeps_the_old_key_as_previous(cli, mo
     assert security.ciphertext_key_id(ciphertext) == security.parse_key(new_key).kid
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", new_key)
     monkeypatch.delenv("WATHEEQ_PREVIOUS_SECRET_KEYS", raising=False)
-    assert security.decrypt_secret(ciphertext, purpose=keys.SIP_PASSWORD_PURPOSE) == "secret1001"
+    assert security.decrypt_secret(ciphertext, purpose=keys.SIP_PASSWORD_PURPOSE) == sip_password
 
     cli("rotate-key")
     values = keys.read_env_file(env_file)
@@ -223,12 +227,47 @@ def test_seed_demo_data_is_consistent_and_realistic(session) -> None:
     assert roles == set(Role)
     extensions = session.exec(select(SipExtension).where(SipExtension.tenant_id == tenant_ids[0])).all()
     assert sorted(e.extension for e in extensions) == ["1001", "1002", "1003", "1004"]
+    by_extension = {login.extension: login.sip_password for login in report.logins if login.tenant == report.tenants[0].name}
     for ext in extensions:
-        assert security.decrypt_secret(ext.password_encrypted, purpose=keys.SIP_PASSWORD_PURPOSE) == f"secret{ext.extension}"
+        assert security.decrypt_secret(ext.password_encrypted, purpose=keys.SIP_PASSWORD_PURPOSE) == by_extension[ext.extension]
     pbx = session.exec(select(PbxSettings).where(PbxSettings.tenant_id == tenant_ids[0])).one()
-    assert (pbx.host, pbx.wss_port, pbx.wss_path, pbx.sip_domain) == ("127.0.0.1", 8089, "/ws", "127.0.0.1")
+    assert (pbx.host, pbx.transport, pbx.wss_port, pbx.wss_path) == ("127.0.0.1", "ws", 8088, "/ws")
+    domains = session.exec(select(PbxSettings.sip_domain)).all()
+    assert sorted(domains) == ["al-nakheel-legal-consultants.pbx.localhost", "al-waha-law-firm.pbx.localhost"]
     assert security.verify_password(seed.DEMO_PASSWORD, session.exec(
         select(User.password_hash).where(User.email == "owner@demo.watheeq.local")).one())
+
+
+def test_seeded_sip_passwords_are_random_per_run_and_printed_once(cli, tmp_path: Path) -> None:
+    from services.models import SipExtension
+
+    def seeded_passwords(run) -> tuple[str, dict[str, str]]:
+        out = run("seed-demo", "--calls", "0", "--clients-per-tenant", "1").stdout
+        engine = db.create_db_engine(run.db_url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.select(SipExtension.extension, SipExtension.password_encrypted)).all()
+        finally:
+            engine.dispose()
+        key = run.env["WATHEEQ_SECRET_KEY"]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("WATHEEQ_SECRET_KEY", key)
+            return out, {n: security.decrypt_secret(c, purpose=keys.SIP_PASSWORD_PURPOSE) for n, c in rows}
+
+    out_one, first = seeded_passwords(cli)
+    other = tmp_path / "other"
+    other.mkdir()
+    second_run = _runner(other, other / "second.db")
+    second_run("migrate")
+    _, second = seeded_passwords(second_run)
+
+    assert sorted(first) == sorted(second) == ["1001", "1002", "1003", "1004"]
+    for number, password in first.items():
+        assert password != f"secret{number}" and number not in password
+        assert len(password) >= 20
+        assert password != second[number]
+        assert out_one.count(password) == 1  # printed once, by the seed that made it
+    assert len(set(first.values())) == 4
 
 
 def test_seed_demo_rejects_bad_sizes(session) -> None:

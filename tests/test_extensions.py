@@ -85,6 +85,23 @@ def test_pbx_settings_accept_ip_addresses_and_bracket_ipv6_in_the_url(session, f
     assert get_pbx_settings(session=session, tenant_id=firm.tenant.id).wss_url == "wss://[fd00::20]:8089/ws"
 
 
+def test_a_pbx_on_this_machine_may_use_plain_ws_and_each_firm_gets_its_own_sip_domain(session, firm, other):
+    for who, host in ((firm, "127.0.0.1"), (other, "localhost")):
+        _pbx(session, who, host=host, transport="ws", wss_port=8088)
+    mine = get_pbx_settings(session=session, tenant_id=firm.tenant.id)
+    theirs = get_pbx_settings(session=session, tenant_id=other.tenant.id)
+    assert (mine.transport, mine.wss_url) == ("ws", "ws://127.0.0.1:8088/ws")
+    assert theirs.wss_url == "ws://localhost:8088/ws"
+    # Both firms share the one loopback PBX: their numbers must live in different domains.
+    assert mine.sip_domain == f"{firm.tenant.slug}.pbx.localhost"
+    assert theirs.sip_domain == f"{other.tenant.slug}.pbx.localhost"
+    _pbx(session, firm, host="::1", transport="ws", sip_domain="chosen.example.test")
+    assert get_pbx_settings(session=session, tenant_id=firm.tenant.id).sip_domain == "chosen.example.test"
+    # wss stays the default (and the only choice) for a PBX on the network.
+    _pbx(session, firm, host="pbx.example.test")
+    assert get_pbx_settings(session=session, tenant_id=firm.tenant.id).wss_url == "wss://pbx.example.test:8089/ws"
+
+
 def test_pbx_settings_are_per_firm(session, firm, other):
     _pbx(session, firm, host="a.example.test")
     assert get_pbx_settings(session=session, tenant_id=other.tenant.id) is None
@@ -102,6 +119,9 @@ def test_pbx_settings_are_per_firm(session, firm, other):
         ({"wss_port": 0}, "wss_port"),
         ({"wss_port": 65536}, "wss_port"),
         ({"wss_path": "ws"}, "wss_path"),
+        ({"transport": "udp"}, "transport"),
+        ({"transport": "ws"}, "transport"),  # plain ws:// to a PBX on the network
+        ({"transport": "ws", "host": "192.168.1.20"}, "transport"),
         ({"sip_domain": "http://x"}, "sip_domain"),
         ({"ice_servers": [{"urls": "http://stun.example.test"}]}, "ice_servers[0].urls"),
         ({"ice_servers": [{"urls": "stun:a"}, {"urls": []}]}, "ice_servers[1].urls"),

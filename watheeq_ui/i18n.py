@@ -158,6 +158,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "wss_port": ("WSS port", "منفذ WSS"),
     "wss_path": ("WSS path", "مسار WSS"),
     "sip_domain": ("SIP domain", "نطاق SIP"),
+    # PBX lab / transport (dev PBX on loopback: plain ws; every other PBX: wss)
+    "pbx_transport": ("Transport", "بروتوكول النقل"),
+    "pbx_transport_wss": ("wss (TLS)", "wss (مشفّر TLS)"),
+    "pbx_transport_ws": ("ws (PBX on this machine only)", "ws (لمقسم على هذا الجهاز فقط)"),
     "stun_servers": ("STUN servers (one per line)", "خوادم STUN (واحد في كل سطر)"),
     "turn_server": ("TURN server", "خادم TURN"),
     "turn_username": ("TURN username", "اسم مستخدم TURN"),

@@ -224,7 +224,7 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
             align="start",
             width="100%",
         ),
-        rx.cond(AuthState.has_extension, softphone_slot()),
+        softphone_slot(),
         # The idle check needs no user action; the status refresh keeps the header honest.
         rx.moment(interval=60_000, on_change=[AuthState.check_idle, LineState.refresh], display="none"),
         dir=LangState.direction,

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from services import security
+from services import accounts, security
 from services.keys import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
 from services.call_center._common import require_role
 from services.errors import Conflict, Invalid, NotFound
@@ -38,6 +38,12 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 
 _EXTENSION = re.compile(r"^\d{2,10}$")
+# A PBX on this machine: the only place a browser may use unencrypted ws:// (from an
+# http://localhost page), and the dev PBX's home (dev/kamailio).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+TRANSPORTS = ("ws", "wss")
+# Each firm on the dev PBX is its own SIP domain, so one firm's 1001 is not another's.
+DEV_PBX_DOMAIN_SUFFIX = "pbx.localhost"
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _ICE_SCHEMES = ("stun:", "turn:", "turns:")
 
@@ -91,11 +97,29 @@ def _validate_ice_servers(servers: list[dict[str, Any]]) -> list[dict[str, Any]]
     return cleaned
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is this machine (127.0.0.0/8, ::1 or localhost)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def dev_pbx_domain(slug: str) -> str:
+    """The SIP domain a firm gets on the loopback dev PBX: ``<slug>.pbx.localhost``."""
+    label = re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-")[:63].strip("-") or "firm"
+    return f"{label}.{DEV_PBX_DOMAIN_SUFFIX}"
+
+
 def _wss_url(settings: PbxSettings) -> str:
     host = settings.host
     if ":" in host:  # an IPv6 literal needs brackets in a URL
         host = f"[{host}]"
-    return f"wss://{host}:{settings.wss_port}{settings.wss_path}"
+    scheme = "ws" if settings.transport == "ws" else "wss"
+    return f"{scheme}://{host}:{settings.wss_port}{settings.wss_path}"
 
 
 def _sip_domain(settings: PbxSettings) -> str:
@@ -105,6 +129,7 @@ def _sip_domain(settings: PbxSettings) -> str:
 def _pbx_public(settings: PbxSettings) -> PbxSettingsPublic:
     return PbxSettingsPublic(
         host=settings.host,
+        transport=settings.transport,
         wss_port=settings.wss_port,
         wss_path=settings.wss_path,
         sip_domain=settings.sip_domain,
@@ -138,6 +163,13 @@ def update_pbx_settings(
     """
     require_role(actor, tenant_id, ADMIN_ROLES, "change the PBX settings")
     host = _validate_host(data.host)
+    transport = (data.transport or "").strip().lower()
+    if transport not in TRANSPORTS:
+        raise Invalid("transport", "the transport is ws or wss")
+    if transport == "ws" and not is_loopback_host(host):
+        # Plain ws:// would carry the SIP password digest and call set-up in clear across
+        # a network, and browsers refuse it from an https page anyway.
+        raise Invalid("transport", "ws (unencrypted) is only for a PBX on this machine (127.0.0.1, ::1, localhost); use wss")
     if not 1 <= data.wss_port <= 65535:
         raise Invalid("wss_port", "the port is between 1 and 65535")
     path = (data.wss_path or "").strip()
@@ -146,6 +178,9 @@ def update_pbx_settings(
     domain = (data.sip_domain or "").strip()
     if domain:
         domain = _validate_host(domain, "sip_domain")
+    elif is_loopback_host(host):
+        # Firms sharing the loopback PBX would otherwise share one domain and so their numbers.
+        domain = dev_pbx_domain(accounts.get_tenant(session=session, tenant_id=tenant_id).slug)
     ice_servers = _validate_ice_servers(data.ice_servers)
     if turn_credential is not None and len(turn_credential) > 256:
         raise Invalid("turn_credential", "the TURN credential is at most 256 characters")
@@ -155,6 +190,7 @@ def update_pbx_settings(
         settings = PbxSettings(tenant_id=tenant_id, host=host)
         session.add(settings)
     settings.host = host
+    settings.transport = transport
     settings.wss_port = data.wss_port
     settings.wss_path = path
     settings.sip_domain = domain

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -30,21 +30,15 @@ LOGINS = {
 }
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if CHROMIUM.exists():
-        return
-    e2e = [i for i in items if Path(str(i.fspath)).is_relative_to(Path(__file__).parent)]
-    if not e2e:
-        return
-    names = ", ".join(i.name for i in e2e)
-    reason = (
-        f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` "
-        f"(as root) to run the browser tests: {names}"
-    )
-    for item in e2e:
-        item.add_marker(pytest.mark.skip(reason=reason))
-
-
+@pytest.fixture(scope="package", autouse=True)
+def chromium_installed() -> None:
+    """Before anything starts: the browser these tests drive (a failure on CI, a skip elsewhere)."""
+    if not CHROMIUM.exists():
+        unavailable(f"Chromium not found at {CHROMIUM}")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        unavailable("the playwright Python package is not installed (run scripts/setup.sh)")
 
 
 @dataclass
@@ -56,7 +50,7 @@ class RunningApp:
 
 
 @pytest.fixture(scope="package")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     work = tmp_path_factory.mktemp("e2e")
     frontend, backend = free_port(), free_port()
     database_url = f"sqlite:///{work / 'e2e.db'}"
@@ -68,6 +62,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         "WATHEEQ_BACKEND_PORT": str(backend),
         "WATHEEQ_EXPORT_DIR": str(work / "exports"),
         "WATHEEQ_DATA_DIR": str(work / "data"),
+        # These tests run in the host's network, where 5060/8088/8089 may be anyone's;
+        # the softphone tests run the dev PBX in a namespace of their own.
+        "WATHEEQ_DEV_PBX": "off",
     }
     log = work / "run.log"
     with log.open("w") as out:
@@ -94,7 +91,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator:
+def browser(chromium_installed: None) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,8 +1,8 @@
 """Fixtures for the softphone's browser end-to-end tests (and the softphone benchmark).
 
 Everything that carries SIP or media runs inside one private network namespace whose only
-interface is ``lo``: the app (started by ``scripts/run.sh``, the run command), the dev PBX
-(started by ``scripts/dev_pbx.sh``) and Chromium (through a two-line wrapper that enters
+interface is ``lo``: the app and the dev PBX (both started by ``scripts/run.sh``, the run
+command; a test that kills the PBX restarts it with ``scripts/dev_pbx.sh``) and Chromium (through a two-line wrapper that enters
 the namespace before exec'ing Debian's ``/usr/bin/chromium``). Playwright talks to Chromium
 over a pipe, so the test process itself stays outside. Nothing in the namespace can reach
 anything but 127.0.0.1 / ::1; ports cannot clash with another app running on the host.
@@ -138,61 +138,77 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 class DevPbx:
-    """The dev PBX exactly as ``make dev-pbx`` runs it, inside the namespace."""
+    """The dev PBX inside the namespace: the one the run command started, and after a
+    :meth:`kill` one this test starts itself, exactly as ``make dev-pbx`` runs it."""
+
+    WS_PORT = 8088
 
     def __init__(self, netns: LoopbackNetns, workdir: Path, env: dict[str, str]) -> None:
         self.netns = netns
-        self.dir = workdir / "pbx"
-        self.env = {**env, "DEV_PBX_DIR": str(self.dir), "PYTHON": sys.executable}
+        self.dir = Path(env["DEV_PBX_DIR"])
+        self.env = {**env, "PYTHON": sys.executable}
         self.ctl = self.dir / "kamailio.ctl"
-        self.log_path = workdir / "kamailio.log"
-        self.proc: subprocess.Popen | None = None
+        self.own_log = workdir / "kamailio.log"
+        self.proc: subprocess.Popen | None = None  # only when this test started it
+        self.pgid: int | None = None
+
+    def attach(self) -> None:
+        """Waits for the PBX the run command started (Kamailio's main process leads its group)."""
+        wait_until(self._answers, 30, "the run command's dev PBX to start")
+        wait_until(lambda: self.netns.listening(self.WS_PORT), 5, f"ws://127.0.0.1:{self.WS_PORT}")
+        self.pgid = int((self.dir / "kamailio.pid").read_text().strip())
 
     def start(self) -> None:
-        log = open(self.log_path, "a")
+        log = open(self.own_log, "a")
         self.proc = subprocess.Popen(
             self.netns.cmd(["bash", "scripts/dev_pbx.sh"]), cwd=ROOT, env=self.env,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
+        self.pgid = self.proc.pid
         wait_until(self._answers, 15, "the dev PBX to start")
-        # The control socket answers a moment before the SIP workers: wait for the wss port.
-        wait_until(lambda: self.netns.listening(8089), 5, "wss://127.0.0.1:8089")
+        # The control socket answers a moment before the SIP workers: wait for the ws port.
+        wait_until(lambda: self.netns.listening(self.WS_PORT), 5, f"ws://127.0.0.1:{self.WS_PORT}")
 
     def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
+        if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"the dev PBX exited:\n{self.log()[-3000:]}")
         return self.ctl.exists() and subprocess.run(
             ["kamcmd", "-s", f"unix:{self.ctl}", "core.uptime"], capture_output=True
         ).returncode == 0
-
-    @property
-    def spki(self) -> str:
-        return (self.dir / "cert.spki").read_text().strip()
 
     def registered(self) -> str:
         """The registrar's bindings (``kamcmd ul.dump``)."""
         return subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "ul.dump"], capture_output=True, text=True).stdout
 
     def contacts(self, extension: str) -> int:
-        """How many bindings the registrar holds for this extension."""
-        dump = self.registered()
-        marker = f"AoR: {extension}\n"
-        return dump.split(marker, 1)[1].split("AoR:", 1)[0].count("Contact:") if marker in dump else 0
+        """How many bindings the registrar holds for this extension (in any firm's domain)."""
+        return sum(section.count("Contact:") for section in self.sections(extension))
+
+    def sections(self, extension: str) -> list[str]:
+        """The ``ul.dump`` text of each AoR ``<extension>@<domain>``."""
+        parts = self.registered().split("AoR: ")[1:]
+        return [p for p in parts if p.startswith(f"{extension}@")]
+
+    def _signal(self, sig: int) -> None:
+        assert self.pgid is not None
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            pass
 
     def freeze(self) -> None:
-        assert self.proc is not None
-        _kill_group(self.proc, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def kill(self) -> None:
         """SIGKILL, as a crash: no goodbye on any WebSocket."""
-        assert self.proc is not None
-        _kill_group(self.proc, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        wait_until(lambda: not self.netns.listening(8089), 5, "the killed PBX's sockets to close")
+        self._signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+        wait_until(lambda: not self.netns.listening(self.WS_PORT), 5, "the killed PBX's sockets to close")
 
     def stop(self) -> None:
+        # The run command stops the PBX it started; this stops the one the test started.
         if self.proc is None or self.proc.poll() is not None:
             return
         _kill_group(self.proc, signal.SIGTERM)
@@ -203,7 +219,8 @@ class DevPbx:
             self.proc.wait()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        logs = [self.dir / "kamailio.log", self.own_log]
+        return "".join(p.read_text(errors="replace") for p in logs if p.exists())
 
 
 class _Exited(Exception):
@@ -299,8 +316,8 @@ class Stack:
         return str(path)
 
     def chromium_args(self) -> list[str]:
-        # Trust exactly the dev PBX's self-signed key for wss://127.0.0.1:8089.
-        return [*SOFTPHONE_ARGS, f"--ignore-certificate-errors-spki-list={self.pbx.spki}"]
+        # No certificate is trusted beyond the system's: the demo firm uses ws:// on loopback.
+        return list(SOFTPHONE_ARGS)
 
     def chromium_env(self) -> dict[str, str]:
         home = self.workdir / "chromium-home"
@@ -336,6 +353,9 @@ def start_stack(workdir: Path) -> Stack:
         "REFLEX_USE_SYSTEM_BUN": "1",
         "REFLEX_CHECK_LATEST_VERSION": "0",
         "REFLEX_API_URL": f"http://localhost:{BACKEND_PORT}",
+        # The run command starts the dev PBX here, inside the namespace.
+        "WATHEEQ_DEV_PBX": "on",
+        "DEV_PBX_DIR": str(workdir / "pbx"),
     }
     env.pop("REDIS_URL", None)
     for step in (["migrate"], ["seed-demo"]):
@@ -346,9 +366,9 @@ def start_stack(workdir: Path) -> Stack:
     pbx = DevPbx(netns, workdir, env)
     app = App(netns, workdir, env)
     try:
-        pbx.start()
         app.build_frontend()
         app.start()
+        pbx.attach()
     except BaseException:
         app.stop()
         pbx.stop()

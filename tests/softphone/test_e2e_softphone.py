@@ -1,7 +1,7 @@
 """The softphone end to end: two agents in Chromium, the real app, a real Kamailio.
 
-The app is started by the run command (scripts/run.sh) on a freshly seeded SQLite
-database; the demo firm's PBX is the dev Kamailio (scripts/dev_pbx.sh) on 127.0.0.1.
+The app and the demo firm's PBX (the dev Kamailio on ws://127.0.0.1:8088) are started by
+the run command (scripts/run.sh) on a freshly seeded SQLite database.
 App, PBX and browser share one network namespace that has only ``lo``, so SIP and media
 can only ever flow on loopback (see e2e_support.py). One app start for the whole module.
 """
@@ -16,9 +16,26 @@ from datetime import datetime, timezone
 import pytest
 
 from services import accounts, call_center, clients
-from services.models import CallCreate, CallDirection, CallFilters, CallPublic, CallStatus, ClientCreate
+from services.models import (
+    CallCreate,
+    CallDirection,
+    CallFilters,
+    CallPublic,
+    CallStatus,
+    ClientCreate,
+    ExtensionAssign,
+    PbxSettingsIn,
+    Role,
+)
 from services.seed import DEMO_PASSWORD
+from tests.browser import unavailable
 from tests.softphone import e2e_support as e2e
+
+
+def expect(*args, **kwargs):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(*args, **kwargs)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sip]
 
@@ -29,14 +46,13 @@ CALLEE = ("agent2@demo.watheeq.local", "1003")
 NEVER_REGISTERED = "1004"
 REGISTERED_WITHIN_S = 1.0  # docs/PERFORMANCE.md target on loopback
 
-expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[e2e.Stack]:
     reason = e2e.skip_reason()
     if reason:
-        pytest.skip(f"softphone e2e skipped: {reason}")
+        unavailable(f"softphone e2e cannot run: {reason}")
     running = e2e.start_stack(tmp_path_factory.mktemp("softphone-e2e"))
     try:
         yield running
@@ -70,6 +86,13 @@ def login(browser, stack: e2e.Stack):
             # Unloading the page unregisters (pagehide): no stale binding for the next test.
             page.goto("about:blank")
         context.close()
+
+
+def _sip_password(stack: e2e.Stack, email: str) -> str:
+    """The agent's SIP password as the services hand it to their own softphone (random per seed)."""
+    with stack.session() as session:
+        agent = accounts.authenticate(session=session, email=email, password=DEMO_PASSWORD)
+        return call_center.get_extension_for_user(session=session, tenant_id=agent.tenant_id, user_id=agent.user_id).password
 
 
 def _history(stack: e2e.Stack, email: str) -> list[CallPublic]:
@@ -135,6 +158,102 @@ def test_page_load_registers_the_agents_extension_within_a_second(login, stack):
     e2e.save_timings("page_load_to_registered_s", {"runs": figures, "median": figures[1], "max": figures[-1]})
     assert stack.pbx.contacts(CALLER[1]) == 1
     assert figures[1] < REGISTERED_WITHIN_S, figures
+
+
+def test_the_run_commands_pbx_registers_the_agent_over_plain_ws_on_loopback_without_a_certificate(browser, stack):
+    # `make run` started the PBX (the test did not), and the browser trusts no extra certificate.
+    assert stack.pbx.proc is None and "starting the dev PBX: ws://127.0.0.1:8088" in stack.app.log()
+    assert not [a for a in stack.chromium_args() if "certificate" in a]
+    context = browser.new_context(viewport=e2e.VIEWPORT)
+    try:
+        sockets: list[str] = []
+        context.on("page", lambda page: page.on("websocket", lambda ws: sockets.append(ws.url)))
+        phone = e2e.sign_in(context, CALLER[0], CALLER[1])
+        assert "ws://127.0.0.1:8088/ws" in sockets, sockets
+        assert not [url for url in sockets if url.startswith("wss://")], sockets
+        [binding] = stack.pbx.sections(CALLER[1])
+        assert binding.startswith(f"{CALLER[1]}@al-waha-law-firm.pbx.localhost")
+        assert "tcp:127.0.0.1:8088" in binding  # the WebSocket listener
+        expect(phone.page.get_by_test_id("softphone-problem")).to_have_count(0)
+        e2e.screenshot(phone.page, "registered-over-ws")
+    finally:
+        for page in context.pages:
+            page.goto("about:blank")
+        context.close()
+
+
+def _sign_in_unregistered(browser, email: str, password: str = DEMO_PASSWORD):
+    """Signs in; returns the context and the page, whatever state the phone ends up in."""
+    context = browser.new_context(viewport=e2e.VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{e2e.BASE_URL}/login")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{e2e.BASE_URL}/", timeout=20_000)
+    return context, page
+
+
+def _problem_shown(page, text: str) -> None:
+    toggle = page.get_by_test_id("softphone-toggle")
+    expect(toggle).to_be_visible(timeout=15_000)
+    if not page.get_by_test_id("softphone-panel").is_visible():
+        toggle.click()
+    expect(page.get_by_test_id("softphone-problem")).to_contain_text(text, timeout=15_000)
+
+
+def test_a_wrong_sip_password_is_named_as_such_in_english_and_arabic(browser, stack):
+    # An administrator gives 1001 a new password; the PBX still knows the old one.
+    admin_email = "admin@demo.watheeq.local"
+    with stack.session() as session:
+        owner = accounts.authenticate(session=session, email="owner@demo.watheeq.local", password=DEMO_PASSWORD)
+        admin = accounts.authenticate(session=session, email=admin_email, password=DEMO_PASSWORD)
+        call_center.assign_extension(session=session, tenant_id=owner.tenant_id, actor=owner,
+                                     data=ExtensionAssign(user_id=admin.user_id, extension="1001", password="changed-since-the-pbx-started"))
+        session.commit()
+    context, page = _sign_in_unregistered(browser, admin_email)
+    try:
+        expect(page.get_by_test_id("softphone-toggle")).to_have_attribute("data-state", "failed", timeout=15_000)
+        _problem_shown(page, "Wrong SIP password for extension 1001: ask an administrator")
+        e2e.screenshot(page, "wrong-password")
+        page.get_by_test_id("toggle-language").click()
+        expect(page.get_by_test_id("softphone-problem")).to_contain_text("كلمة مرور SIP خاطئة للتحويلة 1001")
+        page.get_by_test_id("toggle-language").click()
+    finally:
+        page.goto("about:blank")
+        context.close()
+
+
+def test_a_user_without_an_extension_is_told_so_instead_of_a_missing_phone(browser, stack):
+    context, page = _sign_in_unregistered(browser, "manager@demo.watheeq.local")
+    try:
+        expect(page.get_by_test_id("softphone-toggle")).to_have_attribute("data-state", "unavailable", timeout=15_000)
+        _problem_shown(page, "No extension assigned: ask an administrator to assign you one")
+    finally:
+        context.close()
+
+
+def test_an_untrusted_wss_certificate_is_explained_with_the_page_to_open(browser, stack):
+    # A firm whose PBX on this machine speaks wss with the dev PBX's self-signed certificate.
+    with stack.session() as session:
+        firm = accounts.create_tenant(session=session, name="Wss Firm")
+        owner = accounts.create_user(session=session, tenant_id=firm.id, email="owner@wss.test", password=DEMO_PASSWORD, role=Role.OWNER)
+        agent = accounts.create_user(session=session, tenant_id=firm.id, email="agent@wss.test", password=DEMO_PASSWORD, role=Role.AGENT)
+        actor = accounts.authenticate(session=session, email=owner.email, password=DEMO_PASSWORD)
+        call_center.update_pbx_settings(session=session, tenant_id=firm.id, actor=actor,
+                                        data=PbxSettingsIn(host="127.0.0.1", transport="wss", wss_port=8089))
+        call_center.assign_extension(session=session, tenant_id=firm.id, actor=actor,
+                                     data=ExtensionAssign(user_id=agent.id, extension="1001", password="wss-firm-password"))
+        session.commit()
+    assert stack.pbx.registered()  # the PBX (and its wss port) is up: only the certificate is in the way
+    context, page = _sign_in_unregistered(browser, "agent@wss.test")
+    try:
+        expect(page.get_by_test_id("softphone-toggle")).to_have_attribute("data-state", "disconnected", timeout=20_000)
+        _problem_shown(page, "certificate not trusted: open https://127.0.0.1:8089/ once in this browser")
+        e2e.screenshot(page, "certificate-not-trusted")
+    finally:
+        page.goto("about:blank")
+        context.close()
 
 
 def test_agent_calls_agent_with_media_hold_dtmf_and_both_histories_show_it(login, stack):
@@ -253,7 +372,7 @@ def test_rejected_call_is_rejected_for_the_caller_and_missed_for_the_callee(logi
 
 
 def test_call_to_an_unregistered_extension_fails_with_the_cause(login, stack):
-    assert f"AoR: {NEVER_REGISTERED}\n" not in stack.pbx.registered()
+    assert stack.pbx.sections(NEVER_REGISTERED) == []
     a = login(CALLER)
     a.dial_from_pad(NEVER_REGISTERED)
     outcome = a.page.get_by_test_id("softphone-outcome")
@@ -300,12 +419,8 @@ def test_a_call_in_progress_survives_navigating_to_the_call_history_and_back(log
 
 def _bindings(stack: e2e.Stack, extension: str) -> list[str]:
     """The contact addresses the registrar holds for this extension (one per user agent)."""
-    dump = stack.pbx.registered()
-    marker = f"AoR: {extension}\n"
-    if marker not in dump:
-        return []
-    section = dump.split(marker, 1)[1].split("AoR:", 1)[0]
-    return [line.strip() for line in section.splitlines() if line.strip().startswith("Address:")]
+    return [line.strip() for section in stack.pbx.sections(extension)
+            for line in section.splitlines() if line.strip().startswith("Address:")]
 
 
 def test_only_one_tab_of_an_agent_registers_and_another_tab_takes_over_when_it_closes(login, stack):
@@ -382,7 +497,7 @@ def test_the_sip_password_is_never_kept_in_the_apps_state(login, stack):
     time.sleep(3)
     states = list((e2e.ROOT / ".states").glob("*.pkl"))
     assert states, "the app wrote no state to look in"
-    password = f"secret{CALLER[1]}".encode()
+    password = _sip_password(stack, CALLER[0]).encode()
     assert [p.name for p in states if password in p.read_bytes()] == []
 
 
@@ -393,6 +508,9 @@ def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login
     expect(a.toggle).to_have_attribute("data-state", "disconnected", timeout=10_000)
     a.open_panel()
     expect(a.page.get_by_test_id("softphone-status")).to_contain_text("Disconnected, retrying")
+    # The agent is told in words why, and what to check.
+    expect(a.page.get_by_test_id("softphone-problem")).to_contain_text(
+        "PBX not reachable at ws://127.0.0.1:8088/ws. Check that the PBX is running")
     e2e.screenshot(a.page, "disconnected")
 
     # ... and a phone that is registering when the PBX dies (frozen mid-handshake, then killed).
@@ -416,8 +534,7 @@ def test_pbx_killed_mid_registration_shows_retrying_and_the_phone_recovers(login
         stack.pbx.start()
         b.expect_registered(timeout=40_000)
         a.expect_registered(timeout=40_000)
-        dump = stack.pbx.registered()
-        assert f"AoR: {CALLER[1]}\n" in dump and f"AoR: {CALLEE[1]}\n" in dump
+        assert stack.pbx.sections(CALLER[1]) and stack.pbx.sections(CALLEE[1])
         expect(b.page.get_by_test_id("softphone-status")).to_contain_text(f"Ready · {CALLEE[1]}")
         e2e.screenshot(b.page, "recovered")
     finally:

@@ -66,6 +66,7 @@ class ExtensionsState(rx.State):
     delete_label: str = ""
 
     pbx_host: str = ""
+    pbx_transport: str = "wss"
     pbx_port: str = "8089"
     pbx_path: str = "/ws"
     pbx_domain: str = ""
@@ -112,6 +113,7 @@ class ExtensionsState(rx.State):
         if pbx is None:
             return
         self.pbx_host, self.pbx_port, self.pbx_path, self.pbx_domain = pbx.host, str(pbx.wss_port), pbx.wss_path, pbx.sip_domain
+        self.pbx_transport = pbx.transport
         self.pbx_wss_url = pbx.wss_url
         stun: list[str] = []
         self.pbx_turn_url = self.pbx_turn_username = ""
@@ -222,7 +224,7 @@ class ExtensionsState(rx.State):
 
     @rx.event
     def set_pbx_field(self, name: str, value: str):
-        if name in {"host", "port", "path", "domain", "stun", "turn_url", "turn_username", "turn_credential"}:
+        if name in {"host", "transport", "port", "path", "domain", "stun", "turn_url", "turn_username", "turn_credential"}:
             setattr(self, f"pbx_{name}", value)
 
     @rx.event
@@ -248,6 +250,7 @@ class ExtensionsState(rx.State):
                     actor=principal,
                     data=PbxSettingsIn(
                         host=self.pbx_host,
+                        transport=self.pbx_transport,
                         wss_port=int(self.pbx_port),
                         wss_path=self.pbx_path,
                         sip_domain=self.pbx_domain,
@@ -430,6 +433,19 @@ def _pbx_form() -> rx.Component:
         rx.grid(
             _pbx_input("pbx_host", "host", ExtensionsState.pbx_host, "host", placeholder="pbx.example.local"),
             _pbx_input("sip_domain", "domain", ExtensionsState.pbx_domain, "sip_domain"),
+            labelled(
+                "pbx_transport",
+                rx.select.root(
+                    rx.select.trigger(width="100%", data_testid="pbx-transport"),
+                    rx.select.content(
+                        rx.select.item(t("pbx_transport_wss"), value="wss"),
+                        rx.select.item(t("pbx_transport_ws"), value="ws"),
+                    ),
+                    value=ExtensionsState.pbx_transport,
+                    on_change=lambda v: ExtensionsState.set_pbx_field("transport", v),
+                ),
+                ExtensionsState.pbx_errors.get("transport", ""),
+            ),
             _pbx_input("wss_port", "port", ExtensionsState.pbx_port, "wss_port", inputmode="numeric"),
             _pbx_input("wss_path", "path", ExtensionsState.pbx_path, "wss_path"),
             columns="2",

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import reflex as rx
 
 from services import accounts, db
-from services.errors import AuthenticationFailed, NotFound
+from services.errors import AuthenticationFailed, Conflict, NotFound
 from services import call_center
 from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role
 
@@ -101,7 +101,8 @@ class AuthState(rx.State):
                     session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
                 )
                 has_extension = True
-            except NotFound:
+            except (NotFound, Conflict):
+                # No extension, or no PBX to use it with: no phone to call from.
                 has_extension = False
         self._user_id = principal.user_id
         self._tenant_id = principal.tenant_id

@@ -58,6 +58,15 @@ const LABELS = {
     hangUp: "Hang up", afterCall: (n) => `After the call with ${n}`, callEnded: "Call ended",
     notConnected: (why) => `Not connected: ${why}`, unknownReason: "unknown reason",
     note: "Note", noCase: "No case", save: "Save", skip: "Skip", numberPlaceholder: "Number or extension", call: "Call",
+    // Why the phone is not registered, and what to do about it.
+    problem: {
+      pbxDown: ({ url }) => `PBX not reachable at ${url}. Check that the PBX is running and that this computer can reach it; the phone keeps retrying.`,
+      pbxDownOrCert: ({ url, https }) => `PBX not reachable at ${url}, or its certificate not trusted: open ${https} once in this browser, accept the certificate, then reload this page.`,
+      wrongPassword: ({ ext }) => `Wrong SIP password for extension ${ext}: ask an administrator to set it again on the Extensions page.`,
+      refused: ({ ext, code }) => `The PBX refused extension ${ext} (${code}): ask an administrator to check the extension.`,
+      noExtension: () => "No extension assigned: ask an administrator to assign you one on the Extensions page.",
+      noPbx: () => "No PBX configured for this firm: an administrator sets it on the Extensions page.",
+    },
     status: {
       COMPLETED: "Completed", ANSWERED: "In call", RINGING: "Ringing", MISSED: "Missed", REJECTED: "Rejected",
       BUSY: "Busy", FAILED: "Failed", NO_ANSWER: "No answer",
@@ -81,6 +90,14 @@ const LABELS = {
     hangUp: "إنهاء", afterCall: (n) => `بعد المكالمة مع ${n}`, callEnded: "انتهت المكالمة",
     notConnected: (why) => `لم يتم الاتصال: ${why}`, unknownReason: "سبب غير معروف",
     note: "ملاحظة", noCase: "بلا قضية", save: "حفظ", skip: "تخطٍّ", numberPlaceholder: "رقم أو تحويلة", call: "اتصال",
+    problem: {
+      pbxDown: ({ url }) => `تعذّر الوصول إلى المقسم على ${url}. تأكد من أن المقسم يعمل وأن هذا الجهاز يصل إليه؛ يواصل الهاتف المحاولة.`,
+      pbxDownOrCert: ({ url, https }) => `تعذّر الوصول إلى المقسم على ${url}، أو أن شهادته غير موثوقة: افتح ${https} مرة واحدة في هذا المتصفح واقبل الشهادة، ثم أعد تحميل الصفحة.`,
+      wrongPassword: ({ ext }) => `كلمة مرور SIP خاطئة للتحويلة ${ext}: اطلب من المسؤول تعيينها من جديد في صفحة التحويلات.`,
+      refused: ({ ext, code }) => `رفض المقسم التحويلة ${ext} (${code}): اطلب من المسؤول مراجعة التحويلة.`,
+      noExtension: () => "لا توجد تحويلة مخصّصة لك: اطلب من المسؤول تعيين تحويلة لك في صفحة التحويلات.",
+      noPbx: () => "لم يُضبط مقسم لهذا المكتب: يضبطه المسؤول في صفحة التحويلات.",
+    },
     status: {
       COMPLETED: "مكتملة", ANSWERED: "في مكالمة", RINGING: "يرن", MISSED: "فائتة", REJECTED: "مرفوضة",
       BUSY: "مشغول", FAILED: "فشلت", NO_ANSWER: "لا رد",
@@ -88,6 +105,16 @@ const LABELS = {
   },
 };
 const labelsFor = (lang) => LABELS[lang === "ar" ? "ar" : "en"];
+
+// The page a browser opens to trust a PBX's certificate: the wss URL's host and port over https.
+function httpsOf(wsUrl) {
+  try {
+    const u = new URL(wsUrl);
+    return `https://${u.host}/`;
+  } catch (e) {
+    return wsUrl;
+  }
+}
 
 function micError(err) {
   const name = (err && err.name) || "";
@@ -173,6 +200,8 @@ export function Softphone({
   onCallEvent, onRegistration, onLookup, onWrapUp,
 }) {
   const [reg, setReg] = useState({ state: "idle", reason: "" });
+  // Why the phone is not registered, as a label key and its values (so it follows the language).
+  const [problem, setProblem] = useState(null);
   const [leader, setLeader] = useState(false);
   const [open, setOpen] = useState(false);
   const [number, setNumber] = useState("");
@@ -377,10 +406,26 @@ export function Softphone({
         ...x.view, callId: x.callId || null, pc: x.session.connection || null,
       }));
       publish("registering");
+      setProblem(null);
+      // A browser does not tell a page why a WebSocket failed. Plain ws:// (a PBX on this
+      // machine) has no certificate, so it is down; a wss:// that never connected from
+      // this page may be down or behind a certificate the browser does not trust yet.
+      let everConnected = false;
+      const unreachable = () => {
+        const url = config.wss_url;
+        const key = url.startsWith("wss:") && !everConnected ? "pbxDownOrCert" : "pbxDown";
+        mark("problem", key);
+        setProblem({ key, url, https: httpsOf(url) });
+      };
       ua.on("connecting", (e) => { if (e.attempts > 1) publish("disconnected", langRef.current.attempt(e.attempts)); });
-      ua.on("disconnected", (e) => publish("disconnected", e.reason || (e.error ? langRef.current.connError : langRef.current.connClosed)));
+      ua.on("connected", () => { everConnected = true; });
+      ua.on("disconnected", (e) => {
+        publish("disconnected", e.reason || (e.error ? langRef.current.connError : langRef.current.connClosed));
+        unreachable();
+      });
       ua.on("registered", () => {
         retries = 0;
+        setProblem(null);
         publish("registered");
         if (cb.current.onRegistration) cb.current.onRegistration({ state: "registered", first: firstRegistration, at: Date.now() });
         firstRegistration = false;
@@ -392,6 +437,13 @@ export function Softphone({
         const delay = Math.min(REGISTER_RETRY_MAX_S, 2 ** Math.min(retries, 5)) * (0.75 + Math.random() / 2);
         const code = e.response ? ` (${e.response.status_code})` : "";
         publish("failed", `${e.cause}${code}; ${langRef.current.retryingIn(Math.round(delay))}`);
+        const status = e.response && e.response.status_code;
+        if (status === 401 || status === 407) {
+          mark("problem", "wrongPassword");
+          setProblem({ key: "wrongPassword", ext: config.extension });
+        } else if (status) {
+          setProblem({ key: "refused", ext: config.extension, code: `${status} ${e.response.reason_phrase || ""}`.trim() });
+        }
         if (cb.current.onRegistration) cb.current.onRegistration({ state: "failed", cause: e.cause, at: Date.now() });
         clearTimeout(retryTimer);
         retryTimer = setTimeout(() => { if (ua.isConnected()) ua.register(); }, delay * 1000);
@@ -582,6 +634,25 @@ export function Softphone({
     return () => clearTimeout(t);
   }, [number, enabled]);
 
+  // Signed in but nothing to register with: say why, in the same place the phone would be.
+  const setupProblem = config && config.problem ? { key: config.problem === "no_pbx" ? "noPbx" : "noExtension" } : null;
+  if (setupProblem) {
+    const text = L.problem[setupProblem.key]();
+    return (
+      <>
+        <style>{css}</style>
+        <button type="button" className="wq-sp-fab" aria-label={`${L.phone}: ${text}`} title={text} data-testid="softphone-toggle" data-state="unavailable" onClick={() => setOpen(!open)}>
+          ☎
+          <span className="wq-sp-dot" style={{ background: DOT.idle }} />
+        </button>
+        {open ? (
+          <div className="wq-sp-panel" data-testid="softphone-panel" dir={lang === "ar" ? "rtl" : "ltr"} lang={lang}>
+            <div className="wq-sp-err" role="status" data-testid="softphone-problem" data-problem={setupProblem.key}>{text}</div>
+          </div>
+        ) : null}
+      </>
+    );
+  }
   if (!enabled) return null;
 
   const active = calls.find((c) => c.phase !== "ringing" || c.direction === "outgoing");
@@ -595,6 +666,8 @@ export function Softphone({
   const leaderReg = followerView && followerView.reg;
   const shownReg = leader || reg.state !== "follower" ? reg : { state: "follower", reason: leaderReg ? regLabel(leaderReg) : "" };
   const statusText = regLabel(shownReg);
+  // Only the tab that holds the phone knows why it is not registered.
+  const problemText = leader && problem && shownReg.state !== "registered" ? L.problem[problem.key](problem) : "";
   const errorText = error ? (L[error] || error) : "";
   const dir = lang === "ar" ? "rtl" : "ltr";
   const matchFor = (num) => (match && match.number === num && match.name ? match : null);
@@ -610,7 +683,7 @@ export function Softphone({
     <>
       <style>{css}</style>
       <audio ref={audioRef} autoPlay data-testid="softphone-remote-audio" />
-      <button type="button" className="wq-sp-fab" aria-label={`${L.phone}: ${statusText}`} data-testid="softphone-toggle" data-state={shownReg.state} onClick={() => setOpen(!open)}>
+      <button type="button" className="wq-sp-fab" aria-label={`${L.phone}: ${statusText}`} title={problemText || statusText} data-testid="softphone-toggle" data-state={shownReg.state} onClick={() => setOpen(!open)}>
         ☎
         <span className="wq-sp-dot" style={{ background: DOT[shownReg.state] || DOT.idle }} />
       </button>
@@ -642,6 +715,7 @@ export function Softphone({
               <button type="button" className="wq-sp-btn" data-testid="softphone-take-over" onClick={() => takeoverRef.current && takeoverRef.current()}>{L.takeOver}</button>
             </div>
           ) : null}
+          {problemText ? <div className="wq-sp-err" role="status" data-testid="softphone-problem" data-problem={problem.key}>{problemText}</div> : null}
           {errorText ? <div className="wq-sp-err" data-testid="softphone-error">{errorText}</div> : null}
 
           {active ? (

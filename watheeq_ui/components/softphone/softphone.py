@@ -43,10 +43,11 @@ class Softphone(rx.NoSSRComponent):
 
 
 def softphone_root() -> rx.Component:
-    """The phone as mounted above the router: only for a signed-in user with an extension."""
+    """The phone as mounted above the router, for every signed-in user: without an
+    extension (or without PBX settings) it says why there is no phone, and what to do."""
     return rx.fragment(
         rx.cond(
-            AuthState.signed_in & AuthState.has_extension,
+            AuthState.signed_in,
             Softphone.create(
                 config=SoftphoneState.config,
                 command=SoftphoneState.command,

@@ -16,7 +16,7 @@ from reflex.config import get_config
 
 from services import accounts, call_center, clients, db, phones
 from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_event, leg_key
-from services.errors import DomainError, NotFound
+from services.errors import Conflict, DomainError, NotFound
 from services.models import CallDirection, CallFilters, Principal
 from watheeq_ui.i18n import tr
 from watheeq_ui.state.auth import AuthState
@@ -73,7 +73,13 @@ class SoftphoneState(rx.State):
                     session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
                 )
         except NotFound:
+            # The phone says so (and what to do) instead of silently not being there.
             self.clear_config()
+            self.config = {"problem": "no_extension"}
+            return
+        except Conflict:
+            self.clear_config()
+            self.config = {"problem": "no_pbx"}
             return
         wanted = {
             "wss_url": cfg.wss_url,
