@@ -106,7 +106,7 @@ async def test_neonize_events_each_produce_their_database_change(engine: Engine,
         await gateway.dispatch(tenant_id, None, LoggedOutEv(OnConnect=False, Reason=ConnectFailureReason.LOGGED_OUT))
         row = _row(tenant_id)
         assert row.status == WhatsappStatus.DISCONNECTED and row.desired_state == WhatsappDesiredState.DISCONNECTED
-        assert row.device_jid is None and "unlinked" in (row.last_error or "")
+        assert row.device_jid is None and "unlinked" in (row.last_error or "") and row.error_code == "logged_out"
         assert not store_file.exists()
         await sidecar.shutdown()
 
