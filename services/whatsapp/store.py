@@ -908,17 +908,16 @@ def mark_failed(
 def mark_uncertain(*, session: Session, tenant_id: int, message_id: int, detail: str) -> bool:
     """Nobody can tell whether this SENDING message reached WhatsApp: UNCERTAIN, for a person to
     decide (send again, or mark as sent). Never re-sent on its own. False if it moved meanwhile."""
-    result = session.execute(
-        sa.update(WhatsappMessage)
-        .where(
-            WhatsappMessage.tenant_id == tenant_id,
-            WhatsappMessage.id == message_id,
-            WhatsappMessage.status == MessageStatus.SENDING,
-        )
-        .values(status=MessageStatus.UNCERTAIN, error=(detail or "")[:512], error_code=Failure.SEND_UNCERTAIN.value, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    if row.status != MessageStatus.SENDING:
+        return False
+    row.status = MessageStatus.UNCERTAIN
+    row.error = (detail or "")[:512]
+    row.error_code = Failure.SEND_UNCERTAIN.value
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return True
 
 
 def _client_name(session: Session, tenant_id: int, client_id: int | None) -> str | None:
