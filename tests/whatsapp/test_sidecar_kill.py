@@ -9,7 +9,6 @@ window in which a blind retry would send it twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
@@ -25,9 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services import config, db
-from services.models import MessageStatus, WhatsappMessage
+from services.models import MessageStatus, WhatsappMessage, WhatsappSend
+from services.whatsapp import store
 from services.whatsapp.simulator import enqueue_command
-from tests.whatsapp.test_send_crash import _linked, _queue
+from tests.whatsapp.test_send_crash import _linked
 
 BURST = 1000
 KILLS = 4
@@ -76,17 +76,17 @@ async def test_sigkilled_sidecar_sends_every_message_once_or_marks_it_uncertain(
     tenant_id, admin = await _linked(data_dir)
     bodies = [f"burst {i}" for i in range(BURST)]
     numbers = ["0501000001", "0501000002", "0501000003"]
-    from services.models import WhatsappSend
-    from services.whatsapp import store
-
     with db.session_scope() as session:
         for i, body in enumerate(bodies):
             store.send_message(session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to=numbers[i % 3], body=body))
     rng = random.Random(8011)
     root = data_dir / "whatsapp" / "simulator"
     kills = 0
+
+    def settled() -> int:
+        return sum(n for s, n in _counts(tenant_id).items() if s not in (MessageStatus.PENDING, MessageStatus.SENDING))
+
     while kills < KILLS:
-        settled = lambda: sum(n for s, n in _counts(tenant_id).items() if s not in (MessageStatus.PENDING, MessageStatus.SENDING))  # noqa: E731
         before = settled()
         if kills % 2:
             enqueue_command(tenant_id, "crash_after_sends", root=root, count=rng.randint(5, 40))
