@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 
 from services import clients, db, whatsapp
 from services.errors import DomainError
-from services.models import MessageDirection, Principal, WhatsappSend, WhatsappStatusPublic
+from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
 from services.whatsapp.failures import SENTENCES, Failure
 from services.whatsapp.gateway import qr_code_lifetimes
 from services.whatsapp.store import messages_fingerprint
@@ -444,7 +445,8 @@ class WhatsappState(rx.State):
 
     # ------------------------------------------------------------------ uncertain messages
 
-    async def _decide(self, message_id: int, decide, done_key: str):
+    async def _decide(self, message_id: int, decide: Callable[..., WhatsappMessagePublic], done_key: str):
+        """Record a person's decision about an UNCERTAIN message (``decide`` is the service call)."""
         principal = await principal_for_page(self)
         if principal is None:
             return None
