@@ -120,6 +120,10 @@ class MessageDirection(str, enum.Enum):
 
 class MessageStatus(str, enum.Enum):
     PENDING = "PENDING"
+    # Handed to WhatsApp by a sidecar that has not yet heard back (committed before the send).
+    SENDING = "SENDING"
+    # A sidecar died mid-send and WhatsApp cannot tell whether it arrived: a person decides.
+    UNCERTAIN = "UNCERTAIN"
     SENT = "SENT"
     DELIVERED = "DELIVERED"
     READ = "READ"
@@ -377,7 +381,9 @@ class WhatsappSession(TenantOwned, table=True):
     phone_number: str | None = Field(default=None, max_length=20)
     push_name: str | None = Field(default=None, max_length=128)
     connected_since: datetime | None = ts_field()
+    # The raw failure (for OWNER/ADMIN's details) and its class (services.whatsapp.failures).
     last_error: str | None = Field(default=None, max_length=512)
+    error_code: str | None = Field(default=None, max_length=32)
     retry_count: int = Field(default=0)
     next_retry_at: datetime | None = ts_field()
     last_seen_at: datetime | None = ts_field()
@@ -408,7 +414,11 @@ class WhatsappMessage(TenantOwned, table=True):
     message_type: str = Field(default="text", max_length=32)
     body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     error: str | None = Field(default=None, max_length=512)
+    error_code: str | None = Field(default=None, max_length=32)
     attempts: int = Field(default=0)
+    # The send in flight: which attempt (one sidecar process's) holds it, since when.
+    send_attempt_id: str | None = Field(default=None, max_length=64)
+    sending_started_at: datetime | None = ts_field()
     created_at: datetime = ts_field(nullable=False, default_now=True)
     sent_at: datetime | None = ts_field()
     delivered_at: datetime | None = ts_field()
@@ -681,7 +691,9 @@ class WhatsappStatusPublic(SQLModel):
     phone_number: str | None
     push_name: str | None
     connected_since: datetime | None
-    last_error: str | None
+    # What went wrong, as a code and a sentence that says what to do; never exception text.
+    error_code: str | None
+    error_message: str | None
     next_retry_at: datetime | None
     gateway: str
 
@@ -704,6 +716,8 @@ class WhatsappMessagePublic(SQLModel):
     push_name: str | None
     message_type: str
     body: str
+    # Why a message failed or is uncertain: a code and its sentence, never exception text.
+    error_code: str | None = None
     error: str | None
     created_at: datetime
     sent_at: datetime | None
@@ -749,3 +763,7 @@ class WhatsappOutbound(SQLModel):
     chat_jid: str
     body: str
     attempts: int
+    status: MessageStatus = MessageStatus.PENDING
+    # WhatsApp message id chosen before the send (gateways that take one), else None.
+    wa_message_id: str | None = None
+    send_attempt_id: str | None = None

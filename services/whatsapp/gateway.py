@@ -15,10 +15,20 @@ from typing import Protocol
 
 from services import config
 from services.models import MessageStatus, WhatsappInbound
+from services.whatsapp.failures import Failure
 
 
 class GatewayError(Exception):
-    """A gateway operation failed; the message is safe to show (no keys, no secrets)."""
+    """A gateway operation failed; the text holds no keys or secrets (it is still raw detail,
+    shown only to an owner or admin).
+
+    ``maybe_sent``: a send failed in a way that does not say whether WhatsApp got the message
+    (a timeout waiting for the server's answer): it must not simply be tried again.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class GatewayEvents(Protocol):
@@ -32,7 +42,7 @@ class GatewayEvents(Protocol):
 
     async def on_logged_out(self, tenant_id: int, reason: str) -> None: ...
 
-    async def on_connection_failed(self, tenant_id: int, reason: str) -> None: ...
+    async def on_connection_failed(self, tenant_id: int, reason: str, code: Failure | None = None) -> None: ...
 
     async def on_keepalive_timeout(self, tenant_id: int) -> None: ...
 
@@ -47,6 +57,10 @@ class Gateway(ABC):
     """One WhatsApp client per tenant, driven by the sidecar."""
 
     name: str
+    # Whether send_text takes the WhatsApp message id from the caller. With one, the id is
+    # stored before the send, a re-send of it is a no-op on WhatsApp's side, and receipts match
+    # it even when the sender died before hearing the answer.
+    client_message_ids: bool = False
 
     def __init__(self, sink: GatewayEvents) -> None:
         self.sink = sink
@@ -84,8 +98,20 @@ class Gateway(ABC):
         """Whether the tenant's client is really connected right now (the health watchdog's probe)."""
 
     @abstractmethod
-    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
-        """Send a text; returns the WhatsApp message id. Raises :class:`GatewayError`."""
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None) -> str:
+        """Send a text; returns the WhatsApp message id. Raises :class:`GatewayError`.
+
+        ``message_id`` is used as the message's id when :attr:`client_message_ids` is set.
+        """
+
+    def new_message_id(self) -> str:
+        """A fresh WhatsApp message id (only for gateways with :attr:`client_message_ids`)."""
+        raise NotImplementedError
+
+    async def was_delivered(self, tenant_id: int, chat_jid: str, wa_message_id: str) -> bool | None:
+        """Whether WhatsApp has the message with this id in the chat: True, False, or None when
+        the gateway cannot tell (the default)."""
+        return None
 
     async def close(self) -> None:
         """Stop every client (without logging out)."""

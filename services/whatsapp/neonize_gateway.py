@@ -52,6 +52,7 @@ from neonize.utils.jid import Jid2String  # noqa: E402
 
 from services import config, db  # noqa: E402
 from services.models import MessageStatus, WhatsappInbound  # noqa: E402
+from services.whatsapp.failures import Failure  # noqa: E402
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
 
 log = logging.getLogger("watheeq.whatsapp.neonize")
@@ -156,6 +157,17 @@ def device_store_url(database_url: str) -> str:
         query["sslmode"] = "disable"
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
+
+
+# whatsmeow's send errors after the message node went out, when no answer came back: the
+# message may well be on WhatsApp's side.
+_MAYBE_SENT = ("timed out", "deadline exceeded", "disconnected before")
+
+
+def send_error(exc: Exception) -> GatewayError:
+    """A failed send as a GatewayError that says whether WhatsApp may have the message."""
+    text = str(exc)[:500] or type(exc).__name__
+    return GatewayError(text, maybe_sent=any(marker in text.lower() for marker in _MAYBE_SENT))
 
 
 def proxy_settings() -> ProxySettings | None:
@@ -300,14 +312,16 @@ class NeonizeGateway(Gateway):
         except Exception:
             return False
 
-    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None) -> str:
+        # neonize 0.5.2 cannot take the id (its Go SendMessage builds the request without one),
+        # so client_message_ids stays False and message_id is never given here.
         client = self._clients.get(tenant_id)
         if client is None:
             raise GatewayError("not connected to WhatsApp")
         try:
             response = await client.send_message(parse_jid(chat_jid), body)
         except Exception as exc:
-            raise GatewayError(str(exc)[:500] or type(exc).__name__) from exc
+            raise send_error(exc) from exc
         return response.ID
 
     # ------------------------------------------------------------------ events
@@ -354,22 +368,26 @@ class NeonizeGateway(Gateway):
                 push_name = getattr(getattr(client, "me", None), "PushName", None) or event.BusinessName or None
                 await sink.on_paired(tenant_id, jid, _phone_of(event.ID), push_name)
             else:
-                await sink.on_connection_failed(tenant_id, f"pairing failed: {event.Error or 'unknown error'}")
+                await sink.on_connection_failed(tenant_id, f"pairing failed: {event.Error or 'unknown error'}", Failure.PAIRING_FAILED)
         elif isinstance(event, ConnectedEv):
             await sink.on_connected(tenant_id, await self._push_name(client))
         elif isinstance(event, LoggedOutEv):
             await sink.on_logged_out(tenant_id, ConnectFailureReason.Name(event.Reason).replace("_", " ").lower())
         elif isinstance(event, StreamReplacedEv):
-            await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)")
+            await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED)
         elif isinstance(event, TemporaryBanEv):
             until = _timestamp(event.Expire)
             await sink.on_connection_failed(
-                tenant_id, f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else "")
+                tenant_id,
+                f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
+                Failure.TEMP_BANNED,
             )
         elif isinstance(event, ConnectFailureEv):
-            await sink.on_connection_failed(tenant_id, f"WhatsApp refused the connection ({ConnectFailureReason.Name(event.Reason)}) {event.Message}".strip())
+            name = ConnectFailureReason.Name(event.Reason)
+            code = Failure.TEMP_BANNED if "TEMP_BANNED" in name else Failure.CLIENT_OUTDATED if "OUTDATED" in name else None
+            await sink.on_connection_failed(tenant_id, f"WhatsApp refused the connection ({name}) {event.Message}".strip(), code)
         elif isinstance(event, ClientOutdatedEv):
-            await sink.on_connection_failed(tenant_id, "WhatsApp says this client is outdated (405): update neonize")
+            await sink.on_connection_failed(tenant_id, "WhatsApp says this client is outdated (405): update neonize", Failure.CLIENT_OUTDATED)
         elif isinstance(event, KeepAliveTimeoutEv):
             await sink.on_keepalive_timeout(tenant_id)
         elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv, OfflineSyncCompletedEv)):

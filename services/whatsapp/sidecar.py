@@ -33,8 +33,17 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from services import config, db
-from services.models import MessageStatus, WhatsappDesiredState, WhatsappInbound, WhatsappLease, WhatsappStatus, utcnow
+from services.models import (
+    MessageStatus,
+    WhatsappDesiredState,
+    WhatsappInbound,
+    WhatsappLease,
+    WhatsappOutbound,
+    WhatsappStatus,
+    utcnow,
+)
 from services.whatsapp import store
+from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway, GatewayError, create_gateway
 
 log = logging.getLogger("watheeq.whatsapp.sidecar")
@@ -103,6 +112,7 @@ class _Tenant:
     last_health: float = 0.0
     keepalive_failing_since: float | None = None
     sender: asyncio.Task[None] | None = None
+    stop_sending: bool = False  # the sender finishes the message in hand, then stops
     next_send_at: float = 0.0
     retry_after: dict[int, float] = field(default_factory=dict)
 
@@ -193,6 +203,10 @@ class Sidecar:
         self._seen: set[int] = set()
         self._writer = InboundWriter(self._db)
         self._background: set[asyncio.Task[Any]] = set()
+        # Send attempts are this process's: a SENDING row of any other attempt has no sender.
+        self._attempt_prefix = uuid.uuid4().hex[:16]
+        self._attempt_seq = 0
+        self._live_attempts: set[str] = set()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -288,7 +302,7 @@ class Sidecar:
             self._reconcile(tenant_id, rt, now, wall)
         for tenant_id in sync.pending:
             rt = self.tenants.get(tenant_id)
-            if rt is not None and rt.connected and (rt.sender is None or rt.sender.done()):
+            if rt is not None and rt.connected and not rt.stop_sending and (rt.sender is None or rt.sender.done()):
                 rt.sender = self._spawn(self._guard(f"sender of tenant {tenant_id}", self._send_pending(tenant_id)))
         self.last_tick_seconds = time.perf_counter() - started
 
@@ -355,7 +369,12 @@ class Sidecar:
             await self.gateway.stop(tenant_id)
             self.gateway.delete_device_store(tenant_id)
             await self._write(
-                store.record_disconnected, tenant_id=tenant_id, worker_id=self.worker_id, reason=store.QR_EXPIRED, give_up=True
+                store.record_disconnected,
+                tenant_id=tenant_id,
+                worker_id=self.worker_id,
+                reason=store.QR_EXPIRED,
+                give_up=True,
+                code=Failure.QR_TIMEOUT,
             )
             await self._write(store.release_leases, worker_id=self.worker_id, tenant_ids=[tenant_id])
             self.tenants.pop(tenant_id, None)
@@ -372,9 +391,11 @@ class Sidecar:
             return
         log.warning("tenant %s looks dead while CONNECTED; restarting its client", tenant_id)
         await self.gateway.stop(tenant_id)
-        await self._failed(tenant_id, rt, "the connection went silent; reconnecting", immediate=True)
+        await self._failed(tenant_id, rt, "the connection went silent; reconnecting", immediate=True, code=Failure.CONNECTION_LOST)
 
-    async def _failed(self, tenant_id: int, rt: _Tenant, reason: str, *, immediate: bool = False) -> None:
+    async def _failed(
+        self, tenant_id: int, rt: _Tenant, reason: str, *, immediate: bool = False, code: Failure | None = None
+    ) -> None:
         rt.connected = False
         attempt = rt.lease.retry_count + 1
         delay = 0.0 if immediate else backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap)
@@ -388,6 +409,7 @@ class Sidecar:
             reason=reason,
             retry_count=attempt,
             next_retry_at=next_retry,
+            code=code,
         )
 
     async def _forget(self, tenant_id: int) -> None:
@@ -397,17 +419,28 @@ class Sidecar:
         await self.gateway.stop(tenant_id)
 
     async def _stop_sender(self, rt: _Tenant) -> None:
-        if rt.sender is not None and not rt.sender.done():
-            rt.sender.cancel()
+        """Stop the tenant's sender after the message in hand: cancelling a send midway would
+        leave it SENDING with nobody to say how it ended. Cancelled only past the stop bound."""
+        rt.stop_sending = True
+        sender = rt.sender
+        if sender is not None and not sender.done():
             try:
-                await rt.sender
-            except (asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(sender), timeout=self.settings.stop_timeout)
+            except asyncio.TimeoutError:
+                sender.cancel()
+                try:
+                    await sender
+                except (asyncio.CancelledError, Exception):
+                    pass
+            except Exception:
                 pass
         rt.sender = None
 
     async def shutdown(self) -> None:
         """Stop taking work, stop every client (no logout), flush inbound, release the leases."""
         self.stopping.set()
+        for rt in self.tenants.values():
+            rt.stop_sending = True
         for rt in list(self.tenants.values()):
             await self._stop_sender(rt)
         try:
@@ -431,13 +464,22 @@ class Sidecar:
 
     # ------------------------------------------------------------------ sending
 
+    def _new_attempt(self) -> str:
+        self._attempt_seq += 1
+        return f"{self._attempt_prefix}-{self._attempt_seq}"
+
     async def _send_pending(self, tenant_id: int) -> None:
-        """Send the firm's PENDING messages oldest first; a failing message holds back its chat."""
-        s = self.settings
+        """Settle sends orphaned by a dead sender, then send the firm's PENDING messages oldest
+        first; a failing message holds back its chat."""
         while True:
             rt = self.tenants.get(tenant_id)
-            if rt is None or not rt.connected or self.stopping.is_set():
+            if rt is None or not rt.connected or rt.stop_sending or self.stopping.is_set():
                 return
+            orphans = await self._write(store.orphaned_sends, tenant_id=tenant_id, live_attempts=set(self._live_attempts))
+            for message in orphans:
+                if not rt.connected or rt.stop_sending:
+                    return
+                await self._recover(tenant_id, rt, message)
             batch = await self._write(store.next_outbound, tenant_id=tenant_id, limit=200)
             if not batch:
                 return
@@ -450,32 +492,94 @@ class Sidecar:
                 if retry_at is not None and time.monotonic() < retry_at:
                     held_chats.add(message.chat_jid)
                     continue
-                if not rt.connected:
+                if not rt.connected or rt.stop_sending:
                     return
-                if s.send_rate > 0:
-                    wait = rt.next_send_at - time.monotonic()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    rt.next_send_at = max(time.monotonic(), rt.next_send_at) + 1.0 / s.send_rate
-                attempts = await self._write(store.begin_send_attempt, tenant_id=tenant_id, message_id=message.id)
-                try:
-                    wa_id = await self.gateway.send_text(tenant_id, message.chat_jid, message.body)
-                except Exception as exc:
-                    final = attempts >= s.send_attempts
-                    reason = str(exc) if isinstance(exc, GatewayError) else f"send failed: {type(exc).__name__}"
-                    await self._write(store.mark_failed, tenant_id=tenant_id, message_id=message.id, error=reason, final=final)
-                    if final:
-                        rt.retry_after.pop(message.id, None)
-                    else:
-                        rt.retry_after[message.id] = time.monotonic() + backoff_delay(attempts, 1.0, 60.0)
-                        held_chats.add(message.chat_jid)
-                    continue
-                rt.retry_after.pop(message.id, None)
-                await self._write(store.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=wa_id)
-                sent_any = True
+                outcome = await self._send_one(tenant_id, rt, message)
+                if outcome == "retry":
+                    held_chats.add(message.chat_jid)
+                sent_any = sent_any or outcome == "sent"
             if not sent_any:
                 # Everything left waits for a retry time; the next tick starts a sender again.
                 return
+
+    async def _recover(self, tenant_id: int, rt: _Tenant, message: WhatsappOutbound) -> None:
+        """A message left SENDING by a sender that died: find out, never re-send blindly.
+
+        With an id chosen before the send, ask the gateway whether WhatsApp has it; if it does,
+        it was sent; if not, or if the gateway cannot tell, send it again under the same id,
+        which WhatsApp does not deliver twice. Without such an id nothing can be told: the
+        message becomes UNCERTAIN and a person decides.
+        """
+        if message.wa_message_id and self.gateway.client_message_ids:
+            try:
+                delivered = await self.gateway.was_delivered(tenant_id, message.chat_jid, message.wa_message_id)
+            except Exception:
+                log.exception("checking message %s of tenant %s failed", message.id, tenant_id)
+                delivered = None
+            if delivered:
+                await self._write(store.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=message.wa_message_id)
+                return
+            await self._send_one(tenant_id, rt, message, replaces=message.send_attempt_id)
+            return
+        log.warning("message %s of tenant %s was being sent when its sender died; marked uncertain", message.id, tenant_id)
+        await self._write(
+            store.mark_uncertain,
+            tenant_id=tenant_id,
+            message_id=message.id,
+            detail=f"sender attempt {message.send_attempt_id} stopped while handing the message to WhatsApp; {self.gateway.name} cannot tell whether it arrived",
+        )
+
+    async def _send_one(self, tenant_id: int, rt: _Tenant, message: WhatsappOutbound, *, replaces: str | None = None) -> str:
+        """One send, recorded SENDING (committed) before the gateway has it: sent, retry, failed,
+        uncertain or skipped (the message moved meanwhile)."""
+        s = self.settings
+        if s.send_rate > 0:
+            wait = rt.next_send_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            rt.next_send_at = max(time.monotonic(), rt.next_send_at) + 1.0 / s.send_rate
+        wa_id = message.wa_message_id
+        if wa_id is None and self.gateway.client_message_ids:
+            wa_id = self.gateway.new_message_id()
+        attempt = self._new_attempt()
+        self._live_attempts.add(attempt)
+        try:
+            attempts = await self._write(
+                store.begin_send,
+                tenant_id=tenant_id,
+                message_id=message.id,
+                attempt_id=attempt,
+                wa_message_id=wa_id,
+                replaces_attempt=replaces,
+            )
+            if attempts is None:
+                return "skipped"
+            try:
+                sent_id = await self.gateway.send_text(tenant_id, message.chat_jid, message.body, message_id=wa_id)
+            except Exception as exc:
+                return await self._send_failed(tenant_id, rt, message, exc, attempts, idempotent=wa_id is not None)
+            rt.retry_after.pop(message.id, None)
+            await self._write(store.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=sent_id)
+            return "sent"
+        finally:
+            self._live_attempts.discard(attempt)
+
+    async def _send_failed(
+        self, tenant_id: int, rt: _Tenant, message: WhatsappOutbound, exc: Exception, attempts: int, *, idempotent: bool
+    ) -> str:
+        reason = str(exc) if isinstance(exc, GatewayError) else f"send failed: {type(exc).__name__}"
+        if isinstance(exc, GatewayError) and exc.maybe_sent and not idempotent:
+            # WhatsApp may have it: trying again could deliver it twice.
+            await self._write(store.mark_uncertain, tenant_id=tenant_id, message_id=message.id, detail=reason)
+            rt.retry_after.pop(message.id, None)
+            return "uncertain"
+        final = attempts >= self.settings.send_attempts
+        await self._write(store.mark_failed, tenant_id=tenant_id, message_id=message.id, error=reason, final=final)
+        if final:
+            rt.retry_after.pop(message.id, None)
+            return "failed"
+        rt.retry_after[message.id] = time.monotonic() + backoff_delay(attempts, 1.0, 60.0)
+        return "retry"
 
     # ------------------------------------------------------------------ gateway events
 
@@ -542,18 +646,19 @@ class Sidecar:
                 worker_id=self.worker_id,
                 reason=f"WhatsApp was unlinked: {reason}",
                 give_up=True,
+                code=Failure.LOGGED_OUT,
             )
             await self._write(store.release_leases, worker_id=self.worker_id, tenant_ids=[tenant_id])
             self.tenants.pop(tenant_id, None)
 
         await self._guard(f"logout of tenant {tenant_id}", go())
 
-    async def on_connection_failed(self, tenant_id: int, reason: str) -> None:
+    async def on_connection_failed(self, tenant_id: int, reason: str, code: Failure | None = None) -> None:
         async def go() -> None:
             rt = self.tenants.get(tenant_id)
             await self.gateway.stop(tenant_id)
             if rt is not None:
-                await self._failed(tenant_id, rt, reason)
+                await self._failed(tenant_id, rt, reason, code=code)
 
         await self._guard(f"failure of tenant {tenant_id}", go())
 

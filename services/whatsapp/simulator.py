@@ -18,7 +18,19 @@ gateway of the sidecar that holds the tenant picks it up within ``poll_interval`
 - ``unlink``: the device is removed from the phone (logged-out event, store deleted);
 - ``fail_connects`` {count, reason}: the next ``count`` connects fail with ``reason``;
 - ``fail_sends`` {count, reason}: the next ``count`` sends fail;
-- ``drop``: the connection dies silently (a zombie: no event, sends fail).
+- ``drop``: the connection dies silently (a zombie: no event, sends fail);
+- ``failure`` {kind, count?}: one of the known failures (:data:`FAILURES`), with the raw text
+  neonize gives for it, reported at once; connect failures also fail the next ``count``
+  connects (replacing earlier ones);
+- ``crash_after_sends`` {count}: the process kills itself (SIGKILL) right after the
+  ``count``-th next delivery, before the sidecar hears the answer: the crash window of a send.
+
+What the simulated WhatsApp delivered is appended, one JSON line per delivery, to
+``sent/tenant-<id>.jsonl``: that file is WhatsApp's side of the story, which survives a crash
+of the sidecar. By default the gateway takes the message id from the caller as WhatsApp does
+for a re-sent message: an id it already delivered is not delivered again (the attempt goes to
+``sent/tenant-<id>.resent.jsonl``). ``WATHEEQ_SIMULATOR_CLIENT_IDS=0`` makes it behave like
+neonize 0.5.2 instead, which chooses the id itself and cannot be asked what it delivered.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,11 +51,31 @@ from typing import Any
 
 from services import config, phones
 from services.models import MessageStatus, WhatsappInbound
+from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, qr_code_lifetimes, whatsapp_dir
 
 log = logging.getLogger(__name__)
 
-ACTIONS = frozenset({"scan", "inbound", "receipt", "unlink", "fail_connects", "fail_sends", "drop"})
+ACTIONS = frozenset({"scan", "inbound", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
+# Commands applied as soon as the gateway sees them, even before a client runs.
+_SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends"})
+
+# Known failures, each with the raw text (and class, when a structured event gives it) that the
+# neonize gateway reports for it. The dial errors are neonize 0.5.2's own, as seen on a machine
+# without a route out (DNS) and with a proxy that is down.
+_DIAL = 'failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": '
+FAILURES: dict[str, tuple[str, Failure | None]] = {
+    "no_route": (_DIAL + "dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable", None),
+    "proxy_unreachable": (_DIAL + "proxyconnect tcp: dial tcp 127.0.0.1:3128: connect: connection refused", None),
+    "temp_banned": ("temporarily banned by WhatsApp (SEND_TO_TOO_MANY_PEOPLE) until 2026-12-01 09:00 UTC", Failure.TEMP_BANNED),
+    "stream_replaced": ("the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED),
+    "client_outdated": ("WhatsApp says this client is outdated (405): update neonize", Failure.CLIENT_OUTDATED),
+    "pairing_failed": ("pairing failed: pair-device: websocket closed before pairing finished (code 1006)", Failure.PAIRING_FAILED),
+    "unknown": ("proto: cannot parse invalid wire-format data (frame 0x7f at offset 12)", None),
+    # These two are events, not connect errors: a phone-side unlink, and a QR nobody scans.
+    "logged_out": ("logged out", Failure.LOGGED_OUT),
+    "qr_timeout": ("", Failure.QR_TIMEOUT),
+}
 
 
 def simulator_dir(root: Path | None = None) -> Path:
@@ -101,6 +134,7 @@ class _Client:
 
 class SimulatorGateway(Gateway):
     name = "simulator"
+    client_message_ids = True
 
     def __init__(
         self,
@@ -112,6 +146,7 @@ class SimulatorGateway(Gateway):
         qr_codes: int | None = None,
         poll_interval: float = 0.1,
         connect_delay: float = 0.02,
+        client_ids: bool | None = None,
     ) -> None:
         super().__init__(sink)
         self.root = simulator_dir(root)
@@ -122,10 +157,16 @@ class SimulatorGateway(Gateway):
         self.qr_codes = qr_codes if qr_codes is not None else int(config.get("WATHEEQ_SIMULATOR_QR_CODES", "6") or 6)
         self.poll_interval = poll_interval
         self.connect_delay = connect_delay
+        if client_ids is None:
+            client_ids = (config.get("WATHEEQ_SIMULATOR_CLIENT_IDS", "1") or "1") not in ("0", "false", "no")
+        # An instance attribute: the class default says what the simulator can do.
+        self.client_message_ids = client_ids
         self.sent: list[SentMessage] = []
+        self._delivered: dict[int, set[str]] = {}
+        self._crash_after: int | None = None
         self._clients: dict[int, _Client] = {}
         self._known: set[int] = set()
-        self._fail_connects: dict[int, list[str]] = {}
+        self._fail_connects: dict[int, list[tuple[str, Failure | None]]] = {}
         self._fail_sends: dict[int, list[str]] = {}
         self._poller: asyncio.Task[None] | None = None
 
@@ -164,21 +205,21 @@ class SimulatorGateway(Gateway):
             raise GatewayError("the client is already running")
         self._known.add(tenant_id)
         self._ensure_poller()
-        self._process_commands(tenant_id, only={"fail_connects", "fail_sends"})
+        self._process_commands(tenant_id, only=set(_SYNC_ACTIONS))
         client = _Client(tenant_id)
         self._clients[tenant_id] = client
         failures = self._fail_connects.get(tenant_id)
         if failures:
-            self._spawn(client, self._fail(client, failures.pop(0)))
+            self._spawn(client, self._fail(client, *failures.pop(0)))
         elif device_jid:
             self._spawn(client, self._restore(client, device_jid))
         else:
             self._spawn(client, self._pair(client))
 
-    async def _fail(self, client: _Client, reason: str) -> None:
+    async def _fail(self, client: _Client, reason: str, code: Failure | None = None) -> None:
         await asyncio.sleep(self.connect_delay)
         self._drop_client(client)
-        await self.sink.on_connection_failed(client.tenant_id, reason)
+        await self.sink.on_connection_failed(client.tenant_id, reason, code)
 
     async def _restore(self, client: _Client, device_jid: str) -> None:
         await asyncio.sleep(self.connect_delay)
@@ -234,20 +275,60 @@ class SimulatorGateway(Gateway):
             self._poller.cancel()
             self._poller = None
 
-    async def send_text(self, tenant_id: int, chat_jid: str, body: str) -> str:
+    def new_message_id(self) -> str:
+        return _wa_id()
+
+    def _sent_log(self, tenant_id: int, suffix: str = "") -> Path:
+        folder = self.root / "sent"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"tenant-{tenant_id}{suffix}.jsonl"
+
+    def delivered_ids(self, tenant_id: int) -> set[str]:
+        """Ids WhatsApp has delivered for the tenant, read back from its log after a restart."""
+        known = self._delivered.get(tenant_id)
+        if known is None:
+            known = set()
+            try:
+                with self._sent_log(tenant_id).open(encoding="utf-8") as fh:
+                    for line in fh:
+                        if line.strip():
+                            known.add(json.loads(line)["wa_message_id"])
+            except FileNotFoundError:
+                pass
+            self._delivered[tenant_id] = known
+        return known
+
+    async def send_text(self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None) -> str:
         client = self._clients.get(tenant_id)
         if client is None or client.state != "connected":
             raise GatewayError("not connected to WhatsApp")
         failures = self._fail_sends.get(tenant_id)
         if failures:
             raise GatewayError(failures.pop(0))
-        wa_id = _wa_id()
+        wa_id = message_id if (self.client_message_ids and message_id) else _wa_id()
+        record = json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id}) + "\n"
+        delivered = self.delivered_ids(tenant_id)
+        if wa_id in delivered:
+            # WhatsApp drops a second message under an id it already has.
+            with self._sent_log(tenant_id, ".resent").open("a", encoding="utf-8") as fh:
+                fh.write(record)
+            return wa_id
+        # One append of one line: the delivery either happened or not, whenever the process dies.
+        with self._sent_log(tenant_id).open("a", encoding="utf-8") as fh:
+            fh.write(record)
+        delivered.add(wa_id)
         self.sent.append(SentMessage(tenant_id, chat_jid, body, wa_id))
-        sent_log = self.root / "sent" / f"tenant-{tenant_id}.jsonl"
-        sent_log.parent.mkdir(parents=True, exist_ok=True)
-        with sent_log.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id}) + "\n")
+        if self._crash_after is not None:
+            self._crash_after -= 1
+            if self._crash_after <= 0:
+                # Delivered, and the sidecar dies before it hears so: the crash window of a send.
+                os.kill(os.getpid(), signal.SIGKILL)
         return wa_id
+
+    async def was_delivered(self, tenant_id: int, chat_jid: str, wa_message_id: str) -> bool | None:
+        if not self.client_message_ids:
+            return None
+        return wa_message_id in self.delivered_ids(tenant_id)
 
     # ------------------------------------------------------------------ the phone
 
@@ -317,8 +398,36 @@ class SimulatorGateway(Gateway):
         if client is not None:
             client.state = "dead"
 
-    def fail_next_connects(self, tenant_id: int, count: int, reason: str) -> None:
-        self._fail_connects.setdefault(tenant_id, []).extend([reason] * count)
+    def fail_next_connects(self, tenant_id: int, count: int, reason: str, code: Failure | None = None) -> None:
+        self._fail_connects.setdefault(tenant_id, []).extend([(reason, code)] * count)
+
+    async def inject_failure(self, tenant_id: int, kind: str, count: int = 1) -> None:
+        """One of the known failures (:data:`FAILURES`), reported now, as neonize would report it."""
+        if kind not in FAILURES:
+            raise ValueError(f"unknown failure {kind!r}")
+        reason, code = FAILURES[kind]
+        self._fail_connects.pop(tenant_id, None)
+        client = self._clients.get(tenant_id)
+        if kind == "logged_out":
+            self.delete_device_store(tenant_id)
+            if client is not None:
+                self._drop_client(client)
+            await self.sink.on_logged_out(tenant_id, reason)
+            return
+        if kind == "qr_timeout":
+            # The phone never scans: the codes run out at once instead of over minutes.
+            if client is not None and client.state == "pairing":
+                for _ in range(max(count, 20)):
+                    if self._clients.get(tenant_id) is not client:
+                        return
+                    await self.sink.on_qr(tenant_id, _qr_payload())
+                    await asyncio.sleep(0.01)
+            return
+        if count > 1:
+            self.fail_next_connects(tenant_id, count - 1, reason, code)
+        if client is not None:
+            self._drop_client(client)
+        await self.sink.on_connection_failed(tenant_id, reason, code)
 
     # ------------------------------------------------------------------ command queue
 
@@ -352,6 +461,8 @@ class SimulatorGateway(Gateway):
         reason = str(command.get("reason") or "simulated failure")
         if command["action"] == "fail_connects":
             self.fail_next_connects(tenant_id, count, reason)
+        elif command["action"] == "crash_after_sends":
+            self._crash_after = max(1, count)
         else:
             self._fail_sends.setdefault(tenant_id, []).extend([reason] * count)
 
@@ -387,6 +498,9 @@ class SimulatorGateway(Gateway):
             return True
         if action == "drop":
             self.drop(tenant_id)
+            return True
+        if action == "failure":
+            await self.inject_failure(tenant_id, str(command.get("kind", "")), int(command.get("count", 1)))
             return True
         self._apply_sync(tenant_id, command)
         return True
@@ -424,6 +538,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--id", dest="ids", action="append", default=[], help="receipt: a WhatsApp message id (repeatable)")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--reason", default="simulated failure")
+    parser.add_argument("--kind", choices=sorted(FAILURES), help="failure: which known failure")
     args = parser.parse_args(argv)
     params: dict[str, Any] = {}
     if args.action == "scan":
@@ -434,6 +549,10 @@ def main(argv: list[str] | None = None) -> None:
         params = {"status": args.status, **({"wa_message_ids": args.ids} if args.ids else {"all_sent": True})}
     elif args.action in ("fail_connects", "fail_sends"):
         params = {"count": args.count, "reason": args.reason}
+    elif args.action == "failure":
+        params = {"kind": args.kind, "count": args.count}
+    elif args.action == "crash_after_sends":
+        params = {"count": args.count}
     print(enqueue_command(args.tenant, args.action, **params))
 
 

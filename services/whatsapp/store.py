@@ -26,7 +26,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
-from services import clients, config, phones
+from services import audit, clients, config, phones
 from services.errors import Conflict, Forbidden, Invalid
 from services.models import (
     Client,
@@ -48,12 +48,21 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import get_owned, tenant_select
+from services.whatsapp.failures import Failure, classify, sentence
 
 MAX_BODY = 4096
 QR_EXPIRED = "QR expired — link again"
 NOT_CONNECTED = "the WhatsApp line is not connected"
-# Receipts only move a message forward: a late DELIVERED never undoes READ.
-_RANK = {MessageStatus.PENDING: 0, MessageStatus.SENT: 1, MessageStatus.DELIVERED: 2, MessageStatus.READ: 3}
+# Receipts only move a message forward: a late DELIVERED never undoes READ. A receipt for a
+# message still SENDING or UNCERTAIN proves it reached WhatsApp.
+_RANK = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENDING: 0,
+    MessageStatus.UNCERTAIN: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -70,7 +79,8 @@ def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
             phone_number=None,
             push_name=None,
             connected_since=None,
-            last_error=None,
+            error_code=None,
+            error_message=None,
             next_retry_at=None,
             gateway=gateway,
         )
@@ -83,13 +93,22 @@ def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
         phone_number=row.phone_number,
         push_name=row.push_name,
         connected_since=row.connected_since if row.status == WhatsappStatus.CONNECTED else None,
-        last_error=row.last_error,
+        error_code=row.error_code,
+        error_message=sentence(row.error_code),
         next_retry_at=row.next_retry_at if row.status == WhatsappStatus.ERROR else None,
         gateway=gateway,
     )
 
 
+def _message_error_code(row: WhatsappMessage) -> str | None:
+    if row.error_code:
+        return row.error_code
+    # Rows written before failures were classified carry only the raw text.
+    return classify(row.error, default=Failure.SEND_FAILED).value if row.error else None
+
+
 def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMessagePublic:
+    code = _message_error_code(row)
     return WhatsappMessagePublic(
         id=row.id,  # type: ignore[arg-type]
         wa_message_id=row.wa_message_id,
@@ -102,7 +121,8 @@ def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMe
         push_name=row.push_name,
         message_type=row.message_type,
         body=row.body,
-        error=row.error,
+        error_code=code,
+        error=sentence(code),
         created_at=row.created_at,
         sent_at=row.sent_at,
         delivered_at=row.delivered_at,
@@ -189,6 +209,7 @@ def init_session(*, session: Session, tenant_id: int, actor: Principal) -> Whats
         if row.status in (WhatsappStatus.DISCONNECTED, WhatsappStatus.ERROR):
             row.status = WhatsappStatus.CONNECTING
             row.last_error = None
+            row.error_code = None
         row.updated_at = utcnow()
         session.add(row)
         session.flush()
@@ -213,6 +234,7 @@ def disconnect(*, session: Session, tenant_id: int, actor: Principal) -> Whatsap
         row.qr_payload = None
         row.qr_issued_at = None
         row.last_error = None
+        row.error_code = None
     row.updated_at = now
     session.add(row)
     session.flush()
@@ -222,6 +244,16 @@ def disconnect(*, session: Session, tenant_id: int, actor: Principal) -> Whatsap
 def get_session_status(*, session: Session, tenant_id: int) -> WhatsappStatusPublic:
     """The line's status as the sidecar last wrote it, with the live QR payload while pending."""
     return _status_public(_session_row(session, tenant_id))
+
+
+def get_error_detail(*, session: Session, tenant_id: int, actor: Principal) -> str | None:
+    """The raw text of the line's last failure (Go errors, addresses), for OWNER/ADMIN only.
+
+    The status carries the failure's code and sentence; this is the technical detail behind it.
+    """
+    _require_admin(actor, tenant_id)
+    row = _session_row(session, tenant_id)
+    return row.last_error if row is not None and row.error_code else None
 
 
 def send_message(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappSend) -> WhatsappMessagePublic:
@@ -538,6 +570,7 @@ def record_qr(*, session: Session, tenant_id: int, worker_id: str, payload: str,
         qr_payload=payload,
         qr_issued_at=issued_at or utcnow(),
         last_error=None,
+        error_code=None,
         next_retry_at=None,
     )
 
@@ -571,6 +604,7 @@ def record_connected(*, session: Session, tenant_id: int, worker_id: str, push_n
         "retry_count": 0,
         "next_retry_at": None,
         "last_error": None,
+        "error_code": None,
         "qr_payload": None,
         "qr_issued_at": None,
     }
@@ -580,15 +614,24 @@ def record_connected(*, session: Session, tenant_id: int, worker_id: str, push_n
 
 
 def record_error(
-    *, session: Session, tenant_id: int, worker_id: str, reason: str, retry_count: int, next_retry_at: datetime | None
+    *,
+    session: Session,
+    tenant_id: int,
+    worker_id: str,
+    reason: str,
+    retry_count: int,
+    next_retry_at: datetime | None,
+    code: Failure | str | None = None,
 ) -> bool:
-    """The client failed (dial error, stream replaced, ban...): ERROR with the reason and the next try."""
+    """The client failed (dial error, stream replaced, ban...): ERROR with the failure's class
+    (``code`` when the gateway knew it, else read from ``reason``), the raw reason and the next try."""
     return _fenced_update(
         session,
         tenant_id=tenant_id,
         worker_id=worker_id,
         status=WhatsappStatus.ERROR,
         last_error=(reason or "unknown error")[:512],
+        error_code=classify(reason, code).value,
         retry_count=retry_count,
         next_retry_at=next_retry_at,
         qr_payload=None,
@@ -597,12 +640,18 @@ def record_error(
 
 
 def record_disconnected(
-    *, session: Session, tenant_id: int, worker_id: str, reason: str | None = None, give_up: bool = False
+    *,
+    session: Session,
+    tenant_id: int,
+    worker_id: str,
+    reason: str | None = None,
+    give_up: bool = False,
+    code: Failure | str | None = None,
 ) -> bool:
     """The line is down and its device forgotten (unlinked, logged out, or QR expired).
 
     ``give_up`` also flips the desired state to DISCONNECTED, so nothing reconnects until an
-    admin links again; ``reason`` is what the UI shows.
+    admin links again; ``reason`` (raw) is classified, and its class is what the UI shows.
     """
     values: dict[str, object] = {
         "status": WhatsappStatus.DISCONNECTED,
@@ -615,6 +664,7 @@ def record_disconnected(
         "next_retry_at": None,
         "retry_count": 0,
         "last_error": reason[:512] if reason else None,
+        "error_code": classify(reason, code).value if (reason or code) else None,
     }
     if give_up:
         values["desired_state"] = WhatsappDesiredState.DISCONNECTED
@@ -684,6 +734,19 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
     ids = [r["wa_message_id"] for r in rows]
     before = _count_existing(session, tenant_id, ids)
     session.execute(stmt, rows)
+    echoes = [m.wa_message_id for m in messages if m.from_me]
+    if echoes:
+        # Our own message seen from WhatsApp's side (an echo, a history sync): it was sent.
+        session.execute(
+            sa.update(WhatsappMessage)
+            .where(
+                WhatsappMessage.tenant_id == tenant_id,
+                WhatsappMessage.wa_message_id.in_(echoes),  # type: ignore[union-attr]
+                WhatsappMessage.status.in_((MessageStatus.SENDING, MessageStatus.UNCERTAIN)),  # type: ignore[attr-defined]
+            )
+            .values(status=MessageStatus.SENT, sent_at=sa.func.coalesce(WhatsappMessage.sending_started_at, now), error=None, error_code=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return _count_existing(session, tenant_id, ids) - before
 
 
@@ -700,7 +763,8 @@ def _count_existing(session: Session, tenant_id: int, wa_ids: list[str]) -> int:
 
 
 def tenants_with_pending(*, session: Session, tenant_ids: Iterable[int]) -> set[int]:
-    """Which of these tenants (the ones a sidecar holds) have outbound messages waiting."""
+    """Which of these tenants (the ones a sidecar holds) have outbound messages waiting: PENDING,
+    or SENDING (a send in flight, or one orphaned by a crash that needs checking)."""
     ids = sorted(set(tenant_ids))
     if not ids:
         return set()
@@ -708,12 +772,24 @@ def tenants_with_pending(*, session: Session, tenant_ids: Iterable[int]) -> set[
         select(WhatsappMessage.tenant_id)
         .where(
             WhatsappMessage.tenant_id.in_(ids),  # type: ignore[attr-defined]
-            WhatsappMessage.status == MessageStatus.PENDING,
+            WhatsappMessage.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)),  # type: ignore[attr-defined]
             WhatsappMessage.direction == MessageDirection.OUTBOUND,
         )
         .distinct()
     ).all()
     return set(rows)
+
+
+def _outbound(row: WhatsappMessage) -> WhatsappOutbound:
+    return WhatsappOutbound(
+        id=row.id,  # type: ignore[arg-type]
+        chat_jid=row.chat_jid,
+        body=row.body,
+        attempts=row.attempts,
+        status=row.status,
+        wa_message_id=row.wa_message_id,
+        send_attempt_id=row.send_attempt_id,
+    )
 
 
 def next_outbound(*, session: Session, tenant_id: int, limit: int = 100) -> list[WhatsappOutbound]:
@@ -724,42 +800,172 @@ def next_outbound(*, session: Session, tenant_id: int, limit: int = 100) -> list
         .order_by(WhatsappMessage.id)
         .limit(limit)
     ).all()
-    return [WhatsappOutbound(id=r.id, chat_jid=r.chat_jid, body=r.body, attempts=r.attempts) for r in rows]  # type: ignore[arg-type]
+    return [_outbound(r) for r in rows]
 
 
-def begin_send_attempt(*, session: Session, tenant_id: int, message_id: int) -> int:
-    """Count an attempt before the message leaves, so a crash mid-send is visible; returns attempts."""
-    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
-    row.attempts += 1
-    row.updated_at = utcnow()
-    session.add(row)
-    session.flush()
-    return row.attempts
+def orphaned_sends(*, session: Session, tenant_id: int, live_attempts: Iterable[str] = (), limit: int = 100) -> list[WhatsappOutbound]:
+    """The firm's messages left SENDING by an attempt that is not among ``live_attempts``.
+
+    Only the sidecar holding the firm's lease sends for it, so a SENDING row of any other
+    attempt belongs to a sender that is gone (a crashed process, or one that lost the lease):
+    nobody will ever record how that send ended. Oldest first.
+    """
+    live = sorted(set(live_attempts))
+    query = tenant_select(WhatsappMessage, tenant_id).where(
+        WhatsappMessage.status == MessageStatus.SENDING, WhatsappMessage.direction == MessageDirection.OUTBOUND
+    )
+    if live:
+        query = query.where(
+            sa.or_(WhatsappMessage.send_attempt_id.is_(None), WhatsappMessage.send_attempt_id.not_in(live))  # type: ignore[union-attr]
+        )
+    rows = session.exec(query.order_by(WhatsappMessage.id).limit(limit)).all()
+    return [_outbound(r) for r in rows]
+
+
+def begin_send(
+    *,
+    session: Session,
+    tenant_id: int,
+    message_id: int,
+    attempt_id: str,
+    wa_message_id: str | None = None,
+    replaces_attempt: str | None = None,
+) -> int | None:
+    """Mark a message SENDING by ``attempt_id``, with the time and (when the gateway takes one)
+    the WhatsApp id chosen for it; the caller commits this before handing the message over.
+
+    Takes a PENDING message, or with ``replaces_attempt`` a SENDING one orphaned by that
+    attempt. Returns the number of attempts, or None when the message is no longer in that
+    state (another sender took it, or a person decided about it meanwhile).
+    """
+    if not attempt_id or len(attempt_id) > 64:
+        raise Invalid("attempt_id", "an attempt id is 1 to 64 characters")
+    if wa_message_id is not None and not 0 < len(wa_message_id) <= 128:
+        raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
+    now = utcnow()
+    condition = (
+        sa.and_(WhatsappMessage.status == MessageStatus.SENDING, WhatsappMessage.send_attempt_id == replaces_attempt)
+        if replaces_attempt is not None
+        else WhatsappMessage.status == MessageStatus.PENDING
+    )
+    values: dict[str, object] = {
+        "status": MessageStatus.SENDING,
+        "send_attempt_id": attempt_id,
+        "sending_started_at": now,
+        "attempts": WhatsappMessage.attempts + 1,
+        "updated_at": now,
+    }
+    if wa_message_id is not None:
+        values["wa_message_id"] = wa_message_id
+    result = session.execute(
+        sa.update(WhatsappMessage)
+        .where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.id == message_id, condition)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.execute(
+        sa.select(WhatsappMessage.attempts).where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.id == message_id)
+    ).scalar_one()
 
 
 def mark_sent(*, session: Session, tenant_id: int, message_id: int, wa_message_id: str, sent_at: datetime | None = None) -> None:
-    """WhatsApp accepted the message: SENT with its WhatsApp id."""
+    """WhatsApp accepted the message: SENT with its WhatsApp id.
+
+    A receipt that overtook this call has already moved it further; that is kept.
+    """
     if not wa_message_id or len(wa_message_id) > 128:
         raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
     row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
-    row.status = MessageStatus.SENT
+    if row.status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.UNCERTAIN, MessageStatus.FAILED):
+        row.status = MessageStatus.SENT
     row.wa_message_id = wa_message_id
-    row.sent_at = sent_at or utcnow()
+    row.sent_at = row.sent_at or sent_at or utcnow()
     row.error = None
+    row.error_code = None
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
 
 
-def mark_failed(*, session: Session, tenant_id: int, message_id: int, error: str, final: bool) -> None:
-    """A send attempt failed: keep it PENDING for another try, or FAILED with the reason when ``final``."""
+def mark_failed(
+    *, session: Session, tenant_id: int, message_id: int, error: str, final: bool, code: Failure | str | None = None
+) -> None:
+    """A send attempt failed (WhatsApp said so): back to PENDING for another try, or FAILED when
+    ``final``; the raw ``error`` is kept and classified."""
     row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    if row.status not in (MessageStatus.PENDING, MessageStatus.SENDING):
+        return
     row.error = (error or "send failed")[:512]
-    if final:
-        row.status = MessageStatus.FAILED
+    row.error_code = classify(error, code, default=Failure.SEND_FAILED).value
+    row.status = MessageStatus.FAILED if final else MessageStatus.PENDING
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
+
+
+def mark_uncertain(*, session: Session, tenant_id: int, message_id: int, detail: str) -> bool:
+    """Nobody can tell whether this SENDING message reached WhatsApp: UNCERTAIN, for a person to
+    decide (send again, or mark as sent). Never re-sent on its own. False if it moved meanwhile."""
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    if row.status != MessageStatus.SENDING:
+        return False
+    row.status = MessageStatus.UNCERTAIN
+    row.error = (detail or "")[:512]
+    row.error_code = Failure.SEND_UNCERTAIN.value
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return True
+
+
+def _client_name(session: Session, tenant_id: int, client_id: int | None) -> str | None:
+    if client_id is None:
+        return None
+    return session.exec(select(Client.name).where(Client.tenant_id == tenant_id, Client.id == client_id)).first()
+
+
+def _uncertain_message(session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessage:
+    _require_tenant(actor, tenant_id)
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    if row.direction != MessageDirection.OUTBOUND or row.status != MessageStatus.UNCERTAIN:
+        raise Conflict("only a message that may not have been sent can be sent again or marked as sent", field="status")
+    return row
+
+
+def resend_message(*, session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessagePublic:
+    """A person decided an UNCERTAIN message did not arrive: queue it again (PENDING).
+
+    It keeps the WhatsApp id chosen for it, if any, so that on a gateway that takes one, a copy
+    that did arrive after all is not delivered twice. Audited.
+    """
+    row = _uncertain_message(session, tenant_id, actor, message_id)
+    row.status = MessageStatus.PENDING
+    row.error = None
+    row.error_code = None
+    row.send_attempt_id = None
+    row.updated_at = utcnow()
+    session.add(row)
+    audit.record(session=session, tenant_id=tenant_id, actor=actor, action="whatsapp.message.resend", object_type="whatsapp_message", object_id=row.id)
+    session.flush()
+    return _message_public(row, _client_name(session, tenant_id, row.client_id))
+
+
+def confirm_message_sent(*, session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessagePublic:
+    """A person saw that an UNCERTAIN message did arrive (on the phone): mark it SENT. Audited."""
+    row = _uncertain_message(session, tenant_id, actor, message_id)
+    row.status = MessageStatus.SENT
+    row.sent_at = row.sending_started_at or utcnow()
+    row.error = None
+    row.error_code = None
+    row.updated_at = utcnow()
+    session.add(row)
+    audit.record(
+        session=session, tenant_id=tenant_id, actor=actor, action="whatsapp.message.mark_sent", object_type="whatsapp_message", object_id=row.id
+    )
+    session.flush()
+    return _message_public(row, _client_name(session, tenant_id, row.client_id))
 
 
 def apply_receipt(
@@ -782,6 +988,11 @@ def apply_receipt(
     for row in rows:
         if row.status not in _RANK or _RANK[row.status] >= _RANK[status]:
             continue
+        if row.status in (MessageStatus.SENDING, MessageStatus.UNCERTAIN):
+            # WhatsApp's receipt settles what the crashed sender could not tell.
+            row.sent_at = row.sent_at or row.sending_started_at or at
+            row.error = None
+            row.error_code = None
         row.status = status
         if row.delivered_at is None:
             row.delivered_at = at

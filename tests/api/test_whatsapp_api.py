@@ -175,3 +175,55 @@ def test_bad_message_queries_are_422(http: httpx.Client, firm: Firm, params: dic
     r = http.get(f"{QR}/messages", params=params, headers=firm.auth())
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["query", field]
+
+
+DNS_ERROR = (
+    'failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": '
+    "dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable"
+)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_status_of_a_failed_line_carries_the_code_and_the_sentence_not_the_error_text(
+    http: httpx.Client, engine: Engine, firm: Firm, role: Role
+) -> None:
+    assert http.post(f"{QR}/connect", headers=firm.auth()).status_code == 200
+    _sidecar_claims(engine)
+    with Session(engine) as session:
+        assert store.record_error(session=session, tenant_id=firm.tenant_id, worker_id=WORKER, reason=DNS_ERROR, retry_count=1, next_retry_at=None)
+        session.commit()
+    r = http.get(f"{QR}/status", headers=firm.auth(role))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ERROR" and body["error_code"] == "no_route"
+    assert body["error_message"].startswith("This server can't reach WhatsApp: check its internet connection or the proxy setting")
+    assert "10.255.255.53" not in r.text and "lookup" not in r.text and "last_error" not in body
+
+
+def _uncertain_message(engine: Engine, firm: Firm) -> int:
+    from services.models import MessageStatus, WhatsappMessage
+
+    with Session(engine) as session:
+        row = WhatsappMessage(
+            tenant_id=firm.tenant_id, direction="OUTBOUND", status=MessageStatus.SENDING, chat_jid="966501234567@s.whatsapp.net", body="hearing moved"
+        )
+        session.add(row)
+        session.flush()
+        store.mark_uncertain(session=session, tenant_id=firm.tenant_id, message_id=row.id, detail="sender attempt abc-1 stopped")
+        session.commit()
+        assert row.id is not None
+        return row.id
+
+
+def test_an_uncertain_message_is_listed_and_can_be_sent_again_or_marked_sent(http: httpx.Client, engine: Engine, firm: Firm, rival: Firm) -> None:
+    first, second = _uncertain_message(engine, firm), _uncertain_message(engine, firm)
+    listed = {m["id"]: m for m in http.get(f"{QR}/messages", headers=firm.auth(Role.AGENT)).json()["data"]}
+    assert listed[first]["status"] == "UNCERTAIN" and listed[first]["error_code"] == "send_uncertain"
+    assert "may not have been sent" in listed[first]["error"] and "abc-1" not in str(listed)
+    assert http.post(f"{QR}/messages/{first}/resend", headers=rival.auth()).status_code == 404
+    r = http.post(f"{QR}/messages/{first}/resend", headers=firm.auth(Role.AGENT))
+    assert r.status_code == 200 and r.json()["status"] == "PENDING"
+    assert http.post(f"{QR}/messages/{first}/mark-sent", headers=firm.auth(Role.AGENT)).status_code == 409
+    r = http.post(f"{QR}/messages/{second}/mark-sent", headers=firm.auth(Role.MANAGER))
+    assert r.status_code == 200 and r.json()["status"] == "SENT" and r.json()["error"] is None
+    assert http.post(f"{QR}/messages/0/resend", headers=firm.auth()).status_code == 422

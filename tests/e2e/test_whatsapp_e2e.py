@@ -3,7 +3,9 @@
 An admin links the line (a connection error shows with its next try, then the QR appears and rotates), the phone scans it, a message is sent
 and followed from pending to delivered, a client writes in and shows up in the conversation
 and on the client's timeline, bad input is refused next to its field, and the line is
-unlinked after a confirmation.
+unlinked after a confirmation. Every known failure shows as a sentence that says what to do,
+in English and Arabic, with the raw error only behind an owner's or admin's details toggle;
+a message that may not have been sent offers "send again" and "mark as sent".
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def test_admin_links_the_line_sends_and_receives_then_unlinks(page, app, service
     # sidecar's retry gets through. The live QR appears, with the steps and a countdown, and rotates.
     enqueue_command(tenant_id, "fail_connects", root=root, count=1, reason="failed to dial whatsapp web websocket")
     page.get_by_test_id("wa-link").click()
-    expect(page.get_by_test_id("wa-error")).to_have_text("failed to dial whatsapp web websocket", timeout=10_000)
+    expect(page.get_by_test_id("wa-error")).to_contain_text("This server can't reach WhatsApp", timeout=10_000)
+    expect(page.get_by_text("failed to dial whatsapp web websocket")).to_have_count(0)
     expect(page.get_by_test_id("wa-next-retry")).to_contain_text("Next try at")
     screenshot(page, "whatsapp-error")
     qr = page.get_by_test_id("wa-qr")
@@ -159,7 +162,8 @@ def test_admin_links_the_line_sends_and_receives_then_unlinks(page, app, service
     assert sent is not None and sent.client_id == client_id and sent.wa_message_id
     enqueue_command(tenant_id, "receipt", root=root, wa_message_ids=[sent.wa_message_id], status="DELIVERED")
     expect(bubble).to_have_attribute("data-status", "DELIVERED", timeout=5_000)
-    seen = [status for text, status in page.evaluate("window.__waStatuses") if body in text]
+    # SENDING lasts the few milliseconds of the hand-over: seen or not, it sits between the two.
+    seen = [status for text, status in page.evaluate("window.__waStatuses") if body in text and status != "SENDING"]
     assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == ["PENDING", "SENT", "DELIVERED"]
     chat = page.get_by_test_id("wa-chat").filter(has=bubble)
     expect(chat.get_by_test_id("wa-chat-title")).to_have_text(client_name)
@@ -210,3 +214,117 @@ def test_an_agent_reads_the_line_but_cannot_link_it(page):
     expect(page.get_by_test_id("wa-link")).to_have_count(0)
     expect(page.get_by_test_id("wa-unlink")).to_have_count(0)
     expect(page.get_by_test_id("wa-send")).to_be_visible()
+
+
+def _sentences(kind: str) -> tuple[str, str]:
+    from services.whatsapp.failures import SENTENCES, Failure
+
+    return SENTENCES[Failure(kind)]
+
+
+def _shows_failure(page, test_id: str, kind: str) -> None:
+    """The failure's sentence, in English then Arabic, and its raw text nowhere on the page."""
+    from services.whatsapp.simulator import FAILURES
+
+    english, arabic = _sentences(kind)
+    notice = page.get_by_test_id(test_id)
+    expect(notice).to_have_attribute("data-code", kind, timeout=10_000)
+    expect(notice).to_have_text(english)
+    raw = FAILURES[kind][0]
+    if raw:
+        # Not in the visible text, nor anywhere in the document (attributes, hidden nodes).
+        assert raw not in page.locator("body").inner_text()
+        assert raw not in page.content()
+    page.get_by_test_id("toggle-language").click()
+    expect(notice).to_have_text(arabic)
+    page.get_by_test_id("toggle-language").click()
+    expect(notice).to_have_text(english)
+
+
+def test_each_known_failure_shows_what_to_do_and_the_raw_error_only_in_an_admins_details(page, browser, app, services_db):
+    from services.whatsapp.simulator import FAILURES, enqueue_command
+
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    login(page, "ADMIN")
+    page.goto("/whatsapp")
+    expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible()
+
+    # A server without a route out: the sentence, then the Go error behind the toggle.
+    enqueue_command(tenant_id, "failure", root=root, kind="no_route", count=1000)
+    page.get_by_test_id("wa-link").click()
+    expect(page.get_by_test_id("wa-panel-error")).to_be_visible(timeout=15_000)
+    _shows_failure(page, "wa-error", "no_route")
+    expect(page.get_by_test_id("wa-next-retry")).to_contain_text("Next try at")
+    page.get_by_test_id("wa-error-details-toggle").click()
+    expect(page.get_by_test_id("wa-error-detail")).to_contain_text("lookup web.whatsapp.com on 10.255.255.53:53")
+    screenshot(page, "whatsapp-failure-details")
+    page.get_by_test_id("wa-error-details-toggle").click()
+    expect(page.get_by_test_id("wa-error-detail")).to_have_count(0)
+    assert FAILURES["no_route"][0] not in page.content()
+
+    for kind in ("proxy_unreachable", "temp_banned", "stream_replaced", "client_outdated", "pairing_failed", "unknown"):
+        enqueue_command(tenant_id, "failure", root=root, kind=kind, count=1000)
+        _shows_failure(page, "wa-error", kind)
+    screenshot(page, "whatsapp-failure-unknown")
+
+    # Unlinked from the phone: the line is down until someone links again.
+    enqueue_command(tenant_id, "failure", root=root, kind="logged_out")
+    expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible(timeout=10_000)
+    _shows_failure(page, "wa-last-error", "logged_out")
+
+    # A QR nobody scans.
+    page.get_by_test_id("wa-link").click()
+    expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=10_000)
+    enqueue_command(tenant_id, "failure", root=root, kind="qr_timeout")
+    expect(page.get_by_test_id("wa-panel-disconnected")).to_be_visible(timeout=10_000)
+    _shows_failure(page, "wa-last-error", "qr_timeout")
+
+    # Someone who may not link the line sees what happened, never the technical details.
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=app.base_url)
+    try:
+        agent = context.new_page()
+        login(agent, "AGENT")
+        agent.goto("/whatsapp")
+        _shows_failure(agent, "wa-last-error", "qr_timeout")
+        expect(agent.get_by_test_id("wa-error-details-toggle")).to_have_count(0)
+    finally:
+        context.close()
+
+
+def test_a_message_that_may_not_have_been_sent_asks_a_person_to_decide(page, services_db):
+    from services.models import MessageStatus, WhatsappMessage
+
+    tenant_id = _admin_tenant(services_db)
+    bodies = [f"Your hearing moved to Monday {time.time_ns()}", f"Please bring the contract {time.time_ns()}"]
+    with services_db.session_scope() as session:
+        for body in bodies:
+            session.add(
+                WhatsappMessage(
+                    tenant_id=tenant_id,
+                    direction="OUTBOUND",
+                    status=MessageStatus.UNCERTAIN,
+                    chat_jid="966501234567@s.whatsapp.net",
+                    remote_e164="+966501234567",
+                    body=body,
+                    error="sender attempt 0f3a-12 stopped while handing the message to WhatsApp",
+                    error_code="send_uncertain",
+                )
+            )
+    login(page, "AGENT")
+    page.goto("/whatsapp")
+    first, second = (page.get_by_test_id("wa-message").filter(has_text=b) for b in bodies)
+    expect(first).to_have_attribute("data-status", "UNCERTAIN")
+    expect(first.get_by_test_id("wa-message-error")).to_have_text(_sentences("send_uncertain")[0])
+    assert "0f3a-12" not in page.content()
+    page.get_by_test_id("toggle-language").click()
+    expect(first.get_by_test_id("wa-message-status")).to_have_text("ربما لم تُرسل")
+    expect(first.get_by_test_id("wa-message-error")).to_have_text(_sentences("send_uncertain")[1])
+    page.get_by_test_id("toggle-language").click()
+    screenshot(page, "whatsapp-uncertain")
+    first.get_by_test_id("wa-mark-sent").click()
+    expect(first).to_have_attribute("data-status", "SENT", timeout=5_000)
+    expect(first.get_by_test_id("wa-mark-sent")).to_have_count(0)
+    second.get_by_test_id("wa-send-again").click()
+    expect(second).not_to_have_attribute("data-status", "UNCERTAIN", timeout=5_000)
+    assert _message(services_db, tenant_id, bodies[1]).status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.SENT)

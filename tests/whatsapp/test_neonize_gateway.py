@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from services import db
 from services.models import MessageStatus, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappSession, WhatsappStatus
-from services.whatsapp import store
+from services.whatsapp import failures, store
 from services.whatsapp.neonize_gateway import NeonizeGateway, describe_message, parse_jid
 from services.whatsapp.sidecar import Sidecar, _Tenant
 from tests import factories as f
@@ -106,7 +106,7 @@ async def test_neonize_events_each_produce_their_database_change(engine: Engine,
         await gateway.dispatch(tenant_id, None, LoggedOutEv(OnConnect=False, Reason=ConnectFailureReason.LOGGED_OUT))
         row = _row(tenant_id)
         assert row.status == WhatsappStatus.DISCONNECTED and row.desired_state == WhatsappDesiredState.DISCONNECTED
-        assert row.device_jid is None and "unlinked" in (row.last_error or "")
+        assert row.device_jid is None and "unlinked" in (row.last_error or "") and row.error_code == "logged_out"
         assert not store_file.exists()
         await sidecar.shutdown()
 
@@ -166,7 +166,7 @@ async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retr
             tenant_id = tenant.id
         sidecar = Sidecar(
             worker_id="offline",
-            settings=fast_settings(backoff_base=5.0, backoff_cap=10.0),
+            settings=fast_settings(backoff_base=1.0, backoff_cap=2.0),
             gateway_factory=lambda sink: NeonizeGateway(sink, database_url="sqlite:///unused.db", folder=data_dir / "whatsapp", settle_seconds=0.2),
         )
         task = asyncio.create_task(sidecar.run())
@@ -175,11 +175,22 @@ async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retr
             if row.status == WhatsappStatus.ERROR:
                 break
             await asyncio.sleep(0.05)
+        # The raw Go error is kept for the details; the class is what people see.
         assert "dial" in (row.last_error or "")
         assert f"127.0.0.1:{closed}" in (row.last_error or "")
+        assert row.error_code == "proxy_unreachable"
         assert row.next_retry_at is not None and row.retry_count == 1
-        await asyncio.sleep(0.5)
+        with db.session_scope() as session:
+            status = store.get_session_status(session=session, tenant_id=tenant_id)
+            assert store.get_error_detail(session=session, tenant_id=tenant_id, actor=admin) == row.last_error
+        assert status.status == WhatsappStatus.ERROR and status.next_retry_at is not None
+        assert status.error_message == failures.sentence("proxy_unreachable")
+        assert "127.0.0.1" not in status.model_dump_json() and "dial" not in status.model_dump_json()
+        # The retry comes when it was scheduled, fails the same way, and nothing crashed.
+        while _row(tenant_id).retry_count < 2:
+            assert not task.done()
+            await asyncio.sleep(0.05)
+        assert _row(tenant_id).error_code == "proxy_unreachable"
         assert not task.done()
-        assert not sidecar.gateway.is_running(tenant_id)
         sidecar.stopping.set()
         await task

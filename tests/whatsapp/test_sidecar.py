@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from services import db
 from services.models import MessageStatus, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappStatus, WhatsappStatusPublic
-from services.whatsapp import store
+from services.whatsapp import failures, store
 from services.whatsapp.sidecar import Sidecar, backoff_delay
 from services.whatsapp.simulator import SimulatorGateway, enqueue_command
 from tests import factories as f
@@ -106,7 +106,8 @@ async def test_phone_unlink_disconnects_and_deletes_the_device_store(engine: Eng
         await _until(lambda: _status(tenant_id).status == WhatsappStatus.DISCONNECTED)
         status = _status(tenant_id)
         assert status.desired_state == WhatsappDesiredState.DISCONNECTED
-        assert "unlinked" in (status.last_error or "") and status.phone_number is None
+        assert status.error_code == "logged_out" and status.phone_number is None
+        assert status.error_message == failures.sentence("logged_out")
         assert not sidecar.gateway.has_device_store(tenant_id)
         await asyncio.sleep(0.3)
         assert not sidecar.gateway.is_running(tenant_id)
@@ -136,7 +137,9 @@ async def test_gateway_errors_show_error_with_next_retry_then_recover(engine: En
         with db.session_scope() as session:
             store.init_session(session=session, tenant_id=tenant_id, actor=admin)
         error = await _until(lambda: (s := _status(tenant_id)).status == WhatsappStatus.ERROR and s)
-        assert error.last_error == "failed to dial whatsapp web websocket"
+        assert error.error_code == "no_route"
+        assert error.error_message == failures.sentence("no_route")
+        assert "dial" not in error.model_dump_json()
         assert error.next_retry_at is not None
         await _until(lambda: _status(tenant_id).status == WhatsappStatus.QR_PENDING)
         assert not task.done()
@@ -153,7 +156,7 @@ async def test_unscanned_qr_expires_and_asks_to_link_again(engine: Engine, data_
         await _until(lambda: _status(tenant_id).status == WhatsappStatus.QR_PENDING)
         await _until(lambda: _status(tenant_id).status == WhatsappStatus.DISCONNECTED)
         status = _status(tenant_id)
-        assert status.last_error == store.QR_EXPIRED
+        assert status.error_code == "qr_timeout"
         assert status.desired_state == WhatsappDesiredState.DISCONNECTED
         assert not sidecar.gateway.is_running(tenant_id)
         await _stop(sidecar, task)
@@ -167,7 +170,7 @@ async def test_bounded_qr_cycles_expire_the_pairing(engine: Engine, data_dir: Pa
         task = asyncio.create_task(sidecar.run())
         with db.session_scope() as session:
             store.init_session(session=session, tenant_id=tenant_id, actor=admin)
-        await _until(lambda: _status(tenant_id).last_error == store.QR_EXPIRED)
+        await _until(lambda: _status(tenant_id).error_code == "qr_timeout")
         await _stop(sidecar, task)
 
 

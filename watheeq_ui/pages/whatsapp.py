@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,8 @@ from pydantic import BaseModel
 
 from services import clients, db, whatsapp
 from services.errors import DomainError
-from services.models import MessageDirection, Principal, WhatsappSend, WhatsappStatusPublic
+from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
+from services.whatsapp.failures import SENTENCES, Failure
 from services.whatsapp.gateway import qr_code_lifetimes
 from services.whatsapp.store import messages_fingerprint
 
@@ -65,7 +67,10 @@ _LABELS: dict[str, tuple[str, str]] = {
     "wa_since": ("Connected since", "متصل منذ"),
     "wa_error_title": ("The line is not connected", "الخط غير متصل"),
     "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
-    "wa_last_error": ("Last error", "آخر خطأ"),
+    # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
+    # is behind this toggle, for owners and admins.
+    "wa_details": ("Technical details", "التفاصيل التقنية"),
+    "wa_hide_details": ("Hide technical details", "إخفاء التفاصيل التقنية"),
     "wa_cancel_link": ("Cancel", "إلغاء"),
     "wa_conversations": ("Conversations", "المحادثات"),
     "wa_no_messages": ("No messages yet", "لا توجد رسائل بعد"),
@@ -78,6 +83,12 @@ _LABELS: dict[str, tuple[str, str]] = {
     "wa_send": ("Send", "إرسال"),
     "wa_queued": ("Queued: sent as soon as the line allows", "في قائمة الانتظار: تُرسل فور سماح الخط"),
     "wa_ms_PENDING": ("Pending", "قيد الإرسال"),
+    "wa_ms_SENDING": ("Sending", "جارٍ الإرسال"),
+    "wa_ms_UNCERTAIN": ("May not have been sent", "ربما لم تُرسل"),
+    "wa_send_again": ("Send again", "أعد الإرسال"),
+    "wa_mark_sent": ("Mark as sent", "علّمها كمُرسلة"),
+    "wa_resent": ("Queued again", "أُعيدت إلى قائمة الإرسال"),
+    "wa_marked_sent": ("Marked as sent", "عُلّمت كمُرسلة"),
     "wa_ms_SENT": ("Sent", "أُرسلت"),
     "wa_ms_DELIVERED": ("Delivered", "وصلت"),
     "wa_ms_READ": ("Read", "قُرئت"),
@@ -89,6 +100,8 @@ _LABELS: dict[str, tuple[str, str]] = {
 # its text there, so this page can never change another page's wording.
 for _key, _texts in _LABELS.items():
     LABELS.setdefault(_key, _texts)
+for _code, _texts in SENTENCES.items():
+    LABELS.setdefault(f"wa_fail_{_code.value}", _texts)
 
 
 class ChatMessage(BaseModel):
@@ -98,7 +111,7 @@ class ChatMessage(BaseModel):
     body: str
     kind: str
     at: str
-    error: str
+    error_code: str
 
 
 class ChatGroup(BaseModel):
@@ -159,7 +172,9 @@ class WhatsappState(rx.State):
     phone_number: str = ""
     push_name: str = ""
     connected_since: str = ""
-    last_error: str = ""
+    error_code: str = ""
+    # The raw failure text: loaded only when an owner or admin opens the details.
+    error_detail: str = ""
     next_retry: str = ""
     confirm_unlink: bool = False
     busy: bool = False
@@ -197,7 +212,9 @@ class WhatsappState(rx.State):
         self.phone_number = line.phone_number or ""
         self.push_name = line.push_name or ""
         self.connected_since = formatting.local_time(line.connected_since, tz)
-        self.last_error = line.last_error or ""
+        if (line.error_code or "") != self.error_code:
+            self.error_detail = ""
+        self.error_code = line.error_code or ""
         self.next_retry = formatting.local_time(line.next_retry_at, tz, "%H:%M:%S")
         self.simulator = line.gateway == "simulator"
         payload = line.qr_payload or ""
@@ -277,7 +294,7 @@ class WhatsappState(rx.State):
                     body=m.body,
                     kind=m.message_type,
                     at=formatting.local_time(m.created_at, tz),
-                    error=m.error or "",
+                    error_code=m.error_code or "",
                 )
             )
         self.chats = list(groups.values())
@@ -413,6 +430,43 @@ class WhatsappState(rx.State):
         await self._header_status()
         return None
 
+    @rx.event
+    async def toggle_error_detail(self):
+        if self.error_detail:
+            self.error_detail = ""
+            return None
+        principal = await principal_for_page(self, "admin")
+        if principal is None:
+            return None
+        with db.session_scope() as session:
+            detail = whatsapp.get_error_detail(session=session, tenant_id=principal.tenant_id, actor=principal)
+        self.error_detail = detail or ""
+        return None
+
+    # ------------------------------------------------------------------ uncertain messages
+
+    async def _decide(self, message_id: int, decide: Callable[..., WhatsappMessagePublic], done_key: str):
+        """Record a person's decision about an UNCERTAIN message (``decide`` is the service call)."""
+        principal = await principal_for_page(self)
+        if principal is None:
+            return None
+        lang = (await self.get_state(LangState)).lang
+        try:
+            with db.session_scope() as session:
+                decide(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+        except DomainError as exc:
+            return rx.toast.error(error_text(lang, exc))
+        self._load_messages(principal, await tenant_timezone(self))
+        return rx.toast.success(tr(lang, done_key))
+
+    @rx.event
+    async def resend(self, message_id: int):
+        return await self._decide(message_id, whatsapp.resend_message, "wa_resent")
+
+    @rx.event
+    async def mark_sent(self, message_id: int):
+        return await self._decide(message_id, whatsapp.confirm_message_sent, "wa_marked_sent")
+
     # ------------------------------------------------------------------ filters
 
     async def _reload(self):
@@ -500,6 +554,8 @@ def _status_ticks(status: rx.Var) -> rx.Component:
     return rx.match(
         status,
         ("PENDING", rx.tooltip(rx.icon("clock", size=14, color=rx.color("gray", 10)), content=t("wa_ms_PENDING"))),
+        ("SENDING", rx.tooltip(rx.icon("clock", size=14, color=rx.color("gray", 10)), content=t("wa_ms_SENDING"))),
+        ("UNCERTAIN", rx.tooltip(rx.icon("circle-help", size=14, color=rx.color("amber", 10)), content=t("wa_ms_UNCERTAIN"))),
         ("SENT", rx.tooltip(rx.icon("check", size=14, color=rx.color("gray", 10)), content=t("wa_ms_SENT"))),
         ("DELIVERED", rx.tooltip(rx.icon("check-check", size=14, color=rx.color("gray", 10)), content=t("wa_ms_DELIVERED"))),
         ("READ", rx.tooltip(rx.icon("check-check", size=14, color=rx.color("blue", 10)), content=t("wa_ms_READ"))),
@@ -512,6 +568,8 @@ def _status_word(status: rx.Var) -> rx.Var:
     return rx.match(
         status,
         ("PENDING", t("wa_ms_PENDING")),
+        ("SENDING", t("wa_ms_SENDING")),
+        ("UNCERTAIN", t("wa_ms_UNCERTAIN")),
         ("SENT", t("wa_ms_SENT")),
         ("DELIVERED", t("wa_ms_DELIVERED")),
         ("READ", t("wa_ms_READ")),
@@ -521,11 +579,44 @@ def _status_word(status: rx.Var) -> rx.Var:
     )
 
 
+def _failure_sentence(code: rx.Var) -> rx.Var:
+    return rx.match(code, *[(f.value, t(f"wa_fail_{f.value}")) for f in Failure], t("wa_fail_unknown"))
+
+
+def _failure_notice(color: str, icon: str, test_id: str) -> rx.Component:
+    """What went wrong and what to do; the raw detail only for OWNER/ADMIN, collapsed."""
+    return rx.vstack(
+        rx.callout(_failure_sentence(WhatsappState.error_code), icon=icon, color_scheme=color, size="1", data_testid=test_id, data_code=WhatsappState.error_code),
+        rx.cond(
+            AuthState.is_admin,
+            rx.vstack(
+                rx.button(
+                    rx.cond(WhatsappState.error_detail != "", t("wa_hide_details"), t("wa_details")),
+                    variant="ghost",
+                    size="1",
+                    color_scheme="gray",
+                    on_click=WhatsappState.toggle_error_detail,
+                    data_testid="wa-error-details-toggle",
+                ),
+                rx.cond(
+                    WhatsappState.error_detail != "",
+                    rx.code(WhatsappState.error_detail, dir="ltr", white_space="pre-wrap", word_break="break-all", data_testid="wa-error-detail"),
+                ),
+                spacing="1",
+                align="start",
+            ),
+        ),
+        spacing="1",
+        align="start",
+        width="100%",
+    )
+
+
 def _disconnected_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(rx.icon("unplug", size=22, color=rx.color("gray", 10)), rx.heading(t("wa_DISCONNECTED"), size="4"), align="center"),
         rx.text(t("wa_not_linked_body"), color_scheme="gray"),
-        rx.cond(WhatsappState.last_error != "", rx.callout(WhatsappState.last_error, icon="info", color_scheme="amber", size="1", data_testid="wa-last-error")),
+        rx.cond(WhatsappState.error_code != "", _failure_notice("amber", "info", "wa-last-error")),
         rx.cond(
             AuthState.is_admin,
             rx.button(rx.icon("qr-code", size=16), t("wa_link"), on_click=WhatsappState.link, size="3", data_testid="wa-link"),
@@ -606,7 +697,7 @@ def _connected_panel() -> rx.Component:
 def _error_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(rx.icon("triangle-alert", size=22, color=rx.color("red", 10)), rx.heading(t("wa_error_title"), size="4"), align="center"),
-        rx.callout(WhatsappState.last_error, icon="circle-alert", color_scheme="red", size="1", data_testid="wa-error"),
+        _failure_notice("red", "circle-alert", "wa-error"),
         rx.cond(
             WhatsappState.next_retry != "",
             rx.text(t_fmt("wa_next_retry", x=WhatsappState.next_retry), size="2", color_scheme="gray", data_testid="wa-next-retry"),
@@ -670,7 +761,18 @@ def _message_bubble(m: ChatMessage) -> rx.Component:
                 spacing="1",
                 align="center",
             ),
-            rx.cond(m.error != "", rx.text(m.error, size="1", color_scheme="red")),
+            rx.cond(
+                m.error_code != "",
+                rx.text(_failure_sentence(m.error_code), size="1", color_scheme=rx.cond(m.status == "UNCERTAIN", "amber", "red"), data_testid="wa-message-error"),
+            ),
+            rx.cond(
+                m.status == "UNCERTAIN",
+                rx.hstack(
+                    rx.button(rx.icon("send", size=12), t("wa_send_again"), size="1", variant="soft", on_click=WhatsappState.resend(m.id), data_testid="wa-send-again"),
+                    rx.button(rx.icon("check", size=12), t("wa_mark_sent"), size="1", variant="soft", color_scheme="gray", on_click=WhatsappState.mark_sent(m.id), data_testid="wa-mark-sent"),
+                    spacing="2",
+                ),
+            ),
             spacing="1",
         ),
         background=rx.cond(outbound, rx.color("green", 3), rx.color("gray", 3)),

@@ -21,7 +21,7 @@ from services.models import (
     WhatsappSend,
     WhatsappStatusPublic,
 )
-from watheeq_ui.api.deps import MAX_ID, AdminDep, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"])
 
@@ -44,7 +44,12 @@ def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
 
 @router.get("/status", response_model=WhatsappStatusPublic)
 def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPublic:
-    """The line's state; the QR payload to scan is included for OWNER/ADMIN while pairing."""
+    """The line's state; the QR payload to scan is included for OWNER/ADMIN while pairing.
+
+    A failure shows as ``error_code`` (no_route, proxy_unreachable, logged_out, temp_banned,
+    stream_replaced, qr_timeout, client_outdated, connection_lost, pairing_failed, unknown)
+    and ``error_message``, a sentence that says what to do.
+    """
     current = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
     if principal.role not in ADMIN_ROLES:
         # Whoever scans the QR links their phone to the firm's line: only those who may link see it.
@@ -83,3 +88,15 @@ def list_messages(
         cursor=cursor,
         limit=limit,
     )
+
+
+@router.post("/messages/{message_id}/resend", response_model=WhatsappMessagePublic)
+def resend(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
+    """Send again a message that may not have been sent (UNCERTAIN); 409 for any other message."""
+    return whatsapp.resend_message(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+
+
+@router.post("/messages/{message_id}/mark-sent", response_model=WhatsappMessagePublic)
+def mark_sent(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
+    """Record that a message that may not have been sent (UNCERTAIN) did arrive; 409 for any other."""
+    return whatsapp.confirm_message_sent(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
