@@ -1,7 +1,7 @@
 """whatsapp: send in flight (attempt id, started at) and failure codes
 
 Revision ID: b7e3c1a90001
-Revises: a1d17e0e0002
+Revises: b7e2c4d10003
 Create Date: 2026-11-30 09:30:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import services.models
 
 
 revision: str = 'b7e3c1a90001'
-down_revision: Union[str, None] = 'a1d17e0e0002'
+down_revision: Union[str, None] = 'b7e2c4d10003'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
