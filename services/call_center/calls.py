@@ -338,16 +338,20 @@ def _check_figures(
 ) -> None:
     """:class:`Invalid` when the figures given would contradict the call as it will be.
 
-    An unanswered call has no answer time and no talk time; an open call no end time;
-    talk fits between answer and end, ring between start and answer (or end). Figures
-    already stored are not judged again: only what this request sets.
+    An unanswered call has no answer time and no talk time; times are set by the status
+    change they record (a repeated status, a duplicated event, changes nothing and is not
+    judged); talk fits between answer and end, ring between start and answer (or end).
+    Figures already stored are not judged again: only what this request sets.
     """
     after = {**call.model_dump(), **changes}
     answered, ended, started = after["answered_at"], after["ended_at"], after["started_at"]
-    if answered_at is not None and answered is None:
-        raise Invalid("answered_at", "an unanswered call has no answer time; set it with the status ANSWERED")
-    if ended_at is not None and ended is None:
-        raise Invalid("ended_at", "an open call has no end time; set it with the call's final status")
+    repeated = data.status is not None and data.status == CallStatus(call.status)
+    if answered_at is not None and not repeated and "answered_at" not in changes:
+        if answered is None:
+            raise Invalid("answered_at", "an unanswered call has no answer time")
+        raise Invalid("answered_at", "the answer time is set with the status ANSWERED")
+    if ended_at is not None and not repeated and "ended_at" not in changes:
+        raise Invalid("ended_at", "the end time is set with the call's final status")
     if ended is not None and ended < started:
         raise Invalid("ended_at", "a call cannot end before it started")
     if "talk_seconds" in changes and data.talk_seconds is not None:
