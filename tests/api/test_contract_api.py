@@ -237,6 +237,17 @@ def test_nothing_a_client_sends_gets_a_server_error_and_every_answer_is_document
     assert sorted(undocumented) == [], "\n".join(map(str, sorted(undocumented)))
 
 
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000])
+def test_deeply_nested_json_is_refused_and_the_server_goes_on(http: httpx.Client, firm: Firm, body: bytes) -> None:
+    json_type = {"content-type": "application/json"}
+    sign_in = http.post("/api/v1/auth/token", content=body, headers=json_type)
+    assert sign_in.status_code == 422, sign_in.text
+    assert sign_in.json()["detail"][0]["loc"] == ["body"]
+    create = http.post("/api/v1/clients", content=body, headers={**json_type, **firm.auth()})
+    assert create.status_code in (400, 422), create.text
+    assert http.get("/api/v1/health").status_code == 200
+
+
 def test_sign_in_survives_malformed_forms_and_bodies(http: httpx.Client) -> None:
     for kwargs in (
         {"data": {"username": "\x00", "password": "\x00"}},
