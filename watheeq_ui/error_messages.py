@@ -85,7 +85,7 @@ ARABIC: dict[str, str] = {
     "an unanswered call has no answer time": "المكالمة التي لم يُرد عليها ليس لها وقت رد",
     "the answer time is set with the status ANSWERED": "يُضبط وقت الرد مع الحالة «تم الرد»",
     "the end time is set with the call's final status": "يُضبط وقت الانتهاء مع الحالة النهائية للمكالمة",
-    "a call cannot end before it started": "لا يمكن أن تنتهي المكالمة قبل أن تبدأ",
+    "a call cannot end before it started or was answered": "لا يمكن أن تنتهي المكالمة قبل بدئها أو الرد عليها",
     "an unanswered call has no talk time": "المكالمة التي لم يُرد عليها ليس لها مدة محادثة",
     "talk time is known once the call has ended": "تُعرف مدة المحادثة بعد انتهاء المكالمة",
     "talk time is at most the time from answer to end ({n} s)": "مدة المحادثة لا تتجاوز المدة من الرد إلى الانتهاء ({n} ث)",

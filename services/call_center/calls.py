@@ -345,6 +345,7 @@ def _check_figures(
     """
     after = {**call.model_dump(), **changes}
     answered, ended, started = after["answered_at"], after["ended_at"], after["started_at"]
+    # (An end before the start or the answer is refused by _advance, which sets the end.)
     repeated = data.status is not None and data.status == CallStatus(call.status)
     if answered_at is not None and not repeated and "answered_at" not in changes:
         if answered is None:
@@ -352,8 +353,6 @@ def _check_figures(
         raise Invalid("answered_at", "the answer time is set with the status ANSWERED")
     if ended_at is not None and not repeated and "ended_at" not in changes:
         raise Invalid("ended_at", "the end time is set with the call's final status")
-    if ended is not None and ended < started:
-        raise Invalid("ended_at", "a call cannot end before it started")
     if "talk_seconds" in changes and data.talk_seconds is not None:
         if answered is None:
             raise Invalid("talk_seconds", "an unanswered call has no talk time")

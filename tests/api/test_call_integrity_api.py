@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from services import audit
 from services.models import Call, CallDirection, CallFilters, CallNote, CallStatus, Role, utcnow
@@ -150,7 +150,7 @@ def test_owner_or_admin_deletes_a_call_with_its_notes_and_the_audit_log_says_so(
     assert _count(http, firm) == 0
     assert http.delete(f"{CALLS}/{far_future_call}", headers=firm.auth(role)).status_code == 404
     with Session(engine) as session:
-        assert session.query(CallNote).filter(CallNote.call_id == far_future_call).count() == 0
+        assert session.exec(select(CallNote).where(CallNote.call_id == far_future_call)).all() == []
         events = audit.list_events(session=session, tenant_id=firm.tenant_id, action="call.delete")
     assert [(e.actor_user_id, e.object_type, e.object_id) for e in events] == [
         (firm.user_id(role), "call", str(far_future_call))

@@ -230,7 +230,7 @@ class WhatsappState(rx.State):
             date_from = None
         try:
             date_to = _parse_day(self.filter_to, tz, end=True)
-        except ValueError:
+        except (ValueError, OverflowError):  # 9999-12-31 + one day overflows
             errors["date_to"] = "a date is written YYYY-MM-DD"
             date_to = None
         if errors:
