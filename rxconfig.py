@@ -20,4 +20,7 @@ config = rx.Config(
         ),
     ],
     show_built_with_reflex=False,
+    # Reflex's default "*" with credentials reflects any Origin, on the REST API and the
+    # state websocket alike: only the app's own frontend (or the configured origins) may call.
+    cors_allowed_origins=settings.cors_origins(),
 )

@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from services import phones, security
 from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound
 from services.models import ApiToken, Principal, Role, Tenant, TenantPublic, User, UserPublic
+from services.names import clean_name
 from services.tenancy import get_owned, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
@@ -81,7 +82,7 @@ def _principal(user: User) -> Principal:
 
 def create_tenant(*, session: Session, name: str, region: str = "SA", timezone: str = "Asia/Riyadh") -> TenantPublic:
     """A new firm; its slug is derived from the name and made unique."""
-    name = (name or "").strip()
+    name = clean_name(name)
     if not name:
         raise Invalid("name", "a firm name is required")
     if len(name) > 200:
@@ -160,7 +161,7 @@ def create_user(
     _tenant_row(session, tenant_id)
     email = normalise_email(email)
     password = _check_password(password)
-    full_name = (full_name or "").strip()
+    full_name = clean_name(full_name)
     if len(full_name) > 200:
         raise Invalid("full_name", "a name is at most 200 characters")
     if session.exec(select(User.id).where(User.email == email)).first() is not None:

@@ -14,6 +14,7 @@ from services import phones
 from services.accounts import normalise_email
 from services.errors import Invalid, NotFound
 from services.models import Case, CasePublic, Client, ClientCreate, ClientPublic, ClientsPublic, Tenant
+from services.names import clean_name
 from services.tenancy import get_owned, tenant_select
 
 MAX_PAGE_SIZE = 500
@@ -38,7 +39,7 @@ def _tenant_region(session: Session, tenant_id: int) -> str:
 
 def create_client(*, session: Session, tenant_id: int, data: ClientCreate) -> ClientPublic:
     """A new client; the phone (optional) is normalised with the firm's region."""
-    name = (data.name or "").strip()
+    name = clean_name(data.name)
     if not name:
         raise Invalid("name", "a client name is required")
     if len(name) > 200:
@@ -124,7 +125,7 @@ def list_cases(*, session: Session, tenant_id: int, client_id: int | None = None
 
 def create_case(*, session: Session, tenant_id: int, client_id: int, title: str, reference: str = "") -> CasePublic:
     """A new open case of one of the firm's clients."""
-    title = (title or "").strip()
+    title = clean_name(title)
     if not title:
         raise Invalid("title", "a case title is required")
     if len(title) > 200:

@@ -7,6 +7,7 @@ operator points all of them at one database with one variable.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +53,30 @@ def whatsapp_gateway() -> str:
 
 def is_production() -> bool:
     return (get("WATHEEQ_ENV", "development") or "development").lower() == "production"
+
+
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def cors_origins() -> list[str]:
+    """The browser origins allowed to call the backend with the user's credentials.
+
+    ``WATHEEQ_CORS_ORIGINS`` (comma-separated ``scheme://host[:port]``) when set; otherwise
+    the app's own frontend on this machine (``WATHEEQ_FRONTEND_PORT``, default 3000). A
+    wildcard is refused: with credentials allowed, it would let any web page act with the
+    session of whoever visits it.
+    """
+    raw = get("WATHEEQ_CORS_ORIGINS")
+    if raw is None:
+        port = get("WATHEEQ_FRONTEND_PORT", "3000")
+        return [f"http://localhost:{port}", f"http://127.0.0.1:{port}", f"http://[::1]:{port}"]
+    origins = [o.strip().rstrip("/").lower() for o in raw.split(",") if o.strip()]
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ValueError(
+                f"WATHEEQ_CORS_ORIGINS: {origin!r} is not an origin such as https://app.example.com "
+                "(a wildcard is not allowed)"
+            )
+    if not origins:
+        raise ValueError("WATHEEQ_CORS_ORIGINS is set but names no origin")
+    return origins

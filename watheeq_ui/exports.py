@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 from reflex.config import get_config
@@ -27,6 +26,7 @@ from starlette.routing import Route
 
 from services import call_center, config, db
 from services.models import CallFilters, CallOrder, CallPublic, Principal
+from watheeq_ui import formatting
 
 DOWNLOAD_PATH = "/_export"
 TICKET_TTL_S = 10 * 60
@@ -59,35 +59,53 @@ def export_dir() -> Path:
     return path
 
 
-def _local(value, tz: ZoneInfo) -> str:
-    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(...) that
+# leaks data, DDE that runs a command); tab and CR are read as such a start too.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A plain signed number ("+966501234567", "-5") is no formula: it stays as written.
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+_INTEGER_COLUMNS = ("id", "ring_seconds", "talk_seconds")
 
 
-def _frame(rows: list[CallPublic], tz: ZoneInfo) -> pd.DataFrame:
-    return pd.DataFrame(
+def _cell(value: str | None) -> str:
+    """Text as a spreadsheet shows it and never evaluates: a leading quote on formula starts."""
+    text = value or ""
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _local(value, tz: str) -> str:
+    return formatting.local_time(value, tz, "%Y-%m-%d %H:%M:%S")
+
+
+def _frame(rows: list[CallPublic], tz: str) -> pd.DataFrame:
+    frame = pd.DataFrame(
         [
             {
                 "id": c.id,
                 "started_at": _local(c.started_at, tz),
                 "direction": c.direction.value,
                 "status": c.status.value,
-                "remote_number": c.remote_number,
-                "remote_e164": c.remote_e164 or "",
-                "agent": c.agent_name or "",
-                "extension": c.extension or "",
-                "client": c.client_name or "",
-                "case": c.case_title or "",
+                "remote_number": _cell(c.remote_number),
+                "remote_e164": _cell(c.remote_e164),
+                "agent": _cell(c.agent_name),
+                "extension": _cell(c.extension),
+                "client": _cell(c.client_name),
+                "case": _cell(c.case_title),
                 "ring_seconds": c.ring_seconds,
                 "talk_seconds": c.talk_seconds,
                 "answered_at": _local(c.answered_at, tz),
                 "ended_at": _local(c.ended_at, tz),
-                "hangup_cause": c.hangup_cause or "",
-                "notes": c.notes,
+                "hangup_cause": _cell(c.hangup_cause),
+                "notes": _cell(c.notes),
             }
             for c in rows
         ],
         columns=COLUMNS,
     )
+    # Nullable integers: a column with a missing value would otherwise turn float ("12.0").
+    return frame.astype({name: "Int64" for name in _INTEGER_COLUMNS})
 
 
 def _purge_expired(directory: Path) -> None:
@@ -118,7 +136,6 @@ def write_history_csv(
     ticket = secrets.token_urlsafe(32)
     target = directory / f"{ticket}.csv"
     partial = directory / f"{ticket}.part"
-    tz = ZoneInfo(timezone)
     written = 0
     cursor: str | None = None
     try:
@@ -135,7 +152,9 @@ def write_history_csv(
                         page_size=CHUNK_ROWS,
                         order=order,
                     )
-                _frame(page.data, tz).to_csv(out, header=first, index=False)
+                # CRLF rows (RFC 4180): the writer then quotes every cell holding a CR or an LF,
+                # so a bare CR in a note cannot start a new row.
+                _frame(page.data, timezone).to_csv(out, header=first, index=False, lineterminator="\r\n")
                 first = False
                 written += len(page.data)
                 progress(written, page.count)

@@ -7,7 +7,7 @@ changes labels only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -30,4 +30,19 @@ def count(value: int) -> str:
 
 
 def local_time(value: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return value.astimezone(ZoneInfo(tz)).strftime(fmt) if value else ""
+    """``value`` in the zone ``tz``; never raises, whatever the stored time.
+
+    A time at the edge of what datetime holds (year 1 or 9999) overflows when moved to
+    another zone; one such row must not take the page or the export with it, so it is
+    shown as stored, in UTC, marked so.
+    """
+    if value is None:
+        return ""
+    try:
+        return value.astimezone(ZoneInfo(tz)).strftime(fmt)
+    except (OverflowError, ValueError):
+        pass
+    try:
+        return value.strftime(fmt) + (" UTC" if value.utcoffset() == timedelta(0) else "")
+    except (OverflowError, ValueError):
+        return value.isoformat()

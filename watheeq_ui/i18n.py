@@ -103,6 +103,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "newest_first": ("Newest first", "الأحدث أولًا"),
     "oldest_first": ("Oldest first", "الأقدم أولًا"),
     "call_details": ("Call details", "تفاصيل المكالمة"),
+    # hardening: deleting a call logged in error (OWNER/ADMIN, from the call's side panel)
+    "delete_call": ("Delete call", "حذف المكالمة"),
+    "delete_call_confirm": (
+        "Delete this call and its notes? This cannot be undone; the audit log keeps who deleted it.",
+        "حذف هذه المكالمة وملاحظاتها؟ لا يمكن التراجع عن ذلك، ويحفظ سجل التدقيق من حذفها.",
+    ),
+    "call_deleted": ("Call deleted", "تم حذف المكالمة"),
     "remote_number": ("Remote number", "رقم الطرف الآخر"),
     "extension": ("Extension", "التحويلة"),
     "answered_at": ("Answered at", "وقت الرد"),

@@ -14,7 +14,7 @@ import reflex as rx
 
 from watheeq_ui import routes
 from watheeq_ui.components.softphone import softphone_slot
-from watheeq_ui.components.ui import role_label
+from watheeq_ui.components.ui import name_text, role_label
 from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
@@ -92,7 +92,7 @@ def sidebar() -> rx.Component:
         rx.hstack(
             rx.avatar(fallback=AuthState.user_name.to(str)[:1], size="2", radius="full", color_scheme="teal"),
             rx.vstack(
-                rx.text(AuthState.user_name, size="2", weight="medium", data_testid="user-name"),
+                rx.text(name_text(AuthState.user_name), size="2", weight="medium", data_testid="user-name"),
                 rx.text(
                     role_label(AuthState.role),
                     size="1",

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from services import phones
-from services.call_center._common import aware, require_member
+from services import audit, phones
+from services.call_center._common import aware, require_member, require_role
 from services.call_center.stats import invalidate_rollups
 from services.clients import find_client_by_phone
 from services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -48,6 +48,7 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import tenant_select
+from services.timestamps import event_time, search_bound
 
 MAX_PAGE_SIZE = 500
 MAX_NOTE_LENGTH = 10_000
@@ -223,7 +224,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     if extension is not None and len(extension) > 16:
         raise Invalid("extension", "the extension is at most 16 characters")
     now = utcnow()
-    started_at = aware(data.started_at, "started_at") or now
+    started_at = event_time(data.started_at, "started_at", now=now) or now
     agent_id = data.agent_user_id or actor.user_id
     if agent_id != actor.user_id and not actor.is_supervisor:
         raise Forbidden("only a supervisor may log a call for another agent")
@@ -296,15 +297,17 @@ def update_call_status(
     COMPLETED | FAILED; final statuses stay. The same status again changes nothing
     (events arrive twice); any other move is :class:`Conflict` on ``status``. Times
     default to now; ring = answered (or ended, if never answered) − started; talk =
-    ended − answered, unless given. ``note``/``case_id`` are handled as in :func:`add_notes`.
+    ended − answered, unless given. Figures that contradict the call are :class:`Invalid`
+    on their field (see :func:`_check_figures`). ``note``/``case_id`` are handled as in
+    :func:`add_notes`.
     """
-    answered_at = aware(data.answered_at, "answered_at")
-    ended_at = aware(data.ended_at, "ended_at")
+    now = utcnow()
+    answered_at = event_time(data.answered_at, "answered_at", now=now)
+    ended_at = event_time(data.ended_at, "ended_at", now=now)
     cause = _check_cause(data.hangup_cause)
     ring = _check_seconds(data.ring_seconds, "ring_seconds")
     talk = _check_seconds(data.talk_seconds, "talk_seconds")
     call = _owned_call(session, tenant_id, actor, call_id)
-    now = utcnow()
     if data.status is not None:
         changes = _advance(
             call.model_dump(),
@@ -318,11 +321,79 @@ def update_call_status(
         )
     else:
         changes = {k: v for k, v in (("hangup_cause", cause), ("ring_seconds", ring), ("talk_seconds", talk)) if v is not None}
+    _check_figures(call, changes, data, answered_at=answered_at, ended_at=ended_at)
     if data.note is not None or data.case_id is not None:
         _annotate(session, tenant_id, actor, call, data.note, data.case_id, now)
     _apply(session, tenant_id, call, changes, now)
     session.flush()
     return _load_public(session, tenant_id, call.id)
+
+
+# A second of slack: clients round their own durations from the same two times.
+_ROUNDING_S = 1
+
+
+def _check_figures(
+    call: Call, changes: dict[str, Any], data: CallUpdate, *, answered_at: datetime | None, ended_at: datetime | None
+) -> None:
+    """:class:`Invalid` when the figures given would contradict the call as it will be.
+
+    An unanswered call has no answer time and no talk time; times are set by the status
+    change they record (a repeated status, a duplicated event, changes nothing and is not
+    judged); talk fits between answer and end, ring between start and answer (or end).
+    Figures already stored are not judged again: only what this request sets.
+    """
+    after = {**call.model_dump(), **changes}
+    answered, ended, started = after["answered_at"], after["ended_at"], after["started_at"]
+    # (An end before the start or the answer is refused by _advance, which sets the end.)
+    repeated = data.status is not None and data.status == CallStatus(call.status)
+    if answered_at is not None and not repeated and "answered_at" not in changes:
+        if answered is None:
+            raise Invalid("answered_at", "an unanswered call has no answer time")
+        raise Invalid("answered_at", "the answer time is set with the status ANSWERED")
+    if ended_at is not None and not repeated and "ended_at" not in changes:
+        raise Invalid("ended_at", "the end time is set with the call's final status")
+    if "talk_seconds" in changes and data.talk_seconds is not None:
+        if answered is None:
+            raise Invalid("talk_seconds", "an unanswered call has no talk time")
+        if ended is None:
+            raise Invalid("talk_seconds", "talk time is known once the call has ended")
+        most = _seconds(ended - answered) + _ROUNDING_S
+        if data.talk_seconds > most:
+            raise Invalid("talk_seconds", f"talk time is at most the time from answer to end ({most - _ROUNDING_S} s)")
+    if "ring_seconds" in changes and data.ring_seconds is not None:
+        stop = answered or ended
+        if stop is not None and data.ring_seconds > _seconds(stop - started) + _ROUNDING_S:
+            raise Invalid("ring_seconds", f"ring time is at most the time from start to answer or end ({_seconds(stop - started)} s)")
+
+
+def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int) -> None:
+    """Delete a call with its notes and recordings' records (OWNER/ADMIN), audited.
+
+    For a call logged in error (a wrong number, a test, an impossible time): the
+    audit event keeps who deleted which call and its main facts, so the deletion itself
+    is never silent. Another firm's call is :class:`NotFound`.
+    """
+    require_role(actor, tenant_id, (Role.OWNER, Role.ADMIN), "delete calls")
+    call = session.exec(tenant_select(Call, tenant_id).where(Call.id == call_id)).first()
+    if call is None:
+        raise NotFound("call not found")
+    detail = {
+        "direction": call.direction.value,
+        "status": call.status.value,
+        "remote_number": call.remote_number,
+        "agent_user_id": call.agent_user_id,
+        "started_at": call.started_at.isoformat(),
+        "sip_call_id": call.sip_call_id,
+    }
+    started = call.started_at
+    # Notes and recordings' rows go with it (ON DELETE CASCADE).
+    session.delete(call)
+    session.flush()
+    invalidate_rollups(session, tenant_id, (started,), utcnow())
+    audit.record(
+        session=session, tenant_id=tenant_id, actor=actor, action="call.delete", object_type="call", object_id=call_id, detail=detail
+    )
 
 
 def find_call_by_sip_id(*, session: Session, tenant_id: int, sip_call_id: str) -> CallPublic | None:
@@ -470,6 +541,8 @@ def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -
     date_to = aware(filters.date_to, "date_to")
     if date_from and date_to and date_from >= date_to:
         raise Invalid("date_from", "the start is before the end")
+    date_from = search_bound(date_from, "date_from")
+    date_to = search_bound(date_to, "date_to")
     if date_from:
         conds.append(Call.started_at >= date_from)
     if date_to:

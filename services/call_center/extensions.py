@@ -32,6 +32,7 @@ from services.models import (
     User,
     utcnow,
 )
+from services.names import clean_name
 from services.tenancy import get_owned, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
@@ -247,7 +248,7 @@ def assign_extension(*, session: Session, tenant_id: int, actor: Principal, data
     number = (data.extension or "").strip()
     if not _EXTENSION.match(number):
         raise Invalid("extension", "an extension is 2 to 10 digits")
-    display_name = (data.display_name or "").strip()
+    display_name = clean_name(data.display_name)
     if len(display_name) > 100:
         raise Invalid("display_name", "the display name is at most 100 characters")
     password = data.password
@@ -270,7 +271,7 @@ def assign_extension(*, session: Session, tenant_id: int, actor: Principal, data
         ext = SipExtension(tenant_id=tenant_id, user_id=user.id, extension=number, password_encrypted="")
         session.add(ext)
     ext.extension = number
-    ext.display_name = display_name or user.full_name[:100]
+    ext.display_name = display_name or clean_name(user.full_name)[:100]
     if password is not None:
         ext.password_encrypted = security.encrypt_secret(password, purpose=SIP_PASSWORD_PURPOSE)
     ext.updated_at = now

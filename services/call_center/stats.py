@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from services.call_center._common import aware, require_member
+from services.call_center._common import require_member
 from services.errors import Invalid
 from services.models import (
     AgentStats,
@@ -52,6 +52,7 @@ from services.models import (
     User,
     utcnow,
 )
+from services.timestamps import period_bound
 
 MAX_RANGE = timedelta(days=366, hours=1)  # the hour absorbs a DST change inside a year
 MAX_SERVICE_LEVEL_THRESHOLD_S = 3600
@@ -235,8 +236,8 @@ def _period(tz: ZoneInfo, date_from: datetime | None, date_to: datetime | None) 
     def local_midnight(day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
 
-    date_from = aware(date_from, "date_from")
-    date_to = aware(date_to, "date_to")
+    date_from = period_bound(date_from, "date_from")
+    date_to = period_bound(date_to, "date_to")
     if date_from is None and date_to is None:
         today = utcnow().astimezone(tz).date()
         return local_midnight(today), local_midnight(today + timedelta(days=1))

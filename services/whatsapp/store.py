@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from services import audit, clients, config, phones
+from services.names import clean_name
 from services.errors import Conflict, Forbidden, Invalid
 from services.models import (
     Client,
@@ -48,6 +49,7 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import get_owned, tenant_select
+from services.timestamps import reported_time, search_bound
 from services.whatsapp.failures import Failure, classify, sentence
 
 MAX_BODY = 4096
@@ -325,6 +327,8 @@ def get_messages(
             raise Invalid(name, "a date must carry its time zone")
     if date_from and date_to and date_from > date_to:
         raise Invalid("date_from", "the start is after the end")
+    date_from = search_bound(date_from, "date_from")
+    date_to = search_bound(date_to, "date_to")
     if client_id is not None:
         get_owned(session, Client, tenant_id, client_id, what="client")
     conditions: list[sa.ColumnElement[bool]] = [WhatsappMessage.tenant_id == tenant_id]
@@ -587,7 +591,7 @@ def record_pairing(
         worker_id=worker_id,
         device_jid=device_jid[:128],
         phone_number=phone_number,
-        push_name=(push_name or None) and push_name[:128],
+        push_name=clean_name(push_name)[:128] or None,
         qr_payload=None,
         qr_issued_at=None,
         status=WhatsappStatus.CONNECTING,
@@ -608,8 +612,9 @@ def record_connected(*, session: Session, tenant_id: int, worker_id: str, push_n
         "qr_payload": None,
         "qr_issued_at": None,
     }
-    if push_name:
-        values["push_name"] = push_name[:128]
+    name = clean_name(push_name)[:128]
+    if name:
+        values["push_name"] = name
     return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
 
 
@@ -709,7 +714,9 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
         if m.wa_message_id in seen:
             continue
         seen.add(m.wa_message_id)
-        at = m.timestamp or now
+        # The sender's clock stamps the message; a stamp outside the plausible range would
+        # break every view of the firm's messages, so the time of receipt stands in for it.
+        at = reported_time(m.timestamp, now=now)
         rows.append(
             {
                 "tenant_id": tenant_id,
@@ -719,7 +726,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
                 "chat_jid": m.chat_jid,
                 "remote_e164": m.remote_e164,
                 "client_id": matched.get(m.remote_e164) if m.remote_e164 else None,
-                "push_name": (m.push_name or None) and m.push_name[:128],
+                "push_name": clean_name(m.push_name)[:128] or None,
                 "message_type": (m.message_type or "text")[:32],
                 "body": m.body or "",
                 "attempts": 0,
@@ -881,7 +888,7 @@ def mark_sent(*, session: Session, tenant_id: int, message_id: int, wa_message_i
     if row.status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.UNCERTAIN, MessageStatus.FAILED):
         row.status = MessageStatus.SENT
     row.wa_message_id = wa_message_id
-    row.sent_at = row.sent_at or sent_at or utcnow()
+    row.sent_at = row.sent_at or reported_time(sent_at)
     row.error = None
     row.error_code = None
     row.updated_at = utcnow()
@@ -977,7 +984,7 @@ def apply_receipt(
     ids = [i for i in wa_message_ids if i]
     if not ids:
         return 0
-    at = at or utcnow()
+    at = reported_time(at)
     rows = session.exec(
         tenant_select(WhatsappMessage, tenant_id).where(
             WhatsappMessage.wa_message_id.in_(ids),  # type: ignore[union-attr]

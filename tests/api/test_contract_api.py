@@ -97,7 +97,22 @@ def test_every_protected_route_refuses_a_missing_or_bad_token(
             assert r.status_code == 401, (method, path, headers, r.text)
             assert r.headers["www-authenticate"] == "Bearer"
             checked += 1
+        assert "401" in spec["paths"][path][method.lower()]["responses"], (method, path)
     assert checked >= 17 * len(credentials)
+
+
+def test_every_role_gets_only_answers_the_openapi_documents(
+    http: httpx.Client, spec: dict[str, Any], deep_firm: Firm
+) -> None:
+    undocumented: set[tuple[str, str, str, int]] = set()
+    for role in (Role.AGENT, Role.MANAGER, Role.ADMIN, Role.OWNER):
+        for method, path, _ in _operations(spec):
+            if (method, path) == ("POST", "/api/v1/auth/logout"):
+                continue
+            r = http.request(method, _concrete(path), headers=deep_firm.auth(role), json={})
+            if str(r.status_code) not in spec["paths"][path][method.lower()]["responses"]:
+                undocumented.add((role.value, method, path, r.status_code))
+    assert sorted(undocumented) == [], "\n".join(map(str, sorted(undocumented)))
 
 
 # --------------------------------------------------------------------------- fuzzing
@@ -110,14 +125,15 @@ def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# The edges of what a datetime can represent: converting them to UTC overflows.
+EDGE_DATES = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
 WEIRD_VALUES: list[Any] = [
     None,
     "",
     "\x00",
     "x" * 5000,
     "9999-99-99T99:99:99",
-    "0001-01-01T00:00:00+14:00",
-    "9999-12-31T23:59:59-14:00",
+    *EDGE_DATES,
     -1,
     0,
     2**31,
@@ -131,8 +147,20 @@ WEIRD_VALUES: list[Any] = [
     ["\x00"],
     {"urls": None},
 ]
-RAW_BODIES: list[bytes] = [b"", b"{", b"null", b"[]", b'"text"', b"1e999", b'{"a":' * 50 + b"1" + b"}" * 50, b"\xff\xfe"]
-WEIRD_PARAMS = ["", "\x00", "-1", "0", "abc", "99999999999999999999999", "2025-02-30", "1e999", "NaN", "%", "_", "\\"]
+RAW_BODIES: list[bytes] = [
+    b"",
+    b"{",
+    b"null",
+    b"[]",
+    b'"text"',
+    b"1e999",
+    b'{"a":' * 50 + b"1" + b"}" * 50,
+    b"\xff\xfe",
+    # Nested past any recursion limit: a parser that recurses would take the worker down.
+    b"[" * 100_000,
+    b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
+]
+WEIRD_PARAMS = ["", "\x00", "-1", "0", "abc", "99999999999999999999999", "2025-02-30", "1e999", "NaN", "%", "_", "\\", *EDGE_DATES]
 WEIRD_IDS = ["0", "-1", "abc", "99999999999999999999", "2147483648", "1.5", "%00"]
 
 
@@ -164,19 +192,12 @@ def deep_firm(http: httpx.Client, firm: Firm) -> Firm:
     return firm
 
 
-def test_nothing_a_client_sends_gets_a_server_error(http: httpx.Client, spec: dict[str, Any], deep_firm: Firm) -> None:
-    headers = deep_firm.auth(Role.OWNER)
-    sent = 0
+def _fuzz(http: httpx.Client, spec: dict[str, Any], headers: dict[str, str]) -> Iterator[tuple[str, str, httpx.Response]]:
+    """Every weird request for every operation: (method, documented path, response)."""
 
-    def send(method: str, url: str, **kwargs: Any) -> None:
-        nonlocal sent
+    def send(method: str, path: str, url: str, **kwargs: Any) -> tuple[str, str, httpx.Response]:
         r = http.request(method, url, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
-        sent += 1
-        assert r.status_code < 500, (method, url, kwargs, r.status_code, r.text[:500])
-        # The caller's own softphone config is the one answer that carries its secrets.
-        if not (method == "GET" and url.endswith("/call-center/extension")):
-            assert SIP_PASSWORD not in r.text, (method, url)
-            assert TURN_SECRET not in r.text, (method, url)
+        return method, path, r
 
     for method, path, op in _operations(spec):
         if (method, path) == ("POST", "/api/v1/auth/logout"):
@@ -184,16 +205,47 @@ def test_nothing_a_client_sends_gets_a_server_error(http: httpx.Client, spec: di
         url = _concrete(path)
         if "{" in path:
             for bad_id in WEIRD_IDS:
-                send(method, path.split("{")[0] + bad_id, json={})
+                yield send(method, path, path.split("{")[0] + bad_id, json={})
         for raw in RAW_BODIES:
-            send(method, url, content=raw, headers={"content-type": "application/json"})
+            yield send(method, path, url, content=raw, headers={"content-type": "application/json"})
         for body in _bodies(spec, op):
-            send(method, url, json=body)
+            yield send(method, path, url, json=body)
         for param, value in itertools.product(
             [p["name"] for p in op.get("parameters", []) if p["in"] == "query"], WEIRD_PARAMS
         ):
-            send(method, url, params={param: value})
+            yield send(method, path, url, params={param: value})
+
+
+def test_nothing_a_client_sends_gets_a_server_error_and_every_answer_is_documented(
+    http: httpx.Client, spec: dict[str, Any], deep_firm: Firm
+) -> None:
+    server_errors: list[tuple[str, str, int, str]] = []
+    undocumented: set[tuple[str, str, int]] = set()
+    sent = 0
+    for method, path, r in _fuzz(http, spec, deep_firm.auth(Role.OWNER)):
+        sent += 1
+        if r.status_code >= 500:
+            server_errors.append((method, path, r.status_code, r.text[:200]))
+        if str(r.status_code) not in spec["paths"][path][method.lower()]["responses"]:
+            undocumented.add((method, path, r.status_code))
+        # The caller's own softphone config is the one answer that carries its secrets.
+        if not (method == "GET" and path.endswith("/call-center/extension")):
+            assert SIP_PASSWORD not in r.text, (method, path)
+            assert TURN_SECRET not in r.text, (method, path)
     assert sent > 500
+    assert server_errors == []
+    assert sorted(undocumented) == [], "\n".join(map(str, sorted(undocumented)))
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000])
+def test_deeply_nested_json_is_refused_and_the_server_goes_on(http: httpx.Client, firm: Firm, body: bytes) -> None:
+    json_type = {"content-type": "application/json"}
+    sign_in = http.post("/api/v1/auth/token", content=body, headers=json_type)
+    assert sign_in.status_code == 422, sign_in.text
+    assert sign_in.json()["detail"][0]["loc"] == ["body"]
+    create = http.post("/api/v1/clients", content=body, headers={**json_type, **firm.auth()})
+    assert create.status_code in (400, 422), create.text
+    assert http.get("/api/v1/health").status_code == 200
 
 
 def test_sign_in_survives_malformed_forms_and_bodies(http: httpx.Client) -> None:

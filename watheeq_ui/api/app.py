@@ -29,7 +29,7 @@ errors.install(api)
 health_router = APIRouter(tags=["health"])
 
 
-@health_router.get("/health")
+@health_router.get("/health", responses=errors.responses(503))
 def health() -> JSONResponse:
     """Whether the API can reach its database (no authentication, no details)."""
     try:

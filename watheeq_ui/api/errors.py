@@ -7,9 +7,12 @@ format whether pydantic or a service refused the request.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
 from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -26,6 +29,43 @@ _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
 
 # Read requests carry their input in the query string, writes in the body.
 _QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+
+
+class ErrorPublic(BaseModel):
+    """The body of every refusal but bad input: why, and the field when one is to blame."""
+
+    detail: str
+    field: str | None = None
+
+
+_WHY: dict[int, str] = {
+    status.HTTP_400_BAD_REQUEST: "The body is not JSON (malformed, or nested too deep to read)",
+    status.HTTP_401_UNAUTHORIZED: "No bearer token, or one that is unknown, expired or revoked",
+    status.HTTP_403_FORBIDDEN: "The caller's role may not do this",
+    status.HTTP_404_NOT_FOUND: "No such object in the caller's firm",
+    status.HTTP_409_CONFLICT: "The change conflicts with the current state or a concurrent change",
+    status.HTTP_422_UNPROCESSABLE_CONTENT: "Bad input: where (loc) and why (msg)",
+    status.HTTP_429_TOO_MANY_REQUESTS: "Too many failed sign-ins; wait for Retry-After seconds",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "The database cannot be reached",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the refusals a route may answer, so clients see every code.
+
+    422 keeps FastAPI's validation schema (the shape of :func:`invalid_detail`); the others
+    are :class:`ErrorPublic`.
+    """
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
+            documented[code] = {
+                "description": _WHY[code],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+            }
+        else:
+            documented[code] = {"model": ErrorPublic, "description": _WHY[code]}
+    return documented
 
 
 def invalid_detail(location: str, field: str | None, message: str) -> list[dict[str, object]]:

@@ -45,6 +45,15 @@ def stat_card(label_key: str, value: rx.Var | str, icon: str, color: str = "teal
     )
 
 
+def name_text(value: rx.Var | str, **props) -> rx.Component:
+    """A name someone typed or a phone reported, isolated in a ``<bdi dir="auto">``.
+
+    Its own direction (Arabic in an English row, or a stray control character in a row
+    stored before names were cleaned) then cannot reorder the text around it.
+    """
+    return rx.el.bdi(value, dir="auto", data_name="", **props)
+
+
 def field_error(message: rx.Var) -> rx.Component:
     """The reason a field was refused, under the field; nothing when empty."""
     return rx.cond(

@@ -16,7 +16,7 @@ from services.models import CallDetail, CallDirection, CallFilters, CallOrder, C
 
 from watheeq_ui import exports, formatting, routes
 from watheeq_ui.components.softphone import call_button
-from watheeq_ui.components.ui import card, direction_icon, empty_state, field_error, status_badge
+from watheeq_ui.components.ui import card, direction_icon, empty_state, field_error, name_text, status_badge
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
@@ -124,9 +124,13 @@ def _day(value: str, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise Invalid(field, "a date such as 2025-01-31") from None
+    # The service clamps any bound, but year 9999 + one day overflows here first.
+    if not 2000 <= day.year <= 2099:
+        raise Invalid(field, "a date from 2000-01-01 to 2099-12-31")
+    return day
 
 
 class CallsState(rx.State):
@@ -156,6 +160,7 @@ class CallsState(rx.State):
     note: str = ""
     case_choice: str = ""
     panel_errors: dict[str, str] = {}
+    confirming_delete: bool = False
 
     exporting: bool = False
     export_done: int = 0
@@ -346,6 +351,7 @@ class CallsState(rx.State):
             return
         self.note = ""
         self.panel_errors = {}
+        self.confirming_delete = False
         self._show(detail, tz, principal)
         self.panel_open = True
 
@@ -404,6 +410,28 @@ class CallsState(rx.State):
             self.panel_errors = {"case_id": error_text((await self.get_state(LangState)).lang, "choose a case")}
             return None
         return await self._annotate(case_id=int(self.case_choice))
+
+    @rx.event
+    def set_confirming_delete(self, value: bool):
+        self.confirming_delete = value
+
+    @rx.event
+    async def delete_call(self):
+        principal = await principal_for_page(self, "admin")
+        if principal is None or not self.call.id:
+            return None
+        lang = (await self.get_state(LangState)).lang
+        try:
+            with db.session_scope() as session:
+                call_center.delete_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=self.call.id)
+        except DomainError as exc:
+            self.confirming_delete = False
+            return rx.toast.error(error_text(lang, exc))
+        self.confirming_delete = False
+        self.panel_open = False
+        self.call = CallView()
+        await self._fetch(principal)
+        return rx.toast.success(tr(lang, "call_deleted"))
 
     # ------------------------------------------------------------------ export
 
@@ -622,11 +650,11 @@ def _table() -> rx.Component:
                     rx.table.cell(r.started),
                     rx.table.cell(direction_icon(r.direction)),
                     rx.table.cell(rx.text(r.remote, dir="ltr", as_="span")),
-                    rx.table.cell(r.client),
-                    rx.table.cell(r.agent),
+                    rx.table.cell(name_text(r.client)),
+                    rx.table.cell(name_text(r.agent)),
                     rx.table.cell(status_badge(r.status)),
                     rx.table.cell(r.duration),
-                    rx.table.cell(r.case),
+                    rx.table.cell(name_text(r.case)),
                     class_name="wq-row",
                     data_selected=(CallsState.panel_open & (CallsState.call.id == r.id)).to_string(),
                     on_click=CallsState.open_call(r.id),
@@ -685,11 +713,44 @@ def _pager() -> rx.Component:
     )
 
 
-def _detail_line(label_key: str, value: rx.Var) -> rx.Component:
+def _detail_line(label_key: str, value: rx.Var | rx.Component) -> rx.Component:
     return rx.hstack(
         rx.text(t(label_key), size="2", color_scheme="gray", min_width="130px"),
         rx.text(value, size="2", weight="medium"),
         width="100%",
+    )
+
+
+def _delete_call() -> rx.Component:
+    """Delete, confirmed in place: a dialog over the modal drawer would open under its overlay."""
+    return rx.vstack(
+        rx.divider(),
+        rx.cond(
+            CallsState.confirming_delete,
+            rx.callout.root(
+                rx.callout.text(t("delete_call_confirm")),
+                rx.hstack(
+                    rx.button(t("cancel"), variant="soft", color_scheme="gray", on_click=CallsState.set_confirming_delete(False), data_testid="delete-call-cancel"),
+                    rx.button(t("delete"), color_scheme="red", on_click=CallsState.delete_call, data_testid="delete-call-confirm"),
+                    justify="end",
+                    width="100%",
+                ),
+                color_scheme="red",
+                role="alertdialog",
+                width="100%",
+                data_testid="delete-call-confirmation",
+            ),
+            rx.button(
+                rx.icon("trash-2", size=14),
+                t("delete_call"),
+                variant="soft",
+                color_scheme="red",
+                on_click=CallsState.set_confirming_delete(True),
+                data_testid="delete-call",
+            ),
+        ),
+        width="100%",
+        align="start",
     )
 
 
@@ -718,7 +779,7 @@ def _panel() -> rx.Component:
                             # Closed first: the drawer is modal and would cover the phone's controls.
                             before=[CallsState.set_panel_open(False)],
                         ),
-                        _detail_line("agent", c.agent),
+                        _detail_line("agent", name_text(c.agent)),
                         _detail_line("extension", c.extension),
                         _detail_line("answered_at", c.answered),
                         _detail_line("ended_at", c.ended),
@@ -729,11 +790,11 @@ def _panel() -> rx.Component:
                         rx.text(t("client"), weight="bold"),
                         rx.cond(
                             c.client_id != "",
-                            rx.link(rx.hstack(rx.icon("user", size=16), rx.text(c.client_name)), href="/clients/" + c.client_id, data_testid="panel-client"),
+                            rx.link(rx.hstack(rx.icon("user", size=16), rx.text(name_text(c.client_name))), href="/clients/" + c.client_id, data_testid="panel-client"),
                             rx.text(t("no_client_match"), color_scheme="gray", size="2"),
                         ),
                         rx.text(t("linked_case"), weight="bold", margin_top="0.5rem"),
-                        rx.text(rx.cond(c.case_title != "", c.case_title, t("no_case")), size="2", data_testid="panel-case"),
+                        rx.text(rx.cond(c.case_title != "", name_text(c.case_title), t("no_case")), size="2", data_testid="panel-case"),
                         rx.cond(
                             CallsState.cases.length() > 0,
                             rx.hstack(
@@ -770,7 +831,7 @@ def _panel() -> rx.Component:
                                 rx.foreach(
                                     c.notes,
                                     lambda n: rx.box(
-                                        rx.hstack(rx.text(n.author, size="1", weight="bold"), rx.spacer(), rx.text(n.at, size="1", color_scheme="gray")),
+                                        rx.hstack(rx.text(name_text(n.author), size="1", weight="bold"), rx.spacer(), rx.text(n.at, size="1", color_scheme="gray")),
                                         rx.text(n.body, size="2", white_space="pre-wrap"),
                                         padding="0.6rem",
                                         border_radius="8px",
@@ -793,6 +854,7 @@ def _panel() -> rx.Component:
                             ),
                             rx.text(t("no_recordings"), size="2", color_scheme="gray"),
                         ),
+                        rx.cond(AuthState.is_admin, _delete_call()),
                         spacing="3",
                         padding="1.5rem",
                         width="100%",

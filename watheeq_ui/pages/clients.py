@@ -11,7 +11,7 @@ from services.models import CallFilters
 
 from watheeq_ui import formatting, routes
 from watheeq_ui.components.softphone import call_button
-from watheeq_ui.components.ui import card, direction_icon, empty_state, section_title, status_badge
+from watheeq_ui.components.ui import card, direction_icon, empty_state, name_text, section_title, status_badge
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
@@ -161,7 +161,7 @@ def _clients_table() -> rx.Component:
             rx.foreach(
                 ClientsState.rows,
                 lambda c: rx.table.row(
-                    rx.table.row_header_cell(rx.link(c.name, href="/clients/" + c.id.to_string(), weight="medium")),
+                    rx.table.row_header_cell(rx.link(name_text(c.name), href="/clients/" + c.id.to_string(), weight="medium")),
                     rx.table.cell(rx.text(c.phone, dir="ltr", as_="span")),
                     rx.table.cell(c.email),
                     data_testid="client-row",
@@ -252,7 +252,7 @@ def client_page() -> rx.Component:
                 card(
                     rx.vstack(
                         rx.link(rx.hstack(rx.icon("arrow-left", size=14), t("back_to_clients")), href=routes.CLIENTS, size="2"),
-                        rx.heading(ClientState.name, size="6", data_testid="client-name"),
+                        rx.heading(name_text(ClientState.name), size="6", data_testid="client-name"),
                         rx.hstack(
                             rx.icon("phone", size=14),
                             rx.text(ClientState.phone, dir="ltr"),
@@ -272,7 +272,7 @@ def client_page() -> rx.Component:
                     rx.foreach(
                         ClientState.cases,
                         lambda c: rx.hstack(
-                            rx.text(c.title, size="2", weight="medium"),
+                            rx.text(name_text(c.title), size="2", weight="medium"),
                             rx.text(c.reference, size="1", color_scheme="gray"),
                             rx.spacer(),
                             rx.badge(c.status, variant="soft"),

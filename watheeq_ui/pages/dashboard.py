@@ -18,7 +18,7 @@ from services.models import CallFilters, CallStats, CallStatus
 
 from watheeq_ui import formatting, routes
 from watheeq_ui.components.softphone import call_button
-from watheeq_ui.components.ui import card, empty_state, section_title, stat_card
+from watheeq_ui.components.ui import card, empty_state, name_text, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
@@ -194,7 +194,7 @@ def _agents_table() -> rx.Component:
             rx.foreach(
                 DashboardState.agents,
                 lambda a: rx.table.row(
-                    rx.table.row_header_cell(a.name),
+                    rx.table.row_header_cell(name_text(a.name)),
                     rx.table.cell(a.total),
                     rx.table.cell(a.inbound),
                     rx.table.cell(a.outbound),
@@ -224,8 +224,8 @@ def _missed_calls() -> rx.Component:
                         rx.icon("phone-missed", size=16, color="var(--red-9)"),
                         rx.text(m.time, size="2", color_scheme="gray"),
                         rx.text(m.remote, size="2", weight="medium", dir="ltr"),
-                        rx.text(m.client, size="2"),
-                        rx.text(m.agent, size="1", color_scheme="gray"),
+                        rx.text(name_text(m.client), size="2"),
+                        rx.text(name_text(m.agent), size="1", color_scheme="gray"),
                         rx.spacer(),
                         call_button(m.remote, label_key="call_back", test_id="missed-call-back"),
                         width="100%",

@@ -13,7 +13,7 @@ from services.errors import DomainError
 from services.models import ExtensionAssign, PbxSettingsIn, Principal
 
 from watheeq_ui import routes
-from watheeq_ui.components.ui import card, field_error, labelled, role_label, section_title
+from watheeq_ui.components.ui import card, field_error, labelled, name_text, role_label, section_title
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
@@ -337,7 +337,7 @@ def _users_table() -> rx.Component:
             rx.foreach(
                 ExtensionsState.users,
                 lambda u: rx.table.row(
-                    rx.table.row_header_cell(rx.vstack(rx.text(u.name, weight="medium"), rx.text(role_label(u.role), size="1", color_scheme="gray"), spacing="0")),
+                    rx.table.row_header_cell(rx.vstack(rx.text(name_text(u.name), weight="medium"), rx.text(role_label(u.role), size="1", color_scheme="gray"), spacing="0")),
                     rx.table.cell(u.email),
                     rx.table.cell(
                         rx.cond(
@@ -346,7 +346,7 @@ def _users_table() -> rx.Component:
                             rx.text(t("no_extension"), color_scheme="gray", size="2"),
                         )
                     ),
-                    rx.table.cell(u.display_name),
+                    rx.table.cell(name_text(u.display_name)),
                     rx.table.cell(
                         rx.hstack(
                             rx.button(rx.icon("pencil", size=14), t("edit"), size="1", variant="soft", on_click=ExtensionsState.edit(u.user_id)),

@@ -26,7 +26,7 @@ from services.whatsapp.gateway import qr_code_lifetimes
 from services.whatsapp.store import messages_fingerprint
 
 from watheeq_ui import formatting, routes
-from watheeq_ui.components.ui import card, empty_state, field_error, labelled, section_title
+from watheeq_ui.components.ui import card, empty_state, field_error, labelled, name_text, section_title
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import LABELS, t, t_fmt, tr
 from watheeq_ui.layout import template
@@ -247,7 +247,7 @@ class WhatsappState(rx.State):
             date_from = None
         try:
             date_to = _parse_day(self.filter_to, tz, end=True)
-        except ValueError:
+        except (ValueError, OverflowError):  # 9999-12-31 + one day overflows
             errors["date_to"] = "a date is written YYYY-MM-DD"
             date_to = None
         if errors:
@@ -668,7 +668,7 @@ def _qr_panel() -> rx.Component:
 
 
 def _connected_panel() -> rx.Component:
-    def fact(label_key: str, value: rx.Var, test_id: str) -> rx.Component:
+    def fact(label_key: str, value: rx.Var | rx.Component, test_id: str) -> rx.Component:
         return rx.vstack(
             rx.text(t(label_key), size="1", color_scheme="gray"),
             rx.text(value, size="3", weight="medium", dir="ltr", data_testid=test_id),
@@ -679,7 +679,7 @@ def _connected_panel() -> rx.Component:
         rx.hstack(rx.icon("circle-check", size=22, color=rx.color("green", 10)), rx.heading(t("wa_CONNECTED"), size="4"), align="center"),
         rx.hstack(
             fact("wa_linked_as", WhatsappState.phone_number, "wa-phone"),
-            fact("wa_profile", WhatsappState.push_name, "wa-push-name"),
+            fact("wa_profile", name_text(WhatsappState.push_name), "wa-push-name"),
             fact("wa_since", WhatsappState.connected_since, "wa-since"),
             spacing="6",
             wrap="wrap",
@@ -792,8 +792,8 @@ def _chat(group: ChatGroup) -> rx.Component:
             rx.icon("message-circle", size=16, color=rx.color("green", 10)),
             rx.cond(
                 group.client_id != "",
-                rx.link(group.title, href="/clients/" + group.client_id, weight="bold", data_testid="wa-chat-title"),
-                rx.text(group.title, weight="bold", data_testid="wa-chat-title"),
+                rx.link(name_text(group.title), href="/clients/" + group.client_id, weight="bold", data_testid="wa-chat-title"),
+                rx.text(name_text(group.title), weight="bold", data_testid="wa-chat-title"),
             ),
             rx.text(group.number, size="1", color_scheme="gray", dir="ltr"),
             rx.spacer(),

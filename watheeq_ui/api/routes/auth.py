@@ -16,6 +16,7 @@ from services import accounts, db, security
 from services.errors import AuthenticationFailed
 from services.models import Role, TenantPublic
 from watheeq_ui.api.deps import PrincipalDep, SessionDep, TokenDep, get_principal
+from watheeq_ui.api.errors import responses
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -76,7 +77,8 @@ async def _read_credentials(request: Request) -> TokenRequest:
     else:
         try:
             raw = json.loads(await request.body() or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: "[[[[…" nested past the interpreter's limit is bad input too.
             raise _NOT_CREDENTIALS from None
         if not isinstance(raw, dict):
             raise _NOT_CREDENTIALS
@@ -86,7 +88,7 @@ async def _read_credentials(request: Request) -> TokenRequest:
         raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in exc.errors()]) from None
 
 
-@router.post("/token", response_model=TokenPublic, openapi_extra=_TOKEN_BODY_DOC)
+@router.post("/token", response_model=TokenPublic, openapi_extra=_TOKEN_BODY_DOC, responses=responses(401, 422, 429))
 async def create_token(request: Request) -> TokenPublic:
     """Exchange an email and password for a bearer token (JSON or the OAuth2 password form)."""
     body = await _read_credentials(request)
@@ -119,14 +121,14 @@ def _sign_in(body: TokenRequest, keys: list[str]) -> TokenPublic:
     return TokenPublic(access_token=token, expires_at=expires_at)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(get_principal)])
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(get_principal)], responses=responses(401))
 def logout(session: SessionDep, token: TokenDep) -> None:
     """Revoke the token this request was made with."""
     # get_principal has already refused a request without a valid token.
     accounts.revoke_token(session=session, token=token or "")
 
 
-@router.get("/me", response_model=MePublic)
+@router.get("/me", response_model=MePublic, responses=responses(401))
 def me(session: SessionDep, principal: PrincipalDep) -> MePublic:
     """The signed-in user and their firm."""
     tenant = accounts.get_tenant(session=session, tenant_id=principal.tenant_id)

@@ -29,8 +29,9 @@ from services.models import (
     SoftphoneConfig,
 )
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.errors import responses
 
-router = APIRouter(prefix="/call-center", tags=["call center"])
+router = APIRouter(prefix="/call-center", tags=["call center"], responses=responses(401))
 
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 # A day has 86,400 seconds; a week bounds any real call and keeps the column's range.
@@ -62,7 +63,7 @@ class CallUpdateIn(CallUpdate):
 # --------------------------------------------------------------------------- extensions
 
 
-@router.get("/extension", response_model=SoftphoneConfig)
+@router.get("/extension", response_model=SoftphoneConfig, responses=responses(404, 409))
 def get_own_extension(session: SessionDep, principal: PrincipalDep) -> SoftphoneConfig:
     """The caller's own softphone configuration, SIP password included (never anyone else's)."""
     return call_center.get_extension_for_user(
@@ -70,19 +71,19 @@ def get_own_extension(session: SessionDep, principal: PrincipalDep) -> Softphone
     )
 
 
-@router.post("/extension", response_model=ExtensionPublic)
+@router.post("/extension", response_model=ExtensionPublic, responses=responses(400, 403, 404, 409))
 def assign_extension(session: SessionDep, admin: AdminDep, data: ExtensionAssignIn) -> ExtensionPublic:
     """Assign a user their extension or change it (OWNER/ADMIN); 409 when the number is taken."""
     return call_center.assign_extension(session=session, tenant_id=admin.tenant_id, actor=admin, data=data)
 
 
-@router.get("/extensions", response_model=list[ExtensionPublic])
+@router.get("/extensions", response_model=list[ExtensionPublic], responses=responses(403))
 def list_extensions(session: SessionDep, principal: PrincipalDep) -> list[ExtensionPublic]:
     """Every extension of the firm (OWNER/ADMIN/MANAGER), without passwords."""
     return call_center.get_extensions(session=session, tenant_id=principal.tenant_id, actor=principal)
 
 
-@router.delete("/extension/{extension_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/extension/{extension_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(403, 404))
 def delete_extension(session: SessionDep, admin: AdminDep, extension_id: IdPath) -> None:
     """Remove an extension (OWNER/ADMIN)."""
     call_center.delete_extension(
@@ -93,7 +94,7 @@ def delete_extension(session: SessionDep, admin: AdminDep, extension_id: IdPath)
 # --------------------------------------------------------------------------- PBX settings
 
 
-@router.get("/pbx-settings", response_model=PbxSettingsPublic)
+@router.get("/pbx-settings", response_model=PbxSettingsPublic, responses=responses(403, 404))
 def get_pbx_settings(session: SessionDep, admin: AdminDep) -> PbxSettingsPublic:
     """The firm's PBX connection settings (OWNER/ADMIN); 404 until they are set."""
     settings = call_center.get_pbx_settings(session=session, tenant_id=admin.tenant_id)
@@ -102,7 +103,7 @@ def get_pbx_settings(session: SessionDep, admin: AdminDep) -> PbxSettingsPublic:
     return settings
 
 
-@router.put("/pbx-settings", response_model=PbxSettingsPublic)
+@router.put("/pbx-settings", response_model=PbxSettingsPublic, responses=responses(400, 403, 409))
 def update_pbx_settings(session: SessionDep, admin: AdminDep, data: PbxSettingsUpdate) -> PbxSettingsPublic:
     """Create or replace the firm's PBX settings (OWNER/ADMIN); the TURN credential is never returned."""
     settings = PbxSettingsIn.model_validate(data.model_dump(exclude={"turn_credential"}))
@@ -118,7 +119,7 @@ def update_pbx_settings(session: SessionDep, admin: AdminDep, data: PbxSettingsU
 # --------------------------------------------------------------------------- calls
 
 
-@router.post("/calls", response_model=CallPublic, status_code=status.HTTP_201_CREATED)
+@router.post("/calls", response_model=CallPublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 403, 404, 409))
 def log_call(session: SessionDep, principal: PrincipalDep, data: CallCreateIn) -> CallPublic:
     """Record a call; the client is matched by number. Logging the same SIP Call-ID again returns that call."""
     return call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
@@ -168,19 +169,25 @@ def list_calls(
 _CALL_ORDERS = {"-started_at": CallOrder.NEWEST_FIRST, "started_at": CallOrder.OLDEST_FIRST}
 
 
-@router.get("/calls/{call_id}", response_model=CallDetail)
+@router.get("/calls/{call_id}", response_model=CallDetail, responses=responses(404))
 def get_call(session: SessionDep, principal: PrincipalDep, call_id: IdPath) -> CallDetail:
     """One call with its notes and recordings."""
     return call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
 
 
-@router.patch("/calls/{call_id}", response_model=CallDetail)
+@router.patch("/calls/{call_id}", response_model=CallDetail, responses=responses(400, 404, 409))
 def update_call(session: SessionDep, principal: PrincipalDep, call_id: IdPath, data: CallUpdateIn) -> CallDetail:
     """Move a call along its states and/or add a note and link a case; all of it or none of it."""
     call_center.update_call_status(
         session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id, data=data
     )
     return call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+
+
+@router.delete("/calls/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(403, 404))
+def delete_call(session: SessionDep, admin: AdminDep, call_id: IdPath) -> None:
+    """Delete a call logged in error, with its notes (OWNER/ADMIN); recorded in the audit log."""
+    call_center.delete_call(session=session, tenant_id=admin.tenant_id, actor=admin, call_id=call_id)
 
 
 @router.get("/stats", response_model=CallStats)

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, status
 from services import clients
 from services.models import CasePublic, ClientCreate, ClientPublic, ClientsPublic
 from watheeq_ui.api.deps import IdPath, PrincipalDep, SessionDep
+from watheeq_ui.api.errors import responses
 
-router = APIRouter(prefix="/clients", tags=["clients"])
+router = APIRouter(prefix="/clients", tags=["clients"], responses=responses(401))
 
 
-@router.post("", response_model=ClientPublic, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=ClientPublic, status_code=status.HTTP_201_CREATED, responses=responses(400))
 def create_client(session: SessionDep, principal: PrincipalDep, data: ClientCreate) -> ClientPublic:
     """Add a client; the phone is stored as written and in E.164 for matching."""
     return clients.create_client(session=session, tenant_id=principal.tenant_id, data=data)
@@ -33,13 +34,13 @@ def list_clients(
     )
 
 
-@router.get("/{client_id}", response_model=ClientPublic)
+@router.get("/{client_id}", response_model=ClientPublic, responses=responses(404))
 def get_client(session: SessionDep, principal: PrincipalDep, client_id: IdPath) -> ClientPublic:
     """One client of the firm."""
     return clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=client_id)
 
 
-@router.get("/{client_id}/cases", response_model=list[CasePublic])
+@router.get("/{client_id}/cases", response_model=list[CasePublic], responses=responses(404))
 def list_client_cases(session: SessionDep, principal: PrincipalDep, client_id: IdPath) -> list[CasePublic]:
     """The cases of one client."""
     # An unknown or other firm's client is a 404, not an empty list.

@@ -22,21 +22,22 @@ from services.models import (
     WhatsappStatusPublic,
 )
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.errors import responses
 
-router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"])
+router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"], responses=responses(401))
 
 
 class WhatsappSendIn(WhatsappSend):
     client_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
 
 
-@router.post("/connect", response_model=WhatsappStatusPublic)
+@router.post("/connect", response_model=WhatsappStatusPublic, responses=responses(403))
 def connect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
     """Ask for the firm's line to be linked (OWNER/ADMIN); poll the status for the QR code."""
     return whatsapp.init_session(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
-@router.post("/disconnect", response_model=WhatsappStatusPublic)
+@router.post("/disconnect", response_model=WhatsappStatusPublic, responses=responses(403))
 def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
     """Unlink the firm's line (OWNER/ADMIN)."""
     return whatsapp.disconnect(session=session, tenant_id=admin.tenant_id, actor=admin)
@@ -57,13 +58,13 @@ def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPu
     return current
 
 
-@router.post("/send", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED)
+@router.post("/send", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 404, 409))
 def send(session: SessionDep, principal: PrincipalDep, data: WhatsappSendIn) -> WhatsappMessagePublic:
     """Queue a text message to a number or a client; 409 while the line is not connected."""
     return whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
 
 
-@router.get("/messages", response_model=WhatsappMessagesPage)
+@router.get("/messages", response_model=WhatsappMessagesPage, responses=responses(404))
 def list_messages(
     session: SessionDep,
     principal: PrincipalDep,
@@ -90,13 +91,13 @@ def list_messages(
     )
 
 
-@router.post("/messages/{message_id}/resend", response_model=WhatsappMessagePublic)
+@router.post("/messages/{message_id}/resend", response_model=WhatsappMessagePublic, responses=responses(404, 409))
 def resend(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
     """Send again a message that may not have been sent (UNCERTAIN); 409 for any other message."""
     return whatsapp.resend_message(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
 
 
-@router.post("/messages/{message_id}/mark-sent", response_model=WhatsappMessagePublic)
+@router.post("/messages/{message_id}/mark-sent", response_model=WhatsappMessagePublic, responses=responses(404, 409))
 def mark_sent(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
     """Record that a message that may not have been sent (UNCERTAIN) did arrive; 409 for any other."""
     return whatsapp.confirm_message_sent(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)

@@ -1,0 +1,140 @@
+"""Issue 8 in the browser: deleting a call logged in error, names that cannot reorder a
+row, and a backend that answers only its own frontend's cross-origin calls."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import LOGINS, login, screenshot
+
+pytestmark = pytest.mark.e2e
+
+SPOOFED = "Invoice \u202efdp.exe"
+
+
+def _owner(session):
+    from services.models import User
+
+    return session.execute(sa.select(User).where(User.email == LOGINS["OWNER"])).scalar_one()
+
+
+def _far_future_call(services_db, number: str) -> int:
+    """The attacker's call on 9999-12-31, stored as it was before times were bounded."""
+    from services.models import Call, CallDirection, CallStatus
+
+    with services_db.session_scope() as session:
+        owner = _owner(session)
+        call = Call(
+            tenant_id=owner.tenant_id,
+            agent_user_id=owner.id,
+            direction=CallDirection.INBOUND,
+            status=CallStatus.MISSED,
+            remote_number=number,
+            started_at=datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc),
+            ended_at=datetime(9999, 12, 31, 23, 0, 30, tzinfo=timezone.utc),
+            ring_seconds=30,
+        )
+        session.add(call)
+        session.flush()
+        return call.id
+
+
+def test_an_owner_deletes_a_far_future_call_from_its_panel_after_confirming(page, services_db):
+    from services import audit
+    from services.models import Call
+
+    number = "0599990001"
+    call_id = _far_future_call(services_db, number)
+    login(page, "OWNER")
+    page.goto("/calls")
+    # The firm's history still shows, far-future call included (it used to fail to load).
+    page.get_by_test_id("filter-number").fill(number)
+    row = page.get_by_test_id("call-row")
+    expect(row).to_have_count(1)
+    expect(row.first).to_contain_text("9999-12-31")
+    row.first.click()
+
+    page.get_by_test_id("delete-call").click()
+    expect(page.get_by_test_id("delete-call-confirmation")).to_be_visible()
+    screenshot(page, "delete-call-confirmation")
+    page.get_by_test_id("delete-call-cancel").click()
+    expect(page.get_by_test_id("delete-call-confirmation")).to_have_count(0)
+    with services_db.session_scope() as session:
+        assert session.get(Call, call_id) is not None
+
+    page.get_by_test_id("delete-call").click()
+    page.get_by_test_id("delete-call-confirm").click()
+    expect(page.get_by_test_id("call-panel")).to_have_count(0)
+    expect(page.get_by_test_id("call-row")).to_have_count(0)
+    with services_db.session_scope() as session:
+        assert session.get(Call, call_id) is None
+        owner = _owner(session)
+        events = audit.list_events(session=session, tenant_id=owner.tenant_id, action="call.delete", object_id=call_id)
+    assert [e.actor_user_id for e in events] == [owner.id]
+
+    page.reload()
+    page.get_by_test_id("filter-number").fill(number)
+    expect(page.get_by_test_id("calls-total")).to_have_text("0 calls")
+
+
+@pytest.mark.parametrize("role", ["MANAGER", "AGENT"])
+def test_only_owners_and_admins_see_the_delete_button(page, services_db, role):
+    login(page, role)
+    page.goto("/calls")
+    page.get_by_test_id("call-row").first.click()
+    expect(page.get_by_test_id("call-panel")).to_be_visible()
+    expect(page.get_by_test_id("note-add")).to_be_visible()
+    expect(page.get_by_test_id("delete-call")).to_have_count(0)
+
+
+def test_a_spoofed_name_is_rendered_isolated(page, services_db):
+    from services.models import Call, CallDirection, CallStatus, Client
+
+    number, e164 = "0599990002", "+966599990002"
+    with services_db.session_scope() as session:
+        owner = _owner(session)
+        # Stored directly, as a row written before names were cleaned on input.
+        client = Client(tenant_id=owner.tenant_id, name=SPOOFED, phone=number, phone_e164=e164)
+        session.add(client)
+        session.flush()
+        client_id = client.id
+        session.add(
+            Call(
+                tenant_id=owner.tenant_id, agent_user_id=owner.id, direction=CallDirection.INBOUND,
+                status=CallStatus.MISSED, remote_number=number, remote_e164=e164, client_id=client_id,
+                started_at=datetime.now(timezone.utc),
+            )
+        )
+    login(page, "OWNER")
+    page.goto("/calls")
+    page.get_by_test_id("filter-number").fill(number)
+    row = page.get_by_test_id("call-row")
+    expect(row).to_have_count(1)
+    for where in (row.first, None):
+        if where is None:
+            page.goto(f"/clients/{client_id}")
+            where = page.get_by_test_id("client-name")
+        name = where.locator("bdi[data-name]", has_text="Invoice")
+        expect(name).to_have_count(1)
+        expect(name).to_have_attribute("dir", "auto")
+        # unicode-bidi: isolate keeps the override's reordering inside the name.
+        assert name.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+        assert name.inner_text() == SPOOFED
+    screenshot(page, "bidi-isolated")
+
+
+def test_the_backend_answers_cross_origin_calls_of_its_own_frontend_only(app):
+    health = f"{app.backend_url}/api/v1/health"
+    evil = httpx.get(health, headers={"Origin": "https://evil.example", "Cookie": "a=b"})
+    assert "access-control-allow-origin" not in evil.headers
+    preflight = httpx.options(
+        health, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    own = httpx.get(health, headers={"Origin": app.base_url})
+    assert own.headers["access-control-allow-origin"] == app.base_url
