@@ -182,6 +182,8 @@ def test_no_english_words_on_any_page_in_arabic(page, services_db):
     page.get_by_test_id("call-row").first.click()
     expect(page.get_by_test_id("call-panel")).to_be_visible()
     check("call-panel")
+    # The toasts' region (empty until a toast comes) is announced by its name in Arabic too.
+    expect(page.locator("section[aria-label^='الإشعارات']")).to_have_count(1)
     assert not english, f"English words on Arabic pages: {english}"
 
 
@@ -189,6 +191,10 @@ def test_arabic_bulk_import_explains_a_bad_file_in_arabic(page, tmp_path):
     login(page, "OWNER")
     _to_arabic(page)
     page.goto("/extensions")
+    # PBX addresses read left to right on an Arabic page: the path shows as "/ws", not "ws/".
+    path = page.get_by_test_id("pbx-path")
+    expect(path).to_have_value("/ws")
+    assert path.evaluate("e => getComputedStyle(e).direction") == "ltr"
     upload = page.get_by_test_id("bulk-upload").locator("input[type=file]")
     bad = tmp_path / "bad.csv"
     bad.write_text("name,number\nSomeone,1999\n")

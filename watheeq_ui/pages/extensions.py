@@ -418,7 +418,8 @@ def _assign_form() -> rx.Component:
 def _pbx_input(label_key: str, name: str, value: rx.Var, error_key: str, hint_key: str | None = None, **props) -> rx.Component:
     return labelled(
         label_key,
-        rx.input(value=value, on_change=lambda v: ExtensionsState.set_pbx_field(name, v), data_testid=f"pbx-{name}", **props),
+        # Host names, ports, paths and URLs read left to right in both languages ("/ws", not "ws/").
+        rx.input(value=value, on_change=lambda v: ExtensionsState.set_pbx_field(name, v), dir="ltr", data_testid=f"pbx-{name}", **props),
         ExtensionsState.pbx_errors.get(error_key, ""),
         hint_key=hint_key,
     )
@@ -444,6 +445,7 @@ def _pbx_form() -> rx.Component:
                     on_change=lambda v: ExtensionsState.set_pbx_field("stun", v),
                     placeholder="stun:stun.example.local:3478",
                     rows="2",
+                    dir="ltr",
                     data_testid="pbx-stun",
                 ),
             ),
