@@ -6,9 +6,10 @@ it is what makes a fresh clone install the same frontend packages, and it is com
 Reflex writes ``package.json`` as one line of ``json.dumps``; when bun adds a package it
 re-indents ``.web/package.json``. Reflex then leaves that copy alone as long as its
 *content* matches the committed one, but copies its *bytes* back over the committed file
-on every start, and the checkout turns dirty. Before Reflex starts, this gives ``.web``
-the committed bytes whenever the content is the same; a real dependency change (different
-content) is left for Reflex and bun to handle and shows up as a change to commit.
+on every start, and the checkout turns dirty. This writes both copies the way Reflex does
+whenever their content is the same; a real dependency change (different content) is left
+alone and shows up as a change to commit. Run before Reflex starts and once it has
+installed the frontend packages.
 """
 
 from __future__ import annotations
@@ -28,24 +29,24 @@ def _content(path: Path) -> object:
         return None
 
 
-def align_web_package_json(root: Path) -> bool:
-    """Give ``.web/package.json`` the committed file's bytes when their content is equal.
+def normalize_package_json(root: Path) -> list[Path]:
+    """Write the committed package.json, and ``.web``'s copy of the same content, as Reflex does.
 
-    Returns whether ``.web/package.json`` was rewritten.
+    Returns the files that were rewritten.
     """
     committed = root / LOCK_DIR / PACKAGE_JSON
-    built = root / ".web" / PACKAGE_JSON
-    if not committed.is_file() or not built.is_file():
-        return False
-    wanted = committed.read_bytes()
-    if built.read_bytes() == wanted:
-        return False
-    content = _content(built)
-    if content is None or content != _content(committed):
-        return False
-    built.write_bytes(wanted)
-    return True
+    content = _content(committed)
+    if not isinstance(content, dict):
+        return []
+    # Reflex renders package.json with json.dumps and its default separators.
+    canonical = json.dumps(content)
+    rewritten: list[Path] = []
+    for path in (committed, root / ".web" / PACKAGE_JSON):
+        if path.is_file() and _content(path) == content and path.read_text(encoding="utf-8") != canonical:
+            path.write_text(canonical, encoding="utf-8")
+            rewritten.append(path)
+    return rewritten
 
 
 if __name__ == "__main__":
-    align_web_package_json(Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve())
+    normalize_package_json(Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve())

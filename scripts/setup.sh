@@ -37,7 +37,7 @@ if [ -z "${WATHEEQ_SECRET_KEY:-}" ] && ! grep -q '^WATHEEQ_SECRET_KEY=' .env 2>/
 fi
 
 # Reflex copies .web/package.json back over the committed reflex.lock/package.json on
-# every start: give .web the committed bytes so an unchanged dependency set stays unchanged.
+# every start: both written as Reflex writes them, an unchanged dependency set stays unchanged.
 .venv/bin/python scripts/frontend_lock.py "$ROOT"
 
 echo "==> migrating the database"

@@ -52,14 +52,24 @@ def _project(tmp_path: Path, committed: str, built: str | None) -> Path:
 def test_a_reindented_build_copy_gets_the_committed_bytes(tmp_path):
     committed = json.dumps(PINS)
     project = _project(tmp_path, committed, json.dumps(PINS, indent=2) + "\n")
-    assert frontend_lock.align_web_package_json(project) is True
+    assert frontend_lock.normalize_package_json(project) == [project / ".web" / "package.json"]
     assert (project / ".web" / "package.json").read_text() == committed
+    assert (project / "reflex.lock" / "package.json").read_text() == committed
+
+
+def test_a_committed_file_bun_reindented_is_written_back_the_way_reflex_writes_it(tmp_path):
+    # After bun added a package, Reflex copied bun's indented file over the committed one.
+    indented = json.dumps(PINS, indent=2) + "\n"
+    project = _project(tmp_path, indented, indented)
+    frontend_lock.normalize_package_json(project)
+    assert (project / "reflex.lock" / "package.json").read_text() == json.dumps(PINS)
+    assert (project / ".web" / "package.json").read_text() == json.dumps(PINS)
 
 
 @pytest.mark.parametrize(
     "built",
     [
-        # A dependency bun just added: a real change, left for Reflex to persist.
+        # A dependency bun just added and Reflex has not copied back yet: a real change, left alone.
         json.dumps({**PINS, "dependencies": {**PINS["dependencies"], "jssip": "3.13.8"}}, indent=2),
         "{not json",
         None,
@@ -68,6 +78,7 @@ def test_a_reindented_build_copy_gets_the_committed_bytes(tmp_path):
 )
 def test_a_build_copy_with_other_content_is_left_alone(tmp_path, built):
     project = _project(tmp_path, json.dumps(PINS), built)
-    assert frontend_lock.align_web_package_json(project) is False
+    assert frontend_lock.normalize_package_json(project) == []
     if built is not None:
         assert (project / ".web" / "package.json").read_text() == built
+    assert (project / "reflex.lock" / "package.json").read_text() == json.dumps(PINS)
