@@ -199,7 +199,7 @@ LABELS: dict[str, tuple[str, str]] = {
         "رسائل واتساب غير متاحة في هذا التثبيت",
     ),
     "client_not_found": ("This client does not exist", "هذا العميل غير موجود"),
-    # case and message states on the client page (ui polish)
+    # case and message states, what a WhatsApp message carries (ui polish)
     "case_OPEN": ("Open", "مفتوحة"),
     "case_PENDING": ("Pending", "معلّقة"),
     "case_CLOSED": ("Closed", "مغلقة"),
