@@ -96,6 +96,8 @@ else
     kill -0 "$frontend_pid" 2>/dev/null || { echo "the frontend failed to start" >&2; exit 1; }
     sleep 1
   done
+  # bun re-indents package.json when it adds a package; Reflex has copied it back by now.
+  .venv/bin/python scripts/frontend_lock.py "$PWD"
   setsid .venv/bin/reflex run --env prod --backend-only --backend-port "$backend_port" &
   pids+=($!); serving+=($!)
 fi

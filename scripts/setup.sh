@@ -36,5 +36,9 @@ if [ -z "${WATHEEQ_SECRET_KEY:-}" ] && ! grep -q '^WATHEEQ_SECRET_KEY=' .env 2>/
   echo "WATHEEQ_SECRET_KEY=$key" >> .env
 fi
 
+# Reflex copies .web/package.json back over the committed reflex.lock/package.json on
+# every start: both written as Reflex writes them, an unchanged dependency set stays unchanged.
+.venv/bin/python scripts/frontend_lock.py "$ROOT"
+
 echo "==> migrating the database"
 .venv/bin/python -m services.cli migrate

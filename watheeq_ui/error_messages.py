@@ -26,6 +26,11 @@ ARABIC: dict[str, str] = {
     "a SIP password is required for a new extension": "كلمة مرور SIP مطلوبة للتحويلة الجديدة",
     "extension {number} is already assigned": "التحويلة {number} مسندة لمستخدم آخر بالفعل",
     "no user with this email in the firm": "لا يوجد مستخدم بهذا البريد في المكتب",
+    # bulk assignment file (the column names stay as written in the file)
+    "choose a CSV file": "اختر ملف CSV",
+    "the file is larger than 1 MB": "حجم الملف أكبر من 1 ميغابايت",
+    "the file is not UTF-8 text": "الملف ليس نصًا بترميز UTF-8",
+    "the first line must name the columns: {columns}": "يجب أن يذكر السطر الأول أسماء الأعمدة: {columns}",
     "user not found": "المستخدم غير موجود",
     "extension not found": "التحويلة غير موجودة",
     "only an owner or an admin may manage users": "إدارة المستخدمين للمالك أو المسؤول فقط",

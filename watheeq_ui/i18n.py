@@ -36,6 +36,8 @@ LABELS: dict[str, tuple[str, str]] = {
     ),
     "back_home": ("Back to the dashboard", "العودة إلى لوحة المتابعة"),
     "loading": ("Loading…", "جارٍ التحميل…"),
+    # the toasts' region, as screen readers announce it (ui polish)
+    "notifications": ("Notifications", "الإشعارات"),
     # navigation
     "nav_dashboard": ("Dashboard", "لوحة المتابعة"),
     "nav_calls": ("Call history", "سجل المكالمات"),
@@ -81,6 +83,9 @@ LABELS: dict[str, tuple[str, str]] = {
     # call history
     "date_from": ("From", "من"),
     "date_to": ("To", "إلى"),
+    # date fields (ui polish): the value is written YYYY-MM-DD in both languages
+    "date_placeholder": ("Choose a date", "اختر تاريخًا"),
+    "clear_date": ("Clear the date", "مسح التاريخ"),
     "direction": ("Direction", "الاتجاه"),
     "status": ("Status", "الحالة"),
     "client": ("Client", "العميل"),
@@ -205,6 +210,27 @@ LABELS: dict[str, tuple[str, str]] = {
         "رسائل واتساب غير متاحة في هذا التثبيت",
     ),
     "client_not_found": ("This client does not exist", "هذا العميل غير موجود"),
+    # case and message states, what a WhatsApp message carries (ui polish)
+    "case_OPEN": ("Open", "مفتوحة"),
+    "case_PENDING": ("Pending", "معلّقة"),
+    "case_CLOSED": ("Closed", "مغلقة"),
+    "msg_PENDING": ("Pending", "قيد الإرسال"),
+    "msg_SENDING": ("Sending", "جارٍ الإرسال"),
+    "msg_UNCERTAIN": ("May not have been sent", "ربما لم تُرسل"),
+    "msg_SENT": ("Sent", "أُرسلت"),
+    "msg_DELIVERED": ("Delivered", "وصلت"),
+    "msg_READ": ("Read", "قُرئت"),
+    "msg_FAILED": ("Failed", "فشلت"),
+    "msg_RECEIVED": ("Received", "مستلمة"),
+    "kind_image": ("Image", "صورة"),
+    "kind_video": ("Video", "فيديو"),
+    "kind_document": ("Document", "مستند"),
+    "kind_audio": ("Audio", "مقطع صوتي"),
+    "kind_voice": ("Voice note", "رسالة صوتية"),
+    "kind_sticker": ("Sticker", "ملصق"),
+    "kind_location": ("Location", "موقع"),
+    "kind_contact": ("Contact", "جهة اتصال"),
+    "kind_poll": ("Poll", "استطلاع"),
     "seconds_short": ("s", "ث"),
     # softphone and click-to-call
     "call_back": ("Call back", "معاودة الاتصال"),

@@ -74,6 +74,20 @@ def _nav_item(route: str, label_key: str, icon: str, access: str) -> rx.Componen
 
 
 def sidebar() -> rx.Component:
+    # The column (its background and edge) runs the full height of a long page; the
+    # navigation inside it stays in view while the page scrolls.
+    return rx.box(
+        _sidebar_content(),
+        width="240px",
+        min_width="240px",
+        align_self="stretch",
+        background=rx.color("gray", 2),
+        border_inline_end=f"1px solid {rx.color('gray', 5)}",
+        data_testid="sidebar",
+    )
+
+
+def _sidebar_content() -> rx.Component:
     return rx.vstack(
         rx.hstack(
             rx.box(rx.icon("scale", size=20, color="white"), background=rx.color("teal", 9), padding="0.45rem", border_radius="9px"),
@@ -114,15 +128,12 @@ def sidebar() -> rx.Component:
             width="100%",
             data_testid="logout",
         ),
-        width="240px",
-        min_width="240px",
+        width="100%",
         height="100vh",
         position="sticky",
         top="0",
         padding="1.25rem",
         spacing="2",
-        background=rx.color("gray", 2),
-        border_inline_end=f"1px solid {rx.color('gray', 5)}",
     )
 
 

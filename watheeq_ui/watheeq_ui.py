@@ -5,12 +5,18 @@ import reflex as rx
 import services.models  # noqa: F401  (every table registered for `reflex db`)
 from watheeq_ui import background, exports, pages  # noqa: F401  (importing registers every page)
 from watheeq_ui.api.app import api
+from watheeq_ui.components import direction
+from watheeq_ui.i18n import t
 
 app = rx.App(
     # FastAPI first (its /api/v1 routes), then the CSV export downloads; Reflex inside both.
     api_transformer=[api, exports.download_app],
     stylesheets=["/watheeq.css"],
     head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+    # Tables, selects and menus read their direction from Radix's context, not the page.
+    extra_app_wraps=direction.app_wraps(),
+    # The toasts' region is announced by name: in the chosen language.
+    toaster=rx.toast.provider(custom_attrs={"containerAriaLabel": t("notifications")}),
 )
 # Closes the calls no browser will ever finish (page closed mid-call, agent gone).
 app.register_lifespan_task(background.close_stale_calls_periodically)

@@ -6,6 +6,7 @@ WhatsApp simulator. Screenshots go to test-output/screenshots/.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -41,12 +42,33 @@ def chromium_installed() -> None:
         unavailable("the playwright Python package is not installed (run scripts/setup.sh)")
 
 
+def tracked_changes() -> dict[str, str] | None:
+    """Tracked files that differ from the last commit, each with a digest of its content.
+
+    None outside a git checkout (nothing to compare with).
+    """
+    try:
+        listing = subprocess.run(
+            ["git", "status", "--porcelain", "-z", "--untracked-files=no"],
+            cwd=ROOT, capture_output=True, check=True, text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    changed: dict[str, str] = {}
+    for entry in filter(None, listing.split("\0")):
+        path = ROOT / entry[3:]
+        changed[entry[3:]] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else entry[:2]
+    return changed
+
+
 @dataclass
 class RunningApp:
     base_url: str
     backend_url: str
     database_url: str
     log: Path
+    # What `git status` showed before scripts/run.sh started: starting must not change it.
+    tracked_before: dict[str, str] | None = None
 
 
 @pytest.fixture(scope="package")
@@ -67,11 +89,12 @@ def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> I
         "WATHEEQ_DEV_PBX": "off",
     }
     log = work / "run.log"
+    tracked_before = tracked_changes()
     with log.open("w") as out:
         proc = subprocess.Popen(
             ["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log)
+    app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log, tracked_before)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (answers(app.base_url + "/login") and answers(app.backend_url + "/ping")):

@@ -74,6 +74,59 @@ def labelled(label_key: str, control: rx.Component, error: rx.Var | None = None,
     )
 
 
+def date_field(value: rx.Var, on_change, test_id: str, label_key: str) -> rx.Component:
+    """A day picker that writes the day as YYYY-MM-DD in both languages.
+
+    Chromium draws a native date input in the browser's own locale (``mm/dd/yyyy`` on an
+    English browser) whatever the page's ``lang``; this field shows the value the way every
+    date in the dashboard is written and opens the native calendar for choosing it.
+    """
+    picker_id = f"{test_id}-picker"
+    return rx.hstack(
+        rx.box(
+            rx.button(
+                rx.icon("calendar", size=14),
+                rx.cond(value != "", rx.text(value, dir="ltr", as_="span"), rx.text(t("date_placeholder"), as_="span", color_scheme="gray")),
+                type="button",
+                variant="surface",
+                color_scheme="gray",
+                # showPicker needs the click's user activation: it runs in the browser, no round trip.
+                on_click=rx.call_script(f"document.getElementById('{picker_id}').showPicker()"),
+                aria_label=t(label_key),
+                width="150px",
+                justify="start",
+                data_testid=test_id,
+            ),
+            rx.el.input(
+                type="date",
+                value=value,
+                on_change=on_change,
+                id=picker_id,
+                tab_index=-1,
+                aria_hidden="true",
+                # Under the button, so the calendar opens there; invisible and out of the way.
+                style={"position": "absolute", "inset": "0", "opacity": "0", "pointer_events": "none"},
+                data_testid=picker_id,
+            ),
+            position="relative",
+        ),
+        rx.cond(
+            value != "",
+            rx.icon_button(
+                rx.icon("x", size=12),
+                size="1",
+                variant="ghost",
+                color_scheme="gray",
+                on_click=on_change(""),
+                aria_label=t("clear_date"),
+                data_testid=f"{test_id}-clear",
+            ),
+        ),
+        align="center",
+        spacing="1",
+    )
+
+
 def status_badge(status: rx.Var) -> rx.Component:
     return rx.match(
         status,
@@ -107,6 +160,14 @@ def empty_state(key: str, icon: str = "inbox") -> rx.Component:
         padding="2rem",
         width="100%",
     )
+
+
+MESSAGE_KINDS = ("image", "video", "document", "audio", "voice", "sticker", "location", "contact", "poll")
+
+
+def message_kind_label(kind: rx.Var) -> rx.Var:
+    """What a WhatsApp message carries (image, voice note...), in the chosen language."""
+    return rx.match(kind, *[(k, t(f"kind_{k}")) for k in MESSAGE_KINDS], kind)
 
 
 def role_label(role: rx.Var) -> rx.Var:

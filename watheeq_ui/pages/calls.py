@@ -16,7 +16,7 @@ from services.models import CallDetail, CallDirection, CallFilters, CallOrder, C
 
 from watheeq_ui import exports, formatting, routes
 from watheeq_ui.components.softphone import call_button
-from watheeq_ui.components.ui import card, direction_icon, empty_state, field_error, name_text, status_badge
+from watheeq_ui.components.ui import card, date_field, direction_icon, empty_state, field_error, name_text, status_badge
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
@@ -558,12 +558,12 @@ def _filters() -> rx.Component:
         rx.flex(
             _filter_field(
                 "date_from",
-                rx.input(type="date", value=CallsState.date_from, on_change=CallsState.set_date_from, data_testid="filter-from"),
+                date_field(CallsState.date_from, CallsState.set_date_from, "filter-from", "date_from"),
                 "date_from",
             ),
             _filter_field(
                 "date_to",
-                rx.input(type="date", value=CallsState.date_to, on_change=CallsState.set_date_to, data_testid="filter-to"),
+                date_field(CallsState.date_to, CallsState.set_date_to, "filter-to", "date_to"),
                 "date_to",
             ),
             _filter_field(

@@ -15,6 +15,7 @@ from watheeq_ui.components.ui import card, direction_icon, empty_state, name_tex
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.lang import LangState
 
 PAGE_SIZE = 25
 TIMELINE_ITEMS = 100
@@ -211,6 +212,18 @@ def clients_list() -> rx.Component:
     )
 
 
+def _case_status(status: rx.Var) -> rx.Var:
+    return rx.match(status, ("OPEN", t("case_OPEN")), ("PENDING", t("case_PENDING")), ("CLOSED", t("case_CLOSED")), status)
+
+
+def _message_status(status: rx.Var) -> rx.Var:
+    return rx.match(
+        status,
+        *[(s, t(f"msg_{s}")) for s in ("PENDING", "SENT", "DELIVERED", "READ", "FAILED", "RECEIVED")],
+        status,
+    )
+
+
 def _timeline_item(e: TimelineEntry) -> rx.Component:
     is_call = e.kind == "call"
     return rx.hstack(
@@ -225,7 +238,7 @@ def _timeline_item(e: TimelineEntry) -> rx.Component:
             rx.hstack(
                 rx.text(rx.cond(is_call, t("call"), t("whatsapp")), weight="bold", size="2"),
                 direction_icon(e.direction),
-                rx.cond(is_call, status_badge(e.status), rx.badge(e.status, variant="outline", size="1")),
+                rx.cond(is_call, status_badge(e.status), rx.badge(_message_status(e.status), variant="outline", size="1")),
                 rx.text(e.title, size="1", color_scheme="gray"),
                 rx.spacer(),
                 rx.text(e.at, size="1", color_scheme="gray"),
@@ -251,7 +264,12 @@ def client_page() -> rx.Component:
             rx.vstack(
                 card(
                     rx.vstack(
-                        rx.link(rx.hstack(rx.icon("arrow-left", size=14), t("back_to_clients")), href=routes.CLIENTS, size="2"),
+                        rx.link(
+                            # "Back" points the way the page reads: right in Arabic.
+                            rx.hstack(rx.cond(LangState.is_ar, rx.icon("arrow-right", size=14), rx.icon("arrow-left", size=14)), t("back_to_clients")),
+                            href=routes.CLIENTS,
+                            size="2",
+                        ),
                         rx.heading(name_text(ClientState.name), size="6", data_testid="client-name"),
                         rx.hstack(
                             rx.icon("phone", size=14),
@@ -275,7 +293,7 @@ def client_page() -> rx.Component:
                             rx.text(name_text(c.title), size="2", weight="medium"),
                             rx.text(c.reference, size="1", color_scheme="gray"),
                             rx.spacer(),
-                            rx.badge(c.status, variant="soft"),
+                            rx.badge(_case_status(c.status), variant="soft"),
                             width="100%",
                             padding_y="0.3rem",
                         ),

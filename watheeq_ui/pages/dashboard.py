@@ -25,10 +25,14 @@ from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
 MISSED_SHOWN = 5
+# Gridlines on the count axis: enough to read a bar against, few enough to stay quiet.
+COUNT_TICKS = 5
 # Both charts are bars and lines, which the basic Plotly bundle draws: a quarter of the size
 # of the full bundle, whose download and parse were most of the dashboard's load time.
 _PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
 _AXIS = {"gridcolor": "rgba(128,128,128,0.18)", "zeroline": False, "color": "#80838d"}
+# Days written with digits only: Plotly's own date ticks name the month in English ("Nov 2").
+_DAY_AXIS = {**_AXIS, "type": "date", "tickformat": "%m-%d", "hoverformat": "%Y-%m-%d"}
 
 
 class AgentRow(BaseModel):
@@ -64,7 +68,7 @@ def _layout(kind: str) -> dict:
         plot_bgcolor="rgba(0,0,0,0)",
         showlegend=False,
         font={"color": "#80838d", "size": 11},
-        xaxis=_AXIS,
+        xaxis=_DAY_AXIS if kind == "line" else _AXIS,
         yaxis={**_AXIS, "rangemode": "tozero"},
         hovermode="x unified",
     )
@@ -78,6 +82,21 @@ def _layout(kind: str) -> dict:
 _LAYOUTS = {kind: _layout(kind) for kind in ("bar", "line")}
 
 
+def count_axis(peak: int) -> dict:
+    """Y-axis settings for call counts: whole-number ticks, about five of them, from zero.
+
+    Plotly picks fractional steps (0.2, 0.5) whenever the highest count is small; a step of
+    1, 2 or 5 times a power of ten at or above a fifth of the peak never is.
+    """
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * magnitude
+            if step * COUNT_TICKS >= peak:
+                return {"tick0": 0, "dtick": step, "tickformat": ",d", "rangemode": "tozero"}
+        magnitude *= 10
+
+
 def _figure(x: list, answered: list[int], missed: list[int], kind: str) -> dict:
     series = (("✓", answered, "#12a594"), ("✗", missed, "#e5484d"))
     if kind == "bar":
@@ -87,7 +106,11 @@ def _figure(x: list, answered: list[int], missed: list[int], kind: str) -> dict:
             {"line": {"color": color, "width": 2.5}, "mode": "lines+markers", "name": name, "x": x, "y": y, "type": "scatter"}
             for name, y, color in series
         ]
-    return {"data": traces, "layout": copy.deepcopy(_LAYOUTS[kind])}
+    layout = copy.deepcopy(_LAYOUTS[kind])
+    # Stacked bars reach the hour's total; the two lines each reach their own highest point.
+    peak = max((a + m for a, m in zip(answered, missed)), default=0) if kind == "bar" else max([0, *answered, *missed])
+    layout["yaxis"].update(count_axis(peak))
+    return {"data": traces, "layout": layout}
 
 
 class DashboardState(rx.State):
@@ -260,7 +283,15 @@ def dashboard() -> rx.Component:
                 rx.heading(rx.cond(DashboardState.own_only, t("my_calls_today"), t("firm_calls_today")), size="4"),
                 rx.badge(DashboardState.today_label, variant="surface", color_scheme="gray"),
                 rx.spacer(),
-                rx.badge(t("service_level"), ": ", DashboardState.service_level, variant="soft", size="2", data_testid="stat-service-level"),
+                rx.badge(
+                    t("service_level"),
+                    ": ",
+                    # A figure reads left to right in both languages ("33.3%", not "%33.3").
+                    rx.text(DashboardState.service_level, as_="span", dir="ltr"),
+                    variant="soft",
+                    size="2",
+                    data_testid="stat-service-level",
+                ),
                 rx.link(rx.button(rx.icon("list", size=16), t("nav_calls"), variant="soft"), href=routes.CALLS),
                 width="100%",
                 align="center",

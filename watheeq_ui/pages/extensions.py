@@ -273,25 +273,25 @@ class ExtensionsState(rx.State):
         if principal is None:
             return
         self.bulk_results, self.bulk_error = [], ""
+        lang = (await self.get_state(LangState)).lang
         if not files:
-            self.bulk_error = "choose a CSV file"
+            self.bulk_error = error_text(lang, "choose a CSV file")
             return
         raw = await files[0].read()
         if len(raw) > MAX_CSV_BYTES:
-            self.bulk_error = "the file is larger than 1 MB"
+            self.bulk_error = error_text(lang, "the file is larger than 1 MB")
             return
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            self.bulk_error = "the file is not UTF-8 text"
+            self.bulk_error = error_text(lang, "the file is not UTF-8 text")
             return
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip().lower() for h in reader.fieldnames or []]
         if "email" not in header or "extension" not in header:
-            self.bulk_error = "the first line must name the columns: " + ", ".join(CSV_COLUMNS)
+            self.bulk_error = error_text(lang, "the first line must name the columns: " + ", ".join(CSV_COLUMNS))
             return
         by_email = {u.email.lower(): u for u in self.users}
-        lang = (await self.get_state(LangState)).lang
         results: list[BulkResult] = []
         for number, raw_row in enumerate(reader, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw_row.items()}
@@ -421,7 +421,8 @@ def _assign_form() -> rx.Component:
 def _pbx_input(label_key: str, name: str, value: rx.Var, error_key: str, hint_key: str | None = None, **props) -> rx.Component:
     return labelled(
         label_key,
-        rx.input(value=value, on_change=lambda v: ExtensionsState.set_pbx_field(name, v), data_testid=f"pbx-{name}", **props),
+        # Host names, ports, paths and URLs read left to right in both languages ("/ws", not "ws/").
+        rx.input(value=value, on_change=lambda v: ExtensionsState.set_pbx_field(name, v), dir="ltr", data_testid=f"pbx-{name}", **props),
         ExtensionsState.pbx_errors.get(error_key, ""),
         hint_key=hint_key,
     )
@@ -460,6 +461,7 @@ def _pbx_form() -> rx.Component:
                     on_change=lambda v: ExtensionsState.set_pbx_field("stun", v),
                     placeholder="stun:stun.example.local:3478",
                     rows="2",
+                    dir="ltr",
                     data_testid="pbx-stun",
                 ),
             ),

@@ -26,7 +26,7 @@ from services.whatsapp.gateway import qr_code_lifetimes
 from services.whatsapp.store import messages_fingerprint
 
 from watheeq_ui import formatting, routes
-from watheeq_ui.components.ui import card, empty_state, field_error, labelled, name_text, section_title
+from watheeq_ui.components.ui import card, date_field, empty_state, field_error, labelled, message_kind_label, name_text, section_title
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import LABELS, t, t_fmt, tr
 from watheeq_ui.layout import template
@@ -752,7 +752,7 @@ def _message_bubble(m: ChatMessage) -> rx.Component:
     outbound = m.direction == "OUTBOUND"
     return rx.box(
         rx.vstack(
-            rx.cond(m.kind != "text", rx.badge(m.kind, variant="outline", size="1")),
+            rx.cond(m.kind != "text", rx.badge(message_kind_label(m.kind), variant="outline", size="1")),
             rx.text(m.body, size="2", white_space="pre-wrap"),
             rx.hstack(
                 rx.text(m.at, size="1", color_scheme="gray"),
@@ -836,12 +836,20 @@ def _filters() -> rx.Component:
             on_change=WhatsappState.set_filter_direction,
         ),
         rx.vstack(
-            rx.input(type="date", value=WhatsappState.filter_from, on_change=WhatsappState.set_filter_from, aria_label="from", data_testid="wa-filter-from"),
+            rx.hstack(
+                rx.text(t("date_from"), size="2", color_scheme="gray"),
+                date_field(WhatsappState.filter_from, WhatsappState.set_filter_from, "wa-filter-from", "date_from"),
+                align="center",
+            ),
             field_error(errors.get("date_from", "")),
             spacing="1",
         ),
         rx.vstack(
-            rx.input(type="date", value=WhatsappState.filter_to, on_change=WhatsappState.set_filter_to, aria_label="to", data_testid="wa-filter-to"),
+            rx.hstack(
+                rx.text(t("date_to"), size="2", color_scheme="gray"),
+                date_field(WhatsappState.filter_to, WhatsappState.set_filter_to, "wa-filter-to", "date_to"),
+                align="center",
+            ),
             field_error(errors.get("date_to", "")),
             spacing="1",
         ),
