@@ -10,11 +10,31 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
-from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound
+from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound, TooManyAttempts
 
 _BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class ErrorPublic(BaseModel):
+    """The body of a 401, 403, 404, 409 or 429 (documented in OpenAPI)."""
+
+    detail: str
+    field: str | None = None
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorPublic(BaseModel):
+    """The body of a 422: where (``loc``, the field last) and why (``msg``)."""
+
+    detail: list[ValidationErrorItem]
 
 _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (AuthenticationFailed, status.HTTP_401_UNAUTHORIZED),
@@ -22,6 +42,7 @@ _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
     (Invalid, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
 )
 
 # Read requests carry their input in the query string, writes in the body.
@@ -49,6 +70,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.field:
         body["field"] = exc.field
     headers = _BEARER_CHALLENGE if isinstance(exc, AuthenticationFailed) else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(status_code=code, content=body, headers=headers)
 
 
