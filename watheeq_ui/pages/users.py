@@ -441,17 +441,11 @@ def _reset_dialog() -> rx.Component:
 @template(route=routes.USERS, title_key="nav_users", access="admin", on_load=UsersState.load)
 def users() -> rx.Component:
     return rx.vstack(
-        rx.grid(
-            card(
-                section_title("users_title", rx.badge(t_fmt("users_count", n=UsersState.users_label), variant="soft")),
-                _users_table(),
-                grid_column=rx.breakpoints(initial="auto", lg="span 3"),
-            ),
-            _add_form(),
-            columns=rx.breakpoints(initial="1", lg="4"),
-            spacing="4",
-            width="100%",
+        card(
+            section_title("users_title", rx.badge(t_fmt("users_count", n=UsersState.users_label), variant="soft")),
+            rx.box(_users_table(), overflow_x="auto", width="100%"),
         ),
+        rx.box(_add_form(), max_width="520px", width="100%"),
         _link_dialog(),
         _disable_dialog(),
         _reset_dialog(),
