@@ -82,6 +82,11 @@ def test_admin_changes_a_role(page, services_db):
     with services_db.session_scope() as session:
         role = session.execute(sa.select(User.role).where(User.email == "rami.role@demo.watheeq.local")).scalar_one()
     assert role.value == "MANAGER"
+    # A refused addition says why next to the field and adds nobody.
+    page.get_by_test_id("new-user-email").fill(LOGINS["AGENT"].upper())
+    page.get_by_test_id("new-user-submit").click()
+    expect(page.get_by_test_id("field-error")).to_have_text("a user with this email already exists")
+    expect(page.get_by_test_id("users-row").filter(has_text=LOGINS["AGENT"])).to_have_count(1)
 
 
 def test_disabling_a_user_ends_their_api_token_and_sign_in_says_disabled(page, app):
@@ -106,14 +111,16 @@ def test_disabling_a_user_ends_their_api_token_and_sign_in_says_disabled(page, a
     expect(page.get_by_test_id("login-error")).to_have_text("This account is disabled")
 
 
-def test_an_admin_cannot_disable_an_owner(page):
+def test_an_admin_is_offered_no_change_to_an_owner_nor_to_themself(page):
     login(page, "ADMIN")
     page.goto("/users")
-    owner = _row(page, LOGINS["OWNER"])
-    owner.get_by_test_id("user-disable").click()
-    page.get_by_test_id("confirm-disable").click()
-    expect(page.get_by_text("only an owner may change an owner's account")).to_be_visible()
-    expect(owner.get_by_test_id("user-status")).to_have_text("Active")
+    for email in (LOGINS["OWNER"], LOGINS["ADMIN"]):
+        row = _row(page, email)
+        expect(row.get_by_test_id("user-role-text")).to_be_visible()
+        expect(row.get_by_test_id("user-role-select")).to_have_count(0)
+        expect(row.get_by_test_id("user-disable")).to_have_count(0)
+        expect(row.get_by_test_id("user-reset")).to_have_count(0)
+    expect(_row(page, LOGINS["OWNER"]).get_by_test_id("user-role-text")).to_have_text("Owner")
 
 
 @pytest.mark.parametrize("role", ["MANAGER", "AGENT"])

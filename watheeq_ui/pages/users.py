@@ -38,6 +38,8 @@ class UserRow(BaseModel):
     extension: str
     last_sign_in: str
     is_self: bool
+    # What the service would let this admin change (never oneself; an owner only by an owner).
+    manageable: bool
 
 
 async def _in_session(work: Callable[..., T]) -> T:
@@ -54,6 +56,9 @@ class UsersState(rx.State):
     users: list[UserRow] = []
     role_options: list[str] = []
 
+    # The role is held here, not read from the form: a Radix select inside a form submits
+    # nothing until its options have rendered.
+    new_role: str = "AGENT"
     new_mode: str = "link"
     form_errors: dict[str, str] = {}
 
@@ -89,6 +94,7 @@ class UsersState(rx.State):
                 extension=u.extension or "",
                 last_sign_in=formatting.local_time(u.last_sign_in_at, tz),
                 is_self=u.id == principal.user_id,
+                manageable=u.id != principal.user_id and (u.role is not Role.OWNER or principal.role is Role.OWNER),
             )
             for u in users
         ]
@@ -114,6 +120,10 @@ class UsersState(rx.State):
     # ------------------------------------------------------------------ add
 
     @rx.event
+    def set_new_role(self, value: str):
+        self.new_role = value
+
+    @rx.event
     def set_new_mode(self, value: str):
         self.new_mode = "password" if value == "password" else "link"
 
@@ -132,7 +142,7 @@ class UsersState(rx.State):
                     actor=principal,
                     email=str(form.get("email") or ""),
                     full_name=str(form.get("full_name") or ""),
-                    role=str(form.get("role") or ""),  # type: ignore[arg-type]  (the service validates it)
+                    role=self.new_role,  # type: ignore[arg-type]  (the service validates it)
                     password=password,
                 )
             )
@@ -140,6 +150,7 @@ class UsersState(rx.State):
             self.form_errors = {exc.field or "email": error_text(lang, exc)}
             return None
         self.form_errors = {}
+        self.new_role = "AGENT"
         self._show_link(created.password_link, created.user.email)
         await self._reload(principal)
         return [
@@ -239,8 +250,12 @@ class UsersState(rx.State):
 
 def _role_cell(u: UserRow) -> rx.Component:
     return rx.cond(
-        u.is_self,
-        rx.hstack(rx.text(role_label(u.role)), rx.badge(t("you"), variant="outline", size="1"), align="center"),
+        ~u.manageable,
+        rx.hstack(
+            rx.text(role_label(u.role), data_testid="user-role-text"),
+            rx.cond(u.is_self, rx.badge(t("you"), variant="outline", size="1")),
+            align="center",
+        ),
         rx.select.root(
             rx.select.trigger(data_testid="user-role-select", min_width="8rem"),
             rx.select.content(
@@ -255,7 +270,7 @@ def _role_cell(u: UserRow) -> rx.Component:
 
 def _actions(u: UserRow) -> rx.Component:
     return rx.cond(
-        u.is_self,
+        ~u.manageable,
         rx.fragment(),
         rx.hstack(
             rx.cond(
@@ -342,8 +357,8 @@ def _add_form() -> rx.Component:
                     rx.select.root(
                         rx.select.trigger(width="100%", data_testid="new-user-role"),
                         rx.select.content(rx.foreach(UsersState.role_options, lambda r: rx.select.item(role_label(r), value=r))),
-                        name="role",
-                        default_value="AGENT",
+                        value=UsersState.new_role,
+                        on_change=UsersState.set_new_role,
                     ),
                     errors.get("role", ""),
                 ),
