@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -168,3 +171,36 @@ def test_a_user_changes_their_password_and_signs_out_everywhere(page, browser, a
     expect(page).to_have_url(re.compile(r"/login"))
     _sign_in(page, "sami.self@demo.watheeq.local", "sami's second passphrase")
     expect(page.get_by_test_id("page-title")).to_be_visible()
+
+
+def test_a_lock_out_earned_over_the_api_refuses_the_right_password_in_the_browser(page, app, services_db):
+    from services import accounts
+    from services.models import User
+
+    email = "lina.locked@demo.watheeq.local"
+    with services_db.session_scope() as session:
+        tenant_id = session.execute(sa.select(User.tenant_id).where(User.email == LOGINS["OWNER"])).scalar_one()
+        accounts.create_user(session=session, tenant_id=tenant_id, email=email, password="lina's passphrase", role="AGENT")
+    # From another loopback address, so this address's own count is not what locks the browser out.
+    api = httpx.Client(base_url=app.backend_url, timeout=30, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    wrong = {"email": email, "password": "not lina's passphrase"}
+    start = threading.Barrier(40)
+
+    def attempt(_: int) -> int:
+        start.wait()
+        return api.post("/api/v1/auth/token", json=wrong).status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        codes = list(pool.map(attempt, range(40)))
+    assert codes.count(401) <= 6 and codes.count(429) >= 34 and set(codes) == {401, 429}
+    # Each allowed failure doubles the wait; go on until the wait outlasts a browser sign-in.
+    while True:
+        r = api.post("/api/v1/auth/token", json=wrong)
+        if r.status_code == 429 and int(r.headers["retry-after"]) >= 8:
+            break
+        if r.status_code == 429:
+            time.sleep(int(r.headers["retry-after"]))
+    api.close()
+    _sign_in(page, email, "lina's passphrase")
+    expect(page.get_by_test_id("login-error")).to_contain_text(re.compile(r"Too many attempts, wait \d+ s"))
+    expect(page).to_have_url(re.compile(r"/login"))
