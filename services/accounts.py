@@ -1,27 +1,49 @@
-"""Tenants, users, logins and session tokens.
+"""Tenants, users, sign-in and session tokens, and the rules of managing accounts.
 
-Logins are not tenant-scoped: an email names one person in one firm, so the email
+Sign-ins are not tenant-scoped: an email names one person in one firm, so the email
 finds the user and the user's row says which tenant the session belongs to. Every
 other function here is scoped by the tenant it is given.
+
+The rules of who may change whose account live here, once, for the dashboard, the API
+and the operators' CLI alike: only an OWNER or ADMIN manages users; an ADMIN never
+creates, changes or disables an OWNER; nobody changes their own role or disables
+themselves; a firm always keeps one active OWNER. Every change is written to the audit
+log in the same transaction, never with a password or a link token in it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
-import threading
-import time
 import unicodedata
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services import phones, security
-from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound
-from services.models import ApiToken, Principal, Role, Tenant, TenantPublic, User, UserPublic
+from services import audit, phones, security
+from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
+from services.models import (
+    ApiToken,
+    LoginThrottle,
+    PasswordLinkPublic,
+    PasswordSetLink,
+    Principal,
+    Role,
+    SignInResult,
+    SipExtension,
+    Tenant,
+    TenantPublic,
+    User,
+    UserCreated,
+    UserPublic,
+    utcnow,
+)
 from services.names import clean_name
 from services.tenancy import get_owned, tenant_select
 
@@ -31,6 +53,10 @@ MAX_PASSWORD_LENGTH = 1024
 LOGIN_FAILED_MESSAGE = "wrong email or password"
 ACCOUNT_DISABLED_MESSAGE = "this account is disabled"
 TOKEN_INVALID_MESSAGE = "the session has expired or is not valid; sign in again"
+TOO_MANY_ATTEMPTS_MESSAGE = "too many failed sign-ins; wait before trying again"
+LINK_INVALID_MESSAGE = "this link is not valid: it has expired, was already used or was replaced"
+CURRENT_PASSWORD_WRONG_MESSAGE = "the current password is not right"
+PASSWORD_LINK_TTL = timedelta(hours=72)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
@@ -69,8 +95,16 @@ def _tenant_public(tenant: Tenant) -> TenantPublic:
     return TenantPublic(id=tenant.id, name=tenant.name, slug=tenant.slug, region=tenant.region, timezone=tenant.timezone)
 
 
-def _user_public(user: User) -> UserPublic:
-    return UserPublic(id=user.id, email=user.email, full_name=user.full_name, role=user.role, active=user.active)
+def _user_public(user: User, extension: str | None = None) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        active=user.active,
+        extension=extension,
+        last_sign_in_at=user.last_sign_in_at,
+    )
 
 
 def _principal(user: User) -> Principal:
@@ -116,11 +150,11 @@ def get_tenant(*, session: Session, tenant_id: int) -> TenantPublic:
 # --------------------------------------------------------------------------- users
 
 
-def _check_password(password: str | None) -> str:
+def _check_password(password: str | None, field: str = "password") -> str:
     if password is None or len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid("password", f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise Invalid(field, f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise Invalid("password", f"a password is at most {MAX_PASSWORD_LENGTH} characters")
+        raise Invalid(field, f"a password is at most {MAX_PASSWORD_LENGTH} characters")
     return password
 
 
@@ -131,6 +165,13 @@ def _check_role(role: Role | str) -> Role:
         raise Invalid("role", "role must be one of OWNER, ADMIN, MANAGER, AGENT") from None
 
 
+def _check_full_name(full_name: str | None) -> str:
+    full_name = clean_name(full_name)
+    if len(full_name) > 200:
+        raise Invalid("full_name", "a name is at most 200 characters")
+    return full_name
+
+
 def _require_admin_of(actor: Principal, tenant_id: int) -> None:
     if actor.tenant_id != tenant_id:
         raise NotFound("tenant not found")
@@ -138,94 +179,348 @@ def _require_admin_of(actor: Principal, tenant_id: int) -> None:
         raise Forbidden("only an owner or an admin may manage users")
 
 
+def _require_may_touch(actor: Principal | None, user: User) -> None:
+    if actor is not None and user.role is Role.OWNER and actor.role is not Role.OWNER:
+        raise Forbidden("only an owner may change an owner's account")
+
+
+def _unusable_password_hash() -> str:
+    # A hash of a random secret nobody knows: the account exists but cannot sign in
+    # until its set-password link is used, and verifying it costs the usual argon2 time.
+    return security.hash_password(security.new_link_token())
+
+
+def _lock_tenant(session: Session, tenant_id: int) -> None:
+    # A no-op write on the firm's row: PostgreSQL locks the row, SQLite takes its one
+    # write lock. Two changes to the firm's owners then run one after the other, so two
+    # owners demoting each other at once cannot leave the firm without an owner.
+    session.execute(
+        sa.update(Tenant).where(Tenant.id == tenant_id).values(slug=Tenant.slug).execution_options(synchronize_session=False)
+    )
+
+
+def _has_other_active_owner(session: Session, tenant_id: int, user_id: int) -> bool:
+    query = tenant_select(User, tenant_id).where(User.role == Role.OWNER, User.active, User.id != user_id)
+    return session.exec(query).first() is not None
+
+
 def create_user(
     *,
     session: Session,
     tenant_id: int,
     email: str,
-    password: str,
+    password: str | None,
     role: Role,
     full_name: str = "",
     actor: Principal | None = None,
 ) -> UserPublic:
-    """A new user of the firm.
+    """A new user of the firm; 409 :class:`Conflict` when the email is taken (in any firm).
 
     ``actor`` None is the operator (CLI). Otherwise only an OWNER or ADMIN of the same
-    firm may create users, and only an OWNER may create another OWNER.
+    firm may create users, and only an OWNER may create another OWNER. ``password`` None
+    leaves the account unusable until a set-password link is used (see :func:`add_user`).
     """
     role = _check_role(role)
     if actor is not None:
         _require_admin_of(actor, tenant_id)
         if role is Role.OWNER and actor.role is not Role.OWNER:
-            raise Forbidden("only an owner may create another owner")
+            raise Forbidden("only an owner may make someone an owner")
     _tenant_row(session, tenant_id)
     email = normalise_email(email)
-    password = _check_password(password)
-    full_name = clean_name(full_name)
-    if len(full_name) > 200:
-        raise Invalid("full_name", "a name is at most 200 characters")
+    password_hash = security.hash_password(_check_password(password)) if password is not None else _unusable_password_hash()
+    full_name = _check_full_name(full_name)
     if session.exec(select(User.id).where(User.email == email)).first() is not None:
         raise Conflict("a user with this email already exists", field="email")
-    user = User(
-        tenant_id=tenant_id,
-        email=email,
-        full_name=full_name,
-        role=role,
-        password_hash=security.hash_password(password),
-    )
+    user = User(tenant_id=tenant_id, email=email, full_name=full_name, role=role, password_hash=password_hash)
     session.add(user)
     session.flush()
+    audit.record(
+        session=session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="user.created",
+        object_type="user",
+        object_id=user.id,
+        detail={"email": email, "role": role.value, "with_password": password is not None},
+    )
     return _user_public(user)
 
 
+def add_user(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    email: str,
+    role: Role,
+    full_name: str = "",
+    password: str | None = None,
+) -> UserCreated:
+    """An admin adds a user with a password, or without one and gets a one-time set-password link.
+
+    The link's token is in the result only: it is stored hashed and shown this once.
+    """
+    user = create_user(
+        session=session, tenant_id=tenant_id, email=email, password=password, role=role, full_name=full_name, actor=actor
+    )
+    link = None
+    if password is None:
+        row = get_owned(session, User, tenant_id, user.id, what="user")
+        link = _new_password_link(session, row, actor)
+    return UserCreated(user=user, password_link=link)
+
+
+def _extension_numbers(session: Session, tenant_id: int, user_ids: list[int]) -> dict[int, str]:
+    if not user_ids:
+        return {}
+    rows = session.exec(tenant_select(SipExtension, tenant_id).where(SipExtension.user_id.in_(user_ids))).all()  # type: ignore[attr-defined]
+    return {row.user_id: row.extension for row in rows}
+
+
 def list_users(*, session: Session, tenant_id: int) -> list[UserPublic]:
-    """Every user of the firm, oldest first."""
+    """Every user of the firm, oldest first, with their extension number and last sign-in."""
     rows = session.exec(tenant_select(User, tenant_id).order_by(User.id)).all()
-    return [_user_public(u) for u in rows]
+    numbers = _extension_numbers(session, tenant_id, [u.id for u in rows])
+    return [_user_public(u, numbers.get(u.id)) for u in rows]
 
 
 def get_user(*, session: Session, tenant_id: int, user_id: int) -> UserPublic:
     """One user of the firm, or :class:`NotFound` (another firm's user included)."""
-    return _user_public(get_owned(session, User, tenant_id, user_id, what="user"))
+    user = get_owned(session, User, tenant_id, user_id, what="user")
+    return _user_public(user, _extension_numbers(session, tenant_id, [user.id]).get(user.id))
+
+
+def update_user(
+    *,
+    session: Session,
+    tenant_id: int,
+    user_id: int,
+    actor: Principal | None,
+    role: Role | str | None = None,
+    active: bool | None = None,
+    full_name: str | None = None,
+) -> UserPublic:
+    """Change a user's role, active flag or name (None leaves a field as it is).
+
+    ``actor`` None is the operator. Disabling a user ends every session of theirs at once.
+    Refused: by anyone but an OWNER or ADMIN (:class:`Forbidden`); an ADMIN changing an
+    OWNER or making one (:class:`Forbidden`); changing one's own role or disabling oneself,
+    and demoting or disabling the firm's last active OWNER (:class:`Conflict`).
+    """
+    if actor is not None:
+        _require_admin_of(actor, tenant_id)
+    user = get_owned(session, User, tenant_id, user_id, what="user")
+    new_role = _check_role(role) if role is not None else user.role
+    new_name = _check_full_name(full_name) if full_name is not None else user.full_name
+    new_active = user.active if active is None else bool(active)
+    changes: dict[str, list[object]] = {}
+    if new_role is not user.role:
+        changes["role"] = [user.role.value, new_role.value]
+    if new_active != user.active:
+        changes["active"] = [user.active, new_active]
+    if new_name != user.full_name:
+        changes["full_name"] = [user.full_name, new_name]
+    if not changes:
+        return get_user(session=session, tenant_id=tenant_id, user_id=user_id)
+    if actor is not None:
+        _require_may_touch(actor, user)
+        if new_role is Role.OWNER and actor.role is not Role.OWNER:
+            raise Forbidden("only an owner may make someone an owner")
+        if actor.user_id == user.id and "role" in changes:
+            raise Conflict("you cannot change your own role", field="role")
+        if actor.user_id == user.id and not new_active:
+            raise Conflict("you cannot disable your own account", field="active")
+    if user.role is Role.OWNER and user.active and (new_role is not Role.OWNER or not new_active):
+        _lock_tenant(session, tenant_id)
+        if not _has_other_active_owner(session, tenant_id, user.id):
+            what = "demoted" if "role" in changes else "disabled"
+            raise Conflict(f"the firm's last active owner cannot be {what}", field="role" if what == "demoted" else "active")
+    user.role, user.active, user.full_name = new_role, new_active, new_name
+    session.add(user)
+    session.flush()
+    if not new_active:
+        revoke_user_tokens(session=session, tenant_id=tenant_id, user_id=user.id)
+    audit.record(
+        session=session, tenant_id=tenant_id, actor=actor, action="user.updated", object_type="user", object_id=user.id,
+        detail=changes,
+    )
+    return get_user(session=session, tenant_id=tenant_id, user_id=user_id)
 
 
 def set_user_active(
     *, session: Session, tenant_id: int, user_id: int, active: bool, actor: Principal | None = None
 ) -> UserPublic:
-    """Enable or disable a user; a disabled user can neither sign in nor use a token.
+    """Enable or disable a user (the rules of :func:`update_user`); a disabled user can neither sign in nor use a token."""
+    return update_user(session=session, tenant_id=tenant_id, user_id=user_id, actor=actor, active=active)
 
-    Only an OWNER or ADMIN may do it, nobody may disable themselves, only an OWNER may
-    disable an OWNER, and the last active OWNER stays active so the firm keeps an owner.
+
+# --------------------------------------------------------------------------- passwords
+
+
+def _new_password_link(session: Session, user: User, actor: Principal | None) -> PasswordLinkPublic:
+    _drop_password_links(session, user)
+    token = security.new_link_token()
+    expires_at = utcnow() + PASSWORD_LINK_TTL
+    session.add(
+        PasswordSetLink(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            token_hash=security.hash_token(token),
+            created_by_user_id=actor.user_id if actor is not None else None,
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+    audit.record(
+        session=session, tenant_id=user.tenant_id, actor=actor, action="user.password_link_issued", object_type="user",
+        object_id=user.id, detail={"expires_at": expires_at.isoformat()},
+    )
+    return PasswordLinkPublic(user_id=user.id, token=token, expires_at=expires_at)
+
+
+def _drop_password_links(session: Session, user: User) -> None:
+    # A new password or a new link makes every older link of the user worthless.
+    for link in session.exec(tenant_select(PasswordSetLink, user.tenant_id).where(PasswordSetLink.user_id == user.id)).all():
+        session.delete(link)
+    session.flush()
+
+
+def reset_password(
+    *, session: Session, tenant_id: int, actor: Principal, user_id: int, password: str | None = None
+) -> PasswordLinkPublic | None:
+    """An admin gives a user a new password, or (``password`` None) a one-time set-password link.
+
+    Either way the old password stops working and every session of the user ends. An
+    ADMIN may not reset an OWNER's password; nobody resets their own here (they change
+    it with their current one, :func:`change_own_password`).
     """
-    if actor is not None:
-        _require_admin_of(actor, tenant_id)
+    _require_admin_of(actor, tenant_id)
     user = get_owned(session, User, tenant_id, user_id, what="user")
-    if not active:
-        if actor is not None and actor.user_id == user.id:
-            raise Conflict("you cannot disable your own account", field="active")
-        if user.role is Role.OWNER:
-            if actor is not None and actor.role is not Role.OWNER:
-                raise Forbidden("only an owner may disable an owner")
-            other_owners = session.exec(
-                tenant_select(User, tenant_id).where(User.role == Role.OWNER, User.active, User.id != user.id)
-            ).first()
-            if other_owners is None:
-                raise Conflict("the last active owner cannot be disabled", field="active")
-    user.active = bool(active)
+    _require_may_touch(actor, user)
+    if user.id == actor.user_id:
+        raise Conflict("change your own password from your account, with your current password", field="user_id")
+    if password is not None:
+        user.password_hash = security.hash_password(_check_password(password))
+        _drop_password_links(session, user)
+        link = None
+    else:
+        user.password_hash = _unusable_password_hash()
+        link = _new_password_link(session, user, actor)
     session.add(user)
     session.flush()
-    return _user_public(user)
+    revoked = revoke_user_tokens(session=session, tenant_id=tenant_id, user_id=user.id)
+    audit.record(
+        session=session, tenant_id=tenant_id, actor=actor, action="user.password_reset", object_type="user",
+        object_id=user.id, detail={"method": "password" if link is None else "link", "sessions_ended": revoked},
+    )
+    return link
 
 
-# --------------------------------------------------------------------------- login
+def _usable_link(session: Session, token: str | None) -> tuple[PasswordSetLink, User]:
+    row = None
+    if token and token.startswith(security.LINK_TOKEN_PREFIX) and len(token) <= 200:
+        # The hash names the link across firms; the row then says whose it is.
+        row = session.exec(select(PasswordSetLink).where(PasswordSetLink.token_hash == security.hash_token(token))).first()
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
+        raise Invalid("token", LINK_INVALID_MESSAGE)
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first()
+    if user is None or not user.active:
+        raise Invalid("token", LINK_INVALID_MESSAGE)
+    return row, user
+
+
+def password_link_email(*, session: Session, token: str) -> str:
+    """The email of the account a set-password link is for, or :class:`Invalid` (field ``token``)."""
+    return _usable_link(session, token)[1].email
+
+
+def set_password_with_link(*, session: Session, token: str, password: str) -> str:
+    """Set the password of the link's user; the link works once. Returns the user's email.
+
+    Every session of the user ends (a reset usually means the old password was lost or
+    known to someone else).
+    """
+    row, user = _usable_link(session, token)
+    password = _check_password(password)
+    claimed = session.execute(
+        sa.update(PasswordSetLink)
+        .where(PasswordSetLink.id == row.id, PasswordSetLink.used_at.is_(None))  # type: ignore[union-attr]
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        # Another request used the link between the read and this write.
+        raise Invalid("token", LINK_INVALID_MESSAGE)
+    user.password_hash = security.hash_password(password)
+    session.add(user)
+    session.flush()
+    revoke_user_tokens(session=session, tenant_id=user.tenant_id, user_id=user.id)
+    audit.record(
+        session=session, tenant_id=user.tenant_id, actor=_principal(user), action="user.password_set",
+        object_type="user", object_id=user.id, detail={"via": "link"},
+    )
+    return user.email
+
+
+def change_own_password(
+    *,
+    session: Session,
+    principal: Principal,
+    current_password: str,
+    new_password: str,
+    keep_token: str | None = None,
+    source: str | None = None,
+) -> int:
+    """The signed-in user changes their password, proving the current one.
+
+    Every other session of the user ends; ``keep_token`` (the one making the change)
+    stays valid. A wrong current password counts against the sign-in throttle of the
+    user's email, so a stolen session cannot guess it faster than the sign-in page.
+    Returns how many sessions were ended.
+    """
+    user = get_owned(session, User, principal.tenant_id, principal.user_id, what="user")
+    new_password = _check_password(new_password, "new_password")
+    keys = _throttle_keys(user.email, source)
+    wait = _claim_attempt(_engine_of(session), keys, utcnow())
+    if wait > 0:
+        raise TooManyAttempts(TOO_MANY_ATTEMPTS_MESSAGE, retry_after=max(1, math.ceil(wait)))
+    if not current_password or len(current_password) > MAX_PASSWORD_LENGTH or not security.verify_password(
+        current_password, user.password_hash
+    ):
+        raise Invalid("current_password", CURRENT_PASSWORD_WRONG_MESSAGE)
+    _release_attempt(_engine_of(session), keys)
+    if security.verify_password(new_password, user.password_hash):
+        raise Invalid("new_password", "choose a password different from the current one")
+    user.password_hash = security.hash_password(new_password)
+    session.add(user)
+    _drop_password_links(session, user)
+    ended = revoke_user_tokens(session=session, tenant_id=user.tenant_id, user_id=user.id, keep_token=keep_token)
+    audit.record(
+        session=session, tenant_id=user.tenant_id, actor=principal, action="user.password_changed",
+        object_type="user", object_id=user.id, detail={"sessions_ended": ended},
+    )
+    return ended
+
+
+def sign_out_everywhere(*, session: Session, principal: Principal) -> int:
+    """End every session of the signed-in user, this one included; returns how many ended."""
+    ended = revoke_user_tokens(session=session, tenant_id=principal.tenant_id, user_id=principal.user_id)
+    audit.record(
+        session=session, tenant_id=principal.tenant_id, actor=principal, action="user.signed_out_everywhere",
+        object_type="user", object_id=principal.user_id, detail={"sessions_ended": ended},
+    )
+    return ended
+
+
+# --------------------------------------------------------------------------- sign-in
 
 
 def authenticate(*, session: Session, email: str, password: str) -> Principal:
-    """The principal for these credentials, or :class:`AuthenticationFailed`.
+    """The principal for these credentials, or :class:`AuthenticationFailed` (no throttle: see :func:`sign_in`).
 
     Unknown email, wrong password and a disabled account all give the same message and
     cost the same argon2 verification; only a caller who knows the password learns
-    that the account is disabled. Callers slow repeated failures with :data:`login_throttle`.
+    that the account is disabled.
     """
     address = (email or "").strip().lower()
     user = session.exec(select(User).where(User.email == address)).first() if address else None
@@ -239,78 +534,168 @@ def authenticate(*, session: Session, email: str, password: str) -> Principal:
     return _principal(user)
 
 
-@dataclass
-class LoginThrottle:
-    """Slows repeated login failures, per email and per source (in this process).
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """How many attempts a key gets in a window before each further one must wait.
 
-    After ``free_failures`` failures within ``window`` the next attempt must wait
-    ``base_delay * 2**(failures - free_failures)`` seconds after the last failure, up to
-    ``max_delay``. Callers check :meth:`login_delay_seconds` for each of
-    :meth:`keys_for` before calling :func:`authenticate` and record the outcome.
+    The attempt that reaches ``free_attempts`` makes the next wait ``base_delay``; every
+    further one doubles the wait, up to ``max_delay``. A window without attempts forgets.
     """
 
-    free_failures: int = 5
+    free_attempts: int
     window: timedelta = timedelta(minutes=15)
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    clock: Callable[[], float] = time.monotonic
-    max_keys: int = 100_000
-    _failures: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    base_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(seconds=60)
+    # The email's count starts over when its password is proven; a source address only
+    # gets its one attempt back, so an attacker's own account cannot wipe its record.
+    forget_on_success: bool = False
 
-    @staticmethod
-    def keys_for(email: str, source: str | None) -> list[str]:
-        keys = [f"email:{(email or '').strip().lower()}"]
-        if source:
-            keys.append(f"source:{source}")
-        return keys
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        stamps = self._failures.get(key)
-        if stamps is None:
+    def block_after(self, attempts: int) -> timedelta | None:
+        if attempts < self.free_attempts:
             return None
-        horizon = now - self.window.total_seconds()
-        while stamps and stamps[0] <= horizon:
-            stamps.popleft()
-        if not stamps:
-            del self._failures[key]
-            return None
-        return stamps
-
-    def login_delay_seconds(self, key: str) -> float:
-        """Seconds ``key`` must still wait before its next attempt (0.0: go ahead)."""
-        with self._lock:
-            now = self.clock()
-            stamps = self._recent(key, now)
-            if stamps is None or len(stamps) < self.free_failures:
-                return 0.0
-            delay = min(self.max_delay, self.base_delay * 2 ** (len(stamps) - self.free_failures))
-            return max(0.0, stamps[-1] + delay - now)
-
-    def record_failure(self, key: str) -> None:
-        with self._lock:
-            now = self.clock()
-            if key not in self._failures and len(self._failures) >= self.max_keys:
-                self._prune(now)
-            stamps = self._recent(key, now)
-            if stamps is None:
-                stamps = self._failures[key] = deque()
-            stamps.append(now)
-
-    def record_success(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _prune(self, now: float) -> None:
-        for key in list(self._failures):
-            self._recent(key, now)
-        # Under a spray of distinct keys, forget the oldest rather than grow without bound.
-        while len(self._failures) >= self.max_keys:
-            oldest = min(self._failures, key=lambda k: self._failures[k][-1])
-            del self._failures[oldest]
+        doublings = min(attempts - self.free_attempts, 30)
+        return min(self.max_delay, self.base_delay * 2**doublings)
 
 
-login_throttle = LoginThrottle()
+EMAIL_THROTTLE = ThrottlePolicy(free_attempts=5, forget_on_success=True)
+# A firm's staff often share one public address: the address gets more room than one email.
+SOURCE_THROTTLE = ThrottlePolicy(free_attempts=20)
+_THROTTLE_PRUNE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class _ThrottleKey:
+    key_hash: str
+    policy: ThrottlePolicy
+
+
+def _throttle_keys(email: str | None, source: str | None) -> list[_ThrottleKey]:
+    def digest(kind: str, value: str) -> str:
+        return hashlib.sha256(f"watheeq-sign-in:{kind}:{value}".encode()).hexdigest()
+
+    keys = [_ThrottleKey(digest("email", (email or "").strip().lower()), EMAIL_THROTTLE)]
+    if source:
+        keys.append(_ThrottleKey(digest("source", source), SOURCE_THROTTLE))
+    # Always locked in the same order, so two attempts sharing keys never deadlock.
+    return sorted(keys, key=lambda k: k.key_hash)
+
+
+def _engine_of(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def _locked_rows(session: Session, keys: list[_ThrottleKey]) -> list[LoginThrottle]:
+    # FOR UPDATE locks the rows on PostgreSQL; SQLite has no row locks, and the insert
+    # before it has already taken the database's single write lock.
+    query = (
+        select(LoginThrottle)
+        .where(LoginThrottle.key_hash.in_([k.key_hash for k in keys]))  # type: ignore[attr-defined]
+        .order_by(LoginThrottle.key_hash)
+        .with_for_update()
+    )
+    rows = {row.key_hash: row for row in session.exec(query).all()}
+    return [rows[k.key_hash] for k in keys]
+
+
+def _claim_attempt(engine: Engine, keys: list[_ThrottleKey], now: datetime) -> float:
+    """Count one attempt on every key and return 0, or return the seconds to wait (nothing counted).
+
+    The check and the count are one transaction under a lock, committed before the slow
+    password check: of many concurrent attempts exactly the free ones get through, in
+    every process sharing the database, and a failure is on record whatever the caller
+    does with its own transaction afterwards.
+    """
+    upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
+    with Session(engine) as throttle:
+        inserted = throttle.execute(
+            upsert(LoginThrottle)
+            .values([{"key_hash": k.key_hash, "attempts": 0, "window_started_at": now} for k in keys])
+            .on_conflict_do_nothing(index_elements=["key_hash"])
+        ).rowcount
+        rows = _locked_rows(throttle, keys)
+        wait = 0.0
+        for key, row in zip(keys, rows):
+            if row.window_started_at + key.policy.window <= now:
+                row.attempts, row.window_started_at, row.blocked_until = 0, now, None
+            if row.blocked_until is not None and row.blocked_until > now:
+                wait = max(wait, (row.blocked_until - now).total_seconds())
+        if wait == 0.0:
+            for key, row in zip(keys, rows):
+                row.attempts += 1
+                block = key.policy.block_after(row.attempts)
+                row.blocked_until = now + block if block is not None else None
+        throttle.add_all(rows)
+        if inserted:
+            _prune_throttle(throttle, now)
+        throttle.commit()
+    return wait
+
+
+def _prune_throttle(session: Session, now: datetime) -> None:
+    # Attempts with an email nobody has leave a row each; rows whose window is over and
+    # that block nothing are forgotten. SKIP LOCKED: pruning never waits for a sign-in.
+    horizon = now - max(EMAIL_THROTTLE.window, SOURCE_THROTTLE.window)
+    stale = (
+        select(LoginThrottle.key_hash)
+        .where(
+            LoginThrottle.window_started_at < horizon,
+            sa.or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until < now),  # type: ignore[union-attr]
+        )
+        .limit(_THROTTLE_PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    hashes = list(session.exec(stale).all())
+    if hashes:
+        session.execute(
+            sa.delete(LoginThrottle).where(LoginThrottle.key_hash.in_(hashes)).execution_options(synchronize_session=False)  # type: ignore[attr-defined]
+        )
+
+
+def _release_attempt(engine: Engine, keys: list[_ThrottleKey]) -> None:
+    """A proven password: the email starts over, a source address gets its attempt back."""
+    with Session(engine) as throttle:
+        for key, row in zip(keys, _locked_rows(throttle, keys)):
+            if key.policy.forget_on_success:
+                throttle.delete(row)
+                continue
+            row.attempts = max(0, row.attempts - 1)
+            if key.policy.block_after(row.attempts) is None:
+                row.blocked_until = None
+            throttle.add(row)
+        throttle.commit()
+
+
+def sign_in(
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    source: str | None,
+    ttl: timedelta = security.DEFAULT_TOKEN_TTL,
+) -> SignInResult:
+    """Throttle, check the credentials, and issue a session token: the one way to sign in.
+
+    :class:`TooManyAttempts` when the email or the source address (``source``, the
+    client's IP, None when unknown) must wait, before the password is even looked at;
+    :class:`AuthenticationFailed` for wrong credentials or a disabled account (each
+    such attempt counted). The throttle keeps its own transaction, committed at once;
+    the token and the last sign-in time are written in ``session`` for the caller to commit.
+    """
+    keys = _throttle_keys(email, source)
+    engine = _engine_of(session)
+    wait = _claim_attempt(engine, keys, utcnow())
+    if wait > 0:
+        raise TooManyAttempts(TOO_MANY_ATTEMPTS_MESSAGE, retry_after=max(1, math.ceil(wait)))
+    principal = authenticate(session=session, email=email, password=password)
+    # Before anything is written in ``session``: on SQLite a write there would hold the
+    # database's write lock that the throttle's own transaction needs.
+    _release_attempt(engine, keys)
+    user = get_owned(session, User, principal.tenant_id, principal.user_id, what="user")
+    user.last_sign_in_at = utcnow()
+    session.add(user)
+    token, expires_at = _new_token(session, user, ttl)
+    return SignInResult(principal=principal, token=token, expires_at=expires_at)
 
 
 # --------------------------------------------------------------------------- session tokens
@@ -318,22 +703,22 @@ login_throttle = LoginThrottle()
 
 def issue_token(*, session: Session, principal: Principal, ttl: timedelta = security.DEFAULT_TOKEN_TTL) -> str:
     """A new bearer token for ``principal``; only its hash is stored, so this is the one chance to read it."""
+    user = get_owned(session, User, principal.tenant_id, principal.user_id, what="user")
+    return _new_token(session, user, ttl)[0]
+
+
+def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datetime]:
     if ttl <= timedelta(0):
         raise Invalid("ttl", "a token must live for a positive time")
-    user = get_owned(session, User, principal.tenant_id, principal.user_id, what="user")
     if not user.active:
         raise AuthenticationFailed(ACCOUNT_DISABLED_MESSAGE)
     token = security.new_token()
+    expires_at = security.token_expiry(ttl)
     session.add(
-        ApiToken(
-            tenant_id=user.tenant_id,
-            user_id=user.id,
-            token_hash=security.hash_token(token),
-            expires_at=security.token_expiry(ttl),
-        )
+        ApiToken(tenant_id=user.tenant_id, user_id=user.id, token_hash=security.hash_token(token), expires_at=expires_at)
     )
     session.flush()
-    return token
+    return token, expires_at
 
 
 def _token_row(session: Session, token: str | None) -> ApiToken | None:
@@ -361,3 +746,18 @@ def revoke_token(*, session: Session, token: str) -> None:
         row.revoked = True
         session.add(row)
         session.flush()
+
+
+def revoke_user_tokens(*, session: Session, tenant_id: int, user_id: int, keep_token: str | None = None) -> int:
+    """End every live session of one user at once (all but ``keep_token``); returns how many ended."""
+    query = tenant_select(ApiToken, tenant_id).where(
+        ApiToken.user_id == user_id, ApiToken.revoked == False, ApiToken.expires_at > utcnow()  # noqa: E712
+    )
+    if keep_token:
+        query = query.where(ApiToken.token_hash != security.hash_token(keep_token))
+    rows = session.exec(query).all()
+    for row in rows:
+        row.revoked = True
+        session.add(row)
+    session.flush()
+    return len(rows)

@@ -37,3 +37,11 @@ class Invalid(DomainError):
 
 class AuthenticationFailed(DomainError):
     """Wrong credentials, a disabled user or an invalid/expired token (never says which)."""
+
+
+class TooManyAttempts(DomainError):
+    """Too many sign-in attempts for this email or source; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

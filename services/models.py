@@ -167,6 +167,7 @@ class User(TenantOwned, table=True):
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
     created_at: datetime = ts_field(nullable=False, default_now=True)
+    last_sign_in_at: datetime | None = ts_field()
 
 
 class ApiToken(TenantOwned, table=True):
@@ -179,6 +180,37 @@ class ApiToken(TenantOwned, table=True):
     created_at: datetime = ts_field(nullable=False, default_now=True)
     expires_at: datetime = ts_field(nullable=False)
     revoked: bool = Field(default=False)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Sign-in attempts of one email or one source address, shared by every process.
+
+    Not tenant-owned: the attempt comes before anyone knows the firm. The key is a hash,
+    so the table names neither the addresses tried nor who tried them.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    # Attempts counted in the window that no successful sign-in has taken back.
+    attempts: int = Field(default=0)
+    window_started_at: datetime = ts_field(nullable=False, index=True, default_now=True)
+    blocked_until: datetime | None = ts_field()
+
+
+class PasswordSetLink(TenantOwned, table=True):
+    """A one-time link with which a user sets their own password (new account or reset)."""
+
+    __tablename__ = "password_set_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    # SHA-256 of the link's token; the token is shown once, to the admin who made it.
+    token_hash: str = Field(max_length=64, unique=True)
+    created_by_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+    expires_at: datetime = ts_field(nullable=False)
+    used_at: datetime | None = ts_field()
 
 
 class Client(TenantOwned, table=True):
@@ -462,6 +494,28 @@ class UserPublic(SQLModel):
     full_name: str
     role: Role
     active: bool
+    extension: str | None = None
+    last_sign_in_at: datetime | None = None
+
+
+class PasswordLinkPublic(SQLModel):
+    """A set-password link as its creator sees it, once: the token is never stored in clear."""
+
+    user_id: int
+    token: str
+    expires_at: datetime
+
+
+class UserCreated(SQLModel):
+    user: UserPublic
+    # Present when the user was created without a password.
+    password_link: PasswordLinkPublic | None = None
+
+
+class SignInResult(SQLModel):
+    principal: Principal
+    token: str
+    expires_at: datetime
 
 
 class AuditEventPublic(SQLModel):

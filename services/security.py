@@ -145,6 +145,14 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+LINK_TOKEN_PREFIX = "wtqs_"
+
+
+def new_link_token() -> str:
+    """The secret of a one-time set-password link (a different prefix: it is never a bearer token)."""
+    return LINK_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def hash_token(token: str) -> str:
     # Tokens carry 256 bits of randomness: a plain SHA-256 is enough to store them.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

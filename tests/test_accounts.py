@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from services import accounts, security
-from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound
-from services.models import ApiToken, Role, User
+from services import accounts, db, security
+from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
+from services.models import ApiToken, LoginThrottle, Role, User
 from tests import factories
 
 
@@ -225,54 +228,136 @@ def test_disabled_user_is_told_only_when_the_password_is_right(session: Session)
     assert right.value.message == accounts.ACCOUNT_DISABLED_MESSAGE
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+# --------------------------------------------------------------------------- sign-in and its throttle
 
 
-def test_throttle_lets_the_first_five_failures_through_then_doubles_the_wait() -> None:
-    clock = FakeClock()
-    throttle = accounts.LoginThrottle(clock=clock, base_delay=1.0, max_delay=8.0)
-    waits = []
-    for _ in range(9):
-        waits.append(throttle.login_delay_seconds("email:a@firm.sa"))
-        throttle.record_failure("email:a@firm.sa")
-    assert waits == [0.0] * 5 + [1.0, 2.0, 4.0, 8.0]
-    clock.now += 3
-    assert throttle.login_delay_seconds("email:a@firm.sa") == 5.0
-    assert throttle.login_delay_seconds("email:b@firm.sa") == 0.0
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """The throttle's clock, stopped; tests move it by changing ``frozen_now[0]``."""
+    now = [datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)]
+    monkeypatch.setattr(accounts, "utcnow", lambda: now[0])
+    return now
 
 
-def test_throttle_forgets_failures_outside_the_window_and_after_success() -> None:
-    clock = FakeClock()
-    throttle = accounts.LoginThrottle(clock=clock)
-    for _ in range(7):
-        throttle.record_failure("source:127.0.0.1")
-    assert throttle.login_delay_seconds("source:127.0.0.1") > 0
-    clock.now += 15 * 60 + 1
-    assert throttle.login_delay_seconds("source:127.0.0.1") == 0.0
-    for _ in range(7):
-        throttle.record_failure("source:127.0.0.1")
-    throttle.record_success("source:127.0.0.1")
-    assert throttle.login_delay_seconds("source:127.0.0.1") == 0.0
+def _committed_user(engine: Engine, role: Role = Role.AGENT, *, active: bool = True) -> str:
+    # sign_in keeps its throttle in a transaction of its own: the data must be committed.
+    with Session(engine) as s:
+        tenant = factories.make_tenant(s)
+        factories.make_user(s, tenant, Role.OWNER)
+        email = factories.make_user(s, tenant, role, active=active).email
+        s.commit()
+    return email
 
 
-def test_throttle_keys_cover_email_and_source() -> None:
-    assert accounts.LoginThrottle.keys_for(" A@Firm.sa", "127.0.0.1") == ["email:a@firm.sa", "source:127.0.0.1"]
-    assert accounts.LoginThrottle.keys_for("a@firm.sa", None) == ["email:a@firm.sa"]
+def _try_sign_in(email: str, password: str, source: str | None = "10.0.0.1") -> str:
+    """'ok', 'denied' (wrong credentials), 'disabled' or 'throttled', in a transaction of its own."""
+    try:
+        with db.session_scope() as s:
+            accounts.sign_in(session=s, email=email, password=password, source=source)
+    except TooManyAttempts as exc:
+        assert exc.retry_after >= 1
+        return "throttled"
+    except AuthenticationFailed as exc:
+        return "disabled" if exc.message == accounts.ACCOUNT_DISABLED_MESSAGE else "denied"
+    return "ok"
 
 
-def test_throttle_memory_is_bounded_under_a_spray_of_emails() -> None:
-    clock = FakeClock()
-    throttle = accounts.LoginThrottle(clock=clock, max_keys=50)
-    for i in range(500):
-        clock.now += 0.01
-        throttle.record_failure(f"email:{i}@x.sa")
-    assert len(throttle._failures) <= 50
-    assert throttle.login_delay_seconds("email:499@x.sa") == 0.0 and "email:499@x.sa" in throttle._failures
+def test_sign_in_issues_a_working_token_and_records_the_time(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine, Role.MANAGER)
+    with db.session_scope() as s:
+        result = accounts.sign_in(session=s, email=email.upper(), password=factories.PASSWORD, source="10.0.0.1")
+    with db.session_scope() as s:
+        assert accounts.principal_for_token(session=s, token=result.token) == result.principal
+        user = accounts.get_user(session=s, tenant_id=result.principal.tenant_id, user_id=result.principal.user_id)
+    assert user.last_sign_in_at == frozen_now[0]
+    assert result.expires_at > datetime.now(timezone.utc)
+
+
+def test_forty_concurrent_wrong_passwords_let_only_the_free_attempts_through(
+    engine: Engine, frozen_now: list[datetime]
+) -> None:
+    email = _committed_user(engine)
+    start = threading.Barrier(40)
+
+    def attempt(i: int) -> str:
+        start.wait()
+        return _try_sign_in(email, "wrong password", source=f"10.0.{i}.1")
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+    assert outcomes.count("denied") == accounts.EMAIL_THROTTLE.free_attempts
+    assert outcomes.count("throttled") == 40 - accounts.EMAIL_THROTTLE.free_attempts
+    # The right password waits like any other attempt during the lock-out.
+    assert _try_sign_in(email, factories.PASSWORD) == "throttled"
+
+
+def test_lock_out_expires_then_doubles_and_success_starts_over(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine)
+    assert [_try_sign_in(email, "wrong password") for _ in range(6)] == ["denied"] * 5 + ["throttled"]
+    frozen_now[0] += timedelta(seconds=1)
+    assert _try_sign_in(email, "wrong password") == "denied"
+    frozen_now[0] += timedelta(seconds=1)
+    assert _try_sign_in(email, factories.PASSWORD) == "throttled"  # the second wait is 2 s
+    frozen_now[0] += timedelta(seconds=1)
+    assert _try_sign_in(email, factories.PASSWORD) == "ok"
+    assert [_try_sign_in(email, "wrong password") for _ in range(5)] == ["denied"] * 5
+
+
+def test_failures_outside_the_window_are_forgotten(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine)
+    for _ in range(5):
+        _try_sign_in(email, "wrong password")
+    assert _try_sign_in(email, factories.PASSWORD) == "throttled"
+    frozen_now[0] += accounts.EMAIL_THROTTLE.window
+    assert _try_sign_in(email, factories.PASSWORD) == "ok"
+
+
+def test_one_source_spraying_many_emails_is_throttled(engine: Engine, frozen_now: list[datetime]) -> None:
+    free = accounts.SOURCE_THROTTLE.free_attempts
+    outcomes = [_try_sign_in(f"guess{i}@nowhere.test", "wrong password", source="10.9.9.9") for i in range(free + 1)]
+    assert outcomes == ["denied"] * free + ["throttled"]
+    email = _committed_user(engine)
+    assert _try_sign_in(email, factories.PASSWORD, source="10.9.9.9") == "throttled"
+    assert _try_sign_in(email, factories.PASSWORD, source="10.1.1.1") == "ok"
+
+
+def test_a_success_refunds_the_source_but_does_not_wipe_its_failures(engine: Engine, frozen_now: list[datetime]) -> None:
+    free = accounts.SOURCE_THROTTLE.free_attempts
+    email = _committed_user(engine)
+    for i in range(free - 1):
+        _try_sign_in(f"guess{i}@nowhere.test", "wrong password", source="10.9.9.9")
+    assert _try_sign_in(email, factories.PASSWORD, source="10.9.9.9") == "ok"
+    # One more failure reaches the limit: the success did not reset the address.
+    assert _try_sign_in("guess-last@nowhere.test", "wrong password", source="10.9.9.9") == "denied"
+    assert _try_sign_in("another@nowhere.test", "wrong password", source="10.9.9.9") == "throttled"
+
+
+def test_throttle_is_shared_by_every_process_on_the_database(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine)
+    for _ in range(5):
+        _try_sign_in(email, "wrong password")
+    # A second engine on the same database: what another worker process would have.
+    other = db.create_db_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with Session(other) as s, pytest.raises(TooManyAttempts):
+            accounts.sign_in(session=s, email=email, password=factories.PASSWORD, source=None)
+    finally:
+        other.dispose()
+
+
+def test_throttle_rows_name_no_email_or_address(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine)
+    _try_sign_in(email, "wrong password", source="10.7.7.7")
+    with Session(engine) as s:
+        rows = s.exec(select(LoginThrottle)).all()
+    assert len(rows) == 2
+    assert all(email not in r.key_hash and "10.7.7.7" not in r.key_hash for r in rows)
+
+
+def test_disabled_account_is_named_only_with_the_right_password(engine: Engine, frozen_now: list[datetime]) -> None:
+    email = _committed_user(engine, active=False)
+    assert _try_sign_in(email, "wrong password") == "denied"
+    assert _try_sign_in(email, factories.PASSWORD) == "disabled"
 
 
 # --------------------------------------------------------------------------- tokens

@@ -36,6 +36,27 @@ ARABIC: dict[str, str] = {
     "only an owner or an admin may manage users": "إدارة المستخدمين للمالك أو المسؤول فقط",
     "your role may not {action}": "دورك لا يسمح بهذا الإجراء",
     "you do not belong to this firm": "أنت لا تنتمي إلى هذا المكتب",
+    # user accounts
+    "only an owner may make someone an owner": "جعل أحد مالكًا للمالك فقط",
+    "only an owner may change an owner's account": "تغيير حساب المالك للمالك فقط",
+    "you cannot change your own role": "لا يمكنك تغيير دورك بنفسك",
+    "you cannot disable your own account": "لا يمكنك تعطيل حسابك بنفسك",
+    "the firm's last active owner cannot be demoted": "لا يمكن تخفيض دور آخر مالك نشط للمكتب",
+    "the firm's last active owner cannot be disabled": "لا يمكن تعطيل آخر مالك نشط للمكتب",
+    "a user with this email already exists": "يوجد مستخدم بهذا البريد بالفعل",
+    "a name is at most 200 characters": "الاسم 200 حرف على الأكثر",
+    "role must be one of OWNER, ADMIN, MANAGER, AGENT": "الدور أحد: مالك، مسؤول، مدير، موظف",
+    "a password needs at least {n} characters": "كلمة المرور {n} أحرف على الأقل",
+    "a password is at most {n} characters": "كلمة المرور {n} حرف على الأكثر",
+    "the current password is not right": "كلمة المرور الحالية غير صحيحة",
+    "choose a password different from the current one": "اختر كلمة مرور مختلفة عن الحالية",
+    "change your own password from your account, with your current password": (
+        "غيّر كلمة مرورك من صفحة حسابك بإدخال كلمة المرور الحالية"
+    ),
+    "too many failed sign-ins; wait before trying again": "محاولات فاشلة كثيرة؛ انتظر قبل المحاولة مجددًا",
+    "this link is not valid: it has expired, was already used or was replaced": (
+        "هذا الرابط غير صالح: انتهت مدته أو استُخدم أو استُبدل"
+    ),
     # PBX settings
     "the PBX host is required": "عنوان المقسم مطلوب",
     "give the host name or IP address only, without scheme or path": "أدخل اسم المضيف أو عنوان IP فقط، دون بروتوكول أو مسار",

@@ -27,6 +27,8 @@ NAV: list[tuple[str, str, str, str]] = [
     (routes.CLIENTS, "nav_clients", "users", "member"),
     (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
+    (routes.USERS, "nav_users", "user-cog", "admin"),
+    (routes.ACCOUNT, "nav_account", "key-round", "member"),
 ]
 
 

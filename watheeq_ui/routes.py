@@ -7,6 +7,10 @@ CLIENTS = "/clients"
 CLIENT = "/clients/[client_id]"
 EXTENSIONS = "/extensions"
 WHATSAPP = "/whatsapp"
+USERS = "/users"
+ACCOUNT = "/account"
+# Public: where a one-time link lets a user set their password.
+SET_PASSWORD = "/set-password"
 
 
 def client(client_id: int | str) -> str:

@@ -47,12 +47,6 @@ def api_base_url() -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_login_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The throttle lives in the process; each test starts with no failures on record.
-    monkeypatch.setattr(accounts, "login_throttle", accounts.LoginThrottle())
-
-
 @pytest.fixture
 def http(engine: Engine, api_base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_base_url, timeout=20) as client:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from services import accounts
 from services.models import Role
 from tests import factories
 from tests.api.conftest import Firm
@@ -130,3 +135,71 @@ def test_logout_without_a_token_is_401(http: httpx.Client) -> None:
     r = http.post("/api/v1/auth/logout")
     assert r.status_code == 401
     assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_forty_concurrent_wrong_passwords_get_only_429_after_the_threshold(
+    http: httpx.Client, firm: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock stands still so that no lock-out ends while the forty are in flight.
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(accounts, "utcnow", lambda: now)
+    email = firm.users[Role.AGENT].email
+    start = threading.Barrier(40)
+
+    def attempt(_: int) -> int:
+        start.wait()
+        return _login(http, email, "wrong password").status_code
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        codes = list(pool.map(attempt, range(40)))
+    free = accounts.EMAIL_THROTTLE.free_attempts
+    assert sorted(codes) == [401] * free + [429] * (40 - free)
+    # The right password is refused too while the lock-out lasts, then accepted after it.
+    assert _login(http, email).status_code == 429
+    now += timedelta(seconds=1)
+    assert _login(http, email).status_code == 200
+
+
+def test_throttle_answer_says_when_to_retry_and_is_documented(http: httpx.Client, firm: Firm) -> None:
+    email = firm.users[Role.AGENT].email
+    for _ in range(accounts.EMAIL_THROTTLE.free_attempts):
+        _login(http, email, "wrong password")
+    r = _login(http, email, "wrong password")
+    assert r.status_code == 429
+    assert r.json() == {"detail": accounts.TOO_MANY_ATTEMPTS_MESSAGE}
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    spec = http.get("/api/v1/openapi.json").json()
+    assert {"401", "429"} <= set(spec["paths"]["/api/v1/auth/token"]["post"]["responses"])
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_own_password_change_keeps_this_token_and_ends_the_others(http: httpx.Client, firm: Firm) -> None:
+    email = firm.users[Role.MANAGER].email
+    here, elsewhere = (_login(http, email).json()["access_token"] for _ in range(2))
+    wrong = http.post("/api/v1/auth/password", headers=_bearer(here),
+                      json={"current_password": "not mine", "new_password": "a new passphrase"})
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"][0]["loc"] == ["body", "current_password"]
+    short = http.post("/api/v1/auth/password", headers=_bearer(here),
+                      json={"current_password": factories.PASSWORD, "new_password": "short"})
+    assert short.status_code == 422 and short.json()["detail"][0]["loc"] == ["body", "new_password"]
+    r = http.post("/api/v1/auth/password", headers=_bearer(here),
+                  json={"current_password": factories.PASSWORD, "new_password": "a new passphrase"})
+    assert r.status_code == 200 and r.json()["sessions_ended"] == 2  # the other login and the fixture's token
+    assert http.get("/api/v1/auth/me", headers=_bearer(here)).status_code == 200
+    assert http.get("/api/v1/auth/me", headers=_bearer(elsewhere)).status_code == 401
+    assert _login(http, email).status_code == 401
+    assert _login(http, email, "a new passphrase").status_code == 200
+
+
+def test_logout_everywhere_ends_every_session_of_the_caller_only(http: httpx.Client, firm: Firm) -> None:
+    email = firm.users[Role.AGENT].email
+    mine = _login(http, email).json()["access_token"]
+    r = http.post("/api/v1/auth/logout-everywhere", headers=_bearer(mine))
+    assert r.status_code == 200 and r.json()["sessions_ended"] == 2
+    assert http.get("/api/v1/auth/me", headers=_bearer(mine)).status_code == 401
+    assert http.get("/api/v1/auth/me", headers=firm.auth(Role.AGENT)).status_code == 401
+    assert http.get("/api/v1/auth/me", headers=firm.auth(Role.MANAGER)).status_code == 200

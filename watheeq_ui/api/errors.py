@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
-from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound
+from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound, TooManyAttempts
 
 _BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
 
 _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (AuthenticationFailed, status.HTTP_401_UNAUTHORIZED),
@@ -25,6 +26,7 @@ _STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
     (Invalid, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
 )
 
 # Read requests carry their input in the query string, writes in the body.
@@ -89,6 +91,8 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.field:
         body["field"] = exc.field
     headers = _BEARER_CHALLENGE if isinstance(exc, AuthenticationFailed) else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(status_code=code, content=body, headers=headers)
 
 

@@ -1,3 +1,13 @@
 """One module per page; importing them registers their routes."""
 
-from watheeq_ui.pages import calls, clients, dashboard, extensions, login, whatsapp  # noqa: F401
+from watheeq_ui.pages import (  # noqa: F401
+    account,
+    calls,
+    clients,
+    dashboard,
+    extensions,
+    login,
+    set_password,
+    users,
+    whatsapp,
+)

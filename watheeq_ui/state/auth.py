@@ -10,16 +10,15 @@ the next navigation. Pages never trust the browser's idea of the role: they call
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from urllib.parse import quote
 
 import reflex as rx
 
 from services import accounts, db
-from services.errors import AuthenticationFailed, Conflict, NotFound
+from services.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from services import call_center
-from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role
+from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role, SignInResult
 
 from watheeq_ui import routes
 
@@ -152,34 +151,30 @@ class AuthState(rx.State):
     async def login(self, form: dict):
         email = str(form.get("email", "")).strip()
         password = str(form.get("password", ""))
-        keys = accounts.login_throttle.keys_for(email, self.router.session.client_ip or None)
-        wait = max(accounts.login_throttle.login_delay_seconds(k) for k in keys)
-        if wait > 0:
-            self.login_error = "too_many_attempts"
-            self.login_wait = math.ceil(wait)
-            return
+        source = self.router.session.client_ip or None
         self.submitting = True
         self.login_error = ""
         yield
 
-        def sign_in() -> tuple[Principal, str]:
+        def sign_in() -> SignInResult:
             with db.session_scope() as session:
-                principal = accounts.authenticate(session=session, email=email, password=password)
-                return principal, accounts.issue_token(session=session, principal=principal)
+                return accounts.sign_in(session=session, email=email, password=password, source=source)
 
         try:
             # argon2 costs tens of milliseconds: keep it off the event loop.
-            principal, token = await asyncio.to_thread(sign_in)
+            result = await asyncio.to_thread(sign_in)
+        except TooManyAttempts as exc:
+            self.submitting = False
+            self.login_error = "too_many_attempts"
+            self.login_wait = exc.retry_after
+            return
         except AuthenticationFailed as exc:
-            for key in keys:
-                accounts.login_throttle.record_failure(key)
             self.submitting = False
             self.login_error = (
                 "account_disabled" if exc.message == accounts.ACCOUNT_DISABLED_MESSAGE else "wrong_login"
             )
             return
-        for key in keys:
-            accounts.login_throttle.record_success(key)
+        principal, token = result.principal, result.token
         self.token = token
         self.last_active = str(int(time.time()))
         self.notice = ""

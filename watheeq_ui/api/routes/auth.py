@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from services import accounts, db, security
-from services.errors import AuthenticationFailed
+from services import accounts, db
 from services.models import Role, TenantPublic
 from watheeq_ui.api.deps import PrincipalDep, SessionDep, TokenDep, get_principal
 from watheeq_ui.api.errors import responses
@@ -93,32 +91,14 @@ async def create_token(request: Request) -> TokenPublic:
     """Exchange an email and password for a bearer token (JSON or the OAuth2 password form)."""
     body = await _read_credentials(request)
     source = request.client.host if request.client else None
-    keys = accounts.login_throttle.keys_for(body.email, source)
-    wait = max(accounts.login_throttle.login_delay_seconds(key) for key in keys)
-    if wait > 0:
-        raise HTTPException(
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="too many failed sign-ins; wait before trying again",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
     # argon2 takes tens of milliseconds: keep it off the event loop.
-    return await run_in_threadpool(_sign_in, body, keys)
+    return await run_in_threadpool(_sign_in, body, source)
 
 
-def _sign_in(body: TokenRequest, keys: list[str]) -> TokenPublic:
+def _sign_in(body: TokenRequest, source: str | None) -> TokenPublic:
     with db.session_scope() as session:
-        try:
-            principal = accounts.authenticate(session=session, email=body.email, password=body.password)
-        except AuthenticationFailed:
-            for key in keys:
-                accounts.login_throttle.record_failure(key)
-            raise
-        for key in keys:
-            accounts.login_throttle.record_success(key)
-        # Computed before the token is issued, so the token never outlives what the client is told.
-        expires_at = security.token_expiry(security.DEFAULT_TOKEN_TTL)
-        token = accounts.issue_token(session=session, principal=principal, ttl=security.DEFAULT_TOKEN_TTL)
-    return TokenPublic(access_token=token, expires_at=expires_at)
+        result = accounts.sign_in(session=session, email=body.email, password=body.password, source=source)
+    return TokenPublic(access_token=result.token, expires_at=result.expires_at)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(get_principal)], responses=responses(401))
@@ -139,3 +119,64 @@ def me(session: SessionDep, principal: PrincipalDep) -> MePublic:
         role=principal.role,
         tenant=tenant,
     )
+
+
+# --------------------------------------------------------------------------- own account
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
+    new_password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
+
+
+class PasswordSet(BaseModel):
+    token: str = Field(max_length=200, description="the token of the set-password link")
+    password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
+
+
+class SetPasswordPublic(BaseModel):
+    email: str
+
+
+class SessionsEndedPublic(BaseModel):
+    sessions_ended: int
+
+
+@router.post(
+    "/password",
+    response_model=SessionsEndedPublic,
+    responses=responses(400, 401, 422, 429),
+)
+def change_password(
+    request: Request, session: SessionDep, principal: PrincipalDep, token: TokenDep, body: PasswordChange
+) -> SessionsEndedPublic:
+    """Change your own password with your current one; every other session of yours ends, this one stays."""
+    ended = accounts.change_own_password(
+        session=session,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_token=token,
+        source=request.client.host if request.client else None,
+    )
+    return SessionsEndedPublic(sessions_ended=ended)
+
+
+@router.post(
+    "/logout-everywhere",
+    response_model=SessionsEndedPublic,
+    responses=responses(401),
+)
+def logout_everywhere(session: SessionDep, principal: PrincipalDep) -> SessionsEndedPublic:
+    """End every session of yours, in every browser and script, this token included."""
+    return SessionsEndedPublic(sessions_ended=accounts.sign_out_everywhere(session=session, principal=principal))
+
+
+@router.post(
+    "/set-password",
+    response_model=SetPasswordPublic,
+    responses=responses(400, 422),
+)
+def set_password(session: SessionDep, body: PasswordSet) -> SetPasswordPublic:
+    """Set a password with a one-time link an admin gave you (no sign-in needed); the link then stops working."""
+    return SetPasswordPublic(email=accounts.set_password_with_link(session=session, token=body.token, password=body.password))

@@ -1,0 +1,469 @@
+"""Users (OWNER/ADMIN): the firm's accounts; add, change role, disable or enable, reset a password.
+
+Every rule is the service's (``services.accounts``); this page shows its refusals. A
+password typed here travels in the submitted form only, never in a state var; a
+set-password link is held in state only while its dialog shows it, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import reflex as rx
+from pydantic import BaseModel
+
+from services import accounts, db
+from services.errors import DomainError
+from services.models import PasswordLinkPublic, Principal, Role
+
+from watheeq_ui import formatting, routes
+from watheeq_ui.components.ui import card, labelled, role_label, section_title
+from watheeq_ui.error_messages import error_text
+from watheeq_ui.i18n import t, t_fmt, tr
+from watheeq_ui.layout import template
+from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.lang import LangState
+
+T = TypeVar("T")
+
+
+class UserRow(BaseModel):
+    user_id: str
+    name: str
+    email: str
+    role: str
+    active: bool
+    extension: str
+    last_sign_in: str
+    is_self: bool
+    # What the service would let this admin change (never oneself; an owner only by an owner).
+    manageable: bool
+
+
+async def _in_session(work: Callable[..., T]) -> T:
+    """Run ``work(session)`` in a thread, committed when it returns (argon2 and the database stay off the event loop)."""
+
+    def run() -> T:
+        with db.session_scope() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+class UsersState(rx.State):
+    users: list[UserRow] = []
+    role_options: list[str] = []
+
+    # The role is held here, not read from the form: a Radix select inside a form submits
+    # nothing until its options have rendered.
+    new_role: str = "AGENT"
+    new_mode: str = "link"
+    form_errors: dict[str, str] = {}
+
+    # The one moment a set-password link is shown; cleared when its dialog closes.
+    link_url: str = ""
+    link_email: str = ""
+
+    disable_id: str = ""
+    disable_label: str = ""
+
+    reset_id: str = ""
+    reset_label: str = ""
+    reset_mode: str = "link"
+    reset_error: str = ""
+
+    @rx.var
+    def users_label(self) -> str:
+        return str(len(self.users))
+
+    async def _lang(self) -> str:
+        return (await self.get_state(LangState)).lang
+
+    async def _reload(self, principal: Principal) -> None:
+        tz = await tenant_timezone(self)
+        users = await _in_session(lambda s: accounts.list_users(session=s, tenant_id=principal.tenant_id))
+        self.users = [
+            UserRow(
+                user_id=str(u.id),
+                name=u.full_name or u.email,
+                email=u.email,
+                role=u.role.value,
+                active=u.active,
+                extension=u.extension or "",
+                last_sign_in=formatting.local_time(u.last_sign_in_at, tz),
+                is_self=u.id == principal.user_id,
+                manageable=u.id != principal.user_id and (u.role is not Role.OWNER or principal.role is Role.OWNER),
+            )
+            for u in users
+        ]
+        # An admin is not offered what the service would refuse: making an owner.
+        self.role_options = [r.value for r in Role if r is not Role.OWNER or principal.role is Role.OWNER]
+
+    def _show_link(self, link: PasswordLinkPublic | None, email: str) -> None:
+        if link is None:
+            return
+        self.link_url = f"{self.router.url.origin}{routes.SET_PASSWORD}?token={link.token}"
+        self.link_email = email
+
+    @rx.event
+    async def load(self):
+        principal = await principal_for_page(self, "admin")
+        if principal is None:
+            return
+        self.form_errors = {}
+        self.link_url = self.link_email = ""
+        self.disable_id = self.reset_id = ""
+        await self._reload(principal)
+
+    # ------------------------------------------------------------------ add
+
+    @rx.event
+    def set_new_role(self, value: str):
+        self.new_role = value
+
+    @rx.event
+    def set_new_mode(self, value: str):
+        self.new_mode = "password" if value == "password" else "link"
+
+    @rx.event
+    async def add_user(self, form: dict):
+        principal = await principal_for_page(self, "admin")
+        if principal is None:
+            return None
+        lang = await self._lang()
+        password = str(form.get("password") or "") if self.new_mode == "password" else None
+        try:
+            created = await _in_session(
+                lambda s: accounts.add_user(
+                    session=s,
+                    tenant_id=principal.tenant_id,
+                    actor=principal,
+                    email=str(form.get("email") or ""),
+                    full_name=str(form.get("full_name") or ""),
+                    role=self.new_role,  # type: ignore[arg-type]  (the service validates it)
+                    password=password,
+                )
+            )
+        except DomainError as exc:
+            self.form_errors = {exc.field or "email": error_text(lang, exc)}
+            return None
+        self.form_errors = {}
+        self.new_role = "AGENT"
+        self._show_link(created.password_link, created.user.email)
+        await self._reload(principal)
+        return [
+            rx.call_script("document.getElementById('add-user-form').reset()"),
+            rx.toast.success(f"{tr(lang, 'saved')}: {created.user.email}"),
+        ]
+
+    @rx.event
+    def close_link(self):
+        self.link_url = self.link_email = ""
+
+    # ------------------------------------------------------------------ role, active
+
+    async def _update(self, user_id: str, **change) -> list | None:
+        principal = await principal_for_page(self, "admin")
+        if principal is None:
+            return None
+        lang = await self._lang()
+        try:
+            await _in_session(
+                lambda s: accounts.update_user(
+                    session=s, tenant_id=principal.tenant_id, actor=principal, user_id=int(user_id), **change
+                )
+            )
+        except DomainError as exc:
+            await self._reload(principal)
+            return [rx.toast.error(error_text(lang, exc))]
+        await self._reload(principal)
+        return [rx.toast.success(tr(lang, "saved"))]
+
+    @rx.event
+    async def change_role(self, user_id: str, role: str):
+        return await self._update(user_id, role=role)
+
+    @rx.event
+    async def enable(self, user_id: str):
+        return await self._update(user_id, active=True)
+
+    @rx.event
+    def ask_disable(self, user_id: str, label: str):
+        self.disable_id, self.disable_label = user_id, label
+
+    @rx.event
+    def cancel_disable(self):
+        self.disable_id = self.disable_label = ""
+
+    @rx.event
+    async def confirm_disable(self):
+        user_id, self.disable_id = self.disable_id, ""
+        if not user_id:
+            return None
+        return await self._update(user_id, active=False)
+
+    # ------------------------------------------------------------------ password reset
+
+    @rx.event
+    def ask_reset(self, user_id: str, label: str):
+        self.reset_id, self.reset_label, self.reset_mode, self.reset_error = user_id, label, "link", ""
+
+    @rx.event
+    def set_reset_mode(self, value: str):
+        self.reset_mode = "password" if value == "password" else "link"
+
+    @rx.event
+    def cancel_reset(self):
+        self.reset_id = self.reset_label = self.reset_error = ""
+
+    @rx.event
+    async def confirm_reset(self, form: dict):
+        principal = await principal_for_page(self, "admin")
+        if principal is None or not self.reset_id:
+            return None
+        lang = await self._lang()
+        password = None
+        if self.reset_mode == "password":
+            password = str(form.get("password") or "")
+            if password != str(form.get("confirm") or ""):
+                self.reset_error = tr(lang, "passwords_differ")
+                return None
+        user_id, email = int(self.reset_id), self.reset_label
+        try:
+            link = await _in_session(
+                lambda s: accounts.reset_password(
+                    session=s, tenant_id=principal.tenant_id, actor=principal, user_id=user_id, password=password
+                )
+            )
+        except DomainError as exc:
+            self.reset_error = error_text(lang, exc)
+            return None
+        self.reset_id = self.reset_label = self.reset_error = ""
+        self._show_link(link, email)
+        return rx.toast.success(tr(lang, "saved"))
+
+
+# ---------------------------------------------------------------------- view
+
+
+def _role_cell(u: UserRow) -> rx.Component:
+    return rx.cond(
+        ~u.manageable,
+        rx.hstack(
+            rx.text(role_label(u.role), data_testid="user-role-text"),
+            rx.cond(u.is_self, rx.badge(t("you"), variant="outline", size="1")),
+            align="center",
+        ),
+        rx.select.root(
+            rx.select.trigger(data_testid="user-role-select", min_width="8rem"),
+            rx.select.content(
+                rx.foreach(UsersState.role_options, lambda r: rx.select.item(role_label(r), value=r)),
+            ),
+            value=u.role,
+            on_change=lambda role: UsersState.change_role(u.user_id, role),
+            size="1",
+        ),
+    )
+
+
+def _actions(u: UserRow) -> rx.Component:
+    return rx.cond(
+        ~u.manageable,
+        rx.fragment(),
+        rx.hstack(
+            rx.cond(
+                u.active,
+                rx.button(
+                    rx.icon("user-x", size=14), t("disable"), size="1", variant="soft", color_scheme="red",
+                    on_click=UsersState.ask_disable(u.user_id, u.email), data_testid="user-disable",
+                ),
+                rx.button(
+                    rx.icon("user-check", size=14), t("enable"), size="1", variant="soft", color_scheme="green",
+                    on_click=UsersState.enable(u.user_id), data_testid="user-enable",
+                ),
+            ),
+            rx.button(
+                rx.icon("key-round", size=14), t("reset_password"), size="1", variant="soft",
+                on_click=UsersState.ask_reset(u.user_id, u.email), data_testid="user-reset",
+            ),
+        ),
+    )
+
+
+def _users_table() -> rx.Component:
+    return rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                *[rx.table.column_header_cell(t(k)) for k in ("name", "email", "role", "status", "extension", "last_sign_in")],
+                rx.table.column_header_cell(""),
+            )
+        ),
+        rx.table.body(
+            rx.foreach(
+                UsersState.users,
+                lambda u: rx.table.row(
+                    rx.table.row_header_cell(rx.text(u.name, weight="medium")),
+                    rx.table.cell(u.email, data_testid="user-email"),
+                    rx.table.cell(_role_cell(u)),
+                    rx.table.cell(
+                        rx.cond(
+                            u.active,
+                            rx.badge(t("active"), color_scheme="green", variant="soft", data_testid="user-status"),
+                            rx.badge(t("disabled"), color_scheme="red", variant="soft", data_testid="user-status"),
+                        )
+                    ),
+                    rx.table.cell(rx.cond(u.extension != "", rx.badge(u.extension, variant="soft"), rx.text("—", color_scheme="gray"))),
+                    rx.table.cell(rx.cond(u.last_sign_in != "", rx.text(u.last_sign_in, size="2"), rx.text(t("never"), color_scheme="gray", size="2"))),
+                    rx.table.cell(_actions(u)),
+                    data_testid="users-row",
+                    data_email=u.email,
+                ),
+            )
+        ),
+        variant="ghost",
+        width="100%",
+        data_testid="users-table",
+    )
+
+
+def _password_mode(value: rx.Var, on_change) -> rx.Component:
+    return rx.radio_group.root(
+        rx.vstack(
+            rx.radio_group.item(t("password_mode_link"), value="link", data_testid="mode-link"),
+            rx.radio_group.item(t("password_mode_password"), value="password", data_testid="mode-password"),
+            spacing="2",
+        ),
+        value=value,
+        on_change=on_change,
+    )
+
+
+def _password_input(name: str, test_id: str) -> rx.Component:
+    return rx.input(name=name, type="password", auto_complete="new-password", data_testid=test_id)
+
+
+def _add_form() -> rx.Component:
+    errors = UsersState.form_errors
+    return card(
+        section_title("add_user"),
+        rx.form(
+            rx.vstack(
+                labelled("full_name", rx.input(name="full_name", data_testid="new-user-name"), errors.get("full_name", "")),
+                labelled("email", rx.input(name="email", type="email", data_testid="new-user-email"), errors.get("email", "")),
+                labelled(
+                    "role",
+                    rx.select.root(
+                        rx.select.trigger(width="100%", data_testid="new-user-role"),
+                        rx.select.content(rx.foreach(UsersState.role_options, lambda r: rx.select.item(role_label(r), value=r))),
+                        value=UsersState.new_role,
+                        on_change=UsersState.set_new_role,
+                    ),
+                    errors.get("role", ""),
+                ),
+                _password_mode(UsersState.new_mode, UsersState.set_new_mode),
+                rx.cond(
+                    UsersState.new_mode == "password",
+                    labelled("password", _password_input("password", "new-user-password"), errors.get("password", "")),
+                ),
+                rx.button(rx.icon("user-plus", size=14), t("add"), type="submit", data_testid="new-user-submit"),
+                spacing="3",
+                width="100%",
+            ),
+            id="add-user-form",
+            on_submit=UsersState.add_user,
+            reset_on_submit=False,
+            width="100%",
+        ),
+    )
+
+
+def _link_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(t_fmt("link_title", x=UsersState.link_email)),
+            rx.dialog.description(t("link_body"), size="2"),
+            rx.code(UsersState.link_url, word_break="break-all", data_testid="password-link", margin_y="1rem", display="block"),
+            rx.hstack(
+                rx.button(rx.icon("copy", size=14), t("copy"), variant="soft", on_click=rx.set_clipboard(UsersState.link_url)),
+                rx.button(t("copied_close"), on_click=UsersState.close_link, data_testid="password-link-close"),
+                justify="end",
+                spacing="3",
+            ),
+        ),
+        open=UsersState.link_url != "",
+    )
+
+
+def _disable_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(t_fmt("confirm_disable", x=UsersState.disable_label)),
+            rx.alert_dialog.description(t("confirm_disable_body")),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button(t("cancel"), variant="soft", color_scheme="gray", on_click=UsersState.cancel_disable)),
+                rx.alert_dialog.action(
+                    rx.button(t("disable"), color_scheme="red", on_click=UsersState.confirm_disable, data_testid="confirm-disable")
+                ),
+                justify="end",
+                spacing="3",
+                margin_top="1rem",
+            ),
+        ),
+        open=UsersState.disable_id != "",
+    )
+
+
+def _reset_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(t_fmt("reset_password_for", x=UsersState.reset_label)),
+            rx.dialog.description(t("reset_password_body"), size="2", margin_bottom="1rem"),
+            rx.form(
+                rx.vstack(
+                    _password_mode(UsersState.reset_mode, UsersState.set_reset_mode),
+                    rx.cond(
+                        UsersState.reset_mode == "password",
+                        rx.vstack(
+                            labelled("new_password", _password_input("password", "reset-password")),
+                            labelled("confirm_password", _password_input("confirm", "reset-confirm")),
+                            width="100%",
+                        ),
+                    ),
+                    rx.cond(
+                        UsersState.reset_error != "",
+                        rx.callout(UsersState.reset_error, color_scheme="red", icon="triangle-alert", data_testid="reset-error", width="100%"),
+                    ),
+                    rx.hstack(
+                        rx.button(t("cancel"), type="button", variant="soft", color_scheme="gray", on_click=UsersState.cancel_reset),
+                        rx.button(t("reset_password"), type="submit", data_testid="confirm-reset"),
+                        justify="end",
+                        spacing="3",
+                        width="100%",
+                    ),
+                    spacing="3",
+                    width="100%",
+                ),
+                on_submit=UsersState.confirm_reset,
+                reset_on_submit=False,
+            ),
+        ),
+        open=UsersState.reset_id != "",
+    )
+
+
+@template(route=routes.USERS, title_key="nav_users", access="admin", on_load=UsersState.load)
+def users() -> rx.Component:
+    return rx.vstack(
+        card(
+            section_title("users_title", rx.badge(t_fmt("users_count", n=UsersState.users_label), variant="soft")),
+            rx.box(_users_table(), overflow_x="auto", width="100%"),
+        ),
+        rx.box(_add_form(), max_width="520px", width="100%"),
+        _link_dialog(),
+        _disable_dialog(),
+        _reset_dialog(),
+        spacing="4",
+        width="100%",
+    )
