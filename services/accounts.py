@@ -7,6 +7,7 @@ other function here is scoped by the tenant it is given.
 
 from __future__ import annotations
 
+import enum
 import re
 import threading
 import time
@@ -329,6 +330,7 @@ def issue_token(*, session: Session, principal: Principal, ttl: timedelta = secu
             user_id=user.id,
             token_hash=security.hash_token(token),
             expires_at=security.token_expiry(ttl),
+            last_used_at=datetime.now(timezone.utc),
         )
     )
     session.flush()
@@ -343,14 +345,14 @@ def _token_row(session: Session, token: str | None) -> ApiToken | None:
 
 
 def principal_for_token(*, session: Session, token: str) -> Principal:
-    """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired, revoked or disabled."""
+    """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired,
+    revoked, idle too long or its user is disabled. A use counts as activity."""
     row = _token_row(session, token)
-    if row is None or row.revoked or row.expires_at <= datetime.now(timezone.utc):
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    check = _check_session(session, row, user, activity=True)
+    if check.principal is None:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
-    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first()
-    if user is None or not user.active:
-        raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
-    return _principal(user)
+    return check.principal
 
 
 def revoke_token(*, session: Session, token: str) -> None:
@@ -360,3 +362,103 @@ def revoke_token(*, session: Session, token: str) -> None:
         row.revoked = True
         session.add(row)
         session.flush()
+
+
+# --------------------------------------------------------------------------- dashboard sessions
+
+# A dashboard tab left alone this long is signed out; scripts' tokens have no idle limit.
+SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+# Writing the last use on every event would turn each one into a write; a minute of slack
+# on a 30-minute timeout is invisible to the user.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+class SessionEnd(str, enum.Enum):
+    """Why a session no longer acts for its user (the UI shows a message for each)."""
+
+    EXPIRED = "session_expired"  # unknown, expired or revoked (signed out, here or elsewhere)
+    IDLE = "idle_logged_out"
+    DISABLED = "account_disabled"
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """A session's state: its principal while it is valid, otherwise why it ended."""
+
+    session_id: int
+    principal: Principal | None
+    ended: SessionEnd | None = None
+
+
+def _check_session(session: Session, row: ApiToken | None, user: User | None, *, activity: bool) -> SessionCheck:
+    now = datetime.now(timezone.utc)
+    if row is None:
+        return SessionCheck(0, None, SessionEnd.EXPIRED)
+    # A disabled user learns why, even when disabling also revoked the tokens.
+    if user is None or not user.active:
+        return SessionCheck(row.id, None, SessionEnd.DISABLED)
+    if row.revoked or row.expires_at <= now:
+        return SessionCheck(row.id, None, SessionEnd.EXPIRED)
+    last_used = row.last_used_at or row.created_at
+    if row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds):
+        row.revoked = True
+        session.add(row)
+        session.flush()
+        return SessionCheck(row.id, None, SessionEnd.IDLE)
+    if activity and now - last_used >= LAST_USE_RESOLUTION:
+        row.last_used_at = now
+        session.add(row)
+        session.flush()
+    return SessionCheck(row.id, _principal(user))
+
+
+def start_dashboard_session(*, session: Session, token: str) -> SessionCheck:
+    """Adopt ``token`` for a dashboard tab (at sign-in, or a new tab finding it in the browser).
+
+    From now on it ends after :data:`SESSION_IDLE_TIMEOUT` without activity. Opening the
+    tab counts as activity. The tab then names the session by ``session_id`` only.
+    """
+    row = _token_row(session, token)
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    if row is not None and row.idle_timeout_seconds is None:
+        row.idle_timeout_seconds = int(SESSION_IDLE_TIMEOUT.total_seconds())
+        session.add(row)
+        session.flush()
+    return _check_session(session, row, user, activity=True)
+
+
+def check_session(*, session: Session, session_id: int, activity: bool) -> SessionCheck:
+    """The state of session ``session_id``: one lookup by primary key (token row and its user).
+
+    ``activity`` is True for what the user did (it keeps the session alive, written at most
+    once per :data:`LAST_USE_RESOLUTION`) and False for the dashboard's own timers. An idle
+    session is revoked here.
+    """
+    found = session.exec(
+        select(ApiToken, User)
+        .join(User, (User.id == ApiToken.user_id) & (User.tenant_id == ApiToken.tenant_id))
+        .where(ApiToken.id == session_id)
+    ).first()
+    row, user = found if found is not None else (None, None)
+    return _check_session(session, row, user, activity=activity)
+
+
+def revoke_session(*, session: Session, session_id: int) -> None:
+    """Sign session ``session_id`` out (the dashboard's "log out"); already ended is fine."""
+    row = session.exec(select(ApiToken).where(ApiToken.id == session_id)).first()
+    if row is not None and not row.revoked:
+        row.revoked = True
+        session.add(row)
+        session.flush()
+
+
+def revoke_user_tokens(*, session: Session, tenant_id: int, user_id: int) -> int:
+    """End every session and token of the user (disabling, a password reset, "sign out
+    everywhere"); their open dashboard tabs are signed out at their next check. Returns
+    how many were still live."""
+    rows = session.exec(tenant_select(ApiToken, tenant_id).where(ApiToken.user_id == user_id, ApiToken.revoked == False)).all()  # noqa: E712
+    for row in rows:
+        row.revoked = True
+        session.add(row)
+    session.flush()
+    return len(rows)
