@@ -19,7 +19,7 @@ from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_e
 from services.errors import DomainError, NotFound
 from services.models import CallDirection, CallFilters, Principal
 from watheeq_ui.i18n import tr
-from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,6 @@ class SoftphoneState(rx.State):
 
     _extension: str = ""
 
-    async def _principal(self) -> Principal | None:
-        auth = await self.get_state(AuthState)
-        return auth._principal()
 
     async def _lang(self) -> str:
         return (await self.get_state(LangState)).lang
@@ -63,7 +60,7 @@ class SoftphoneState(rx.State):
     @rx.event
     async def load_config(self):
         """on_mount of the phone: the signed-in agent's extension, or nothing."""
-        principal = await self._principal()
+        principal = await principal_for_page(self, activity=False)
         if principal is None:
             self.clear_config()
             return
@@ -123,7 +120,8 @@ class SoftphoneState(rx.State):
     @rx.event
     async def on_registration(self, payload: dict[str, Any]):
         """The first registration of a page closes the calls its previous page left open."""
-        principal = await self._principal()
+        # The phone's own doing, not the user's: it does not keep the session alive.
+        principal = await principal_for_page(self, activity=False)
         if principal is None or payload.get("state") != "registered" or not payload.get("first"):
             return
         with db.session_scope() as session:
@@ -138,7 +136,10 @@ class SoftphoneState(rx.State):
 
     @rx.event
     async def on_call_event(self, payload: dict[str, Any]):
-        principal = await self._principal()
+        # Placing, answering and talking are the user's activity; a call ringing at an
+        # unattended tab is not, or incoming calls would keep it signed in forever.
+        by_user = payload.get("direction") != "incoming" or payload.get("kind") == "accepted" or bool(payload.get("answered_at"))
+        principal = await principal_for_page(self, activity=by_user)
         if principal is None or not self._extension:
             return
         now = datetime.now(timezone.utc)
@@ -184,7 +185,7 @@ class SoftphoneState(rx.State):
     @rx.event
     async def lookup(self, number: str):
         """The client whose phone is ``number`` (as typed or as the caller's), for the card."""
-        principal = await self._principal()
+        principal = await principal_for_page(self)
         number = (number or "").strip()
         if principal is None or len(number) < 5:
             self.match = {}
@@ -197,7 +198,7 @@ class SoftphoneState(rx.State):
 
     @rx.event
     async def save_wrap_up(self, payload: dict[str, Any]):
-        principal = await self._principal()
+        principal = await principal_for_page(self)
         if principal is None or not self._extension:
             return
         key = leg_key(
