@@ -14,6 +14,7 @@ import reflex as rx
 
 from watheeq_ui import routes
 from watheeq_ui.components.softphone import softphone_slot
+from watheeq_ui.components.softphone.state import SoftphoneState
 from watheeq_ui.components.ui import role_label
 from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import PAGE_LOADERS, SESSION_CHECK_MS, AuthState
@@ -232,7 +233,11 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
         rx.cond(AuthState.has_extension, softphone_slot()),
         # A session revoked elsewhere, a disabled user or an idle tab ends without any user
         # action; the status refresh keeps the header honest.
-        rx.moment(interval=SESSION_CHECK_MS, on_change=AuthState.check_session, display="none"),
+        rx.moment(
+            interval=SESSION_CHECK_MS,
+            on_change=[SoftphoneState.keep_alive_while_talking, AuthState.check_session],
+            display="none",
+        ),
         rx.moment(interval=60_000, on_change=LineState.refresh, display="none"),
         dir=LangState.direction,
         lang=LangState.lang,

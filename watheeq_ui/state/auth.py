@@ -150,6 +150,8 @@ class AuthState(rx.State):
         return principal if principal.role in ACCESS_ROLES[access] else None
 
     async def _resume(self, token: str) -> accounts.SessionCheck | None:
+        """Adopt the browser's token for this tab; None without one, else the check (its
+        principal None, with the reason, when the session has ended)."""
         token = token if isinstance(token, str) else ""
         if not token:
             return None
@@ -170,9 +172,8 @@ class AuthState(rx.State):
                 return check, tenant, True
 
         check, tenant, has_extension = await asyncio.to_thread(start)
-        if check.principal is None or tenant is None:
-            return None
-        self._adopt(check, tenant, has_extension)
+        if check.principal is not None and tenant is not None:
+            self._adopt(check, tenant, has_extension)
         return check
 
     # ------------------------------------------------------------------ events
@@ -211,7 +212,8 @@ class AuthState(rx.State):
             accounts.login_throttle.record_success(key)
         self.notice = ""
         # The token goes to the browser in this event's answer and is never a state var.
-        if await self._resume(token) is None:
+        started = await self._resume(token)
+        if started is None or started.principal is None:
             self.submitting = False
             self.login_error = "wrong_login"
             return
@@ -243,9 +245,13 @@ class AuthState(rx.State):
     async def resume_session(self, token: str):
         """The browser's stored token, for a tab that has no session yet (see the module doc)."""
         route, self._pending_route = self._pending_route, ""
-        if await self._resume(token) is None:
-            self._forget(self.notice if not token else "session_expired")
-            return [rx.call_script(_FORGET_TOKEN), self._login_redirect()] if token else self._login_redirect()
+        check = await self._resume(token)
+        if check is None:
+            self._forget(self.notice)
+            return self._login_redirect()
+        if check.principal is None:
+            self._forget((check.ended or accounts.SessionEnd.EXPIRED).value)
+            return [rx.call_script(_FORGET_TOKEN), self._login_redirect()]
         return list(PAGE_LOADERS.get(route, []))
 
     @rx.event
@@ -261,8 +267,11 @@ class AuthState(rx.State):
 
     @rx.event
     async def resume_on_login_page(self, token: str):
-        if await self._resume(token) is None:
-            return rx.call_script(_FORGET_TOKEN) if token else None
+        check = await self._resume(token)
+        if check is None:
+            return None
+        if check.principal is None:
+            return rx.call_script(_FORGET_TOKEN)
         return rx.redirect(routes.DASHBOARD)
 
     @rx.event

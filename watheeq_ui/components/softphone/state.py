@@ -8,6 +8,7 @@ config is ever loaded, and it is dropped when the phone unmounts (sign-out).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # A browser clock further off than this is not trusted for call times.
 _MAX_CLOCK_SKEW = timedelta(minutes=10)
 _RECENT = 5
+# A call reported answered but never ended (a crashed tab) stops counting after this.
+_LONGEST_CALL_S = 4 * 3600
 
 
 def _browser_time(value: Any, now: datetime) -> datetime | None:
@@ -52,6 +55,9 @@ class SoftphoneState(rx.State):
     cases: list[dict[str, Any]] = []
 
     _extension: str = ""
+    # Calls this tab is talking on (SIP Call-ID -> when answered, monotonic seconds): talking
+    # is activity, so a long call never ends in an idle sign-out that would drop it.
+    _talking: dict[str, float] = {}
 
 
     async def _lang(self) -> str:
@@ -96,6 +102,7 @@ class SoftphoneState(rx.State):
         self.recent = []
         self.cases = []
         self._extension = ""
+        self._talking = {}
 
     def _load_recent(self, principal: Principal) -> None:
         with db.session_scope() as session:
@@ -179,8 +186,19 @@ class SoftphoneState(rx.State):
             self.cases = [{"id": c.id, "title": c.title} for c in cases]
         elif event.kind.value == "new":
             self.cases = []
+        if event.kind.value == "accepted":
+            self._talking = {**self._talking, event.sip_call_id: time.monotonic()}
         if event.kind.value in ("ended", "failed"):
+            self._talking = {k: v for k, v in self._talking.items() if k != event.sip_call_id}
             self._load_recent(principal)
+
+    @rx.event
+    async def keep_alive_while_talking(self):
+        """With the layout's session check: a call in progress counts as the user's activity."""
+        now = time.monotonic()
+        self._talking = {k: v for k, v in self._talking.items() if now - v < _LONGEST_CALL_S}
+        if self._talking:
+            await principal_for_page(self, activity=True)
 
     @rx.event
     async def lookup(self, number: str):
