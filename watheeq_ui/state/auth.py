@@ -105,10 +105,16 @@ class AuthState(rx.State):
 
     def _show_user(self, principal: Principal) -> None:
         # A role or name changed by an admin shows at the next event, without a reload.
-        self.signed_in = True
-        self.user_name = principal.full_name or principal.email
-        self.user_email = principal.email
-        self.role = principal.role.value
+        # Only what changed is set: every var set is sent to the browser and re-renders the page.
+        shown = {
+            "signed_in": True,
+            "user_name": principal.full_name or principal.email,
+            "user_email": principal.email,
+            "role": principal.role.value,
+        }
+        for name, value in shown.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
 
     def _adopt(self, check: accounts.SessionCheck, tenant: TenantPublic, has_extension: bool) -> None:
         principal = check.principal
