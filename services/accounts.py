@@ -13,6 +13,7 @@ log in the same transaction, never with a password or a link token in it.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 import re
@@ -468,13 +469,13 @@ def change_own_password(
     principal: Principal,
     current_password: str,
     new_password: str,
-    keep_token: str | None = None,
+    keep_session_id: int | None = None,
     source: str | None = None,
 ) -> int:
     """The signed-in user changes their password, proving the current one.
 
-    Every other session of the user ends; ``keep_token`` (the one making the change)
-    stays valid. A wrong current password counts against the sign-in throttle of the
+    Every other session of the user ends; ``keep_session_id`` (the session making the
+    change, see :func:`session_id_of`) stays valid. A wrong current password counts against the sign-in throttle of the
     user's email, so a stolen session cannot guess it faster than the sign-in page.
     Returns how many sessions were ended.
     """
@@ -494,7 +495,7 @@ def change_own_password(
     user.password_hash = security.hash_password(new_password)
     session.add(user)
     _drop_password_links(session, user)
-    ended = revoke_user_tokens(session=session, tenant_id=user.tenant_id, user_id=user.id, keep_token=keep_token)
+    ended = revoke_user_tokens(session=session, tenant_id=user.tenant_id, user_id=user.id, keep_session_id=keep_session_id)
     audit.record(
         session=session, tenant_id=user.tenant_id, actor=principal, action="user.password_changed",
         object_type="user", object_id=user.id, detail={"sessions_ended": ended},
@@ -715,7 +716,13 @@ def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datet
     token = security.new_token()
     expires_at = security.token_expiry(ttl)
     session.add(
-        ApiToken(tenant_id=user.tenant_id, user_id=user.id, token_hash=security.hash_token(token), expires_at=expires_at)
+        ApiToken(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            token_hash=security.hash_token(token),
+            expires_at=expires_at,
+            last_used_at=datetime.now(timezone.utc),
+        )
     )
     session.flush()
     return token, expires_at
@@ -729,14 +736,14 @@ def _token_row(session: Session, token: str | None) -> ApiToken | None:
 
 
 def principal_for_token(*, session: Session, token: str) -> Principal:
-    """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired, revoked or disabled."""
+    """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired,
+    revoked, idle too long or its user is disabled. A use counts as activity."""
     row = _token_row(session, token)
-    if row is None or row.revoked or row.expires_at <= datetime.now(timezone.utc):
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    check = _check_session(session, row, user, activity=True)
+    if check.principal is None:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
-    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first()
-    if user is None or not user.active:
-        raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
-    return _principal(user)
+    return check.principal
 
 
 def revoke_token(*, session: Session, token: str) -> None:
@@ -748,13 +755,108 @@ def revoke_token(*, session: Session, token: str) -> None:
         session.flush()
 
 
-def revoke_user_tokens(*, session: Session, tenant_id: int, user_id: int, keep_token: str | None = None) -> int:
-    """End every live session of one user at once (all but ``keep_token``); returns how many ended."""
+# --------------------------------------------------------------------------- dashboard sessions
+
+# A dashboard tab left alone this long is signed out; scripts' tokens have no idle limit.
+SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+# Writing the last use on every event would turn each one into a write; a minute of slack
+# on a 30-minute timeout is invisible to the user.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+class SessionEnd(str, enum.Enum):
+    """Why a session no longer acts for its user (the UI shows a message for each)."""
+
+    EXPIRED = "session_expired"  # unknown, expired or revoked (signed out, here or elsewhere)
+    IDLE = "idle_logged_out"
+    DISABLED = "account_disabled"
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """A session's state: its principal while it is valid, otherwise why it ended."""
+
+    session_id: int
+    principal: Principal | None
+    ended: SessionEnd | None = None
+
+
+def _check_session(session: Session, row: ApiToken | None, user: User | None, *, activity: bool) -> SessionCheck:
+    now = datetime.now(timezone.utc)
+    if row is None:
+        return SessionCheck(0, None, SessionEnd.EXPIRED)
+    # A disabled user learns why, even when disabling also revoked the tokens.
+    if user is None or not user.active:
+        return SessionCheck(row.id, None, SessionEnd.DISABLED)
+    if row.revoked or row.expires_at <= now:
+        return SessionCheck(row.id, None, SessionEnd.EXPIRED)
+    last_used = row.last_used_at or row.created_at
+    if row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds):
+        row.revoked = True
+        session.add(row)
+        session.flush()
+        return SessionCheck(row.id, None, SessionEnd.IDLE)
+    if activity and now - last_used >= LAST_USE_RESOLUTION:
+        row.last_used_at = now
+        session.add(row)
+        session.flush()
+    return SessionCheck(row.id, _principal(user))
+
+
+def start_dashboard_session(*, session: Session, token: str) -> SessionCheck:
+    """Adopt ``token`` for a dashboard tab (at sign-in, or a new tab finding it in the browser).
+
+    From now on it ends after :data:`SESSION_IDLE_TIMEOUT` without activity. Opening the
+    tab counts as activity. The tab then names the session by ``session_id`` only.
+    """
+    row = _token_row(session, token)
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    if row is not None and row.idle_timeout_seconds is None:
+        row.idle_timeout_seconds = int(SESSION_IDLE_TIMEOUT.total_seconds())
+        session.add(row)
+        session.flush()
+    return _check_session(session, row, user, activity=True)
+
+
+def check_session(*, session: Session, session_id: int, activity: bool) -> SessionCheck:
+    """The state of session ``session_id``: one lookup by primary key (token row and its user).
+
+    ``activity`` is True for what the user did (it keeps the session alive, written at most
+    once per :data:`LAST_USE_RESOLUTION`) and False for the dashboard's own timers. An idle
+    session is revoked here.
+    """
+    found = session.exec(
+        select(ApiToken, User)
+        .join(User, (User.id == ApiToken.user_id) & (User.tenant_id == ApiToken.tenant_id))
+        .where(ApiToken.id == session_id)
+    ).first()
+    row, user = found if found is not None else (None, None)
+    return _check_session(session, row, user, activity=activity)
+
+
+def revoke_session(*, session: Session, session_id: int) -> None:
+    """Sign session ``session_id`` out (the dashboard's "log out"); already ended is fine."""
+    row = session.exec(select(ApiToken).where(ApiToken.id == session_id)).first()
+    if row is not None and not row.revoked:
+        row.revoked = True
+        session.add(row)
+        session.flush()
+
+
+def session_id_of(*, session: Session, token: str | None) -> int | None:
+    """The id of ``token``'s session (what a dashboard tab keeps instead of the token), if known."""
+    row = _token_row(session, token)
+    return row.id if row is not None else None
+
+
+def revoke_user_tokens(*, session: Session, tenant_id: int, user_id: int, keep_session_id: int | None = None) -> int:
+    """End every live session of one user at once (all but ``keep_session_id``); their open
+    dashboard tabs are signed out at their next check. Returns how many ended."""
     query = tenant_select(ApiToken, tenant_id).where(
         ApiToken.user_id == user_id, ApiToken.revoked == False, ApiToken.expires_at > utcnow()  # noqa: E712
     )
-    if keep_token:
-        query = query.where(ApiToken.token_hash != security.hash_token(keep_token))
+    if keep_session_id:
+        query = query.where(ApiToken.id != keep_session_id)
     rows = session.exec(query).all()
     for row in rows:
         row.revoked = True

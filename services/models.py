@@ -180,6 +180,10 @@ class ApiToken(TenantOwned, table=True):
     created_at: datetime = ts_field(nullable=False, default_now=True)
     expires_at: datetime = ts_field(nullable=False)
     revoked: bool = Field(default=False)
+    # Idle time is measured here, never by the browser: a sign-in from the dashboard ends
+    # after ``idle_timeout_seconds`` without use (None: a script's token, no idle limit).
+    last_used_at: datetime | None = ts_field()
+    idle_timeout_seconds: int | None = Field(default=None)
 
 
 class LoginThrottle(SQLModel, table=True):

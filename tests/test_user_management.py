@@ -341,7 +341,8 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(engine: Engi
         s.commit()
     with db.session_scope() as s:
         ended = accounts.change_own_password(session=s, principal=factories.principal_of(user),
-                                             current_password=factories.PASSWORD, new_password=NEW_PASSWORD, keep_token=here)
+                                             current_password=factories.PASSWORD, new_password=NEW_PASSWORD,
+                                             keep_session_id=accounts.session_id_of(session=s, token=here))
     assert ended == 1
     with Session(engine) as s:
         assert _token_works(s, here) and not _token_works(s, elsewhere)

@@ -14,9 +14,10 @@ import reflex as rx
 
 from watheeq_ui import routes
 from watheeq_ui.components.softphone import softphone_slot
+from watheeq_ui.components.softphone.state import SoftphoneState
 from watheeq_ui.components.ui import name_text, role_label
 from watheeq_ui.i18n import t
-from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.auth import PAGE_LOADERS, SESSION_CHECK_MS, AuthState
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.line import LineState
 
@@ -223,6 +224,11 @@ def loading() -> rx.Component:
     return rx.center(rx.spinner(size="3"), padding_top="4rem", width="100%")
 
 
+def session_ended() -> rx.Component:
+    """Shown for the instant between a failed session check and the login page."""
+    return rx.center(rx.spinner(size="3"), on_mount=AuthState.to_login, padding_top="4rem", width="100%", data_testid="session-ended")
+
+
 def shell(content: rx.Component, title_key: str) -> rx.Component:
     return rx.box(
         rx.hstack(
@@ -238,8 +244,14 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
             width="100%",
         ),
         softphone_slot(),
-        # The idle check needs no user action; the status refresh keeps the header honest.
-        rx.moment(interval=60_000, on_change=[AuthState.check_idle, LineState.refresh], display="none"),
+        # A session revoked elsewhere, a disabled user or an idle tab ends without any user
+        # action; the status refresh keeps the header honest.
+        rx.moment(
+            interval=SESSION_CHECK_MS,
+            on_change=[SoftphoneState.keep_alive_while_talking, AuthState.check_session],
+            display="none",
+        ),
+        rx.moment(interval=60_000, on_change=LineState.refresh, display="none"),
         dir=LangState.direction,
         lang=LangState.lang,
         min_height="100vh",
@@ -257,18 +269,20 @@ def template(
 ) -> Callable[[Callable[[], rx.Component]], Callable[[], rx.Component]]:
     """Register a signed-in page: session check, role guard, sidebar, header, softphone slot."""
     loaders: Sequence = on_load if isinstance(on_load, list | tuple) else ([on_load] if on_load else [])
+    # They run once the session is known (see AuthState.open_page).
+    PAGE_LOADERS[route] = [LineState.refresh, *loaders]
 
     def decorator(page_content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
         allowed = _allowed(access)
 
-        @rx.page(
-            route=route,
-            title="Watheeq",
-            on_load=[AuthState.ensure_session, LineState.refresh, *loaders],
-        )
+        @rx.page(route=route, title="Watheeq", on_load=AuthState.open_page(route))
         def page() -> rx.Component:
             body = page_content() if allowed is True else rx.cond(allowed, page_content(), not_allowed())
-            return rx.cond(AuthState.signed_in, shell(body, title_key), loading())
+            return rx.cond(
+                AuthState.signed_in,
+                shell(body, title_key),
+                rx.cond(AuthState.session_ended, session_ended(), loading()),
+            )
 
         page.__name__ = page_content.__name__
         return page

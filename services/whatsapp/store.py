@@ -243,9 +243,18 @@ def disconnect(*, session: Session, tenant_id: int, actor: Principal) -> Whatsap
     return _status_public(row)
 
 
-def get_session_status(*, session: Session, tenant_id: int) -> WhatsappStatusPublic:
-    """The line's status as the sidecar last wrote it, with the live QR payload while pending."""
-    return _status_public(_session_row(session, tenant_id))
+def get_session_status(*, session: Session, tenant_id: int, actor: Principal) -> WhatsappStatusPublic:
+    """The line's status as the sidecar last wrote it, as ``actor`` may see it.
+
+    Whoever scans the QR code becomes the firm's WhatsApp line, so the live payload (and
+    when it was issued) is given only to those who may link the line: OWNER and ADMIN.
+    Both edges call this, so the rule holds for the REST route and the page alike.
+    """
+    _require_tenant(actor, tenant_id)
+    status = _status_public(_session_row(session, tenant_id))
+    if not actor.is_admin:
+        status = status.model_copy(update={"qr_payload": None, "qr_issued_at": None})
+    return status
 
 
 def get_error_detail(*, session: Session, tenant_id: int, actor: Principal) -> str | None:

@@ -108,7 +108,12 @@ def test_validation_errors_do_not_echo_the_password(http: httpx.Client) -> None:
     assert "hunter2-secret" not in r.text
 
 
-def test_repeated_failures_are_slowed_down_with_retry_after(http: httpx.Client, firm: Firm) -> None:
+def test_repeated_failures_are_slowed_down_with_retry_after(
+    http: httpx.Client, firm: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock stands still: on a loaded machine the first wait (1 s) could pass before the sixth try.
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(accounts, "utcnow", lambda: now)
     email = firm.users[Role.MANAGER].email
     codes = [_login(http, email, "wrong password").status_code for _ in range(5)]
     assert codes == [401] * 5

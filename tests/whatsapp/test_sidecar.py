@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from services import db
-from services.models import MessageStatus, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappStatus, WhatsappStatusPublic
+from services.models import MessageStatus, Principal, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappStatus, WhatsappStatusPublic
 from services.whatsapp import failures, store
 from services.whatsapp.sidecar import Sidecar, backoff_delay
 from services.whatsapp.simulator import SimulatorGateway, enqueue_command
@@ -30,7 +30,10 @@ def _tenant_and_admin() -> tuple[int, object]:
 
 def _status(tenant_id: int) -> WhatsappStatusPublic:
     with db.session_scope() as session:
-        return store.get_session_status(session=session, tenant_id=tenant_id)
+        # The sidecar's view: everything, the QR payload included (as an owner sees it).
+        return store.get_session_status(
+            session=session, tenant_id=tenant_id, actor=Principal(user_id=0, tenant_id=tenant_id, role=Role.OWNER)
+        )
 
 
 async def _until(check: Callable[[], object], timeout: float = 5.0) -> object:

@@ -38,7 +38,8 @@ def _connected(session: Session, tenant) -> None:
 
 def test_status_of_a_tenant_without_a_session_is_disconnected(session: Session) -> None:
     tenant = f.make_tenant(session)
-    status = store.get_session_status(session=session, tenant_id=tenant.id)
+    agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
+    status = store.get_session_status(session=session, tenant_id=tenant.id, actor=agent)
     assert status.status == WhatsappStatus.DISCONNECTED
     assert status.desired_state == WhatsappDesiredState.DISCONNECTED
     assert status.gateway == "simulator"
@@ -257,7 +258,7 @@ def test_leases_are_exclusive_until_they_lapse(session: Session) -> None:
     assert [l.tenant_id for l in store.restore_active_sessions(session=session, worker_id="b", lease_seconds=10, now=later)] == [tenant.id]
     lost = store.sync_worker(session=session, worker_id="a", held=[tenant.id], lease_seconds=10, renew=True, claim_limit=5, now=later)
     assert lost.leases == [] and lost.claimed == set()
-    assert store.get_session_status(session=session, tenant_id=tenant.id).qr_payload == "qr"
+    assert store.get_session_status(session=session, tenant_id=tenant.id, actor=owner).qr_payload == "qr"
 
 
 def test_a_worker_holding_sessions_still_claims_the_next_free_one(session: Session) -> None:
@@ -318,3 +319,27 @@ def test_messages_fingerprint_changes_only_when_a_message_arrives_or_moves(sessi
     assert store.messages_fingerprint(session=session, tenant_id=tenant.id) == queued
     store.mark_sent(session=session, tenant_id=tenant.id, message_id=sent.id, wa_message_id="WA1")
     assert store.messages_fingerprint(session=session, tenant_id=tenant.id) != queued
+
+
+@pytest.mark.parametrize("role", [Role.MANAGER, Role.AGENT])
+def test_only_owner_and_admin_are_shown_the_linking_qr(session: Session, role: Role) -> None:
+    tenant = f.make_tenant(session)
+    admin = f.principal_of(f.make_user(session, tenant, Role.ADMIN))
+    other = f.principal_of(f.make_user(session, tenant, role))
+    store.init_session(session=session, tenant_id=tenant.id, actor=admin)
+    now = datetime.now(timezone.utc)
+    store.restore_active_sessions(session=session, worker_id="a", lease_seconds=10, now=now)
+    assert store.record_qr(session=session, tenant_id=tenant.id, worker_id="a", payload="2@scan-me")
+
+    seen_by_admin = store.get_session_status(session=session, tenant_id=tenant.id, actor=admin)
+    seen_by_other = store.get_session_status(session=session, tenant_id=tenant.id, actor=other)
+    assert seen_by_admin.qr_payload == "2@scan-me" and seen_by_admin.qr_issued_at is not None
+    assert seen_by_other.status == WhatsappStatus.QR_PENDING
+    assert seen_by_other.qr_payload is None and seen_by_other.qr_issued_at is None
+
+
+def test_another_firms_user_cannot_read_the_line(session: Session) -> None:
+    tenant, other_firm = f.make_tenant(session), f.make_tenant(session)
+    outsider = f.principal_of(f.make_user(session, other_firm, Role.OWNER))
+    with pytest.raises(Forbidden):
+        store.get_session_status(session=session, tenant_id=tenant.id, actor=outsider)

@@ -39,13 +39,13 @@ class AccountState(rx.State):
         if new != str(form.get("confirm_password") or ""):
             self.errors = {"confirm_password": tr(lang, "passwords_differ")}
             return None
-        keep, source = auth.token, self.router.session.client_ip or None
+        keep, source = auth._session_id, self.router.session.client_ip or None
 
         def change() -> int:
             with db.session_scope() as session:
                 return accounts.change_own_password(
                     session=session, principal=principal, current_password=current, new_password=new,
-                    keep_token=keep, source=source,
+                    keep_session_id=keep, source=source,
                 )
 
         try:
@@ -70,9 +70,8 @@ class AccountState(rx.State):
                 return accounts.sign_out_everywhere(session=session, principal=principal)
 
         await asyncio.to_thread(sign_out)
-        auth = await self.get_state(AuthState)
-        auth._forget()
-        return rx.redirect(routes.LOGIN)
+        # This session ended with the others: sign the tab out as "log out" does.
+        return AuthState.logout
 
 
 def _password(name: str) -> rx.Component:

@@ -59,7 +59,8 @@ class ExtensionsState(rx.State):
     form_user: str = ""
     form_extension: str = ""
     form_display_name: str = ""
-    form_password: str = ""
+    # No SIP password nor TURN credential here: state is pickled to disk or Redis. Those
+    # fields are uncontrolled and reach the server only as their form's submit argument.
     form_errors: dict[str, str] = {}
 
     delete_id: str = ""
@@ -73,7 +74,6 @@ class ExtensionsState(rx.State):
     pbx_stun: str = ""
     pbx_turn_url: str = ""
     pbx_turn_username: str = ""
-    pbx_turn_credential: str = ""
     pbx_wss_url: str = ""
     pbx_errors: dict[str, str] = {}
 
@@ -109,7 +109,6 @@ class ExtensionsState(rx.State):
         with db.session_scope() as session:
             pbx = call_center.get_pbx_settings(session=session, tenant_id=principal.tenant_id)
         self.pbx_errors = {}
-        self.pbx_turn_credential = ""
         if pbx is None:
             return
         self.pbx_host, self.pbx_port, self.pbx_path, self.pbx_domain = pbx.host, str(pbx.wss_port), pbx.wss_path, pbx.sip_domain
@@ -146,7 +145,6 @@ class ExtensionsState(rx.State):
         current = next((u for u in self.users if u.user_id == value), None)
         self.form_extension = current.extension if current else ""
         self.form_display_name = current.display_name if current else ""
-        self.form_password = ""
         self.form_errors = {}
 
     @rx.event
@@ -158,15 +156,13 @@ class ExtensionsState(rx.State):
         self.form_display_name = value
 
     @rx.event
-    def set_form_password(self, value: str):
-        self.form_password = value
-
-    @rx.event
     def edit(self, user_id: str):
         return ExtensionsState.set_form_user(user_id)
 
     @rx.event
-    async def assign(self):
+    async def assign(self, form: dict):
+        """The assignment form's submit; ``form`` carries the SIP password, never kept."""
+        password = str(form.get("password") or "") if isinstance(form, dict) else ""
         principal = await principal_for_page(self, "admin")
         if principal is None:
             return None
@@ -184,14 +180,13 @@ class ExtensionsState(rx.State):
                         user_id=int(self.form_user),
                         extension=self.form_extension,
                         display_name=self.form_display_name,
-                        password=self.form_password or None,
+                        password=password or None,
                     ),
                 )
         except DomainError as exc:
             self.form_errors = {_error_field(exc, "extension"): error_text(lang, exc)}
             return None
         self.form_errors = {}
-        self.form_password = ""
         self._reload(principal)
         return rx.toast.success(f"{tr(lang, 'saved')}: {result.extension}")
 
@@ -224,11 +219,13 @@ class ExtensionsState(rx.State):
 
     @rx.event
     def set_pbx_field(self, name: str, value: str):
-        if name in {"host", "transport", "port", "path", "domain", "stun", "turn_url", "turn_username", "turn_credential"}:
+        if name in {"host", "transport", "port", "path", "domain", "stun", "turn_url", "turn_username"}:
             setattr(self, f"pbx_{name}", value)
 
     @rx.event
-    async def save_pbx(self):
+    async def save_pbx(self, form: dict):
+        """The PBX form's submit; ``form`` carries the TURN credential, never kept."""
+        turn_credential = str(form.get("turn_credential") or "") if isinstance(form, dict) else ""
         principal = await principal_for_page(self, "admin")
         if principal is None:
             return None
@@ -257,7 +254,7 @@ class ExtensionsState(rx.State):
                         ice_servers=ice,
                     ),
                     # Empty keeps the stored credential: the field never shows it.
-                    turn_credential=self.pbx_turn_credential or None,
+                    turn_credential=turn_credential or None,
                 )
         except DomainError as exc:
             self.pbx_errors = {_error_field(exc, "host"): error_text(lang, exc)}
@@ -374,45 +371,54 @@ def _users_table() -> rx.Component:
     )
 
 
+# The secret fields' element ids: the submit chain empties them whatever the outcome.
+PASSWORD_FIELD_ID = "assign-password"
+TURN_CREDENTIAL_FIELD_ID = "pbx-turn-credential"
+
+
 def _assign_form() -> rx.Component:
     errors = ExtensionsState.form_errors
     return card(
         section_title("assign_extension"),
-        rx.vstack(
-            labelled(
-                "user",
-                rx.select.root(
-                    rx.select.trigger(placeholder=t("choose_user"), width="100%", data_testid="assign-user"),
-                    rx.select.content(rx.foreach(ExtensionsState.user_options, lambda o: rx.select.item(o.label, value=o.value))),
-                    value=ExtensionsState.form_user,
-                    on_change=ExtensionsState.set_form_user,
+        rx.form(
+            rx.vstack(
+                labelled(
+                    "user",
+                    rx.select.root(
+                        rx.select.trigger(placeholder=t("choose_user"), width="100%", data_testid="assign-user"),
+                        rx.select.content(rx.foreach(ExtensionsState.user_options, lambda o: rx.select.item(o.label, value=o.value))),
+                        value=ExtensionsState.form_user,
+                        on_change=ExtensionsState.set_form_user,
+                    ),
+                    errors.get("user_id", ""),
                 ),
-                errors.get("user_id", ""),
-            ),
-            labelled(
-                "extension",
-                rx.input(value=ExtensionsState.form_extension, on_change=ExtensionsState.set_form_extension, inputmode="numeric", data_testid="assign-extension"),
-                errors.get("extension", ""),
-            ),
-            labelled(
-                "display_name",
-                rx.input(value=ExtensionsState.form_display_name, on_change=ExtensionsState.set_form_display_name, data_testid="assign-display-name"),
-                errors.get("display_name", ""),
-            ),
-            labelled(
-                "sip_password",
-                rx.input(
-                    type="password",
-                    value=ExtensionsState.form_password,
-                    on_change=ExtensionsState.set_form_password,
-                    auto_complete="new-password",
-                    data_testid="assign-password",
+                labelled(
+                    "extension",
+                    rx.input(value=ExtensionsState.form_extension, on_change=ExtensionsState.set_form_extension, inputmode="numeric", data_testid="assign-extension"),
+                    errors.get("extension", ""),
                 ),
-                errors.get("password", ""),
-                hint_key="sip_password_hint",
+                labelled(
+                    "display_name",
+                    rx.input(value=ExtensionsState.form_display_name, on_change=ExtensionsState.set_form_display_name, data_testid="assign-display-name"),
+                    errors.get("display_name", ""),
+                ),
+                labelled(
+                    "sip_password",
+                    rx.input(
+                        type="password",
+                        name="password",
+                        id=PASSWORD_FIELD_ID,
+                        auto_complete="new-password",
+                        data_testid="assign-password",
+                    ),
+                    errors.get("password", ""),
+                    hint_key="sip_password_hint",
+                ),
+                rx.button(rx.icon("check", size=14), t("assign"), type="submit", data_testid="assign-submit"),
+                spacing="3",
+                width="100%",
             ),
-            rx.button(rx.icon("check", size=14), t("assign"), on_click=ExtensionsState.assign, data_testid="assign-submit"),
-            spacing="3",
+            on_submit=[ExtensionsState.assign, rx.set_value(PASSWORD_FIELD_ID, "")],
             width="100%",
         ),
     )
@@ -431,61 +437,68 @@ def _pbx_input(label_key: str, name: str, value: rx.Var, error_key: str, hint_ke
 def _pbx_form() -> rx.Component:
     return card(
         section_title("pbx_settings", rx.code(ExtensionsState.pbx_wss_url, size="1")),
-        rx.grid(
-            _pbx_input("pbx_host", "host", ExtensionsState.pbx_host, "host", placeholder="pbx.example.local"),
-            _pbx_input("sip_domain", "domain", ExtensionsState.pbx_domain, "sip_domain"),
-            labelled(
-                "pbx_transport",
-                rx.select.root(
-                    rx.select.trigger(width="100%", data_testid="pbx-transport"),
-                    rx.select.content(
-                        rx.select.item(t("pbx_transport_wss"), value="wss"),
-                        rx.select.item(t("pbx_transport_ws"), value="ws"),
-                    ),
-                    value=ExtensionsState.pbx_transport,
-                    on_change=lambda v: ExtensionsState.set_pbx_field("transport", v),
-                ),
-                ExtensionsState.pbx_errors.get("transport", ""),
-            ),
-            _pbx_input("wss_port", "port", ExtensionsState.pbx_port, "wss_port", inputmode="numeric"),
-            _pbx_input("wss_path", "path", ExtensionsState.pbx_path, "wss_path"),
-            columns="2",
-            spacing="3",
-            width="100%",
-        ),
-        rx.vstack(
-            labelled(
-                "stun_servers",
-                rx.text_area(
-                    value=ExtensionsState.pbx_stun,
-                    on_change=lambda v: ExtensionsState.set_pbx_field("stun", v),
-                    placeholder="stun:stun.example.local:3478",
-                    rows="2",
-                    dir="ltr",
-                    data_testid="pbx-stun",
-                ),
-            ),
+        rx.form(
             rx.grid(
-                _pbx_input("turn_server", "turn_url", ExtensionsState.pbx_turn_url, "turn", placeholder="turn:turn.example.local:3478"),
-                _pbx_input("turn_username", "turn_username", ExtensionsState.pbx_turn_username, "turn_username"),
+                _pbx_input("pbx_host", "host", ExtensionsState.pbx_host, "host", placeholder="pbx.example.local"),
+                _pbx_input("sip_domain", "domain", ExtensionsState.pbx_domain, "sip_domain"),
+                labelled(
+                    "pbx_transport",
+                    rx.select.root(
+                        rx.select.trigger(width="100%", data_testid="pbx-transport"),
+                        rx.select.content(
+                            rx.select.item(t("pbx_transport_wss"), value="wss"),
+                            rx.select.item(t("pbx_transport_ws"), value="ws"),
+                        ),
+                        value=ExtensionsState.pbx_transport,
+                        on_change=lambda v: ExtensionsState.set_pbx_field("transport", v),
+                    ),
+                    ExtensionsState.pbx_errors.get("transport", ""),
+                ),
+                _pbx_input("wss_port", "port", ExtensionsState.pbx_port, "wss_port", inputmode="numeric"),
+                _pbx_input("wss_path", "path", ExtensionsState.pbx_path, "wss_path"),
                 columns="2",
                 spacing="3",
                 width="100%",
             ),
-            _pbx_input(
-                "turn_credential",
-                "turn_credential",
-                ExtensionsState.pbx_turn_credential,
-                "turn_credential",
-                hint_key="turn_credential_hint",
-                type="password",
-                auto_complete="new-password",
+            rx.vstack(
+                labelled(
+                    "stun_servers",
+                    rx.text_area(
+                        value=ExtensionsState.pbx_stun,
+                        on_change=lambda v: ExtensionsState.set_pbx_field("stun", v),
+                        placeholder="stun:stun.example.local:3478",
+                        rows="2",
+                        dir="ltr",
+                        data_testid="pbx-stun",
+                    ),
+                ),
+                rx.grid(
+                    _pbx_input("turn_server", "turn_url", ExtensionsState.pbx_turn_url, "turn", placeholder="turn:turn.example.local:3478"),
+                    _pbx_input("turn_username", "turn_username", ExtensionsState.pbx_turn_username, "turn_username"),
+                    columns="2",
+                    spacing="3",
+                    width="100%",
+                ),
+                labelled(
+                    "turn_credential",
+                    rx.input(
+                        type="password",
+                        name="turn_credential",
+                        id=TURN_CREDENTIAL_FIELD_ID,
+                        auto_complete="new-password",
+                        data_testid="pbx-turn_credential",
+                    ),
+                    ExtensionsState.pbx_errors.get("turn_credential", ""),
+                    hint_key="turn_credential_hint",
+                ),
+                field_error(ExtensionsState.pbx_errors.get("ice", "")),
+                rx.button(rx.icon("save", size=14), t("save"), type="submit", data_testid="pbx-save"),
+                spacing="3",
+                width="100%",
+                margin_top="0.75rem",
             ),
-            field_error(ExtensionsState.pbx_errors.get("ice", "")),
-            rx.button(rx.icon("save", size=14), t("save"), on_click=ExtensionsState.save_pbx, data_testid="pbx-save"),
-            spacing="3",
+            on_submit=[ExtensionsState.save_pbx, rx.set_value(TURN_CREDENTIAL_FIELD_ID, "")],
             width="100%",
-            margin_top="0.75rem",
         ),
     )
 

@@ -30,6 +30,7 @@ def _notice() -> rx.Component:
         AuthState.notice,
         ("idle_logged_out", t("idle_logged_out")),
         ("session_expired", t("session_expired")),
+        ("account_disabled", t("account_disabled")),
         "",
     )
     return rx.cond(

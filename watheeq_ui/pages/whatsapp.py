@@ -57,6 +57,10 @@ _LABELS: dict[str, tuple[str, str]] = {
         "اربط رقم واتساب الخاص بالمكتب لإرسال الرسائل واستقبالها هنا.",
     ),
     "wa_admin_only": ("Only an owner or an admin can link the line.", "يستطيع المالك أو المسؤول فقط ربط الخط."),
+    "wa_admin_linking": (
+        "An owner or an admin is linking the line; the code to scan is shown only to them.",
+        "يقوم المالك أو المسؤول بربط الخط؛ يظهر رمز المسح لهما فقط.",
+    ),
     "wa_scan_title": ("Scan this code with the firm's phone", "امسح هذا الرمز بهاتف المكتب"),
     "wa_scan_steps": ("WhatsApp → Linked devices → Link a device", "واتساب ← الأجهزة المرتبطة ← ربط جهاز"),
     "wa_code_refresh": ("New code in {n} s", "رمز جديد خلال {n} ث"),
@@ -318,7 +322,7 @@ class WhatsappState(rx.State):
             return None
         tz = await tenant_timezone(self)
         with db.session_scope() as session:
-            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
+            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
         self._qr_payload = ""
         # What the page showed before this visit says nothing about the current code.
         self.status = ""
@@ -350,17 +354,17 @@ class WhatsappState(rx.State):
         """
         async with self:
             generation = self._watch_generation
-            auth = await self.get_state(AuthState)
-            if not auth.signed_in:
+            # Watching is not activity: an open WhatsApp page must not keep a tab signed in.
+            viewer = await principal_for_page(self, activity=False)
+            if viewer is None:
                 return
-            tenant_id = auth._tenant_id
-            tz = auth.timezone()
+            tz = await tenant_timezone(self)
 
         def read() -> tuple[WhatsappStatusPublic, str]:
             with db.session_scope() as session:
                 return (
-                    whatsapp.get_session_status(session=session, tenant_id=tenant_id),
-                    messages_fingerprint(session=session, tenant_id=tenant_id, window=MESSAGES_WINDOW),
+                    whatsapp.get_session_status(session=session, tenant_id=viewer.tenant_id, actor=viewer),
+                    messages_fingerprint(session=session, tenant_id=viewer.tenant_id, window=MESSAGES_WINDOW),
                 )
 
         last_line: WhatsappStatusPublic | None = None
@@ -382,9 +386,9 @@ class WhatsappState(rx.State):
                 async with self:
                     if self._watch_generation != generation or now - self._last_beat > BEAT_GRACE_SECONDS:
                         return
-                    auth = await self.get_state(AuthState)
-                    principal = auth._principal()
-                    if principal is None or principal.tenant_id != tenant_id:
+                    # Nothing reaches the browser for a session that has ended since the last round.
+                    principal = await principal_for_page(self, activity=False)
+                    if principal is None or principal.tenant_id != viewer.tenant_id or principal.role != viewer.role:
                         return
                     self._apply_status(line, tz, qr_image)
                     if status_changed:
@@ -667,6 +671,16 @@ def _qr_panel() -> rx.Component:
     )
 
 
+def _linking_panel() -> rx.Component:
+    # The code itself never reaches a non-admin's browser (get_session_status withholds it).
+    return rx.hstack(
+        rx.spinner(size="2"),
+        rx.text(t("wa_admin_linking"), color_scheme="gray"),
+        align="center",
+        data_testid="wa-panel-linking",
+    )
+
+
 def _connected_panel() -> rx.Component:
     def fact(label_key: str, value: rx.Var | rx.Component, test_id: str) -> rx.Component:
         return rx.vstack(
@@ -721,7 +735,7 @@ def _line_panel() -> rx.Component:
         rx.match(
             WhatsappState.status,
             ("CONNECTED", _connected_panel()),
-            ("QR_PENDING", _qr_panel()),
+            ("QR_PENDING", rx.cond(AuthState.is_admin, _qr_panel(), _linking_panel())),
             ("ERROR", _error_panel()),
             ("CONNECTING", rx.hstack(rx.spinner(size="3"), rx.text(t("wa_starting")), align="center", data_testid="wa-panel-connecting")),
             ("", rx.spinner(size="3")),

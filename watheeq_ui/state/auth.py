@@ -1,16 +1,27 @@
-"""The signed-in session of one browser tab.
+"""The signed-in session of one browser tab, checked on the server at every event.
 
-The bearer token lives in the browser's local storage so a reload or a new tab keeps
-the session; who the user is (ids, tenant, role) lives only in backend vars, resolved
-from the token on every page load so a revoked token or a disabled user is noticed at
-the next navigation. Pages never trust the browser's idea of the role: they call
-:func:`principal_for_page` before reading anything.
+Where the session token lives, and why. Reflex 0.10 pickles each tab's state to
+``.states/`` (or Redis): every var, backend ``_vars`` included, and the router data,
+whose ``rx_router_headers`` keep the websocket handshake's headers, Cookie included
+(``reflex/istate/data.py`` ``HeaderData``; pickling one with a cookie keeps it). So an
+HttpOnly cookie would be read by the server only through that pickled header, and an
+``rx.LocalStorage`` var is a state var. Instead the browser keeps the token in its local
+storage (the softphone also needs it for its own credentials route) and hands it to the
+server only as the argument of one event (:meth:`AuthState.resume_session`, through
+``rx.call_script``) when a tab has no session yet; event arguments reach the handler and
+are not stored. The tab's state keeps only the token row's id, in a backend var.
+
+Every event that acts for the user goes through :func:`principal_for_page`: it looks the
+session up by that id (token unexpired and unrevoked, user active, idle time measured on
+the server) and otherwise signs the tab out at once with the reason, which the layout
+shows on the login page. Nothing about the principal is kept between events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import json
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import reflex as rx
@@ -18,14 +29,16 @@ import reflex as rx
 from services import accounts, db
 from services.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from services import call_center
-from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role, SignInResult
+from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role, SignInResult, TenantPublic
 
 from watheeq_ui import routes
 
-IDLE_TIMEOUT_S = 30 * 60
-# Writing the activity stamp to the browser on every event would add a delta to each
-# one; a minute of slack on a 30-minute timeout is invisible to the user.
-ACTIVITY_RESOLUTION_S = 60
+# The browser's copy of the token; the softphone reads the same key (softphone.jsx).
+TOKEN_KEY = "watheeq_session"
+_READ_TOKEN = f"localStorage.getItem({json.dumps(TOKEN_KEY)}) || ''"
+_FORGET_TOKEN = f"localStorage.removeItem({json.dumps(TOKEN_KEY)})"
+# How often an open tab checks, without any user action, that its session still holds.
+SESSION_CHECK_MS = 30_000
 
 ACCESS_ROLES: dict[str, frozenset[Role]] = {
     "member": frozenset(Role),
@@ -33,12 +46,19 @@ ACCESS_ROLES: dict[str, frozenset[Role]] = {
     "admin": ADMIN_ROLES,
 }
 
+# Each signed-in page's loaders, by route, filled by ``layout.template``: they run once the
+# tab's session is known, which for a new tab is one round trip after the page loads.
+PAGE_LOADERS: dict[str, Sequence] = {}
+
+
+def _store_token_script(token: str) -> str:
+    return f"localStorage.setItem({json.dumps(TOKEN_KEY)}, {json.dumps(token)})"
+
 
 class AuthState(rx.State):
-    token: str = rx.LocalStorage("", name="watheeq_session", sync=True)
-    last_active: str = rx.LocalStorage("0", name="watheeq_last_active", sync=True)
-
     signed_in: bool = False
+    # Set when a check fails in a signed-in page: the layout then sends the tab to the login page.
+    session_ended: bool = False
     user_name: str = ""
     user_email: str = ""
     role: str = ""
@@ -50,10 +70,10 @@ class AuthState(rx.State):
     notice: str = ""
     submitting: bool = False
 
-    _user_id: int = 0
-    _tenant_id: int = 0
-    _role: str = ""
+    # The token row's id: names the session on the server, is no credential by itself.
+    _session_id: int = 0
     _timezone: str = "Asia/Riyadh"
+    _pending_route: str = ""
 
     @rx.var
     def is_admin(self) -> bool:
@@ -65,68 +85,58 @@ class AuthState(rx.State):
 
     # ------------------------------------------------------------------ helpers (not events)
 
-    def _principal(self) -> Principal | None:
-        if not self.signed_in or not self._user_id:
+    async def _check(self, *, activity: bool) -> Principal | None:
+        """The session's principal now, or None after signing the tab out with the reason."""
+        session_id = self._session_id
+        if not session_id:
             return None
-        return Principal(
-            user_id=self._user_id,
-            tenant_id=self._tenant_id,
-            role=Role(self._role),
-            email=self.user_email,
-            full_name=self.user_name,
-        )
 
-    def _is_idle(self) -> bool:
-        try:
-            last = float(self.last_active or 0)
-        except ValueError:
-            last = 0.0
-        return time.time() - last > IDLE_TIMEOUT_S
+        def check() -> accounts.SessionCheck:
+            with db.session_scope() as session:
+                return accounts.check_session(session=session, session_id=session_id, activity=activity)
 
-    def _touch(self) -> None:
-        now = time.time()
-        try:
-            last = float(self.last_active or 0)
-        except ValueError:
-            last = 0.0
-        if now - last >= ACTIVITY_RESOLUTION_S:
-            self.last_active = str(int(now))
+        result = await asyncio.to_thread(check)
+        if result.principal is None:
+            self._end((result.ended or accounts.SessionEnd.EXPIRED).value)
+            return None
+        self._show_user(result.principal)
+        return result.principal
 
-    def _adopt(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            tenant = accounts.get_tenant(session=session, tenant_id=principal.tenant_id)
-            try:
-                call_center.get_extension_for_user(
-                    session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
-                )
-                has_extension = True
-            except (NotFound, Conflict):
-                # No extension, or no PBX to use it with: no phone to call from.
-                has_extension = False
-        self._user_id = principal.user_id
-        self._tenant_id = principal.tenant_id
-        self._role = principal.role.value
+    def _show_user(self, principal: Principal) -> None:
+        # A role or name changed by an admin shows at the next event, without a reload.
+        # Only what changed is set: every var set is sent to the browser and re-renders the page.
+        shown = {
+            "signed_in": True,
+            "user_name": principal.full_name or principal.email,
+            "user_email": principal.email,
+            "role": principal.role.value,
+        }
+        for name, value in shown.items():
+            if getattr(self, name) != value:
+                setattr(self, name, value)
+
+    def _adopt(self, check: accounts.SessionCheck, tenant: TenantPublic, has_extension: bool) -> None:
+        principal = check.principal
+        assert principal is not None
+        self._session_id = check.session_id
         self._timezone = tenant.timezone
-        self.signed_in = True
-        self.user_name = principal.full_name or principal.email
-        self.user_email = principal.email
-        self.role = principal.role.value
+        self._show_user(principal)
+        self.session_ended = False
         self.tenant_name = tenant.name
         self.has_extension = has_extension
 
     def _forget(self, notice: str = "") -> None:
-        self.token = ""
         self.signed_in = False
         self.user_name = self.user_email = self.role = self.tenant_name = ""
         self.has_extension = False
-        self._user_id = self._tenant_id = 0
-        self._role = ""
+        self._session_id = 0
         self.notice = notice
 
-    def _revoke(self) -> None:
-        if self.token:
-            with db.session_scope() as session:
-                accounts.revoke_token(session=session, token=self.token)
+    def _end(self, reason: str) -> None:
+        self._forget(reason)
+        # The page's content is gone at once (the layout renders it only while signed in);
+        # the layout then sends the tab to the login page, where the reason is shown.
+        self.session_ended = True
 
     def _login_redirect(self):
         path = self.router.url.path or routes.DASHBOARD
@@ -137,13 +147,40 @@ class AuthState(rx.State):
     def timezone(self) -> str:
         return self._timezone
 
-    def current(self, access: str = "member") -> Principal | None:
-        """The principal if signed in, active and allowed ``access``; counts as activity."""
-        principal = self._principal()
-        if principal is None or self._is_idle():
+    async def principal(self, access: str = "member", *, activity: bool = True) -> Principal | None:
+        """The acting principal if the session holds and its role allows ``access``."""
+        principal = await self._check(activity=activity)
+        if principal is None:
             return None
-        self._touch()
         return principal if principal.role in ACCESS_ROLES[access] else None
+
+    async def _resume(self, token: str) -> accounts.SessionCheck | None:
+        """Adopt the browser's token for this tab; None without one, else the check (its
+        principal None, with the reason, when the session has ended)."""
+        token = token if isinstance(token, str) else ""
+        if not token:
+            return None
+
+        def start() -> tuple[accounts.SessionCheck, TenantPublic | None, bool]:
+            with db.session_scope() as session:
+                check = accounts.start_dashboard_session(session=session, token=token)
+                principal = check.principal
+                if principal is None:
+                    return check, None, False
+                tenant = accounts.get_tenant(session=session, tenant_id=principal.tenant_id)
+                try:
+                    call_center.get_extension_for_user(
+                        session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
+                    )
+                except (NotFound, Conflict):
+                    # No extension, or no PBX to use it with: no phone to call from.
+                    return check, tenant, False
+                return check, tenant, True
+
+        check, tenant, has_extension = await asyncio.to_thread(start)
+        if check.principal is not None and tenant is not None:
+            self._adopt(check, tenant, has_extension)
+        return check
 
     # ------------------------------------------------------------------ events
 
@@ -174,74 +211,107 @@ class AuthState(rx.State):
                 "account_disabled" if exc.message == accounts.ACCOUNT_DISABLED_MESSAGE else "wrong_login"
             )
             return
-        principal, token = result.principal, result.token
-        self.token = token
-        self.last_active = str(int(time.time()))
+        token = result.token
         self.notice = ""
-        self._adopt(principal)
+        # The token goes to the browser in this event's answer and is never a state var.
+        started = await self._resume(token)
+        if started is None or started.principal is None:
+            self.submitting = False
+            self.login_error = "wrong_login"
+            return
         self.submitting = False
         target = self.router.url.query_parameters.get("next", routes.DASHBOARD)
         # Only a path of this app: never an absolute URL handed in by a crafted link.
         if not target.startswith("/") or target.startswith("//"):
             target = routes.DASHBOARD
+        yield rx.call_script(_store_token_script(token))
         yield rx.redirect(target)
 
     @rx.event
-    def ensure_session(self):
-        """on_load of every signed-in page: resolve the stored token, or go to the login page."""
-        if self.token and self._is_idle():
-            self._revoke()
-            self._forget("idle_logged_out")
-            return self._login_redirect()
-        if not self.token:
-            self._forget(self.notice)
-            return self._login_redirect()
-        try:
-            with db.session_scope() as session:
-                principal = accounts.principal_for_token(session=session, token=self.token)
-        except AuthenticationFailed:
-            self._forget("session_expired")
-            return self._login_redirect()
-        if principal.user_id != self._user_id or not self.signed_in:
-            self._adopt(principal)
-        self._touch()
-        return None
+    async def open_page(self, route: str):
+        """on_load of every signed-in page: check the session, then run the page's loaders.
+
+        A tab without a session yet (a new tab) asks the browser for its token first.
+        """
+        loaders = PAGE_LOADERS.get(route, [])
+        if self._session_id:
+            if await self._check(activity=True) is None:
+                self.session_ended = False
+                return self._login_redirect()
+            return list(loaders)
+        self._pending_route = route
+        self.signed_in = False
+        return rx.call_script(_READ_TOKEN, callback=AuthState.resume_session)
 
     @rx.event
-    def login_page_loaded(self):
+    async def resume_session(self, token: str):
+        """The browser's stored token, for a tab that has no session yet (see the module doc)."""
+        route, self._pending_route = self._pending_route, ""
+        check = await self._resume(token)
+        if check is None:
+            self._forget(self.notice)
+            return self._login_redirect()
+        if check.principal is None:
+            self._forget((check.ended or accounts.SessionEnd.EXPIRED).value)
+            return [rx.call_script(_FORGET_TOKEN), self._login_redirect()]
+        return list(PAGE_LOADERS.get(route, []))
+
+    @rx.event
+    async def login_page_loaded(self):
         """on_load of the login page: a still-valid session goes straight to the dashboard."""
         self.submitting = False
-        if not self.token or self._is_idle():
+        self.session_ended = False
+        if self._session_id:
+            if await self._check(activity=True) is not None:
+                return rx.redirect(routes.DASHBOARD)
+            self.session_ended = False
+        return rx.call_script(_READ_TOKEN, callback=AuthState.resume_on_login_page)
+
+    @rx.event
+    async def resume_on_login_page(self, token: str):
+        check = await self._resume(token)
+        if check is None:
             return None
-        try:
-            with db.session_scope() as session:
-                principal = accounts.principal_for_token(session=session, token=self.token)
-        except AuthenticationFailed:
-            self.token = ""
-            return None
-        self._adopt(principal)
+        if check.principal is None:
+            return rx.call_script(_FORGET_TOKEN)
         return rx.redirect(routes.DASHBOARD)
 
     @rx.event
-    def check_idle(self):
-        """Runs every minute from the layout; it is not activity itself."""
-        if self.signed_in and self._is_idle():
-            self._revoke()
-            self._forget("idle_logged_out")
-            return rx.redirect(routes.LOGIN)
-        return None
+    async def check_session(self):
+        """Every :data:`SESSION_CHECK_MS` from the layout: ends a tab whose session was revoked,
+        whose user was disabled or that sat idle. Not activity itself."""
+        await self._check(activity=False)
 
     @rx.event
-    def logout(self):
-        self._revoke()
+    def to_login(self):
+        """The layout's answer to an ended session: the login page, with the reason shown."""
+        self.session_ended = False
+        return self._login_redirect()
+
+    @rx.event
+    async def logout(self):
+        session_id = self._session_id
+        if session_id:
+
+            def revoke() -> None:
+                with db.session_scope() as session:
+                    accounts.revoke_session(session=session, session_id=session_id)
+
+            await asyncio.to_thread(revoke)
         self._forget()
-        return rx.redirect(routes.LOGIN)
+        self.session_ended = False
+        return [rx.call_script(_FORGET_TOKEN), rx.redirect(routes.LOGIN)]
 
 
-async def principal_for_page(state: rx.State, access: str = "member") -> Principal | None:
-    """The acting principal for a page's event, or None when signed out, idle or not allowed."""
+async def principal_for_page(state: rx.State, access: str = "member", *, activity: bool = True) -> Principal | None:
+    """The one way an event acts for the user: the session checked on the server now.
+
+    None when the tab is signed out, the session ended (the tab is then signed out with
+    the reason) or the role may not ``access``. ``activity=False`` for the dashboard's
+    own timers and watchers, which must not keep an unattended tab alive.
+    """
     auth = await state.get_state(AuthState)
-    return auth.current(access)
+    return await auth.principal(access, activity=activity)
 
 
 async def tenant_timezone(state: rx.State) -> str:

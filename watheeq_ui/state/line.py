@@ -16,11 +16,12 @@ class LineState(rx.State):
 
     @rx.event
     async def refresh(self):
-        principal = await principal_for_page(self)
+        # A timer: it checks the session but does not keep an unattended tab alive.
+        principal = await principal_for_page(self, activity=False)
         if principal is None:
             return
         with db.session_scope() as session:
-            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
+            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
         self.status = line.status.value
         self.phone_number = line.phone_number or ""
         self.simulator = config.whatsapp_gateway() == "simulator"

@@ -156,7 +156,7 @@ def change_password(
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
-        keep_token=token,
+        keep_session_id=accounts.session_id_of(session=session, token=token),
         source=request.client.host if request.client else None,
     )
     return SessionsEndedPublic(sessions_ended=ended)

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from services import whatsapp
 from services.models import (
-    ADMIN_ROLES,
     MessageDirection,
     WhatsappMessagePublic,
     WhatsappMessagesPage,
@@ -51,11 +50,7 @@ def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPu
     stream_replaced, qr_timeout, client_outdated, connection_lost, pairing_failed, unknown)
     and ``error_message``, a sentence that says what to do.
     """
-    current = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id)
-    if principal.role not in ADMIN_ROLES:
-        # Whoever scans the QR links their phone to the firm's line: only those who may link see it.
-        current = current.model_copy(update={"qr_payload": None})
-    return current
+    return whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
 
 
 @router.post("/send", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 404, 409))

@@ -8,6 +8,7 @@ config is ever loaded, and it is dropped when the phone unmounts (sign-out).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_e
 from services.errors import Conflict, DomainError, NotFound
 from services.models import CallDirection, CallFilters, Principal
 from watheeq_ui.i18n import tr
-from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 # A browser clock further off than this is not trusted for call times.
 _MAX_CLOCK_SKEW = timedelta(minutes=10)
 _RECENT = 5
+# A call reported answered but never ended (a crashed tab) stops counting after this.
+_LONGEST_CALL_S = 4 * 3600
 
 
 def _browser_time(value: Any, now: datetime) -> datetime | None:
@@ -52,10 +55,10 @@ class SoftphoneState(rx.State):
     cases: list[dict[str, Any]] = []
 
     _extension: str = ""
+    # Calls this tab is talking on (SIP Call-ID -> when answered, monotonic seconds): talking
+    # is activity, so a long call never ends in an idle sign-out that would drop it.
+    _talking: dict[str, float] = {}
 
-    async def _principal(self) -> Principal | None:
-        auth = await self.get_state(AuthState)
-        return auth._principal()
 
     async def _lang(self) -> str:
         return (await self.get_state(LangState)).lang
@@ -63,7 +66,7 @@ class SoftphoneState(rx.State):
     @rx.event
     async def load_config(self):
         """on_mount of the phone: the signed-in agent's extension, or nothing."""
-        principal = await self._principal()
+        principal = await principal_for_page(self, activity=False)
         if principal is None:
             self.clear_config()
             return
@@ -105,6 +108,7 @@ class SoftphoneState(rx.State):
         self.recent = []
         self.cases = []
         self._extension = ""
+        self._talking = {}
 
     def _load_recent(self, principal: Principal) -> None:
         with db.session_scope() as session:
@@ -129,7 +133,8 @@ class SoftphoneState(rx.State):
     @rx.event
     async def on_registration(self, payload: dict[str, Any]):
         """The first registration of a page closes the calls its previous page left open."""
-        principal = await self._principal()
+        # The phone's own doing, not the user's: it does not keep the session alive.
+        principal = await principal_for_page(self, activity=False)
         if principal is None or payload.get("state") != "registered" or not payload.get("first"):
             return
         with db.session_scope() as session:
@@ -144,7 +149,10 @@ class SoftphoneState(rx.State):
 
     @rx.event
     async def on_call_event(self, payload: dict[str, Any]):
-        principal = await self._principal()
+        # Placing, answering and talking are the user's activity; a call ringing at an
+        # unattended tab is not, or incoming calls would keep it signed in forever.
+        by_user = payload.get("direction") != "incoming" or payload.get("kind") == "accepted" or bool(payload.get("answered_at"))
+        principal = await principal_for_page(self, activity=by_user)
         if principal is None or not self._extension:
             return
         now = datetime.now(timezone.utc)
@@ -184,13 +192,24 @@ class SoftphoneState(rx.State):
             self.cases = [{"id": c.id, "title": c.title} for c in cases]
         elif event.kind.value == "new":
             self.cases = []
+        if event.kind.value == "accepted":
+            self._talking = {**self._talking, event.sip_call_id: time.monotonic()}
         if event.kind.value in ("ended", "failed"):
+            self._talking = {k: v for k, v in self._talking.items() if k != event.sip_call_id}
             self._load_recent(principal)
+
+    @rx.event
+    async def keep_alive_while_talking(self):
+        """With the layout's session check: a call in progress counts as the user's activity."""
+        now = time.monotonic()
+        self._talking = {k: v for k, v in self._talking.items() if now - v < _LONGEST_CALL_S}
+        if self._talking:
+            await principal_for_page(self, activity=True)
 
     @rx.event
     async def lookup(self, number: str):
         """The client whose phone is ``number`` (as typed or as the caller's), for the card."""
-        principal = await self._principal()
+        principal = await principal_for_page(self)
         number = (number or "").strip()
         if principal is None or len(number) < 5:
             self.match = {}
@@ -203,7 +222,7 @@ class SoftphoneState(rx.State):
 
     @rx.event
     async def save_wrap_up(self, payload: dict[str, Any]):
-        principal = await self._principal()
+        principal = await principal_for_page(self)
         if principal is None or not self._extension:
             return
         key = leg_key(
