@@ -76,14 +76,20 @@ UI = Path(__file__).resolve().parent.parent / "watheeq_ui"
 SESSION_HELPER = "principal_for_page"
 # Inside AuthState the helper's own parts resolve the session.
 AUTH_STATE_HELPERS = {"_check", "_resume", "principal"}
-# Handlers that exist to start or end a session, so there is none to check before.
-SESSION_LIFECYCLE = {("AuthState", "login"), ("AuthState", "logout")}
+# Handlers that exist to start or end a session, so there is none to check before: signing
+# in and out, and the public set-password page (its one-time link is the credential).
+SESSION_LIFECYCLE = {
+    ("AuthState", "login"),
+    ("AuthState", "logout"),
+    ("SetPasswordState", "check"),
+    ("SetPasswordState", "submit"),
+}
 # Service modules whose names are data, not operations.
 NOT_OPERATIONS = {"models", "errors"}
 
 
 def ui_state_modules() -> list[Path]:
-    return sorted([*(UI / "pages").glob("*.py"), *(UI / "state").glob("*.py"), *(UI / "components").rglob("*.py")])
+    return sorted([*(UI / "pages").rglob("*.py"), *(UI / "state").rglob("*.py"), *(UI / "components").rglob("*.py")])
 
 
 def _service_names(tree: ast.Module) -> tuple[set[str], set[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -349,8 +349,12 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(engine: Engi
         assert _password_works(s, user.email, NEW_PASSWORD) and not _password_works(s, user.email, factories.PASSWORD)
 
 
-def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine) -> None:
+def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.errors import TooManyAttempts
+
+    # The clock stands still: on a loaded machine the first wait (1 s) could pass before the last try.
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(accounts, "utcnow", lambda: now)
 
     with Session(engine, expire_on_commit=False) as s:
         tenant = factories.make_tenant(s)
