@@ -121,7 +121,7 @@ def missing_packages() -> list[str]:
 
 
 def prepare(directory: Path, *, ring_seconds: int = DEFAULT_RING_SECONDS, media: bool = True,
-            outside_uri: str = f"sip:127.0.0.1:{OUTSIDE_PORT}") -> None:
+            outside_uri: str = f"sip:outside@127.0.0.1:{OUTSIDE_PORT}") -> None:
     """Writes lab.cfg (read by kamailio.cfg), the accounting database and the sound files."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "spool").mkdir(exist_ok=True)
@@ -686,10 +686,13 @@ class Lab:
         return _wait_for(lambda: (rows := self.calls()) and len(rows) >= count and rows, timeout,
                          f"{count} call record(s) in the lab's accounting")
 
-    def acc_rows(self) -> list[dict[str, Any]]:
+    def acc_rows(self, table: str = "acc") -> list[dict[str, Any]]:
+        """Kamailio's own records: ``acc`` (answered INVITEs, BYEs) or ``missed_calls``."""
+        if table not in ("acc", "missed_calls"):
+            raise ValueError(table)
         with contextlib.closing(sqlite3.connect(f"file:{self.dir / 'accounting.sqlite'}?mode=ro", uri=True)) as con:
             con.row_factory = sqlite3.Row
-            return [dict(r) for r in con.execute("SELECT * FROM acc ORDER BY id")]
+            return [dict(r) for r in con.execute(f"SELECT * FROM {table} ORDER BY id")]
 
     def recordings(self) -> list[Path]:
         """rtpengine's recordings, one pcap per call."""

@@ -30,7 +30,7 @@ from tests.browser import unavailable
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_DID = "+966110000000"
 APT_LINE = ("sudo apt-get install kamailio kamailio-websocket-modules kamailio-tls-modules kamailio-sqlite-modules "
-            "rtpengine-daemon rtpengine-recording-daemon baresip sox sip-tester")
+            "rtpengine-daemon baresip sox sip-tester")
 
 
 @dataclass

@@ -93,9 +93,10 @@ def test_an_outside_call_rings_every_agent_and_the_one_who_answers_talks_both_wa
 def test_an_outside_call_nobody_can_take_ends_after_the_ring_time_and_is_accounted_as_missed(lab, firm):
     assert "AoR:" not in lab.registered()
     before = len(lab.calls())
+    dialled = time.time()
     result = lab.outside_call(to=firm.did, duration=1, port=5094)
     assert not result.answered
-    rang_for = result.closed_at - result.phone.events[0]["at"]
+    rang_for = result.closed_at - dialled
     assert RING - 1 <= rang_for <= RING + 2, rang_for
     call = lab.wait_calls(before + 1)[-1]
     assert (call.kind, call.disposition, call.answered_at) == ("inbound", "NO ANSWER", None)
@@ -111,7 +112,7 @@ def test_a_ringing_agent_who_never_answers_lets_the_call_end_with_408_after_the_
     call = lab.wait_calls(before + 1)[-1]
     assert (call.disposition, call.sip_code) == ("NO ANSWER", 408)
     assert RING - 1 <= call.ended_at - call.invited_at <= RING + 1
-    missed = [r for r in lab.acc_rows() if r["callid"] == call.call_id]
+    missed = [r for r in lab.acc_rows("missed_calls") if r["callid"] == call.call_id]
     assert missed, "Kamailio's acc has no record of the missed call"
 
 
@@ -126,12 +127,12 @@ def test_an_agents_call_to_an_outside_number_leaves_through_the_trunk_and_is_acc
     agent.hangup()
     closed = agent.wait_event("CALL_CLOSED")["at"]
     outside.wait_event("CALL_CLOSED")
-    incoming = outside.wait_event("CALL_INCOMING")
-    assert "0501234567" in incoming.get("peeruri", "") or incoming.get("param", "")
+    assert f"1002@{firm.domain}" in outside.wait_event("CALL_ESTABLISHED")["peeruri"]
     heard = outside.heard()[-1]
     assert audio_level(heard) > AUDIBLE and _close(rough_frequency(heard), 660)
     call = lab.wait_calls(before + 1)[-1]
     assert (call.kind, call.disposition, call.answered_by) == ("outbound", "ANSWERED", "1002")
+    assert call.to_uri == f"sip:0501234567@{firm.domain}"
     assert abs(call.talk_seconds - (closed - established)) <= 1, (call.talk_seconds, closed - established)
 
 
@@ -166,10 +167,24 @@ def test_after_a_pbx_restart_a_registered_phone_registers_again_and_takes_calls(
     caller.hangup()
 
 
+_INVITE = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 5096)); s.settimeout(5)
+msg = ("INVITE sip:{to}@127.0.0.1:5080 SIP/2.0\\r\\nVia: SIP/2.0/UDP 127.0.0.1:5096;branch=z9hG4bK-lab1;rport\\r\\n"
+       "Max-Forwards: 70\\r\\nFrom: <sip:outside@127.0.0.1:5096>;tag=t1\\r\\nTo: <sip:{to}@127.0.0.1:5080>\\r\\n"
+       "Call-ID: unknown-number-test\\r\\nCSeq: 1 INVITE\\r\\nContact: <sip:outside@127.0.0.1:5096>\\r\\n"
+       "Content-Length: 0\\r\\n\\r\\n").format(to=sys.argv[1])
+s.sendto(msg.encode(), ("127.0.0.1", 5080))
+while True:
+    line = s.recv(65535).decode().split("\\r\\n", 1)[0]
+    if not line.split()[1].startswith("1"):
+        print(line); break
+"""
+
+
 def test_the_trunk_refuses_an_unknown_number(lab):
-    done = subprocess.run(lab.cmd(["sipp", "127.0.0.1:5080", "-i", "127.0.0.1", "-p", "5096", "-s", "+966119999999",
-                                   "-sn", "uac", "-m", "1", "-nostdin", "-timeout", "5", "-trace_err",
-                                   "-error_file", str(lab.dir / "sipp-unknown.err")]),
-                          capture_output=True, text=True, cwd=lab.dir, timeout=30)
-    assert done.returncode != 0
-    assert "404" in (lab.dir / "sipp-unknown.err").read_text()
+    import sys
+
+    done = subprocess.run(lab.cmd([sys.executable, "-c", _INVITE, "+966119999999"]), capture_output=True, text=True,
+                          timeout=20)
+    assert done.stdout.startswith("SIP/2.0 404"), done.stdout + done.stderr
