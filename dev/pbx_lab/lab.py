@@ -328,7 +328,7 @@ def write_phone_config(directory: Path, *, name: str, port: int, user: str | Non
     directory.mkdir(parents=True, exist_ok=True)
     record_dir.mkdir(parents=True, exist_ok=True)
     ctrl_port = port + 20000
-    rtp = 40000 + (port % 500) * 20
+    rtp = 10000 + (port % 250) * 200
     (directory / "config").write_text(f"""poll_method epoll
 sip_listen 127.0.0.1:{port}
 net_interface 127.0.0.1
@@ -339,7 +339,8 @@ ausrc_srate 8000
 auplay_srate 8000
 ausrc_channels 1
 auplay_channels 1
-rtp_ports {rtp}-{rtp + 19}
+rtp_ports {rtp}-{rtp + 199}
+call_max_calls 64
 module_path /usr/lib/baresip/modules
 module g711.so
 module aufile.so
