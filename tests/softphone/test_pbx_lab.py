@@ -188,3 +188,32 @@ def test_the_trunk_refuses_an_unknown_number(lab):
     done = subprocess.run(lab.cmd([sys.executable, "-c", _INVITE, "+966119999999"]), capture_output=True, text=True,
                           timeout=20)
     assert done.stdout.startswith("SIP/2.0 404"), done.stdout + done.stderr
+
+
+def test_an_agent_blind_transfers_an_outside_caller_to_another_extension_through_the_pbx(lab, firm):
+    first = _agent(lab, firm, "1001", 5071)
+    second = _agent(lab, firm, "1003", 5075)
+    caller = lab.phone("caller-transferred", port=5094)
+    before = len(lab.calls())
+    caller.dial(lab.did_uri(firm.did))
+    first.wait_event("CALL_INCOMING")
+    seen = len(second.events)
+    first.accept()
+    caller.wait_event("CALL_ESTABLISHED")
+    second.wait_event("CALL_CLOSED", 5, since=seen)  # the ring group's other branch
+    time.sleep(0.5)
+    before_transfer = len(caller.events)
+    first.command("transfer", f"sip:1003@{firm.domain}")
+    # The REFER reached the caller, who calls 1003 back through the trunk.
+    incoming = second.wait_event("CALL_INCOMING", 10, since=seen + 1)
+    assert "outside@127.0.0.1" in incoming["peeruri"]
+    second.accept()
+    caller.wait_event("TRANSFER", 5, since=before_transfer)
+    caller.wait_event("CALL_ESTABLISHED", 10, since=before_transfer)
+    time.sleep(3)
+    caller.command("hangup")
+    time.sleep(1)
+    calls = lab.wait_calls(before + 2)[before:]
+    answered_by = sorted(c.answered_by for c in calls if c.disposition == "ANSWERED")
+    assert answered_by == ["1001", "1003"], calls
+    assert audio_level(second.heard()[-1]) > AUDIBLE and _close(rough_frequency(second.heard()[-1]), 440)
