@@ -7,9 +7,16 @@ whose only interface is ``lo``), all Debian packages:
   ws://127.0.0.1:8088, wss://127.0.0.1:8089 and udp/tcp 127.0.0.1:5060, digest auth per firm
   domain (credentials exported from the database by dev/kamailio/credentials.py).
 - **rtpengine** (userspace, ng control on 127.0.0.1:2223): every call's media flows through
-  it, as through the UCM: ICE + DTLS-SRTP towards a browser, plain RTP towards a desk phone
-  or the trunk. It records every call (pcap, one file per call, ``spool/pcaps/``); the lab
-  turns a recording into a WAV with :meth:`Lab.recording_wav`.
+  it, as through the UCM. Kamailio asks for each leg in its own terms, per forked branch
+  (``via-branch``): towards a browser ``ICE=force DTLS=passive SDES-off RTP/SAVPF
+  rtcp-mux-offer generate-mid``, towards a desk phone or the trunk ``ICE=remove DTLS=off
+  RTP/AVP rtcp-mux-demux``; rtpengine runs with ``--dtls-passive``, so it never starts a DTLS
+  handshake before Chromium has the answer (it did, and the browser leg stayed without
+  keys). It records every call (``record-call=yes``, pcap, one file per call,
+  ``spool/pcaps/``); the lab turns a recording into a two-channel WAV with
+  :meth:`Lab.recording_wav` (G.711; an Opus browser-to-browser call stays pcap only).
+  rtpengine-recording-daemon is not used: it reads packets from the kernel module's /proc
+  interface, which a userspace-only rtpengine (no kernel module here) does not have.
 - **The trunk**: udp 127.0.0.1:5080, no authentication, loopback only. An INVITE to a firm's
   DID (PBX settings; the demo firm's is +966110000000) rings that firm's ring group. An
   agent's call to a number that is not an extension leaves through it to the outside phone
