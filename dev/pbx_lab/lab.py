@@ -43,20 +43,29 @@ in the dialog, which then calls the transfer target itself (what JsSIP and desk 
 with a REFER). A UCM (Asterisk) instead answers the REFER itself and bridges the other
 party to the target; the lab does not do that (it would need a B2BUA) - see README.md.
 
-For tests (every process lives in ``netns`` when given: a pid of a process in the namespace)::
+For tests (every process lives in ``netns`` when given: a pid of a process in the namespace;
+tests/softphone/pbx_lab_support.py seeds a database and makes the namespace)::
 
     lab = Lab(workdir, database_url=url, netns=pid, ring_seconds=8)
     lab.start()                                   # rtpengine + Kamailio, as make dev-pbx
-    agent = lab.phone("a1", user="1001", domain=d, password=pw, port=5071)   # registers
-    caller = lab.phone("caller", port=5090)       # an outside phone (no registration)
-    call = caller.dial(lab.did_uri("+966110000000"))
+    agent = lab.agent("a1", user="1001", domain=d, password=pw, port=5071)  # registered desk phone
+    caller = lab.phone("caller", port=5094)       # an outside phone (no registration)
+    caller.dial(lab.did_uri("+966110000000"))
     agent.wait_event("CALL_INCOMING"); agent.accept()
     caller.wait_event("CALL_ESTABLISHED"); ...; caller.hangup()
-    lab.calls()                                   # the accounting rows (LabCall)
-    lab.recording_wav(call_id, out_path)          # the PBX's recording of that call
-    lab.outside_call(to="+966110000000", play=wav, record_dir=d, duration=5)  # one-shot
-    lab.answer_outside(play=wav)                  # a phone on 5090 that answers
+    agent.send_dtmf("12#"); agent.command("transfer", "sip:1003@" + d)
+    caller.heard()                                # WAVs of what that phone heard, per call
+    lab.calls()                                   # the accounting rows (LabCall, talk_seconds)
+    lab.acc_rows("missed_calls")                  # Kamailio's acc records
+    lab.recording_wav(call_id)                    # the PBX's recording of that call, as WAV
+    lab.outside_call(to="+966110000000", duration=5)   # one-shot outside call, OutsideCall
+    lab.answer_outside()                          # a phone on 5090 that answers outbound calls
     lab.restart(); lab.stop()
+
+Phones take their port and port + 1 (baresip's TCP/TLS): keep them 2 apart. A browser test
+whose PBX the run command started uses ``Lab(stack.pbx.dir, netns=stack.netns.pid)`` without
+``start()``; there the run command's own outside phone already answers on 5090 (what it
+hears: ``<pbx dir>/outside-phone/heard/``), so such a test calls from another port.
 
 Command line: ``python dev/pbx_lab/lab.py prepare DIR`` (what scripts/dev_pbx.sh runs),
 ``python dev/pbx_lab/lab.py calls DIR`` (the accounting rows as JSON lines).
