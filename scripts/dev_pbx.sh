@@ -48,7 +48,9 @@ if command -v rtpengine >/dev/null && grep -q WITH_MEDIA "$DIR/lab.cfg" 2>/dev/n
     sleep 0.3
   fi
   # Userspace only (--table=-1): no kernel module. --delete-delay=0 closes a call's
-  # recording as soon as the call ends.
+  # recording as soon as the call ends. rtpengine 10.5 may segfault while exiting with a
+  # recorded call still up (recording_finish at shutdown): no core file in the checkout.
+  ulimit -c 0
   rtpengine --config-file=none -f -E --table=-1 --dtls-passive --interface=127.0.0.1 --listen-ng=127.0.0.1:2223 \
     --port-min=30000 --port-max=30999 --recording-dir="$DIR/spool" --recording-method=pcap \
     --recording-format=raw --delete-delay=0 --log-level="${DEV_PBX_RTPENGINE_LOG_LEVEL:-5}" --pidfile="$DIR/rtpengine.pid" \
