@@ -15,6 +15,8 @@ whose only interface is ``lo``), all Debian packages:
   keys). It records every call (``record-call=yes``, pcap, one file per call,
   ``spool/pcaps/``); the lab turns a recording into a two-channel WAV with
   :meth:`Lab.recording_wav` (G.711; an Opus browser-to-browser call stays pcap only).
+  Known: rtpengine 10.5 segfaults while exiting if a recorded call is still up, so stopping
+  the lab mid-call loses that call's recording (finished calls are unaffected).
   rtpengine-recording-daemon is not used: it reads packets from the kernel module's /proc
   interface, which a userspace-only rtpengine (no kernel module here) does not have.
 - **The trunk**: udp 127.0.0.1:5080, no authentication, loopback only. An INVITE to a firm's
