@@ -71,7 +71,7 @@ elif ! command -v kamailio >/dev/null 2>&1 || ! ls /usr/lib/*/kamailio/modules/w
   echo "    (or: sudo bash scripts/system_deps.sh), then run this command again."
 else
   mkdir -p "$pbx_dir"
-  echo "==> starting the dev PBX: ws://127.0.0.1:8088 (log: $pbx_dir/kamailio.log)"
+  echo "==> starting the dev PBX (the PBX lab): ws://127.0.0.1:8088, trunk udp 127.0.0.1:5080 (log: $pbx_dir/kamailio.log)"
   DEV_PBX_DIR="$pbx_dir" setsid bash scripts/dev_pbx.sh >"$pbx_dir/kamailio.log" 2>&1 &
   pbx_pid=$!
   pids+=("$pbx_pid")

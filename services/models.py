@@ -254,6 +254,9 @@ class PbxSettings(TenantOwned, table=True):
     wss_port: int = Field(default=8089)
     wss_path: str = Field(default="/ws", max_length=128)
     sip_domain: str = Field(default="", max_length=253)
+    # The firm's public number (E.164, "+966110000000"): calls to it from the trunk ring the
+    # firm's ring group. Empty when the firm has none.
+    did: str = Field(default="", max_length=16, sa_column_kwargs={"server_default": ""})
     # JSON list of {"urls": ..., "username"?: ..., "credential"?: ...} (RTCIceServer shape).
     ice_servers: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     # TURN credentials are secrets: stored encrypted, merged into ice_servers only for a softphone.
@@ -566,6 +569,7 @@ class PbxSettingsIn(SQLModel):
     wss_port: int = 8089
     wss_path: str = "/ws"
     sip_domain: str = ""
+    did: str = ""
     ice_servers: list[dict[str, Any]] = []
 
 
@@ -575,6 +579,7 @@ class PbxSettingsPublic(SQLModel):
     wss_port: int
     wss_path: str
     sip_domain: str
+    did: str = ""
     ice_servers: list[dict[str, Any]]
     wss_url: str
 

@@ -49,6 +49,8 @@ DEV_PBX_TRANSPORT = "ws"
 DEV_PBX_WS_PORT = 8088
 DEV_PBX_WS_PATH = "/ws"
 FIRST_EXTENSION = 1001
+# The demo firm's public number on the PBX lab's trunk (127.0.0.1:5080); firm n gets +n-1.
+DEMO_DID = 966110000000
 CHUNK = 10_000
 # Numbers of callers who are not clients come from index ranges no client is given.
 UNKNOWN_NUMBERS_FROM = 5_000_000
@@ -194,7 +196,8 @@ def _client_name(rng: random.Random, index: int) -> str:
     return f"{first} {rng.choice(FAMILY_NAMES)}"
 
 
-def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_hash: str) -> list[tuple[int, str, str]]:
+def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_hash: str,
+                did: str = "") -> list[tuple[int, str, str]]:
     """Users of every role; returns (user id, extension, SIP password) of those who take calls."""
     agents: list[tuple[int, str, str]] = []
     extension = FIRST_EXTENSION
@@ -216,7 +219,7 @@ def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_ha
             extension += 1
     session.add(PbxSettings(tenant_id=tenant.id, host=DEV_PBX_HOST, transport=DEV_PBX_TRANSPORT,
                             wss_port=DEV_PBX_WS_PORT, wss_path=DEV_PBX_WS_PATH,
-                            sip_domain=extensions.dev_pbx_domain(tenant.slug), ice_servers=[]))
+                            sip_domain=extensions.dev_pbx_domain(tenant.slug), did=did, ice_servers=[]))
     session.flush()
     return agents
 
@@ -376,7 +379,7 @@ def seed_demo(
         name = FIRM_NAMES[index] if index < len(FIRM_NAMES) else f"Demo Law Firm {index + 1}"
         domain = "demo.watheeq.local" if index == 0 else f"demo{index + 1}.watheeq.local"
         tenant = accounts.create_tenant(session=session, name=name, region="SA", timezone="Asia/Riyadh")
-        staff = _seed_staff(session, tenant, domain, password_hash)
+        staff = _seed_staff(session, tenant, domain, password_hash, did=f"+{DEMO_DID + index}")
         agents = [(user_id, number) for user_id, number, _ in staff]
         sip_of = {user_id: (number, sip_password) for user_id, number, sip_password in staff}
         for user in session.exec(tenant_select(User, tenant.id).order_by(User.id)):

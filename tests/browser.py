@@ -34,7 +34,8 @@ SOFTPHONE_ARGS = [
 
 # Debian packages behind the browser and PBX tests (scripts/system_deps.sh installs them as root).
 APT_LINE = (
-    "sudo apt-get install chromium kamailio kamailio-websocket-modules kamailio-tls-modules sip-tester openssl"
+    "sudo apt-get install chromium kamailio kamailio-websocket-modules kamailio-tls-modules kamailio-sqlite-modules "
+    "rtpengine-daemon baresip sox sip-tester openssl"
 )
 
 

@@ -123,6 +123,9 @@ def test_pbx_settings_are_per_firm(session, firm, other):
         ({"transport": "ws"}, "transport"),  # plain ws:// to a PBX on the network
         ({"transport": "ws", "host": "192.168.1.20"}, "transport"),
         ({"sip_domain": "http://x"}, "sip_domain"),
+        ({"did": "0110000000"}, "did"),  # a national number: the trunk matches E.164
+        ({"did": "+966 11 abc"}, "did"),
+        ({"did": "+9661100000000000"}, "did"),
         ({"ice_servers": [{"urls": "http://stun.example.test"}]}, "ice_servers[0].urls"),
         ({"ice_servers": [{"urls": "stun:a"}, {"urls": []}]}, "ice_servers[1].urls"),
         ({"ice_servers": [{"urls": "turn:t.example.test", "credential": "pw"}]}, "ice_servers[0].credential"),
@@ -136,6 +139,13 @@ def test_bad_pbx_settings_are_refused_and_change_nothing(session, firm, change, 
     assert err.value.field == field
     settings = get_pbx_settings(session=session, tenant_id=firm.tenant.id)
     assert (settings.host, settings.wss_port, settings.wss_path, settings.ice_servers) == ("pbx.example.test", 8089, "/ws", [])
+
+
+def test_a_firms_did_is_kept_in_e164_as_people_write_it(session, firm):
+    _pbx(session, firm, did="00966 (11) 000-0000")
+    assert get_pbx_settings(session=session, tenant_id=firm.tenant.id).did == "+966110000000"
+    _pbx(session, firm, did="")
+    assert get_pbx_settings(session=session, tenant_id=firm.tenant.id).did == ""
 
 
 @pytest.mark.parametrize("role", [Role.MANAGER, Role.AGENT])

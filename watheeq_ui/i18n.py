@@ -170,6 +170,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "wss_port": ("WSS port", "منفذ WSS"),
     "wss_path": ("WSS path", "مسار WSS"),
     "sip_domain": ("SIP domain", "نطاق SIP"),
+    # PBX lab: the firm's public number (DID) that rings its ring group
+    "pbx_did": ("Public number (DID)", "الرقم العام (DID)"),
+    "pbx_did_hint": ("Calls to this number ring every agent of the firm", "المكالمات إلى هذا الرقم ترنّ لدى جميع موظفي المكتب"),
     # PBX lab / transport (dev PBX on loopback: plain ws; every other PBX: wss)
     "pbx_transport": ("Transport", "بروتوكول النقل"),
     "pbx_transport_wss": ("wss (TLS)", "wss (مشفّر TLS)"),

@@ -109,6 +109,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def normalize_did(value: str | None) -> str:
+    """The firm's DID in E.164 (``+`` and 8 to 15 digits), or "" for none.
+
+    Spaces, dashes and brackets as people write numbers are dropped; a leading ``00`` is the
+    international prefix. Anything else is refused: the PBX matches the trunk's INVITE on it.
+    """
+    text = re.sub(r"[\s\-().]", "", value or "")
+    if not text:
+        return ""
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not re.fullmatch(r"\+[1-9][0-9]{7,14}", text):
+        raise Invalid("did", "the DID is an international number: + then 8 to 15 digits, e.g. +966110000000")
+    return text
+
+
 def dev_pbx_domain(slug: str) -> str:
     """The SIP domain a firm gets on the loopback dev PBX: ``<slug>.pbx.localhost``."""
     label = re.sub(r"[^a-z0-9-]+", "-", slug.lower()).strip("-")[:63].strip("-") or "firm"
@@ -134,6 +150,7 @@ def _pbx_public(settings: PbxSettings) -> PbxSettingsPublic:
         wss_port=settings.wss_port,
         wss_path=settings.wss_path,
         sip_domain=settings.sip_domain,
+        did=settings.did,
         ice_servers=[dict(s) for s in settings.ice_servers],
         wss_url=_wss_url(settings),
     )
@@ -182,6 +199,7 @@ def update_pbx_settings(
     elif is_loopback_host(host):
         # Firms sharing the loopback PBX would otherwise share one domain and so their numbers.
         domain = dev_pbx_domain(accounts.get_tenant(session=session, tenant_id=tenant_id).slug)
+    did = normalize_did(data.did)
     ice_servers = _validate_ice_servers(data.ice_servers)
     if turn_credential is not None and len(turn_credential) > 256:
         raise Invalid("turn_credential", "the TURN credential is at most 256 characters")
@@ -195,6 +213,7 @@ def update_pbx_settings(
     settings.wss_port = data.wss_port
     settings.wss_path = path
     settings.sip_domain = domain
+    settings.did = did
     settings.ice_servers = ice_servers
     if turn_credential is not None:
         settings.turn_credential_encrypted = (

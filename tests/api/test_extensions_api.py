@@ -163,6 +163,12 @@ def test_pbx_settings_round_trip_without_the_turn_credential(http: httpx.Client,
     assert TURN_SECRET not in r.text
 
 
+def test_the_firms_did_is_set_and_read_back_through_the_api(http: httpx.Client, firm: Firm) -> None:
+    r = http.put("/api/v1/call-center/pbx-settings", json={**PBX, "did": "+966 11 000 0000"}, headers=firm.auth())
+    assert r.status_code == 200, r.text
+    assert http.get("/api/v1/call-center/pbx-settings", headers=firm.auth()).json()["did"] == "+966110000000"
+
+
 @pytest.mark.parametrize("role", [Role.MANAGER, Role.AGENT])
 def test_pbx_settings_are_for_owner_and_admin_only(http: httpx.Client, firm: Firm, role: Role) -> None:
     _configure_pbx(http, firm)
@@ -179,6 +185,7 @@ def test_pbx_settings_are_for_owner_and_admin_only(http: httpx.Client, firm: Fir
         ({"wss_port": 70000}, "wss_port"),
         ({"wss_path": "ws"}, "wss_path"),
         ({"ice_servers": [{"urls": "http://x"}]}, "ice_servers[0].urls"),
+        ({"did": "011 000 0000"}, "did"),
     ],
 )
 def test_bad_pbx_settings_are_422_and_change_nothing(

@@ -230,3 +230,23 @@ def test_another_firms_1001_never_receives_a_call_to_this_firms_1001(session, tm
         assert results[9] == [], "firm A's call reached firm B's 1001"
         registered = dump()
         assert f"AoR: 1001@{a}" in registered and f"AoR: 1001@{b}" in registered
+
+
+def test_each_firms_did_and_ring_group_are_exported_and_a_did_used_twice_rings_only_the_first_firm(session, tmp_path):
+    creds = _credentials_module()
+    one = _firm(session, "127.0.0.1", {"1002": "pw-one-1002", "1001": "pw-one-1001", "1010": "pw-one-1010"})
+    two = _firm(session, "127.0.0.1", {"1001": "pw-two-1001"})
+    for firm in (one, two):
+        admin = factories.principal_of(factories.make_user(session, firm, Role.ADMIN))
+        extensions.update_pbx_settings(session=session, tenant_id=firm.id, actor=admin,
+                                       data=PbxSettingsIn(host="127.0.0.1", did="+966 11 000 0000"))
+    out = tmp_path / "credentials.cfg"
+    messages = creds.write(out, session)
+    text = out.read_text()
+    a, b = _domain(session, one), _domain(session, two)
+    assert f'$sht(dids=>966110000000) = "{a}";' in text and text.count("$sht(dids=>") == 1
+    assert any(f"DID +966110000000 already used by {a}" in m for m in messages)
+    # Every extension of the firm is in its ring group, in number order.
+    assert f"$sht(ringgroup=>{a}::n) = 3;" in text
+    assert [f'$sht(ringgroup=>{a}::{i}) = "{ext}";' in text for i, ext in enumerate(["1001", "1002", "1010"])] == [True] * 3
+    assert f"$sht(ringgroup=>{b}::n) = 1;" in text

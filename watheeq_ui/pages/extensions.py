@@ -71,6 +71,7 @@ class ExtensionsState(rx.State):
     pbx_port: str = "8089"
     pbx_path: str = "/ws"
     pbx_domain: str = ""
+    pbx_did: str = ""
     pbx_stun: str = ""
     pbx_turn_url: str = ""
     pbx_turn_username: str = ""
@@ -113,6 +114,7 @@ class ExtensionsState(rx.State):
             return
         self.pbx_host, self.pbx_port, self.pbx_path, self.pbx_domain = pbx.host, str(pbx.wss_port), pbx.wss_path, pbx.sip_domain
         self.pbx_transport = pbx.transport
+        self.pbx_did = pbx.did
         self.pbx_wss_url = pbx.wss_url
         stun: list[str] = []
         self.pbx_turn_url = self.pbx_turn_username = ""
@@ -219,7 +221,7 @@ class ExtensionsState(rx.State):
 
     @rx.event
     def set_pbx_field(self, name: str, value: str):
-        if name in {"host", "transport", "port", "path", "domain", "stun", "turn_url", "turn_username"}:
+        if name in {"host", "transport", "port", "path", "domain", "did", "stun", "turn_url", "turn_username"}:
             setattr(self, f"pbx_{name}", value)
 
     @rx.event
@@ -251,6 +253,7 @@ class ExtensionsState(rx.State):
                         wss_port=int(self.pbx_port),
                         wss_path=self.pbx_path,
                         sip_domain=self.pbx_domain,
+                        did=self.pbx_did,
                         ice_servers=ice,
                     ),
                     # Empty keeps the stored credential: the field never shows it.
@@ -441,6 +444,8 @@ def _pbx_form() -> rx.Component:
             rx.grid(
                 _pbx_input("pbx_host", "host", ExtensionsState.pbx_host, "host", placeholder="pbx.example.local"),
                 _pbx_input("sip_domain", "domain", ExtensionsState.pbx_domain, "sip_domain"),
+                _pbx_input("pbx_did", "did", ExtensionsState.pbx_did, "did", hint_key="pbx_did_hint",
+                           placeholder="+966110000000"),
                 labelled(
                     "pbx_transport",
                     rx.select.root(
