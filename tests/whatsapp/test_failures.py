@@ -69,7 +69,7 @@ def test_only_an_owner_or_admin_reads_the_raw_detail(engine: Engine) -> None:
         store.init_session(session=session, tenant_id=tenant.id, actor=admin)
         assert store.restore_active_sessions(session=session, worker_id="w", lease_seconds=30)
         store.record_error(session=session, tenant_id=tenant.id, worker_id="w", reason=DNS_ERRORS[0], retry_count=1, next_retry_at=None)
-        status = store.get_session_status(session=session, tenant_id=tenant.id)
+        status = store.get_session_status(session=session, tenant_id=tenant.id, actor=admin)
         assert status.error_code == "no_route" and "10.255" not in status.model_dump_json()
         assert store.get_error_detail(session=session, tenant_id=tenant.id, actor=admin) == DNS_ERRORS[0]
         with pytest.raises(Forbidden):

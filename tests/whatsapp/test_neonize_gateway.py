@@ -181,7 +181,7 @@ async def test_real_neonize_offline_fails_to_dial_and_shows_error_with_next_retr
         assert row.error_code == "proxy_unreachable"
         assert row.next_retry_at is not None and row.retry_count == 1
         with db.session_scope() as session:
-            status = store.get_session_status(session=session, tenant_id=tenant_id)
+            status = store.get_session_status(session=session, tenant_id=tenant_id, actor=admin)
             assert store.get_error_detail(session=session, tenant_id=tenant_id, actor=admin) == row.last_error
         assert status.status == WhatsappStatus.ERROR and status.next_retry_at is not None
         assert status.error_message == failures.sentence("proxy_unreachable")
