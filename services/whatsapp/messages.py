@@ -151,7 +151,11 @@ def get_messages(
     cursor: str | None = None,
     limit: int = 50,
 ) -> WhatsappMessagesPage:
-    """The firm's messages, newest first, filtered (AND) and paged by keyset cursor."""
+    """The firm's messages, newest first, filtered (AND) and paged by keyset cursor.
+
+    ``date_from`` / ``date_to`` are a half-open range: from ``date_from`` up to, not including,
+    ``date_to`` (a page's "through this day" is the next day's midnight).
+    """
     _require_tenant(actor, tenant_id)
     if not 1 <= limit <= 500:
         raise Invalid("limit", "limit must be between 1 and 500")
@@ -174,7 +178,7 @@ def get_messages(
     if date_from is not None:
         conditions.append(WhatsappMessage.created_at >= date_from)
     if date_to is not None:
-        conditions.append(WhatsappMessage.created_at <= date_to)
+        conditions.append(WhatsappMessage.created_at < date_to)
     count = session.exec(select(func.count()).select_from(WhatsappMessage).where(*conditions)).one()
     page_conditions = list(conditions)
     if cursor:
