@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 
 from sqlmodel import Session
 
 from services import security
-from services.models import Case, Client, Principal, Role, Tenant, User
+from services.models import Case, Client, MessageDirection, MessageStatus, Principal, Role, Tenant, User, WhatsappMessage
 
 _seq = itertools.count(1)
 # Hashing with argon2 is slow on purpose; tests reuse one hash.
@@ -58,6 +59,36 @@ def make_case(session: Session, tenant: Tenant, client: Client | None = None, *,
     session.add(case)
     session.flush()
     return case
+
+
+# --- wapkg: make_message (svccore's shared factory takes its place at merge if it adds one)
+def make_message(
+    session: Session,
+    tenant: Tenant,
+    *,
+    body: str = "hello",
+    direction: MessageDirection = MessageDirection.INBOUND,
+    status: MessageStatus | None = None,
+    phone: str = "+966501234567",
+    client: Client | None = None,
+    created_at: datetime | None = None,
+) -> WhatsappMessage:
+    n = next(_seq)
+    message = WhatsappMessage(
+        tenant_id=tenant.id,
+        wa_message_id=f"WA{n}",
+        direction=direction,
+        status=status or (MessageStatus.RECEIVED if direction == MessageDirection.INBOUND else MessageStatus.PENDING),
+        chat_jid=f"{phone.lstrip('+')}@s.whatsapp.net",
+        remote_e164=phone,
+        client_id=client.id if client else None,
+        body=body,
+        **({"created_at": created_at} if created_at else {}),
+    )
+    session.add(message)
+    session.flush()
+    return message
+# --- end wapkg
 
 
 PASSWORD = _PASSWORD

@@ -83,7 +83,7 @@ NOT_OPERATIONS = {"models", "errors"}
 
 
 def ui_state_modules() -> list[Path]:
-    return sorted([*(UI / "pages").glob("*.py"), *(UI / "state").glob("*.py"), *(UI / "components").rglob("*.py")])
+    return sorted([*(UI / "pages").rglob("*.py"), *(UI / "state").glob("*.py"), *(UI / "components").rglob("*.py")])
 
 
 def _service_names(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -178,7 +178,7 @@ def handlers_reaching_services_without_the_session_helper(source: str) -> list[s
 
 def test_the_ui_has_states_to_check() -> None:
     names = {p.relative_to(UI).as_posix() for p in ui_state_modules()}
-    assert {"state/auth.py", "pages/calls.py", "pages/whatsapp.py", "components/softphone/state.py"} <= names
+    assert {"state/auth.py", "pages/calls.py", "pages/whatsapp/state.py", "components/softphone/state.py"} <= names
 
 
 @pytest.mark.parametrize("path", ui_state_modules(), ids=lambda p: p.relative_to(UI).as_posix())
