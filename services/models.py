@@ -17,6 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+# The roles vocabulary lives with the permissions; re-exported for ``from services.models import Role``.
+from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Role  # noqa: F401
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -51,17 +54,6 @@ def ts_field(*, nullable: bool = True, index: bool = False, default_now: bool = 
 
 
 # --------------------------------------------------------------------------- enums
-
-
-class Role(str, enum.Enum):
-    OWNER = "OWNER"
-    ADMIN = "ADMIN"
-    MANAGER = "MANAGER"
-    AGENT = "AGENT"
-
-
-ADMIN_ROLES = frozenset({Role.OWNER, Role.ADMIN})
-SUPERVISOR_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MANAGER})
 
 
 class CallDirection(str, enum.Enum):

@@ -31,10 +31,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from services.call_center._common import require_member
+from services.authz import Permission, allowed, require_member
+from services.db import dialect_insert
 from services.errors import Invalid
 from services.models import (
     AgentStats,
@@ -47,7 +47,6 @@ from services.models import (
     DayBucket,
     HourBucket,
     Principal,
-    Role,
     Tenant,
     User,
     utcnow,
@@ -74,7 +73,6 @@ _answered = Call.answered_at.is_not(None)
 _missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
 _rollup = CallHourlyRollup.__table__
 _rollup_hour = CallRollupHour.__table__
-_upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -140,7 +138,7 @@ def invalidate_rollups(session: Session, tenant_id: int, started_ats: Iterable[d
     hours = sorted({_floor_hour(t) for t in started_ats if t < limit})
     if not hours:
         return
-    insert = _upsert[session.get_bind().dialect.name](_rollup_hour)
+    insert = dialect_insert(session, _rollup_hour)
     session.execute(
         insert.on_conflict_do_update(index_elements=["tenant_id", "hour_start"], set_={"stale": True}),
         [{"tenant_id": tenant_id, "hour_start": h, "stale": True} for h in hours],
@@ -172,7 +170,7 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
     # concurrent request claiming the same hour waits for this one and then finds it fresh,
     # so each hour's rows are written once.
     claim = (
-        _upsert[dialect](_rollup_hour)
+        dialect_insert(session, _rollup_hour)
         .on_conflict_do_update(
             index_elements=["tenant_id", "hour_start"], set_={"stale": False}, where=_rollup_hour.c.stale
         )
@@ -301,7 +299,7 @@ def get_stats(
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
     dialect = session.get_bind().dialect.name
-    agent_only = actor.user_id if actor.role == Role.AGENT else None
+    agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
 
     def calls_between(a: datetime, b: datetime) -> list[Any]:
         conds = [Call.tenant_id == tenant_id, Call.started_at >= a, Call.started_at < b]
