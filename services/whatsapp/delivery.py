@@ -11,13 +11,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, func, select
 
+from services import clients, db
 from services.errors import Invalid
 from services.models import (
-    Client,
     MessageDirection,
     MessageStatus,
     WhatsappInbound,
@@ -42,24 +40,6 @@ _RANK = {
 }
 
 
-def _insert(session: Session, table: sa.Table) -> sa.Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_dialect.insert(table)
-    return sqlite_dialect.insert(table)
-
-
-def _match_clients(session: Session, tenant_id: int, numbers: set[str]) -> dict[str, int]:
-    """E.164 → the firm's oldest client with that number (as clients.find_client_by_phone), in one query."""
-    if not numbers:
-        return {}
-    rows = session.execute(
-        select(Client.phone_e164, func.min(Client.id))
-        .where(owned_by(Client, tenant_id), Client.phone_e164.in_(sorted(numbers)))  # type: ignore[union-attr]
-        .group_by(Client.phone_e164)
-    ).all()
-    return {phone: client_id for phone, client_id in rows}
-
-
 def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[WhatsappInbound]) -> int:
     """Store received messages once each (a WhatsApp id seen before is ignored), matched to clients.
 
@@ -75,7 +55,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
             raise Invalid("chat_jid", "a chat JID is 1 to 128 characters")
         if m.timestamp is not None and m.timestamp.tzinfo is None:
             raise Invalid("timestamp", "a timestamp must carry its time zone")
-    matched = _match_clients(session, tenant_id, {m.remote_e164 for m in messages if m.remote_e164})
+    matched = clients.match_numbers(session=session, tenant_id=tenant_id, numbers={m.remote_e164 for m in messages if m.remote_e164})
     now = utcnow()
     rows = []
     seen: set[str] = set()
@@ -105,7 +85,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
             }
         )
     table = WhatsappMessage.__table__  # type: ignore[attr-defined]
-    stmt = _insert(session, table).on_conflict_do_nothing(index_elements=["tenant_id", "wa_message_id"])
+    stmt = db.dialect_insert(session, table).on_conflict_do_nothing(index_elements=["tenant_id", "wa_message_id"])
     # Count new rows by what exists afterwards: rowcount of executemany is not reliable on every driver.
     ids = [r["wa_message_id"] for r in rows]
     before = _count_existing(session, tenant_id, ids)

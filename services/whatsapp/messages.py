@@ -7,15 +7,13 @@ again, or mark it as sent.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from services import audit, clients, phones
+from services import audit, authz, clients, paging, phones
 from services.errors import Conflict, Invalid
 from services.models import (
     Client,
@@ -32,9 +30,11 @@ from services.models import (
 from services.tenancy import get_owned, owned_by, owned_join
 from services.timestamps import search_bound
 from services.whatsapp.failures import Failure, classify, sentence
-from services.whatsapp.sessions import _require_tenant, require_connected
+from services.whatsapp.sessions import require_connected
 
 MAX_BODY = 4096
+# What the message list's cursors are tagged with: a cursor of another list is refused.
+CURSOR_TAG = "wamsg"
 
 
 def _message_error_code(row: WhatsappMessage) -> str | None:
@@ -77,21 +77,6 @@ def _tenant_region(session: Session, tenant_id: int) -> str:
     return region or "SA"
 
 
-def _encode_cursor(created_at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        stamp, _, row_id = text.partition("|")
-        at = datetime.fromisoformat(stamp)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at, int(row_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid("cursor", "the cursor is not valid") from exc
-
 
 def send_message(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappSend) -> WhatsappMessagePublic:
     """Queue a text message to a number or to a client; the sidecar sends it (PENDING until then).
@@ -99,7 +84,7 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
     Exactly one of ``to`` (any phone format, read in the firm's region) and ``client_id``.
     Conflict when the line is not connected.
     """
-    _require_tenant(actor, tenant_id)
+    authz.require_member(actor, tenant_id)
     body = data.body if isinstance(data.body, str) else ""
     if not body.strip():
         raise Invalid("body", "a message is required")
@@ -118,7 +103,7 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
         client_name = client.name
     else:
         e164 = phones.normalise(data.to, _tenant_region(session, tenant_id), field="to")
-        match = clients.find_client_by_phone(session=session, tenant_id=tenant_id, e164=e164)
+        match = clients.match_number(session=session, tenant_id=tenant_id, e164=e164)
         client_id = match.id if match else None
         client_name = match.name if match else None
     require_connected(session=session, tenant_id=tenant_id)
@@ -156,7 +141,7 @@ def get_messages(
     ``date_from`` / ``date_to`` are a half-open range: from ``date_from`` up to, not including,
     ``date_to`` (a page's "through this day" is the next day's midnight).
     """
-    _require_tenant(actor, tenant_id)
+    authz.require_member(actor, tenant_id)
     if not 1 <= limit <= 500:
         raise Invalid("limit", "limit must be between 1 and 500")
     for name, value in (("date_from", date_from), ("date_to", date_to)):
@@ -182,7 +167,7 @@ def get_messages(
     count = session.exec(select(func.count()).select_from(WhatsappMessage).where(*conditions)).one()
     page_conditions = list(conditions)
     if cursor:
-        at, row_id = _decode_cursor(cursor)
+        at, row_id = paging.decode_cursor(cursor, CURSOR_TAG)
         page_conditions.append(
             sa.or_(
                 WhatsappMessage.created_at < at,
@@ -200,7 +185,7 @@ def get_messages(
     more = len(rows) > limit
     rows = rows[:limit]
     data = [_message_public(m, name) for m, name in rows]
-    next_cursor = _encode_cursor(rows[-1][0].created_at, rows[-1][0].id) if more and rows else None  # type: ignore[arg-type]
+    next_cursor = paging.encode_cursor(CURSOR_TAG, rows[-1][0].created_at, rows[-1][0].id) if more and rows else None  # type: ignore[arg-type]
     return WhatsappMessagesPage(data=data, count=count, next_cursor=next_cursor)
 
 
@@ -229,7 +214,7 @@ def _client_name(session: Session, tenant_id: int, client_id: int | None) -> str
 
 
 def _uncertain_message(session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessage:
-    _require_tenant(actor, tenant_id)
+    authz.require_member(actor, tenant_id)
     row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
     if row.direction != MessageDirection.OUTBOUND or row.status != MessageStatus.UNCERTAIN:
         raise Conflict("only a message that may not have been sent can be sent again or marked as sent", field="status")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services import config
-from services.errors import Conflict, Forbidden
+from services import authz, config
+from services.authz import Permission
+from services.errors import Conflict
 from services.models import (
     Principal,
     WhatsappDesiredState,
@@ -58,17 +59,6 @@ def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
     )
 
 
-def _require_tenant(actor: Principal, tenant_id: int) -> None:
-    if actor.tenant_id != tenant_id:
-        raise Forbidden("this user does not belong to the firm")
-
-
-def _require_admin(actor: Principal, tenant_id: int) -> None:
-    _require_tenant(actor, tenant_id)
-    if not actor.is_admin:
-        raise Forbidden("only an owner or an admin may link or unlink the WhatsApp line")
-
-
 def _session_row(session: Session, tenant_id: int) -> WhatsappSession | None:
     return session.exec(tenant_select(WhatsappSession, tenant_id)).first()
 
@@ -100,7 +90,7 @@ def init_session(*, session: Session, tenant_id: int, actor: Principal) -> Whats
 
     OWNER/ADMIN only. Idempotent: asking again while connecting or connected changes nothing.
     """
-    _require_admin(actor, tenant_id)
+    authz.require(actor, Permission.LINK_WHATSAPP, tenant_id=tenant_id)
     row = _get_or_create_row(session, tenant_id)
     if row.desired_state != WhatsappDesiredState.CONNECTED:
         row.desired_state = WhatsappDesiredState.CONNECTED
@@ -121,7 +111,7 @@ def disconnect(*, session: Session, tenant_id: int, actor: Principal) -> Whatsap
 
     OWNER/ADMIN only. A session that no sidecar holds and that never paired is closed at once.
     """
-    _require_admin(actor, tenant_id)
+    authz.require(actor, Permission.LINK_WHATSAPP, tenant_id=tenant_id)
     row = _session_row(session, tenant_id)
     if row is None:
         return _status_public(None)
@@ -148,9 +138,9 @@ def get_session_status(*, session: Session, tenant_id: int, actor: Principal) ->
     when it was issued) is given only to those who may link the line: OWNER and ADMIN.
     Both edges call this, so the rule holds for the REST route and the page alike.
     """
-    _require_tenant(actor, tenant_id)
+    authz.require_member(actor, tenant_id)
     status = _status_public(_session_row(session, tenant_id))
-    if not actor.is_admin:
+    if not authz.allowed(actor, Permission.LINK_WHATSAPP):
         status = status.model_copy(update={"qr_payload": None, "qr_issued_at": None})
     return status
 
@@ -160,6 +150,6 @@ def get_error_detail(*, session: Session, tenant_id: int, actor: Principal) -> s
 
     The status carries the failure's code and sentence; this is the technical detail behind it.
     """
-    _require_admin(actor, tenant_id)
+    authz.require(actor, Permission.LINK_WHATSAPP, tenant_id=tenant_id)
     row = _session_row(session, tenant_id)
     return row.last_error if row is not None and row.error_code else None

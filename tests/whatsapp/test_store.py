@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
+from services import paging
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     MessageDirection,
@@ -251,6 +252,9 @@ def test_get_messages_rejects_bad_filters(session: Session) -> None:
     foreign = f.make_client(session, other)
     with pytest.raises(Invalid):
         store.get_messages(session=session, tenant_id=tenant.id, actor=manager, cursor="garbage!!")
+    # A cursor of another list (the call history) does not page the messages.
+    with pytest.raises(Invalid):
+        store.get_messages(session=session, tenant_id=tenant.id, actor=manager, cursor=paging.encode_cursor("calls", datetime.now(timezone.utc), 1))
     with pytest.raises(Invalid):
         store.get_messages(session=session, tenant_id=tenant.id, actor=manager, limit=0)
     with pytest.raises(NotFound):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from services import clients, db, whatsapp
+from services.authz import Permission
 from services.errors import DomainError
 from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
 from services.timestamps import local_day_range
@@ -239,7 +240,7 @@ class WhatsappState(rx.State):
 
     @rx.event
     async def link(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         if principal is None:
             return None
         tz = await tenant_timezone(self)
@@ -259,7 +260,7 @@ class WhatsappState(rx.State):
 
     @rx.event
     async def unlink(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         self.confirm_unlink = False
         if principal is None:
             return None
@@ -275,7 +276,7 @@ class WhatsappState(rx.State):
         if self.error_detail:
             self.error_detail = ""
             return None
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         if principal is None:
             return None
         with db.session_scope() as session:
