@@ -47,7 +47,7 @@ from services.models import (
     utcnow,
 )
 from services.names import clean_name
-from services.tenancy import get_owned, tenant_select
+from services.tenancy import get_owned, same_tenant, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap keeps a huge body from costing seconds.
@@ -828,7 +828,7 @@ def check_session(*, session: Session, session_id: int, activity: bool) -> Sessi
     """
     found = session.exec(
         select(ApiToken, User)
-        .join(User, (User.id == ApiToken.user_id) & (User.tenant_id == ApiToken.tenant_id))
+        .join(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
         .where(ApiToken.id == session_id)
     ).first()
     row, user = found if found is not None else (None, None)

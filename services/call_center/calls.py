@@ -44,7 +44,7 @@ from services.models import (
     utcnow,
 )
 from services.paging import decode_cursor, encode_cursor
-from services.tenancy import tenant_select
+from services.tenancy import owned_by, owned_join, same_tenant, tenant_select
 from services.timestamps import aware, event_time, search_bound
 
 MAX_PAGE_SIZE = 500
@@ -66,8 +66,8 @@ _call = Call.__table__
 _LOG_CONTEXT = (
     sa.select(Tenant.region, User.id, User.full_name, SipExtension.extension)
     .select_from(Tenant)
-    .outerjoin(User, sa.and_(User.id == sa.bindparam("agent_id"), User.tenant_id == Tenant.id))
-    .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, SipExtension.tenant_id == Tenant.id))
+    .outerjoin(User, owned_join(User, User.id == sa.bindparam("agent_id"), sa.bindparam("tenant_id")))
+    .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, same_tenant(SipExtension, User)))
     .where(Tenant.id == sa.bindparam("tenant_id"))
 )
 
@@ -97,13 +97,15 @@ _PUBLIC_COLUMNS = (
 
 
 def _public_select(tenant_id: int) -> sa.Select[Any]:
+    """The firm's calls with the names of agent, client and case."""
     # The joins repeat the tenant so a stale foreign key can never surface another firm's name.
     return (
         sa.select(*_PUBLIC_COLUMNS)
         .select_from(Call)
-        .outerjoin(_AgentUser, sa.and_(_AgentUser.id == Call.agent_user_id, _AgentUser.tenant_id == tenant_id))
-        .outerjoin(Client, sa.and_(Client.id == Call.client_id, Client.tenant_id == tenant_id))
-        .outerjoin(Case, sa.and_(Case.id == Call.case_id, Case.tenant_id == tenant_id))
+        .outerjoin(_AgentUser, owned_join(_AgentUser, _AgentUser.id == Call.agent_user_id, tenant_id))
+        .outerjoin(Client, owned_join(Client, Client.id == Call.client_id, tenant_id))
+        .outerjoin(Case, owned_join(Case, Case.id == Call.case_id, tenant_id))
+        .where(owned_by(Call, tenant_id))
     )
 
 
@@ -131,7 +133,7 @@ def _owned_call(session: Session, tenant_id: int, actor: Principal, call_id: int
 
 
 def _load_public(session: Session, tenant_id: int, call_id: int) -> CallPublic:
-    row = session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id == call_id)).one()
+    row = session.execute(_public_select(tenant_id).where(Call.id == call_id)).one()
     return _public(row)
 
 
@@ -393,7 +395,7 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
 def find_call_by_sip_id(*, session: Session, tenant_id: int, sip_call_id: str) -> CallPublic | None:
     """The firm's call with this SIP Call-ID, or None."""
     row = session.execute(
-        _public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.sip_call_id == sip_call_id)
+        _public_select(tenant_id).where(Call.sip_call_id == sip_call_id)
     ).one_or_none()
     return _public(row) if row else None
 
@@ -451,13 +453,13 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
     base = _load_public(session, tenant_id, call_id)
     notes = session.execute(
         sa.select(CallNote.id, CallNote.author_user_id, User.full_name, CallNote.body, CallNote.created_at)
-        .outerjoin(User, sa.and_(User.id == CallNote.author_user_id, User.tenant_id == tenant_id))
-        .where(CallNote.tenant_id == tenant_id, CallNote.call_id == call_id)
+        .outerjoin(User, owned_join(User, User.id == CallNote.author_user_id, tenant_id))
+        .where(owned_by(CallNote, tenant_id), CallNote.call_id == call_id)
         .order_by(CallNote.created_at, CallNote.id)
     ).all()
     recordings = session.execute(
         sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
-        .where(CallRecording.tenant_id == tenant_id, CallRecording.call_id == call_id)
+        .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
         .order_by(CallRecording.id)
     ).all()
     return CallDetail(
@@ -559,7 +561,7 @@ def get_call_history(
     if page is not None and page < 1:
         raise Invalid("page", "pages are numbered from 1")
     keyset = decode_cursor(cursor, _CURSOR_TAGS[order]) if cursor else None
-    conds = [Call.tenant_id == tenant_id, *_filter_conditions(session, tenant_id, filters or CallFilters())]
+    conds = [owned_by(Call, tenant_id), *_filter_conditions(session, tenant_id, filters or CallFilters())]
     if not allowed(actor, Permission.VIEW_ALL_CALLS):
         conds.append(Call.agent_user_id == actor.user_id)
 
@@ -590,7 +592,7 @@ def get_call_history(
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
-        session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id.in_(id_list))).all()
+        session.execute(_public_select(tenant_id).where(Call.id.in_(id_list))).all()
         if id_list
         else []
     )
@@ -622,7 +624,7 @@ def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime
         # Guarded by the old status: an event that arrived meanwhile wins over this guess.
         result = session.execute(
             sa.update(_call)
-            .where(_call.c.tenant_id == tenant_id, _call.c.id == row.id, _call.c.status == row.status)
+            .where(owned_by(_call, tenant_id), _call.c.id == row.id, _call.c.status == row.status)
             .values(**changes, updated_at=now)
         )
         if result.rowcount:
@@ -661,7 +663,7 @@ def close_stale_calls(
     for tid in tenant_ids:
         rows = session.execute(
             sa.select(*_OPEN_ROW).where(
-                Call.tenant_id == tid,
+                owned_by(Call, tid),
                 sa.or_(
                     sa.and_(Call.status == CallStatus.RINGING, Call.updated_at < ringing_cutoff),
                     sa.and_(Call.status == CallStatus.ANSWERED, Call.updated_at < answered_cutoff),
@@ -678,7 +680,7 @@ def close_open_calls_for_agent(*, session: Session, tenant_id: int, user_id: int
     before = aware(before, "before")
     rows = session.execute(
         sa.select(*_OPEN_ROW).where(
-            Call.tenant_id == tenant_id,
+            owned_by(Call, tenant_id),
             Call.agent_user_id == user_id,
             Call.status.in_([CallStatus.RINGING, CallStatus.ANSWERED]),
             Call.started_at < before,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from services import accounts, security
-from services.keys import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
+from services.key_rotation import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
 from services.authz import Permission, require
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
@@ -31,7 +31,7 @@ from services.models import (
     utcnow,
 )
 from services.names import clean_name
-from services.tenancy import get_owned, tenant_select
+from services.tenancy import get_owned, owned_by, same_tenant, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -228,8 +228,8 @@ def get_extensions(*, session: Session, tenant_id: int, actor: Principal) -> lis
     require(actor, Permission.LIST_EXTENSIONS, tenant_id=tenant_id)
     rows = session.exec(
         select(SipExtension, User)
-        .join(User, sa.and_(User.id == SipExtension.user_id, User.tenant_id == SipExtension.tenant_id))
-        .where(SipExtension.tenant_id == tenant_id)
+        .join(User, sa.and_(User.id == SipExtension.user_id, same_tenant(User, SipExtension)))
+        .where(owned_by(SipExtension, tenant_id))
         .order_by(SipExtension.extension)
     ).all()
     domain = _domain_of(session, tenant_id)
