@@ -71,8 +71,6 @@ def test_the_import_walker_ignores_relative_and_similar_names() -> None:
 # condition is built by services/tenancy.py; the walk finds ``<anything>.tenant_id ==``.
 
 TENANCY = "tenancy.py"
-# TEMPORARY: services/whatsapp/ is cleaned on the wapkg branch; the lead removes these at merge.
-TENANCY_EXEMPT = {"whatsapp/store.py", "whatsapp/simulator.py"}
 
 
 def hand_written_tenant_conditions(source: str) -> list[int]:
@@ -88,7 +86,7 @@ def hand_written_tenant_conditions(source: str) -> list[int]:
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in service_modules() if p.relative_to(SERVICES).as_posix() not in {TENANCY, *TENANCY_EXEMPT}],
+    [p for p in service_modules() if p.relative_to(SERVICES).as_posix() != TENANCY],
     ids=lambda p: p.relative_to(SERVICES).as_posix(),
 )
 def test_no_service_scopes_a_query_by_hand(path: Path) -> None:

@@ -109,6 +109,8 @@ class SimulatorGateway(Gateway):
         # An instance attribute: the class default says what the simulator can do.
         self.client_message_ids = client_ids
         self.sent: list[SentMessage] = []
+        # The ids of each firm's deliveries by this process, for a receipt of "all sent".
+        self._sent_ids: dict[int, list[str]] = {}
         self._delivered: dict[int, set[str]] = {}
         self._crash_after: int | None = None
         self._clients: dict[int, _Client] = {}
@@ -265,6 +267,7 @@ class SimulatorGateway(Gateway):
             fh.write(record)
         delivered.add(wa_id)
         self.sent.append(SentMessage(tenant_id, chat_jid, body, wa_id))
+        self._sent_ids.setdefault(tenant_id, []).append(wa_id)
         if self._crash_after is not None:
             self._crash_after -= 1
             if self._crash_after <= 0:
@@ -327,7 +330,7 @@ class SimulatorGateway(Gateway):
             return False
         status = MessageStatus(str(params.get("status", "DELIVERED")).upper())
         if params.get("all_sent"):
-            ids = [m.wa_message_id for m in self.sent if m.tenant_id == tenant_id]
+            ids = list(self._sent_ids.get(tenant_id, []))
         else:
             ids = [str(i) for i in params.get("wa_message_ids", [])]
         await self.sink.on_receipt(tenant_id, ids, status, datetime.now(timezone.utc))
