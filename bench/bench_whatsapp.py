@@ -34,7 +34,8 @@ from sqlmodel import SQLModel  # noqa: E402
 
 from services import db  # noqa: E402
 from services.models import Client, Tenant, WhatsappDesiredState, WhatsappMessage, WhatsappSession, WhatsappStatus  # noqa: E402
-from services.whatsapp.sidecar import Settings, Sidecar, _Tenant  # noqa: E402
+from services.whatsapp.runtime import HeldTenant  # noqa: E402
+from services.whatsapp.sidecar import Settings, Sidecar  # noqa: E402
 from services.whatsapp import store  # noqa: E402
 
 N_CLIENTS = 100_000
@@ -86,7 +87,7 @@ async def ingestion(tenant_id: int) -> None:
         session.add(WhatsappSession(tenant_id=tenant_id, desired_state=WhatsappDesiredState.CONNECTED, status=WhatsappStatus.CONNECTED))
     with db.session_scope() as session:
         (lease,) = store.restore_active_sessions(session=session, worker_id="bench", lease_seconds=300)
-    sidecar.tenants[tenant_id] = _Tenant(lease=lease)
+    sidecar.tenants[tenant_id] = HeldTenant(lease=lease)
     sidecar._writer.start()
     gateway = sidecar.gateway
 

@@ -23,11 +23,12 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services import audit, phones, security
+from services.authz import Permission, allowed
+from services.db import dialect_insert
 from services.errors import AuthenticationFailed, Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
 from services.models import (
     ApiToken,
@@ -46,7 +47,7 @@ from services.models import (
     utcnow,
 )
 from services.names import clean_name
-from services.tenancy import get_owned, tenant_select
+from services.tenancy import get_owned, same_tenant, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
 # argon2 hashes whatever it is given; a cap keeps a huge body from costing seconds.
@@ -174,14 +175,15 @@ def _check_full_name(full_name: str | None) -> str:
 
 
 def _require_admin_of(actor: Principal, tenant_id: int) -> None:
+    # Another firm's admin learns nothing about this firm, not even that it exists.
     if actor.tenant_id != tenant_id:
         raise NotFound("tenant not found")
-    if not actor.is_admin:
+    if not allowed(actor, Permission.MANAGE_USERS):
         raise Forbidden("only an owner or an admin may manage users")
 
 
 def _require_may_touch(actor: Principal | None, user: User) -> None:
-    if actor is not None and user.role is Role.OWNER and actor.role is not Role.OWNER:
+    if actor is not None and user.role is Role.OWNER and not allowed(actor, Permission.MANAGE_OWNERS):
         raise Forbidden("only an owner may change an owner's account")
 
 
@@ -224,7 +226,7 @@ def create_user(
     role = _check_role(role)
     if actor is not None:
         _require_admin_of(actor, tenant_id)
-        if role is Role.OWNER and actor.role is not Role.OWNER:
+        if role is Role.OWNER and not allowed(actor, Permission.MANAGE_OWNERS):
             raise Forbidden("only an owner may make someone an owner")
     _tenant_row(session, tenant_id)
     email = normalise_email(email)
@@ -325,7 +327,7 @@ def update_user(
         return get_user(session=session, tenant_id=tenant_id, user_id=user_id)
     if actor is not None:
         _require_may_touch(actor, user)
-        if new_role is Role.OWNER and actor.role is not Role.OWNER:
+        if new_role is Role.OWNER and not allowed(actor, Permission.MANAGE_OWNERS):
             raise Forbidden("only an owner may make someone an owner")
         if actor.user_id == user.id and "role" in changes:
             raise Conflict("you cannot change your own role", field="role")
@@ -607,10 +609,9 @@ def _claim_attempt(engine: Engine, keys: list[_ThrottleKey], now: datetime) -> f
     every process sharing the database, and a failure is on record whatever the caller
     does with its own transaction afterwards.
     """
-    upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[engine.dialect.name]
     with Session(engine) as throttle:
         inserted = throttle.execute(
-            upsert(LoginThrottle)
+            dialect_insert(engine, LoginThrottle)
             .values([{"key_hash": k.key_hash, "attempts": 0, "window_started_at": now} for k in keys])
             .on_conflict_do_nothing(index_elements=["key_hash"])
         ).rowcount
@@ -827,7 +828,7 @@ def check_session(*, session: Session, session_id: int, activity: bool) -> Sessi
     """
     found = session.exec(
         select(ApiToken, User)
-        .join(User, (User.id == ApiToken.user_id) & (User.tenant_id == ApiToken.tenant_id))
+        .join(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
         .where(ApiToken.id == session_id)
     ).first()
     row, user = found if found is not None else (None, None)

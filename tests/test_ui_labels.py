@@ -10,7 +10,7 @@ from watheeq_ui.i18n import LABELS
 
 
 def test_every_kind_of_whatsapp_message_has_a_label():
-    gateway = pytest.importorskip("services.whatsapp.neonize_gateway")
+    gateway = pytest.importorskip("services.whatsapp.neonize_messages")
     # "voice" is the gateway's name for a push-to-talk audio message.
     kinds = {kind for _, kind, _ in gateway._CONTENT} - {"text"} | {"voice"}
     assert kinds <= set(MESSAGE_KINDS)

@@ -141,11 +141,9 @@ def test_added_emails_are_unique(session: Session) -> None:
 
 
 def test_list_shows_extension_and_last_sign_in(session: Session) -> None:
-    from services.models import SipExtension
-
     tenant = factories.make_tenant(session)
     agent = factories.make_user(session, tenant, Role.AGENT)
-    session.add(SipExtension(tenant_id=tenant.id, user_id=agent.id, extension="1001", password_encrypted="x"))
+    factories.make_extension(session, agent, extension="1001")
     agent.last_sign_in_at = utcnow()
     session.add(agent)
     session.flush()

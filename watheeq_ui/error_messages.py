@@ -122,7 +122,6 @@ ARABIC: dict[str, str] = {
     "give either a phone number or a client, not both": "أدخل رقم هاتف أو اختر عميلًا، لا الاثنين معًا",
     "this client has no valid phone number": "ليس لهذا العميل رقم هاتف صالح",
     "the WhatsApp line is not connected": "خط واتساب غير متصل",
-    "only an owner or an admin may link or unlink the WhatsApp line": "ربط خط واتساب أو فصله للمالك أو المسؤول فقط",
     "only a message that may not have been sent can be sent again or marked as sent": (
         "لا يُعاد إرسال رسالة أو تُعلَّم كمُرسلة إلا إذا كان إرسالها غير مؤكد"
     ),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from services.whatsapp.failures import SENTENCES
+
 from watheeq_ui.state.lang import LangState
 
 LABELS: dict[str, tuple[str, str]] = {
@@ -58,6 +60,54 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_ERROR": ("Error", "خطأ"),
     "wa_unknown": ("Unavailable", "غير متاح"),
     "simulator": ("simulator", "محاكاة"),
+    # the WhatsApp page (wapkg: moved here from pages/whatsapp.py; message states are the msg_* labels)
+    "nav_whatsapp": ("WhatsApp", "واتساب"),
+    "wa_link": ("Link WhatsApp", "ربط واتساب"),
+    "wa_unlink": ("Unlink", "إلغاء الربط"),
+    "wa_unlink_confirm": ("Unlink the firm's WhatsApp line?", "إلغاء ربط خط واتساب للمكتب؟"),
+    "wa_unlink_body": (
+        "The device is logged out on the phone and its keys are deleted. Messages stay stored.",
+        "سيُسجَّل خروج الجهاز من الهاتف وتُحذف مفاتيحه. تبقى الرسائل محفوظة.",
+    ),
+    "wa_not_linked_body": (
+        "Link the firm's WhatsApp number to send and receive messages here.",
+        "اربط رقم واتساب الخاص بالمكتب لإرسال الرسائل واستقبالها هنا.",
+    ),
+    "wa_admin_only": ("Only an owner or an admin can link the line.", "يستطيع المالك أو المسؤول فقط ربط الخط."),
+    "wa_admin_linking": (
+        "An owner or an admin is linking the line; the code to scan is shown only to them.",
+        "يقوم المالك أو المسؤول بربط الخط؛ يظهر رمز المسح لهما فقط.",
+    ),
+    "wa_scan_title": ("Scan this code with the firm's phone", "امسح هذا الرمز بهاتف المكتب"),
+    "wa_scan_steps": ("WhatsApp → Linked devices → Link a device", "واتساب ← الأجهزة المرتبطة ← ربط جهاز"),
+    "wa_code_refresh": ("New code in {n} s", "رمز جديد خلال {n} ث"),
+    "wa_code_refreshing": ("Waiting for a new code…", "بانتظار رمز جديد…"),
+    "wa_starting": ("Starting the line…", "جارٍ تشغيل الخط…"),
+    "wa_linked_as": ("Linked number", "الرقم المرتبط"),
+    "wa_profile": ("WhatsApp name", "اسم واتساب"),
+    "wa_since": ("Connected since", "متصل منذ"),
+    "wa_error_title": ("The line is not connected", "الخط غير متصل"),
+    "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
+    # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
+    # is behind this toggle, for owners and admins.
+    "wa_details": ("Technical details", "التفاصيل التقنية"),
+    "wa_hide_details": ("Hide technical details", "إخفاء التفاصيل التقنية"),
+    "wa_cancel_link": ("Cancel", "إلغاء"),
+    "wa_conversations": ("Conversations", "المحادثات"),
+    "wa_no_messages": ("No messages yet", "لا توجد رسائل بعد"),
+    "wa_send_title": ("Send a message", "إرسال رسالة"),
+    "wa_to_client": ("To a client", "إلى عميل"),
+    "wa_to_number": ("To a number", "إلى رقم"),
+    "wa_choose_client": ("Choose a client", "اختر عميلًا"),
+    "wa_number_placeholder": ("05x xxx xxxx or +9665…", "05x xxx xxxx أو ‎+9665…"),
+    "wa_message": ("Message", "الرسالة"),
+    "wa_send": ("Send", "إرسال"),
+    "wa_queued": ("Queued: sent as soon as the line allows", "في قائمة الانتظار: تُرسل فور سماح الخط"),
+    "wa_send_again": ("Send again", "أعد الإرسال"),
+    "wa_mark_sent": ("Mark as sent", "علّمها كمُرسلة"),
+    "wa_resent": ("Queued again", "أُعيدت إلى قائمة الإرسال"),
+    "wa_marked_sent": ("Marked as sent", "عُلّمت كمُرسلة"),
+    "wa_messages_count": ("{n} messages", "{n} رسالة"),
     # dashboard
     "today": ("Today", "اليوم"),
     "my_calls_today": ("My calls today", "مكالماتي اليوم"),
@@ -302,6 +352,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "sp_call_not_found": ("The call was not found.", "لم يتم العثور على المكالمة."),
     "sp_saved": ("Saved to the call.", "تم الحفظ في المكالمة."),
 }
+
+# A WhatsApp failure's sentence per class lives with the classes (services.whatsapp.failures).
+LABELS.update({f"wa_fail_{code.value}": texts for code, texts in SENTENCES.items()})
 
 LANGS = ("en", "ar")
 

@@ -19,7 +19,7 @@ from watheeq_ui.components.ui import name_text, role_label
 from watheeq_ui.i18n import t
 from watheeq_ui.state.auth import PAGE_LOADERS, SESSION_CHECK_MS, AuthState
 from watheeq_ui.state.lang import LangState
-from watheeq_ui.state.line import LineState
+from watheeq_ui.state.whatsapp_line import WhatsappLineState
 
 NAV: list[tuple[str, str, str, str]] = [
     # (route, label key, icon, access)
@@ -142,7 +142,7 @@ def _sidebar_content() -> rx.Component:
 
 def whatsapp_badge() -> rx.Component:
     color = rx.match(
-        LineState.status,
+        WhatsappLineState.status,
         ("CONNECTED", "green"),
         ("CONNECTING", "amber"),
         ("QR_PENDING", "amber"),
@@ -150,7 +150,7 @@ def whatsapp_badge() -> rx.Component:
         "gray",
     )
     label = rx.match(
-        LineState.status,
+        WhatsappLineState.status,
         ("CONNECTED", t("wa_CONNECTED")),
         ("CONNECTING", t("wa_CONNECTING")),
         ("QR_PENDING", t("wa_QR_PENDING")),
@@ -169,7 +169,7 @@ def whatsapp_badge() -> rx.Component:
             size="2",
             data_testid="whatsapp-status",
         ),
-        rx.cond(LineState.simulator, rx.badge(t("simulator"), color_scheme="purple", variant="outline")),
+        rx.cond(WhatsappLineState.simulator, rx.badge(t("simulator"), color_scheme="purple", variant="outline")),
         spacing="2",
     )
 
@@ -251,7 +251,7 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
             on_change=[SoftphoneState.keep_alive_while_talking, AuthState.check_session],
             display="none",
         ),
-        rx.moment(interval=60_000, on_change=LineState.refresh, display="none"),
+        rx.moment(interval=60_000, on_change=WhatsappLineState.refresh, display="none"),
         dir=LangState.direction,
         lang=LangState.lang,
         min_height="100vh",
@@ -270,7 +270,7 @@ def template(
     """Register a signed-in page: session check, role guard, sidebar, header, softphone slot."""
     loaders: Sequence = on_load if isinstance(on_load, list | tuple) else ([on_load] if on_load else [])
     # They run once the session is known (see AuthState.open_page).
-    PAGE_LOADERS[route] = [LineState.refresh, *loaders]
+    PAGE_LOADERS[route] = [WhatsappLineState.refresh, *loaders]
 
     def decorator(page_content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
         allowed = _allowed(access)

@@ -8,20 +8,17 @@ mid-call. So: logging is idempotent on the SIP Call-ID, a status only moves forw
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from services import audit, phones
-from services.call_center._common import aware, require_member, require_role
+from services.db import dialect_insert
+from services.authz import Permission, allowed, require, require_member
 from services.call_center.stats import invalidate_rollups
-from services.clients import find_client_by_phone
+from services.clients import match_number
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     Call,
@@ -41,14 +38,14 @@ from services.models import (
     Case,
     Client,
     Principal,
-    Role,
     SipExtension,
     Tenant,
     User,
     utcnow,
 )
-from services.tenancy import tenant_select
-from services.timestamps import event_time, search_bound
+from services.paging import decode_cursor, encode_cursor
+from services.tenancy import owned_by, owned_join, same_tenant, tenant_select
+from services.timestamps import aware, event_time, search_bound
 
 MAX_PAGE_SIZE = 500
 MAX_NOTE_LENGTH = 10_000
@@ -64,19 +61,15 @@ TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
 
 _call = Call.__table__
 
-# log_call runs for every call event: its two statements are built once (values bound at
-# execution) so SQLAlchemy compiles them once instead of coercing every literal each time.
+# log_call runs for every call event: its context query is built once (values bound at
+# execution) so SQLAlchemy compiles it once instead of coercing every literal each time.
 _LOG_CONTEXT = (
     sa.select(Tenant.region, User.id, User.full_name, SipExtension.extension)
     .select_from(Tenant)
-    .outerjoin(User, sa.and_(User.id == sa.bindparam("agent_id"), User.tenant_id == Tenant.id))
-    .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, SipExtension.tenant_id == Tenant.id))
+    .outerjoin(User, owned_join(User, User.id == sa.bindparam("agent_id"), sa.bindparam("tenant_id")))
+    .outerjoin(SipExtension, sa.and_(SipExtension.user_id == User.id, same_tenant(SipExtension, User)))
     .where(Tenant.id == sa.bindparam("tenant_id"))
 )
-_LOG_INSERT = {
-    name: insert(_call).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"]).returning(_call.c.id)
-    for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
-}
 
 _AgentUser = sa.orm.aliased(User, name="agent_user")
 _PUBLIC_COLUMNS = (
@@ -104,13 +97,15 @@ _PUBLIC_COLUMNS = (
 
 
 def _public_select(tenant_id: int) -> sa.Select[Any]:
+    """The firm's calls with the names of agent, client and case."""
     # The joins repeat the tenant so a stale foreign key can never surface another firm's name.
     return (
         sa.select(*_PUBLIC_COLUMNS)
         .select_from(Call)
-        .outerjoin(_AgentUser, sa.and_(_AgentUser.id == Call.agent_user_id, _AgentUser.tenant_id == tenant_id))
-        .outerjoin(Client, sa.and_(Client.id == Call.client_id, Client.tenant_id == tenant_id))
-        .outerjoin(Case, sa.and_(Case.id == Call.case_id, Case.tenant_id == tenant_id))
+        .outerjoin(_AgentUser, owned_join(_AgentUser, _AgentUser.id == Call.agent_user_id, tenant_id))
+        .outerjoin(Client, owned_join(Client, Client.id == Call.client_id, tenant_id))
+        .outerjoin(Case, owned_join(Case, Case.id == Call.case_id, tenant_id))
+        .where(owned_by(Call, tenant_id))
     )
 
 
@@ -124,9 +119,9 @@ def _seconds(delta: timedelta) -> int:
 
 def _scope_to_actor(stmt: Any, actor: Principal) -> Any:
     """Agents see and change only their own calls; supervisors the whole firm's."""
-    if actor.role == Role.AGENT:
-        return stmt.where(Call.agent_user_id == actor.user_id)
-    return stmt
+    if allowed(actor, Permission.VIEW_ALL_CALLS):
+        return stmt
+    return stmt.where(Call.agent_user_id == actor.user_id)
 
 
 def _owned_call(session: Session, tenant_id: int, actor: Principal, call_id: int) -> Call:
@@ -138,7 +133,7 @@ def _owned_call(session: Session, tenant_id: int, actor: Principal, call_id: int
 
 
 def _load_public(session: Session, tenant_id: int, call_id: int) -> CallPublic:
-    row = session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id == call_id)).one()
+    row = session.execute(_public_select(tenant_id).where(Call.id == call_id)).one()
     return _public(row)
 
 
@@ -226,7 +221,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     now = utcnow()
     started_at = event_time(data.started_at, "started_at", now=now) or now
     agent_id = data.agent_user_id or actor.user_id
-    if agent_id != actor.user_id and not actor.is_supervisor:
+    if agent_id != actor.user_id and not allowed(actor, Permission.LOG_CALLS_FOR_OTHERS):
         raise Forbidden("only a supervisor may log a call for another agent")
 
     # Region, agent and the agent's extension in one round trip.
@@ -236,7 +231,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     region, _, agent_name, agent_extension = ctx
 
     remote_e164 = phones.try_normalise(remote, region)
-    client = find_client_by_phone(session=session, tenant_id=tenant_id, e164=remote_e164)
+    client = match_number(session=session, tenant_id=tenant_id, e164=remote_e164)
 
     values: dict[str, Any] = {
         "tenant_id": tenant_id,
@@ -264,7 +259,8 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     for status in path:
         values.update(_advance(values, status, now=now))
 
-    new_id = session.execute(_LOG_INSERT[session.get_bind().dialect.name], values).scalar_one_or_none()
+    log_insert = dialect_insert(session, _call).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"])
+    new_id = session.execute(log_insert.returning(_call.c.id), values).scalar_one_or_none()
     if new_id is not None:
         invalidate_rollups(session, tenant_id, (started_at,), now)
         values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
@@ -272,7 +268,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
 
     # The Call-ID is known already (a repeated event or a concurrent logger won the race).
     existing = session.exec(tenant_select(Call, tenant_id).where(Call.sip_call_id == sip_call_id)).one()
-    if actor.role == Role.AGENT and existing.agent_user_id != actor.user_id:
+    if existing.agent_user_id != actor.user_id and not allowed(actor, Permission.VIEW_ALL_CALLS):
         raise Conflict("this SIP Call-ID is already logged for another agent", field="sip_call_id")
     if data.status != existing.status and data.status in TRANSITIONS.get(existing.status, frozenset()):
         _apply(session, tenant_id, existing, _advance(existing.model_dump(), data.status, now=now), now)
@@ -374,7 +370,7 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
     audit event keeps who deleted which call and its main facts, so the deletion itself
     is never silent. Another firm's call is :class:`NotFound`.
     """
-    require_role(actor, tenant_id, (Role.OWNER, Role.ADMIN), "delete calls")
+    require(actor, Permission.DELETE_CALLS, tenant_id=tenant_id)
     call = session.exec(tenant_select(Call, tenant_id).where(Call.id == call_id)).first()
     if call is None:
         raise NotFound("call not found")
@@ -399,7 +395,7 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
 def find_call_by_sip_id(*, session: Session, tenant_id: int, sip_call_id: str) -> CallPublic | None:
     """The firm's call with this SIP Call-ID, or None."""
     row = session.execute(
-        _public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.sip_call_id == sip_call_id)
+        _public_select(tenant_id).where(Call.sip_call_id == sip_call_id)
     ).one_or_none()
     return _public(row) if row else None
 
@@ -457,13 +453,13 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
     base = _load_public(session, tenant_id, call_id)
     notes = session.execute(
         sa.select(CallNote.id, CallNote.author_user_id, User.full_name, CallNote.body, CallNote.created_at)
-        .outerjoin(User, sa.and_(User.id == CallNote.author_user_id, User.tenant_id == tenant_id))
-        .where(CallNote.tenant_id == tenant_id, CallNote.call_id == call_id)
+        .outerjoin(User, owned_join(User, User.id == CallNote.author_user_id, tenant_id))
+        .where(owned_by(CallNote, tenant_id), CallNote.call_id == call_id)
         .order_by(CallNote.created_at, CallNote.id)
     ).all()
     recordings = session.execute(
         sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
-        .where(CallRecording.tenant_id == tenant_id, CallRecording.call_id == call_id)
+        .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
         .order_by(CallRecording.id)
     ).all()
     return CallDetail(
@@ -484,34 +480,8 @@ def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int
 # --------------------------------------------------------------------------- history
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
 # The cursor names its order, so a cursor of one order cannot silently page the other.
 _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
-
-
-def _encode_cursor(order: CallOrder, started_at: datetime, call_id: int) -> str:
-    micros = (started_at - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{_CURSOR_TAGS[order]}:{micros}:{call_id}".encode()).decode().rstrip("=")
-
-
-_CURSOR = re.compile(r"([a-z]):(-?[0-9]{1,19}):([0-9]{1,19})")
-# The largest 64-bit id: a larger one would fail in the database driver, not here.
-_MAX_ID = 2**63 - 1
-
-
-def _decode_cursor(cursor: str, order: CallOrder) -> tuple[datetime, int]:
-    try:
-        match = _CURSOR.fullmatch(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
-        if match is None or int(match[3]) > _MAX_ID:
-            raise ValueError(cursor)
-        started = _EPOCH + timedelta(microseconds=int(match[2]))
-    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
-        raise Invalid("cursor", "not a cursor returned by the call history") from None
-    if match[1] != _CURSOR_TAGS[order]:
-        raise Invalid("cursor", "this cursor belongs to the other sort order")
-    return started, int(match[3])
 
 
 def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
@@ -590,9 +560,9 @@ def get_call_history(
         raise Invalid("cursor", "give a cursor or a page number, not both")
     if page is not None and page < 1:
         raise Invalid("page", "pages are numbered from 1")
-    keyset = _decode_cursor(cursor, order) if cursor else None
-    conds = [Call.tenant_id == tenant_id, *_filter_conditions(session, tenant_id, filters or CallFilters())]
-    if actor.role == Role.AGENT:
+    keyset = decode_cursor(cursor, _CURSOR_TAGS[order]) if cursor else None
+    conds = [owned_by(Call, tenant_id), *_filter_conditions(session, tenant_id, filters or CallFilters())]
+    if not allowed(actor, Permission.VIEW_ALL_CALLS):
         conds.append(Call.agent_user_id == actor.user_id)
 
     offset = (page - 1) * page_size if page is not None else 0
@@ -622,13 +592,13 @@ def get_call_history(
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
-        session.execute(_public_select(tenant_id).where(Call.tenant_id == tenant_id, Call.id.in_(id_list))).all()
+        session.execute(_public_select(tenant_id).where(Call.id.in_(id_list))).all()
         if id_list
         else []
     )
     position = {call_id: i for i, call_id in enumerate(id_list)}
     data = sorted((_public(r) for r in rows), key=lambda call: position[call.id])
-    next_cursor = _encode_cursor(order, data[-1].started_at, data[-1].id) if has_more and data else None
+    next_cursor = encode_cursor(_CURSOR_TAGS[order], data[-1].started_at, data[-1].id) if has_more and data else None
     return CallsPage(data=data, count=count, next_cursor=next_cursor, page=page, page_size=page_size)
 
 
@@ -654,7 +624,7 @@ def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime
         # Guarded by the old status: an event that arrived meanwhile wins over this guess.
         result = session.execute(
             sa.update(_call)
-            .where(_call.c.tenant_id == tenant_id, _call.c.id == row.id, _call.c.status == row.status)
+            .where(owned_by(_call, tenant_id), _call.c.id == row.id, _call.c.status == row.status)
             .values(**changes, updated_at=now)
         )
         if result.rowcount:
@@ -693,7 +663,7 @@ def close_stale_calls(
     for tid in tenant_ids:
         rows = session.execute(
             sa.select(*_OPEN_ROW).where(
-                Call.tenant_id == tid,
+                owned_by(Call, tid),
                 sa.or_(
                     sa.and_(Call.status == CallStatus.RINGING, Call.updated_at < ringing_cutoff),
                     sa.and_(Call.status == CallStatus.ANSWERED, Call.updated_at < answered_cutoff),
@@ -710,7 +680,7 @@ def close_open_calls_for_agent(*, session: Session, tenant_id: int, user_id: int
     before = aware(before, "before")
     rows = session.execute(
         sa.select(*_OPEN_ROW).where(
-            Call.tenant_id == tenant_id,
+            owned_by(Call, tenant_id),
             Call.agent_user_id == user_id,
             Call.status.in_([CallStatus.RINGING, CallStatus.ANSWERED]),
             Call.started_at < before,

@@ -1,20 +1,13 @@
-"""The firm's WhatsApp line: session store and messages (``store``), gateways, and the sidecar.
+"""The firm's WhatsApp line: its session (``sessions``, ``leases``), messages (``messages``,
+``delivery``; ``store`` re-exports all four), gateways, and the sidecar.
 
 The edges import the service functions from here; the sidecar and the gateways are separate
 modules so that importing this package never loads neonize.
 """
 
-from services.whatsapp.store import (
-    confirm_message_sent,
-    disconnect,
-    get_error_detail,
-    get_messages,
-    get_session_status,
-    init_session,
-    resend_message,
-    restore_active_sessions,
-    send_message,
-)
+from services.whatsapp.leases import restore_active_sessions
+from services.whatsapp.messages import confirm_message_sent, get_messages, messages_fingerprint, resend_message, send_message
+from services.whatsapp.sessions import disconnect, get_error_detail, get_session_status, init_session
 
 __all__ = [
     "confirm_message_sent",
@@ -23,6 +16,7 @@ __all__ = [
     "get_messages",
     "get_session_status",
     "init_session",
+    "messages_fingerprint",
     "resend_message",
     "restore_active_sessions",
     "send_message",

@@ -3,6 +3,8 @@
 A gateway runs one client per tenant and reports what happens through a
 :class:`GatewayEvents` sink (the sidecar). It never touches the database itself: the
 sidecar decides what each event means for the session row.
+
+This module is the interface only; ``gateways.create_gateway`` picks an implementation.
 """
 
 from __future__ import annotations
@@ -153,16 +155,3 @@ def qr_code_lifetimes(name: str | None = None) -> tuple[float, float]:
             pass
     return QR_FIRST_SECONDS, QR_NEXT_SECONDS
 
-
-def create_gateway(sink: GatewayEvents, name: str | None = None) -> Gateway:
-    """The configured gateway (``WATHEEQ_WHATSAPP_GATEWAY``: ``neonize`` or ``simulator``)."""
-    name = (name or config.whatsapp_gateway()).lower()
-    if name == "simulator":
-        from services.whatsapp.simulator import SimulatorGateway
-
-        return SimulatorGateway(sink)
-    if name == "neonize":
-        from services.whatsapp.neonize_gateway import NeonizeGateway
-
-        return NeonizeGateway(sink)
-    raise ValueError(f"unknown WhatsApp gateway {name!r} (neonize or simulator)")

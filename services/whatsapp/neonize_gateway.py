@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -54,10 +53,13 @@ from services import config, db  # noqa: E402
 from services.models import MessageStatus, WhatsappInbound  # noqa: E402
 from services.whatsapp.failures import Failure  # noqa: E402
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
+from services.whatsapp.neonize_messages import USER_SERVER, phone_of, timestamp_of, describe_message, parse_jid  # noqa: E402
+
+# Re-exported: tests and tools read neonize's messages through the gateway module.
+__all__ = ["USER_SERVER", "NeonizeGateway", "describe_message", "device_store_url", "parse_jid", "proxy_settings", "send_error"]
 
 log = logging.getLogger("watheeq.whatsapp.neonize")
 
-USER_SERVER = "s.whatsapp.net"
 EVENTS = (
     QREv,
     PairStatusEv,
@@ -75,78 +77,6 @@ EVENTS = (
     OfflineSyncCompletedEv,
     HistorySyncEv,
 )
-# Wrappers whose inner message is the real content.
-_WRAPPERS = ("ephemeralMessage", "viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension", "documentWithCaptionMessage", "editedMessage")
-# (field, type shown, where the text is)
-_CONTENT = (
-    ("conversation", "text", None),
-    ("extendedTextMessage", "text", "text"),
-    ("imageMessage", "image", "caption"),
-    ("videoMessage", "video", "caption"),
-    ("documentMessage", "document", "caption"),
-    ("audioMessage", "audio", None),
-    ("stickerMessage", "sticker", None),
-    ("locationMessage", "location", "name"),
-    ("liveLocationMessage", "location", "caption"),
-    ("contactMessage", "contact", "displayName"),
-    ("contactsArrayMessage", "contact", "displayName"),
-    ("pollCreationMessage", "poll", "name"),
-    ("pollCreationMessageV3", "poll", "name"),
-)
-
-
-def parse_jid(text: str) -> JID:
-    """``user[.agent][:device]@server`` back into neonize's JID (the inverse of Jid2String)."""
-    user, _, server = text.partition("@")
-    device = 0
-    if ":" in user:
-        user, _, dev = user.partition(":")
-        device = int(dev)
-    agent = 0
-    if "." in user:
-        user, _, raw_agent = user.partition(".")
-        agent = int(raw_agent)
-    return JID(User=user, Server=server or USER_SERVER, Device=device, RawAgent=agent, Integrator=0, IsEmpty=False)
-
-
-def describe_message(message: Any) -> tuple[str, str] | None:
-    """(type, text or caption) of a waE2E.Message; None for messages with no content to store."""
-    for _ in range(3):
-        for wrapper in _WRAPPERS:
-            if message.HasField(wrapper) and getattr(message, wrapper).HasField("message"):
-                message = getattr(message, wrapper).message
-                break
-        else:
-            break
-    for name, kind, text_field in _CONTENT:
-        if name == "conversation":
-            if message.conversation:
-                return kind, message.conversation
-            continue
-        if not message.HasField(name):
-            continue
-        part = getattr(message, name)
-        if name == "audioMessage" and part.PTT:
-            kind = "voice"
-        text = getattr(part, text_field) if text_field else ""
-        if name == "documentMessage" and not text:
-            text = part.fileName
-        return kind, text or ""
-    return None
-
-
-def _timestamp(value: int) -> datetime | None:
-    if not value:
-        return None
-    # whatsmeow hands Unix seconds; guard against milliseconds all the same.
-    seconds = value / 1000 if value > 10**11 else value
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-def _phone_of(jid: JID) -> str | None:
-    if jid.Server == USER_SERVER and jid.User.isdigit():
-        return "+" + jid.User
-    return None
 
 
 def device_store_url(database_url: str) -> str:
@@ -355,7 +285,7 @@ class NeonizeGateway(Gateway):
         elif isinstance(event, ReceiptEv):
             status = {Receipt.DELIVERED: MessageStatus.DELIVERED, Receipt.READ: MessageStatus.READ, Receipt.PLAYED: MessageStatus.READ}.get(event.Type)
             if status is not None and not event.MessageSource.IsFromMe:
-                await sink.on_receipt(tenant_id, list(event.MessageIDs), status, _timestamp(event.Timestamp))
+                await sink.on_receipt(tenant_id, list(event.MessageIDs), status, timestamp_of(event.Timestamp))
             await sink.on_activity(tenant_id)
         elif isinstance(event, QREv):
             codes = [c for c in event.Codes if c]
@@ -366,7 +296,7 @@ class NeonizeGateway(Gateway):
                 jid = Jid2String(event.ID)
                 self._jids[tenant_id] = jid
                 push_name = getattr(getattr(client, "me", None), "PushName", None) or event.BusinessName or None
-                await sink.on_paired(tenant_id, jid, _phone_of(event.ID), push_name)
+                await sink.on_paired(tenant_id, jid, phone_of(event.ID), push_name)
             else:
                 await sink.on_connection_failed(tenant_id, f"pairing failed: {event.Error or 'unknown error'}", Failure.PAIRING_FAILED)
         elif isinstance(event, ConnectedEv):
@@ -376,7 +306,7 @@ class NeonizeGateway(Gateway):
         elif isinstance(event, StreamReplacedEv):
             await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED)
         elif isinstance(event, TemporaryBanEv):
-            until = _timestamp(event.Expire)
+            until = timestamp_of(event.Expire)
             await sink.on_connection_failed(
                 tenant_id,
                 f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
@@ -411,16 +341,16 @@ class NeonizeGateway(Gateway):
             return None
 
     async def _phone_for(self, client: Any, jid: JID, alt: JID | None) -> str | None:
-        phone = _phone_of(jid)
+        phone = phone_of(jid)
         if phone:
             return phone
         if alt is not None and alt.User:
-            phone = _phone_of(alt)
+            phone = phone_of(alt)
             if phone:
                 return phone
         if jid.Server == "lid" and client is not None:
             try:
-                return _phone_of(await client.get_pn_from_lid(jid))
+                return phone_of(await client.get_pn_from_lid(jid))
             except Exception as exc:
                 log.info("no phone number known for a LID sender: %s", exc)
         return None
@@ -447,7 +377,7 @@ class NeonizeGateway(Gateway):
             push_name=info.Pushname or None,
             message_type=kind,
             body=body,
-            timestamp=_timestamp(info.Timestamp),
+            timestamp=timestamp_of(info.Timestamp),
         )
 
     def _history(self, event: Any) -> list[WhatsappInbound]:
@@ -471,7 +401,7 @@ class NeonizeGateway(Gateway):
                         push_name=web.pushName or None,
                         message_type=kind,
                         body=body,
-                        timestamp=_timestamp(web.messageTimestamp),
+                        timestamp=timestamp_of(web.messageTimestamp),
                     )
                 )
         return found

@@ -1,3 +1,4 @@
+# Over 400 lines: one gateway whose simulated clients, sends and phone actions share its per-firm state.
 """A WhatsApp gateway that needs no phone and no network: for tests and offline demos.
 
 It behaves like the neonize gateway as the sidecar sees it: a new device shows QR payloads
@@ -5,25 +6,7 @@ of WhatsApp's shape that rotate (first after 60 s, then every 20 s, six codes in
 silence, as whatsmeow does), a paired device is kept in a store file and restored without a
 QR, and inbound messages, receipts and phone-side unlinks arrive as events.
 
-The phone is played through a command queue on disk that any process can write to
-(:func:`enqueue_command`, or ``python -m services.whatsapp.simulator``): one JSON file per
-command, ``<data>/whatsapp/simulator/commands/<tenant>-<time>-<random>.json``, in one
-folder so that a poll is one directory listing however many lines are simulated. The
-gateway of the sidecar that holds the tenant picks it up within ``poll_interval``. Commands:
-
-- ``scan`` {phone, push_name}: the phone scans the current QR (only while a QR is shown);
-- ``inbound`` {from_phone, body, message_type?, wa_message_id?, push_name?, from_me?}:
-  a message arrives (kept queued until the line is connected, as the phone would);
-- ``receipt`` {wa_message_ids? | all_sent: true, status: DELIVERED|READ}: receipts arrive;
-- ``unlink``: the device is removed from the phone (logged-out event, store deleted);
-- ``fail_connects`` {count, reason}: the next ``count`` connects fail with ``reason``;
-- ``fail_sends`` {count, reason}: the next ``count`` sends fail;
-- ``drop``: the connection dies silently (a zombie: no event, sends fail);
-- ``failure`` {kind, count?}: one of the known failures (:data:`FAILURES`), with the raw text
-  neonize gives for it, reported at once; connect failures also fail the next ``count``
-  connects (replacing earlier ones);
-- ``crash_after_sends`` {count}: the process kills itself (SIGKILL) right after the
-  ``count``-th next delivery, before the sidecar hears the answer: the crash window of a send.
+The phone is played through a command queue on disk (:mod:`services.whatsapp.simulator_phone`).
 
 What the simulated WhatsApp delivered is appended, one JSON line per delivery, to
 ``sent/tenant-<id>.jsonl``: that file is WhatsApp's side of the story, which survives a crash
@@ -35,7 +18,6 @@ neonize 0.5.2 instead, which chooses the id itself and cannot be asked what it d
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
@@ -43,7 +25,6 @@ import logging
 import os
 import secrets
 import signal
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,57 +33,23 @@ from typing import Any
 from services import config, phones
 from services.models import MessageStatus, WhatsappInbound
 from services.whatsapp.failures import Failure
-from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, qr_code_lifetimes, whatsapp_dir
+from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, qr_code_lifetimes
+from services.whatsapp.simulator_phone import (
+    ACTIONS,
+    FAILURES,
+    SYNC_ACTIONS,
+    commands_dir,
+    enqueue_command,
+    main,
+    pending_commands,
+    read_command,
+    simulator_dir,
+)
+
+# The phone's side is re-exported: tests and tools queue commands through this module.
+__all__ = ["ACTIONS", "FAILURES", "SentMessage", "SimulatorGateway", "enqueue_command", "simulator_dir"]
 
 log = logging.getLogger(__name__)
-
-ACTIONS = frozenset({"scan", "inbound", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
-# Commands applied as soon as the gateway sees them, even before a client runs.
-_SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends"})
-
-# Known failures, each with the raw text (and class, when a structured event gives it) that the
-# neonize gateway reports for it. The dial errors are neonize 0.5.2's own, as seen on a machine
-# without a route out (DNS) and with a proxy that is down.
-_DIAL = 'failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": '
-FAILURES: dict[str, tuple[str, Failure | None]] = {
-    "no_route": (_DIAL + "dial tcp: lookup web.whatsapp.com on 10.255.255.53:53: dial udp 10.255.255.53:53: connect: network is unreachable", None),
-    "proxy_unreachable": (_DIAL + "proxyconnect tcp: dial tcp 127.0.0.1:3128: connect: connection refused", None),
-    "temp_banned": ("temporarily banned by WhatsApp (SEND_TO_TOO_MANY_PEOPLE) until 2026-12-01 09:00 UTC", Failure.TEMP_BANNED),
-    "stream_replaced": ("the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED),
-    "client_outdated": ("WhatsApp says this client is outdated (405): update neonize", Failure.CLIENT_OUTDATED),
-    "pairing_failed": ("pairing failed: pair-device: websocket closed before pairing finished (code 1006)", Failure.PAIRING_FAILED),
-    "unknown": ("proto: cannot parse invalid wire-format data (frame 0x7f at offset 12)", None),
-    # These two are events, not connect errors: a phone-side unlink, and a QR nobody scans.
-    "logged_out": ("logged out", Failure.LOGGED_OUT),
-    "qr_timeout": ("", Failure.QR_TIMEOUT),
-}
-
-
-def simulator_dir(root: Path | None = None) -> Path:
-    path = root or (whatsapp_dir() / "simulator")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def enqueue_command(tenant_id: int, action: str, *, root: Path | None = None, **params: Any) -> Path:
-    """Queue a phone-side action for a tenant's simulated line; returns the command file."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown simulator action {action!r}")
-    folder = _commands_dir(simulator_dir(root))
-    name = f"{int(tenant_id)}-{time.time_ns():020d}-{secrets.token_hex(4)}"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps({"action": action, **params}), encoding="utf-8")
-    final = folder / f"{name}.json"
-    # Rename is atomic: the poller never sees half a command.
-    tmp.replace(final)
-    return final
-
-
-def _commands_dir(root: Path) -> Path:
-    folder = root / "commands"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
 
 def _qr_payload() -> str:
     def b64(n: int) -> str:
@@ -150,7 +97,7 @@ class SimulatorGateway(Gateway):
     ) -> None:
         super().__init__(sink)
         self.root = simulator_dir(root)
-        self._commands = _commands_dir(self.root)
+        self._commands = commands_dir(self.root)
         first, following = qr_code_lifetimes("simulator")
         self.qr_first = qr_first_seconds if qr_first_seconds is not None else first
         self.qr_next = qr_next_seconds if qr_next_seconds is not None else following
@@ -162,6 +109,8 @@ class SimulatorGateway(Gateway):
         # An instance attribute: the class default says what the simulator can do.
         self.client_message_ids = client_ids
         self.sent: list[SentMessage] = []
+        # The ids of each firm's deliveries by this process, for a receipt of "all sent".
+        self._sent_ids: dict[int, list[str]] = {}
         self._delivered: dict[int, set[str]] = {}
         self._crash_after: int | None = None
         self._clients: dict[int, _Client] = {}
@@ -205,7 +154,7 @@ class SimulatorGateway(Gateway):
             raise GatewayError("the client is already running")
         self._known.add(tenant_id)
         self._ensure_poller()
-        self._process_commands(tenant_id, only=set(_SYNC_ACTIONS))
+        self._process_commands(tenant_id, only=set(SYNC_ACTIONS))
         client = _Client(tenant_id)
         self._clients[tenant_id] = client
         failures = self._fail_connects.get(tenant_id)
@@ -318,6 +267,7 @@ class SimulatorGateway(Gateway):
             fh.write(record)
         delivered.add(wa_id)
         self.sent.append(SentMessage(tenant_id, chat_jid, body, wa_id))
+        self._sent_ids.setdefault(tenant_id, []).append(wa_id)
         if self._crash_after is not None:
             self._crash_after -= 1
             if self._crash_after <= 0:
@@ -380,7 +330,7 @@ class SimulatorGateway(Gateway):
             return False
         status = MessageStatus(str(params.get("status", "DELIVERED")).upper())
         if params.get("all_sent"):
-            ids = [m.wa_message_id for m in self.sent if m.tenant_id == tenant_id]
+            ids = list(self._sent_ids.get(tenant_id, []))
         else:
             ids = [str(i) for i in params.get("wa_message_ids", [])]
         await self.sink.on_receipt(tenant_id, ids, status, datetime.now(timezone.utc))
@@ -433,24 +383,12 @@ class SimulatorGateway(Gateway):
 
     def _pending_commands(self) -> dict[int, list[Path]]:
         """Queued command files of the tenants this gateway runs or ran, oldest first per tenant."""
-        found: dict[int, list[Path]] = {}
-        try:
-            entries = list(os.scandir(self._commands))
-        except FileNotFoundError:
-            return found
-        for entry in entries:
-            tenant, _, rest = entry.name.partition("-")
-            if not rest.endswith(".json") or not tenant.isdigit() or int(tenant) not in self._known:
-                continue
-            found.setdefault(int(tenant), []).append(Path(entry.path))
-        for paths in found.values():
-            paths.sort(key=lambda p: p.name)
-        return found
+        return pending_commands(self._commands, self._known)
 
     def _process_commands(self, tenant_id: int, only: set[str]) -> None:
         """Apply the synchronous commands (failure injection) queued for a tenant."""
         for path in self._pending_commands().get(tenant_id, []):
-            command = self._read_command(path)
+            command = read_command(path)
             if command is None or command.get("action") not in only:
                 continue
             self._apply_sync(tenant_id, command)
@@ -465,22 +403,6 @@ class SimulatorGateway(Gateway):
             self._crash_after = max(1, count)
         else:
             self._fail_sends.setdefault(tenant_id, []).extend([reason] * count)
-
-    @staticmethod
-    def _read_command(path: Path) -> dict[str, Any] | None:
-        try:
-            command = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:
-            log.warning("simulator: unreadable command %s dropped", path.name)
-            path.unlink(missing_ok=True)
-            return None
-        if not isinstance(command, dict) or command.get("action") not in ACTIONS:
-            log.warning("simulator: unknown command %s dropped", path.name)
-            path.unlink(missing_ok=True)
-            return None
-        return command
 
     async def _apply(self, tenant_id: int, command: dict[str, Any]) -> bool:
         """Apply one command; False keeps it queued for later."""
@@ -509,7 +431,7 @@ class SimulatorGateway(Gateway):
         while True:
             for tenant_id, paths in self._pending_commands().items():
                 for path in paths:
-                    command = self._read_command(path)
+                    command = read_command(path)
                     if command is None:
                         continue
                     try:
@@ -522,38 +444,6 @@ class SimulatorGateway(Gateway):
                         break
                     path.unlink(missing_ok=True)
             await asyncio.sleep(self.poll_interval)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Play the phone of a simulated line from the command line."""
-    parser = argparse.ArgumentParser(prog="python -m services.whatsapp.simulator", description=main.__doc__)
-    parser.add_argument("action", choices=sorted(ACTIONS))
-    parser.add_argument("--tenant", type=int, required=True)
-    parser.add_argument("--phone", help="scan: the linking phone's number")
-    parser.add_argument("--push-name", help="scan/inbound: the WhatsApp profile name")
-    parser.add_argument("--from-phone", help="inbound: the sender's number")
-    parser.add_argument("--body", default="", help="inbound: the text or caption")
-    parser.add_argument("--type", dest="message_type", default="text", help="inbound: text, image, document...")
-    parser.add_argument("--status", default="DELIVERED", help="receipt: DELIVERED or READ")
-    parser.add_argument("--id", dest="ids", action="append", default=[], help="receipt: a WhatsApp message id (repeatable)")
-    parser.add_argument("--count", type=int, default=1)
-    parser.add_argument("--reason", default="simulated failure")
-    parser.add_argument("--kind", choices=sorted(FAILURES), help="failure: which known failure")
-    args = parser.parse_args(argv)
-    params: dict[str, Any] = {}
-    if args.action == "scan":
-        params = {"phone": args.phone, "push_name": args.push_name}
-    elif args.action == "inbound":
-        params = {"from_phone": args.from_phone, "body": args.body, "message_type": args.message_type, "push_name": args.push_name}
-    elif args.action == "receipt":
-        params = {"status": args.status, **({"wa_message_ids": args.ids} if args.ids else {"all_sent": True})}
-    elif args.action in ("fail_connects", "fail_sends"):
-        params = {"count": args.count, "reason": args.reason}
-    elif args.action == "failure":
-        params = {"kind": args.kind, "count": args.count}
-    elif args.action == "crash_after_sends":
-        params = {"count": args.count}
-    print(enqueue_command(args.tenant, args.action, **params))
 
 
 if __name__ == "__main__":

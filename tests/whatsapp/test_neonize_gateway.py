@@ -16,7 +16,8 @@ from services import db
 from services.models import MessageStatus, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappSession, WhatsappStatus
 from services.whatsapp import failures, store
 from services.whatsapp.neonize_gateway import NeonizeGateway, describe_message, parse_jid
-from services.whatsapp.sidecar import Sidecar, _Tenant
+from services.whatsapp.runtime import HeldTenant
+from services.whatsapp.sidecar import Sidecar
 from tests import factories as f
 from tests.whatsapp.conftest import fast_settings
 
@@ -42,7 +43,7 @@ async def _held_sidecar(data_dir: Path) -> tuple[Sidecar, NeonizeGateway, int, o
     )
     with db.session_scope() as session:
         (lease,) = store.restore_active_sessions(session=session, worker_id="neo", lease_seconds=30)
-    sidecar.tenants[tenant_id] = _Tenant(lease=lease)
+    sidecar.tenants[tenant_id] = HeldTenant(lease=lease)
     sidecar._writer.start()
     return sidecar, sidecar.gateway, tenant_id, admin  # type: ignore[return-value]
 

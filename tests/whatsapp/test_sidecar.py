@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from services import db
 from services.models import MessageStatus, Principal, Role, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappStatus, WhatsappStatusPublic
-from services.whatsapp import failures, store
+from services.whatsapp import failures, leases, store
 from services.whatsapp.sidecar import Sidecar, backoff_delay
 from services.whatsapp.simulator import SimulatorGateway, enqueue_command
 from tests import factories as f
@@ -165,7 +165,32 @@ async def test_unscanned_qr_expires_and_asks_to_link_again(engine: Engine, data_
         await _stop(sidecar, task)
 
 
-async def test_bounded_qr_cycles_expire_the_pairing(engine: Engine, data_dir: Path) -> None:
+def _recorded_qr_codes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every QR payload the sidecar writes to the session row, in order."""
+    written: list[str] = []
+    record_qr = leases.record_qr
+
+    def spy(**kwargs: object) -> bool:
+        written.append(str(kwargs["payload"]))
+        return record_qr(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(leases, "record_qr", spy)
+    return written
+
+
+async def _gave_up_pairing(sidecar: Sidecar, tenant_id: int) -> None:
+    """The pairing ended as a QR timeout that waits for an admin: nothing runs, nothing is held."""
+    status = _status(tenant_id)
+    assert status.status == WhatsappStatus.DISCONNECTED and status.error_code == "qr_timeout"
+    assert status.desired_state == WhatsappDesiredState.DISCONNECTED and status.qr_payload is None
+    assert status.error_message == failures.sentence("qr_timeout")
+    await _until(lambda: not sidecar.gateway.is_running(tenant_id) and tenant_id not in sidecar.tenants)
+    assert not sidecar.gateway.has_device_store(tenant_id)
+
+
+async def test_bounded_qr_cycles_expire_the_pairing(engine: Engine, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The phone would go on offering codes (10); the sidecar shows its bound (3) and gives up.
+    written = _recorded_qr_codes(monkeypatch)
     async with asyncio.timeout(30):
         tenant_id, admin = _tenant_and_admin()
         sidecar = simulated_sidecar(data_dir, "w1", qr_first=0.05, qr_next=0.05, max_qr_codes=3)
@@ -174,6 +199,36 @@ async def test_bounded_qr_cycles_expire_the_pairing(engine: Engine, data_dir: Pa
         with db.session_scope() as session:
             store.init_session(session=session, tenant_id=tenant_id, actor=admin)
         await _until(lambda: _status(tenant_id).error_code == "qr_timeout")
+        assert len(written) == 3 and len(set(written)) == 3
+        await _gave_up_pairing(sidecar, tenant_id)
+        # Ten cycles' time later no code has been shown again and the line still waits for an admin.
+        await asyncio.sleep(0.5)
+        assert len(written) == 3
+        assert _status(tenant_id).status == WhatsappStatus.DISCONNECTED
+        await _stop(sidecar, task)
+
+
+async def test_codes_that_run_out_on_the_phone_side_expire_after_the_qr_timeout(
+    engine: Engine, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like whatsmeow, the simulated client stops offering codes after its cycles (2) and goes
+    # silent; the sidecar's timeout, not a further code, ends the pairing.
+    written = _recorded_qr_codes(monkeypatch)
+    async with asyncio.timeout(30):
+        tenant_id, admin = _tenant_and_admin()
+        sidecar = simulated_sidecar(data_dir, "w1", qr_first=0.05, qr_next=0.05, max_qr_codes=6, qr_timeout=0.8)
+        sidecar.gateway.qr_codes = 2  # type: ignore[attr-defined]
+        task = asyncio.create_task(sidecar.run())
+        with db.session_scope() as session:
+            store.init_session(session=session, tenant_id=tenant_id, actor=admin)
+        await _until(lambda: len(written) == 2)
+        await asyncio.sleep(0.3)
+        # Silence: still the second code on screen, no third one, not yet expired.
+        status = _status(tenant_id)
+        assert len(written) == 2 and status.status == WhatsappStatus.QR_PENDING and status.qr_payload == written[-1]
+        await _until(lambda: _status(tenant_id).error_code == "qr_timeout", timeout=5.0)
+        assert len(written) == 2
+        await _gave_up_pairing(sidecar, tenant_id)
         await _stop(sidecar, task)
 
 

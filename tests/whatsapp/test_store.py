@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import Session, select
 
+from services import paging
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     MessageDirection,
@@ -19,6 +21,7 @@ from services.models import (
     WhatsappSession,
     WhatsappStatus,
 )
+from services.timestamps import local_day_range
 from services.whatsapp import store
 from tests import factories as f
 
@@ -222,12 +225,25 @@ def test_get_messages_pages_newest_first_filters_and_joins_client_names(session:
     mine = store.get_messages(session=session, tenant_id=tenant.id, actor=manager, client_id=client.id)
     assert [m.body for m in mine.data] == ["m5", "m3", "m1"] and {m.client_name for m in mine.data} == {"Huda"}
     ranged = store.get_messages(
-        session=session, tenant_id=tenant.id, actor=manager, date_from=base + timedelta(minutes=2), date_to=base + timedelta(minutes=4),
+        session=session, tenant_id=tenant.id, actor=manager, date_from=base + timedelta(minutes=2), date_to=base + timedelta(minutes=5),
         direction=MessageDirection.INBOUND,
     )
     assert [m.body for m in ranged.data] == ["m4", "m3", "m2"]
     chat = store.get_messages(session=session, tenant_id=tenant.id, actor=manager, chat_jid="966551112222@s.whatsapp.net")
     assert chat.count == 4
+
+
+def test_a_day_range_takes_the_whole_last_day_and_not_the_next_midnight(session: Session) -> None:
+    tenant = f.make_tenant(session, timezone="Asia/Riyadh")
+    agent = f.principal_of(f.make_user(session, tenant))
+    riyadh = ZoneInfo("Asia/Riyadh")
+    f.make_message(session, tenant, body="new year", created_at=datetime(2026, 1, 1, 0, 0, tzinfo=riyadh))
+    f.make_message(session, tenant, body="last second", created_at=datetime(2026, 1, 31, 23, 59, 59, tzinfo=riyadh))
+    f.make_message(session, tenant, body="february", created_at=datetime(2026, 2, 1, 0, 0, tzinfo=riyadh))
+    f.make_message(session, tenant, body="old year", created_at=datetime(2025, 12, 31, 23, 59, tzinfo=riyadh))
+    start, end = local_day_range("2026-01-01", "2026-01-31", tenant.timezone)
+    page = store.get_messages(session=session, tenant_id=tenant.id, actor=agent, date_from=start, date_to=end)
+    assert [m.body for m in page.data] == ["last second", "new year"] and page.count == 2
 
 
 def test_get_messages_rejects_bad_filters(session: Session) -> None:
@@ -236,6 +252,9 @@ def test_get_messages_rejects_bad_filters(session: Session) -> None:
     foreign = f.make_client(session, other)
     with pytest.raises(Invalid):
         store.get_messages(session=session, tenant_id=tenant.id, actor=manager, cursor="garbage!!")
+    # A cursor of another list (the call history) does not page the messages.
+    with pytest.raises(Invalid):
+        store.get_messages(session=session, tenant_id=tenant.id, actor=manager, cursor=paging.encode_cursor("calls", datetime.now(timezone.utc), 1))
     with pytest.raises(Invalid):
         store.get_messages(session=session, tenant_id=tenant.id, actor=manager, limit=0)
     with pytest.raises(NotFound):

@@ -67,7 +67,7 @@ def list_messages(
     direction: MessageDirection | None = None,
     chat_jid: Annotated[str | None, Query(max_length=128)] = None,
     date_from: datetime | None = None,
-    date_to: datetime | None = None,
+    date_to: Annotated[datetime | None, Query(description="end of the period, exclusive")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> WhatsappMessagesPage:

@@ -9,7 +9,9 @@ from services import config, db, whatsapp
 from watheeq_ui.state.auth import principal_for_page
 
 
-class LineState(rx.State):
+class WhatsappLineState(rx.State):
+    """The firm's WhatsApp line status in the header of every page (the WhatsApp page keeps it current)."""
+
     status: str = ""
     phone_number: str = ""
     simulator: bool = False

@@ -1,0 +1,164 @@
+"""The sidecar's outbox: sends a firm's PENDING messages in order per chat, rate-limited per firm.
+
+Each send is recorded SENDING by an attempt of this process (committed before the gateway has
+the message), so a send cut by a crash is found and settled, never sent again blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from services.models import WhatsappOutbound
+from services.whatsapp import delivery
+from services.whatsapp.gateway import Gateway, GatewayError
+from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
+
+log = logging.getLogger("watheeq.whatsapp.sidecar")
+
+
+class Sender:
+    """Sends for the firms a worker holds; the worker starts one :meth:`send_pending` per firm."""
+
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        settings: Settings,
+        write: Callable[..., Any],
+        tenants: dict[int, HeldTenant],
+        stopping: asyncio.Event,
+    ) -> None:
+        self.gateway = gateway
+        self.settings = settings
+        self._write = write
+        # The worker's own table of held firms: a firm it lets go of stops being sent for.
+        self.tenants = tenants
+        self.stopping = stopping
+        # Send attempts are this process's: a SENDING row of any other attempt has no sender.
+        self._attempt_prefix = uuid.uuid4().hex[:16]
+        self._attempt_seq = 0
+        self._live_attempts: set[str] = set()
+
+
+    def _new_attempt(self) -> str:
+        self._attempt_seq += 1
+        return f"{self._attempt_prefix}-{self._attempt_seq}"
+
+    async def send_pending(self, tenant_id: int) -> None:
+        """Settle sends orphaned by a dead sender, then send the firm's PENDING messages oldest
+        first; a failing message holds back its chat."""
+        while True:
+            rt = self.tenants.get(tenant_id)
+            if rt is None or not rt.connected or rt.stop_sending or self.stopping.is_set():
+                return
+            orphans = await self._write(delivery.orphaned_sends, tenant_id=tenant_id, live_attempts=set(self._live_attempts))
+            for message in orphans:
+                if not rt.connected or rt.stop_sending:
+                    return
+                await self._recover(tenant_id, rt, message)
+            batch = await self._write(delivery.next_outbound, tenant_id=tenant_id, limit=200)
+            if not batch:
+                return
+            held_chats: set[str] = set()
+            sent_any = False
+            for message in batch:
+                if message.chat_jid in held_chats:
+                    continue
+                retry_at = rt.retry_after.get(message.id)
+                if retry_at is not None and time.monotonic() < retry_at:
+                    held_chats.add(message.chat_jid)
+                    continue
+                if not rt.connected or rt.stop_sending:
+                    return
+                outcome = await self._send_one(tenant_id, rt, message)
+                if outcome == "retry":
+                    held_chats.add(message.chat_jid)
+                sent_any = sent_any or outcome == "sent"
+            if not sent_any:
+                # Everything left waits for a retry time; the next tick starts a sender again.
+                return
+
+    async def _recover(self, tenant_id: int, rt: HeldTenant, message: WhatsappOutbound) -> None:
+        """A message left SENDING by a sender that died: find out, never re-send blindly.
+
+        With an id chosen before the send, ask the gateway whether WhatsApp has it; if it does,
+        it was sent; if not, or if the gateway cannot tell, send it again under the same id,
+        which WhatsApp does not deliver twice. Without such an id nothing can be told: the
+        message becomes UNCERTAIN and a person decides.
+        """
+        if message.wa_message_id and self.gateway.client_message_ids:
+            try:
+                delivered = await self.gateway.was_delivered(tenant_id, message.chat_jid, message.wa_message_id)
+            except Exception:
+                log.exception("checking message %s of tenant %s failed", message.id, tenant_id)
+                delivered = None
+            if delivered:
+                await self._write(delivery.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=message.wa_message_id)
+                return
+            await self._send_one(tenant_id, rt, message, replaces=message.send_attempt_id)
+            return
+        log.warning("message %s of tenant %s was being sent when its sender died; marked uncertain", message.id, tenant_id)
+        await self._write(
+            delivery.mark_uncertain,
+            tenant_id=tenant_id,
+            message_id=message.id,
+            detail=f"sender attempt {message.send_attempt_id} stopped while handing the message to WhatsApp; {self.gateway.name} cannot tell whether it arrived",
+        )
+
+    async def _send_one(self, tenant_id: int, rt: HeldTenant, message: WhatsappOutbound, *, replaces: str | None = None) -> str:
+        """One send, recorded SENDING (committed) before the gateway has it: sent, retry, failed,
+        uncertain or skipped (the message moved meanwhile)."""
+        s = self.settings
+        if s.send_rate > 0:
+            wait = rt.next_send_at - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            rt.next_send_at = max(time.monotonic(), rt.next_send_at) + 1.0 / s.send_rate
+        wa_id = message.wa_message_id
+        if wa_id is None and self.gateway.client_message_ids:
+            wa_id = self.gateway.new_message_id()
+        attempt = self._new_attempt()
+        self._live_attempts.add(attempt)
+        try:
+            attempts = await self._write(
+                delivery.begin_send,
+                tenant_id=tenant_id,
+                message_id=message.id,
+                attempt_id=attempt,
+                wa_message_id=wa_id,
+                replaces_attempt=replaces,
+            )
+            if attempts is None:
+                return "skipped"
+            try:
+                sent_id = await self.gateway.send_text(tenant_id, message.chat_jid, message.body, message_id=wa_id)
+            except Exception as exc:
+                return await self._send_failed(tenant_id, rt, message, exc, attempts, idempotent=wa_id is not None)
+            rt.retry_after.pop(message.id, None)
+            await self._write(delivery.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=sent_id)
+            return "sent"
+        finally:
+            self._live_attempts.discard(attempt)
+
+    async def _send_failed(
+        self, tenant_id: int, rt: HeldTenant, message: WhatsappOutbound, exc: Exception, attempts: int, *, idempotent: bool
+    ) -> str:
+        reason = str(exc) if isinstance(exc, GatewayError) else f"send failed: {type(exc).__name__}"
+        if isinstance(exc, GatewayError) and exc.maybe_sent and not idempotent:
+            # WhatsApp may have it: trying again could deliver it twice.
+            await self._write(delivery.mark_uncertain, tenant_id=tenant_id, message_id=message.id, detail=reason)
+            rt.retry_after.pop(message.id, None)
+            return "uncertain"
+        final = attempts >= self.settings.send_attempts
+        await self._write(delivery.mark_failed, tenant_id=tenant_id, message_id=message.id, error=reason, final=final)
+        if final:
+            rt.retry_after.pop(message.id, None)
+            return "failed"
+        rt.retry_after[message.id] = time.monotonic() + backoff_delay(attempts, 1.0, 60.0)
+        return "retry"
+
