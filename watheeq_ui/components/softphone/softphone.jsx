@@ -64,7 +64,8 @@ export function Softphone({
 
   const secret = useSipCredentials(config);
   const enabled = !!(config && config.wss_url && secret && secret.password);
-  const tabs = useTabLeadership(enabled ? `watheeq-softphone:${config.sip_uri}` : "");
+  const stopAgent = useRef(null);
+  const tabs = useTabLeadership(enabled ? `watheeq-softphone:${config.sip_uri}` : "", () => stopAgent.current && stopAgent.current());
   const active = enabled && tabs.leader;
   const uaRef = useRef(null);
   const phone = useCalls({ uaRef, active, config, secret, callbacks: { onCallEvent, onLookup, onWrapUp }, publishCalls: tabs.publishCalls });
@@ -72,6 +73,7 @@ export function Softphone({
     uaRef, active, config, secret, langRef,
     onNewSession: phone.onNewSession, onStop: phone.closeAll, onStatus: tabs.publishStatus, onRegistration,
   });
+  stopAgent.current = agent.stop;
   const { calls, now, wrapUp } = phone;
 
   // A new wrap-up starts with an empty note and no case.

@@ -8,13 +8,18 @@ import { mark } from "./support.js";
 const FOLLOWER_AFTER_MS = 150;
 
 // role: "none" (not decided yet), "leader" (this tab holds the phone) or "follower".
-export function useTabLeadership(name) {
+// onResign() runs the moment another tab takes the phone, before this one re-renders: its
+// user agent must unregister before the new holder registers the same SIP instance, or
+// that late un-REGISTER would remove the new holder's binding.
+export function useTabLeadership(name, onResign) {
   const [role, setRole] = useState("none");
   const [followerView, setFollowerView] = useState(null); // {reg, calls} of the leading tab
   const roleRef = useRef("none");
   const channelRef = useRef(null);
   const statusRef = useRef({ state: "idle", reason: "" });
   const takeOverRef = useRef(null);
+  const resignRef = useRef(onResign);
+  resignRef.current = onResign;
 
   useEffect(() => {
     if (!name) return undefined;
@@ -55,6 +60,7 @@ export function useTabLeadership(name) {
         // Another tab took the phone: follow it, and queue for the lock again so this tab
         // gets the phone back when that one closes.
         if (wasLeader && !unmounted) {
+          if (resignRef.current) resignRef.current();
           become("follower");
           acquire(false);
           channel.postMessage({ type: "hello" });

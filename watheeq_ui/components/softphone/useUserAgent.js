@@ -1,7 +1,7 @@
 // The JsSIP user agent of the tab that holds the phone: registration, reconnection, and
 // why the phone is not registered (as a label key and its values, so it follows the language).
 import JsSIP from "jssip";
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { httpsOf, instanceId, mark } from "./support.js";
 
 const REGISTER_RETRY_MAX_S = 30;
@@ -20,6 +20,7 @@ export function useUserAgent({ uaRef, active, config, secret, langRef, onNewSess
   const handlers = useRef({});
   handlers.current = { onNewSession, onStop, onStatus, onRegistration };
   const firstRegistration = useRef(true);
+  const stopRef = useRef(null);
 
   useEffect(() => {
     if (!active) return undefined;
@@ -115,9 +116,11 @@ export function useUserAgent({ uaRef, active, config, secret, langRef, onNewSess
       uaRef.current = null;
       ua = null;
     };
+    stopRef.current = stop;
     window.addEventListener("pagehide", stop);
     return () => {
       window.removeEventListener("pagehide", stop);
+      stopRef.current = null;
       stop();
       // A later user agent (this tab holding the phone again) starts from nothing.
       setReg({ state: "idle", reason: "" });
@@ -127,5 +130,7 @@ export function useUserAgent({ uaRef, active, config, secret, langRef, onNewSess
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [active, config && config.wss_url, config && config.sip_uri, secret && secret.password]);
 
-  return { reg, problem };
+  // Stops (and unregisters) the running user agent now, without waiting for a render.
+  const stop = useCallback(() => { if (stopRef.current) stopRef.current(); }, []);
+  return { reg, problem, stop };
 }
