@@ -12,6 +12,9 @@ import time
 
 import pytest
 
+from services import accounts, call_center
+from services.models import CallDirection, CallFilters, CallStatus
+from services.seed import DEMO_PASSWORD
 from tests.softphone import e2e_support as e2e
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sip]
@@ -246,3 +249,50 @@ def test_every_agent_is_registered_again_within_10_s_of_a_restarted_pbx_serving(
     # Registered means reachable: a call goes through at once.
     _connect(phones[0], phones[1])
     phones[0].page.get_by_test_id("softphone-hangup").click()
+
+
+def test_an_agent_on_two_browsers_answers_on_one_the_other_stops_ringing_and_the_call_is_logged_once_in_full(
+        login, browser, stack):
+    """The PBX rings every phone of the extension (a ring group rings every agent the same
+    way); the one that did not answer gets a CANCEL saying the call was answered elsewhere
+    (RFC 3326 cause=200) and must neither log a missed call nor close the answered one."""
+    b = login(B)
+    desk = login(A)
+    context = browser.new_context(viewport=e2e.VIEWPORT)
+    try:
+        laptop = e2e.sign_in(context, *A)
+        e2e.wait_until(lambda: stack.pbx.contacts(A[1]) == 2, 10, f"two bindings of {A[1]}")
+        b.dial_from_pad(A[1])
+        for phone in (desk, laptop):
+            expect(phone.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+        desk.page.get_by_test_id("softphone-answer").click()
+        desk.expect_phase("in-call")
+        expect(laptop.page.get_by_test_id("softphone-incoming")).to_be_hidden(timeout=5_000)
+        laptop.mark("call:answered-elsewhere")
+        expect(laptop.page.get_by_test_id("softphone-call")).to_have_count(0)
+        expect(laptop.page.get_by_test_id("softphone-wrapup")).to_have_count(0)
+        call_id = desk.call_id()
+        _hears(desk, B[1])
+        _hears(b, A[1])
+        time.sleep(3)
+        b.page.get_by_test_id("softphone-hangup").click()
+        expect(desk.page.get_by_test_id("softphone-wrapup")).to_be_visible(timeout=5_000)
+        talked = (desk.mark("call:ended")["at"] - desk.mark("call:accepted")["at"]) / 1000
+
+        def logged():
+            with stack.session() as session:
+                agent = accounts.authenticate(session=session, email=A[0], password=DEMO_PASSWORD)
+                rows = call_center.get_call_history(session=session, tenant_id=agent.tenant_id, actor=agent,
+                                                    filters=CallFilters(), page_size=20).data
+            mine = [c for c in rows if c.sip_call_id and c.sip_call_id.split(";")[0] == call_id]
+            return mine if mine and all(c.status not in (CallStatus.RINGING, CallStatus.ANSWERED) for c in mine) else None
+
+        rows = e2e.wait_until(logged, 10, "A's log of the call", interval=0.2)
+        assert len(rows) == 1, rows
+        [call] = rows
+        assert (call.direction, call.status) == (CallDirection.INBOUND, CallStatus.COMPLETED), call
+        assert call.talk_seconds is not None and abs(call.talk_seconds - talked) <= 1, (call.talk_seconds, talked)
+    finally:
+        for page in context.pages:
+            page.goto("about:blank")
+        context.close()

@@ -32,6 +32,14 @@ export function liveAndHeld(calls) {
   return { live, held: shown.filter((c) => c !== live) };
 }
 
+// A CANCEL saying another phone of the group took the call (RFC 3326 Reason cause=200:
+// what Kamailio's forking and Asterisk's ring groups send).
+function answeredElsewhere(e) {
+  const request = e.originator === "remote" && e.message && e.message.method === "CANCEL" ? e.message : null;
+  const reason = request && request.getHeader ? request.getHeader("Reason") || "" : "";
+  return /cause=200\b/.test(reason);
+}
+
 const statusLine = (line) => (line ? `${line.status_code} ${line.reason_phrase || ""}`.trim() : "");
 
 // active: this tab holds the phone. uaRef: the user agent (useUserAgent fills it).
@@ -81,10 +89,13 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     playLive(false);
   }, [playLive]);
 
+  // An incoming call is reported once the agent answers it or it ends: a ring group rings
+  // every agent, and the ones whose phone stopped because a colleague answered ("call
+  // completed elsewhere") never had that call, so it leaves no row (not even a missed one).
   const report = useCallback((kind, entry, extra = {}) => {
     const send = cb.current.onCallEvent;
     if (!send || !entry.callId) return;
-    send({
+    const payload = {
       kind,
       call_id: entry.callId,
       direction: entry.view.direction,
@@ -95,7 +106,15 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
       originator: extra.originator || null,
       cause: extra.cause || null,
       status_code: extra.status_code || null,
-    });
+    };
+    if (entry.view.direction === "incoming" && entry.unreported) {
+      if (kind === "new" || kind === "progress") { entry.unreported.push(payload); return; }
+      const held = entry.unreported;
+      entry.unreported = null;
+      if (extra.elsewhere) { mark("call:answered-elsewhere", { key: entry.view.key }); return; }
+      held.forEach(send);
+    }
+    send(payload);
   }, []);
 
   const stopRingIfNoneRinging = () => {
@@ -160,6 +179,7 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
       callId: request && request.call_id,
       startedAt: Date.now(),
       localStream: (session.data && session.data.localStream) || null,
+      unreported: direction === "incoming" ? [] : null, // see report
       view: {
         key, direction, remote: remoteOf(session), phase: direction === "incoming" ? "ringing" : "calling",
         held: false, localHold: false, muted: false, answeredAt: null, transfer: null,
@@ -199,13 +219,15 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     session.on("unmuted", () => update({ muted: false }));
     session.on("refer", (e) => { acceptRefer(entry, e); });
     const finish = (kind) => (e) => {
+      const elsewhere = answeredElsewhere(e);
       trace(kind, { cause: e.cause, originator: e.originator });
-      report(kind, entry, { originator: e.originator, cause: e.cause, status_code: e.message && e.message.status_code });
+      report(kind, entry, { originator: e.originator, cause: e.cause, status_code: e.message && e.message.status_code, elsewhere });
       sessionsRef.current.delete(key);
       stopRingIfNoneRinging();
       if (entry.localStream) entry.localStream.getTracks().forEach((t) => t.stop());
       sync();
-      if (entry.callId) {
+      // Nothing to wrap up on a phone whose call another phone took.
+      if (entry.callId && !elsewhere) {
         const transfer = entry.view.transfer;
         const transferred = kind === "ended" && transfer && transfer.state === "answered";
         setWrapUp({
