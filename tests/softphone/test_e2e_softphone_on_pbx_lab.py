@@ -1,6 +1,7 @@
 """The softphone against the PBX lab (dev/pbx_lab/lab.py), as `make run` starts it: calls
-from the outside world through the trunk to the firm's ring group, and agents' calls out
-through the trunk, with rtpengine relaying the media.
+from the outside world through the trunk to the firm's ring group, agents' calls out
+through the trunk, and the blind transfer of an outside caller from one agent to another,
+with rtpengine relaying the media.
 
 Two agents in one Chromium whose fake microphone plays the lab's agent tone (660 Hz); the
 outside phones (baresip) play 440 Hz and record what they hear, so a frequency tells which
@@ -168,3 +169,38 @@ def test_an_agents_call_to_an_outside_number_leaves_through_the_trunk_and_is_log
     heard = e2e.wait_until(lambda: sorted(set(outside_heard.glob("dump-*-dec.wav")) - earlier), 5,
                            "the outside phone's recording")[-1]
     assert _tone(heard, AGENT_TONE), (audio_level(heard), rough_frequency(heard))
+
+
+def test_an_outside_caller_blind_transferred_from_one_agent_to_another_talks_to_the_second(login, stack, lab):
+    a, b = login(A), login(B)
+    caller = lab.phone("caller-transferred", port=5096)
+    caller.dial(lab.did_uri(DID))
+    expect(a.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+    number = a.page.get_by_test_id("softphone-incoming-number").inner_text()
+    a.page.get_by_test_id("softphone-answer").click()
+    a.expect_phase("in-call")
+    caller.wait_event("CALL_ESTABLISHED")
+    expect(b.page.get_by_test_id("softphone-incoming")).to_be_hidden(timeout=5_000)
+    _hears(a, number)
+
+    # A sends the caller on to B: the caller's phone follows the REFER and calls B.
+    a.page.get_by_test_id("softphone-transfer-input").fill(B[1])
+    a.page.get_by_test_id("softphone-transfer").click()
+    card = b.page.get_by_test_id("softphone-incoming")
+    expect(card).to_be_visible(timeout=10_000)
+    b.page.get_by_test_id("softphone-answer").click()
+    b.expect_phase("in-call")
+    # A is out of the call and told it went through; B talks with the caller both ways.
+    outcome = a.page.get_by_test_id("softphone-outcome")
+    expect(outcome).to_have_attribute("data-outcome", "transferred", timeout=10_000)
+    expect(outcome).to_have_text(f"Transferred to {B[1]}")
+    assert a.page.evaluate("() => window.__watheeqSoftphone.calls().length") == 0
+    remote = b.page.get_by_test_id("softphone-call").get_attribute("data-remote")
+    _hears(b, remote)
+    heard_before = len(caller.heard())
+    time.sleep(3)
+    caller.hangup()
+    expect(b.page.get_by_test_id("softphone-wrapup")).to_be_visible(timeout=10_000)
+    heard = caller.heard()[heard_before - 1 if heard_before else 0:]
+    assert any(wav_seconds(w) > 2.5 and _tone(w, AGENT_TONE) for w in heard), \
+        [(w.name, audio_level(w), rough_frequency(w)) for w in heard]
