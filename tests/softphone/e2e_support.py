@@ -426,13 +426,14 @@ def _expect():
 
 
 @contextlib.contextmanager
-def chromium(stack: Stack) -> Iterator[Any]:
+def chromium(stack: Stack, extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
     """Debian's Chromium inside the stack's namespace, driven by Playwright over a pipe."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=stack.chromium_wrapper(), args=stack.chromium_args(), env=stack.chromium_env()
+            executable_path=stack.chromium_wrapper(), args=[*stack.chromium_args(), *extra_args],
+            env=stack.chromium_env(),
         )
         try:
             yield browser

@@ -1,11 +1,37 @@
-"""The Reflex wrapper: pinned JsSIP, mounted as one app wrap, wired to the state's handlers."""
+"""The Reflex wrapper: pinned JsSIP, mounted as one app wrap, each prop wired to its state."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import reflex as rx
 
-from watheeq_ui.components.softphone import softphone_root, softphone_slot
+from watheeq_ui.components.softphone import SoftphoneState, softphone_root, softphone_slot
+from watheeq_ui.components.softphone import softphone as wrapper
 from watheeq_ui.components.softphone.softphone import APP_WRAP_KEY, Softphone
+from watheeq_ui.state.auth import AuthState
+from watheeq_ui.state.lang import LangState
+
+HERE = Path(wrapper.__file__).parent
+
+
+def _phone(component: rx.Component) -> Softphone:
+    """The Softphone inside ``softphone_root()`` (under its signed-in condition)."""
+    if isinstance(component, Softphone):
+        return component
+    for child in [*component.children, *(getattr(component, name, None) for name in ("comp1", "comp2"))]:
+        if isinstance(child, rx.Component):
+            found = _phone(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _handler(phone: Softphone, trigger: str):
+    chain = phone.event_triggers[trigger]
+    [spec] = chain.events
+    return spec
 
 
 def test_slot_mounts_the_phone_above_the_router_as_one_app_wrap():
@@ -25,11 +51,82 @@ def test_phone_is_a_client_only_component_with_jssip_pinned():
     assert Softphone.library.endswith("softphone.jsx")
 
 
-def test_phone_renders_for_every_signed_in_user_and_reports_to_the_state():
+def test_each_phone_event_calls_its_state_handler_with_the_phones_payload():
+    phone = _phone(softphone_root())
+    assert phone is not None
+    wiring = {
+        "on_call_event": SoftphoneState.on_call_event,
+        "on_registration": SoftphoneState.on_registration,
+        "on_lookup": SoftphoneState.lookup,
+        "on_wrap_up": SoftphoneState.save_wrap_up,
+        "on_mount": SoftphoneState.load_config,
+        "on_unmount": SoftphoneState.clear_config,
+    }
+    assert set(phone.event_triggers) >= set(wiring)
+    for trigger, handler in wiring.items():
+        spec = _handler(phone, trigger)
+        assert spec.handler.fn is handler.fn, trigger
+        if trigger in ("on_mount", "on_unmount"):
+            assert spec.args == (), trigger
+        else:
+            # The one argument the component passes (a call event, a number...) reaches the handler.
+            [(param, value)] = spec.args
+            assert str(value) == "_ev_0", (trigger, str(value))
+            assert str(param) in ("payload", "number"), trigger
+
+
+def test_each_phone_prop_reads_its_state_var():
+    phone = _phone(softphone_root())
+    wiring = {
+        "config": SoftphoneState.config,
+        "command": SoftphoneState.command,
+        "match": SoftphoneState.match,
+        "recent": SoftphoneState.recent,
+        "cases": SoftphoneState.cases,
+        "lang": LangState.lang,
+    }
+    for prop, var in wiring.items():
+        assert str(getattr(phone, prop)) == str(var), prop
+
+
+def test_the_phone_is_shown_to_every_signed_in_user_whatever_their_extension():
     rendered = str(softphone_root())
     # Without an extension it still shows, to say why there is no phone.
-    assert "signed_in" in rendered and "has_extension" not in rendered
-    for prop in ("config:", "command:", "match:", "recent:", "cases:", "lang:", "onCallEvent:", "onRegistration:", "onLookup:", "onWrapUp:"):
-        assert prop in rendered
-    assert "on_call_event" in rendered and "save_wrap_up" in rendered
-    assert "lang_state.lang" in rendered  # the language follows the platform's switch
+    assert str(AuthState.signed_in) in rendered
+    assert "has_extension" not in rendered
+
+
+def _jsx_props() -> set[str]:
+    source = (HERE / "softphone.jsx").read_text()
+    match = re.search(r"export function Softphone\(\{(.*?)\}\)", source, re.S)
+    assert match, "softphone.jsx exports no Softphone({...}) component"
+    return {name.strip() for name in match.group(1).split(",") if name.strip()}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def test_every_prop_the_wrapper_passes_is_one_the_component_reads_and_the_other_way_round():
+    passed = {_camel(p) for p in ("config", "command", "match", "recent", "cases", "lang")}
+    passed |= {_camel(t) for t in ("on_call_event", "on_registration", "on_lookup", "on_wrap_up")}
+    assert _jsx_props() == passed
+    rendered = str(softphone_root())
+    for prop in passed:
+        assert f"{prop}:" in rendered, prop
+
+
+def test_every_module_the_component_imports_is_linked_beside_it():
+    # softphone.jsx is served from the app's external assets: a module it imports that is
+    # not linked there breaks the frontend build.
+    seen, todo = set(), ["softphone.jsx"]
+    while todo:
+        name = todo.pop()
+        for imported in re.findall(r'from "\./([^"]+)"', (HERE / name).read_text()):
+            if imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    assert seen == set(wrapper.HOOKS)
+    for name in wrapper.HOOKS:
+        assert (HERE / name).exists(), name

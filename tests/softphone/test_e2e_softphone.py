@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
@@ -28,7 +27,6 @@ from services.models import (
     Role,
 )
 from services.seed import DEMO_PASSWORD
-from tests.browser import unavailable
 from tests.softphone import e2e_support as e2e
 
 
@@ -45,47 +43,6 @@ CALLER = ("agent@demo.watheeq.local", "1002")
 CALLEE = ("agent2@demo.watheeq.local", "1003")
 NEVER_REGISTERED = "1004"
 REGISTERED_WITHIN_S = 1.0  # docs/PERFORMANCE.md target on loopback
-
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[e2e.Stack]:
-    reason = e2e.skip_reason()
-    if reason:
-        unavailable(f"softphone e2e cannot run: {reason}")
-    running = e2e.start_stack(tmp_path_factory.mktemp("softphone-e2e"))
-    try:
-        yield running
-    finally:
-        running.close()
-
-
-@pytest.fixture(scope="module")
-def browser(stack: e2e.Stack):
-    with e2e.chromium(stack) as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def login(browser, stack: e2e.Stack):
-    contexts = []
-
-    def _login(who: tuple[str, str]) -> e2e.Phone:
-        email, extension = who
-        context = browser.new_context(viewport=e2e.VIEWPORT)
-        contexts.append(context)
-        phone = e2e.sign_in(context, email, extension)
-        # A binding left by an earlier test's closed page would fork our calls to a dead
-        # WebSocket; the registrar drops it within its 5 s timer.
-        e2e.wait_until(lambda: stack.pbx.contacts(extension) == 1, 10, f"exactly one binding of {extension}")
-        return phone
-
-    yield _login
-    for context in contexts:
-        for page in context.pages:
-            # Unloading the page unregisters (pagehide): no stale binding for the next test.
-            page.goto("about:blank")
-        context.close()
 
 
 def _sip_password(stack: e2e.Stack, email: str) -> str:

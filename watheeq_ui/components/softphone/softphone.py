@@ -17,6 +17,9 @@ from watheeq_ui.state.lang import LangState
 
 JSSIP = "jssip@3.13.8"
 _JSX = rx.asset("softphone.jsx", shared=True)
+# The modules softphone.jsx imports, linked beside it so its relative imports resolve.
+HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js")
+_MODULES = [rx.asset(name, shared=True) for name in HOOKS]
 # Inside the theme (20) and the state providers (90/100), outside every page.
 APP_WRAP_KEY = (10, "WatheeqSoftphone")
 
