@@ -213,7 +213,7 @@ def test_an_agent_blind_transfers_an_outside_caller_to_another_extension_through
     time.sleep(3)
     caller.command("hangup")
     time.sleep(1)
-    calls = lab.wait_calls(before + 2)[before:]
+    calls = lab.wait_calls(before + 2, timeout=30)[before:]
     answered_by = sorted(c.answered_by for c in calls if c.disposition == "ANSWERED")
     assert answered_by == ["1001", "1003"], calls
     assert audio_level(second.heard()[-1]) > AUDIBLE and _close(rough_frequency(second.heard()[-1]), 440)
