@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from watheeq_ui import routes
-from watheeq_ui.components.ui import card, field_error, labelled, name_text, role_label, section_title
+from watheeq_ui.components.ui import card, confirm_dialog, field_error, labelled, name_text, role_label, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.pages.extensions.state import ExtensionsState
@@ -248,21 +248,14 @@ def _bulk() -> rx.Component:
 
 
 def _delete_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(t_fmt("confirm_delete", x=ExtensionsState.delete_label)),
-            rx.alert_dialog.description(t("confirm_delete_body")),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button(t("cancel"), variant="soft", color_scheme="gray", on_click=ExtensionsState.cancel_delete)),
-                rx.alert_dialog.action(
-                    rx.button(t("delete"), color_scheme="red", on_click=ExtensionsState.confirm_delete, data_testid="confirm-delete")
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-        ),
-        open=ExtensionsState.delete_id != "",
+    return confirm_dialog(
+        title=t_fmt("confirm_delete", x=ExtensionsState.delete_label),
+        body_key="confirm_delete_body",
+        confirm_key="delete",
+        is_open=ExtensionsState.delete_id != "",
+        on_cancel=ExtensionsState.cancel_delete,
+        on_confirm=ExtensionsState.confirm_delete,
+        test_id="confirm-delete",
     )
 
 

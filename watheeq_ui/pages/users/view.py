@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from watheeq_ui import routes
-from watheeq_ui.components.ui import card, labelled, role_label, section_title
+from watheeq_ui.components.ui import card, confirm_dialog, labelled, role_label, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.pages.users.state import UserRow, UsersState
@@ -160,21 +160,14 @@ def _link_dialog() -> rx.Component:
 
 
 def _disable_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(t_fmt("confirm_disable", x=UsersState.disable_label)),
-            rx.alert_dialog.description(t("confirm_disable_body")),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button(t("cancel"), variant="soft", color_scheme="gray", on_click=UsersState.cancel_disable)),
-                rx.alert_dialog.action(
-                    rx.button(t("disable"), color_scheme="red", on_click=UsersState.confirm_disable, data_testid="confirm-disable")
-                ),
-                justify="end",
-                spacing="3",
-                margin_top="1rem",
-            ),
-        ),
-        open=UsersState.disable_id != "",
+    return confirm_dialog(
+        title=t_fmt("confirm_disable", x=UsersState.disable_label),
+        body_key="confirm_disable_body",
+        confirm_key="disable",
+        is_open=UsersState.disable_id != "",
+        on_cancel=UsersState.cancel_disable,
+        on_confirm=UsersState.confirm_disable,
+        test_id="confirm-disable",
     )
 
 
