@@ -347,8 +347,12 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(engine: Engi
         assert _password_works(s, user.email, NEW_PASSWORD) and not _password_works(s, user.email, factories.PASSWORD)
 
 
-def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine) -> None:
+def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.errors import TooManyAttempts
+
+    # The clock stands still: under load the first lock-out (1 s) could end before the last try.
+    now = utcnow()
+    monkeypatch.setattr(accounts.passwords, "utcnow", lambda: now)
 
     with Session(engine, expire_on_commit=False) as s:
         tenant = factories.make_tenant(s)
