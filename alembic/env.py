@@ -26,6 +26,8 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # New migrations name custom types by the package's public path (services.models.UTCDateTime).
+        user_module_prefix="services.models.",
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlalchemy.exc
 
-from services import accounts, config, db, keys, migrate, security, seed
+from services import accounts, config, db, key_rotation, migrate, security, seed
 from services.errors import DomainError
 from services.models import Role
 
@@ -82,28 +82,28 @@ def _cmd_seed_demo(args: argparse.Namespace) -> None:
 
 def _cmd_rotate_key(args: argparse.Namespace) -> None:
     env_path = Path(args.env_file) if args.env_file else config.env_file()
-    in_use = config.get(keys.CURRENT_KEY_VAR)
+    in_use = config.get(key_rotation.CURRENT_KEY_VAR)
     if not in_use:
-        raise UsageError(f"{keys.CURRENT_KEY_VAR} is not set; there is no key to rotate")
+        raise UsageError(f"{key_rotation.CURRENT_KEY_VAR} is not set; there is no key to rotate")
     security.current_key()
-    stored = keys.read_env_file(env_path)
-    if stored.get(keys.CURRENT_KEY_VAR) != in_use:
+    stored = key_rotation.read_env_file(env_path)
+    if stored.get(key_rotation.CURRENT_KEY_VAR) != in_use:
         # Another process started with the same environment would keep the old key as
         # current and could not read what is encrypted under the new one.
         raise UsageError(
-            f"the key in use does not come from {env_path}; rotate it where {keys.CURRENT_KEY_VAR} is set"
+            f"the key in use does not come from {env_path}; rotate it where {key_rotation.CURRENT_KEY_VAR} is set"
         )
     new_key = security.generate_key()
-    previous = keys.rotated_previous_keys(in_use, config.get(keys.PREVIOUS_KEYS_VAR))
+    previous = key_rotation.rotated_previous_keys(in_use, config.get(key_rotation.PREVIOUS_KEYS_VAR))
     # The env file first: with the old key among the previous ones, every ciphertext
     # still decrypts whether or not the database step below completes.
-    keys.write_env_keys(env_path, current=new_key, previous=previous)
+    key_rotation.write_env_keys(env_path, current=new_key, previous=previous)
     with db.session_scope() as session:
-        counts = keys.reencrypt_secrets(session=session, new_key=new_key)
+        counts = key_rotation.reencrypt_secrets(session=session, new_key=new_key)
     total = sum(counts.values())
     print(f"re-encrypted {total} secret(s) under key {security.parse_key(new_key).kid}: "
           + ", ".join(f"{label} {n}" for label, n in counts.items()))
-    print(f"{env_path} now holds the new key; the old one stays in {keys.PREVIOUS_KEYS_VAR}. "
+    print(f"{env_path} now holds the new key; the old one stays in {key_rotation.PREVIOUS_KEYS_VAR}. "
           "Restart the app and the sidecar to encrypt with the new key.")
 
 
@@ -169,9 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, security.SecretKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except keys.RotationError as exc:
+    except key_rotation.RotationError as exc:
         print(f"error: {exc}; no secret in the database was changed, and the old key stays readable "
-              f"from {keys.PREVIOUS_KEYS_VAR}", file=sys.stderr)
+              f"from {key_rotation.PREVIOUS_KEYS_VAR}", file=sys.stderr)
         return EXIT_FAILURE
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as exc:
         # No database, no server or no tables yet (PostgreSQL: 42P01 undefined table):

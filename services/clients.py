@@ -7,6 +7,7 @@ the ``ix_client_tenant_phone`` index.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
@@ -15,7 +16,7 @@ from services.accounts import normalise_email
 from services.errors import Invalid, NotFound
 from services.models import Case, CasePublic, Client, ClientCreate, ClientPublic, ClientsPublic, Tenant
 from services.names import clean_name
-from services.tenancy import get_owned, tenant_select
+from services.tenancy import get_owned, owned_by, tenant_select
 
 MAX_PAGE_SIZE = 500
 
@@ -84,7 +85,7 @@ def list_clients(
     if offset < 0:
         raise Invalid("offset", "offset cannot be negative")
     query = tenant_select(Client, tenant_id)
-    counter = select(func.count()).select_from(Client).where(Client.tenant_id == tenant_id)
+    counter = select(func.count()).select_from(Client).where(owned_by(Client, tenant_id))
     text = (search or "").strip()
     if text:
         condition = _search_condition(text, _tenant_region(session, tenant_id))
@@ -100,16 +101,38 @@ def get_client(*, session: Session, tenant_id: int, client_id: int) -> ClientPub
     return _client_public(get_owned(session, Client, tenant_id, client_id, what="client"))
 
 
-def find_client_by_phone(*, session: Session, tenant_id: int, e164: str | None) -> ClientPublic | None:
+def _oldest_clients(tenant_id: int, numbers: Iterable[str]) -> sa.ColumnElement[bool]:
+    # Several clients may share a number (a family, an office line): the oldest one wins,
+    # the same for a call, a typed number and a batch of received messages. The inner
+    # query runs on ``ix_client_tenant_phone``, the outer one on the primary key.
+    oldest = (
+        select(func.min(Client.id))
+        .where(owned_by(Client, tenant_id), Client.phone_e164.in_(sorted(set(numbers))))  # type: ignore[union-attr]
+        .group_by(Client.phone_e164)
+    )
+    return sa.and_(owned_by(Client, tenant_id), Client.id.in_(oldest))  # type: ignore[union-attr]
+
+
+def match_numbers(*, session: Session, tenant_id: int, numbers: Iterable[str]) -> dict[str, int]:
+    """E.164 number → the id of the firm's oldest client with it (numbers of no client are absent).
+
+    One query however many numbers (a batch of received messages).
+    """
+    wanted = {n for n in numbers if n}
+    if not wanted:
+        return {}
+    rows = session.execute(select(Client.phone_e164, Client.id).where(_oldest_clients(tenant_id, wanted))).all()
+    return {phone: client_id for phone, client_id in rows}
+
+
+def match_number(*, session: Session, tenant_id: int, e164: str | None) -> ClientPublic | None:
     """The firm's client with this E.164 number (the oldest if several share it), else None.
 
-    Called for every logged call and inbound message: one lookup on ``ix_client_tenant_phone``.
+    Called for every logged call and typed number: one query.
     """
     if not e164:
         return None
-    client = session.exec(
-        tenant_select(Client, tenant_id).where(Client.phone_e164 == e164).order_by(Client.id).limit(1)
-    ).first()
+    client = session.exec(select(Client).where(_oldest_clients(tenant_id, [e164]))).first()
     return _client_public(client) if client else None
 
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from services import config
@@ -35,6 +36,20 @@ def normalise_url(url: str) -> str:
 def is_sqlite(url_or_engine: str | Engine) -> bool:
     url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
     return url.startswith("sqlite")
+
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def dialect_insert(session_or_bind: Session | Engine | Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT of ``table`` (model or Core table) in the dialect of the session or bind, so
+    ``on_conflict_do_nothing`` / ``on_conflict_do_update`` are available on both databases."""
+    bind = session_or_bind.get_bind() if isinstance(session_or_bind, Session) else session_or_bind
+    try:
+        insert = _INSERTS[bind.dialect.name]
+    except KeyError:
+        raise NotImplementedError(f"no upsert for the {bind.dialect.name} dialect") from None
+    return insert(table)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

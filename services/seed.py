@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from services import accounts, security
 from services.call_center import extensions
 from services.errors import Invalid
-from services.keys import SIP_PASSWORD_PURPOSE
+from services.key_rotation import SIP_PASSWORD_PURPOSE
 from services.models import (
     Call,
     CallDirection,
@@ -37,7 +37,7 @@ from services.models import (
     TenantPublic,
     User,
 )
-from services.tenancy import tenant_select
+from services.tenancy import owned_by, tenant_select
 
 DEMO_PASSWORD = "watheeq-demo"
 DEMO_FIRM = "Al-Waha Law Firm"
@@ -240,7 +240,7 @@ def _seed_clients(session: Session, tenant: TenantPublic, rng: random.Random, co
 
     _bulk_insert(session, table, rows())
     found = session.execute(
-        sa.select(table.c.id, table.c.phone_e164).where(table.c.tenant_id == tenant.id).order_by(table.c.id)
+        sa.select(table.c.id, table.c.phone_e164).where(owned_by(table, tenant.id)).order_by(table.c.id)
     ).all()
     return [(cid, e164, "0" + e164[4:]) for cid, e164 in found]
 
@@ -262,7 +262,7 @@ def _seed_cases(session: Session, tenant: TenantPublic, rng: random.Random, clie
     _bulk_insert(session, table, rows())
     by_client: dict[int, list[int]] = {}
     for case_id, client_id in session.execute(
-        sa.select(table.c.id, table.c.client_id).where(table.c.tenant_id == tenant.id)
+        sa.select(table.c.id, table.c.client_id).where(owned_by(table, tenant.id))
     ):
         by_client.setdefault(client_id, []).append(case_id)
     return by_client

@@ -9,7 +9,8 @@ that only bound a search are clamped (lists) or refused (periods) before use.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from services.errors import Invalid
 
@@ -28,6 +29,13 @@ def _now(now: datetime | None) -> datetime:
 def _require_zone(value: datetime, field: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
         raise Invalid(field, "a time zone is required (UTC or an offset)")
+
+
+def aware(value: datetime | None, field: str) -> datetime | None:
+    """``value`` unchanged, or :class:`Invalid` on ``field`` when it carries no time zone (never guessed)."""
+    if value is not None:
+        _require_zone(value, field)
+    return value
 
 
 def event_time(value: datetime | None, field: str, *, now: datetime | None = None) -> datetime | None:
@@ -78,3 +86,36 @@ def period_bound(value: datetime | None, field: str) -> datetime | None:
     if not EARLIEST <= value <= LATEST_SEARCH:
         raise Invalid(field, "a date between 2000-01-01 and 2100-01-01 is required")
     return value.astimezone(timezone.utc)
+
+
+def _user_day(value: str | None, field: str) -> date | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(field, "a date such as 2025-01-31") from None
+    # Later days would overflow once a day is added and the zone applied (year 9999).
+    if not 2000 <= day.year <= 2099:
+        raise Invalid(field, "a date from 2000-01-01 to 2099-12-31")
+    return day
+
+
+def local_day_range(
+    first: str | None, last: str | None, tz: str, *, first_field: str = "date_from", last_field: str = "date_to"
+) -> tuple[datetime | None, datetime | None]:
+    """Days typed by a user (ISO, both inclusive, either empty) as the half-open range
+    [``first`` 00:00, the day after ``last`` 00:00) in the firm's zone ``tz``.
+
+    :class:`Invalid` names the field of a malformed day, a year outside 2000-2099, or a
+    ``last`` before ``first``. Service filters treat the end as exclusive.
+    """
+    start_day = _user_day(first, first_field)
+    end_day = _user_day(last, last_field)
+    if start_day and end_day and start_day > end_day:
+        raise Invalid(last_field, "the end date is on or after the start date")
+    zone = ZoneInfo(tz)
+    start = datetime.combine(start_day, time(0), tzinfo=zone) if start_day else None
+    end = datetime.combine(end_day + timedelta(days=1), time(0), tzinfo=zone) if end_day else None
+    return start, end

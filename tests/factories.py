@@ -7,7 +7,25 @@ import itertools
 from sqlmodel import Session
 
 from services import security
-from services.models import Case, Client, Principal, Role, Tenant, User
+from datetime import datetime
+from typing import Any
+
+from services.models import (
+    Call,
+    CallDirection,
+    CallStatus,
+    Case,
+    Client,
+    MessageDirection,
+    MessageStatus,
+    Principal,
+    Role,
+    SipExtension,
+    Tenant,
+    User,
+    WhatsappMessage,
+    utcnow,
+)
 
 _seq = itertools.count(1)
 # Hashing with argon2 is slow on purpose; tests reuse one hash.
@@ -58,6 +76,73 @@ def make_case(session: Session, tenant: Tenant, client: Client | None = None, *,
     session.add(case)
     session.flush()
     return case
+
+
+# --------------------------------------------------------------------------- svccore: extension, call, message
+
+
+def make_extension(
+    session: Session, user: User, *, extension: str | None = None, password: str = "sip-secret", display_name: str = ""
+) -> SipExtension:
+    """The user's SIP extension with ``password`` stored encrypted, as the service stores it."""
+    from services import key_rotation
+
+    ext = SipExtension(
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        extension=extension or str(1000 + next(_seq)),
+        display_name=display_name,
+        password_encrypted=security.encrypt_secret(password, purpose=key_rotation.SIP_PASSWORD_PURPOSE),
+    )
+    session.add(ext)
+    session.flush()
+    return ext
+
+
+def make_call(
+    session: Session,
+    tenant: Tenant,
+    *,
+    agent: User | Principal | None = None,
+    direction: CallDirection = CallDirection.INBOUND,
+    status: CallStatus = CallStatus.COMPLETED,
+    remote_number: str = "0501234567",
+    started_at: datetime | None = None,
+    **fields: Any,
+) -> Call:
+    """A call row as stored (no service rules applied): any column can be set through ``fields``."""
+    agent_id = agent.user_id if isinstance(agent, Principal) else (agent.id if agent else None)
+    started_at = started_at or utcnow()
+    fields.setdefault("updated_at", started_at)
+    call = Call(
+        tenant_id=tenant.id, agent_user_id=agent_id, direction=direction, status=status,
+        remote_number=remote_number, started_at=started_at, **fields,
+    )
+    session.add(call)
+    session.flush()
+    return call
+
+
+def make_message(
+    session: Session,
+    tenant: Tenant,
+    *,
+    direction: MessageDirection = MessageDirection.INBOUND,
+    status: MessageStatus | None = None,
+    chat_jid: str = "966501234567@s.whatsapp.net",
+    body: str = "hello",
+    **fields: Any,
+) -> WhatsappMessage:
+    """A WhatsApp message row as stored (RECEIVED inbound, SENT outbound unless ``status`` says)."""
+    if status is None:
+        status = MessageStatus.RECEIVED if direction is MessageDirection.INBOUND else MessageStatus.SENT
+    message = WhatsappMessage(tenant_id=tenant.id, direction=direction, status=status, chat_jid=chat_jid, body=body, **fields)
+    session.add(message)
+    session.flush()
+    return message
+
+
+# --------------------------------------------------------------------------- end svccore
 
 
 PASSWORD = _PASSWORD

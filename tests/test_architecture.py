@@ -37,7 +37,7 @@ def service_modules() -> list[Path]:
 
 def test_services_has_modules_to_check() -> None:
     names = {p.relative_to(SERVICES).as_posix() for p in service_modules()}
-    assert {"models.py", "accounts.py", "clients.py", "cli.py"} <= names
+    assert {"models/__init__.py", "clients.py", "cli.py", "tenancy.py"} <= names
 
 
 @pytest.mark.parametrize("path", service_modules(), ids=lambda p: p.relative_to(SERVICES).as_posix())
@@ -63,6 +63,56 @@ def test_the_import_walker_catches_every_import_form(source: str) -> None:
 
 def test_the_import_walker_ignores_relative_and_similar_names() -> None:
     assert not imported_roots("from . import models\nfrom .reflex import x\nimport reflexive_lib\n") & FORBIDDEN
+
+
+# --------------------------------------------------------------------------- tenancy
+#
+# A query scoped by hand is one typo from showing another firm's rows, so every tenant
+# condition is built by services/tenancy.py; the walk finds ``<anything>.tenant_id ==``.
+
+TENANCY = "tenancy.py"
+# TEMPORARY: services/whatsapp/ is cleaned on the wapkg branch; the lead removes these at merge.
+TENANCY_EXEMPT = {"whatsapp/store.py", "whatsapp/simulator.py"}
+
+
+def hand_written_tenant_conditions(source: str) -> list[int]:
+    """Lines comparing a ``tenant_id`` attribute (model, alias or ``table.c``) with ``==``."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq) for op in node.ops):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Attribute) and o.attr == "tenant_id" for o in operands):
+                lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in service_modules() if p.relative_to(SERVICES).as_posix() not in {TENANCY, *TENANCY_EXEMPT}],
+    ids=lambda p: p.relative_to(SERVICES).as_posix(),
+)
+def test_no_service_scopes_a_query_by_hand(path: Path) -> None:
+    lines = hand_written_tenant_conditions(path.read_text(encoding="utf-8"))
+    assert not lines, f"services/{path.relative_to(SERVICES)} lines {lines}: use services.tenancy (owned_by, owned_join, ...)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "q.where(Call.tenant_id == tenant_id)",
+        "sa.and_(Client.id == Call.client_id, Client.tenant_id == tid)",
+        "table.c.tenant_id == 1",
+        "tenant_id == Call.tenant_id",
+        "Call.id == 1 == Call.tenant_id",
+    ],
+)
+def test_the_tenancy_walker_catches_every_spelling(source: str) -> None:
+    assert hand_written_tenant_conditions(source)
+
+
+def test_the_tenancy_walker_accepts_the_helpers_and_other_comparisons() -> None:
+    source = "q.where(owned_by(Call, tenant_id))\nTenant.id == tenant_id\nactor.tenant_id != tenant_id\n"
+    assert hand_written_tenant_conditions(source) == []
 
 
 # --------------------------------------------------------------------------- sessions in the UI

@@ -36,6 +36,7 @@ from services.models import (
     ExtensionAssign,
     Role,
 )
+from services.call_center import call_history
 from tests import factories as f
 
 IN, OUT = CallDirection.INBOUND, CallDirection.OUTBOUND
@@ -627,13 +628,10 @@ def test_bad_history_requests_are_invalid(session, firm, kw, field):
 
 
 def _open_call(session, firm, *, direction=IN, status=CallStatus.RINGING, started=T0, answered=None, updated=None, agent=None):
-    call = Call(
-        tenant_id=firm.tid, agent_user_id=(agent or firm.agent).user_id, direction=direction, status=status,
-        remote_number="1002", started_at=started, answered_at=answered, updated_at=updated or answered or started,
-    )
-    session.add(call)
-    session.flush()
-    return call.id
+    return f.make_call(
+        session, firm.tenant, agent=agent or firm.agent, direction=direction, status=status, remote_number="1002",
+        started_at=started, answered_at=answered, updated_at=updated or answered or started,
+    ).id
 
 
 def test_stale_calls_are_closed_and_fresh_ones_left_open(session, firm, other):
@@ -682,3 +680,11 @@ def test_a_status_event_after_closing_is_a_conflict_not_a_reopen(session, firm):
     close_stale_calls(session=session, tenant_id=firm.tid, now=T0 + timedelta(hours=1))
     with pytest.raises(Conflict):
         _update(session, firm, call_id, status=CallStatus.ANSWERED)
+
+
+def test_the_public_select_itself_keeps_to_the_firms_calls(session, firm, other):
+    mine = f.make_call(session, firm.tenant, agent=firm.agent)
+    f.make_call(session, other.tenant, agent=other.agent)
+    # No condition of the caller's: the select alone must not reach another firm's rows.
+    rows = session.execute(call_history._public_select(firm.tid)).all()
+    assert [r.id for r in rows] == [mine.id]

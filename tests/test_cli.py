@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services import db, keys, security
+from services import db, key_rotation, security
 from services.config import PROJECT_ROOT
 
 
@@ -146,11 +146,11 @@ def test_rotate_key_reencrypts_secrets_and_keeps_the_old_key_as_previous(cli, mo
     cli("seed-demo", "--calls", "0", "--clients-per-tenant", "1")
     ciphertext = _scalar(cli.db_url, "select password_encrypted from sip_extension where extension = '1001'")
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", old_key)
-    sip_password = security.decrypt_secret(ciphertext, purpose=keys.SIP_PASSWORD_PURPOSE)
+    sip_password = security.decrypt_secret(ciphertext, purpose=key_rotation.SIP_PASSWORD_PURPOSE)
 
     proc = cli("rotate-key")
     assert "re-encrypted 4 secret(s)" in proc.stdout
-    values = keys.read_env_file(env_file)
+    values = key_rotation.read_env_file(env_file)
     new_key = values["WATHEEQ_SECRET_KEY"]
     assert new_key != old_key and values["WATHEEQ_PREVIOUS_SECRET_KEYS"] == old_key
     assert old_key not in proc.stdout + proc.stderr and new_key not in proc.stdout + proc.stderr
@@ -159,10 +159,10 @@ def test_rotate_key_reencrypts_secrets_and_keeps_the_old_key_as_previous(cli, mo
     assert security.ciphertext_key_id(ciphertext) == security.parse_key(new_key).kid
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", new_key)
     monkeypatch.delenv("WATHEEQ_PREVIOUS_SECRET_KEYS", raising=False)
-    assert security.decrypt_secret(ciphertext, purpose=keys.SIP_PASSWORD_PURPOSE) == sip_password
+    assert security.decrypt_secret(ciphertext, purpose=key_rotation.SIP_PASSWORD_PURPOSE) == sip_password
 
     cli("rotate-key")
-    values = keys.read_env_file(env_file)
+    values = key_rotation.read_env_file(env_file)
     assert values["WATHEEQ_PREVIOUS_SECRET_KEYS"] == f"{new_key},{old_key}"
 
 
@@ -229,7 +229,7 @@ def test_seed_demo_data_is_consistent_and_realistic(session) -> None:
     assert sorted(e.extension for e in extensions) == ["1001", "1002", "1003", "1004"]
     by_extension = {login.extension: login.sip_password for login in report.logins if login.tenant == report.tenants[0].name}
     for ext in extensions:
-        assert security.decrypt_secret(ext.password_encrypted, purpose=keys.SIP_PASSWORD_PURPOSE) == by_extension[ext.extension]
+        assert security.decrypt_secret(ext.password_encrypted, purpose=key_rotation.SIP_PASSWORD_PURPOSE) == by_extension[ext.extension]
     pbx = session.exec(select(PbxSettings).where(PbxSettings.tenant_id == tenant_ids[0])).one()
     assert (pbx.host, pbx.transport, pbx.wss_port, pbx.wss_path) == ("127.0.0.1", "ws", 8088, "/ws")
     domains = session.exec(select(PbxSettings.sip_domain)).all()
@@ -252,7 +252,7 @@ def test_seeded_sip_passwords_are_random_per_run_and_printed_once(cli, tmp_path:
         key = run.env["WATHEEQ_SECRET_KEY"]
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("WATHEEQ_SECRET_KEY", key)
-            return out, {n: security.decrypt_secret(c, purpose=keys.SIP_PASSWORD_PURPOSE) for n, c in rows}
+            return out, {n: security.decrypt_secret(c, purpose=key_rotation.SIP_PASSWORD_PURPOSE) for n, c in rows}
 
     out_one, first = seeded_passwords(cli)
     other = tmp_path / "other"

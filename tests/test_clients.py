@@ -109,23 +109,36 @@ def test_list_clients_rejects_bad_paging(session: Session, limit: int, offset: i
     assert err.value.field == field
 
 
-def test_find_client_by_phone_matches_only_this_tenants_client(session: Session) -> None:
+def test_match_number_finds_only_this_tenants_oldest_client(session: Session) -> None:
     mine, theirs = factories.make_tenant(session), factories.make_tenant(session)
     foreign = factories.make_client(session, theirs, phone="0501234567")
     first = factories.make_client(session, mine, name="First", phone="+966 50 123 4567")
     factories.make_client(session, mine, name="Second", phone="00966501234567")
-    found = clients.find_client_by_phone(session=session, tenant_id=mine.id, e164="+966501234567")
-    assert found is not None and found.id == first.id
-    assert clients.find_client_by_phone(session=session, tenant_id=theirs.id, e164="+966501234567").id == foreign.id
-    assert clients.find_client_by_phone(session=session, tenant_id=mine.id, e164="+966559999999") is None
-    assert clients.find_client_by_phone(session=session, tenant_id=mine.id, e164=None) is None
+    found = clients.match_number(session=session, tenant_id=mine.id, e164="+966501234567")
+    assert found is not None and found.id == first.id and found.name == "First"
+    assert clients.match_number(session=session, tenant_id=theirs.id, e164="+966501234567").id == foreign.id
+    assert clients.match_number(session=session, tenant_id=mine.id, e164="+966559999999") is None
+    assert clients.match_number(session=session, tenant_id=mine.id, e164=None) is None
 
 
-def test_find_client_by_phone_uses_the_tenant_phone_index(session: Session, engine: sa.Engine) -> None:
+def test_match_numbers_maps_each_number_to_the_tenants_oldest_client(session: Session) -> None:
+    mine, theirs = factories.make_tenant(session), factories.make_tenant(session)
+    factories.make_client(session, theirs, phone="0551112222")
+    first = factories.make_client(session, mine, phone="0501234567")
+    factories.make_client(session, mine, phone="00966501234567")
+    other = factories.make_client(session, mine, phone="0507654321")
+    matched = clients.match_numbers(
+        session=session, tenant_id=mine.id, numbers=["+966501234567", "+966507654321", "+966551112222", ""]
+    )
+    assert matched == {"+966501234567": first.id, "+966507654321": other.id}
+    assert clients.match_numbers(session=session, tenant_id=mine.id, numbers=[]) == {}
+
+
+def test_match_number_uses_the_tenant_phone_index(session: Session, engine: sa.Engine) -> None:
     tenant = factories.make_tenant(session)
     factories.make_client(session, tenant)
     session.commit()
-    query = select(Client.id).where(Client.tenant_id == tenant.id, Client.phone_e164 == "+966501234567").order_by(Client.id).limit(1)
+    query = select(Client.id).where(clients._oldest_clients(tenant.id, ["+966501234567"]))
     compiled = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
         if db.is_sqlite(engine):

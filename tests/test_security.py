@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from services import keys, security
+from services import key_rotation, security
 from services.models import PbxSettings, SipExtension
 from tests import factories
 
-PURPOSE = keys.SIP_PASSWORD_PURPOSE
+PURPOSE = key_rotation.SIP_PASSWORD_PURPOSE
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_tampered_ciphertext_is_rejected() -> None:
 def test_ciphertext_for_one_purpose_does_not_decrypt_for_another() -> None:
     ct = security.encrypt_secret("secret1001", purpose=PURPOSE)
     with pytest.raises(security.DecryptionError):
-        security.decrypt_secret(ct, purpose=keys.TURN_CREDENTIAL_PURPOSE)
+        security.decrypt_secret(ct, purpose=key_rotation.TURN_CREDENTIAL_PURPOSE)
 
 
 def test_garbage_is_not_a_ciphertext() -> None:
@@ -120,12 +120,7 @@ def test_tokens_are_random_and_stored_only_as_hashes() -> None:
 
 
 def _extension(session: Session, tenant, number: str, password: str) -> SipExtension:
-    user = factories.make_user(session, tenant)
-    ext = SipExtension(tenant_id=tenant.id, user_id=user.id, extension=number,
-                       password_encrypted=security.encrypt_secret(password, purpose=keys.SIP_PASSWORD_PURPOSE))
-    session.add(ext)
-    session.flush()
-    return ext
+    return factories.make_extension(session, factories.make_user(session, tenant), extension=number, password=password)
 
 
 def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Session, key_env) -> None:
@@ -135,11 +130,11 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
     _extension(session, t1, "1001", "secret1001")
     _extension(session, t2, "1001", "other-tenant-pw")
     session.add(PbxSettings(tenant_id=t1.id, host="127.0.0.1", turn_credential_encrypted=security.encrypt_secret(
-        "turn-pw", purpose=keys.TURN_CREDENTIAL_PURPOSE)))
+        "turn-pw", purpose=key_rotation.TURN_CREDENTIAL_PURPOSE)))
     session.add(PbxSettings(tenant_id=t2.id, host="127.0.0.1"))
     session.flush()
 
-    counts = keys.reencrypt_secrets(session=session, new_key=new)
+    counts = key_rotation.reencrypt_secrets(session=session, new_key=new)
     session.commit()
 
     assert counts == {"sip_extension.password_encrypted": 2, "pbx_settings.turn_credential_encrypted": 1}
@@ -148,10 +143,10 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
     passwords = {}
     for ext in session.exec(select(SipExtension)).all():
         assert security.ciphertext_key_id(ext.password_encrypted) == new_kid
-        passwords[ext.tenant_id] = security.decrypt_secret(ext.password_encrypted, purpose=keys.SIP_PASSWORD_PURPOSE)
+        passwords[ext.tenant_id] = security.decrypt_secret(ext.password_encrypted, purpose=key_rotation.SIP_PASSWORD_PURPOSE)
     assert passwords == {t1.id: "secret1001", t2.id: "other-tenant-pw"}
     pbx = session.exec(select(PbxSettings).where(PbxSettings.tenant_id == t1.id)).one()
-    assert security.decrypt_secret(pbx.turn_credential_encrypted, purpose=keys.TURN_CREDENTIAL_PURPOSE) == "turn-pw"
+    assert security.decrypt_secret(pbx.turn_credential_encrypted, purpose=key_rotation.TURN_CREDENTIAL_PURPOSE) == "turn-pw"
     assert session.exec(select(PbxSettings).where(PbxSettings.tenant_id == t2.id)).one().turn_credential_encrypted is None
 
 
@@ -166,8 +161,8 @@ def test_reencrypt_changes_nothing_when_one_secret_cannot_be_read(session: Sessi
     session.commit()
     key_env(old)
 
-    with pytest.raises(keys.RotationError) as err:
-        keys.reencrypt_secrets(session=session, new_key=new)
+    with pytest.raises(key_rotation.RotationError) as err:
+        key_rotation.reencrypt_secrets(session=session, new_key=new)
     assert "secret1002" not in str(err.value) and lost not in str(err.value)
     assert f"row {unreadable.id}" in str(err.value)
     session.expire_all()
@@ -178,8 +173,8 @@ def test_reencrypt_changes_nothing_when_one_secret_cannot_be_read(session: Sessi
 def test_env_file_rotation_keeps_other_lines_and_old_key(tmp_path: Path) -> None:
     path = tmp_path / ".env"
     path.write_text("# local\nWATHEEQ_DATABASE_URL=sqlite:///x.db\nWATHEEQ_SECRET_KEY=OLD\nWATHEEQ_SECRET_KEY=STALE\n")
-    keys.write_env_keys(path, current="NEW", previous=keys.rotated_previous_keys("OLD", "OLDER, OLD"))
-    values = keys.read_env_file(path)
+    key_rotation.write_env_keys(path, current="NEW", previous=key_rotation.rotated_previous_keys("OLD", "OLDER, OLD"))
+    values = key_rotation.read_env_file(path)
     assert values == {
         "WATHEEQ_DATABASE_URL": "sqlite:///x.db",
         "WATHEEQ_SECRET_KEY": "NEW",
@@ -198,5 +193,5 @@ def test_every_encrypted_column_is_listed_for_rotation() -> None:
         for col in table.columns
         if col.name.endswith("_encrypted")
     }
-    listed = {f"{spec.model.__table__.name}.{spec.column}" for spec in keys.SECRET_COLUMNS}
+    listed = {f"{spec.model.__table__.name}.{spec.column}" for spec in key_rotation.SECRET_COLUMNS}
     assert encrypted == listed

@@ -35,13 +35,9 @@ RIYADH = ZoneInfo("Asia/Riyadh")
 def _call(session, tenant, agent, direction, status, local_start: datetime, *, ring=None, talk=None):
     started = local_start.astimezone(timezone.utc)
     answered = started + timedelta(seconds=ring) if talk is not None else None
-    session.add(
-        Call(
-            tenant_id=tenant.id, agent_user_id=agent.user_id if agent else None, direction=direction, status=status,
-            remote_number="0501234567", started_at=started, answered_at=answered,
-            ended_at=(answered + timedelta(seconds=talk)) if answered else None,
-            ring_seconds=ring, talk_seconds=talk,
-        )
+    f.make_call(
+        session, tenant, agent=agent, direction=direction, status=status, started_at=started, answered_at=answered,
+        ended_at=(answered + timedelta(seconds=talk)) if answered else None, ring_seconds=ring, talk_seconds=talk,
     )
 
 

@@ -141,11 +141,9 @@ def test_added_emails_are_unique(session: Session) -> None:
 
 
 def test_list_shows_extension_and_last_sign_in(session: Session) -> None:
-    from services.models import SipExtension
-
     tenant = factories.make_tenant(session)
     agent = factories.make_user(session, tenant, Role.AGENT)
-    session.add(SipExtension(tenant_id=tenant.id, user_id=agent.id, extension="1001", password_encrypted="x"))
+    factories.make_extension(session, agent, extension="1001")
     agent.last_sign_in_at = utcnow()
     session.add(agent)
     session.flush()
@@ -349,8 +347,12 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(engine: Engi
         assert _password_works(s, user.email, NEW_PASSWORD) and not _password_works(s, user.email, factories.PASSWORD)
 
 
-def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine) -> None:
+def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.errors import TooManyAttempts
+
+    # The clock stands still: under load the first lock-out (1 s) could end before the last try.
+    now = utcnow()
+    monkeypatch.setattr(accounts.passwords, "utcnow", lambda: now)
 
     with Session(engine, expire_on_commit=False) as s:
         tenant = factories.make_tenant(s)

@@ -15,12 +15,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from services import accounts, security
-from services.keys import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
-from services.call_center._common import require_role
+from services.key_rotation import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
+from services.authz import Permission, require
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
-    ADMIN_ROLES,
-    SUPERVISOR_ROLES,
     ExtensionAssign,
     ExtensionPublic,
     PbxSettings,
@@ -33,7 +31,7 @@ from services.models import (
     utcnow,
 )
 from services.names import clean_name
-from services.tenancy import get_owned, tenant_select
+from services.tenancy import get_owned, owned_by, same_tenant, tenant_select
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -162,7 +160,7 @@ def update_pbx_settings(
     ``turn_credential``: None keeps the stored one, "" removes it, any other text
     replaces it (stored encrypted, merged into TURN entries only for softphones).
     """
-    require_role(actor, tenant_id, ADMIN_ROLES, "change the PBX settings")
+    require(actor, Permission.MANAGE_PBX, tenant_id=tenant_id)
     host = _validate_host(data.host)
     transport = (data.transport or "").strip().lower()
     if transport not in TRANSPORTS:
@@ -227,11 +225,11 @@ def _domain_of(session: Session, tenant_id: int) -> str | None:
 
 def get_extensions(*, session: Session, tenant_id: int, actor: Principal) -> list[ExtensionPublic]:
     """Every extension of the firm with its user, ordered by number (OWNER/ADMIN/MANAGER)."""
-    require_role(actor, tenant_id, SUPERVISOR_ROLES, "list extensions")
+    require(actor, Permission.LIST_EXTENSIONS, tenant_id=tenant_id)
     rows = session.exec(
         select(SipExtension, User)
-        .join(User, sa.and_(User.id == SipExtension.user_id, User.tenant_id == SipExtension.tenant_id))
-        .where(SipExtension.tenant_id == tenant_id)
+        .join(User, sa.and_(User.id == SipExtension.user_id, same_tenant(User, SipExtension)))
+        .where(owned_by(SipExtension, tenant_id))
         .order_by(SipExtension.extension)
     ).all()
     domain = _domain_of(session, tenant_id)
@@ -244,7 +242,7 @@ def assign_extension(*, session: Session, tenant_id: int, actor: Principal, data
     The number is unique in the firm (:class:`Conflict` on ``extension``). A password is
     required for a new extension; on a change, omitting it keeps the stored one.
     """
-    require_role(actor, tenant_id, ADMIN_ROLES, "assign extensions")
+    require(actor, Permission.MANAGE_EXTENSIONS, tenant_id=tenant_id)
     number = (data.extension or "").strip()
     if not _EXTENSION.match(number):
         raise Invalid("extension", "an extension is 2 to 10 digits")
@@ -286,7 +284,7 @@ def assign_extension(*, session: Session, tenant_id: int, actor: Principal, data
 
 def delete_extension(*, session: Session, tenant_id: int, actor: Principal, extension_id: int) -> None:
     """Remove an extension (OWNER/ADMIN); its calls keep the number they were made on."""
-    require_role(actor, tenant_id, ADMIN_ROLES, "delete extensions")
+    require(actor, Permission.MANAGE_EXTENSIONS, tenant_id=tenant_id)
     ext = get_owned(session, SipExtension, tenant_id, extension_id, what="extension")
     session.delete(ext)
     session.flush()

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the roll-ups and the period report share every figure's SQL expression.
 """Call analytics for a period, computed by the database with GROUP BY.
 
 Definitions (after research/softphone.md §4; every call is counted in the period by
@@ -31,10 +32,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from services.call_center._common import require_member
+from services.authz import Permission, allowed, require_member
+from services.db import dialect_insert
 from services.errors import Invalid
 from services.models import (
     AgentStats,
@@ -47,11 +48,11 @@ from services.models import (
     DayBucket,
     HourBucket,
     Principal,
-    Role,
     Tenant,
     User,
     utcnow,
 )
+from services.tenancy import owned_by
 from services.timestamps import period_bound
 
 MAX_RANGE = timedelta(days=366, hours=1)  # the hour absorbs a DST change inside a year
@@ -74,7 +75,6 @@ _answered = Call.answered_at.is_not(None)
 _missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
 _rollup = CallHourlyRollup.__table__
 _rollup_hour = CallRollupHour.__table__
-_upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -140,7 +140,7 @@ def invalidate_rollups(session: Session, tenant_id: int, started_ats: Iterable[d
     hours = sorted({_floor_hour(t) for t in started_ats if t < limit})
     if not hours:
         return
-    insert = _upsert[session.get_bind().dialect.name](_rollup_hour)
+    insert = dialect_insert(session, _rollup_hour)
     session.execute(
         insert.on_conflict_do_update(index_elements=["tenant_id", "hour_start"], set_={"stale": True}),
         [{"tenant_id": tenant_id, "hour_start": h, "stale": True} for h in hours],
@@ -160,7 +160,7 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
     """Sum every hour of [lo, hi) (sealed, whole hours) not yet in CallHourlyRollup or stale."""
     expected = (hi - lo) // _HOUR
     fresh_hours = sa.select(_rollup_hour.c.hour_start).where(
-        _rollup_hour.c.tenant_id == tenant_id,
+        owned_by(_rollup_hour, tenant_id),
         _rollup_hour.c.hour_start >= lo,
         _rollup_hour.c.hour_start < hi,
         _rollup_hour.c.stale.is_(False),
@@ -172,7 +172,7 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
     # concurrent request claiming the same hour waits for this one and then finds it fresh,
     # so each hour's rows are written once.
     claim = (
-        _upsert[dialect](_rollup_hour)
+        dialect_insert(session, _rollup_hour)
         .on_conflict_do_update(
             index_elements=["tenant_id", "hour_start"], set_={"stale": False}, where=_rollup_hour.c.stale
         )
@@ -190,10 +190,10 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
     # A bounded number of runs per statement: SQLite nests an OR chain one level per term.
     for i in range(0, len(runs), _RUNS_PER_STATEMENT):
         batch = runs[i : i + _RUNS_PER_STATEMENT]
-        session.execute(sa.delete(_rollup).where(_rollup.c.tenant_id == tenant_id, _in_runs(_rollup.c.hour_start, batch)))
+        session.execute(sa.delete(_rollup).where(owned_by(_rollup, tenant_id), _in_runs(_rollup.c.hour_start, batch)))
         sums = (
             sa.select(sa.literal(tenant_id), hour, Call.agent_user_id, *_figures(DEFAULT_SERVICE_LEVEL_THRESHOLD_S))
-            .where(Call.tenant_id == tenant_id, _in_runs(Call.started_at, batch))
+            .where(owned_by(Call, tenant_id), _in_runs(Call.started_at, batch))
             .group_by(hour, Call.agent_user_id)
         )
         columns = ["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS]
@@ -301,10 +301,10 @@ def get_stats(
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
     dialect = session.get_bind().dialect.name
-    agent_only = actor.user_id if actor.role == Role.AGENT else None
+    agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
 
     def calls_between(a: datetime, b: datetime) -> list[Any]:
-        conds = [Call.tenant_id == tenant_id, Call.started_at >= a, Call.started_at < b]
+        conds = [owned_by(Call, tenant_id), Call.started_at >= a, Call.started_at < b]
         if agent_only is not None:
             conds.append(Call.agent_user_id == agent_only)
         return conds
@@ -321,7 +321,7 @@ def get_stats(
         agent_rows += _raw_agent_rows(session, calls_between(a, b), service_level_threshold_s)
     if rolled:
         _ensure_rollups(session, dialect, tenant_id, lo, hi)
-        in_span = [_rollup.c.tenant_id == tenant_id, _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
+        in_span = [owned_by(_rollup, tenant_id), _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
         if agent_only is not None:
             in_span.append(_rollup.c.agent_user_id == agent_only)
         rolled_rows = session.execute(
@@ -346,7 +346,7 @@ def get_stats(
     # Named after aggregating: joining users before grouping would look one up per call.
     named = [agent_id for agent_id in by_agent if agent_id is not None]
     names = dict(
-        session.execute(sa.select(User.id, User.full_name).where(User.tenant_id == tenant_id, User.id.in_(named))).all()
+        session.execute(sa.select(User.id, User.full_name).where(owned_by(User, tenant_id), User.id.in_(named))).all()
     ) if named else {}
     per_agent: list[AgentStats] = []
     for agent_id, (total, inbound, answered, missed, _, _, _, _, talk, talked) in by_agent.items():

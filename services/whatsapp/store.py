@@ -292,7 +292,7 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
         client_name = client.name
     else:
         e164 = phones.normalise(data.to, _tenant_region(session, tenant_id), field="to")
-        match = clients.find_client_by_phone(session=session, tenant_id=tenant_id, e164=e164)
+        match = clients.match_number(session=session, tenant_id=tenant_id, e164=e164)
         client_id = match.id if match else None
         client_name = match.name if match else None
     row = _session_row(session, tenant_id)
@@ -688,18 +688,6 @@ def record_disconnected(
 # --------------------------------------------------------------------------- messages (sidecar)
 
 
-def _match_clients(session: Session, tenant_id: int, numbers: set[str]) -> dict[str, int]:
-    """E.164 → the firm's oldest client with that number (as clients.find_client_by_phone), in one query."""
-    if not numbers:
-        return {}
-    rows = session.execute(
-        select(Client.phone_e164, func.min(Client.id))
-        .where(Client.tenant_id == tenant_id, Client.phone_e164.in_(sorted(numbers)))  # type: ignore[union-attr]
-        .group_by(Client.phone_e164)
-    ).all()
-    return {phone: client_id for phone, client_id in rows}
-
-
 def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[WhatsappInbound]) -> int:
     """Store received messages once each (a WhatsApp id seen before is ignored), matched to clients.
 
@@ -715,7 +703,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
             raise Invalid("chat_jid", "a chat JID is 1 to 128 characters")
         if m.timestamp is not None and m.timestamp.tzinfo is None:
             raise Invalid("timestamp", "a timestamp must carry its time zone")
-    matched = _match_clients(session, tenant_id, {m.remote_e164 for m in messages if m.remote_e164})
+    matched = clients.match_numbers(session=session, tenant_id=tenant_id, numbers={m.remote_e164 for m in messages if m.remote_e164})
     now = utcnow()
     rows = []
     seen: set[str] = set()

@@ -20,11 +20,7 @@ def _call(engine, *, status: CallStatus, direction: CallDirection, age: timedelt
         tenant = factories.make_tenant(session)
         agent = factories.make_user(session, tenant)
         at = datetime.now(timezone.utc) - age
-        call = Call(
-            tenant_id=tenant.id, agent_user_id=agent.id, direction=direction, status=status,
-            remote_number="0501234567", started_at=at, updated_at=at,
-        )
-        session.add(call)
+        call = factories.make_call(session, tenant, agent=agent, direction=direction, status=status, started_at=at)
         session.commit()
         return call.id
 

@@ -14,9 +14,9 @@ from fastapi import Depends, Path, Query
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
-from services import accounts, db
+from services import accounts, authz, db
 from services.errors import AuthenticationFailed, Forbidden
-from services.models import ADMIN_ROLES, Principal
+from services.models import Principal
 
 API_PREFIX = "/api/v1"
 
@@ -46,7 +46,8 @@ PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
 
 
 def get_admin(principal: PrincipalDep) -> Principal:
-    if principal.role not in ADMIN_ROLES:
+    # The route's service checks its own permission too; this refuses early and uniformly.
+    if not authz.allowed(principal, "admin"):
         raise Forbidden("only an owner or an admin may do this")
     return principal
 

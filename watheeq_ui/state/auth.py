@@ -29,7 +29,8 @@ import reflex as rx
 from services import accounts, db
 from services.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from services import call_center
-from services.models import ADMIN_ROLES, SUPERVISOR_ROLES, Principal, Role, SignInResult, TenantPublic
+from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Permission, allowed
+from services.models import Principal, SignInResult, TenantPublic
 
 from watheeq_ui import routes
 
@@ -39,12 +40,6 @@ _READ_TOKEN = f"localStorage.getItem({json.dumps(TOKEN_KEY)}) || ''"
 _FORGET_TOKEN = f"localStorage.removeItem({json.dumps(TOKEN_KEY)})"
 # How often an open tab checks, without any user action, that its session still holds.
 SESSION_CHECK_MS = 30_000
-
-ACCESS_ROLES: dict[str, frozenset[Role]] = {
-    "member": frozenset(Role),
-    "supervisor": SUPERVISOR_ROLES,
-    "admin": ADMIN_ROLES,
-}
 
 # Each signed-in page's loaders, by route, filled by ``layout.template``: they run once the
 # tab's session is known, which for a new tab is one round trip after the page loads.
@@ -147,12 +142,13 @@ class AuthState(rx.State):
     def timezone(self) -> str:
         return self._timezone
 
-    async def principal(self, access: str = "member", *, activity: bool = True) -> Principal | None:
-        """The acting principal if the session holds and its role allows ``access``."""
+    async def principal(self, access: Permission | str = "member", *, activity: bool = True) -> Principal | None:
+        """The acting principal if the session holds and its role allows ``access`` (an
+        :class:`~services.authz.Permission` or a page level of ``authz.ACCESS_ROLES``)."""
         principal = await self._check(activity=activity)
         if principal is None:
             return None
-        return principal if principal.role in ACCESS_ROLES[access] else None
+        return principal if allowed(principal, access) else None
 
     async def _resume(self, token: str) -> accounts.SessionCheck | None:
         """Adopt the browser's token for this tab; None without one, else the check (its
@@ -303,7 +299,7 @@ class AuthState(rx.State):
         return [rx.call_script(_FORGET_TOKEN), rx.redirect(routes.LOGIN)]
 
 
-async def principal_for_page(state: rx.State, access: str = "member", *, activity: bool = True) -> Principal | None:
+async def principal_for_page(state: rx.State, access: Permission | str = "member", *, activity: bool = True) -> Principal | None:
     """The one way an event acts for the user: the session checked on the server now.
 
     None when the tab is signed out, the session ended (the tab is then signed out with

@@ -217,7 +217,7 @@ class SoftphoneState(rx.State):
         with db.session_scope() as session:
             region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
             e164 = phones.try_normalise(number, region)
-            client = clients.find_client_by_phone(session=session, tenant_id=principal.tenant_id, e164=e164)
+            client = clients.match_number(session=session, tenant_id=principal.tenant_id, e164=e164)
         self.match = {"number": number, "client_id": client.id, "name": client.name} if client else {}
 
     @rx.event

@@ -1,0 +1,368 @@
+"""The call center: PBX settings, SIP extensions, calls with their notes, recordings and
+hourly roll-ups, and the DTOs of the call log and statistics."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from services.models.base import TenantOwned, enum_col, ts_field
+
+
+class CallDirection(str, enum.Enum):
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class CallStatus(str, enum.Enum):
+    RINGING = "RINGING"
+    ANSWERED = "ANSWERED"
+    COMPLETED = "COMPLETED"
+    MISSED = "MISSED"
+    REJECTED = "REJECTED"
+    BUSY = "BUSY"
+    FAILED = "FAILED"
+    NO_ANSWER = "NO_ANSWER"
+
+
+# A call is open while RINGING or ANSWERED; every other status is final.
+OPEN_CALL_STATUSES = frozenset({CallStatus.RINGING, CallStatus.ANSWERED})
+
+
+UNANSWERED_CALL_STATUSES = frozenset(
+    {CallStatus.MISSED, CallStatus.REJECTED, CallStatus.BUSY, CallStatus.FAILED, CallStatus.NO_ANSWER}
+)
+
+
+class CallOrder(str, enum.Enum):
+    """The call history's order by start time (ties by id, in the same direction)."""
+
+    NEWEST_FIRST = "NEWEST_FIRST"
+    OLDEST_FIRST = "OLDEST_FIRST"
+
+
+class PbxSettings(TenantOwned, table=True):
+    __tablename__ = "pbx_settings"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", name="uq_pbx_settings_tenant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=253)
+    # "wss" (TLS) for a PBX on the network; "ws" only for one on this machine's loopback,
+    # which a browser may reach unencrypted from an http://localhost page.
+    transport: str = Field(default="wss", max_length=3, sa_column_kwargs={"server_default": "wss"})
+    wss_port: int = Field(default=8089)
+    wss_path: str = Field(default="/ws", max_length=128)
+    sip_domain: str = Field(default="", max_length=253)
+    # JSON list of {"urls": ..., "username"?: ..., "credential"?: ...} (RTCIceServer shape).
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    # TURN credentials are secrets: stored encrypted, merged into ice_servers only for a softphone.
+    turn_credential_encrypted: str | None = Field(default=None, max_length=512)
+    updated_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class SipExtension(TenantOwned, table=True):
+    __tablename__ = "sip_extension"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "extension", name="uq_sip_extension_tenant_number"),
+        sa.UniqueConstraint("user_id", name="uq_sip_extension_user"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    extension: str = Field(max_length=16)
+    display_name: str = Field(default="", max_length=100)
+    password_encrypted: str = Field(max_length=512)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+    updated_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class Call(TenantOwned, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "sip_call_id", name="uq_call_tenant_sip_call_id"),
+        # History is always read newest first inside one tenant; (started_at, id) is the
+        # keyset that keeps deep pages fast.
+        sa.Index("ix_call_tenant_started", "tenant_id", "started_at", "id"),
+        sa.Index("ix_call_tenant_status_started", "tenant_id", "status", "started_at"),
+        sa.Index("ix_call_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
+        sa.Index("ix_call_tenant_client_started", "tenant_id", "client_id", "started_at"),
+        # Number search matches digits anywhere in either number (LIKE '%…%'); with both
+        # numbers and the start time in the index it reads the index only, never the rows.
+        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number", "started_at"),
+        # Covers every column call statistics aggregate, so a month of calls is summed
+        # from the index alone.
+        sa.Index(
+            "ix_call_tenant_started_stats",
+            "tenant_id", "started_at", "direction", "status", "agent_user_id",
+            "answered_at", "ring_seconds", "talk_seconds",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    extension: str | None = Field(default=None, max_length=16)
+    direction: CallDirection = Field(sa_column=enum_col(CallDirection))
+    status: CallStatus = Field(sa_column=enum_col(CallStatus))
+    remote_number: str = Field(default="", max_length=64)
+    remote_e164: str | None = Field(default=None, max_length=20)
+    client_id: int | None = Field(default=None, foreign_key="client.id", ondelete="SET NULL")
+    case_id: int | None = Field(default=None, foreign_key="legal_case.id", ondelete="SET NULL")
+    notes: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    started_at: datetime = ts_field(nullable=False, default_now=True)
+    answered_at: datetime | None = ts_field()
+    ended_at: datetime | None = ts_field()
+    ring_seconds: int | None = Field(default=None)
+    talk_seconds: int | None = Field(default=None)
+    hangup_cause: str | None = Field(default=None, max_length=64)
+    sip_call_id: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class CallHourlyRollup(TenantOwned, table=True):
+    """Call figures of one firm, one UTC hour and one agent, summed once the hour is sealed.
+
+    Written only by ``services.call_center.stats`` for hours listed in
+    :class:`CallRollupHour`; each column is the same conditional count or sum that
+    statistics compute from the calls, so adding rows up gives exactly the raw figures.
+    """
+
+    __tablename__ = "call_hourly_rollup"
+    __table_args__ = (sa.Index("ix_call_hourly_rollup_tenant_hour", "tenant_id", "hour_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour_start: datetime = ts_field(nullable=False)
+    # Mirrors Call.agent_user_id, SET NULL included: a deleted agent's calls and their
+    # rollups both become "no agent", so no recount is needed. NULL agents are why the
+    # uniqueness of an hour's rows is kept by CallRollupHour, not a unique key here.
+    agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    total: int = 0
+    inbound: int = 0
+    answered: int = 0
+    missed: int = 0
+    answered_inbound: int = 0
+    # Answered inbound calls rung at most 20 s, the default service-level threshold.
+    answered_inbound_within_20s: int = 0
+    ring_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
+    ring_count: int = 0
+    talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
+    talk_count: int = 0
+
+
+class CallRollupHour(TenantOwned, table=True):
+    """One row per (firm, UTC hour) whose rows in call_hourly_rollup were computed.
+
+    ``stale`` is set by any change to a call of that hour after it was sealed; the next
+    statistics request recomputes the hour. The row exists for hours without calls too,
+    so an empty hour is not recounted.
+    """
+
+    __tablename__ = "call_rollup_hour"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "hour_start", name="uq_call_rollup_hour_tenant_hour"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hour_start: datetime = ts_field(nullable=False)
+    stale: bool = Field(default=False)
+
+
+class CallNote(TenantOwned, table=True):
+    __tablename__ = "call_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
+    author_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class CallRecording(TenantOwned, table=True):
+    __tablename__ = "call_recording"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
+    url: str = Field(max_length=1024)
+    duration_seconds: int | None = Field(default=None)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class PbxSettingsIn(SQLModel):
+    host: str
+    transport: str = "wss"
+    wss_port: int = 8089
+    wss_path: str = "/ws"
+    sip_domain: str = ""
+    ice_servers: list[dict[str, Any]] = []
+
+
+class PbxSettingsPublic(SQLModel):
+    host: str
+    transport: str
+    wss_port: int
+    wss_path: str
+    sip_domain: str
+    ice_servers: list[dict[str, Any]]
+    wss_url: str
+
+
+class ExtensionAssign(SQLModel):
+    user_id: int
+    extension: str
+    display_name: str = ""
+    # Required for a new extension; omitted on a change keeps the stored one.
+    password: str | None = None
+
+
+class ExtensionPublic(SQLModel):
+    id: int
+    user_id: int
+    user_email: str
+    user_full_name: str
+    extension: str
+    display_name: str
+    sip_uri: str | None = None
+
+
+class SoftphoneConfig(SQLModel):
+    """What one agent's browser needs to register; contains that agent's password."""
+
+    extension_id: int
+    extension: str
+    display_name: str
+    wss_url: str
+    sip_uri: str
+    authorization_user: str
+    password: str
+    ice_servers: list[dict[str, Any]]
+    sip_domain: str
+
+
+class CallCreate(SQLModel):
+    direction: CallDirection
+    remote_number: str
+    status: CallStatus = CallStatus.RINGING
+    sip_call_id: str | None = None
+    started_at: datetime | None = None
+    agent_user_id: int | None = None
+    extension: str | None = None
+
+
+class CallUpdate(SQLModel):
+    status: CallStatus | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    hangup_cause: str | None = None
+    ring_seconds: int | None = None
+    talk_seconds: int | None = None
+    note: str | None = None
+    case_id: int | None = None
+
+
+class CallFilters(SQLModel):
+    """Filters of the call history; every one optional, combined with AND."""
+
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    direction: CallDirection | None = None
+    statuses: list[CallStatus] = []
+    agent_user_id: int | None = None
+    client_id: int | None = None
+    # Digits of a number (any format); matches remote numbers containing them.
+    number: str | None = None
+
+
+class CallNotePublic(SQLModel):
+    id: int
+    author_user_id: int | None
+    author_name: str
+    body: str
+    created_at: datetime
+
+
+class CallRecordingPublic(SQLModel):
+    id: int
+    url: str
+    duration_seconds: int | None
+
+
+class CallPublic(SQLModel):
+    id: int
+    agent_user_id: int | None
+    agent_name: str | None = None
+    extension: str | None
+    direction: CallDirection
+    status: CallStatus
+    remote_number: str
+    remote_e164: str | None
+    client_id: int | None
+    client_name: str | None = None
+    case_id: int | None
+    case_title: str | None = None
+    notes: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    ring_seconds: int | None
+    talk_seconds: int | None
+    hangup_cause: str | None
+    sip_call_id: str | None
+
+
+class CallDetail(CallPublic):
+    note_entries: list[CallNotePublic] = []
+    recordings: list[CallRecordingPublic] = []
+
+
+class CallsPage(SQLModel):
+    data: list[CallPublic]
+    count: int
+    next_cursor: str | None = None
+    page: int | None = None
+    page_size: int
+
+
+class AgentStats(SQLModel):
+    agent_user_id: int | None
+    agent_name: str
+    total: int
+    inbound: int
+    outbound: int
+    answered: int
+    missed: int
+    talk_seconds: int
+    average_talk_seconds: float | None
+
+
+class HourBucket(SQLModel):
+    hour: int
+    total: int
+    answered: int
+    missed: int
+
+
+class DayBucket(SQLModel):
+    day: str
+    total: int
+    answered: int
+    missed: int
+
+
+class CallStats(SQLModel):
+    date_from: datetime
+    date_to: datetime
+    timezone: str
+    total: int
+    inbound: int
+    outbound: int
+    answered: int
+    missed: int
+    answer_rate: float | None
+    service_level: float | None
+    service_level_threshold_seconds: int
+    average_speed_of_answer: float | None
+    average_talk_time: float | None
+    average_handle_time: float | None
+    per_agent: list[AgentStats]
+    per_hour: list[HourBucket]
+    per_day: list[DayBucket]

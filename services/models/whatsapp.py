@@ -1,0 +1,189 @@
+"""The firm's WhatsApp line: its session (desired and actual state) and messages."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from services.models.base import TenantOwned, enum_col, ts_field
+
+
+class WhatsappDesiredState(str, enum.Enum):
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+class WhatsappStatus(str, enum.Enum):
+    DISCONNECTED = "DISCONNECTED"
+    CONNECTING = "CONNECTING"
+    QR_PENDING = "QR_PENDING"
+    CONNECTED = "CONNECTED"
+    ERROR = "ERROR"
+
+
+class MessageDirection(str, enum.Enum):
+    INBOUND = "INBOUND"
+    OUTBOUND = "OUTBOUND"
+
+
+class MessageStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    # Handed to WhatsApp by a sidecar that has not yet heard back (committed before the send).
+    SENDING = "SENDING"
+    # A sidecar died mid-send and WhatsApp cannot tell whether it arrived: a person decides.
+    UNCERTAIN = "UNCERTAIN"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    READ = "READ"
+    FAILED = "FAILED"
+    RECEIVED = "RECEIVED"
+
+
+class WhatsappSession(TenantOwned, table=True):
+    __tablename__ = "whatsapp_session"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", name="uq_whatsapp_session_tenant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    desired_state: WhatsappDesiredState = Field(
+        default=WhatsappDesiredState.DISCONNECTED, sa_column=enum_col(WhatsappDesiredState)
+    )
+    status: WhatsappStatus = Field(default=WhatsappStatus.DISCONNECTED, sa_column=enum_col(WhatsappStatus))
+    qr_payload: str | None = Field(default=None, max_length=2048)
+    qr_issued_at: datetime | None = ts_field()
+    # The paired device's JID (from PairStatusEv.ID), needed to restore without a new QR.
+    device_jid: str | None = Field(default=None, max_length=128)
+    phone_number: str | None = Field(default=None, max_length=20)
+    push_name: str | None = Field(default=None, max_length=128)
+    connected_since: datetime | None = ts_field()
+    # The raw failure (for OWNER/ADMIN's details) and its class (services.whatsapp.failures).
+    last_error: str | None = Field(default=None, max_length=512)
+    error_code: str | None = Field(default=None, max_length=32)
+    retry_count: int = Field(default=0)
+    next_retry_at: datetime | None = ts_field()
+    last_seen_at: datetime | None = ts_field()
+    worker_id: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = ts_field(index=True)
+    updated_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappMessage(TenantOwned, table=True):
+    __tablename__ = "whatsapp_message"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "wa_message_id", name="uq_whatsapp_message_tenant_wa_id"),
+        sa.Index("ix_wa_msg_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_wa_msg_tenant_status", "tenant_id", "status", "id"),
+        sa.Index("ix_wa_msg_tenant_chat", "tenant_id", "chat_jid", "created_at"),
+        sa.Index("ix_wa_msg_tenant_client", "tenant_id", "client_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    wa_message_id: str | None = Field(default=None, max_length=128)
+    direction: MessageDirection = Field(sa_column=enum_col(MessageDirection))
+    status: MessageStatus = Field(sa_column=enum_col(MessageStatus))
+    chat_jid: str = Field(max_length=128)
+    remote_e164: str | None = Field(default=None, max_length=20)
+    client_id: int | None = Field(default=None, foreign_key="client.id", ondelete="SET NULL")
+    sender_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    push_name: str | None = Field(default=None, max_length=128)
+    message_type: str = Field(default="text", max_length=32)
+    body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
+    error: str | None = Field(default=None, max_length=512)
+    error_code: str | None = Field(default=None, max_length=32)
+    attempts: int = Field(default=0)
+    # The send in flight: which attempt (one sidecar process's) holds it, since when.
+    send_attempt_id: str | None = Field(default=None, max_length=64)
+    sending_started_at: datetime | None = ts_field()
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+    sent_at: datetime | None = ts_field()
+    delivered_at: datetime | None = ts_field()
+    read_at: datetime | None = ts_field()
+    updated_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappStatusPublic(SQLModel):
+    status: WhatsappStatus
+    desired_state: WhatsappDesiredState
+    qr_payload: str | None
+    qr_issued_at: datetime | None
+    phone_number: str | None
+    push_name: str | None
+    connected_since: datetime | None
+    # What went wrong, as a code and a sentence that says what to do; never exception text.
+    error_code: str | None
+    error_message: str | None
+    next_retry_at: datetime | None
+    gateway: str
+
+
+class WhatsappSend(SQLModel):
+    to: str | None = None
+    client_id: int | None = None
+    body: str
+
+
+class WhatsappMessagePublic(SQLModel):
+    id: int
+    wa_message_id: str | None
+    direction: MessageDirection
+    status: MessageStatus
+    chat_jid: str
+    remote_e164: str | None
+    client_id: int | None
+    client_name: str | None = None
+    push_name: str | None
+    message_type: str
+    body: str
+    # Why a message failed or is uncertain: a code and its sentence, never exception text.
+    error_code: str | None = None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+
+class WhatsappMessagesPage(SQLModel):
+    data: list[WhatsappMessagePublic]
+    count: int
+    next_cursor: str | None = None
+
+
+class WhatsappLease(SQLModel):
+    """A session as the sidecar holding its lease sees it (never leaves the sidecar)."""
+
+    tenant_id: int
+    desired_state: WhatsappDesiredState
+    status: WhatsappStatus
+    device_jid: str | None
+    retry_count: int
+    next_retry_at: datetime | None
+    lease_expires_at: datetime | None
+
+
+class WhatsappInbound(SQLModel):
+    """One message received by the line, as a gateway reports it."""
+
+    wa_message_id: str
+    chat_jid: str
+    remote_e164: str | None
+    from_me: bool = False
+    push_name: str | None = None
+    message_type: str = "text"
+    body: str = ""
+    timestamp: datetime | None = None
+
+
+class WhatsappOutbound(SQLModel):
+    """One PENDING outbound message, as the sidecar's sender needs it."""
+
+    id: int
+    chat_jid: str
+    body: str
+    attempts: int
+    status: MessageStatus = MessageStatus.PENDING
+    # WhatsApp message id chosen before the send (gateways that take one), else None.
+    wa_message_id: str | None = None
+    send_attempt_id: str | None = None
