@@ -13,6 +13,7 @@ import reflex as rx
 from pydantic import BaseModel
 
 from services import accounts, call_center, clients, db
+from services.authz import Permission, allowed
 from services.errors import DomainError, Invalid, NotFound
 from services.models import CallDetail, CallDirection, CallFilters, CallOrder, CallPublic, CallStatus, Principal
 from services.timestamps import local_day_range
@@ -218,8 +219,8 @@ class CallsState(rx.State):
         principal = await principal_for_page(self)
         if principal is None:
             return
-        self.can_export = principal.is_supervisor
-        if principal.is_supervisor:
+        self.can_export = allowed(principal, Permission.EXPORT)
+        if allowed(principal, Permission.VIEW_ALL_CALLS):
             with db.session_scope() as session:
                 users = accounts.list_users(session=session, tenant_id=principal.tenant_id)
             self.agents = [Option(value=str(u.id), label=u.full_name or u.email) for u in users]
@@ -380,7 +381,7 @@ class CallsState(rx.State):
 
     @rx.event
     async def delete_call(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.DELETE_CALLS)
         if principal is None or not self.call.id:
             return None
         lang = (await self.get_state(LangState)).lang
@@ -401,7 +402,7 @@ class CallsState(rx.State):
     @rx.event(background=True)
     async def export_csv(self):
         async with self:
-            principal = await principal_for_page(self, "supervisor")
+            principal = await principal_for_page(self, Permission.EXPORT)
             if principal is None or self.exporting:
                 return
             tz = await tenant_timezone(self)

@@ -9,6 +9,7 @@ import reflex as rx
 from pydantic import BaseModel
 
 from services import accounts, call_center, db
+from services.authz import Permission
 from services.errors import DomainError
 from services.models import ExtensionAssign, PbxSettingsIn, Principal
 
@@ -125,7 +126,7 @@ class ExtensionsState(rx.State):
 
     @rx.event
     async def load(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_EXTENSIONS)
         if principal is None:
             return
         self._reload(principal)
@@ -160,7 +161,7 @@ class ExtensionsState(rx.State):
     async def assign(self, form: dict):
         """The assignment form's submit; ``form`` carries the SIP password, never kept."""
         password = str(form.get("password") or "") if isinstance(form, dict) else ""
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_EXTENSIONS)
         if principal is None:
             return None
         lang = (await self.get_state(LangState)).lang
@@ -197,7 +198,7 @@ class ExtensionsState(rx.State):
 
     @rx.event
     async def confirm_delete(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_EXTENSIONS)
         if principal is None or not self.delete_id:
             return None
         try:
@@ -223,7 +224,7 @@ class ExtensionsState(rx.State):
     async def save_pbx(self, form: dict):
         """The PBX form's submit; ``form`` carries the TURN credential, never kept."""
         turn_credential = str(form.get("turn_credential") or "") if isinstance(form, dict) else ""
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_PBX)
         if principal is None:
             return None
         lang = (await self.get_state(LangState)).lang
@@ -263,7 +264,7 @@ class ExtensionsState(rx.State):
 
     @rx.event
     async def bulk_assign(self, files: list[rx.UploadFile]):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_EXTENSIONS)
         if principal is None:
             return
         self.bulk_results, self.bulk_error = [], ""

@@ -15,6 +15,7 @@ import reflex as rx
 from pydantic import BaseModel
 
 from services import accounts, db
+from services.authz import Permission
 from services.errors import DomainError
 from services.models import PasswordLinkPublic, Principal, Role
 
@@ -107,7 +108,7 @@ class UsersState(rx.State):
 
     @rx.event
     async def load(self):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_USERS)
         if principal is None:
             return
         self.form_errors = {}
@@ -127,7 +128,7 @@ class UsersState(rx.State):
 
     @rx.event
     async def add_user(self, form: dict):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_USERS)
         if principal is None:
             return None
         lang = await self._lang()
@@ -163,7 +164,7 @@ class UsersState(rx.State):
     # ------------------------------------------------------------------ role, active
 
     async def _update(self, user_id: str, **change) -> list | None:
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_USERS)
         if principal is None:
             return None
         lang = await self._lang()
@@ -218,7 +219,7 @@ class UsersState(rx.State):
 
     @rx.event
     async def confirm_reset(self, form: dict):
-        principal = await principal_for_page(self, "admin")
+        principal = await principal_for_page(self, Permission.MANAGE_USERS)
         if principal is None or not self.reset_id:
             return None
         lang = await self._lang()
