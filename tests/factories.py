@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 from sqlmodel import Session
 
@@ -77,6 +78,39 @@ def make_case(session: Session, tenant: Tenant, client: Client | None = None, *,
     session.flush()
     return case
 
+
+
+@dataclass
+class Firm:
+    """A tenant with one user of every role (the shape most tests start from)."""
+
+    tenant: Tenant
+    users: dict[Role, User]
+
+    def principal(self, role: Role) -> Principal:
+        return principal_of(self.users[role])
+
+    @property
+    def owner(self) -> Principal:
+        return self.principal(Role.OWNER)
+
+    @property
+    def admin(self) -> Principal:
+        return self.principal(Role.ADMIN)
+
+    @property
+    def manager(self) -> Principal:
+        return self.principal(Role.MANAGER)
+
+    @property
+    def agent(self) -> Principal:
+        return self.principal(Role.AGENT)
+
+
+def make_firm(session: Session, name: str | None = None, **tenant: Any) -> Firm:
+    """A new tenant (``tenant`` as for :func:`make_tenant`) with an owner, an admin, a manager and an agent."""
+    made = make_tenant(session, name, **tenant)
+    return Firm(made, {role: make_user(session, made, role) for role in Role})
 
 # --------------------------------------------------------------------------- svccore: extension, call, message
 

@@ -235,7 +235,7 @@ def test_disabled_user_is_told_only_when_the_password_is_right(session: Session)
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The throttle's clock, stopped; tests move it by changing ``frozen_now[0]``."""
     now = [datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)]
-    monkeypatch.setattr(accounts, "utcnow", lambda: now[0])
+    monkeypatch.setattr(accounts.login, "utcnow", lambda: now[0])
     return now
 
 

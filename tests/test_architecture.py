@@ -232,7 +232,7 @@ def handlers_reaching_services_without_the_session_helper(source: str) -> list[s
 
 def test_the_ui_has_states_to_check() -> None:
     names = {p.relative_to(UI).as_posix() for p in ui_state_modules()}
-    assert {"state/auth.py", "pages/calls.py", "pages/whatsapp/state.py", "components/softphone/state.py"} <= names
+    assert {"state/auth.py", "pages/calls/state.py", "pages/whatsapp/state.py", "components/softphone/state.py"} <= names
 
 
 @pytest.mark.parametrize("path", ui_state_modules(), ids=lambda p: p.relative_to(UI).as_posix())

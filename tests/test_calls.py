@@ -36,7 +36,7 @@ from services.models import (
     ExtensionAssign,
     Role,
 )
-from services.call_center import calls as calls_module
+from services.call_center import call_history
 from tests import factories as f
 
 IN, OUT = CallDirection.INBOUND, CallDirection.OUTBOUND
@@ -686,5 +686,5 @@ def test_the_public_select_itself_keeps_to_the_firms_calls(session, firm, other)
     mine = f.make_call(session, firm.tenant, agent=firm.agent)
     f.make_call(session, other.tenant, agent=other.agent)
     # No condition of the caller's: the select alone must not reach another firm's rows.
-    rows = session.execute(calls_module._public_select(firm.tid)).all()
+    rows = session.execute(call_history._public_select(firm.tid)).all()
     assert [r.id for r in rows] == [mine.id]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -24,35 +22,22 @@ from tests import factories as f
 SECRET = "s3cret-sip-pass"
 
 
-def _firm(session: Session) -> SimpleNamespace:
-    tenant = f.make_tenant(session)
-    users = {role: f.make_user(session, tenant, role) for role in Role}
-    return SimpleNamespace(
-        tenant=tenant,
-        users=users,
-        owner=f.principal_of(users[Role.OWNER]),
-        admin=f.principal_of(users[Role.ADMIN]),
-        manager=f.principal_of(users[Role.MANAGER]),
-        agent=f.principal_of(users[Role.AGENT]),
-    )
+@pytest.fixture
+def firm(session: Session) -> f.Firm:
+    return f.make_firm(session)
 
 
 @pytest.fixture
-def firm(session: Session) -> SimpleNamespace:
-    return _firm(session)
+def other(session: Session) -> f.Firm:
+    return f.make_firm(session)
 
 
-@pytest.fixture
-def other(session: Session) -> SimpleNamespace:
-    return _firm(session)
-
-
-def _pbx(session: Session, firm: SimpleNamespace, **kw: object) -> None:
+def _pbx(session: Session, firm: f.Firm, **kw: object) -> None:
     data = {"host": "pbx.example.test", "wss_port": 8089, "wss_path": "/ws", **kw}
     update_pbx_settings(session=session, tenant_id=firm.tenant.id, actor=firm.admin, data=PbxSettingsIn(**data))
 
 
-def _assign(session: Session, firm: SimpleNamespace, role: Role = Role.AGENT, number: str = "1001", password: str | None = SECRET):
+def _assign(session: Session, firm: f.Firm, role: Role = Role.AGENT, number: str = "1001", password: str | None = SECRET):
     return assign_extension(
         session=session,
         tenant_id=firm.tenant.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -350,9 +350,9 @@ def test_own_password_change_keeps_this_session_and_ends_the_others(engine: Engi
 def test_own_password_change_needs_the_current_one_and_is_throttled(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from services.errors import TooManyAttempts
 
-    # The clock stands still: on a loaded machine the first wait (1 s) could pass before the last try.
-    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(accounts, "utcnow", lambda: now)
+    # The clock stands still: under load the first lock-out (1 s) could end before the last try.
+    now = utcnow()
+    monkeypatch.setattr(accounts.passwords, "utcnow", lambda: now)
 
     with Session(engine, expire_on_commit=False) as s:
         tenant = factories.make_tenant(s)

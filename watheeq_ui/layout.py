@@ -275,7 +275,7 @@ def template(
     def decorator(page_content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
         allowed = _allowed(access)
 
-        @rx.page(route=route, title="Watheeq", on_load=AuthState.open_page(route))
+        @rx.page(route=route, title=t("app_name"), on_load=AuthState.open_page(route))
         def page() -> rx.Component:
             body = page_content() if allowed is True else rx.cond(allowed, page_content(), not_allowed())
             return rx.cond(

@@ -1,9 +1,9 @@
-"""Call records: logging, status changes, notes, history.
+"""Call records: logging, status changes, notes, deletion.
 
 Softphones report call events duplicated and out of order, and a tab may be closed
-mid-call. So: logging is idempotent on the SIP Call-ID, a status only moves forward
-(repeating it is a no-op), and :func:`close_stale_calls` /
-:func:`close_open_calls_for_agent` close what nobody will ever report as ended.
+mid-call. So: logging is idempotent on the SIP Call-ID and a status only moves forward
+(repeating it is a no-op). Reading is in :mod:`~services.call_center.call_history`,
+closing what nobody reports as ended in :mod:`~services.call_center.stale_calls`.
 """
 
 from __future__ import annotations
@@ -15,51 +15,44 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import audit, phones
-from services.db import dialect_insert
 from services.authz import Permission, allowed, require, require_member
+from services.call_center.call_history import _detail, _load_public, _owned_call
 from services.call_center.stats import invalidate_rollups
 from services.clients import match_number
+from services.db import dialect_insert
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     Call,
     CallCreate,
     CallDetail,
-    CallDirection,
-    CallFilters,
     CallNote,
-    CallNotePublic,
-    CallOrder,
     CallPublic,
-    CallRecording,
-    CallRecordingPublic,
-    CallsPage,
     CallStatus,
     CallUpdate,
     Case,
-    Client,
     Principal,
     SipExtension,
     Tenant,
     User,
     utcnow,
 )
-from services.paging import decode_cursor, encode_cursor
-from services.tenancy import owned_by, owned_join, same_tenant, tenant_select
-from services.timestamps import aware, event_time, search_bound
+from services.tenancy import owned_join, same_tenant, tenant_select
+from services.timestamps import event_time
 
-MAX_PAGE_SIZE = 500
+
 MAX_NOTE_LENGTH = 10_000
-ABANDONED_CAUSE = "abandoned"
-CLIENT_LOST_CAUSE = "client_lost"
-
 _S = CallStatus
+
+
 # The only moves a status may make; anything else is a late or duplicated event.
 TRANSITIONS: dict[CallStatus, frozenset[CallStatus]] = {
     _S.RINGING: frozenset({_S.ANSWERED, _S.MISSED, _S.REJECTED, _S.BUSY, _S.FAILED, _S.NO_ANSWER}),
     _S.ANSWERED: frozenset({_S.COMPLETED, _S.FAILED}),
 }
 
+
 _call = Call.__table__
+
 
 # log_call runs for every call event: its context query is built once (values bound at
 # execution) so SQLAlchemy compiles it once instead of coercing every literal each time.
@@ -71,73 +64,9 @@ _LOG_CONTEXT = (
     .where(Tenant.id == sa.bindparam("tenant_id"))
 )
 
-_AgentUser = sa.orm.aliased(User, name="agent_user")
-_PUBLIC_COLUMNS = (
-    Call.id,
-    Call.agent_user_id,
-    _AgentUser.full_name.label("agent_name"),
-    Call.extension,
-    Call.direction,
-    Call.status,
-    Call.remote_number,
-    Call.remote_e164,
-    Call.client_id,
-    Client.name.label("client_name"),
-    Call.case_id,
-    Case.title.label("case_title"),
-    Call.notes,
-    Call.started_at,
-    Call.answered_at,
-    Call.ended_at,
-    Call.ring_seconds,
-    Call.talk_seconds,
-    Call.hangup_cause,
-    Call.sip_call_id,
-)
-
-
-def _public_select(tenant_id: int) -> sa.Select[Any]:
-    """The firm's calls with the names of agent, client and case."""
-    # The joins repeat the tenant so a stale foreign key can never surface another firm's name.
-    return (
-        sa.select(*_PUBLIC_COLUMNS)
-        .select_from(Call)
-        .outerjoin(_AgentUser, owned_join(_AgentUser, _AgentUser.id == Call.agent_user_id, tenant_id))
-        .outerjoin(Client, owned_join(Client, Client.id == Call.client_id, tenant_id))
-        .outerjoin(Case, owned_join(Case, Case.id == Call.case_id, tenant_id))
-        .where(owned_by(Call, tenant_id))
-    )
-
-
-def _public(row: Any) -> CallPublic:
-    return CallPublic.model_validate(dict(row._mapping))
-
 
 def _seconds(delta: timedelta) -> int:
     return max(0, round(delta.total_seconds()))
-
-
-def _scope_to_actor(stmt: Any, actor: Principal) -> Any:
-    """Agents see and change only their own calls; supervisors the whole firm's."""
-    if allowed(actor, Permission.VIEW_ALL_CALLS):
-        return stmt
-    return stmt.where(Call.agent_user_id == actor.user_id)
-
-
-def _owned_call(session: Session, tenant_id: int, actor: Principal, call_id: int) -> Call:
-    require_member(actor, tenant_id)
-    call = session.exec(_scope_to_actor(tenant_select(Call, tenant_id).where(Call.id == call_id), actor)).first()
-    if call is None:
-        raise NotFound("call not found")
-    return call
-
-
-def _load_public(session: Session, tenant_id: int, call_id: int) -> CallPublic:
-    row = session.execute(_public_select(tenant_id).where(Call.id == call_id)).one()
-    return _public(row)
-
-
-# --------------------------------------------------------------------------- status changes
 
 
 def _advance(
@@ -193,9 +122,6 @@ def _check_seconds(value: int | None, field: str) -> int | None:
     if value is not None and not 0 <= value <= 7 * 24 * 3600:
         raise Invalid(field, "seconds are between 0 and one week")
     return value
-
-
-# --------------------------------------------------------------------------- logging
 
 
 def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCreate) -> CallPublic:
@@ -392,17 +318,6 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
     )
 
 
-def find_call_by_sip_id(*, session: Session, tenant_id: int, sip_call_id: str) -> CallPublic | None:
-    """The firm's call with this SIP Call-ID, or None."""
-    row = session.execute(
-        _public_select(tenant_id).where(Call.sip_call_id == sip_call_id)
-    ).one_or_none()
-    return _public(row) if row else None
-
-
-# --------------------------------------------------------------------------- notes and detail
-
-
 def _annotate(
     session: Session, tenant_id: int, actor: Principal, call: Call, note: str | None, case_id: int | None, now: datetime
 ) -> None:
@@ -447,243 +362,3 @@ def add_notes(
     _annotate(session, tenant_id, actor, call, note, case_id, utcnow())
     session.flush()
     return _detail(session, tenant_id, call.id)
-
-
-def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
-    base = _load_public(session, tenant_id, call_id)
-    notes = session.execute(
-        sa.select(CallNote.id, CallNote.author_user_id, User.full_name, CallNote.body, CallNote.created_at)
-        .outerjoin(User, owned_join(User, User.id == CallNote.author_user_id, tenant_id))
-        .where(owned_by(CallNote, tenant_id), CallNote.call_id == call_id)
-        .order_by(CallNote.created_at, CallNote.id)
-    ).all()
-    recordings = session.execute(
-        sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
-        .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
-        .order_by(CallRecording.id)
-    ).all()
-    return CallDetail(
-        **base.model_dump(),
-        note_entries=[
-            CallNotePublic(id=i, author_user_id=a, author_name=name or "", body=b, created_at=c) for i, a, name, b, c in notes
-        ],
-        recordings=[CallRecordingPublic(id=i, url=u, duration_seconds=d) for i, u, d in recordings],
-    )
-
-
-def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int) -> CallDetail:
-    """One call with its notes, recordings and the names of agent, client and case."""
-    call = _owned_call(session, tenant_id, actor, call_id)
-    return _detail(session, tenant_id, call.id)
-
-
-# --------------------------------------------------------------------------- history
-
-
-# The cursor names its order, so a cursor of one order cannot silently page the other.
-_CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
-
-
-def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
-    digits = phones.digits_of(number)
-    if not digits:
-        raise Invalid("number", "search by the digits of a number")
-    fragments = {digits}
-    if digits.startswith("0") and len(digits) > 1:
-        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix.
-        fragments.add(digits.lstrip("0"))
-    conditions = []
-    for fragment in fragments:
-        pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
-        conditions.append(Call.remote_e164.like(pattern))
-        # The number as dialled matters only when it is no phone number (an extension, a
-        # withheld or odd caller id); otherwise its E.164 form holds the same digits.
-        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
-    e164 = phones.try_normalise(number, region)
-    if e164:
-        conditions.append(Call.remote_e164 == e164)
-    return sa.or_(*conditions)
-
-
-def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
-    conds: list[sa.ColumnElement[bool]] = []
-    date_from = aware(filters.date_from, "date_from")
-    date_to = aware(filters.date_to, "date_to")
-    if date_from and date_to and date_from >= date_to:
-        raise Invalid("date_from", "the start is before the end")
-    date_from = search_bound(date_from, "date_from")
-    date_to = search_bound(date_to, "date_to")
-    if date_from:
-        conds.append(Call.started_at >= date_from)
-    if date_to:
-        conds.append(Call.started_at < date_to)
-    if filters.direction:
-        conds.append(Call.direction == filters.direction)
-    if filters.statuses:
-        conds.append(Call.status.in_(sorted(set(filters.statuses), key=lambda s: s.value)))
-    if filters.agent_user_id is not None:
-        conds.append(Call.agent_user_id == filters.agent_user_id)
-    if filters.client_id is not None:
-        conds.append(Call.client_id == filters.client_id)
-    if filters.number is not None and filters.number.strip():
-        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        conds.append(_number_condition(filters.number, region))
-    return conds
-
-
-def get_call_history(
-    *,
-    session: Session,
-    tenant_id: int,
-    actor: Principal,
-    filters: CallFilters | None = None,
-    cursor: str | None = None,
-    page: int | None = None,
-    page_size: int = 50,
-    order: CallOrder | str = CallOrder.NEWEST_FIRST,
-) -> CallsPage:
-    """The firm's calls by started time (then id) in ``order``, filtered, one page at a time.
-
-    Page with ``cursor`` (the ``next_cursor`` of the previous page in the same order;
-    stable while calls are added) or with a page number; both give the same rows for the
-    same position. ``count`` is the number of matching calls. Agents see only their own calls.
-    """
-    require_member(actor, tenant_id)
-    try:
-        order = CallOrder(order)
-    except ValueError:
-        raise Invalid("order", "the order is NEWEST_FIRST or OLDEST_FIRST") from None
-    newest_first = order == CallOrder.NEWEST_FIRST
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise Invalid("page_size", f"the page size is between 1 and {MAX_PAGE_SIZE}")
-    if cursor is not None and page is not None:
-        raise Invalid("cursor", "give a cursor or a page number, not both")
-    if page is not None and page < 1:
-        raise Invalid("page", "pages are numbered from 1")
-    keyset = decode_cursor(cursor, _CURSOR_TAGS[order]) if cursor else None
-    conds = [owned_by(Call, tenant_id), *_filter_conditions(session, tenant_id, filters or CallFilters())]
-    if not allowed(actor, Permission.VIEW_ALL_CALLS):
-        conds.append(Call.agent_user_id == actor.user_id)
-
-    offset = (page - 1) * page_size if page is not None else 0
-    if filters is not None and filters.number is not None and filters.number.strip():
-        # A number search reads the whole of ix_call_tenant_remote anyway (LIKE '%…%'), so
-        # read it once: the matches' (started_at, id) give both the count and the page.
-        matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
-        count = len(matches)
-        ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
-        if keyset:
-            ordered = [m for m in ordered if (m < keyset if newest_first else m > keyset)]
-        id_list = [call_id for _, call_id in ordered[offset : offset + page_size + 1]]
-    else:
-        # Pick the page's ids first: (tenant_id, started_at, id) read forwards or backwards
-        # gives either order from the index alone, so a deep OFFSET skips index entries
-        # instead of whole rows; the joins then run for the page's rows only.
-        ids = sa.select(Call.id).where(*conds)
-        by_start = sa.tuple_(Call.started_at, Call.id)
-        if keyset:
-            after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
-            ids = ids.where(by_start < after if newest_first else by_start > after)
-        sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
-        ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
-        id_list = list(session.execute(ids).scalars())
-        count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
-    has_more = len(id_list) > page_size
-    id_list = id_list[:page_size]
-    # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
-    rows = (
-        session.execute(_public_select(tenant_id).where(Call.id.in_(id_list))).all()
-        if id_list
-        else []
-    )
-    position = {call_id: i for i, call_id in enumerate(id_list)}
-    data = sorted((_public(r) for r in rows), key=lambda call: position[call.id])
-    next_cursor = encode_cursor(_CURSOR_TAGS[order], data[-1].started_at, data[-1].id) if has_more and data else None
-    return CallsPage(data=data, count=count, next_cursor=next_cursor, page=page, page_size=page_size)
-
-
-# --------------------------------------------------------------------------- closing what was left open
-
-
-def _close_changes(row: Any, cutoff: datetime | None = None) -> dict[str, Any]:
-    """Final values for an open call nobody reported as ended, as of its last update."""
-    last_seen = row.updated_at if cutoff is None else min(row.updated_at, cutoff)
-    if row.status == CallStatus.RINGING:
-        ended = max(last_seen, row.started_at)
-        status = CallStatus.MISSED if row.direction == CallDirection.INBOUND else CallStatus.FAILED
-        return {"status": status, "ended_at": ended, "ring_seconds": _seconds(ended - row.started_at), "hangup_cause": ABANDONED_CAUSE}
-    ended = max(last_seen, row.answered_at or row.started_at)
-    talk = _seconds(ended - row.answered_at) if row.answered_at else 0
-    return {"status": CallStatus.COMPLETED, "ended_at": ended, "talk_seconds": talk, "hangup_cause": CLIENT_LOST_CAUSE}
-
-
-def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime, cutoff: datetime | None = None) -> int:
-    closed: list[datetime] = []
-    for row in rows:
-        changes = _close_changes(row, cutoff)
-        # Guarded by the old status: an event that arrived meanwhile wins over this guess.
-        result = session.execute(
-            sa.update(_call)
-            .where(owned_by(_call, tenant_id), _call.c.id == row.id, _call.c.status == row.status)
-            .values(**changes, updated_at=now)
-        )
-        if result.rowcount:
-            closed.append(row.started_at)
-    invalidate_rollups(session, tenant_id, closed, utcnow())
-    return len(closed)
-
-
-_OPEN_ROW = (Call.id, Call.status, Call.direction, Call.started_at, Call.answered_at, Call.updated_at)
-
-
-def close_stale_calls(
-    *,
-    session: Session,
-    tenant_id: int | None = None,
-    now: datetime | None = None,
-    ringing_timeout_s: int = 120,
-    answered_timeout_s: int = 4 * 3600,
-) -> int:
-    """Close calls that got no event for too long; returns how many were closed.
-
-    RINGING with no event for ``ringing_timeout_s`` → MISSED (inbound) / FAILED
-    (outbound), cause "abandoned". ANSWERED with no event for ``answered_timeout_s`` →
-    COMPLETED, cause "client_lost", talk counted until the last event. All firms when
-    ``tenant_id`` is None (the background job), one firm otherwise.
-    """
-    now = aware(now, "now") or utcnow()
-    if ringing_timeout_s < 1 or answered_timeout_s < 1:
-        raise Invalid("timeout", "timeouts are at least one second")
-    tenant_ids = (
-        [tenant_id] if tenant_id is not None else list(session.execute(sa.select(Tenant.id).order_by(Tenant.id)).scalars())
-    )
-    ringing_cutoff = now - timedelta(seconds=ringing_timeout_s)
-    answered_cutoff = now - timedelta(seconds=answered_timeout_s)
-    closed = 0
-    for tid in tenant_ids:
-        rows = session.execute(
-            sa.select(*_OPEN_ROW).where(
-                owned_by(Call, tid),
-                sa.or_(
-                    sa.and_(Call.status == CallStatus.RINGING, Call.updated_at < ringing_cutoff),
-                    sa.and_(Call.status == CallStatus.ANSWERED, Call.updated_at < answered_cutoff),
-                ),
-            )
-        ).all()
-        closed += _close_rows(session, tid, rows, now)
-    return closed
-
-
-def close_open_calls_for_agent(*, session: Session, tenant_id: int, user_id: int, before: datetime) -> int:
-    """Close the agent's calls still open that started before ``before`` (e.g. their
-    softphone restarted, so those calls are gone); same outcomes as :func:`close_stale_calls`."""
-    before = aware(before, "before")
-    rows = session.execute(
-        sa.select(*_OPEN_ROW).where(
-            owned_by(Call, tenant_id),
-            Call.agent_user_id == user_id,
-            Call.status.in_([CallStatus.RINGING, CallStatus.ANSWERED]),
-            Call.started_at < before,
-        )
-    ).all()
-    return _close_rows(session, tenant_id, rows, utcnow(), cutoff=before)

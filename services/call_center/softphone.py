@@ -25,7 +25,7 @@ from datetime import datetime
 
 from sqlmodel import Session, SQLModel
 
-from services.call_center import calls
+from services.call_center import call_history, calls
 from services.errors import Invalid
 from services.models import (
     OPEN_CALL_STATUSES,
@@ -152,7 +152,7 @@ def apply_softphone_event(
     (an ``accepted`` after the end) is ignored.
     """
     key = leg_key(sip_call_id=event.sip_call_id, direction=event.direction, extension=extension)
-    call = calls.find_call_by_sip_id(session=session, tenant_id=tenant_id, sip_call_id=key)
+    call = call_history.find_call_by_sip_id(session=session, tenant_id=tenant_id, sip_call_id=key)
     if call is None:
         # A late first event still gets the earliest time the browser knew of.
         started = min(t for t in (event.started_at, event.at, event.answered_at) if t is not None)

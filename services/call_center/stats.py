@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the roll-ups and the period report share every figure's SQL expression.
 """Call analytics for a period, computed by the database with GROUP BY.
 
 Definitions (after research/softphone.md §4; every call is counted in the period by

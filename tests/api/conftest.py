@@ -63,6 +63,7 @@ class Firm:
     client: Client
     case: Case
     other_client: Client
+    tenant: Tenant
     extra: dict[str, int] = field(default_factory=dict)
 
     def auth(self, role: Role = Role.OWNER) -> dict[str, str]:
@@ -75,8 +76,8 @@ class Firm:
 
 
 def _make_firm(session: Session, name: str, phone: str) -> Firm:
-    tenant: Tenant = factories.make_tenant(session, name)
-    users = {role: factories.make_user(session, tenant, role) for role in ROLES}
+    made = factories.make_firm(session, name)
+    tenant, users = made.tenant, made.users
     tokens = {
         role: accounts.issue_token(session=session, principal=factories.principal_of(user)) for role, user in users.items()
     }
@@ -84,7 +85,7 @@ def _make_firm(session: Session, name: str, phone: str) -> Firm:
     other_client = factories.make_client(session, tenant, name=f"{name} other client", phone="0559876543")
     case = factories.make_case(session, tenant, client, title=f"{name} case")
     assert tenant.id is not None
-    return Firm(tenant.id, users, tokens, client, case, other_client)
+    return Firm(tenant.id, users, tokens, client, case, other_client, tenant)
 
 
 @pytest.fixture

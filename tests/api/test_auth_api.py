@@ -113,7 +113,7 @@ def test_repeated_failures_are_slowed_down_with_retry_after(
 ) -> None:
     # The clock stands still: on a loaded machine the first wait (1 s) could pass before the sixth try.
     now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(accounts, "utcnow", lambda: now)
+    monkeypatch.setattr(accounts.login, "utcnow", lambda: now)
     email = firm.users[Role.MANAGER].email
     codes = [_login(http, email, "wrong password").status_code for _ in range(5)]
     assert codes == [401] * 5
@@ -147,7 +147,7 @@ def test_forty_concurrent_wrong_passwords_get_only_429_after_the_threshold(
 ) -> None:
     # The clock stands still so that no lock-out ends while the forty are in flight.
     now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
-    monkeypatch.setattr(accounts, "utcnow", lambda: now)
+    monkeypatch.setattr(accounts.login, "utcnow", lambda: now)
     email = firm.users[Role.AGENT].email
     start = threading.Barrier(40)
 
@@ -165,7 +165,12 @@ def test_forty_concurrent_wrong_passwords_get_only_429_after_the_threshold(
     assert _login(http, email).status_code == 200
 
 
-def test_throttle_answer_says_when_to_retry_and_is_documented(http: httpx.Client, firm: Firm) -> None:
+def test_throttle_answer_says_when_to_retry_and_is_documented(
+    http: httpx.Client, firm: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clock stands still: under load the first lock-out (1 s) could end before the last try.
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(accounts.login, "utcnow", lambda: now)
     email = firm.users[Role.AGENT].email
     for _ in range(accounts.EMAIL_THROTTLE.free_attempts):
         _login(http, email, "wrong password")

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from services import audit
-from services.models import Call, CallDirection, CallFilters, CallNote, CallStatus, Role, utcnow
+from services.models import CallFilters, CallNote, CallStatus, Role, utcnow
 from tests import factories
 from tests.api.conftest import Firm
 from watheeq_ui import exports, formatting
@@ -97,18 +97,17 @@ def test_statistics_periods_at_the_edges_are_refused_naming_the_field(http: http
 def far_future_call(engine: Engine, firm: Firm) -> int:
     """A call stored before times were bounded (as the attacker's was)."""
     with Session(engine) as session:
-        call = Call(
-            tenant_id=firm.tenant_id,
-            agent_user_id=firm.user_id(Role.AGENT),
-            direction=CallDirection.INBOUND,
+        call = factories.make_call(
+            session,
+            firm.tenant,
+            agent=firm.users[Role.AGENT],
             status=CallStatus.MISSED,
-            remote_number="0501234567",
             started_at=datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc),
             ended_at=datetime(9999, 12, 31, 23, 0, 30, tzinfo=timezone.utc),
             ring_seconds=30,
+            # Stored now, whatever its clock said.
+            updated_at=utcnow(),
         )
-        session.add(call)
-        session.flush()
         session.add(CallNote(tenant_id=firm.tenant_id, call_id=call.id, author_user_id=firm.user_id(Role.AGENT), body="x"))
         session.commit()
         assert call.id is not None

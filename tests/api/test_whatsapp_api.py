@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from services.models import Role
 from services.whatsapp import store
+from tests import factories
 from tests.api.conftest import ROLES, Firm
 
 QR = "/api/v1/whatsapp/qr"
@@ -201,14 +202,10 @@ def test_status_of_a_failed_line_carries_the_code_and_the_sentence_not_the_error
 
 
 def _uncertain_message(engine: Engine, firm: Firm) -> int:
-    from services.models import MessageStatus, WhatsappMessage
+    from services.models import MessageDirection, MessageStatus
 
     with Session(engine) as session:
-        row = WhatsappMessage(
-            tenant_id=firm.tenant_id, direction="OUTBOUND", status=MessageStatus.SENDING, chat_jid="966501234567@s.whatsapp.net", body="hearing moved"
-        )
-        session.add(row)
-        session.flush()
+        row = factories.make_message(session, firm.tenant, direction=MessageDirection.OUTBOUND, status=MessageStatus.SENDING, body="hearing moved")
         store.mark_uncertain(session=session, tenant_id=firm.tenant_id, message_id=row.id, detail="sender attempt abc-1 stopped")
         session.commit()
         assert row.id is not None

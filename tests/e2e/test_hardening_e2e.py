@@ -25,22 +25,22 @@ def _owner(session):
 
 def _far_future_call(services_db, number: str) -> int:
     """The attacker's call on 9999-12-31, stored as it was before times were bounded."""
-    from services.models import Call, CallDirection, CallStatus
+    from services.models import CallStatus, Tenant, utcnow
+    from tests import factories
 
     with services_db.session_scope() as session:
         owner = _owner(session)
-        call = Call(
-            tenant_id=owner.tenant_id,
-            agent_user_id=owner.id,
-            direction=CallDirection.INBOUND,
+        call = factories.make_call(
+            session,
+            session.get(Tenant, owner.tenant_id),
+            agent=owner,
             status=CallStatus.MISSED,
             remote_number=number,
             started_at=datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc),
             ended_at=datetime(9999, 12, 31, 23, 0, 30, tzinfo=timezone.utc),
             ring_seconds=30,
+            updated_at=utcnow(),
         )
-        session.add(call)
-        session.flush()
         return call.id
 
 
@@ -93,22 +93,19 @@ def test_only_owners_and_admins_see_the_delete_button(page, services_db, role):
 
 
 def test_a_spoofed_name_is_rendered_isolated(page, services_db):
-    from services.models import Call, CallDirection, CallStatus, Client
+    from services.models import CallStatus, Tenant
+    from tests import factories
 
     number, e164 = "0599990002", "+966599990002"
     with services_db.session_scope() as session:
         owner = _owner(session)
+        tenant = session.get(Tenant, owner.tenant_id)
         # Stored directly, as a row written before names were cleaned on input.
-        client = Client(tenant_id=owner.tenant_id, name=SPOOFED, phone=number, phone_e164=e164)
-        session.add(client)
-        session.flush()
+        client = factories.make_client(session, tenant, name=SPOOFED, phone=number)
         client_id = client.id
-        session.add(
-            Call(
-                tenant_id=owner.tenant_id, agent_user_id=owner.id, direction=CallDirection.INBOUND,
-                status=CallStatus.MISSED, remote_number=number, remote_e164=e164, client_id=client_id,
-                started_at=datetime.now(timezone.utc),
-            )
+        factories.make_call(
+            session, tenant, agent=owner, status=CallStatus.MISSED, remote_number=number, remote_e164=e164,
+            client_id=client_id, started_at=datetime.now(timezone.utc),
         )
     login(page, "OWNER")
     page.goto("/calls")

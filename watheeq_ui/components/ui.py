@@ -74,6 +74,24 @@ def labelled(label_key: str, control: rx.Component, error: rx.Var | None = None,
     )
 
 
+def confirm_dialog(*, title: rx.Var, body_key: str, confirm_key: str, is_open: rx.Var, on_cancel, on_confirm, test_id: str) -> rx.Component:
+    """A red confirmation of what cannot be undone; Cancel (or Escape) runs ``on_cancel``."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(title),
+            rx.alert_dialog.description(t(body_key)),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button(t("cancel"), variant="soft", color_scheme="gray", on_click=on_cancel)),
+                rx.alert_dialog.action(rx.button(t(confirm_key), color_scheme="red", on_click=on_confirm, data_testid=test_id)),
+                justify="end",
+                spacing="3",
+                margin_top="1rem",
+            ),
+        ),
+        open=is_open,
+    )
+
+
 def date_field(value: rx.Var, on_change, test_id: str, label_key: str) -> rx.Component:
     """A day picker that writes the day as YYYY-MM-DD in both languages.
 

@@ -113,6 +113,42 @@ def _figure(x: list, answered: list[int], missed: list[int], kind: str) -> dict:
     return {"data": traces, "layout": layout}
 
 
+def hour_figure(stats: CallStats) -> dict:
+    """Answered and missed calls of each of the day's 24 hours, stacked; an hour without calls is zero."""
+    hours = list(range(24))
+    by_hour = {b.hour: b for b in stats.per_hour}
+    return _figure(
+        [f"{h:02d}" for h in hours],
+        [by_hour[h].answered if h in by_hour else 0 for h in hours],
+        [by_hour[h].missed if h in by_hour else 0 for h in hours],
+        "bar",
+    )
+
+
+def trend_figure(stats: CallStats) -> dict:
+    """Answered and missed calls per day, oldest day first."""
+    days = sorted(stats.per_day, key=lambda d: d.day)
+    return _figure([d.day for d in days], [d.answered for d in days], [d.missed for d in days], "line")
+
+
+def agent_rows(stats: CallStats) -> list[AgentRow]:
+    """The per-agent table, busiest agent first."""
+    return [
+        AgentRow(
+            name=a.agent_name or "—",
+            total=formatting.count(a.total),
+            inbound=formatting.count(a.inbound),
+            outbound=formatting.count(a.outbound),
+            answered=formatting.count(a.answered),
+            missed=formatting.count(a.missed),
+            answer_rate=formatting.percent(a.answered / a.total if a.total else None),
+            talk_time=formatting.duration(a.talk_seconds),
+            average_talk=formatting.duration(a.average_talk_seconds),
+        )
+        for a in sorted(stats.per_agent, key=lambda a: -a.total)
+    ]
+
+
 class DashboardState(rx.State):
     loaded: bool = False
     own_only: bool = False
@@ -142,33 +178,12 @@ class DashboardState(rx.State):
         self.asa = formatting.duration(stats.average_speed_of_answer)
         self.avg_talk = formatting.duration(stats.average_talk_time)
         self.service_level = formatting.percent(stats.service_level)
-        hours = list(range(24))
-        by_hour = {b.hour: b for b in stats.per_hour}
-        self.hour_figure = _figure(
-            [f"{h:02d}" for h in hours],
-            [by_hour[h].answered if h in by_hour else 0 for h in hours],
-            [by_hour[h].missed if h in by_hour else 0 for h in hours],
-            "bar",
-        )
+        self.hour_figure = hour_figure(stats)
 
     def _show_trend(self, stats: CallStats) -> None:
-        days = sorted(stats.per_day, key=lambda d: d.day)
-        self.trend_figure = _figure([d.day for d in days], [d.answered for d in days], [d.missed for d in days], "line")
+        self.trend_figure = trend_figure(stats)
         self.has_calls = stats.total > 0
-        self.agents = [
-            AgentRow(
-                name=a.agent_name or "—",
-                total=formatting.count(a.total),
-                inbound=formatting.count(a.inbound),
-                outbound=formatting.count(a.outbound),
-                answered=formatting.count(a.answered),
-                missed=formatting.count(a.missed),
-                answer_rate=formatting.percent(a.answered / a.total if a.total else None),
-                talk_time=formatting.duration(a.talk_seconds),
-                average_talk=formatting.duration(a.average_talk_seconds),
-            )
-            for a in sorted(stats.per_agent, key=lambda a: -a.total)
-        ]
+        self.agents = agent_rows(stats)
 
     @rx.event
     async def load(self):

@@ -39,7 +39,7 @@ def _notice() -> rx.Component:
     )
 
 
-@rx.page(route=routes.LOGIN, title="Watheeq — sign in", on_load=AuthState.login_page_loaded)
+@rx.page(route=routes.LOGIN, title=t("app_name") + " — " + t("sign_in"), on_load=AuthState.login_page_loaded)
 def login() -> rx.Component:
     return rx.center(
         rx.vstack(

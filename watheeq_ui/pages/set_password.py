@@ -99,7 +99,7 @@ def _sign_in_link() -> rx.Component:
     return rx.link(rx.button(t("go_to_sign_in"), size="3", width="100%"), href=routes.LOGIN, width="100%", data_testid="go-to-sign-in")
 
 
-@rx.page(route=routes.SET_PASSWORD, title="Watheeq — set your password", on_load=SetPasswordState.check)
+@rx.page(route=routes.SET_PASSWORD, title=t("app_name") + " — " + t("set_password_title"), on_load=SetPasswordState.check)
 def set_password() -> rx.Component:
     body = rx.match(
         SetPasswordState.stage,

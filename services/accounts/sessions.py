@@ -1,0 +1,185 @@
+"""Session tokens: issuing, resolving to a principal, revoking; and the dashboard's
+sessions (idle timeout measured on the server, checked on every event)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from services import security
+from services.errors import AuthenticationFailed, Invalid
+from services.models import ApiToken, Principal, User, utcnow
+from services.tenancy import get_owned, same_tenant, tenant_select
+
+
+ACCOUNT_DISABLED_MESSAGE = "this account is disabled"
+TOKEN_INVALID_MESSAGE = "the session has expired or is not valid; sign in again"
+
+
+def _principal(user: User) -> Principal:
+    return Principal(user_id=user.id, tenant_id=user.tenant_id, role=user.role, email=user.email, full_name=user.full_name)
+
+
+def issue_token(*, session: Session, principal: Principal, ttl: timedelta = security.DEFAULT_TOKEN_TTL) -> str:
+    """A new bearer token for ``principal``; only its hash is stored, so this is the one chance to read it."""
+    user = get_owned(session, User, principal.tenant_id, principal.user_id, what="user")
+    return _new_token(session, user, ttl)[0]
+
+
+def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datetime]:
+    if ttl <= timedelta(0):
+        raise Invalid("ttl", "a token must live for a positive time")
+    if not user.active:
+        raise AuthenticationFailed(ACCOUNT_DISABLED_MESSAGE)
+    token = security.new_token()
+    expires_at = security.token_expiry(ttl)
+    session.add(
+        ApiToken(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            token_hash=security.hash_token(token),
+            expires_at=expires_at,
+            last_used_at=datetime.now(timezone.utc),
+        )
+    )
+    session.flush()
+    return token, expires_at
+
+
+def _token_row(session: Session, token: str | None) -> ApiToken | None:
+    if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > 200:
+        return None
+    # The hash names the token across tenants; the row then says whose it is.
+    return session.exec(select(ApiToken).where(ApiToken.token_hash == security.hash_token(token))).first()
+
+
+def principal_for_token(*, session: Session, token: str) -> Principal:
+    """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired,
+    revoked, idle too long or its user is disabled. A use counts as activity."""
+    row = _token_row(session, token)
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    check = _check_session(session, row, user, activity=True)
+    if check.principal is None:
+        raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
+    return check.principal
+
+
+def revoke_token(*, session: Session, token: str) -> None:
+    """End the session of ``token``; an unknown token is already as good as revoked."""
+    row = _token_row(session, token)
+    if row is not None and not row.revoked:
+        row.revoked = True
+        session.add(row)
+        session.flush()
+
+
+# A dashboard tab left alone this long is signed out; scripts' tokens have no idle limit.
+SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+# Writing the last use on every event would turn each one into a write; a minute of slack
+# on a 30-minute timeout is invisible to the user.
+LAST_USE_RESOLUTION = timedelta(minutes=1)
+
+
+class SessionEnd(str, enum.Enum):
+    """Why a session no longer acts for its user (the UI shows a message for each)."""
+
+    EXPIRED = "session_expired"  # unknown, expired or revoked (signed out, here or elsewhere)
+    IDLE = "idle_logged_out"
+    DISABLED = "account_disabled"
+
+
+@dataclass(frozen=True)
+class SessionCheck:
+    """A session's state: its principal while it is valid, otherwise why it ended."""
+
+    session_id: int
+    principal: Principal | None
+    ended: SessionEnd | None = None
+
+
+def _check_session(session: Session, row: ApiToken | None, user: User | None, *, activity: bool) -> SessionCheck:
+    now = datetime.now(timezone.utc)
+    if row is None:
+        return SessionCheck(0, None, SessionEnd.EXPIRED)
+    # A disabled user learns why, even when disabling also revoked the tokens.
+    if user is None or not user.active:
+        return SessionCheck(row.id, None, SessionEnd.DISABLED)
+    if row.revoked or row.expires_at <= now:
+        return SessionCheck(row.id, None, SessionEnd.EXPIRED)
+    last_used = row.last_used_at or row.created_at
+    if row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds):
+        row.revoked = True
+        session.add(row)
+        session.flush()
+        return SessionCheck(row.id, None, SessionEnd.IDLE)
+    if activity and now - last_used >= LAST_USE_RESOLUTION:
+        row.last_used_at = now
+        session.add(row)
+        session.flush()
+    return SessionCheck(row.id, _principal(user))
+
+
+def start_dashboard_session(*, session: Session, token: str) -> SessionCheck:
+    """Adopt ``token`` for a dashboard tab (at sign-in, or a new tab finding it in the browser).
+
+    From now on it ends after :data:`SESSION_IDLE_TIMEOUT` without activity. Opening the
+    tab counts as activity. The tab then names the session by ``session_id`` only.
+    """
+    row = _token_row(session, token)
+    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    if row is not None and row.idle_timeout_seconds is None:
+        row.idle_timeout_seconds = int(SESSION_IDLE_TIMEOUT.total_seconds())
+        session.add(row)
+        session.flush()
+    return _check_session(session, row, user, activity=True)
+
+
+def check_session(*, session: Session, session_id: int, activity: bool) -> SessionCheck:
+    """The state of session ``session_id``: one lookup by primary key (token row and its user).
+
+    ``activity`` is True for what the user did (it keeps the session alive, written at most
+    once per :data:`LAST_USE_RESOLUTION`) and False for the dashboard's own timers. An idle
+    session is revoked here.
+    """
+    found = session.exec(
+        select(ApiToken, User)
+        .join(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
+        .where(ApiToken.id == session_id)
+    ).first()
+    row, user = found if found is not None else (None, None)
+    return _check_session(session, row, user, activity=activity)
+
+
+def revoke_session(*, session: Session, session_id: int) -> None:
+    """Sign session ``session_id`` out (the dashboard's "log out"); already ended is fine."""
+    row = session.exec(select(ApiToken).where(ApiToken.id == session_id)).first()
+    if row is not None and not row.revoked:
+        row.revoked = True
+        session.add(row)
+        session.flush()
+
+
+def session_id_of(*, session: Session, token: str | None) -> int | None:
+    """The id of ``token``'s session (what a dashboard tab keeps instead of the token), if known."""
+    row = _token_row(session, token)
+    return row.id if row is not None else None
+
+
+def revoke_user_tokens(*, session: Session, tenant_id: int, user_id: int, keep_session_id: int | None = None) -> int:
+    """End every live session of one user at once (all but ``keep_session_id``); their open
+    dashboard tabs are signed out at their next check. Returns how many ended."""
+    query = tenant_select(ApiToken, tenant_id).where(
+        ApiToken.user_id == user_id, ApiToken.revoked == False, ApiToken.expires_at > utcnow()  # noqa: E712
+    )
+    if keep_session_id:
+        query = query.where(ApiToken.id != keep_session_id)
+    rows = session.exec(query).all()
+    for row in rows:
+        row.revoked = True
+        session.add(row)
+    session.flush()
+    return len(rows)
