@@ -1,3 +1,4 @@
+# Over 400 lines: one gateway class whose client lifecycle and event handlers share each firm's neonize client.
 """The real gateway: neonize's asyncio client (whatsmeow in Go), one client per firm.
 
 Constraints of neonize 0.5.2 this module is built around (see shared research, whatsapp.md):
