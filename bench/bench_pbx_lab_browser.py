@@ -29,6 +29,7 @@ Results: printed, and written to bench/results/pbx_lab_browser.json (with the lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -158,14 +159,14 @@ for line in sys.stdin:
 # Stamps the card's arrival in the DOM and the Answer click, on the page's clock.
 JS_WATCH = """() => {
   if (window.__bench) return;
-  window.__bench = { cards: [], answers: [] };
-  let shown = false;
+  window.__bench = { cards: {}, answers: [] };
   const check = () => {
-    const now = document.querySelectorAll('[data-testid="softphone-incoming"]').length > 0;
-    if (now && !shown) window.__bench.cards.push(Date.now());
-    shown = now;
+    for (const el of document.querySelectorAll('[data-testid="softphone-incoming-number"]')) {
+      const number = el.textContent.trim();
+      if (!(number in window.__bench.cards)) window.__bench.cards[number] = Date.now();
+    }
   };
-  new MutationObserver(check).observe(document.body, { subtree: true, childList: true });
+  new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true });
   document.addEventListener("click", (e) => {
     if (e.target.closest('[data-testid="softphone-answer"]')) window.__bench.answers.push(Date.now());
   }, true);
@@ -282,32 +283,45 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def _number(k: int) -> str:
+    return f"0551000{k:03d}"  # the outside phone's From for call k (OUTSIDE)
+
+
 def _answer(phone: e2e.Phone, outside: Outside, k: int, timeout: float = 15) -> tuple[float, float]:
     """Places outside call k, answers it on ``phone``; (INVITE -> card, click -> first RTP) in seconds."""
-    cards_before = phone.page.evaluate("() => window.__bench.cards.length")
     outside.send(f"call {k}")
     invite = outside.wait("invite", k, 5)["at"]
-    answer = phone.page.get_by_test_id("softphone-answer")
-    answer.first.wait_for(timeout=timeout * 1000)
-    card = e2e.wait_until(lambda: phone.page.evaluate("() => window.__bench.cards")[cards_before:] or None,
-                          5, "the card's stamp")[0] / 1000
-    answer.first.click()
+    card = phone.page.get_by_test_id("softphone-incoming").filter(has_text=_number(k))
+    card.wait_for(timeout=timeout * 1000)
+    shown = e2e.wait_until(lambda: phone.page.evaluate(f"() => window.__bench.cards['{_number(k)}']"),
+                           5, "the card's stamp") / 1000
+    card.get_by_test_id("softphone-answer").click()
     first_rtp = outside.wait("rtp", k, timeout)["at"]
     clicked = phone.page.evaluate("() => window.__bench.answers")[-1] / 1000
-    return card - invite, first_rtp - clicked
+    return shown - invite, first_rtp - clicked
 
 
-def latency(browser, stack: e2e.Stack, outside: Outside, calls: int) -> dict:
-    (ctx_a, a), (ctx_b, b) = _sign_in(browser, *A), _sign_in(browser, *B)
-    contexts = [ctx_a, ctx_b]
-    for phone in (a, b):
+def latency(browser, stack: e2e.Stack, outside: Outside, calls: int, ring_group: int) -> dict:
+    signed = [_sign_in(browser, *who) for who in (A, B)[:ring_group]]
+    contexts = [ctx for ctx, _ in signed]
+    a, b = signed[0][1], (signed[1][1] if ring_group > 1 else None)
+    for _, phone in signed:
         phone.page.evaluate(JS_WATCH)
-    to_card, to_media = [], []
+    to_card, to_media, stale = [], [], []
     for k in range(calls):
         card, media = _answer(a, outside, k)
         to_card.append(card)
         to_media.append(media)
-        b.page.get_by_test_id("softphone-incoming").wait_for(state="hidden", timeout=5_000)
+        try:
+            if b is not None:
+                b.page.get_by_test_id("softphone-incoming").filter(has_text=_number(k)).wait_for(state="hidden", timeout=5_000)
+        except Exception:  # noqa: BLE001 - a result: the colleague kept ringing
+            stale.append(k)
+            if len(stale) == 1:
+                print("B still ringing after A answered; B's timeline:",
+                      [m for m in e2e.timeline(b.page)][-8:], flush=True)
+                print("\n".join(line for line in stack.pbx.log().splitlines()[-400:]
+                                if "CANCEL" in line or "bench-" in line)[-3000:], flush=True)
         time.sleep(1)
         outside.send(f"bye {k}")
         outside.wait("ended", k, 10)
@@ -317,7 +331,8 @@ def latency(browser, stack: e2e.Stack, outside: Outside, calls: int) -> dict:
         for page in ctx.pages:
             page.goto("about:blank")
         ctx.close()
-    return {"invite_to_card": _ms(to_card), "answer_click_to_first_rtp": _ms(to_media), "load": _load()}
+    return {"invite_to_card": _ms(to_card), "answer_click_to_first_rtp": _ms(to_media), "load": _load(),
+            "colleague_still_ringing_after_answer": stale}
 
 
 def concurrent(browsers, stack: e2e.Stack, outside: Outside, n: int, hold: int, first_k: int) -> dict:
@@ -382,6 +397,9 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, nargs="*", default=[20, 10, 5])
     parser.add_argument("--hold", type=int, default=10)
     parser.add_argument("--browsers", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--ring-group", type=int, default=2, choices=(1, 2),
+                        help="agents signed in for the latency calls (1: only A rings)")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it (logs of the app and the PBX)")
     args = parser.parse_args()
     reason = e2e.skip_reason()
     if reason:
@@ -389,7 +407,8 @@ def main() -> int:
         return 1
     results: dict = {"cpu": os.cpu_count(), "load_at_start": _load()}
     most = max(args.concurrent, default=0)
-    with tempfile.TemporaryDirectory(prefix="watheeq-bench-lab-browser-") as tmp:
+    with (contextlib.nullcontext(str(args.keep)) if args.keep
+          else tempfile.TemporaryDirectory(prefix="watheeq-bench-lab-browser-")) as tmp:
         started = time.monotonic()
         stack = e2e.start_stack(Path(tmp), prepare=seed_bench_agents(most) if most else None)
         print(f"stack up in {time.monotonic() - started:.1f} s (load {_load()})", flush=True)
@@ -399,7 +418,7 @@ def main() -> int:
 
             with ExitStack() as browsers_open:
                 browsers = [browsers_open.enter_context(e2e.chromium(stack)) for _ in range(args.browsers)]
-                results["latency"] = latency(browsers[0], stack, outside, args.calls)
+                results["latency"] = latency(browsers[0], stack, outside, args.calls, args.ring_group)
                 print("latency:", results["latency"], flush=True)
                 results["concurrent"] = []
                 k = 1000
