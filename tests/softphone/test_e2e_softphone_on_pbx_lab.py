@@ -260,3 +260,27 @@ def test_dtmf_from_the_browsers_keypad_reaches_the_outside_phone_through_rtpengi
         caller.hangup()
     digits = "".join(e.get("param", "") for e in caller.events if e.get("type") == "CALL_DTMF_START")
     assert digits == "159#", [e for e in caller.events if "DTMF" in e.get("type", "")]
+
+
+def test_outside_calls_one_after_another_to_a_ring_group_of_two_browsers_all_ring_and_the_pbx_stays_up(
+        login, stack, lab):
+    # Kamailio 5.6.3's lookup_branches() freed a browser contact's +sip.instance twice; the
+    # worker that took the next such call segfaulted and the PBX went down on the third call.
+    a, b = login(A), login(B)
+    for n in range(4):
+        caller = lab.phone(f"caller-series-{n}", port=5110 + 2 * n)  # RTP clear of rtpengine's ports
+        caller.dial(lab.did_uri(DID))
+        for agent in (a, b):
+            expect(agent.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+        (a if n % 2 == 0 else b).page.get_by_test_id("softphone-answer").click()
+        caller.wait_event("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_event("CALL_CLOSED")
+        for agent in (a, b):
+            expect(agent.page.get_by_test_id("softphone-call")).to_have_count(0, timeout=10_000)
+            expect(agent.page.get_by_test_id("softphone-incoming")).to_have_count(0)
+        caller.stop()
+    assert "freeing already freed pointer" not in stack.pbx.log()
+    for agent in (a, b):
+        agent.expect_registered(timeout=1_000)
+    assert [e["type"] for e in e2e.timeline(a.page) if e["type"] == "reg:disconnected"] == []
