@@ -2,7 +2,7 @@
 the caller gets audio after the agent answers, and how many such calls the machine carries.
 
     sudo PATH=$PWD/.tools/node_modules/.bin:$PATH .venv/bin/python bench/bench_pbx_lab_browser.py \\
-        [--calls 12] [--concurrent 20 10 5] [--hold 10] [--browsers 1]
+        [--calls 12] [--concurrent 20 15 10] [--hold 10] [--browsers 1] [--ring-group 2] [--keep DIR]
 
 Starts the same stack as the softphone's browser tests (the run command on a seeded
 temporary database, the PBX lab it starts, Debian's Chromium; all inside a network namespace
@@ -394,7 +394,7 @@ def concurrent(browsers, stack: e2e.Stack, outside: Outside, n: int, hold: int, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=12)
-    parser.add_argument("--concurrent", type=int, nargs="*", default=[20, 10, 5])
+    parser.add_argument("--concurrent", type=int, nargs="*", default=[20, 15, 10])
     parser.add_argument("--hold", type=int, default=10)
     parser.add_argument("--browsers", type=int, default=1, choices=(1, 2))
     parser.add_argument("--ring-group", type=int, default=2, choices=(1, 2),
