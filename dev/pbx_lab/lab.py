@@ -51,7 +51,7 @@ tests/softphone/pbx_lab_support.py seeds a database and makes the namespace)::
     lab = Lab(workdir, database_url=url, netns=pid, ring_seconds=8)
     lab.start()                                   # rtpengine + Kamailio, as make dev-pbx
     agent = lab.agent("a1", user="1001", domain=d, password=pw, port=5071)  # registered desk phone
-    caller = lab.phone("caller", port=5094)       # an outside phone (no registration)
+    caller = lab.phone("caller", port=5094, number="0551234567")  # an outside phone calling from that number
     caller.dial(lab.did_uri("+966110000000"))
     agent.wait_event("CALL_INCOMING"); agent.accept()
     caller.wait_event("CALL_ESTABLISHED"); ...; caller.hangup()
@@ -341,8 +341,12 @@ def wav_seconds(path: Path) -> float:
 
 
 def write_phone_config(directory: Path, *, name: str, port: int, user: str | None, domain: str | None,
-                       password: str | None, answer: str, play: Path, regint: int, record_dir: Path) -> int:
-    """baresip's config and accounts for one phone in ``directory``; returns its control port."""
+                       password: str | None, answer: str, play: Path, regint: int, record_dir: Path,
+                       number: str | None = None) -> int:
+    """baresip's config and accounts for one phone in ``directory``; returns its control port.
+
+    ``number`` is what an outside phone presents as the caller (its From user), as a
+    caller's number arrives on a trunk."""
     directory.mkdir(parents=True, exist_ok=True)
     record_dir.mkdir(parents=True, exist_ok=True)
     ctrl_port = port + 20000
@@ -375,7 +379,7 @@ snd_path {record_dir}
                    f"outbound=\"sip:127.0.0.1:5060;transport=udp\";regint={regint};answermode={answer};"
                    f"audio_codecs=PCMU,PCMA")
     else:
-        account = f"<sip:outside@127.0.0.1:{port}>;regint=0;answermode={answer};audio_codecs=PCMU,PCMA"
+        account = f"<sip:{number or 'outside'}@127.0.0.1:{port}>;regint=0;answermode={answer};audio_codecs=PCMU,PCMA"
     accounts = directory / "accounts"
     accounts.write_text(account + "\n")
     accounts.chmod(0o600)
@@ -396,7 +400,7 @@ class Phone:
 
     def __init__(self, lab: Lab, name: str, *, port: int, user: str | None = None, domain: str | None = None,
                  password: str | None = None, answer: str = "manual", play: Path | None = None,
-                 regint: int = 60, record_dir: Path | None = None) -> None:
+                 regint: int = 60, record_dir: Path | None = None, number: str | None = None) -> None:
         self.lab = lab
         self.name = name
         self.port = port
@@ -413,7 +417,7 @@ class Phone:
         ctrl_port = write_phone_config(self.dir, name=name, port=port, user=user, domain=domain,
                                        password=password, answer=answer,
                                        play=play or lab.sound("outside" if user is None else "agent"),
-                                       regint=regint, record_dir=self.record_dir)
+                                       regint=regint, record_dir=self.record_dir, number=number)
         self.log_path = self.dir / "baresip.log"
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(lab.cmd(["baresip", "-f", str(self.dir)]), stdin=subprocess.DEVNULL,

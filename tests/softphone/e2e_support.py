@@ -335,8 +335,11 @@ class Stack:
                 self.netns.close()
 
 
-def start_stack(workdir: Path) -> Stack:
-    """Seed a temporary SQLite database with the demo firm, then start the PBX and the app."""
+def start_stack(workdir: Path, prepare: Callable[[str], None] | None = None) -> Stack:
+    """Seed a temporary SQLite database with the demo firm, then start the PBX and the app.
+
+    ``prepare(db_url)`` runs after the seed and before the PBX exports its credentials
+    (a bench adds agents and extensions there)."""
     from services import db
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -362,6 +365,8 @@ def start_stack(workdir: Path) -> Stack:
         done = subprocess.run([sys.executable, "-m", "services.cli", *step], cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise AssertionError(f"services.cli {step[0]} failed:\n{(done.stdout + done.stderr)[-2000:]}")
+    if prepare is not None:
+        prepare(db_url)
     netns = LoopbackNetns()
     pbx = DevPbx(netns, workdir, env)
     app = App(netns, workdir, env)

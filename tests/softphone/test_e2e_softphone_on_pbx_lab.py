@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from services import accounts, call_center
-from services.models import CallDirection, CallFilters, CallPublic, CallStatus
+from services import accounts, call_center, clients
+from services.models import CallDirection, CallFilters, CallPublic, CallStatus, ClientCreate
 from services.seed import DEMO_PASSWORD
 from tests.softphone import e2e_support as e2e
 
@@ -30,6 +30,7 @@ B = ("agent2@demo.watheeq.local", "1003")
 OWNER = "owner@demo.watheeq.local"
 DID = "+966110000000"  # the demo firm's number on the lab's trunk (services/seed.py)
 OUTSIDE_NUMBER = "0551234567"
+CALLER_NUMBER, CALLER_CLIENT = "0557001122", "Lab Caller Trading Co."  # a client who calls the firm
 AUDIBLE = 0.05  # RMS of a recording; the tones play at 0.5, silence is ~0.0
 AGENT_TONE, OUTSIDE_TONE = 660, 440
 
@@ -56,6 +57,24 @@ def lab(stack: e2e.Stack):
     yield running
     for phone in running.phones:
         phone.stop()
+
+
+def _seed_client(stack: e2e.Stack, name: str, phone: str) -> int:
+    """A client of the demo firm with this phone number (once per module's database)."""
+    with stack.session() as session:
+        owner = accounts.authenticate(session=session, email=OWNER, password=DEMO_PASSWORD)
+        known = clients.match_number(session=session, tenant_id=owner.tenant_id, e164="+966" + phone[1:])
+        if known is not None:
+            return known.id
+        client = clients.create_client(session=session, tenant_id=owner.tenant_id,
+                                       data=ClientCreate(name=name, phone=phone))
+        session.commit()
+        return client.id
+
+
+def _user_id(stack: e2e.Stack, email: str) -> int:
+    with stack.session() as session:
+        return accounts.authenticate(session=session, email=email, password=DEMO_PASSWORD).user_id
 
 
 def _firm_history(stack: e2e.Stack) -> list[CallPublic]:
@@ -94,16 +113,20 @@ def _tone(wav, expected: int) -> bool:
 
 def test_an_outside_call_rings_both_agents_one_answers_both_ways_the_other_stops_ringing_and_one_call_is_logged(
         login, stack, lab):
+    client_id = _seed_client(stack, CALLER_CLIENT, CALLER_NUMBER)
     a, b = login(A), login(B)
     before = {c.id for c in _firm_history(stack)}
     accounted = len(lab.calls())
 
-    caller = lab.phone("caller", port=5094)
+    # The caller's number comes in on the trunk; the firm knows it as a client's.
+    caller = lab.phone("caller", port=5094, number=CALLER_NUMBER)
     caller.dial(lab.did_uri(DID))
     for agent in (a, b):
         expect(agent.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+        expect(agent.page.get_by_test_id("softphone-incoming-client")).to_have_text(CALLER_CLIENT, timeout=5_000)
     number = a.page.get_by_test_id("softphone-incoming-number").inner_text()
     e2e.screenshot(b.page, "lab-ring-group")
+    time.sleep(2)  # it rings a while, so the ring seconds are more than a rounding
     a.page.get_by_test_id("softphone-answer").click()
     a.expect_phase("in-call")
     caller.wait_event("CALL_ESTABLISHED")
@@ -132,10 +155,16 @@ def test_an_outside_call_rings_both_agents_one_answers_both_ways_the_other_stops
     assert len(new) == 1, [(c.extension, c.status) for c in new]
     [call] = new
     assert (call.direction, call.status, call.extension) == (CallDirection.INBOUND, CallStatus.COMPLETED, A[1])
+    assert (call.client_id, call.client_name) == (client_id, CALLER_CLIENT)
+    assert call.agent_user_id == _user_id(stack, A[0]) != _user_id(stack, B[0])
     assert call.talk_seconds and call.talk_seconds >= 2
-    # And the PBX's own record agrees.
+    assert call.ring_seconds and call.ring_seconds >= 2
+    # And the PBX's own record agrees: who answered, and how long it rang and talked.
     [row] = lab.wait_calls(accounted + 1)[accounted:]
     assert (row.kind, row.did, row.disposition, row.answered_by) == ("inbound", DID, "ANSWERED", A[1])
+    assert CALLER_NUMBER in row.from_uri
+    assert abs(call.ring_seconds - (row.answered_at - row.invited_at)) <= 1, (call.ring_seconds, row)
+    assert abs(call.talk_seconds - row.talk_seconds) <= 1, (call.talk_seconds, row.talk_seconds)
 
 
 def test_an_agents_call_to_an_outside_number_leaves_through_the_trunk_and_is_logged_outbound(login, stack, lab):
@@ -164,7 +193,9 @@ def test_an_agents_call_to_an_outside_number_leaves_through_the_trunk_and_is_log
     assert (call.direction, call.remote_number, call.extension) == (CallDirection.OUTBOUND, OUTSIDE_NUMBER, A[1])
     assert call.talk_seconds and call.talk_seconds >= 2
     [row] = lab.wait_calls(accounted + 1)[accounted:]
-    assert (row.kind, row.disposition, row.answered_by) == ("outbound", "ANSWERED", A[1])
+    assert (row.kind, row.disposition, row.answered_by, row.call_id) == ("outbound", "ANSWERED", A[1], call_id)
+    # The firm's log and the PBX's accounting agree on how long they talked.
+    assert abs(call.talk_seconds - row.talk_seconds) <= 1, (call.talk_seconds, row.talk_seconds)
     # The outside world heard the agent.
     heard = e2e.wait_until(lambda: sorted(set(outside_heard.glob("dump-*-dec.wav")) - earlier), 5,
                            "the outside phone's recording")[-1]
@@ -204,3 +235,52 @@ def test_an_outside_caller_blind_transferred_from_one_agent_to_another_talks_to_
     heard = caller.heard()[heard_before - 1 if heard_before else 0:]
     assert any(wav_seconds(w) > 2.5 and _tone(w, AGENT_TONE) for w in heard), \
         [(w.name, audio_level(w), rough_frequency(w)) for w in heard]
+
+
+def test_dtmf_from_the_browsers_keypad_reaches_the_outside_phone_through_rtpengine(login, stack, lab):
+    a = login(A)
+    caller = lab.phone("caller-dtmf", port=5098)
+    caller.dial(lab.did_uri(DID))
+    expect(a.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+    a.page.get_by_test_id("softphone-answer").click()
+    a.expect_phase("in-call")
+    caller.wait_event("CALL_ESTABLISHED")
+    a.open_panel()
+    for key in "159#":
+        a.page.get_by_test_id(f"softphone-dtmf-{key}").click()
+        time.sleep(0.3)  # JsSIP queues tones; a pause keeps each its own event at the far end
+
+    def heard_digits():
+        got = [e for e in caller.events if e.get("type") == "CALL_DTMF_START"]
+        return got if len(got) >= 4 else None
+
+    try:
+        e2e.wait_until(heard_digits, 5, "four DTMF digits at the outside phone")
+    finally:
+        caller.hangup()
+    digits = "".join(e.get("param", "") for e in caller.events if e.get("type") == "CALL_DTMF_START")
+    assert digits == "159#", [e for e in caller.events if "DTMF" in e.get("type", "")]
+
+
+def test_outside_calls_one_after_another_to_a_ring_group_of_two_browsers_all_ring_and_the_pbx_stays_up(
+        login, stack, lab):
+    # Kamailio 5.6.3's lookup_branches() freed a browser contact's +sip.instance twice; the
+    # worker that took the next such call segfaulted and the PBX went down on the third call.
+    a, b = login(A), login(B)
+    for n in range(4):
+        caller = lab.phone(f"caller-series-{n}", port=5110 + 2 * n)  # RTP clear of rtpengine's ports
+        caller.dial(lab.did_uri(DID))
+        for agent in (a, b):
+            expect(agent.page.get_by_test_id("softphone-incoming")).to_be_visible(timeout=10_000)
+        (a if n % 2 == 0 else b).page.get_by_test_id("softphone-answer").click()
+        caller.wait_event("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_event("CALL_CLOSED")
+        for agent in (a, b):
+            expect(agent.page.get_by_test_id("softphone-call")).to_have_count(0, timeout=10_000)
+            expect(agent.page.get_by_test_id("softphone-incoming")).to_have_count(0)
+        caller.stop()
+    assert "freeing already freed pointer" not in stack.pbx.log()
+    for agent in (a, b):
+        agent.expect_registered(timeout=1_000)
+    assert [e["type"] for e in e2e.timeline(a.page) if e["type"] == "reg:disconnected"] == []

@@ -217,3 +217,33 @@ def test_an_agent_blind_transfers_an_outside_caller_to_another_extension_through
     answered_by = sorted(c.answered_by for c in calls if c.disposition == "ANSWERED")
     assert answered_by == ["1001", "1003"], calls
     assert audio_level(second.heard()[-1]) > AUDIBLE and _close(rough_frequency(second.heard()[-1]), 440)
+
+
+def test_an_outside_call_rings_every_device_of_a_ring_group_larger_than_twelve(lab, firm, tmp_path):
+    # Kamailio forks a transaction to at most max_branches devices (12 by default): in a
+    # firm with more agents the 13th and later never rang.
+    import json
+    import sys
+    from pathlib import Path
+
+    devices = [5200 + i for i in range(14)]
+    steps = [{"op": "register", "port": p, "user": "1001", "domain": firm.domain, "password": firm.passwords["1001"]}
+             for p in devices]
+    steps += [{"op": "received", "port": devices[0], "wait": 8}]
+    steps += [{"op": "received", "port": p, "wait": 0.3} for p in devices[1:]]
+    scenario = tmp_path / "many-devices.json"
+    scenario.write_text(json.dumps(steps))
+    ua = subprocess.Popen(lab.cmd([sys.executable, str(Path(__file__).with_name("sip_udp.py")), str(scenario)]),
+                          stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and lab.registered().count("Contact:") < len(devices):
+        time.sleep(0.2)
+    assert lab.registered().count("Contact:") == len(devices), lab.registered()
+    caller = lab.phone("caller-many", port=5094)
+    caller.dial(lab.did_uri(firm.did))
+    out, _ = ua.communicate(timeout=40)
+    if not caller.has_event("CALL_CLOSED"):
+        caller.hangup()
+    received = json.loads(out)[len(devices):]
+    rang = [p for p, got in zip(devices, received) if any(line.startswith("INVITE ") for line in got)]
+    assert rang == devices, received
