@@ -93,7 +93,7 @@ def test_only_owners_and_admins_see_the_delete_button(page, services_db, role):
 
 
 def test_a_spoofed_name_is_rendered_isolated(page, services_db):
-    from services.models import CallStatus, Tenant
+    from services.models import CallStatus, Role, Tenant, User
     from tests import factories
 
     number, e164 = "0599990002", "+966599990002"
@@ -107,15 +107,21 @@ def test_a_spoofed_name_is_rendered_isolated(page, services_db):
             session, tenant, agent=owner, status=CallStatus.MISSED, remote_number=number, remote_e164=e164,
             client_id=client_id, started_at=datetime.now(timezone.utc),
         )
+        factories.make_user(session, tenant, Role.AGENT, email="spoofed-name@demo.watheeq.local", full_name=SPOOFED)
     login(page, "OWNER")
     page.goto("/calls")
     page.get_by_test_id("filter-number").fill(number)
     row = page.get_by_test_id("call-row")
     expect(row).to_have_count(1)
-    for where in (row.first, None):
-        if where is None:
+    for place in ("history", "client", "users"):
+        if place == "history":
+            where = row.first
+        elif place == "client":
             page.goto(f"/clients/{client_id}")
             where = page.get_by_test_id("client-name")
+        else:
+            page.goto("/users")
+            where = page.get_by_role("row").filter(has_text="spoofed-name@demo.watheeq.local")
         name = where.locator("bdi[data-name]", has_text="Invoice")
         expect(name).to_have_count(1)
         expect(name).to_have_attribute("dir", "auto")
@@ -123,6 +129,9 @@ def test_a_spoofed_name_is_rendered_isolated(page, services_db):
         assert name.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
         assert name.inner_text() == SPOOFED
     screenshot(page, "bidi-isolated")
+    # The other browser tests count the demo firm's users.
+    with services_db.session_scope() as session:
+        session.execute(sa.delete(User).where(User.email == "spoofed-name@demo.watheeq.local"))
 
 
 def test_the_backend_answers_cross_origin_calls_of_its_own_frontend_only(app):

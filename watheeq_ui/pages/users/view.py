@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from watheeq_ui import routes
-from watheeq_ui.components.ui import card, confirm_dialog, labelled, role_label, section_title
+from watheeq_ui.components.ui import card, confirm_dialog, labelled, name_text, role_label, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.pages.users.state import UserRow, UsersState
@@ -67,7 +67,7 @@ def _users_table() -> rx.Component:
             rx.foreach(
                 UsersState.users,
                 lambda u: rx.table.row(
-                    rx.table.row_header_cell(rx.text(u.name, weight="medium")),
+                    rx.table.row_header_cell(rx.text(name_text(u.name), weight="medium")),
                     rx.table.cell(u.email, data_testid="user-email"),
                     rx.table.cell(_role_cell(u)),
                     rx.table.cell(
