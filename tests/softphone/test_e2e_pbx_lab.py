@@ -50,12 +50,6 @@ def stack(tmp_path_factory) -> Iterator[e2e.Stack]:
         running.close()
 
 
-@pytest.fixture(scope="module")
-def browser(stack: e2e.Stack):
-    with e2e.chromium(stack) as chromium:
-        yield chromium
-
-
 @pytest.fixture
 def lab(stack: e2e.Stack):
     lab = Lab(stack.pbx.dir, netns=stack.netns.pid)
