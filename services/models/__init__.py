@@ -3,7 +3,7 @@
 ``from services.models import X`` works for every name; the modules group them:
 :mod:`~services.models.base` (UTC timestamps, enum columns, :class:`TenantOwned`),
 :mod:`~services.models.accounts`, :mod:`~services.models.clients`,
-:mod:`~services.models.call_center`, :mod:`~services.models.whatsapp`,
+:mod:`~services.models.call_center`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
 :mod:`~services.models.audit`. Tables inherit :class:`TenantOwned` when they belong to
 a firm; every service query is scoped through :mod:`services.tenancy`.
 """
@@ -76,6 +76,12 @@ from services.models.call_center import (
     SipExtension,
     SoftphoneConfig,
 )
+from services.models.pbx import (
+    CallLeg,
+    CallLegPublic,
+    PbxFeed,
+    PbxFeedHealth,
+)
 from services.models.whatsapp import (
     MessageDirection,
     MessageStatus,
@@ -93,6 +99,10 @@ from services.models.whatsapp import (
 )
 
 __all__ = [
+    "CallLeg",
+    "CallLegPublic",
+    "PbxFeed",
+    "PbxFeedHealth",
     "ADMIN_ROLES",
     "AgentStats",
     "ApiToken",

@@ -64,6 +64,17 @@ class PbxSettings(TenantOwned, table=True):
     ice_servers: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     # TURN credentials are secrets: stored encrypted, merged into ice_servers only for a softphone.
     turn_credential_encrypted: str | None = Field(default=None, max_length=512)
+    # Where the firm's call records come from: "" (none: only the softphone logs calls),
+    # "lab" (the PBX lab's accounting) or "ucm" (the UCM6301's HTTPS API and real-time output).
+    cdr_source: str = Field(default="", max_length=8, sa_column_kwargs={"server_default": ""})
+    # UCM HTTPS API: base URL (https://ucm:8089), API user and its password (encrypted like
+    # SIP passwords), and the TCP port this side listens on for the UCM's real-time output.
+    api_url: str = Field(default="", max_length=512, sa_column_kwargs={"server_default": ""})
+    api_user: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    api_password_encrypted: str | None = Field(default=None, max_length=512)
+    realtime_port: int | None = Field(default=None)
+    # Recordings older than this are deleted daily, except those of calls on a case on legal hold.
+    recording_retention_days: int = Field(default=365, sa_column_kwargs={"server_default": "365"})
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -86,6 +97,8 @@ class SipExtension(TenantOwned, table=True):
 class Call(TenantOwned, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "sip_call_id", name="uq_call_tenant_sip_call_id"),
+        # The PBX's linked id groups the legs of one call (services.pbx.ledger).
+        sa.UniqueConstraint("tenant_id", "pbx_linked_id", name="uq_call_tenant_pbx_linked_id"),
         # History is always read newest first inside one tenant; (started_at, id) is the
         # keyset that keeps deep pages fast.
         sa.Index("ix_call_tenant_started", "tenant_id", "started_at", "id"),
@@ -121,6 +134,9 @@ class Call(TenantOwned, table=True):
     talk_seconds: int | None = Field(default=None)
     hangup_cause: str | None = Field(default=None, max_length=64)
     sip_call_id: str | None = Field(default=None, max_length=255)
+    # The PBX's id of the call (its linked id) once its records were merged, and when.
+    pbx_linked_id: str | None = Field(default=None, max_length=150)
+    pbx_confirmed_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -182,11 +198,19 @@ class CallNote(TenantOwned, table=True):
 
 class CallRecording(TenantOwned, table=True):
     __tablename__ = "call_recording"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "source_file", name="uq_call_recording_tenant_source_file"),)
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
-    url: str = Field(max_length=1024)
+    url: str = Field(default="", max_length=1024)
     duration_seconds: int | None = Field(default=None)
+    # The file's name at the PBX (CdrRecord.recording_files), its key in services.storage
+    # (None until fetched: then served from the PBX on demand), type, size and digest.
+    source_file: str | None = Field(default=None, max_length=512)
+    storage_key: str | None = Field(default=None, max_length=255)
+    content_type: str = Field(default="audio/wav", max_length=64, sa_column_kwargs={"server_default": "audio/wav"})
+    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    sha256: str | None = Field(default=None, max_length=64)
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 

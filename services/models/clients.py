@@ -39,6 +39,8 @@ class Case(TenantOwned, table=True):
     title: str = Field(max_length=200)
     reference: str = Field(default="", max_length=64)
     status: CaseStatus = Field(default=CaseStatus.OPEN, sa_column=enum_col(CaseStatus))
+    # A case on legal hold keeps its calls' recordings past the firm's retention period.
+    legal_hold: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
