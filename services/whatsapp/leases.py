@@ -311,3 +311,18 @@ def record_disconnected(
     if give_up:
         values["desired_state"] = WhatsappDesiredState.DISCONNECTED
     return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
+
+
+def unheld_lines(*, session: Session, now: datetime | None = None) -> int:
+    """How many firms' lines need a sidecar but have none holding their lease right now
+    (readiness: ``/api/v1/ready`` is not ready while a wanted line has no worker)."""
+    now = now or utcnow()
+    stmt = select(sa.func.count()).select_from(WhatsappSession).where(
+        _needs_a_worker(),
+        sa.or_(
+            WhatsappSession.worker_id.is_(None),  # type: ignore[union-attr]
+            WhatsappSession.lease_expires_at.is_(None),  # type: ignore[union-attr]
+            WhatsappSession.lease_expires_at < now,  # type: ignore[operator]
+        ),
+    )
+    return int(session.exec(stmt).one())

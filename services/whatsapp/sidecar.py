@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from services import config
+from services import logs
 from services.whatsapp.runtime import Settings, backoff_delay
 from services.whatsapp.worker import Sidecar
 
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help="run the worker itself (the supervisor starts it)")
     parser.add_argument("--worker-id", default=None, help="stable id of this sidecar's leases")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=(config.get("WATHEEQ_LOG_LEVEL", "INFO") or "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     worker_id = args.worker_id or f"{socket.gethostname()}:{os.getpid()}"
     if args.worker:
         asyncio.run(run_worker(worker_id))

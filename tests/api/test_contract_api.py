@@ -24,7 +24,7 @@ from services.models import Role
 from tests import factories
 from tests.api.conftest import Firm
 
-PUBLIC_ROUTES = {("GET", "/api/v1/health"), ("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/set-password")}
+PUBLIC_ROUTES = {("GET", "/api/v1/health"), ("GET", "/api/v1/ready"), ("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/set-password")}
 SIP_PASSWORD = "Sip-Pass-Never-Leaks"
 TURN_SECRET = "Turn-Secret-Never-Leaks"
 
@@ -234,7 +234,9 @@ def test_nothing_a_client_sends_gets_a_server_error_and_every_answer_is_document
     sent = 0
     for method, path, r in _fuzz(http, spec, deep_firm.auth(Role.OWNER)):
         sent += 1
-        if r.status_code >= 500:
+        # /ready's 503 is its answer ("not ready": this test's schema is made by create_all,
+        # not the migrations), not a server error; test_ready_api.py covers it.
+        if r.status_code >= 500 and not (path == "/api/v1/ready" and r.status_code == 503):
             server_errors.append((method, path, r.status_code, r.text[:200]))
         if str(r.status_code) not in spec["paths"][path][method.lower()]["responses"]:
             undocumented.add((method, path, r.status_code))

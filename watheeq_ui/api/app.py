@@ -10,10 +10,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from services import db
+from services import db, logs, readiness
 from watheeq_ui.api import errors
 from watheeq_ui.api.deps import API_PREFIX
+from watheeq_ui.api.request_log import RequestLogMiddleware
 from watheeq_ui.api.routes import auth, call_center, clients, users, whatsapp
 
 api = FastAPI(
@@ -25,13 +27,15 @@ api = FastAPI(
     redoc_url=None,
 )
 errors.install(api)
+api.add_middleware(RequestLogMiddleware)
+logs.configure()
 
 health_router = APIRouter(tags=["health"])
 
 
 @health_router.get("/health", responses=errors.responses(503))
 def health() -> JSONResponse:
-    """Whether the API can reach its database (no authentication, no details)."""
+    """Liveness: the process answers and reaches its database (no authentication, no details)."""
     try:
         with db.get_engine().connect() as conn:
             conn.execute(sa.text("SELECT 1"))
@@ -40,6 +44,29 @@ def health() -> JSONResponse:
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"status": "unavailable", "database": "unreachable"}
         )
     return JSONResponse(content={"status": "ok", "database": "ok"})
+
+
+class ReadyCheck(BaseModel):
+    name: str
+    ok: bool
+    reason: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: list[ReadyCheck]
+
+
+@health_router.get("/ready", response_model=Readiness, responses=errors.responses(503))
+def ready() -> JSONResponse:
+    """Readiness for the proxy and monitoring: the database answers, its schema is at the
+    newest migration, Redis answers (when ``REDIS_URL`` is set), and every WhatsApp line
+    that should be connected is held by a running sidecar. 503 with the failing checks
+    otherwise (no authentication; reasons name no host, URL or credential)."""
+    found = readiness.checks()
+    ok = all(c.ok for c in found)
+    body = Readiness(status="ready" if ok else "not ready", checks=[ReadyCheck(**vars(c)) for c in found])
+    return JSONResponse(status_code=200 if ok else status.HTTP_503_SERVICE_UNAVAILABLE, content=body.model_dump())
 
 
 api_router = APIRouter(prefix=API_PREFIX)
