@@ -1,5 +1,5 @@
 # The two commands a new user needs are `make run` and `make test` (see README.md).
-.PHONY: run test setup dev-pbx bench
+.PHONY: run test setup dev-pbx bench run-prod
 
 run:
 	bash scripts/run.sh
@@ -15,3 +15,7 @@ dev-pbx:
 
 bench:
 	bash scripts/bench.sh
+
+# The production topology on one machine (Caddy HTTPS, PostgreSQL, Redis, workers, sidecars): README.md.
+run-prod:
+	bash scripts/run_prod.sh

@@ -17,12 +17,15 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The production topology (make run-prod) and its test: Caddy and Redis.
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "==> installing Debian packages for the end-to-end tests: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null 2>&1 || true
-  # policy-rc.d keeps package scripts from starting a system Kamailio on port 5060 (or rtpengine).
+  # policy-rc.d keeps package scripts from starting a system Kamailio on port 5060 (or rtpengine, Caddy on 80/443, Redis).
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -q --no-install-recommends "${need[@]}" >/tmp/watheeq-apt.log 2>&1 || {
     echo "apt-get install failed (see /tmp/watheeq-apt.log); the browser/SIP end-to-end tests will skip (fail on CI)"; }
