@@ -117,6 +117,25 @@ CREATE TABLE IF NOT EXISTS lab_call (
     answered_by TEXT NOT NULL DEFAULT ''  -- the extension that answered (or placed an outbound call)
 );
 CREATE INDEX IF NOT EXISTS ix_lab_call_call_id ON lab_call (call_id);
+CREATE TABLE IF NOT EXISTS lab_leg (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the leg's position: rows are written when a leg ends
+    call_id TEXT NOT NULL,         -- this leg's SIP Call-ID
+    branch INTEGER NOT NULL,       -- the forked branch of its INVITE (call_id + branch: one leg)
+    linked_id TEXT NOT NULL,       -- the call's Call-ID; a transferee's new call keeps the original's
+    kind TEXT NOT NULL,            -- inbound, outbound, internal (as lab_call)
+    firm TEXT NOT NULL,            -- the firm's SIP domain
+    did TEXT NOT NULL DEFAULT '',
+    from_uri TEXT NOT NULL,
+    to_uri TEXT NOT NULL,
+    extension TEXT NOT NULL DEFAULT '',   -- the extension rung (inbound), calling (outbound); '' when none
+    invited_at REAL NOT NULL,      -- Unix seconds: this branch's INVITE sent
+    answered_at REAL,
+    ended_at REAL NOT NULL,
+    disposition TEXT NOT NULL,     -- ANSWERED, NO ANSWER, BUSY, CANCELED, FAILED
+    sip_code INTEGER NOT NULL,
+    transferred_by TEXT NOT NULL DEFAULT ''  -- the extension that blind-transferred the caller to this leg
+);
+CREATE INDEX IF NOT EXISTS ix_lab_leg_firm ON lab_leg (firm, id);
 """
 
 
