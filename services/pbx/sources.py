@@ -23,8 +23,10 @@ def default_lab_dir() -> Path:
     return Path(os.environ.get("DEV_PBX_DIR") or ROOT / ".dev-pbx")
 
 
-def source_for(settings: PbxSettings, *, lab_dir: Path | None = None) -> CdrSource | None:
-    """The firm's CDR source, or None when it has none configured. Raises
+def source_for(settings: PbxSettings, *, lab_dir: Path | None = None, timezone: str | None = None
+               ) -> CdrSource | None:
+    """The firm's CDR source, or None when it has none configured. ``timezone``: the firm's
+    (Tenant.timezone), in which a UCM writes its record times (default Asia/Riyadh). Raises
     :class:`CdrSourceError` (``not_configured``) when the settings name a source but lack
     what it needs (a UCM without API URL, user or password; a lab firm without SIP domain)."""
     kind = (settings.cdr_source or "").strip().lower()
@@ -39,7 +41,7 @@ def source_for(settings: PbxSettings, *, lab_dir: Path | None = None) -> CdrSour
     if kind == "ucm":
         from services.pbx.ucm import UcmCdrSource
 
-        return UcmCdrSource.from_settings(settings)
+        return UcmCdrSource.from_settings(settings, timezone=timezone)
     raise CdrSourceError("not_configured", f"Unknown call-record source {kind!r} (choose none, lab or ucm).")
 
 
