@@ -138,6 +138,12 @@ class LabCdrSource:
         finally:
             con.close()
 
+    def test_connection(self) -> str:
+        """A sentence for the PBX settings page: the lab's accounting is readable."""
+        with contextlib.closing(self._connect()) as con:
+            count = int(con.execute("SELECT COUNT(*) FROM lab_leg WHERE lower(firm) = ?", (self.domain,)).fetchone()[0])
+        return f"Connected to the PBX lab's call accounting; it holds {count} call record(s) of this firm."
+
     def newest_position(self) -> int:
         """The id of the newest leg row of any firm (0 when none)."""
         with contextlib.closing(self._connect()) as con:
