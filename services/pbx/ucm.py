@@ -78,11 +78,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from services.key_rotation import UCM_API_PASSWORD_PURPOSE
 from services.models import PbxSettings
 from services.pbx.records import CdrRecord, CdrSourceError
 from services.pbx.ucm_format import UcmFormatError, format_time, records_from_payload, sessions_of
 
-UCM_API_PASSWORD_PURPOSE = "pbx_settings.api_password"
 PAGE_SIZE = 1000
 DEFAULT_TIMEZONE = "Asia/Riyadh"
 _FAR_PAST = "2000-01-01T00:00:00"

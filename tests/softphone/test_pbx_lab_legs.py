@@ -185,3 +185,75 @@ def test_an_agent_who_lets_it_ring_out_gets_a_no_answer_leg_and_another_firm_see
     other = LabCdrSource(lab.dir, sip_domain="another-firm.pbx.localhost")
     assert list(other.catch_up(0)) == []
     assert list(source.catch_up(0))  # and the firm's own history is all there
+
+
+def test_the_ucm_emulator_serves_the_labs_real_calls_and_the_ucm_adapter_reads_them_as_the_lab_does(
+        lab, firm, source, tmp_path):
+    from dev.pbx_lab.ucm_emulator import UcmEmulator
+    from services.pbx.ucm import UcmCdrSource
+    from tests.pbx.test_ucm import _free_port
+
+    a1, a2 = _agent(lab, firm, "1001", 5071), _agent(lab, firm, "1002", 5073)
+    watermark = source.newest_position()
+    caller = lab.phone("caller-ucm", port=5094, number="0557654321")
+    caller.dial(lab.did_uri(firm.did))
+    a1.wait_event("CALL_INCOMING")
+    a2.wait_event("CALL_INCOMING")
+    a1.accept()
+    caller.wait_event("CALL_ESTABLISHED")
+    time.sleep(3)
+    caller.hangup()
+    talk = _talk(a1, 0)
+    time.sleep(0.5)
+
+    password = "lab-ucm-Secret-1"
+    emu = UcmEmulator(tmp_path / "ucm", password=password, lab_dir=lab.dir, sip_domain=firm.domain,
+                      timezone="Asia/Riyadh")
+    emu.start()
+    port = _free_port()
+    ucm = UcmCdrSource(api_url=emu.url, user="cdrapi", password=password, timezone="Asia/Riyadh",
+                       verify=str(emu.cert), realtime_port=port)
+    pushed, loop = [], asyncio.new_event_loop()
+
+    async def listen():
+        async for record in ucm.live():
+            pushed.append(record)
+
+    task = loop.create_task(listen())
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])), daemon=True)
+    thread.start()
+    try:
+        new = emu.sync_lab()
+        deadline = time.time() + 5
+        while True:
+            try:
+                UcmEmulator.push(new, port=port)
+                break
+            except OSError:
+                assert time.time() < deadline, "the real-time output listener did not open"
+                time.sleep(0.1)
+        lab_legs = list(source.catch_up(watermark))
+        ucm_legs = list(ucm.catch_up(watermark))
+        deadline = time.time() + 5
+        while time.time() < deadline and len(pushed) < len(ucm_legs):
+            time.sleep(0.05)
+        assert len(lab_legs) == 2 and len(ucm_legs) == 2, (lab_legs, ucm_legs)
+        assert {r.unique_id: r for r in pushed} == {r.unique_id: r for r in ucm_legs}
+        for ours, theirs in zip(lab_legs, ucm_legs, strict=True):
+            assert theirs.position == ours.position
+            assert (theirs.extension, theirs.disposition, theirs.direction) == (
+                ours.extension, ours.disposition, ours.direction)
+            assert (theirs.remote_number, theirs.did) == ("0557654321", firm.did)
+            assert abs(theirs.talk_seconds - ours.talk_seconds) <= 1
+            assert abs((theirs.started_at - ours.started_at).total_seconds()) < 1
+        assert len({r.linked_id for r in ucm_legs}) == 1
+        answered = next(r for r in ucm_legs if r.disposition is LegDisposition.ANSWERED)
+        assert answered.extension == "1001" and abs(answered.talk_seconds - talk) <= 1
+        lab_answered = next(r for r in lab_legs if r.disposition is LegDisposition.ANSWERED)
+        (name,) = answered.recording_files
+        assert b"".join(ucm.open_recording(name)) == b"".join(source.open_recording(lab_answered.recording_files[0]))
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(5)
+        emu.stop()
+        ucm.close()
