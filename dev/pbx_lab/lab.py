@@ -28,7 +28,13 @@ whose only interface is ``lo``), all Debian packages:
 - **Accounting**: ``accounting.sqlite`` in the lab folder. ``lab_call`` has one row per call
   (call id, kind inbound/outbound/internal, firm domain, DID, from, to, invited / answered /
   ended times as Unix seconds, disposition ANSWERED / NO ANSWER / BUSY / CANCELED / FAILED,
-  SIP code, answering extension), written by Kamailio from its dialog events; ``acc`` and
+  SIP code, answering extension), written by Kamailio from its dialog events; ``lab_leg``
+  has one row per *leg*, as the UCM's CDR: each ringing branch of a ring group (CANCELED
+  when the caller gave up or another agent answered, NO ANSWER when the ring time ran out),
+  the answered leg, a blind transfer's new leg (its own Call-ID, the transferring extension,
+  the original call's ``linked_id``: the REFER's Refer-To carries the link), and the one leg
+  of a call nobody could take (no extension); services/pbx/lab_source.py reads it as a CDR
+  source, dev/pbx_lab/ucm_emulator.py serves it as a UCM would. ``acc`` and
   ``missed_calls`` are Kamailio's own per-transaction records (acc module).
 
 The UCM behaviour it mimics (UCM6301 firmware 1.0.x, "Ring Group" with strategy "Ring
