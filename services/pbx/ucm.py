@@ -52,7 +52,9 @@ Assumptions the documentation does not settle (check them on the firm's UCM):
    an error as JSON (Content-Type application/json) and a file as anything else.
 10. The real-time output over TCP sends JSON objects (one record, a session, or a
     ``cdr_root`` list), back to back or newline-separated, on connections the UCM opens;
-    this side only accepts connections from the UCM's host (or loopback).
+    this side only accepts connections from the UCM's host (or loopback). It listens on
+    loopback unless ``WATHEEQ_UCM_REALTIME_BIND`` names another address. The output's
+    optional username/password are not checked (their wire format is not published).
 11. The cookie stays valid until the UCM answers -6; then one new login is tried.
 12. The UCM's certificate is verified (TLS) except for a UCM on loopback (the emulator);
     ``WATHEEQ_UCM_CA_FILE`` names a CA/self-signed certificate to trust for a UCM with its own.
@@ -142,8 +144,12 @@ class UcmCdrSource:
         verify: bool | str = os.environ.get("WATHEEQ_UCM_CA_FILE") or True
         if _is_loopback(host):
             verify = False  # the UCM emulator on this machine, with its self-signed certificate
+        # The real-time output listener: loopback unless the operator opens it to the UCM's
+        # network (WATHEEQ_UCM_REALTIME_BIND=0.0.0.0 or this host's LAN address).
+        bind = os.environ.get("WATHEEQ_UCM_REALTIME_BIND") or "127.0.0.1"
         return cls(api_url=settings.api_url, user=settings.api_user, password=password,
-                   timezone=timezone or DEFAULT_TIMEZONE, realtime_port=settings.realtime_port, verify=verify)
+                   timezone=timezone or DEFAULT_TIMEZONE, realtime_port=settings.realtime_port,
+                   realtime_bind=bind, verify=verify)
 
     def close(self) -> None:
         self._client.close()
