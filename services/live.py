@@ -1,0 +1,89 @@
+"""Live updates: a service says "this firm's X changed"; every backend worker has ONE listener
+that fans the change out to its own browsers, which then re-read what they show.
+
+Pushed, never polled per tab (DESIGN.md). A change carries no data, only what changed (the
+firm, a topic, an optional reference such as a user or call id): a browser re-reads through
+the services with its own session, so a change can never leak another firm's or another
+user's data, and a lost change costs at most one stale screen until the next one.
+
+Topics: ``calls`` (a call row appeared or changed), ``whatsapp`` (the line's status or its
+messages), ``agents`` (an agent's presence state), ``callbacks`` (the callback queue),
+``sessions`` (a user's sessions were revoked or the user disabled: ``ref`` is the user id).
+
+Transport: in this process always; across processes (the sidecar and reconciler write from
+their own processes, several backend workers each have browsers) through the bus named by the
+deployment: Redis pub/sub with ``REDIS_URL``, PostgreSQL LISTEN/NOTIFY on PostgreSQL, and on
+the embedded SQLite default a per-worker reader of the ``live_change`` log. ``publish`` is
+called after the commit that made the change true.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("watheeq.live")
+
+TOPICS = frozenset({"calls", "whatsapp", "agents", "callbacks", "sessions"})
+
+
+@dataclass(frozen=True)
+class Change:
+    tenant_id: int
+    topic: str
+    ref: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+Listener = Callable[[Change], None]
+
+_listeners: list[Listener] = []
+_lock = threading.Lock()
+# Set by the cross-process bus when one is running in this process (services.live_bus).
+_forward: Callable[[Change], None] | None = None
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Calls ``listener(change)`` for every change seen by this process; returns the
+    unsubscribe function. Listeners must be quick and must not raise (errors are logged)."""
+    with _lock:
+        _listeners.append(listener)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return unsubscribe
+
+
+def deliver(change: Change) -> None:
+    """Hands ``change`` to this process's listeners (the bus calls it for remote changes)."""
+    with _lock:
+        targets = list(_listeners)
+    for listener in targets:
+        try:
+            listener(change)
+        except Exception:  # one broken listener must not starve the others
+            log.exception("live listener failed on %s/%s", change.topic, change.tenant_id)
+
+
+def publish(tenant_id: int, topic: str, ref: str | int | None = None) -> None:
+    """Announces that ``topic`` of firm ``tenant_id`` changed (after the commit)."""
+    if topic not in TOPICS:
+        raise ValueError(f"unknown live topic {topic!r}")
+    change = Change(tenant_id=tenant_id, topic=topic, ref=None if ref is None else str(ref))
+    if _forward is not None:
+        # The bus delivers it back to this process too, in order with remote changes.
+        _forward(change)
+    else:
+        deliver(change)
+
+
+def set_forward(forward: Callable[[Change], None] | None) -> None:
+    """Installed by the cross-process bus of this process (None: in-process only)."""
+    global _forward
+    _forward = forward
