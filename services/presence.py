@@ -12,10 +12,12 @@ is announced on the ``agents`` live topic (:func:`announce`), never polled.
 from __future__ import annotations
 
 import enum
+import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session as SaSession
 from sqlmodel import Session
 
 from services import live
@@ -35,6 +37,8 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import owned_by, owned_join, tenant_select
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT_S = 30
 DEFAULT_WRAP_UP_S = 60
@@ -63,12 +67,29 @@ class PhoneEvent(str, enum.Enum):
 
 
 def announce(session: Session, tenant_id: int, topic: str, ref: int | str | None = None) -> None:
-    """Publishes ``topic`` of the firm once ``session`` commits (nothing if it rolls back)."""
+    """Publishes ``topic`` of the firm once ``session`` commits (nothing if it rolls back).
 
-    def _after_commit(_session: Session) -> None:
-        live.publish(tenant_id, topic, ref)
+    Same contract as ``services.live.publish_on_commit`` of the live bus (branch push); this
+    module switches to it when the bus is merged.
+    """
+    session.info.setdefault(_PENDING, {})[(tenant_id, topic, None if ref is None else str(ref))] = None
 
-    sa.event.listen(session, "after_commit", _after_commit, once=True)
+
+_PENDING = "watheeq_presence_pending"
+
+
+@sa.event.listens_for(SaSession, "after_commit")
+def _publish_pending(session: SaSession) -> None:
+    for tenant_id, topic, ref in session.info.pop(_PENDING, None) or ():
+        try:
+            live.publish(tenant_id, topic, ref)
+        except Exception:  # the commit stands; a lost change costs one stale screen
+            log.exception("publishing %s/%s failed", topic, tenant_id)
+
+
+@sa.event.listens_for(SaSession, "after_rollback")
+def _drop_pending(session: SaSession) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def check_transition(current: AgentStatus, target: AgentStatus) -> None:
