@@ -184,3 +184,29 @@ def test_over_target_counts_business_time_and_outside_hours_is_marked(session: S
         with pytest.raises(Invalid) as err:
             business_hours.set_hours(session=session, tenant_id=firm.tenant.id, actor=firm.admin, data=BusinessHoursIn(**data))
         assert err.value.field == field
+
+
+def test_the_wallboard_counts_callers_once_per_call_and_reads_the_queue(session: Session) -> None:
+    from services import presence, wallboard
+    from services.presence import PhoneEvent
+
+    firm = make_firm(session)
+    now = datetime.now(timezone.utc)
+    # One caller ringing two agents (a ring group), one caller talking to an agent.
+    for ext in ("2001", "2002"):
+        make_call(session, firm.tenant, agent=firm.agent, status=CallStatus.RINGING, sip_call_id=f"ring1;in={ext}",
+                  started_at=now - timedelta(seconds=25), updated_at=now)
+    make_call(session, firm.tenant, agent=firm.agent, status=CallStatus.RINGING, sip_call_id="ring2;in=2001",
+              started_at=now - timedelta(seconds=5), updated_at=now)
+    make_call(session, firm.tenant, agent=firm.manager, status=CallStatus.ANSWERED, sip_call_id="talk;in=2003",
+              started_at=now - timedelta(seconds=90), answered_at=now - timedelta(seconds=80), updated_at=now)
+    presence.report_phone(session=session, tenant_id=firm.tenant.id, actor=firm.agent, event=PhoneEvent.REGISTERED)
+    _missed(session, firm, firm.agent, sip="gone")
+    board = wallboard.snapshot(session=session, tenant_id=firm.tenant.id, actor=firm.manager, now=now)
+    assert (board.calls_in_progress, board.callers_ringing) == (1, 2)
+    assert board.longest_ring_started_at == now - timedelta(seconds=25)
+    assert board.callbacks_open == 1 and board.oldest_callback_at is not None
+    assert board.missed_today == 1
+    assert {a.user_id: a.status for a in board.agents}[firm.agent.user_id].value == "AVAILABLE"
+    with pytest.raises(Forbidden):
+        wallboard.snapshot(session=session, tenant_id=firm.tenant.id, actor=firm.agent)
