@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services import call_center, config, db
+from services import call_center, config, db, presence
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +58,26 @@ async def close_stale_calls_periodically(interval: float | None = None) -> None:
             if closed:
                 log.info("closed %d stale call(s)", closed)
         await asyncio.sleep(every)
+
+
+PRESENCE_SWEEP_SECONDS = 5.0
+
+
+def sweep_presence() -> int:
+    """One pass of services.presence.sweep over every firm: ended wrap-ups, silent tabs."""
+    with db.session_scope() as session:
+        return presence.sweep(session=session)
+
+
+async def sweep_presence_periodically(interval: float = PRESENCE_SWEEP_SECONDS) -> None:
+    """The backend's lifespan task: an agent whose tab stopped beating for 30 s is Offline
+    (within 30 s + ``interval``), a wrap-up ends when the firm's wrap-up time has passed."""
+    while True:
+        try:
+            moved = await asyncio.to_thread(sweep_presence)
+        except Exception:
+            log.exception("the presence sweep failed; next try in %s s", interval)
+        else:
+            if moved:
+                log.info("presence sweep moved %d agent(s)", moved)
+        await asyncio.sleep(interval)

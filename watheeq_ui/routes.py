@@ -7,6 +7,8 @@ CLIENTS = "/clients"
 CLIENT = "/clients/[client_id]"
 EXTENSIONS = "/extensions"
 WHATSAPP = "/whatsapp"
+WALLBOARD = "/wallboard"
+CALLBACKS = "/callbacks"
 USERS = "/users"
 ACCOUNT = "/account"
 # Public: where a one-time link lets a user set their password.

@@ -20,3 +20,5 @@ app = rx.App(
 )
 # Closes the calls no browser will ever finish (page closed mid-call, agent gone).
 app.register_lifespan_task(background.close_stale_calls_periodically)
+# Marks agents Offline when their tab stops beating, ends wrap-ups on time (services.presence).
+app.register_lifespan_task(background.sweep_presence_periodically)

@@ -2,6 +2,7 @@
 
 from watheeq_ui.pages import (  # noqa: F401
     account,
+    callbacks,
     calls,
     clients,
     dashboard,
@@ -9,5 +10,6 @@ from watheeq_ui.pages import (  # noqa: F401
     login,
     set_password,
     users,
+    wallboard,
     whatsapp,
 )

@@ -366,8 +366,9 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     return () => clearInterval(t);
   }, [calls]);
 
+  // Saving or skipping both end the wrap-up on the server (the agent's presence), with or without a note.
   const saveWrapUp = (note, caseId) => {
-    if (wrapUp && cb.current.onWrapUp && (note.trim() || caseId)) {
+    if (wrapUp && cb.current.onWrapUp) {
       cb.current.onWrapUp({ call_id: wrapUp.callId, direction: wrapUp.direction, note: note.trim(), case_id: caseId ? Number(caseId) : null });
     }
     setWrapUp(null);
@@ -377,6 +378,6 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     calls, now, error, wrapUp, audioRef, ringerRef,
     onNewSession, closeAll,
     dial, answer, reject, hangup, toggleHold, swap, toggleMute, dtmf, transfer, saveWrapUp,
-    skipWrapUp: () => setWrapUp(null),
+    skipWrapUp: () => saveWrapUp("", ""),
   };
 }
