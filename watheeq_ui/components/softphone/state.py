@@ -107,6 +107,11 @@ class SoftphoneState(rx.State):
             "credentials_url": f"{get_config().api_url}/api/v1/call-center/extension",
         }
         self._extension = cfg.extension
+        with db.session_scope() as session:
+            [mine] = presence.list_states(session=session, tenant_id=principal.tenant_id, actor=principal)[:1] or [None]
+        if mine is not None and mine.user_id == principal.user_id:
+            self.presence = mine.status.value
+            self.away_reason = mine.reason.value if mine.reason else ""
         if wanted != self.config:  # an unchanged config must not restart the user agent
             self.config = wanted
         self._load_recent(principal)
