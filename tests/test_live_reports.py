@@ -69,3 +69,24 @@ def test_callbacks_made_outcomes_and_callback_time(session: Session) -> None:
     [mine] = [r for r in rows if r.user_id == firm.agent.user_id]
     assert mine.callbacks_made == 3
     assert mine.outcomes == {"WRONG_NUMBER": 1, "REACHED": 2}
+
+
+def test_the_agent_report_csv_neutralises_formulas(session: Session, tmp_path, monkeypatch) -> None:
+    import csv
+
+    from watheeq_ui import exports
+    from watheeq_ui.pages.agent_report import AGENT_COLUMNS, _agent_dicts
+
+    monkeypatch.setenv("WATHEEQ_EXPORT_DIR", str(tmp_path))
+    firm = make_firm(session, timezone="Asia/Riyadh")
+    firm.users[firm.agent.role].full_name = "=HYPERLINK(\"http://x\")"
+    t0 = datetime(2026, 12, 1, 9, 0, tzinfo=RIYADH)
+    presence.report_phone(session=session, tenant_id=firm.tenant.id, actor=firm.agent, event=PhoneEvent.REGISTERED, now=t0)
+    rows = live_reports.agent_report(session=session, tenant_id=firm.tenant.id, actor=firm.manager,
+                                     date_from=date(2026, 12, 1), date_to=date(2026, 12, 1), now=t0 + timedelta(minutes=10))
+    ticket = exports.write_report_csv("agents", _agent_dicts(rows), AGENT_COLUMNS)
+    assert ticket.startswith("agents-")
+    with (tmp_path / f"{ticket}.csv").open(encoding="utf-8-sig", newline="") as f:
+        table = list(csv.DictReader(f))
+    [row] = [r for r in table if "HYPERLINK" in r["agent"]]
+    assert row["agent"].startswith("'=") and row["available_seconds"] == "600" and row["day"] == "2026-12-01"

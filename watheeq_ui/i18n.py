@@ -424,6 +424,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "rep_title": ("Agent report", "تقرير الموظفين"),
     "rep_export": ("Export CSV", "تصدير CSV"),
     "rep_callback_time": ("Time to call back", "زمن معاودة الاتصال"),
+    "rep_called_back": ("Called back", "تمت معاودة الاتصال"),
+    "rep_show": ("Show", "عرض"),
 }
 
 # A WhatsApp failure's sentence per class lives with the classes (services.whatsapp.failures).

@@ -9,6 +9,7 @@ EXTENSIONS = "/extensions"
 WHATSAPP = "/whatsapp"
 WALLBOARD = "/wallboard"
 CALLBACKS = "/callbacks"
+AGENT_REPORT = "/agent-report"
 USERS = "/users"
 ACCOUNT = "/account"
 # Public: where a one-time link lets a user set their password.

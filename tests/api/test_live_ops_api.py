@@ -70,3 +70,14 @@ def test_business_hours_are_set_by_admins_only(http: httpx.Client, firm: Firm) -
     r = http.put(f"{BASE}/business-hours", json={**body, "closes": "07:00"}, headers=firm.auth(Role.ADMIN))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "closes"
     assert http.get(f"{BASE}/business-hours", headers=firm.auth(Role.AGENT)).json()["callback_target_minutes"] == 15
+
+
+def test_reports_are_for_supervisors_and_bounded(http: httpx.Client, firm: Firm) -> None:
+    params = {"date_from": "2026-12-01", "date_to": "2026-12-07"}
+    assert http.get(f"{BASE}/reports/agents", params=params, headers=firm.auth(Role.AGENT)).status_code == 403
+    r = http.get(f"{BASE}/reports/agents", params=params, headers=firm.auth(Role.MANAGER))
+    assert r.status_code == 200 and r.json() == []
+    r = http.get(f"{BASE}/reports/callback-times", params=params, headers=firm.auth(Role.MANAGER))
+    assert [row["day"] for row in r.json()] == [f"2026-12-0{d}" for d in range(1, 8)]
+    r = http.get(f"{BASE}/reports/agents", params={"date_from": "2026-01-01", "date_to": "2026-03-01"}, headers=firm.auth(Role.MANAGER))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "date_to"

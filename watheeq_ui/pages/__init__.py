@@ -2,6 +2,7 @@
 
 from watheeq_ui.pages import (  # noqa: F401
     account,
+    agent_report,
     callbacks,
     calls,
     clients,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from services import business_hours, callbacks, presence
+from services import business_hours, callbacks, live_reports, presence
 from services.business_hours import BusinessHoursIn
 from services.models import (
     AgentStateIn,
@@ -99,3 +100,20 @@ def set_business_hours(session: SessionDep, admin: AdminDep, data: BusinessHours
     """Replace the firm's business hours (OWNER/ADMIN): days 0 (Monday) to 6, HH:MM, holidays as dates."""
     hours = business_hours.set_hours(session=session, tenant_id=admin.tenant_id, actor=admin, data=data)
     return BusinessHoursPublic.model_validate(hours.model_dump())
+
+
+@router.get("/reports/agents", response_model=list[live_reports.AgentDayRow], responses=responses(403, 422))
+def agent_report(
+    session: SessionDep, principal: PrincipalDep, date_from: Annotated[date, Query()], date_to: Annotated[date, Query()]
+) -> list[live_reports.AgentDayRow]:
+    """Per agent per day (the firm's zone, at most 31 days): seconds in each state, calls
+    handled, callbacks made, outcomes of the items closed (OWNER/ADMIN/MANAGER)."""
+    return live_reports.agent_report(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=date_from, date_to=date_to)
+
+
+@router.get("/reports/callback-times", response_model=list[live_reports.CallbackTimeRow], responses=responses(403, 422))
+def callback_time_report(
+    session: SessionDep, principal: PrincipalDep, date_from: Annotated[date, Query()], date_to: Annotated[date, Query()]
+) -> list[live_reports.CallbackTimeRow]:
+    """Per day of the first miss: items, items called back, p50/p90 seconds from miss to first callback."""
+    return live_reports.callback_times(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=date_from, date_to=date_to)
