@@ -22,3 +22,5 @@ app = rx.App(
 app.register_lifespan_task(background.close_stale_calls_periodically)
 # Marks agents Offline when their tab stops beating, ends wrap-ups on time (services.presence).
 app.register_lifespan_task(background.sweep_presence_periodically)
+# In development beside the PBX lab: Away agents are not rung by the lab's ring group.
+app.register_lifespan_task(background.follow_presence_in_dev_pbx)
