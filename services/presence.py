@@ -242,17 +242,18 @@ def sweep(*, session: Session, now: datetime | None = None) -> int:
             .where(
                 sa.or_(
                     sa.and_(AgentState.status == AgentStatus.WRAP_UP, AgentState.wrap_up_until <= now),  # type: ignore[operator]
+                    # No beat since the state began (or ever): a tab without a registered phone.
                     sa.and_(
                         AgentState.status != AgentStatus.OFFLINE,
-                        sa.or_(AgentState.heartbeat_at.is_(None), AgentState.heartbeat_at < silent_since),  # type: ignore[union-attr,operator]
+                        sa.func.coalesce(AgentState.heartbeat_at, AgentState.since) < silent_since,
                     ),
                 )
             )
             .with_for_update()
         ).all()
         for state in due:
-            silent = state.heartbeat_at is None or state.heartbeat_at < silent_since
-            if silent:
+            silent = (state.heartbeat_at or state.since) < silent_since
+            if state.status != AgentStatus.OFFLINE and silent:
                 last = state.heartbeat_at or state.since
                 moved += _move(session, state, AgentStatus.OFFLINE, max(last + timedelta(seconds=HEARTBEAT_TIMEOUT_S), state.since))
             else:

@@ -148,3 +148,13 @@ def test_a_change_is_announced_after_commit_only(session: Session) -> None:
         assert len(seen) == 1
     finally:
         stop()
+
+
+def test_a_hand_set_state_without_a_beating_phone_lasts_30_s(session: Session) -> None:
+    firm = make_firm(session)
+    kw = dict(session=session, tenant_id=firm.tenant.id, actor=firm.agent)
+    presence.set_own_state(**kw, status=S.AWAY, reason=AwayReason.MEETING, now=_at(0))
+    assert presence.sweep(session=session, now=_at(29)) == 0
+    assert presence.sweep(session=session, now=_at(31)) == 1
+    [me] = presence.list_states(**kw)
+    assert (me.status, me.since) == (S.OFFLINE, _at(30))
