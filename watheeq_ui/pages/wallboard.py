@@ -26,7 +26,7 @@ from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
 from watheeq_ui.pages.callbacks import CallbackRow, callback_item, callback_rows
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
-from watheeq_ui.state.live_watch import BEAT_GRACE_SECONDS, BEAT_MS, LiveWaiter
+from watheeq_ui.state.live_watch import BEAT_GRACE_SECONDS, BEAT_MS, LiveWaiter, SharedRead
 
 CHECK_SECONDS = 15.0
 TICK_SECONDS = 1.0
@@ -55,6 +55,10 @@ class AgentTile(BaseModel):
 def _fetch(principal: Principal) -> wallboard.Wallboard:
     with db.session_scope() as session:
         return wallboard.snapshot(session=session, tenant_id=principal.tenant_id, actor=principal)
+
+
+# Every wallboard of a firm in this worker shares one read per change (see SharedRead).
+BOARDS: SharedRead[wallboard.Wallboard] = SharedRead(TOPICS, _fetch, max_age=CHECK_SECONDS)
 
 
 def _elapsed(since: float | None, now: float) -> str:
@@ -166,7 +170,7 @@ class WallboardState(rx.State):
                     if principal is None or principal.tenant_id != viewer.tenant_id:
                         return
                 # The read runs on a worker thread, outside the state lock.
-                board = await asyncio.to_thread(_fetch, principal)
+                _, board = await asyncio.to_thread(BOARDS.get, principal)
                 next_check = time.monotonic() + CHECK_SECONDS
                 async with self:
                     if self._watch_generation != generation:
