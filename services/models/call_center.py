@@ -1,5 +1,10 @@
 """The call center: PBX settings, SIP extensions, calls with their notes, recordings and
-hourly roll-ups, and the DTOs of the call log and statistics."""
+hourly roll-ups, and the DTOs of the call log and statistics.
+
+Families: ``SipExtensionBase`` (table ``SipExtension``, ``ExtensionAssign``, ``ExtensionPublic``),
+``CallBase`` (table ``Call``, ``CallCreate``, ``CallUpdate``, ``CallPublic``) and
+``CallNoteBase`` (table ``CallNote``, ``CallNotePublic``); their limits are declared once there.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.models.base import TenantOwned, enum_col, ts_field
+from services.models.base import Input, Labelled, TenantOwned, enum_col, max_length, ts_field
 
 
 class CallDirection(str, enum.Enum):
@@ -78,7 +83,14 @@ class PbxSettings(TenantOwned, table=True):
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class SipExtension(TenantOwned, table=True):
+class SipExtensionBase(Labelled):
+    labels = {"extension": "the extension", "display_name": "the display name"}
+
+    extension: str = Field(max_length=16)
+    display_name: str = Field(default="", max_length=100)
+
+
+class SipExtension(SipExtensionBase, TenantOwned, table=True):
     __tablename__ = "sip_extension"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "extension", name="uq_sip_extension_tenant_number"),
@@ -87,14 +99,27 @@ class SipExtension(TenantOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
-    extension: str = Field(max_length=16)
-    display_name: str = Field(default="", max_length=100)
     password_encrypted: str = Field(max_length=512)
     created_at: datetime = ts_field(nullable=False, default_now=True)
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class Call(TenantOwned, table=True):
+class CallBase(Labelled):
+    labels = {
+        "remote_number": "the remote number",
+        "sip_call_id": "the SIP Call-ID",
+        "extension": "the extension",
+        "hangup_cause": "the hang-up cause",
+        "note": "a note",
+    }
+
+    # As dialled or shown by the PBX; the E.164 form is derived by the service.
+    remote_number: str = Field(default="", max_length=64)
+    extension: str | None = Field(default=None, max_length=16)
+    sip_call_id: str | None = Field(default=None, max_length=255)
+
+
+class Call(CallBase, TenantOwned, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "sip_call_id", name="uq_call_tenant_sip_call_id"),
         # The PBX's linked id groups the legs of one call (services.pbx.ledger).
@@ -119,10 +144,8 @@ class Call(TenantOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    extension: str | None = Field(default=None, max_length=16)
     direction: CallDirection = Field(sa_column=enum_col(CallDirection))
     status: CallStatus = Field(sa_column=enum_col(CallStatus))
-    remote_number: str = Field(default="", max_length=64)
     remote_e164: str | None = Field(default=None, max_length=20)
     client_id: int | None = Field(default=None, foreign_key="client.id", ondelete="SET NULL")
     case_id: int | None = Field(default=None, foreign_key="legal_case.id", ondelete="SET NULL")
@@ -133,7 +156,6 @@ class Call(TenantOwned, table=True):
     ring_seconds: int | None = Field(default=None)
     talk_seconds: int | None = Field(default=None)
     hangup_cause: str | None = Field(default=None, max_length=64)
-    sip_call_id: str | None = Field(default=None, max_length=255)
     # The PBX's id of the call (its linked id) once its records were merged, and when.
     pbx_linked_id: str | None = Field(default=None, max_length=150)
     pbx_confirmed_at: datetime | None = ts_field()
@@ -186,13 +208,19 @@ class CallRollupHour(TenantOwned, table=True):
     stale: bool = Field(default=False)
 
 
-class CallNote(TenantOwned, table=True):
+class CallNoteBase(Labelled):
+    labels = {"body": "a note"}
+
+    # A text column; the limit is the application's.
+    body: str = Field(max_length=10_000, sa_type=sa.Text)
+
+
+class CallNote(CallNoteBase, TenantOwned, table=True):
     __tablename__ = "call_note"
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
     author_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -235,21 +263,17 @@ class PbxSettingsPublic(SQLModel):
     wss_url: str
 
 
-class ExtensionAssign(SQLModel):
+class ExtensionAssign(SipExtensionBase, Input):
     user_id: int
-    extension: str
-    display_name: str = ""
     # Required for a new extension; omitted on a change keeps the stored one.
     password: str | None = None
 
 
-class ExtensionPublic(SQLModel):
+class ExtensionPublic(SipExtensionBase):
     id: int
     user_id: int
     user_email: str
     user_full_name: str
-    extension: str
-    display_name: str
     sip_uri: str | None = None
 
 
@@ -267,24 +291,24 @@ class SoftphoneConfig(SQLModel):
     sip_domain: str
 
 
-class CallCreate(SQLModel):
+class CallCreate(CallBase, Input):
     direction: CallDirection
-    remote_number: str
+    remote_number: str = Field(max_length=max_length(CallBase, "remote_number"))
     status: CallStatus = CallStatus.RINGING
-    sip_call_id: str | None = None
     started_at: datetime | None = None
     agent_user_id: int | None = None
-    extension: str | None = None
 
 
-class CallUpdate(SQLModel):
+class CallUpdate(Input):
+    labels = CallBase.labels
+
     status: CallStatus | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
-    hangup_cause: str | None = None
+    hangup_cause: str | None = Field(default=None, max_length=max_length(Call, "hangup_cause"))
     ring_seconds: int | None = None
     talk_seconds: int | None = None
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=max_length(CallNoteBase, "body"))
     case_id: int | None = None
 
 
@@ -301,11 +325,10 @@ class CallFilters(SQLModel):
     number: str | None = None
 
 
-class CallNotePublic(SQLModel):
+class CallNotePublic(CallNoteBase):
     id: int
     author_user_id: int | None
     author_name: str
-    body: str
     created_at: datetime
 
 
@@ -315,14 +338,12 @@ class CallRecordingPublic(SQLModel):
     duration_seconds: int | None
 
 
-class CallPublic(SQLModel):
+class CallPublic(CallBase):
     id: int
     agent_user_id: int | None
     agent_name: str | None = None
-    extension: str | None
     direction: CallDirection
     status: CallStatus
-    remote_number: str
     remote_e164: str | None
     client_id: int | None
     client_name: str | None = None
@@ -335,7 +356,6 @@ class CallPublic(SQLModel):
     ring_seconds: int | None
     talk_seconds: int | None
     hangup_cause: str | None
-    sip_call_id: str | None
 
 
 class CallDetail(CallPublic):
@@ -344,6 +364,8 @@ class CallDetail(CallPublic):
 
 
 class CallsPage(SQLModel):
+    """A page of the call history (cursor paging): the rows, how many match, the next page's cursor."""
+
     data: list[CallPublic]
     count: int
     next_cursor: str | None = None
