@@ -3,7 +3,7 @@
 ``from services.models import X`` works for every name; the modules group them:
 :mod:`~services.models.base` (UTC timestamps, enum columns, :class:`TenantOwned`),
 :mod:`~services.models.accounts`, :mod:`~services.models.clients`,
-:mod:`~services.models.call_center`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
+:mod:`~services.models.call_center`, :mod:`~services.models.call_stats`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
 :mod:`~services.models.audit`. Tables inherit :class:`TenantOwned` when they belong to
 a firm; every service query is scoped through :mod:`services.tenancy`.
 """
@@ -62,14 +62,12 @@ from services.models.clients import (
 from services.models.call_center import (
     OPEN_CALL_STATUSES,
     UNANSWERED_CALL_STATUSES,
-    AgentStats,
     Call,
     CallBase,
     CallCreate,
     CallDetail,
     CallDirection,
     CallFilters,
-    CallHourlyRollup,
     CallNote,
     CallNoteBase,
     CallNotePublic,
@@ -77,21 +75,25 @@ from services.models.call_center import (
     CallPublic,
     CallRecording,
     CallRecordingPublic,
-    CallRollupHour,
-    CallStats,
     CallStatus,
     CallUpdate,
     CallsPage,
-    DayBucket,
     ExtensionAssign,
     ExtensionPublic,
-    HourBucket,
     PbxSettings,
     PbxSettingsIn,
     PbxSettingsPublic,
     SipExtension,
     SipExtensionBase,
     SoftphoneConfig,
+)
+from services.models.call_stats import (
+    AgentStats,
+    CallHourlyRollup,
+    CallRollupHour,
+    CallStats,
+    DayBucket,
+    HourBucket,
 )
 from services.models.pbx import (
     CallLeg,
