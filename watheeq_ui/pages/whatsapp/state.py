@@ -355,12 +355,13 @@ class WhatsappState(rx.State):
         if self.send_mode == "client" and not self.send_client.isdigit():
             self.send_errors = {"client_id": tr(lang, "wa_choose_client")}
             return None
-        data = WhatsappSend(
-            to=self.send_to if self.send_mode == "number" else None,
-            client_id=int(self.send_client) if self.send_mode == "client" else None,
-            body=self.send_body,
-        )
         try:
+            # Built inside: a body past WhatsappSend's limit is Invalid on "body" already here.
+            data = WhatsappSend(
+                to=self.send_to if self.send_mode == "number" else None,
+                client_id=int(self.send_client) if self.send_mode == "client" else None,
+                body=self.send_body,
+            )
             with db.session_scope() as session:
                 whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
         except DomainError as exc:
