@@ -43,6 +43,9 @@ def _browser_time(value: Any, now: datetime) -> datetime | None:
     return at if abs(at - now) <= _MAX_CLOCK_SKEW else None
 
 
+# The phone's ring notices (sent at once, while the call itself is reported only when it is
+# answered or ends): the agent is Ringing, or no longer (a colleague took the call).
+_RING_EVENTS = {"ringing": PhoneEvent.RINGING, "ring_ended": PhoneEvent.HUNG_UP}
 # What each softphone call event means for the agent's presence.
 _PHONE_EVENTS = {"new": PhoneEvent.RINGING, "accepted": PhoneEvent.ANSWERED, "ended": PhoneEvent.HUNG_UP, "failed": PhoneEvent.HUNG_UP}
 
@@ -220,6 +223,12 @@ class SoftphoneState(rx.State):
         by_user = payload.get("direction") != "incoming" or payload.get("kind") == "accepted" or bool(payload.get("answered_at"))
         principal = await principal_for_page(self, activity=by_user)
         if principal is None or not self._extension:
+            return
+        ring = _RING_EVENTS.get(str(payload.get("kind")))
+        if ring is not None:
+            # An incoming call ringing (or answered by a colleague): presence only, no call row.
+            remote = str(payload.get("remote") or "")[:64]
+            self._report(principal, ring, other_party=remote, call_ref=str(payload.get("call_id") or "")[:255])
             return
         now = datetime.now(timezone.utc)
         at = _browser_time(payload.get("at"), now)

@@ -108,10 +108,16 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
       status_code: extra.status_code || null,
     };
     if (entry.view.direction === "incoming" && entry.unreported) {
+      // The agent's presence follows the ring at once (no call row: see above).
+      if (kind === "new") send({ ...payload, kind: "ringing" });
       if (kind === "new" || kind === "progress") { entry.unreported.push(payload); return; }
       const held = entry.unreported;
       entry.unreported = null;
-      if (extra.elsewhere) { mark("call:answered-elsewhere", { key: entry.view.key }); return; }
+      if (extra.elsewhere) {
+        mark("call:answered-elsewhere", { key: entry.view.key });
+        send({ ...payload, kind: "ring_ended" });
+        return;
+      }
       held.forEach(send);
     }
     send(payload);
