@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from services.whatsapp.failures import SENTENCES
+from services.whatsapp.failures import SENTENCES, SERVICE_DOWN_SINCE
 
 from watheeq_ui.state.lang import LangState
 
@@ -88,6 +88,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_since": ("Connected since", "متصل منذ"),
     "wa_error_title": ("The line is not connected", "الخط غير متصل"),
     "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
+    "wa_service_down_since": (SERVICE_DOWN_SINCE[0].replace("{since}", "{x}"), SERVICE_DOWN_SINCE[1].replace("{since}", "{x}")),
+    "wa_service_down": ("service not running", "الخدمة متوقفة"),
     # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
     # is behind this toggle, for owners and admins.
     "wa_details": ("Technical details", "التفاصيل التقنية"),

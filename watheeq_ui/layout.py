@@ -149,7 +149,7 @@ def whatsapp_badge() -> rx.Component:
         ("ERROR", "red"),
         "gray",
     )
-    label = rx.match(
+    label = rx.cond(WhatsappLineState.service_down, t("wa_service_down"), rx.match(
         WhatsappLineState.status,
         ("CONNECTED", t("wa_CONNECTED")),
         ("CONNECTING", t("wa_CONNECTING")),
@@ -157,7 +157,7 @@ def whatsapp_badge() -> rx.Component:
         ("DISCONNECTED", t("wa_DISCONNECTED")),
         ("ERROR", t("wa_ERROR")),
         t("wa_unknown"),
-    )
+    ))
     return rx.hstack(
         rx.badge(
             rx.icon("message-circle", size=14),

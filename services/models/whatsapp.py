@@ -66,6 +66,17 @@ class WhatsappSession(TenantOwned, table=True):
     last_seen_at: datetime | None = ts_field()
     worker_id: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = ts_field(index=True)
+    # The last time a sidecar proved alive for this line (claim, renewal, or a clean release):
+    # "not running since" when no sidecar holds the lease.
+    lease_renewed_at: datetime | None = ts_field()
+    # Inbound ingestion, counted by the sidecar: events received, rows newly stored, messages
+    # that could not be stored even after retries (kept raw in whatsapp_dead_letter).
+    messages_received: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    messages_stored: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    messages_failed: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    # How many messages the last reconnect's offline sync brought (what arrived while away).
+    offline_sync_messages: int | None = Field(default=None)
+    offline_sync_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -103,6 +114,58 @@ class WhatsappMessage(TenantOwned, table=True):
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
+class WhatsappDeadLetter(TenantOwned, table=True):
+    """An inbound message that could not be stored even after retries, kept raw (never dropped)."""
+
+    __tablename__ = "whatsapp_dead_letter"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "wa_message_id", name="uq_whatsapp_dead_letter_tenant_wa_id"),
+        sa.Index("ix_wa_dead_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    wa_message_id: str = Field(max_length=256)
+    # The message as the gateway reported it (JSON), so nothing of it is lost.
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    error: str = Field(default="", max_length=512)
+    attempts: int = Field(default=0)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+    last_attempt_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappLidMap(TenantOwned, table=True):
+    """A person's LID (WhatsApp's hidden id) and the phone number it was resolved to."""
+
+    __tablename__ = "whatsapp_lid_map"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "lid", name="uq_whatsapp_lid_map_tenant_lid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lid: str = Field(max_length=128)
+    e164: str = Field(max_length=20)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappDeadLetterPublic(SQLModel):
+    id: int
+    wa_message_id: str
+    payload: str
+    error: str
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime
+
+
+class WhatsappIngestStats(SQLModel):
+    """The firm's inbound counters and its last offline sync, as shown on the WhatsApp page."""
+
+    received: int
+    stored: int
+    failed: int
+    dead_letters: int
+    offline_sync_messages: int | None
+    offline_sync_at: datetime | None
+
+
 class WhatsappStatusPublic(SQLModel):
     status: WhatsappStatus
     desired_state: WhatsappDesiredState
@@ -116,6 +179,10 @@ class WhatsappStatusPublic(SQLModel):
     error_message: str | None
     next_retry_at: datetime | None
     gateway: str
+    # False while the line needs a sidecar and none holds it (crashed, stopped, never started):
+    # then the status is ERROR / service_down, not a stale CONNECTED; since when, if known.
+    service_running: bool = True
+    service_down_since: datetime | None = None
 
 
 class WhatsappSend(SQLModel):
@@ -174,6 +241,9 @@ class WhatsappInbound(SQLModel):
     message_type: str = "text"
     body: str = ""
     timestamp: datetime | None = None
+    # The sender's LID (``digits@lid``) when WhatsApp named the person by it; with
+    # ``remote_e164`` also set it is a LID-to-phone mapping the store learns and applies.
+    sender_lid: str | None = None
 
 
 class WhatsappOutbound(SQLModel):

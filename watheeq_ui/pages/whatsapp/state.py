@@ -56,6 +56,8 @@ class WhatsappState(rx.State):
     # The raw failure text: loaded only when an owner or admin opens the details.
     error_detail: str = ""
     next_retry: str = ""
+    # When the sidecar serving the line stopped, while none holds it (else "").
+    service_down_since: str = ""
     confirm_unlink: bool = False
     busy: bool = False
 
@@ -96,6 +98,7 @@ class WhatsappState(rx.State):
             self.error_detail = ""
         self.error_code = line.error_code or ""
         self.next_retry = formatting.local_time(line.next_retry_at, tz, "%H:%M:%S")
+        self.service_down_since = formatting.local_time(line.service_down_since, tz) if not line.service_running else ""
         self.simulator = line.gateway == "simulator"
         payload = line.qr_payload or ""
         if payload != self._qr_payload:
@@ -148,6 +151,7 @@ class WhatsappState(rx.State):
     async def _header_status(self) -> None:
         line = await self.get_state(WhatsappLineState)
         line.status = self.status
+        line.service_down = self.service_down_since != ""
         line.phone_number = self.phone_number
 
     # ------------------------------------------------------------------ events
