@@ -126,6 +126,8 @@ ARABIC: dict[str, str] = {
         "لا يُعاد إرسال رسالة أو تُعلَّم كمُرسلة إلا إذا كان إرسالها غير مؤكد"
     ),
     "message not found": "الرسالة غير موجودة",
+    "the message still cannot be stored; it stays among the dead letters": "ما زال تعذّر حفظ الرسالة؛ تبقى ضمن الرسائل المتعذّر حفظها",
+    "dead letter not found": "الرسالة المتعذّر حفظها غير موجودة",
 }
 
 _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")

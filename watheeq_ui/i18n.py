@@ -90,6 +90,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
     "wa_service_down_since": (SERVICE_DOWN_SINCE[0].replace("{since}", "{x}"), SERVICE_DOWN_SINCE[1].replace("{since}", "{x}")),
     "wa_service_down": ("service not running", "الخدمة متوقفة"),
+    "wa_ingest": ("Messages received", "الرسائل الواردة"),
+    "wa_received": ("Received", "وصلت"),
+    "wa_stored": ("Stored", "حُفظت"),
+    "wa_failed": ("Could not be stored", "تعذّر حفظها"),
+    "wa_offline_sync": ("Last reconnect: {n} messages arrived while away ({x})", "آخر إعادة اتصال: وصلت {n} رسالة أثناء الانقطاع ({x})"),
+    "wa_dead_letters": ("Messages that could not be stored", "رسائل تعذّر حفظها"),
+    "wa_dead_letters_none": ("Every message received was stored.", "حُفظت كل الرسائل الواردة."),
+    "wa_dead_letter_retry": ("Store again", "أعد الحفظ"),
+    "wa_dead_letter_stored": ("Stored", "حُفظت"),
+    "wa_attempts": ("{n} attempts", "{n} محاولات"),
     # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
     # is behind this toggle, for owners and admins.
     "wa_details": ("Technical details", "التفاصيل التقنية"),

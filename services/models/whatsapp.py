@@ -155,6 +155,11 @@ class WhatsappDeadLetterPublic(SQLModel):
     last_attempt_at: datetime
 
 
+class WhatsappDeadLettersPage(SQLModel):
+    data: list[WhatsappDeadLetterPublic]
+    count: int
+
+
 class WhatsappIngestStats(SQLModel):
     """The firm's inbound counters and its last offline sync, as shown on the WhatsApp page."""
 

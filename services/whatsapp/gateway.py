@@ -52,6 +52,10 @@ class GatewayEvents(Protocol):
 
     async def on_inbound(self, tenant_id: int, messages: list[WhatsappInbound]) -> None: ...
 
+    async def on_offline_sync(self, tenant_id: int, messages: int) -> None:
+        """A (re)connect's offline sync is over: ``messages`` arrived during it."""
+        ...
+
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None: ...
 
 

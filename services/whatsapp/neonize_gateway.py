@@ -41,6 +41,7 @@ from neonize.aioze.events import (  # noqa: E402
     LoggedOutEv,
     MessageEv,
     OfflineSyncCompletedEv,
+    OfflineSyncPreviewEv,
     PairStatusEv,
     QREv,
     ReceiptEv,
@@ -76,6 +77,7 @@ EVENTS = (
     MessageEv,
     ReceiptEv,
     OfflineSyncCompletedEv,
+    OfflineSyncPreviewEv,
     HistorySyncEv,
 )
 
@@ -123,6 +125,8 @@ class NeonizeGateway(Gateway):
         self._tasks: dict[int, asyncio.Task[Any]] = {}
         self._stopping: set[int] = set()
         self._jids: dict[int, str] = {}
+        # Messages counted since the client (re)connected, until whatsmeow's offline sync ends.
+        self._offline: dict[int, int] = {}
 
     # ------------------------------------------------------------------ device store
 
@@ -174,6 +178,7 @@ class NeonizeGateway(Gateway):
                 client.event(event_type)(self._handler(tenant_id))
             client.qr(self._qr_handler(tenant_id))
             self._clients[tenant_id] = client
+            self._offline[tenant_id] = 0
             self._stopping.discard(tenant_id)
             try:
                 task = await client.connect(proxy_settings())
@@ -281,7 +286,16 @@ class NeonizeGateway(Gateway):
         if isinstance(event, MessageEv):
             inbound = await self._inbound(client, event)
             if inbound is not None:
+                if tenant_id in self._offline:
+                    self._offline[tenant_id] += 1
                 await sink.on_inbound(tenant_id, [inbound])
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, OfflineSyncCompletedEv):
+            # What arrived while the line was away came between the (re)connect and this event.
+            await sink.on_offline_sync(tenant_id, self._offline.pop(tenant_id, 0))
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, OfflineSyncPreviewEv):
+            self._offline.setdefault(tenant_id, 0)
             await sink.on_activity(tenant_id)
         elif isinstance(event, ReceiptEv):
             status = {Receipt.DELIVERED: MessageStatus.DELIVERED, Receipt.READ: MessageStatus.READ, Receipt.PLAYED: MessageStatus.READ}.get(event.Type)
@@ -321,8 +335,11 @@ class NeonizeGateway(Gateway):
             await sink.on_connection_failed(tenant_id, "WhatsApp says this client is outdated (405): update neonize", Failure.CLIENT_OUTDATED)
         elif isinstance(event, KeepAliveTimeoutEv):
             await sink.on_keepalive_timeout(tenant_id)
-        elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv, OfflineSyncCompletedEv)):
-            # whatsmeow reconnects by itself after a Disconnected; the health watchdog covers the rest.
+        elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv)):
+            # whatsmeow reconnects by itself after a Disconnected (and syncs what it missed then);
+            # the health watchdog covers the rest.
+            if isinstance(event, DisconnectedEv):
+                self._offline[tenant_id] = 0
             await sink.on_activity(tenant_id)
         elif isinstance(event, HistorySyncEv):
             messages = self._history(event)

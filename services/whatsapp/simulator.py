@@ -77,6 +77,8 @@ class _Client:
     state: str = "starting"  # starting | pairing | connected | dead
     push_name: str | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Restored (not newly paired): the first round of queued messages is its offline sync.
+    offline_sync: bool = False
 
 
 class SimulatorGateway(Gateway):
@@ -179,6 +181,7 @@ class SimulatorGateway(Gateway):
             return
         client.state = "connected"
         client.push_name = device.get("push_name")
+        client.offline_sync = True
         await self.sink.on_connected(client.tenant_id, client.push_name)
 
     async def _pair(self, client: _Client) -> None:
@@ -302,26 +305,45 @@ class SimulatorGateway(Gateway):
         await self.sink.on_connected(tenant_id, push_name)
         return True
 
-    async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
-        """An inbound message arrives; False (kept for later) while the line is not connected."""
-        client = self._clients.get(tenant_id)
-        if client is None or client.state != "connected":
-            return False
-        raw = str(params.get("from_phone", ""))
-        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="from_phone")
+    def _inbound_message(self, params: dict[str, Any]) -> WhatsappInbound:
+        """One message as the phone described it: from a number, or from a LID (``from_lid``),
+        with the number too when WhatsApp gives it along (``from_phone``)."""
+        raw = str(params.get("from_phone", "") or "")
+        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="from_phone") if raw else None
+        lid = str(params.get("from_lid") or "")
+        if not e164 and not lid:
+            raise ValueError("an inbound message needs from_phone or from_lid")
         at = params.get("timestamp")
-        message = WhatsappInbound(
+        return WhatsappInbound(
             wa_message_id=str(params.get("wa_message_id") or _wa_id()),
-            chat_jid=f"{phones.digits_of(e164)}@s.whatsapp.net",
+            chat_jid=f"{phones.digits_of(lid)}@lid" if lid else f"{phones.digits_of(e164 or '')}@s.whatsapp.net",
             remote_e164=e164,
+            sender_lid=f"{phones.digits_of(lid)}@lid" if lid else None,
             from_me=bool(params.get("from_me", False)),
             push_name=params.get("push_name"),
             message_type=str(params.get("message_type") or "text"),
             body=str(params.get("body") or ""),
             timestamp=datetime.fromisoformat(at) if at else datetime.now(timezone.utc),
         )
+
+    async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """An inbound message arrives; False (kept for later) while the line is not connected."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        message = self._inbound_message(params)
         await self.sink.on_activity(tenant_id)
         await self.sink.on_inbound(tenant_id, [message])
+        return True
+
+    async def history_sync(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """A history sync: many messages (some maybe already seen live) in one event."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        messages = [self._inbound_message(m) for m in params.get("messages", [])]
+        if messages:
+            await self.sink.on_inbound(tenant_id, messages)
         return True
 
     async def receipt(self, tenant_id: int, params: dict[str, Any]) -> bool:
@@ -413,6 +435,8 @@ class SimulatorGateway(Gateway):
             return True
         if action == "inbound":
             return await self.deliver(tenant_id, command)
+        if action == "history_sync":
+            return await self.history_sync(tenant_id, command)
         if action == "receipt":
             return await self.receipt(tenant_id, command)
         if action == "unlink":
@@ -429,21 +453,40 @@ class SimulatorGateway(Gateway):
 
     async def _poll_commands(self) -> None:
         while True:
-            for tenant_id, paths in self._pending_commands().items():
-                for path in paths:
-                    command = read_command(path)
-                    if command is None:
-                        continue
-                    try:
-                        done = await self._apply(tenant_id, command)
-                    except Exception:
-                        log.exception("simulator: command %s for tenant %s failed", command.get("action"), tenant_id)
-                        done = True
-                    if not done:
-                        # Later commands of this tenant wait too, so the phone's order is kept.
-                        break
-                    path.unlink(missing_ok=True)
+            pending = self._pending_commands()
+            for tenant_id in list(self._clients):
+                await self._poll_tenant(tenant_id, pending.get(tenant_id, []))
+            for tenant_id, paths in pending.items():
+                if tenant_id not in self._clients:
+                    await self._poll_tenant(tenant_id, paths)
             await asyncio.sleep(self.poll_interval)
+
+    async def _poll_tenant(self, tenant_id: int, paths: list[Path]) -> None:
+        """Apply a tenant's queued commands in order; a restored line's first round is its
+        offline sync: the messages that waited for it, then how many they were."""
+        client = self._clients.get(tenant_id)
+        syncing = client is not None and client.offline_sync and client.state == "connected"
+        arrived = 0
+        for path in paths:
+            command = read_command(path)
+            if command is None:
+                continue
+            try:
+                done = await self._apply(tenant_id, command)
+            except Exception:
+                log.exception("simulator: command %s for tenant %s failed", command.get("action"), tenant_id)
+                done = True
+            if not done:
+                # Later commands of this tenant wait too, so the phone's order is kept.
+                break
+            path.unlink(missing_ok=True)
+            if command.get("action") == "inbound":
+                arrived += 1
+            elif command.get("action") == "history_sync":
+                arrived += len(command.get("messages", []))
+        if syncing and client is not None and self._clients.get(tenant_id) is client:
+            client.offline_sync = False
+            await self.sink.on_offline_sync(tenant_id, arrived)
 
 
 if __name__ == "__main__":

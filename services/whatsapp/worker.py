@@ -29,7 +29,7 @@ from services.models import (
     WhatsappStatus,
     utcnow,
 )
-from services.whatsapp import delivery, leases
+from services.whatsapp import delivery, ingest, leases
 from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway
 from services.whatsapp.gateways import create_gateway
@@ -417,6 +417,10 @@ class Sidecar:
             await self._writer.store(tenant_id, messages)
         except Exception:
             log.exception("storing %d inbound message(s) of tenant %s failed", len(messages), tenant_id)
+
+    async def on_offline_sync(self, tenant_id: int, messages: int) -> None:
+        log.info("tenant %s: the offline sync brought %d message(s)", tenant_id, messages)
+        await self._guard(f"offline sync of tenant {tenant_id}", self._write(ingest.record_offline_sync, tenant_id=tenant_id, messages=messages))
 
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None:
         await self._guard(

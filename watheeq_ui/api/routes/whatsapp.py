@@ -15,6 +15,8 @@ from pydantic import Field
 from services import whatsapp
 from services.models import (
     MessageDirection,
+    WhatsappDeadLettersPage,
+    WhatsappIngestStats,
     WhatsappMessagePublic,
     WhatsappMessagesPage,
     WhatsappSend,
@@ -96,3 +98,25 @@ def resend(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> 
 def mark_sent(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
     """Record that a message that may not have been sent (UNCERTAIN) did arrive; 409 for any other."""
     return whatsapp.confirm_message_sent(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+
+
+@router.get("/stats", response_model=WhatsappIngestStats)
+def ingest_stats(session: SessionDep, principal: PrincipalDep) -> WhatsappIngestStats:
+    """Inbound counters: messages received, stored (each WhatsApp id once) and failed (kept as
+    dead letters), and how many the last reconnect's offline sync brought."""
+    return whatsapp.get_ingest_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
+
+
+@router.get("/dead-letters", response_model=WhatsappDeadLettersPage, responses=responses(400, 403))
+def dead_letters(
+    session: SessionDep, admin: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> WhatsappDeadLettersPage:
+    """Inbound messages that could not be stored even after retries, kept raw (OWNER/ADMIN)."""
+    return whatsapp.list_dead_letters(session=session, tenant_id=admin.tenant_id, actor=admin, limit=limit)
+
+
+@router.post("/dead-letters/{dead_letter_id}/retry", response_model=WhatsappIngestStats, responses=responses(403, 404, 409))
+def retry_dead_letter(session: SessionDep, admin: AdminDep, dead_letter_id: IdPath) -> WhatsappIngestStats:
+    """Store a dead letter's message now (OWNER/ADMIN); 409 when it still cannot be stored."""
+    whatsapp.retry_dead_letter(session=session, tenant_id=admin.tenant_id, actor=admin, dead_letter_id=dead_letter_id)
+    return whatsapp.get_ingest_stats(session=session, tenant_id=admin.tenant_id, actor=admin)
