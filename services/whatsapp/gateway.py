@@ -119,6 +119,11 @@ class Gateway(ABC):
         the gateway cannot tell (the default)."""
         return None
 
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        """The E.164 number of a LID the client has learned (``digits@lid``), None when unknown
+        or when the gateway cannot tell (the default)."""
+        return None
+
     async def close(self) -> None:
         """Stop every client (without logging out)."""
         for tenant_id in list(self.running_tenants()):

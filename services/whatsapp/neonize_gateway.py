@@ -55,6 +55,7 @@ from services import config, db  # noqa: E402
 from services.models import MessageStatus, WhatsappInbound  # noqa: E402
 from services.whatsapp.failures import Failure  # noqa: E402
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
+from services.whatsapp.lids import lid_user  # noqa: E402
 from services.whatsapp.neonize_messages import USER_SERVER, phone_of, timestamp_of, describe_message, parse_jid  # noqa: E402
 
 # Re-exported: tests and tools read neonize's messages through the gateway module.
@@ -368,10 +369,21 @@ class NeonizeGateway(Gateway):
                 return phone
         if jid.Server == "lid" and client is not None:
             try:
+                # What whatsmeow has learned (its LID map), asked of the client.
                 return phone_of(await client.get_pn_from_lid(jid))
             except Exception as exc:
                 log.info("no phone number known for a LID sender: %s", exc)
         return None
+
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        client = self._clients.get(tenant_id)
+        if client is None or not lid_jid.endswith("@lid"):
+            return None
+        try:
+            return phone_of(await client.get_pn_from_lid(parse_jid(lid_jid)))
+        except Exception as exc:
+            log.info("no phone number known for a LID yet: %s", exc)
+            return None
 
     async def _inbound(self, client: Any, event: Any) -> WhatsappInbound | None:
         info = event.Info
@@ -384,13 +396,21 @@ class NeonizeGateway(Gateway):
             return None
         kind, body = described
         if source.IsFromMe:
-            remote = await self._phone_for(client, source.Chat, source.RecipientAlt if source.HasField("RecipientAlt") else None)
+            alt = source.RecipientAlt if source.HasField("RecipientAlt") else None
+            remote = await self._phone_for(client, source.Chat, alt)
+            # The other person's LID: the chat's, or the alternative id of a phone chat.
+            lid = lid_user(chat) or (lid_user(Jid2String(alt)) if alt is not None else None)
         else:
-            remote = await self._phone_for(client, source.Sender, source.SenderAlt if source.HasField("SenderAlt") else None)
+            alt = source.SenderAlt if source.HasField("SenderAlt") else None
+            remote = await self._phone_for(client, source.Sender, alt)
+            lid = lid_user(Jid2String(source.Sender)) or (lid_user(Jid2String(alt)) if alt is not None else None)
+        if lid and lid_user(chat):
+            chat = lid  # one form per LID conversation (no device part)
         return WhatsappInbound(
             wa_message_id=info.ID,
             chat_jid=chat,
             remote_e164=remote,
+            sender_lid=lid,
             from_me=source.IsFromMe,
             push_name=info.Pushname or None,
             message_type=kind,
@@ -402,19 +422,28 @@ class NeonizeGateway(Gateway):
         """Messages of a history sync (what arrived while the sidecar was down, among others)."""
         found: list[WhatsappInbound] = []
         for conversation in event.Data.conversations:
+            # A conversation may name both ids of its person: that is a LID mapping.
+            lid = lid_user(conversation.lidJID) or lid_user(conversation.ID)
+            pn = conversation.pnJID if conversation.pnJID.endswith("@" + USER_SERVER) else ""
             for item in conversation.messages:
                 web = item.message
                 key = web.key
                 described = describe_message(web.message)
-                if described is None or not key.ID or not key.remoteJID or not key.remoteJID.endswith("@" + USER_SERVER):
+                if described is None or not key.ID or not key.remoteJID:
+                    continue
+                chat = key.remoteJID
+                if lid_user(chat):
+                    chat = lid_user(chat) or chat
+                elif not chat.endswith("@" + USER_SERVER):
                     continue
                 kind, body = described
-                user = key.remoteJID.split("@", 1)[0].split(":", 1)[0]
+                user = (pn or chat).split("@", 1)[0].split(":", 1)[0]
                 found.append(
                     WhatsappInbound(
                         wa_message_id=key.ID,
-                        chat_jid=key.remoteJID,
-                        remote_e164="+" + user if user.isdigit() else None,
+                        chat_jid=chat,
+                        sender_lid=lid,
+                        remote_e164="+" + user if user.isdigit() and (pn or chat.endswith("@" + USER_SERVER)) else None,
                         from_me=key.fromMe,
                         push_name=web.pushName or None,
                         message_type=kind,

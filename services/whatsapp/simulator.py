@@ -120,6 +120,8 @@ class SimulatorGateway(Gateway):
         self._fail_connects: dict[int, list[tuple[str, Failure | None]]] = {}
         self._fail_sends: dict[int, list[str]] = {}
         self._poller: asyncio.Task[None] | None = None
+        # LID -> number mappings the simulated client has learned (``lid_mapping`` command).
+        self._lid_map: dict[int, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ device store
 
@@ -336,6 +338,15 @@ class SimulatorGateway(Gateway):
         await self.sink.on_inbound(tenant_id, [message])
         return True
 
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        return self._lid_map.get(tenant_id, {}).get(lid_jid)
+
+    def learn_lid(self, tenant_id: int, params: dict[str, Any]) -> None:
+        """The client learns a LID's number (as whatsmeow does from WhatsApp's notifications)."""
+        raw = str(params.get("phone", ""))
+        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="phone")
+        self._lid_map.setdefault(tenant_id, {})[f"{phones.digits_of(str(params.get('lid', '')))}@lid"] = e164
+
     async def history_sync(self, tenant_id: int, params: dict[str, Any]) -> bool:
         """A history sync: many messages (some maybe already seen live) in one event."""
         client = self._clients.get(tenant_id)
@@ -437,6 +448,9 @@ class SimulatorGateway(Gateway):
             return await self.deliver(tenant_id, command)
         if action == "history_sync":
             return await self.history_sync(tenant_id, command)
+        if action == "lid_mapping":
+            self.learn_lid(tenant_id, command)
+            return True
         if action == "receipt":
             return await self.receipt(tenant_id, command)
         if action == "unlink":

@@ -12,6 +12,8 @@ gateway of the sidecar that holds the tenant picks it up within ``poll_interval`
   the line is connected, as the phone would; those that waited make the offline sync of the
   next restore);
 - ``history_sync`` {messages: [inbound params...]}: a history sync of many messages at once;
+- ``lid_mapping`` {lid, phone}: the client learns which number a LID belongs to (the sidecar
+  asks it about unresolved LID senders on its health round);
 - ``receipt`` {wa_message_ids? | all_sent: true, status: DELIVERED|READ}: receipts arrive;
 - ``unlink``: the device is removed from the phone (logged-out event, store deleted);
 - ``fail_connects`` {count, reason}: the next ``count`` connects fail with ``reason``;
@@ -40,7 +42,7 @@ from services.whatsapp.gateway import whatsapp_dir
 
 log = logging.getLogger("services.whatsapp.simulator")
 
-ACTIONS = frozenset({"scan", "inbound", "history_sync", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
+ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
 # Commands applied as soon as the gateway sees them, even before a client runs.
 SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends"})
 

@@ -29,7 +29,7 @@ from services.models import (
     WhatsappStatus,
     utcnow,
 )
-from services.whatsapp import delivery, ingest, leases
+from services.whatsapp import delivery, ingest, leases, lids
 from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway
 from services.whatsapp.gateways import create_gateway
@@ -247,10 +247,24 @@ class Sidecar:
         if alive and not silent:
             # Written with the next lease renewal: one statement for every live session.
             self._seen.add(tenant_id)
+            await self._resolve_lids(tenant_id)
             return
         log.warning("tenant %s looks dead while CONNECTED; restarting its client", tenant_id)
         await self.gateway.stop(tenant_id)
         await self._failed(tenant_id, rt, "the connection went silent; reconnecting", immediate=True, code=Failure.CONNECTION_LOST)
+
+    async def _resolve_lids(self, tenant_id: int) -> None:
+        """Ask the client about LID senders still without a number (whatsmeow learns mappings as
+        it goes); each one found merges that person's conversations (``lids.learn``)."""
+        pending = await self._write(lids.unresolved, tenant_id=tenant_id)
+        found = {}
+        for lid in pending:
+            e164 = await self.gateway.resolve_lid(tenant_id, lid)
+            if e164:
+                found[lid] = e164
+        if found:
+            moved = await self._write(lids.learn, tenant_id=tenant_id, mappings=found)
+            log.info("tenant %s: %d LID sender(s) resolved, %d message(s) merged", tenant_id, len(found), moved)
 
     async def _failed(
         self, tenant_id: int, rt: HeldTenant, reason: str, *, immediate: bool = False, code: Failure | None = None
