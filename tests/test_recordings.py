@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import wave
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,20 +14,11 @@ from sqlmodel import Session, select
 from services import audit, db, storage
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, utcnow
-from services.pbx import recordings
+from services.pbx import recordings, retention
 from services.pbx.records import CdrSourceError
 from tests import factories
 
 pytestmark = pytest.mark.usefixtures("engine")
-
-
-def make_wav(path: Path, seconds: float, *, rate: int = 8000) -> Path:
-    """A real WAV file made by sox (a tone, 16-bit mono): what the PBX lab records."""
-    subprocess.run(
-        ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(path), "synth", str(seconds), "sine", "440"],
-        check=True, capture_output=True,
-    )
-    return path
 
 
 class DirectorySource:
@@ -74,7 +64,7 @@ def source(tmp_path: Path) -> DirectorySource:
 def _firm_with_recording(session: Session, source: DirectorySource, *, seconds: float = 3.0, started_days_ago: int = 0, name: str = "rec-1.wav"):
     firm = factories.make_firm(session)
     call = factories.make_call(session, firm.tenant, agent=firm.agent, started_at=utcnow() - timedelta(days=started_days_ago))
-    make_wav(source.root / name, seconds)
+    factories.make_wav(source.root / name, seconds)
     rec = CallRecording(tenant_id=firm.tenant.id, call_id=call.id, source_file=name)
     session.add(rec)
     session.commit()
@@ -145,7 +135,7 @@ def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, sourc
 
 
 def test_wav_duration_handles_streaming_headers(tmp_path) -> None:
-    path = make_wav(tmp_path / "a.wav", 2.5)
+    path = factories.make_wav(tmp_path / "a.wav", 2.5)
     data = path.read_bytes()
     assert recordings.wav_duration(data[:4096], len(data)) == pytest.approx(2.5, abs=0.01)
     # A recorder that could not seek back leaves the data size at 0xFFFFFFFF.
@@ -241,19 +231,19 @@ def test_retention_deletes_old_recordings_but_keeps_one_on_legal_hold(session, s
     made = {}
     for label, days_ago, case in (("old", 40, None), ("held", 40, held_case), ("recent", 10, None), ("pending", 40, None)):
         call = factories.make_call(session, firm.tenant, agent=firm.agent, started_at=utcnow() - timedelta(days=days_ago), case_id=case.id if case else None)
-        make_wav(source.root / f"{label}.wav", 1)
+        factories.make_wav(source.root / f"{label}.wav", 1)
         rec = CallRecording(tenant_id=tid, call_id=call.id, source_file=f"{label}.wav")
         session.add(rec)
         made[label] = rec
     session.commit()
-    recordings.set_legal_hold(session=session, tenant_id=tid, actor=firm.admin, case_id=held_case.id, hold=True)
+    retention.set_legal_hold(session=session, tenant_id=tid, actor=firm.admin, case_id=held_case.id, hold=True)
     session.commit()
     (source.root / "pending.wav").unlink()
     recordings.fetch_pending(session_factory=db.session_scope, tenant_id=tid, source=source, store=store)
     keys = {label: _row(session, r.id).storage_key for label, r in made.items()}
     assert keys["pending"] is None and all(keys[k] for k in ("old", "held", "recent"))
 
-    assert recordings.purge_expired(session=session, tenant_id=tid, store=store) == 2
+    assert retention.purge_expired(session=session, tenant_id=tid, store=store) == 2
     session.commit()
     old, held, recent, pending = (_row(session, made[k].id) for k in ("old", "held", "recent", "pending"))
     assert old.storage_key is None and old.purged_at is not None and not store.exists(keys["old"])
@@ -268,9 +258,9 @@ def test_retention_deletes_old_recordings_but_keeps_one_on_legal_hold(session, s
     [event] = audit.list_events(session=session, tenant_id=tid, action="recording.purge")
     assert event.actor_user_id is None and event.detail["count"] == 2 and event.detail["retention_days"] == 30
     # Released from hold: the next daily run deletes it.
-    recordings.set_legal_hold(session=session, tenant_id=tid, actor=firm.owner, case_id=held_case.id, hold=False)
+    retention.set_legal_hold(session=session, tenant_id=tid, actor=firm.owner, case_id=held_case.id, hold=False)
     session.commit()
-    assert recordings.purge_all_firms(session_factory=db.session_scope, store=store) == {tid: 1}
+    assert retention.purge_all_firms(session_factory=db.session_scope, store=store) == {tid: 1}
     assert not store.exists(keys["held"])
 
 
@@ -278,18 +268,59 @@ def test_retention_days_are_validated_and_admin_only(session) -> None:
     firm = factories.make_firm(session)
     tid = firm.tenant.id
     with pytest.raises(Conflict):
-        recordings.set_retention_days(session=session, tenant_id=tid, actor=firm.owner, days=30)
+        retention.set_retention_days(session=session, tenant_id=tid, actor=firm.owner, days=30)
     _settings(session, firm, 365)
     for bad in (0, 3651, -1, True):
         with pytest.raises(Invalid):
-            recordings.set_retention_days(session=session, tenant_id=tid, actor=firm.owner, days=bad)
+            retention.set_retention_days(session=session, tenant_id=tid, actor=firm.owner, days=bad)
     with pytest.raises(Forbidden):
-        recordings.set_retention_days(session=session, tenant_id=tid, actor=firm.manager, days=30)
-    assert recordings.set_retention_days(session=session, tenant_id=tid, actor=firm.admin, days=3650) == 3650
-    assert recordings.retention_days(session=session, tenant_id=tid) == 3650
+        retention.set_retention_days(session=session, tenant_id=tid, actor=firm.manager, days=30)
+    assert retention.set_retention_days(session=session, tenant_id=tid, actor=firm.admin, days=3650) == 3650
+    assert retention.retention_days(session=session, tenant_id=tid) == 3650
     other = factories.make_firm(session)
     case = factories.make_case(session, firm.tenant)
     with pytest.raises(Forbidden):
-        recordings.set_legal_hold(session=session, tenant_id=tid, actor=other.owner, case_id=case.id, hold=True)
+        retention.set_legal_hold(session=session, tenant_id=tid, actor=other.owner, case_id=case.id, hold=True)
     with pytest.raises(NotFound):
-        recordings.set_legal_hold(session=session, tenant_id=other.tenant.id, actor=other.owner, case_id=case.id, hold=True)
+        retention.set_legal_hold(session=session, tenant_id=other.tenant.id, actor=other.owner, case_id=case.id, hold=True)
+
+
+def test_cases_for_hold_lists_held_cases_then_matches(session) -> None:
+    firm = factories.make_firm(session)
+    tid = firm.tenant.id
+    held = factories.make_case(session, firm.tenant, title="Estate of Al-Harbi")
+    factories.make_case(session, firm.tenant, title="Lease dispute 100%")
+    other = factories.make_firm(session)
+    factories.make_case(session, other.tenant, title="Lease of the rival")
+    retention.set_legal_hold(session=session, tenant_id=tid, actor=firm.owner, case_id=held.id, hold=True)
+    found = retention.cases_for_hold(session=session, tenant_id=tid, actor=firm.admin, query="lease")
+    assert [(c.title, c.legal_hold) for c in found] == [("Estate of Al-Harbi", True), ("Lease dispute 100%", False)]
+    # LIKE wildcards are searched for as text.
+    assert [c.title for c in retention.cases_for_hold(session=session, tenant_id=tid, actor=firm.admin, query="_")] == ["Estate of Al-Harbi"]
+    assert [c.title for c in retention.cases_for_hold(session=session, tenant_id=tid, actor=firm.admin, query="0%")] == ["Estate of Al-Harbi", "Lease dispute 100%"]
+    with pytest.raises(Forbidden):
+        retention.cases_for_hold(session=session, tenant_id=tid, actor=firm.manager)
+
+
+def test_a_signed_link_acts_for_its_session_until_it_ends(session, source, store) -> None:
+    from services import accounts
+
+    firm, _, rec = _stored(session, source, store)
+    token = accounts.issue_token(session=session, principal=firm.agent)
+    sid = accounts.session_id_of(session=session, token=token)
+    session.commit()
+    sig = recordings.sign_link(session_id=sid, recording_id=rec.id)
+    principal = recordings.principal_for_link(session=session, session_id=sid, recording_id=rec.id, signature=sig)
+    assert principal.user_id == firm.agent.user_id
+    from services.errors import AuthenticationFailed
+
+    for session_id, rec_id, signature in ((sid, rec.id + 1, sig), (sid + 1, rec.id, sig), (sid, rec.id, sig[:-2] + "AA")):
+        with pytest.raises(AuthenticationFailed):
+            recordings.principal_for_link(session=session, session_id=session_id, recording_id=rec_id, signature=signature)
+    expired = recordings.sign_link(session_id=sid, recording_id=rec.id, now=utcnow() - recordings.LINK_TTL - timedelta(seconds=2))
+    with pytest.raises(AuthenticationFailed):
+        recordings.principal_for_link(session=session, session_id=sid, recording_id=rec.id, signature=expired)
+    accounts.revoke_token(session=session, token=token)
+    session.commit()
+    with pytest.raises(AuthenticationFailed):
+        recordings.principal_for_link(session=session, session_id=sid, recording_id=rec.id, signature=sig)

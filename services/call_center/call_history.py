@@ -120,7 +120,11 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
         .order_by(CallNote.created_at, CallNote.id)
     ).all()
     recordings = session.execute(
-        sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
+        sa.select(
+            CallRecording.id, CallRecording.url, CallRecording.duration_seconds,
+            CallRecording.storage_key.is_not(None).label("stored"),  # type: ignore[union-attr]
+            CallRecording.content_type, CallRecording.size_bytes, CallRecording.purged_at,
+        )
         .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
         .order_by(CallRecording.id)
     ).all()
@@ -129,7 +133,7 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
         note_entries=[
             CallNotePublic(id=i, author_user_id=a, author_name=name or "", body=b, created_at=c) for i, a, name, b, c in notes
         ],
-        recordings=[CallRecordingPublic(id=i, url=u, duration_seconds=d) for i, u, d in recordings],
+        recordings=[CallRecordingPublic.model_validate(dict(r._mapping)) for r in recordings],
     )
 
 

@@ -9,10 +9,8 @@ after the firm's retention period.
 - :func:`open_for` is the one way to read a recording: another firm's recording, or one of
   a call an agent was not on, is :class:`NotFound`; every read (play or download, with its
   byte range) is written to the audit log in the caller's transaction.
-- :func:`purge_expired` deletes the *file* of each recording older than the firm's
-  retention period and clears its ``storage_key`` (the row stays with ``purged_at`` set, so
-  the call still shows it had a recording and a PBX record read again does not fetch it
-  back), except recordings of calls linked to a case on legal hold.
+- Retention (deleting old recordings except those on legal hold) is
+  :mod:`services.pbx.retention`.
 """
 
 from __future__ import annotations
@@ -25,14 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from services import audit, storage
-from services.authz import Permission, allowed, require
-from services.errors import Conflict, Invalid, NotFound
-from services.models import Call, CallLeg, CallRecording, Case, PbxSettings, Principal, Tenant, utcnow
+from services import accounts, audit, security, storage
+from services.authz import Permission, allowed
+from services.errors import AuthenticationFailed, Invalid, NotFound
+from services.models import Call, CallLeg, CallRecording, Principal, utcnow
 from services.pbx.records import CdrSource, CdrSourceError
-from services.tenancy import get_owned, owned_by, owned_join, tenant_select
+from services.tenancy import get_owned, owned_by, tenant_select
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +40,6 @@ MAX_FETCH_ATTEMPTS = 6
 # usually appears by the second attempt).
 FETCH_BACKOFF = timedelta(seconds=30)
 FETCH_BATCH = 20
-DEFAULT_RETENTION_DAYS = 365
-MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 # A byte range is audited as it was served; the first bytes hold the WAV header to sniff.
 _HEAD_BYTES = 64 * 1024
 _EXTENSION = re.compile(r"\.[a-z0-9]{1,5}$")
@@ -296,105 +292,34 @@ def open_for(
     return RecordingStream(rec.id, rec.call_id, rec.content_type, size, first, last, partial, chunks, name)
 
 
-# --------------------------------------------------------------------------- retention
+# --------------------------------------------------------------------------- signed links
+#
+# The dashboard keeps its session token in the browser's local storage, out of reach of an
+# <audio> element, which sends no Authorization header. The side panel therefore hands it
+# a link signed for (the tab's session, the recording, an expiry); each request through
+# the link checks the session again (unexpired, unrevoked, the user active), so signing
+# out or disabling the user ends the link at once, and the role rules of open_for apply.
+
+LINK_TTL = timedelta(minutes=15)
+_LINK_PURPOSE = "recording.link"
 
 
-def retention_days(*, session: Session, tenant_id: int) -> int:
-    settings = session.exec(tenant_select(PbxSettings, tenant_id)).first()
-    return settings.recording_retention_days if settings is not None else DEFAULT_RETENTION_DAYS
+def _link_subject(session_id: int, recording_id: int) -> str:
+    return f"session {session_id} recording {recording_id}"
 
 
-def set_retention_days(*, session: Session, tenant_id: int, actor: Principal, days: int) -> int:
-    """Keep the firm's recordings ``days`` days (1..3650; OWNER/ADMIN), audited."""
-    require(actor, Permission.MANAGE_RECORDINGS, tenant_id=tenant_id)
-    if isinstance(days, bool) or not isinstance(days, int) or not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
-        raise Invalid("recording_retention_days", f"between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS} days")
-    settings = session.exec(tenant_select(PbxSettings, tenant_id)).first()
-    if settings is None:
-        raise Conflict("set the PBX settings first: recordings come from the PBX", field="recording_retention_days")
-    before = settings.recording_retention_days
-    settings.recording_retention_days = days
-    session.add(settings)
-    audit.record(
-        session=session, tenant_id=tenant_id, actor=actor, action="recording.retention", object_type="pbx_settings",
-        object_id=settings.id, detail={"before": before, "after": days},
-    )
-    return days
+def sign_link(*, session_id: int, recording_id: int, now: datetime | None = None) -> str:
+    """The ``sig`` of a link to the recording for the dashboard session ``session_id``."""
+    expires = (now or utcnow()) + LINK_TTL
+    return security.sign_link(_link_subject(session_id, recording_id), purpose=_LINK_PURPOSE, expires_at=expires)
 
 
-def set_legal_hold(*, session: Session, tenant_id: int, actor: Principal, case_id: int, hold: bool) -> bool:
-    """Put a case on legal hold (its calls' recordings are never deleted by retention) or
-    release it (OWNER/ADMIN), audited. Another firm's case is :class:`NotFound`."""
-    require(actor, Permission.MANAGE_RECORDINGS, tenant_id=tenant_id)
-    case = get_owned(session, Case, tenant_id, case_id, what="case")
-    if case.legal_hold != hold:
-        case.legal_hold = hold
-        session.add(case)
-        audit.record(
-            session=session, tenant_id=tenant_id, actor=actor, action="case.legal_hold", object_type="case",
-            object_id=case.id, detail={"hold": hold},
-        )
-    return hold
-
-
-def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = None, store: storage.Store | None = None) -> int:
-    """Delete the files of the firm's recordings of calls started before the retention
-    period, except calls linked to a case on legal hold; returns how many were purged.
-
-    The row stays with ``storage_key`` cleared and ``purged_at`` set; a recording still
-    waiting to be fetched is marked too (it will not be fetched). The file goes first: if
-    the caller's commit then fails, the next run finds the row again and finishes it.
-    """
-    store = store or storage.default_store()
-    now = now or utcnow()
-    days = retention_days(session=session, tenant_id=tenant_id)
-    cutoff = now - timedelta(days=days)
-    expired = session.exec(
-        select(CallRecording)
-        .join(Call, owned_join(Call, Call.id == CallRecording.call_id, tenant_id))
-        .outerjoin(Case, owned_join(Case, Case.id == Call.case_id, tenant_id))
-        .where(
-            owned_by(CallRecording, tenant_id),
-            CallRecording.purged_at.is_(None),  # type: ignore[union-attr]
-            sa.or_(CallRecording.storage_key.is_not(None), CallRecording.source_file.is_not(None)),  # type: ignore[union-attr]
-            Call.started_at < cutoff,
-            sa.or_(Case.id.is_(None), Case.legal_hold.is_(False)),  # type: ignore[union-attr]
-        )
-        .order_by(CallRecording.id)
-    ).all()
-    for rec in expired:
-        if rec.storage_key:
-            store.delete(rec.storage_key)
-        rec.storage_key = None
-        rec.purged_at = now
-        session.add(rec)
-    if expired:
-        session.flush()
-        audit.record(
-            session=session, tenant_id=tenant_id, actor=None, action="recording.purge", object_type="call_recording",
-            detail={"count": len(expired), "retention_days": days, "ids": [r.id for r in expired[:200]]},
-        )
-    return len(expired)
-
-
-def purge_all_firms(*, session_factory: SessionFactory, now: datetime | None = None, store: storage.Store | None = None) -> dict[int, int]:
-    """The daily job: :func:`purge_expired` for every firm, each in its own transaction.
-    Returns the count per firm that had something to purge."""
-    now = now or utcnow()
-    with session_factory() as session:
-        # An operator job over every firm: the tenant list itself is not tenant-owned.
-        tenant_ids = list(session.exec(select(Tenant.id).order_by(Tenant.id)).all())
-    purged: dict[int, int] = {}
-    for tenant_id in tenant_ids:
-        assert tenant_id is not None
-        try:
-            with session_factory() as session:
-                n = purge_expired(session=session, tenant_id=tenant_id, now=now, store=store)
-                session.commit()
-        except Exception:  # noqa: BLE001 - one firm's failure must not stop the others' purge
-            log.exception("recording retention failed for firm %s", tenant_id)
-            continue
-        if n:
-            purged[tenant_id] = n
-            log.info("recording retention: %d recording(s) of firm %s deleted", n, tenant_id)
-    return purged
+def principal_for_link(*, session: Session, session_id: int, recording_id: int, signature: str) -> Principal:
+    """Who a signed link acts for: :class:`AuthenticationFailed` unless the signature matches
+    this session and recording and is unexpired, and the session is still valid."""
+    if not security.verify_link(signature, _link_subject(session_id, recording_id), purpose=_LINK_PURPOSE):
+        raise AuthenticationFailed("the recording link is invalid or has expired; open the call again")
+    check = accounts.check_session(session=session, session_id=session_id, activity=True)
+    if check.principal is None:
+        raise AuthenticationFailed("the session of this recording link has ended")
+    return check.principal
