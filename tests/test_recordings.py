@@ -324,3 +324,43 @@ def test_a_signed_link_acts_for_its_session_until_it_ends(session, source, store
     session.commit()
     with pytest.raises(AuthenticationFailed):
         recordings.principal_for_link(session=session, session_id=sid, recording_id=rec.id, signature=sig)
+
+
+def _old_stored_recording(session, tmp_path, monkeypatch):
+    monkeypatch.setenv("WATHEEQ_DATA_DIR", str(tmp_path / "data"))
+    firm = factories.make_firm(session)
+    _settings(session, firm, 7)
+    call = factories.make_call(session, firm.tenant, started_at=utcnow() - timedelta(days=8))
+    rec = factories.make_stored_recording(session, call, b"RIFF old audio")
+    session.commit()
+    return rec
+
+
+def test_the_cli_command_runs_the_daily_purge(session, tmp_path, monkeypatch, capsys) -> None:
+    from services import cli
+
+    rec = _old_stored_recording(session, tmp_path, monkeypatch)
+    assert storage.default_store().exists(rec.storage_key)
+    assert cli.main(["purge-recordings"]) == 0
+    assert "deleted 1 recording(s)" in capsys.readouterr().out
+    assert not storage.default_store().exists(rec.storage_key)
+    assert _row(session, rec.id).purged_at is not None
+
+
+def test_the_daily_loop_purges_at_start_and_stops_when_asked(session, tmp_path, monkeypatch) -> None:
+    import asyncio
+
+    rec = _old_stored_recording(session, tmp_path, monkeypatch)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(retention.purge_daily(stop, interval=timedelta(hours=1)))
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if _row(session, rec.id).purged_at is not None:
+                break
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(run())
+    assert _row(session, rec.id).storage_key is None

@@ -10,13 +10,14 @@ record read again does not fetch it back. :func:`purge_all_firms` is the daily j
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from services import audit, storage
+from services import audit, db, storage
 from services.authz import Permission, require
 from services.errors import Conflict, Invalid
 from services.models import Call, CallRecording, Case, CasePublic, PbxSettings, Principal, Tenant, utcnow
@@ -116,6 +117,9 @@ def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = No
             sa.or_(Case.id.is_(None), Case.legal_hold.is_(False)),  # type: ignore[union-attr]
         )
         .order_by(CallRecording.id)
+        # Two daily jobs at once (two processes on PostgreSQL) split the rows instead of
+        # deleting and auditing each twice; SQLite has one writer and ignores this.
+        .with_for_update(of=CallRecording, skip_locked=True)  # type: ignore[arg-type]
     ).all()
     for rec in expired:
         if rec.storage_key:
@@ -153,3 +157,25 @@ def purge_all_firms(*, session_factory: SessionFactory, now: datetime | None = N
             purged[tenant_id] = n
             log.info("recording retention: %d recording(s) of firm %s deleted", n, tenant_id)
     return purged
+
+
+PURGE_INTERVAL = timedelta(days=1)
+
+
+async def purge_daily(stop: asyncio.Event | None = None, *, session_factory: SessionFactory | None = None, interval: timedelta = PURGE_INTERVAL) -> None:
+    """Run :func:`purge_all_firms` now and then once every ``interval`` until ``stop`` is set
+    (or the task is cancelled). The database and file work runs in a thread; a failed run is
+    logged and the next one runs on time."""
+    factory = session_factory or db.session_scope
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            purged = await asyncio.to_thread(purge_all_firms, session_factory=factory)
+        except Exception:  # noqa: BLE001 - the job must outlive one bad run
+            log.exception("recording retention run failed; next run in %s", interval)
+        else:
+            log.info("recording retention run: %d recording(s) deleted in %d firm(s)", sum(purged.values()), len(purged))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval.total_seconds())
+        except asyncio.TimeoutError:
+            pass
