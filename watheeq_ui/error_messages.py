@@ -57,6 +57,10 @@ ARABIC: dict[str, str] = {
     "this link is not valid: it has expired, was already used or was replaced": (
         "هذا الرابط غير صالح: انتهت مدته أو استُخدم أو استُبدل"
     ),
+    # recordings
+    "between {min} and {max} days": "بين {min} و{max} يومًا",
+    "set the PBX settings first: recordings come from the PBX": "اضبط إعدادات المقسم أولًا: التسجيلات تأتي من المقسم",
+    "search with at most 100 characters": "ابحث بـ 100 حرف على الأكثر",
     # PBX settings
     "the PBX host is required": "عنوان المقسم مطلوب",
     "give the host name or IP address only, without scheme or path": "أدخل اسم المضيف أو عنوان IP فقط، دون بروتوكول أو مسار",
