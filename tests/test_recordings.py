@@ -364,3 +364,19 @@ def test_the_daily_loop_purges_at_start_and_stops_when_asked(session, tmp_path, 
 
     asyncio.run(run())
     assert _row(session, rec.id).storage_key is None
+
+
+def test_deleting_a_call_deletes_its_recordings_files(session, tmp_path, monkeypatch) -> None:
+    from services import call_center
+
+    monkeypatch.setenv("WATHEEQ_DATA_DIR", str(tmp_path / "data"))
+    firm = factories.make_firm(session)
+    call = factories.make_call(session, firm.tenant, agent=firm.agent)
+    rec = factories.make_stored_recording(session, call, b"RIFF audio")
+    session.commit()
+    assert storage.default_store().exists(rec.storage_key)
+    call_center.delete_call(session=session, tenant_id=firm.tenant.id, actor=firm.admin, call_id=call.id)
+    session.commit()
+    assert not storage.default_store().exists(rec.storage_key)
+    [event] = audit.list_events(session=session, tenant_id=firm.tenant.id, action="call.delete")
+    assert event.detail["recording_files_deleted"] == 1

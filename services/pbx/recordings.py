@@ -190,6 +190,20 @@ def _record_failure(session_factory: SessionFactory, tenant_id: int, rec_id: int
     log.log(level, "recording %s of firm %s not fetched (attempt %d of %d): %s", rec_id, tenant_id, attempts, MAX_FETCH_ATTEMPTS, code)
 
 
+def delete_files_of_call(*, session: Session, tenant_id: int, call_id: int, store: storage.Store | None = None) -> int:
+    """Delete the stored files of a call's recordings (the call is being deleted; its rows
+    go with it by cascade). Returns how many files were deleted."""
+    keys = session.execute(
+        sa.select(CallRecording.storage_key).where(
+            owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id, CallRecording.storage_key.is_not(None)  # type: ignore[union-attr]
+        )
+    ).scalars().all()
+    if not keys:
+        return 0
+    store = store or storage.default_store()
+    return sum(1 for key in keys if key and store.delete(key))
+
+
 # --------------------------------------------------------------------------- reading
 
 

@@ -37,7 +37,7 @@ class PlayRow(BaseModel):
     who: str
     action: str
     call: str
-    range: str
+    bytes_range: str
 
 
 def _hold_case(c: CasePublic) -> HoldCase:
@@ -84,7 +84,7 @@ class RecordingsState(rx.State):
                 who=e.actor_email or "—",
                 action=e.action.removeprefix("recording."),
                 call=str(e.detail.get("call_id", "")) if e.action != "recording.purge" else str(e.detail.get("count", "")),
-                range=str(e.detail.get("range", "")),
+                bytes_range=str(e.detail.get("range", "")),
             )
             for e in events
         ]
@@ -241,7 +241,7 @@ def _plays() -> rx.Component:
                             rx.table.cell(name_text(p.who)),
                             rx.table.cell(p.action),
                             rx.table.cell(p.call),
-                            rx.table.cell(p.range),
+                            rx.table.cell(p.bytes_range),
                             data_testid="audit-row",
                         ),
                     )
