@@ -3,6 +3,7 @@ the owners' recordings page lists the play."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,12 @@ from tests.e2e.conftest import LOGINS, login, screenshot
 pytestmark = pytest.mark.e2e
 
 SECONDS = 4.0
-NUMBER = "0509990417"
+_numbers = itertools.count(int(time.time()) % 100_000)
+
+
+def _new_number() -> str:
+    # One call per test: the calls live in one app (and database) for the whole package.
+    return f"05099{next(_numbers) % 100_000:05d}"
 
 
 def _data_dir(app) -> Path:
@@ -36,19 +42,20 @@ def recorded_call(app, services_db, tmp_path):
     with services_db.session_scope() as session:
         agent = session.execute(sa.select(User).where(User.email == LOGINS["AGENT"])).scalar_one()
         tenant = session.get(Tenant, agent.tenant_id)
-        call = factories.make_call(session, tenant, agent=agent, remote_number=NUMBER, started_at=utcnow() - timedelta(minutes=1), talk_seconds=4)
+        number = _new_number()
+        call = factories.make_call(session, tenant, agent=agent, remote_number=number, started_at=utcnow() - timedelta(minutes=1), talk_seconds=4)
         rec = factories.make_stored_recording(session, call, wav, store=store, duration_seconds=round(SECONDS))
-        ids = {"call": call.id, "recording": rec.id, "agent": agent.id, "key": rec.storage_key}
+        ids = {"call": call.id, "recording": rec.id, "agent": agent.id, "key": rec.storage_key, "number": number}
     # At rest: neither a RIFF header nor the audio's bytes.
     on_disk = store._path(ids["key"]).read_bytes()
     assert not on_disk.startswith(b"RIFF") and wav[2000:2100] not in on_disk
     return ids
 
 
-def _open_call(page) -> None:
+def _open_call(page, number: str) -> None:
     page.goto("/calls")
     expect(page.get_by_test_id("call-row").first).to_be_visible()
-    page.get_by_test_id("filter-number").fill(NUMBER)
+    page.get_by_test_id("filter-number").fill(number)
     rows = page.get_by_test_id("call-row")
     expect(rows).to_have_count(1)
     rows.first.click()
@@ -59,7 +66,7 @@ def test_the_calls_agent_plays_the_recording_to_its_end_and_seeks(page, services
     from services.models import AuditEvent
 
     login(page, "AGENT")
-    _open_call(page)
+    _open_call(page, recorded_call["number"])
     audio = page.get_by_test_id("recording-audio")
     expect(audio).to_have_count(1)
     expect(page.get_by_test_id("recording-duration")).to_contain_text("0:04")
@@ -114,10 +121,12 @@ def test_the_calls_agent_plays_the_recording_to_its_end_and_seeks(page, services
 
 def test_the_owner_sees_who_played_it(page, recorded_call):
     login(page, "AGENT")
-    _open_call(page)
+    _open_call(page, recorded_call["number"])
     page.get_by_test_id("recording-audio").evaluate(
         "async (a) => { a.muted = true; await a.play(); a.pause(); }"
     )
+    page.get_by_test_id("panel-close").click()
+    expect(page.get_by_test_id("call-panel")).to_have_count(0)
     page.get_by_test_id("logout").click()
     login(page, "OWNER")
     page.goto("/recordings")
