@@ -191,7 +191,7 @@ def commit_batch(
     _fence(session, tenant_id, worker_id, epoch, now)
     watermark, day, today, tz_name = session.execute(
         sa.select(_feed.c.watermark, _feed.c.records_day, _feed.c.records_today, Tenant.timezone)
-        .join(Tenant, Tenant.id == _feed.c.tenant_id)
+        .join(Tenant, Tenant.id == tenant_id)
         .where(owned_by(_feed, tenant_id))
     ).one()
     result = ledger.ingest(session=session, tenant_id=tenant_id, records=records, now=now)
@@ -238,7 +238,7 @@ def record_state(
 def get_health(*, session: Session, tenant_id: int) -> PbxFeedHealth | None:
     """The firm's feed health for the PBX settings page; None when no feed was ever started."""
     row = session.execute(
-        sa.select(_feed, Tenant.timezone).join(Tenant, Tenant.id == _feed.c.tenant_id).where(owned_by(_feed, tenant_id))
+        sa.select(_feed, Tenant.timezone).join(Tenant, Tenant.id == tenant_id).where(owned_by(_feed, tenant_id))
     ).one_or_none()
     if row is None:
         return None
