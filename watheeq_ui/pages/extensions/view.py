@@ -8,6 +8,7 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import card, confirm_dialog, field_error, labelled, name_text, role_label, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.pages.extensions.feed_health import feed_health_line
 from watheeq_ui.pages.extensions.state import ExtensionsState
 
 
@@ -276,6 +277,7 @@ def extensions() -> rx.Component:
             width="100%",
         ),
         rx.grid(_pbx_form(), _bulk(), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
+        card(feed_health_line()),
         _delete_dialog(),
         spacing="4",
         width="100%",
