@@ -121,26 +121,29 @@ _FIGURE_COLUMNS = [
 _CALL_FIGURES = len(_FIGURE_COLUMNS) - 2
 
 
-def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | None) -> sa.Select[Any]:
+def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | None, *, join: bool = True) -> sa.Select[Any]:
     """Per (``key``, leg agent): the answered legs' talk of the calls matching ``conds``, as
     rows shaped like :func:`_figures` (the call figures zero: the call is counted once, by
     its own row)."""
+    # Grouped by an expression, not the bare column: SQLite would otherwise walk the firm's
+    # legs in ix_call_leg_tenant_agent_started (already grouped) instead of the period's.
+    agent = (CallLeg.agent_user_id + 0).label("agent_user_id")
     query = (
         sa.select(
             *([key] if key is not None else []),
-            CallLeg.agent_user_id,
+            agent,
             *(sa.literal(0) for _ in range(_CALL_FIGURES)),
             sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0),
             sa.func.count(),
         )
         .select_from(CallLeg)
-        .join(Call, sa.and_(Call.id == CallLeg.call_id, owned_by(Call, tenant_id)))
         .where(owned_by(CallLeg, tenant_id), CallLeg.answered_at.is_not(None), *conds)
     )
+    if join:
+        query = query.join(Call, sa.and_(Call.id == CallLeg.call_id, owned_by(Call, tenant_id)))
     if agent_only is not None:
         query = query.where(CallLeg.agent_user_id == agent_only)
-    group = [key, CallLeg.agent_user_id] if key is not None else [CallLeg.agent_user_id]
-    return query.group_by(*group)
+    return query.group_by(*([key, agent] if key is not None else [agent]))
 _WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
 
 
@@ -349,7 +352,10 @@ def get_stats(
         return conds
 
     def legs_between(a: datetime, b: datetime) -> list[Any]:
-        return list(session.execute(_leg_figures(tenant_id, None, [Call.started_at >= a, Call.started_at < b], agent_only)).all())
+        # The period's calls first (the history index), then their legs (ix_call_leg_tenant_call):
+        # a join lets SQLite walk every leg of the firm instead.
+        ids = sa.select(Call.id).where(owned_by(Call, tenant_id), Call.started_at >= a, Call.started_at < b)
+        return list(session.execute(_leg_figures(tenant_id, None, [CallLeg.call_id.in_(ids)], agent_only, join=False)).all())
 
     # The sealed whole hours inside the period: [lo, hi).
     lo = _floor_hour(start) + (_HOUR if _floor_hour(start) < start else timedelta(0))

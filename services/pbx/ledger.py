@@ -187,7 +187,14 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
     now = now or utcnow()
     batch = list(latest.values())
     region, agents = _context(session, tenant_id, batch)
-    known = {row.unique_id for row in _stored_legs(session, tenant_id, _leg.c.unique_id, list(latest))}
+    known: set[str] = set()
+    ids = list(latest)
+    for i in range(0, len(ids), _CHUNK):
+        known.update(
+            session.execute(
+                sa.select(_leg.c.unique_id).where(owned_by(_leg, tenant_id), _leg.c.unique_id.in_(ids[i : i + _CHUNK]))
+            ).scalars()
+        )
 
     by_linked: dict[str, list[CdrRecord]] = {}
     for record in batch:
@@ -256,7 +263,7 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
         keys = sorted({k for v in inserts for k in v})
         rows = [{k: v.get(k) for k in keys} for v in inserts]
         for call_id, linked_id in session.execute(
-            sa.insert(_call).returning(_call.c.id, _call.c.pbx_linked_id, sort_by_parameter_order=True), rows
+            sa.insert(_call).returning(_call.c.id, _call.c.pbx_linked_id), rows
         ):
             call_of[linked_id] = call_id
         result.calls_created = len(inserts)

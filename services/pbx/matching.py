@@ -156,11 +156,14 @@ def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], number
         ).all()
     if not candidates:
         return
+    by_number: dict[str, list[Any]] = {}
+    for row in candidates:
+        by_number.setdefault(row.remote_e164 or row.remote_number, []).append(row)
     for group in wanted:
         number = group.remote_e164 or numbers[group.linked_id]
         best: dict[Any, Any] = {}
-        for row in candidates:
-            if row.id in taken or (row.remote_e164 or row.remote_number) != number:
+        for row in by_number.get(number, ()):
+            if row.id in taken:
                 continue
             if abs(row.started_at - group.start) > WINDOW:
                 continue
