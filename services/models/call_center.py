@@ -226,6 +226,12 @@ class PbxSettingsIn(SQLModel):
     sip_domain: str = ""
     did: str = ""
     ice_servers: list[dict[str, Any]] = []
+    # Call records (services.pbx.settings): None keeps what is stored. The UCM API
+    # password is write-only, passed separately (never part of a settings object).
+    cdr_source: str | None = None
+    api_url: str | None = None
+    api_user: str | None = None
+    realtime_port: int | None = None
 
 
 class PbxSettingsPublic(SQLModel):
@@ -237,6 +243,12 @@ class PbxSettingsPublic(SQLModel):
     did: str = ""
     ice_servers: list[dict[str, Any]]
     wss_url: str
+    cdr_source: str = ""
+    api_url: str = ""
+    api_user: str = ""
+    # The UCM API password itself is never returned.
+    api_password_set: bool = False
+    realtime_port: int | None = None
 
 
 class ExtensionAssign(SQLModel):

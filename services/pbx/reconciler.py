@@ -35,10 +35,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import config, db
-from services.models import PbxSettings
+from services.models import PbxSettings, Tenant
 from services.pbx import feed
 from services.pbx.records import CdrRecord, CdrSource, CdrSourceError
 from services.tenancy import tenant_select
@@ -85,12 +86,13 @@ class ReconcilerSettings:
 
 
 def default_source(settings: PbxSettings) -> CdrSource | None:
-    """The firm's source from ``services.pbx.sources.source_for``."""
-    try:
-        sources = importlib.import_module("services.pbx.sources")
-    except ImportError:
-        raise CdrSourceError("no_adapter", "this installation has no CDR source adapters") from None
-    return sources.source_for(settings)
+    """The firm's source from :func:`services.pbx.sources.source_for` (blocking: it reads the
+    firm's time zone, in which a UCM writes its record times)."""
+    from services.pbx.sources import source_for
+
+    with db.session_scope() as session:
+        timezone = session.execute(sa.select(Tenant.timezone).where(Tenant.id == settings.tenant_id)).scalar_one()
+    return source_for(settings, timezone=timezone)
 
 
 def _fetch_recordings() -> Callable[..., int] | None:
@@ -169,8 +171,7 @@ class FirmWorker:
         while not self.stop.is_set():
             try:
                 if self.source is None:
-                    settings = await asyncio.to_thread(self._settings)
-                    self.source = self.reconciler.source_factory(settings) if settings is not None else None
+                    self.source = await asyncio.to_thread(self._make_source)
                     if self.source is None:
                         return
                 await self.follow_live(after_loss=after_loss, connected=self._connected)
@@ -195,9 +196,10 @@ class FirmWorker:
                     log.exception("firm %s: recording the feed's state failed", self.tenant_id)
                 await asyncio.sleep(delay)
 
-    def _settings(self) -> PbxSettings | None:
+    def _make_source(self) -> CdrSource | None:
         with self.reconciler.session_factory() as session:
-            return session.exec(tenant_select(PbxSettings, self.tenant_id)).first()
+            settings = session.exec(tenant_select(PbxSettings, self.tenant_id)).first()
+        return self.reconciler.source_factory(settings) if settings is not None else None
 
     async def _connected(self) -> None:
         assert self.source is not None

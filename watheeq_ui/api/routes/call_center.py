@@ -12,6 +12,7 @@ from services import call_center
 from services.call_center.stats import MAX_SERVICE_LEVEL_THRESHOLD_S
 from services.errors import NotFound
 from services.pbx import feed
+from services.pbx.settings import test_cdr_connection
 from services.models import (
     CallCreate,
     CallDetail,
@@ -24,6 +25,7 @@ from services.models import (
     CallStats,
     CallStatus,
     CallUpdate,
+    CdrConnectionResult,
     ExtensionAssign,
     ExtensionPublic,
     PbxFeedHealth,
@@ -51,6 +53,10 @@ class PbxSettingsUpdate(PbxSettingsIn):
     turn_credential: str | None = Field(
         default=None, description="None keeps the stored credential, an empty string removes it"
     )
+    api_password: str | None = Field(
+        default=None, description="The UCM API password (write-only): None keeps it, an empty string removes it"
+    )
+    realtime_port: int | None = Field(default=None, ge=0, le=65535, description="0 clears it; None keeps it")
 
 
 class CallCreateIn(CallCreate):
@@ -119,14 +125,22 @@ def get_pbx_feed_health(session: SessionDep, admin: AdminDep) -> PbxFeedHealth:
 @router.put("/pbx-settings", response_model=PbxSettingsPublic, responses=responses(400, 403, 409))
 def update_pbx_settings(session: SessionDep, admin: AdminDep, data: PbxSettingsUpdate) -> PbxSettingsPublic:
     """Create or replace the firm's PBX settings (OWNER/ADMIN); the TURN credential is never returned."""
-    settings = PbxSettingsIn.model_validate(data.model_dump(exclude={"turn_credential"}))
+    settings = PbxSettingsIn.model_validate(data.model_dump(exclude={"turn_credential", "api_password"}))
     return call_center.update_pbx_settings(
         session=session,
         tenant_id=admin.tenant_id,
         actor=admin,
         data=settings,
         turn_credential=data.turn_credential,
+        api_password=data.api_password,
     )
+
+
+@router.post("/pbx-settings/test-connection", response_model=CdrConnectionResult, responses=responses(403, 404))
+def test_call_record_connection(session: SessionDep, admin: AdminDep) -> CdrConnectionResult:
+    """Log in to the firm's call-record source (UCM API or PBX lab) and read one page of records
+    (OWNER/ADMIN). A failed connection is a 200 with ``ok`` false and the reason as a sentence."""
+    return test_cdr_connection(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
 # --------------------------------------------------------------------------- calls
