@@ -35,7 +35,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import config, db
@@ -91,7 +90,8 @@ def default_source(settings: PbxSettings) -> CdrSource | None:
     from services.pbx.sources import source_for
 
     with db.session_scope() as session:
-        timezone = session.execute(sa.select(Tenant.timezone).where(Tenant.id == settings.tenant_id)).scalar_one()
+        tenant = session.get(Tenant, settings.tenant_id)
+        timezone = tenant.timezone if tenant is not None else None
     return source_for(settings, timezone=timezone)
 
 
