@@ -146,3 +146,33 @@ def test_a_source_error_is_the_feeds_health_and_is_retried(engine, session, tmp_
         health = feed.get_health(session=s, tenant_id=tenant.id)
     assert (health.connected, health.last_error) == (False, "the PBX refused the API user's password")
     assert _counts(engine, tenant.id) == ((0, 0), (0, 0))
+
+
+def test_after_a_batch_the_firms_pending_recordings_are_fetched(engine, session, tmp_path, monkeypatch):
+    from services.models import CallRecording
+    from services.pbx import reconciler as reconciler_module
+
+    [tenant] = _setup(session)
+    pbx = AccountingPbx(tmp_path / "acc.sqlite")
+    pbx.write([leg("R1", unique_id="r1", answer=2, end=20, recordings=("r1.wav",))])
+    fetched: list[tuple[int, list[str | None]]] = []
+
+    def fetch_pending(*, session_factory, tenant_id, source):
+        # What services.pbx.recordings.fetch_pending sees: the rows the batch committed.
+        with session_factory() as s:
+            names = list(s.exec(sa.select(CallRecording.source_file).where(CallRecording.tenant_id == tenant_id)).scalars())
+        fetched.append((tenant_id, names))
+        return len(names)
+
+    monkeypatch.setattr(reconciler_module, "_fetch_recordings", lambda: fetch_pending)
+    reconciler = Reconciler(worker_id="w1", settings=ReconcilerSettings(tick_seconds=0.1, lease_seconds=5),
+                            source_factory=lambda settings: AccountingSource(pbx))
+
+    async def scenario():
+        task = asyncio.create_task(reconciler.run())
+        await _until(lambda: bool(fetched))
+        reconciler.stopping.set()
+        await task
+
+    asyncio.run(scenario())
+    assert fetched[0] == (tenant.id, ["r1.wav"])

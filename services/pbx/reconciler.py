@@ -122,6 +122,7 @@ class FirmWorker:
     source: CdrSource | None = None
     batches: int = 0
     failures: int = 0  # in a row, for the backoff
+    _fetching: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def worker_id(self) -> str:
@@ -137,13 +138,26 @@ class FirmWorker:
             feed.commit_batch, records=records, source_kind=self.source.kind, live=live, count_gap=count_gap
         )
         self.batches += 1
+        self.fetch_recordings()
+        return outcome
+
+    def fetch_recordings(self) -> None:
+        """Fetch the firm's pending recordings (``services.pbx.recordings.fetch_pending``) on a
+        thread of their own, one run at a time, so a long file never holds up the ledger."""
         fetch = _fetch_recordings()
-        if fetch is not None and outcome.result.recordings_added:
+        if fetch is None or self.source is None or not self._fetching.acquire(blocking=False):
+            return
+        source = self.source
+
+        def run() -> None:
             try:
-                fetch(session_factory=self.reconciler.session_factory, tenant_id=self.tenant_id, source=self.source)
+                fetch(session_factory=self.reconciler.session_factory, tenant_id=self.tenant_id, source=source)
             except Exception:
                 log.exception("fetching recordings of firm %s failed; the next batch tries again", self.tenant_id)
-        return outcome
+            finally:
+                self._fetching.release()
+
+        threading.Thread(target=run, name=f"recordings-{self.tenant_id}", daemon=True).start()
 
     def catch_up(self, *, after_loss: bool) -> int:
         """Blocking: every record after the watermark, in batches; returns how many were read."""
