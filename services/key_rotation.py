@@ -19,6 +19,7 @@ from services.models import PbxSettings, SipExtension
 
 SIP_PASSWORD_PURPOSE = "sip_extension.password"
 TURN_CREDENTIAL_PURPOSE = "pbx_settings.turn_credential"
+UCM_API_PASSWORD_PURPOSE = "pbx_settings.api_password"
 
 CURRENT_KEY_VAR = "WATHEEQ_SECRET_KEY"
 PREVIOUS_KEYS_VAR = "WATHEEQ_PREVIOUS_SECRET_KEYS"
@@ -34,6 +35,7 @@ class SecretColumn:
 SECRET_COLUMNS: tuple[SecretColumn, ...] = (
     SecretColumn(SipExtension, "password_encrypted", SIP_PASSWORD_PURPOSE),
     SecretColumn(PbxSettings, "turn_credential_encrypted", TURN_CREDENTIAL_PURPOSE),
+    SecretColumn(PbxSettings, "api_password_encrypted", UCM_API_PASSWORD_PURPOSE),
 )
 
 

@@ -1,7 +1,7 @@
 """recordings: fetch attempts and backoff, last fetch error, purge time
 
 Revision ID: rec5a1b20007
-Revises: e5f0a1b20006
+Revises: le01a7c30007
 Create Date: 2026-11-30 12:35:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import services.models
 
 
 revision: str = 'rec5a1b20007'
-down_revision: Union[str, None] = 'e5f0a1b20006'
+down_revision: Union[str, None] = 'le01a7c30007'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -18,6 +18,8 @@ from services.models import (
     Call,
     CallDetail,
     CallFilters,
+    CallLeg,
+    CallLegPublic,
     CallNote,
     CallNotePublic,
     CallOrder,
@@ -141,6 +143,21 @@ def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int
     """One call with its notes, recordings and the names of agent, client and case."""
     call = _owned_call(session, tenant_id, actor, call_id)
     return _detail(session, tenant_id, call.id)
+
+
+def get_call_legs(*, session: Session, tenant_id: int, actor: Principal, call_id: int) -> list[CallLegPublic]:
+    """The PBX's legs of one call (who rang, for how long, who answered, transfers, who talked
+    how long), in the order they started; [] for a call the PBX has not reported. Seen by
+    whoever may see the call (:func:`get_call`): another firm's call, or another agent's for an
+    agent, is :class:`NotFound`."""
+    call = _owned_call(session, tenant_id, actor, call_id)
+    rows = session.execute(
+        sa.select(CallLeg, User.full_name)
+        .outerjoin(User, owned_join(User, User.id == CallLeg.agent_user_id, tenant_id))
+        .where(owned_by(CallLeg, tenant_id), CallLeg.call_id == call.id)
+        .order_by(CallLeg.started_at, CallLeg.position, CallLeg.id)
+    ).all()
+    return [CallLegPublic.model_validate({**leg.model_dump(), "agent_name": name}) for leg, name in rows]
 
 
 # The cursor names its order, so a cursor of one order cannot silently page the other.

@@ -79,6 +79,8 @@ from services.models.call_center import (
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
+    CdrConnectionResult,
+    CdrSettingsIn,
     PbxFeed,
     PbxFeedHealth,
 )
@@ -101,6 +103,8 @@ from services.models.whatsapp import (
 __all__ = [
     "CallLeg",
     "CallLegPublic",
+    "CdrConnectionResult",
+    "CdrSettingsIn",
     "PbxFeed",
     "PbxFeedHealth",
     "ADMIN_ROLES",

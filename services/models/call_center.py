@@ -168,6 +168,10 @@ class CallHourlyRollup(TenantOwned, table=True):
     ring_count: int = 0
     talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
     talk_count: int = 0
+    # The agent's own talk: calls without PBX legs by the call's agent, plus the answered PBX
+    # legs (services.pbx.ledger) by the leg's agent, so a transferred call's talk is split.
+    agent_talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    agent_talk_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CallRollupHour(TenantOwned, table=True):
@@ -231,6 +235,12 @@ class PbxSettingsIn(SQLModel):
     sip_domain: str = ""
     did: str = ""
     ice_servers: list[dict[str, Any]] = []
+    # Call records (services.pbx.settings): None keeps what is stored. The UCM API
+    # password is write-only, passed separately (never part of a settings object).
+    cdr_source: str | None = None
+    api_url: str | None = None
+    api_user: str | None = None
+    realtime_port: int | None = None
 
 
 class PbxSettingsPublic(SQLModel):
@@ -242,6 +252,12 @@ class PbxSettingsPublic(SQLModel):
     did: str = ""
     ice_servers: list[dict[str, Any]]
     wss_url: str
+    cdr_source: str = ""
+    api_url: str = ""
+    api_user: str = ""
+    # The UCM API password itself is never returned.
+    api_password_set: bool = False
+    realtime_port: int | None = None
 
 
 class ExtensionAssign(SQLModel):

@@ -7,6 +7,7 @@ import reflex as rx
 from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import direction_icon, field_error, name_text, status_badge
 from watheeq_ui.i18n import t
+from watheeq_ui.pages.calls.legs import legs_section
 from watheeq_ui.pages.calls.state import CallsState
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
@@ -115,6 +116,8 @@ def call_panel() -> rx.Component:
                         _detail_line("ring_time", c.ring),
                         _detail_line("talk_time", c.talk),
                         _detail_line("hangup_cause", c.hangup_cause),
+                        rx.divider(),
+                        legs_section(CallsState.legs),
                         rx.divider(),
                         rx.text(t("client"), weight="bold"),
                         rx.cond(

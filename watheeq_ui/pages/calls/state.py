@@ -24,6 +24,7 @@ from services.timestamps import local_day_range
 from watheeq_ui import exports, formatting
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
+from watheeq_ui.pages.calls.legs import LegView, leg_views
 from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -166,6 +167,7 @@ class CallsState(rx.State):
 
     panel_open: bool = False
     call: CallView = CallView()
+    legs: list[LegView] = []
     cases: list[Option] = []
     note: str = ""
     case_choice: str = ""
@@ -338,8 +340,10 @@ class CallsState(rx.State):
         try:
             with db.session_scope() as session:
                 detail = call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+                legs = call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
         except NotFound:
             return
+        self.legs = leg_views(legs, tz)
         self.note = ""
         self.panel_errors = {}
         self.confirming_delete = False
