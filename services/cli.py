@@ -104,6 +104,9 @@ def _cmd_rotate_key(args: argparse.Namespace) -> None:
     total = sum(counts.values())
     print(f"re-encrypted {total} secret(s) under key {security.parse_key(new_key).kid}: "
           + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    with db.session_scope() as session:
+        files = key_rotation.reencrypt_files(session=session, new_key=new_key)
+    print(f"re-encrypted {sum(files.values())} stored file(s): " + ", ".join(f"{label} {n}" for label, n in files.items()))
     print(f"{env_path} now holds the new key; the old one stays in {key_rotation.PREVIOUS_KEYS_VAR}. "
           "Restart the app and the sidecar to encrypt with the new key.")
 

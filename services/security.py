@@ -46,6 +46,10 @@ class _Key:
     raw: bytes
 
 
+# The type of a parsed key (``parse_key``, ``current_key``), for signatures outside this module.
+Key = _Key
+
+
 def generate_key() -> str:
     """A new random 32-byte key, base64-encoded, as it goes in ``WATHEEQ_SECRET_KEY``."""
     return base64.b64encode(os.urandom(32)).decode("ascii")

@@ -73,6 +73,10 @@ class Store(Protocol):
         """Remove the file; False when there was none."""
         ...
 
+    def reencrypt(self, key: str, *, purpose: str, new_key: security.Key) -> bool:
+        """Seal the file again under ``new_key`` (key rotation); False when it already was."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
 
@@ -102,6 +106,19 @@ class LocalEncryptedStore:
         return f"{purpose}:{key}"
 
     def put(self, key: str, chunks: Iterable[bytes], *, purpose: str) -> StoredFile:
+        return self._write(key, chunks, purpose, None)
+
+    def reencrypt(self, key: str, *, purpose: str, new_key: security.Key) -> bool:
+        reader, f = self._reader(key, purpose)
+        try:
+            if reader.key_id == new_key.kid:
+                return False
+            self._write(key, self._stream(key, reader.read_range(0), f), purpose, new_key)
+        finally:
+            f.close()
+        return True
+
+    def _write(self, key: str, chunks: Iterable[bytes], purpose: str, seal_with: security.Key | None) -> StoredFile:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256()
@@ -118,7 +135,7 @@ class LocalEncryptedStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:
-                for sealed in security.encrypt_stream(measured(), purpose=self._aad(purpose, key)):
+                for sealed in security.encrypt_stream(measured(), purpose=self._aad(purpose, key), key=seal_with):
                     out.write(sealed)
                 out.flush()
                 os.fsync(out.fileno())

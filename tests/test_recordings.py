@@ -380,3 +380,25 @@ def test_deleting_a_call_deletes_its_recordings_files(session, tmp_path, monkeyp
     assert not storage.default_store().exists(rec.storage_key)
     [event] = audit.list_events(session=session, tenant_id=firm.tenant.id, action="call.delete")
     assert event.detail["recording_files_deleted"] == 1
+
+
+def test_rotating_the_key_reseals_stored_recordings(session, store, monkeypatch) -> None:
+    from services import key_rotation, security
+
+    old, new = security.generate_key(), security.generate_key()
+    monkeypatch.setenv("WATHEEQ_SECRET_KEY", old)
+    firm = factories.make_firm(session)
+    call = factories.make_call(session, firm.tenant)
+    rec = factories.make_stored_recording(session, call, b"RIFF" + bytes(range(256)) * 600, store=store)
+    gone = factories.make_stored_recording(session, call, b"RIFF gone", store=store)
+    store.delete(gone.storage_key)
+    session.commit()
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 1}
+    # Only the new key configured: the file reads; a second run has nothing to do.
+    monkeypatch.setenv("WATHEEQ_SECRET_KEY", new)
+    assert b"".join(store.open_range(rec.storage_key, purpose=recordings.PURPOSE)) == b"RIFF" + bytes(range(256)) * 600
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 0}
+    # A file no configured key opens stops the run with a clear error.
+    monkeypatch.setenv("WATHEEQ_SECRET_KEY", security.generate_key())
+    with pytest.raises(key_rotation.RotationError, match=f"call_recording.storage_key row {rec.id}"):
+        key_rotation.reencrypt_files(session=session, new_key=security.generate_key(), store=store)

@@ -252,6 +252,9 @@ class FirmWorker:
                     first = await asyncio.wait_for(queue.get(), timeout=timeout)
                 except asyncio.TimeoutError:
                     await asyncio.to_thread(self.catch_up, after_loss=False)
+                    # Recordings whose fetch failed (a file the PBX was still writing) are
+                    # due again after their backoff even when no new record comes.
+                    self.fetch_recordings()
                     next_catch_up = time.monotonic() + s.catch_up_seconds
                     continue
                 batch: list[CdrRecord] = []

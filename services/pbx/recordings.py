@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from services import accounts, audit, security, storage
+from services import accounts, audit, key_rotation, security, storage
 from services.authz import Permission, allowed
 from services.errors import AuthenticationFailed, Invalid, NotFound
 from services.models import Call, CallLeg, CallRecording, Principal, utcnow
@@ -34,11 +34,12 @@ from services.tenancy import get_owned, owned_by, tenant_select
 
 log = logging.getLogger(__name__)
 
-PURPOSE = "call_recording"
+PURPOSE = key_rotation.CALL_RECORDING_PURPOSE
 MAX_FETCH_ATTEMPTS = 6
-# Doubled after each failure: 30 s, 1, 2, 4, 8 min (a file the PBX is still writing
-# usually appears by the second attempt).
-FETCH_BACKOFF = timedelta(seconds=30)
+# Doubled after each failure: 15 s, 30 s, 1, 2, 4 min (a file the PBX is still writing
+# usually appears by the second attempt). The reconciler fetches after each batch of records
+# and at each periodic catch-up.
+FETCH_BACKOFF = timedelta(seconds=15)
 FETCH_BATCH = 20
 # A byte range is audited as it was served; the first bytes hold the WAV header to sniff.
 _HEAD_BYTES = 64 * 1024
