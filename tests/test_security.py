@@ -130,14 +130,16 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
     _extension(session, t1, "1001", "secret1001")
     _extension(session, t2, "1001", "other-tenant-pw")
     session.add(PbxSettings(tenant_id=t1.id, host="127.0.0.1", turn_credential_encrypted=security.encrypt_secret(
-        "turn-pw", purpose=key_rotation.TURN_CREDENTIAL_PURPOSE)))
+        "turn-pw", purpose=key_rotation.TURN_CREDENTIAL_PURPOSE), api_password_encrypted=security.encrypt_secret(
+        "ucm-api-pw", purpose=key_rotation.UCM_API_PASSWORD_PURPOSE)))
     session.add(PbxSettings(tenant_id=t2.id, host="127.0.0.1"))
     session.flush()
 
     counts = key_rotation.reencrypt_secrets(session=session, new_key=new)
     session.commit()
 
-    assert counts == {"sip_extension.password_encrypted": 2, "pbx_settings.turn_credential_encrypted": 1}
+    assert counts == {"sip_extension.password_encrypted": 2, "pbx_settings.turn_credential_encrypted": 1,
+                      "pbx_settings.api_password_encrypted": 1}
     new_kid = security.parse_key(new).kid
     key_env(new)  # the old key is gone: only re-encrypted values can still be read
     passwords = {}
@@ -147,6 +149,7 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
     assert passwords == {t1.id: "secret1001", t2.id: "other-tenant-pw"}
     pbx = session.exec(select(PbxSettings).where(PbxSettings.tenant_id == t1.id)).one()
     assert security.decrypt_secret(pbx.turn_credential_encrypted, purpose=key_rotation.TURN_CREDENTIAL_PURPOSE) == "turn-pw"
+    assert security.decrypt_secret(pbx.api_password_encrypted, purpose=key_rotation.UCM_API_PASSWORD_PURPOSE) == "ucm-api-pw"
     assert session.exec(select(PbxSettings).where(PbxSettings.tenant_id == t2.id)).one().turn_credential_encrypted is None
 
 

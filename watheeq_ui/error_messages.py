@@ -57,7 +57,24 @@ ARABIC: dict[str, str] = {
     "this link is not valid: it has expired, was already used or was replaced": (
         "هذا الرابط غير صالح: انتهت مدته أو استُخدم أو استُبدل"
     ),
+    # recordings
+    "between {min} and {max} days": "بين {min} و{max} يومًا",
+    "set the PBX settings first: recordings come from the PBX": "اضبط إعدادات المقسم أولًا: التسجيلات تأتي من المقسم",
+    "search with at most 100 characters": "ابحث بـ 100 حرف على الأكثر",
     # PBX settings
+    "the call-record source is none, lab or ucm": "مصدر سجلات المكالمات: لا شيء أو المختبر أو UCM",
+    "the PBX lab is a source only for a PBX on this machine": "مختبر المقسم مصدر فقط لمقسم على هذا الجهاز",
+    "the UCM API URL is at most 512 characters": "عنوان واجهة UCM ‏512 حرفًا على الأكثر",
+    "the UCM API URL is https://host:port, e.g. https://192.168.1.10:8089": (
+        "عنوان واجهة UCM بالشكل https://host:port، مثل https://192.168.1.10:8089"
+    ),
+    "the API user is 1 to 64 letters, digits or . _ @ -": "مستخدم الواجهة من 1 إلى 64 حرفًا أو رقمًا أو . _ @ -",
+    "the API password is at most {n} characters": "كلمة مرور الواجهة {n} حرفًا على الأكثر",
+    "the real-time output port is between 1024 and 65535": "منفذ الإخراج الفوري بين 1024 و 65535",
+    "the UCM API URL is required for UCM call records": "عنوان واجهة UCM مطلوب لسجلات UCM",
+    "the API user is required for UCM call records": "مستخدم الواجهة مطلوب لسجلات UCM",
+    "the API password is required for UCM call records": "كلمة مرور الواجهة مطلوبة لسجلات UCM",
+    "the PBX settings have not been set yet": "لم تُضبط إعدادات المقسم بعد",
     "the PBX host is required": "عنوان المقسم مطلوب",
     "give the host name or IP address only, without scheme or path": "أدخل اسم المضيف أو عنوان IP فقط، دون بروتوكول أو مسار",
     "not a valid host name or IP address": "ليس اسم مضيف أو عنوان IP صالحًا",

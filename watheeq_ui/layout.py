@@ -29,6 +29,7 @@ NAV: list[tuple[str, str, str, str]] = [
     (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
     (routes.USERS, "nav_users", "user-cog", "admin"),
+    (routes.RECORDINGS, "nav_recordings", "file-audio", "admin"),
     (routes.ACCOUNT, "nav_account", "key-round", "member"),
 ]
 

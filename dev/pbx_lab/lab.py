@@ -28,7 +28,13 @@ whose only interface is ``lo``), all Debian packages:
 - **Accounting**: ``accounting.sqlite`` in the lab folder. ``lab_call`` has one row per call
   (call id, kind inbound/outbound/internal, firm domain, DID, from, to, invited / answered /
   ended times as Unix seconds, disposition ANSWERED / NO ANSWER / BUSY / CANCELED / FAILED,
-  SIP code, answering extension), written by Kamailio from its dialog events; ``acc`` and
+  SIP code, answering extension), written by Kamailio from its dialog events; ``lab_leg``
+  has one row per *leg*, as the UCM's CDR: each ringing branch of a ring group (CANCELED
+  when the caller gave up or another agent answered, NO ANSWER when the ring time ran out),
+  the answered leg, a blind transfer's new leg (its own Call-ID, the transferring extension,
+  the original call's ``linked_id``: the REFER's Refer-To carries the link), and the one leg
+  of a call nobody could take (no extension); services/pbx/lab_source.py reads it as a CDR
+  source, dev/pbx_lab/ucm_emulator.py serves it as a UCM would. ``acc`` and
   ``missed_calls`` are Kamailio's own per-transaction records (acc module).
 
 The UCM behaviour it mimics (UCM6301 firmware 1.0.x, "Ring Group" with strategy "Ring
@@ -117,6 +123,25 @@ CREATE TABLE IF NOT EXISTS lab_call (
     answered_by TEXT NOT NULL DEFAULT ''  -- the extension that answered (or placed an outbound call)
 );
 CREATE INDEX IF NOT EXISTS ix_lab_call_call_id ON lab_call (call_id);
+CREATE TABLE IF NOT EXISTS lab_leg (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the leg's position: rows are written when a leg ends
+    call_id TEXT NOT NULL,         -- this leg's SIP Call-ID
+    branch INTEGER NOT NULL,       -- the forked branch of its INVITE (call_id + branch: one leg)
+    linked_id TEXT NOT NULL,       -- the call's Call-ID; a transferee's new call keeps the original's
+    kind TEXT NOT NULL,            -- inbound, outbound, internal (as lab_call)
+    firm TEXT NOT NULL,            -- the firm's SIP domain
+    did TEXT NOT NULL DEFAULT '',
+    from_uri TEXT NOT NULL,
+    to_uri TEXT NOT NULL,
+    extension TEXT NOT NULL DEFAULT '',   -- the extension rung (inbound), calling (outbound); '' when none
+    invited_at REAL NOT NULL,      -- Unix seconds: this branch's INVITE sent
+    answered_at REAL,
+    ended_at REAL NOT NULL,
+    disposition TEXT NOT NULL,     -- ANSWERED, NO ANSWER, BUSY, CANCELED, FAILED
+    sip_code INTEGER NOT NULL,
+    transferred_by TEXT NOT NULL DEFAULT ''  -- the extension that blind-transferred the caller to this leg
+);
+CREATE INDEX IF NOT EXISTS ix_lab_leg_firm ON lab_leg (firm, id);
 """
 
 

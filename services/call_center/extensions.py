@@ -19,6 +19,7 @@ from services.key_rotation import SIP_PASSWORD_PURPOSE, TURN_CREDENTIAL_PURPOSE
 from services.authz import Permission, require
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
+    CdrSettingsIn,
     ExtensionAssign,
     ExtensionPublic,
     PbxSettings,
@@ -151,6 +152,11 @@ def _pbx_public(settings: PbxSettings) -> PbxSettingsPublic:
         did=settings.did,
         ice_servers=[dict(s) for s in settings.ice_servers],
         wss_url=_wss_url(settings),
+        cdr_source=settings.cdr_source or "",
+        api_url=settings.api_url or "",
+        api_user=settings.api_user or "",
+        api_password_set=bool(settings.api_password_encrypted),
+        realtime_port=settings.realtime_port,
     )
 
 
@@ -171,11 +177,14 @@ def update_pbx_settings(
     actor: Principal,
     data: PbxSettingsIn,
     turn_credential: str | None = None,
+    api_password: str | None = None,
 ) -> PbxSettingsPublic:
     """Create or replace the firm's PBX settings (OWNER/ADMIN).
 
     ``turn_credential``: None keeps the stored one, "" removes it, any other text
     replaces it (stored encrypted, merged into TURN entries only for softphones).
+    The call-record fields (services.pbx.settings) are kept when None; ``api_password``
+    (the UCM API's) follows the TURN credential's rule and is never returned.
     """
     require(actor, Permission.MANAGE_PBX, tenant_id=tenant_id)
     host = _validate_host(data.host)
@@ -213,6 +222,17 @@ def update_pbx_settings(
     settings.sip_domain = domain
     settings.did = did
     settings.ice_servers = ice_servers
+    cdr_given = (data.cdr_source, data.api_url, data.api_user, data.realtime_port, api_password)
+    if any(value is not None for value in cdr_given):
+        from services.pbx.settings import apply_cdr_settings
+
+        apply_cdr_settings(settings, CdrSettingsIn(
+            cdr_source=settings.cdr_source if data.cdr_source is None else data.cdr_source,
+            api_url=settings.api_url if data.api_url is None else data.api_url,
+            api_user=settings.api_user if data.api_user is None else data.api_user,
+            api_password=api_password,
+            realtime_port=data.realtime_port,
+        ))
     if turn_credential is not None:
         settings.turn_credential_encrypted = (
             security.encrypt_secret(turn_credential, purpose=TURN_CREDENTIAL_PURPOSE) if turn_credential else None

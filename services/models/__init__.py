@@ -79,6 +79,8 @@ from services.models.call_center import (
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
+    CdrConnectionResult,
+    CdrSettingsIn,
     PbxFeed,
     PbxFeedHealth,
 )
@@ -106,6 +108,8 @@ from services.models.whatsapp import (
 __all__ = [
     "CallLeg",
     "CallLegPublic",
+    "CdrConnectionResult",
+    "CdrSettingsIn",
     "PbxFeed",
     "PbxFeedHealth",
     "ADMIN_ROLES",

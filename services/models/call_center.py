@@ -168,6 +168,10 @@ class CallHourlyRollup(TenantOwned, table=True):
     ring_count: int = 0
     talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
     talk_count: int = 0
+    # The agent's own talk: calls without PBX legs by the call's agent, plus the answered PBX
+    # legs (services.pbx.ledger) by the leg's agent, so a transferred call's talk is split.
+    agent_talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    agent_talk_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CallRollupHour(TenantOwned, table=True):
@@ -211,6 +215,15 @@ class CallRecording(TenantOwned, table=True):
     content_type: str = Field(default="audio/wav", max_length=64, sa_column_kwargs={"server_default": "audio/wav"})
     size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
     sha256: str | None = Field(default=None, max_length=64)
+    # Fetching from the PBX (services.pbx.recordings): failed attempts so far, when the next
+    # may run (backoff) and the last failure's code. Bounded: after the last attempt the row
+    # stays unfetched with its error.
+    fetch_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    fetch_after: datetime | None = ts_field()
+    fetch_error: str | None = Field(default=None, max_length=32)
+    # Set when retention deleted the file: the row stays (so the call shows that it had a
+    # recording, and a PBX record read again does not fetch it back), storage_key is cleared.
+    purged_at: datetime | None = ts_field()
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -222,6 +235,12 @@ class PbxSettingsIn(SQLModel):
     sip_domain: str = ""
     did: str = ""
     ice_servers: list[dict[str, Any]] = []
+    # Call records (services.pbx.settings): None keeps what is stored. The UCM API
+    # password is write-only, passed separately (never part of a settings object).
+    cdr_source: str | None = None
+    api_url: str | None = None
+    api_user: str | None = None
+    realtime_port: int | None = None
 
 
 class PbxSettingsPublic(SQLModel):
@@ -233,6 +252,12 @@ class PbxSettingsPublic(SQLModel):
     did: str = ""
     ice_servers: list[dict[str, Any]]
     wss_url: str
+    cdr_source: str = ""
+    api_url: str = ""
+    api_user: str = ""
+    # The UCM API password itself is never returned.
+    api_password_set: bool = False
+    realtime_port: int | None = None
 
 
 class ExtensionAssign(SQLModel):
@@ -313,6 +338,12 @@ class CallRecordingPublic(SQLModel):
     id: int
     url: str
     duration_seconds: int | None
+    # Stored (encrypted) here and playable at GET /call-center/recordings/{id}; False while
+    # it is being fetched from the PBX, after a failed fetch, or once retention deleted it.
+    stored: bool = False
+    content_type: str = "audio/wav"
+    size_bytes: int | None = None
+    purged_at: datetime | None = None
 
 
 class CallPublic(SQLModel):

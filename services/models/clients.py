@@ -69,3 +69,5 @@ class CasePublic(SQLModel):
     title: str
     reference: str
     status: CaseStatus
+    # Its calls' recordings are kept past the retention period (services.pbx.retention).
+    legal_hold: bool = False

@@ -92,3 +92,25 @@ class PbxFeedHealth(SQLModel):
     last_gap_at: datetime | None
     last_error_code: str | None
     last_error: str | None
+
+
+class CdrSettingsIn(SQLModel):
+    """Where the firm's call records come from (the PBX settings' call-record part).
+    ``api_password``: None keeps the stored one, "" removes it; it is stored encrypted and
+    never returned (``PbxSettingsPublic.api_password_set`` says whether one is stored)."""
+
+    cdr_source: str = ""
+    api_url: str = ""
+    api_user: str = ""
+    api_password: str | None = None
+    realtime_port: int | None = None
+
+
+class CdrConnectionResult(SQLModel):
+    """A "test connection" of the firm's call-record source: ``ok``, a stable ``code``
+    (``ok`` or a CdrSourceError code) and a sentence for the settings page."""
+
+    ok: bool
+    code: str
+    message: str
+

@@ -11,19 +11,24 @@ from pydantic import Field
 from services import call_center
 from services.call_center.stats import MAX_SERVICE_LEVEL_THRESHOLD_S
 from services.errors import NotFound
+from services.pbx import feed
+from services.pbx.settings import test_cdr_connection
 from services.models import (
     CallCreate,
     CallDetail,
     CallDirection,
     CallFilters,
+    CallLegPublic,
     CallOrder,
     CallPublic,
     CallsPage,
     CallStats,
     CallStatus,
     CallUpdate,
+    CdrConnectionResult,
     ExtensionAssign,
     ExtensionPublic,
+    PbxFeedHealth,
     PbxSettingsIn,
     PbxSettingsPublic,
     SoftphoneConfig,
@@ -48,6 +53,10 @@ class PbxSettingsUpdate(PbxSettingsIn):
     turn_credential: str | None = Field(
         default=None, description="None keeps the stored credential, an empty string removes it"
     )
+    api_password: str | None = Field(
+        default=None, description="The UCM API password (write-only): None keeps it, an empty string removes it"
+    )
+    realtime_port: int | None = Field(default=None, ge=0, le=65535, description="0 clears it; None keeps it")
 
 
 class CallCreateIn(CallCreate):
@@ -103,17 +112,35 @@ def get_pbx_settings(session: SessionDep, admin: AdminDep) -> PbxSettingsPublic:
     return settings
 
 
+@router.get("/pbx-settings/feed", response_model=PbxFeedHealth, responses=responses(403, 404))
+def get_pbx_feed_health(session: SessionDep, admin: AdminDep) -> PbxFeedHealth:
+    """The health of the PBX's call-record feed (OWNER/ADMIN): connected, last record, records
+    today, gaps found and filled, last error; 404 until a reconciler has started the feed."""
+    health = feed.get_health(session=session, tenant_id=admin.tenant_id)
+    if health is None:
+        raise NotFound("the PBX's call-record feed has not started")
+    return health
+
+
 @router.put("/pbx-settings", response_model=PbxSettingsPublic, responses=responses(400, 403, 409))
 def update_pbx_settings(session: SessionDep, admin: AdminDep, data: PbxSettingsUpdate) -> PbxSettingsPublic:
     """Create or replace the firm's PBX settings (OWNER/ADMIN); the TURN credential is never returned."""
-    settings = PbxSettingsIn.model_validate(data.model_dump(exclude={"turn_credential"}))
+    settings = PbxSettingsIn.model_validate(data.model_dump(exclude={"turn_credential", "api_password"}))
     return call_center.update_pbx_settings(
         session=session,
         tenant_id=admin.tenant_id,
         actor=admin,
         data=settings,
         turn_credential=data.turn_credential,
+        api_password=data.api_password,
     )
+
+
+@router.post("/pbx-settings/test-connection", response_model=CdrConnectionResult, responses=responses(403, 404))
+def test_call_record_connection(session: SessionDep, admin: AdminDep) -> CdrConnectionResult:
+    """Log in to the firm's call-record source (UCM API or PBX lab) and read one page of records
+    (OWNER/ADMIN). A failed connection is a 200 with ``ok`` false and the reason as a sentence."""
+    return test_cdr_connection(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
 # --------------------------------------------------------------------------- calls
@@ -173,6 +200,13 @@ _CALL_ORDERS = {"-started_at": CallOrder.NEWEST_FIRST, "started_at": CallOrder.O
 def get_call(session: SessionDep, principal: PrincipalDep, call_id: IdPath) -> CallDetail:
     """One call with its notes and recordings."""
     return call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+
+
+@router.get("/calls/{call_id}/legs", response_model=list[CallLegPublic], responses=responses(404))
+def get_call_legs(session: SessionDep, principal: PrincipalDep, call_id: IdPath) -> list[CallLegPublic]:
+    """The PBX's legs of one call: each agent rung (for how long, answered or not), transfers,
+    and who talked how long; empty until the PBX's record of the call is in."""
+    return call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
 
 
 @router.patch("/calls/{call_id}", response_model=CallDetail, responses=responses(400, 404, 409))

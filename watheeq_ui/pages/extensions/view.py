@@ -8,6 +8,8 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import card, confirm_dialog, field_error, labelled, name_text, role_label, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.pages.extensions.call_records import CallRecordsState, call_records_card
+from watheeq_ui.pages.extensions.feed_health import feed_health_line
 from watheeq_ui.pages.extensions.state import ExtensionsState
 
 
@@ -188,7 +190,7 @@ def _pbx_form() -> rx.Component:
                 width="100%",
                 margin_top="0.75rem",
             ),
-            on_submit=[ExtensionsState.save_pbx, rx.set_value(TURN_CREDENTIAL_FIELD_ID, "")],
+            on_submit=[ExtensionsState.save_pbx, rx.set_value(TURN_CREDENTIAL_FIELD_ID, ""), CallRecordsState.load],
             width="100%",
         ),
     )
@@ -261,7 +263,8 @@ def _delete_dialog() -> rx.Component:
     )
 
 
-@template(route=routes.EXTENSIONS, title_key="nav_extensions", access="admin", on_load=ExtensionsState.load)
+@template(route=routes.EXTENSIONS, title_key="nav_extensions", access="admin",
+          on_load=[ExtensionsState.load, CallRecordsState.load])
 def extensions() -> rx.Component:
     return rx.vstack(
         rx.grid(
@@ -276,6 +279,8 @@ def extensions() -> rx.Component:
             width="100%",
         ),
         rx.grid(_pbx_form(), _bulk(), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
+        # Call records (issue 12): the source, its connection test, the feed's health.
+        rx.grid(call_records_card(), card(feed_health_line()), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
         _delete_dialog(),
         spacing="4",
         width="100%",
