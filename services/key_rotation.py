@@ -15,11 +15,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
 from services import security, storage
-from services.models import CallRecording, PbxSettings, SipExtension
+from services.models import CallRecording, PbxSettings, SipExtension, WhatsappMessage
 
 SIP_PASSWORD_PURPOSE = "sip_extension.password"
 TURN_CREDENTIAL_PURPOSE = "pbx_settings.turn_credential"
 UCM_API_PASSWORD_PURPOSE = "pbx_settings.api_password"
+# WhatsApp files (services.whatsapp.media) and the encrypted reference to download one again.
+WHATSAPP_MEDIA_PURPOSE = "whatsapp_media"
+WHATSAPP_MEDIA_REF_PURPOSE = "whatsapp_media_ref"
 
 CURRENT_KEY_VAR = "WATHEEQ_SECRET_KEY"
 PREVIOUS_KEYS_VAR = "WATHEEQ_PREVIOUS_SECRET_KEYS"
@@ -36,6 +39,7 @@ SECRET_COLUMNS: tuple[SecretColumn, ...] = (
     SecretColumn(SipExtension, "password_encrypted", SIP_PASSWORD_PURPOSE),
     SecretColumn(PbxSettings, "turn_credential_encrypted", TURN_CREDENTIAL_PURPOSE),
     SecretColumn(PbxSettings, "api_password_encrypted", UCM_API_PASSWORD_PURPOSE),
+    SecretColumn(WhatsappMessage, "media_ref_encrypted", WHATSAPP_MEDIA_REF_PURPOSE),
 )
 
 
@@ -53,6 +57,7 @@ class StoredFileColumn:
 
 STORED_FILE_COLUMNS: tuple[StoredFileColumn, ...] = (
     StoredFileColumn(CallRecording, "storage_key", CALL_RECORDING_PURPOSE),
+    StoredFileColumn(WhatsappMessage, "media_key", WHATSAPP_MEDIA_PURPOSE),
 )
 
 

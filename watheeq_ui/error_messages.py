@@ -145,6 +145,8 @@ ARABIC: dict[str, str] = {
     "message not found": "الرسالة غير موجودة",
     "the message still cannot be stored; it stays among the dead letters": "ما زال تعذّر حفظ الرسالة؛ تبقى ضمن الرسائل المتعذّر حفظها",
     "dead letter not found": "الرسالة المتعذّر حفظها غير موجودة",
+    "only a file that could not be downloaded can be downloaded again": "لا يُعاد تنزيل ملف إلا إذا تعذّر تنزيله",
+    "the file is not stored": "الملف غير محفوظ",
 }
 
 _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")

@@ -112,6 +112,18 @@ class WhatsappMessage(TenantOwned, table=True):
     delivered_at: datetime | None = ts_field()
     read_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
+    # A file sent along (image, document, voice note, audio, video): services.whatsapp.media.
+    # State: pending (to download) | stored | failed (retried with backoff, then a person's
+    # retry) | too_large | over_quota. The reference to download it again is encrypted.
+    media_state: str | None = Field(default=None, max_length=16)
+    media_name: str | None = Field(default=None, max_length=255)
+    media_mime: str | None = Field(default=None, max_length=128)
+    media_size: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    media_sha256: str | None = Field(default=None, max_length=64)
+    media_key: str | None = Field(default=None, max_length=255)
+    media_ref_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    media_attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    media_next_try_at: datetime | None = ts_field()
 
 
 class WhatsappDeadLetter(TenantOwned, table=True):
@@ -215,6 +227,11 @@ class WhatsappMessagePublic(SQLModel):
     sent_at: datetime | None
     delivered_at: datetime | None
     read_at: datetime | None
+    media_state: str | None = None
+    media_name: str | None = None
+    media_mime: str | None = None
+    media_size: int | None = None
+    media_sha256: str | None = None
 
 
 class WhatsappMessagesPage(SQLModel):
@@ -249,6 +266,12 @@ class WhatsappInbound(SQLModel):
     # The sender's LID (``digits@lid``) when WhatsApp named the person by it; with
     # ``remote_e164`` also set it is a LID-to-phone mapping the store learns and applies.
     sender_lid: str | None = None
+    # A file with the message: what the sender declared, and the gateway's own reference to
+    # download it (opaque; kept encrypted).
+    media_name: str | None = None
+    media_mime: str | None = None
+    media_size: int | None = None
+    media_ref: str | None = None
 
 
 class WhatsappOutbound(SQLModel):

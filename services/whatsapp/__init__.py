@@ -8,7 +8,7 @@ modules so that importing this package never loads neonize.
 from services.whatsapp.ingest import get_stats as get_ingest_stats
 from services.whatsapp.ingest import list_dead_letters, retry_dead_letter
 from services.whatsapp.leases import restore_active_sessions
-from services.whatsapp.messages import confirm_message_sent, get_messages, messages_fingerprint, resend_message, send_message
+from services.whatsapp.messages import confirm_message_sent, get_message, get_messages, messages_fingerprint, resend_message, send_message
 from services.whatsapp.sessions import disconnect, get_error_detail, get_session_status, init_session
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "disconnect",
     "get_error_detail",
     "get_ingest_stats",
+    "get_message",
     "get_messages",
     "get_session_status",
     "init_session",

@@ -26,7 +26,7 @@ from services.models import (
 from services.names import clean_name
 from services.tenancy import get_owned, owned_by, tenant_select
 from services.timestamps import reported_time
-from services.whatsapp import lids
+from services.whatsapp import lids, media
 from services.whatsapp.failures import Failure, classify
 
 # Receipts only move a message forward: a late DELIVERED never undoes READ. A receipt for a
@@ -85,6 +85,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
                 "created_at": at,
                 "sent_at": at if m.from_me else None,
                 "updated_at": now,
+                **media.inbound_columns(m),
             }
         )
     table = WhatsappMessage.__table__  # type: ignore[attr-defined]

@@ -119,6 +119,11 @@ class Gateway(ABC):
         the gateway cannot tell (the default)."""
         return None
 
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        """The file a received message carried (``ref``: what the gateway put in
+        ``WhatsappInbound.media_ref``). Raises :class:`GatewayError` when it cannot be had now."""
+        raise GatewayError("this gateway cannot download files")
+
     async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
         """The E.164 number of a LID the client has learned (``digits@lid``), None when unknown
         or when the gateway cannot tell (the default)."""

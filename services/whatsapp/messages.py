@@ -64,6 +64,11 @@ def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMe
         sent_at=row.sent_at,
         delivered_at=row.delivered_at,
         read_at=row.read_at,
+        media_state=row.media_state,
+        media_name=row.media_name,
+        media_mime=row.media_mime,
+        media_size=row.media_size,
+        media_sha256=row.media_sha256,
     )
 
 
@@ -211,6 +216,13 @@ def _client_name(session: Session, tenant_id: int, client_id: int | None) -> str
     if client_id is None:
         return None
     return session.exec(select(Client.name).where(owned_by(Client, tenant_id), Client.id == client_id)).first()
+
+
+def get_message(*, session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessagePublic:
+    """One of the firm's messages (any member); another firm's is not found."""
+    authz.require_member(actor, tenant_id)
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    return _message_public(row, _client_name(session, tenant_id, row.client_id))
 
 
 def _uncertain_message(session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessage:

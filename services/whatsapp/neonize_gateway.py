@@ -56,7 +56,7 @@ from services.models import MessageStatus, WhatsappInbound  # noqa: E402
 from services.whatsapp.failures import Failure  # noqa: E402
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
 from services.whatsapp.lids import lid_user  # noqa: E402
-from services.whatsapp.neonize_messages import USER_SERVER, phone_of, timestamp_of, describe_message, parse_jid  # noqa: E402
+from services.whatsapp.neonize_messages import USER_SERVER, describe_message, media_of, message_of_ref, parse_jid, phone_of, timestamp_of  # noqa: E402
 
 # Re-exported: tests and tools read neonize's messages through the gateway module.
 __all__ = ["USER_SERVER", "NeonizeGateway", "describe_message", "device_store_url", "parse_jid", "proxy_settings", "send_error"]
@@ -406,6 +406,7 @@ class NeonizeGateway(Gateway):
             lid = lid_user(Jid2String(source.Sender)) or (lid_user(Jid2String(alt)) if alt is not None else None)
         if lid and lid_user(chat):
             chat = lid  # one form per LID conversation (no device part)
+        file = media_of(event.Message)
         return WhatsappInbound(
             wa_message_id=info.ID,
             chat_jid=chat,
@@ -416,7 +417,23 @@ class NeonizeGateway(Gateway):
             message_type=kind,
             body=body,
             timestamp=timestamp_of(info.Timestamp),
+            media_name=file[0] if file else None,
+            media_mime=file[1] if file else None,
+            media_size=file[2] if file else None,
+            media_ref=file[3] if file else None,
         )
+
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        try:
+            data = await client.download_any(message_of_ref(ref))
+        except Exception as exc:
+            raise GatewayError(f"download failed: {str(exc)[:300]}") from exc
+        if data is None:
+            raise GatewayError("download failed: WhatsApp returned no file")
+        return bytes(data)
 
     def _history(self, event: Any) -> list[WhatsappInbound]:
         """Messages of a history sync (what arrived while the sidecar was down, among others)."""
@@ -437,6 +454,7 @@ class NeonizeGateway(Gateway):
                 elif not chat.endswith("@" + USER_SERVER):
                     continue
                 kind, body = described
+                file = media_of(web.message)
                 user = (pn or chat).split("@", 1)[0].split(":", 1)[0]
                 found.append(
                     WhatsappInbound(
@@ -449,6 +467,10 @@ class NeonizeGateway(Gateway):
                         message_type=kind,
                         body=body,
                         timestamp=timestamp_of(web.messageTimestamp),
+                        media_name=file[0] if file else None,
+                        media_mime=file[1] if file else None,
+                        media_size=file[2] if file else None,
+                        media_ref=file[3] if file else None,
                     )
                 )
         return found

@@ -119,6 +119,7 @@ class SimulatorGateway(Gateway):
         self._known: set[int] = set()
         self._fail_connects: dict[int, list[tuple[str, Failure | None]]] = {}
         self._fail_sends: dict[int, list[str]] = {}
+        self._fail_downloads: dict[int, int] = {}
         self._poller: asyncio.Task[None] | None = None
         # LID -> number mappings the simulated client has learned (``lid_mapping`` command).
         self._lid_map: dict[int, dict[str, str]] = {}
@@ -316,6 +317,9 @@ class SimulatorGateway(Gateway):
         if not e164 and not lid:
             raise ValueError("an inbound message needs from_phone or from_lid")
         at = params.get("timestamp")
+        file = str(params.get("media_file") or "")
+        if file and not Path(file).is_file():
+            raise ValueError("media_file must be an existing file")
         return WhatsappInbound(
             wa_message_id=str(params.get("wa_message_id") or _wa_id()),
             chat_jid=f"{phones.digits_of(lid)}@lid" if lid else f"{phones.digits_of(e164 or '')}@s.whatsapp.net",
@@ -326,7 +330,24 @@ class SimulatorGateway(Gateway):
             message_type=str(params.get("message_type") or "text"),
             body=str(params.get("body") or ""),
             timestamp=datetime.fromisoformat(at) if at else datetime.now(timezone.utc),
+            media_ref=f"file:{file}" if file else None,
+            media_name=(params.get("media_name") or Path(file).name) if file else None,
+            media_mime=str(params.get("media_mime") or "application/octet-stream") if file else None,
+            media_size=Path(file).stat().st_size if file else None,
         )
+
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        """The file of a received message, as WhatsApp's media servers would hand it over."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        failing = self._fail_downloads.get(tenant_id, 0)
+        if failing:
+            self._fail_downloads[tenant_id] = failing - 1
+            raise GatewayError("download failed: media server answered 503")
+        if not ref.startswith("file:"):
+            raise GatewayError("unknown media reference")
+        return await asyncio.to_thread(Path(ref[5:]).read_bytes)
 
     async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
         """An inbound message arrives; False (kept for later) while the line is not connected."""
@@ -434,6 +455,8 @@ class SimulatorGateway(Gateway):
             self.fail_next_connects(tenant_id, count, reason)
         elif command["action"] == "crash_after_sends":
             self._crash_after = max(1, count)
+        elif command["action"] == "fail_downloads":
+            self._fail_downloads[tenant_id] = self._fail_downloads.get(tenant_id, 0) + count
         else:
             self._fail_sends.setdefault(tenant_id, []).extend([reason] * count)
 

@@ -11,6 +11,8 @@ gateway of the sidecar that holds the tenant picks it up within ``poll_interval`
   message_type?, wa_message_id?, push_name?, from_me?}: a message arrives (kept queued until
   the line is connected, as the phone would; those that waited make the offline sync of the
   next restore);
+- ``inbound`` may carry a file: {media_file (a path), media_mime?, media_name?};
+- ``fail_downloads`` {count}: the next ``count`` file downloads fail (then are retried);
 - ``history_sync`` {messages: [inbound params...]}: a history sync of many messages at once;
 - ``lid_mapping`` {lid, phone}: the client learns which number a LID belongs to (the sidecar
   asks it about unresolved LID senders on its health round);
@@ -42,9 +44,9 @@ from services.whatsapp.gateway import whatsapp_dir
 
 log = logging.getLogger("services.whatsapp.simulator")
 
-ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
+ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "fail_downloads", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
 # Commands applied as soon as the gateway sees them, even before a client runs.
-SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends"})
+SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends", "fail_downloads"})
 
 # Known failures, each with the raw text (and class, when a structured event gives it) that the
 # neonize gateway reports for it. The dial errors are neonize 0.5.2's own, as seen on a machine

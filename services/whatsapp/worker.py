@@ -34,6 +34,7 @@ from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway
 from services.whatsapp.gateways import create_gateway
 from services.whatsapp.inbound import InboundWriter
+from services.whatsapp.media_fetch import MediaFetcher
 from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
 from services.whatsapp.sender import Sender
 
@@ -65,6 +66,7 @@ class Sidecar:
         self._seen: set[int] = set()
         self._writer = InboundWriter(self._db)
         self._background: set[asyncio.Task[Any]] = set()
+        self.media = MediaFetcher(gateway=self.gateway, write=self._write, run_blocking=lambda fn: self._db(fn))
         self.sender = Sender(gateway=self.gateway, settings=self.settings, write=self._write, tenants=self.tenants, stopping=self.stopping)
 
     # ------------------------------------------------------------------ plumbing
@@ -248,6 +250,7 @@ class Sidecar:
             # Written with the next lease renewal: one statement for every live session.
             self._seen.add(tenant_id)
             await self._resolve_lids(tenant_id)
+            self.media.kick(tenant_id)
             return
         log.warning("tenant %s looks dead while CONNECTED; restarting its client", tenant_id)
         await self.gateway.stop(tenant_id)
@@ -320,6 +323,7 @@ class Sidecar:
             await asyncio.wait_for(self.gateway.close(), timeout=self.settings.stop_timeout)
         except Exception:
             log.exception("stopping the clients failed")
+        await self.media.close()
         try:
             await asyncio.wait_for(self._writer.close(), timeout=self.settings.stop_timeout)
         except Exception:
@@ -431,6 +435,9 @@ class Sidecar:
             await self._writer.store(tenant_id, messages)
         except Exception:
             log.exception("storing %d inbound message(s) of tenant %s failed", len(messages), tenant_id)
+            return
+        if any(m.media_ref for m in messages):
+            self.media.kick(tenant_id)
 
     async def on_offline_sync(self, tenant_id: int, messages: int) -> None:
         log.info("tenant %s: the offline sync brought %d message(s)", tenant_id, messages)
