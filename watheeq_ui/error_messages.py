@@ -147,6 +147,9 @@ ARABIC: dict[str, str] = {
     "dead letter not found": "الرسالة المتعذّر حفظها غير موجودة",
     "only a file that could not be downloaded can be downloaded again": "لا يُعاد تنزيل ملف إلا إذا تعذّر تنزيله",
     "the file is not stored": "الملف غير محفوظ",
+    "the file is empty": "الملف فارغ",
+    "the file is larger than the {n} MB limit": "الملف أكبر من الحد المسموح ({n} ميغابايت)",
+    "the firm's storage for WhatsApp files is full": "امتلأت مساحة تخزين ملفات واتساب للمكتب",
 }
 
 _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")

@@ -100,6 +100,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_dead_letter_retry": ("Store again", "أعد الحفظ"),
     "wa_dead_letter_stored": ("Stored", "حُفظت"),
     "wa_attempts": ("{n} attempts", "{n} محاولات"),
+    "wa_media_pending": ("Downloading the file…", "جارٍ تنزيل الملف…"),
+    "wa_media_failed": ("Couldn't download the file", "تعذّر تنزيل الملف"),
+    "wa_media_retry": ("Retry", "أعد المحاولة"),
+    "wa_media_retrying": ("Downloading again", "يُعاد التنزيل"),
+    "wa_media_too_large": ("The file is larger than the per-file limit (64 MB by default) and was not kept.", "الملف أكبر من الحد المسموح للملف الواحد (64 ميغابايت افتراضيًا) ولم يُحفظ."),
+    "wa_media_over_quota": ("The firm's storage for WhatsApp files is full: this file was not kept.", "امتلأت مساحة تخزين ملفات واتساب للمكتب: لم يُحفظ هذا الملف."),
+    "wa_media_open": ("Open", "فتح"),
     # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
     # is behind this toggle, for owners and admins.
     "wa_details": ("Technical details", "التفاصيل التقنية"),

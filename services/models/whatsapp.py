@@ -285,3 +285,7 @@ class WhatsappOutbound(SQLModel):
     # WhatsApp message id chosen before the send (gateways that take one), else None.
     wa_message_id: str | None = None
     send_attempt_id: str | None = None
+    # A file to send with ``body`` as its caption (services.storage key), its name and type.
+    media_key: str | None = None
+    media_name: str | None = None
+    media_mime: str | None = None

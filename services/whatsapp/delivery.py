@@ -149,6 +149,9 @@ def _outbound(row: WhatsappMessage) -> WhatsappOutbound:
         status=row.status,
         wa_message_id=row.wa_message_id,
         send_attempt_id=row.send_attempt_id,
+        media_key=row.media_key if row.media_state == "stored" else None,
+        media_name=row.media_name,
+        media_mime=row.media_mime,
     )
 
 

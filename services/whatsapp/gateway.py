@@ -110,6 +110,13 @@ class Gateway(ABC):
         ``message_id`` is used as the message's id when :attr:`client_message_ids` is set.
         """
 
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        """Send a file (image, document, audio or video by ``mime``) with a caption; returns the
+        WhatsApp message id. Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot send files")
+
     def new_message_id(self) -> str:
         """A fresh WhatsApp message id (only for gateways with :attr:`client_message_ids`)."""
         raise NotImplementedError

@@ -43,7 +43,7 @@ def firm_quota_bytes() -> int:
 
 
 def too_large_message(limit: int | None = None) -> str:
-    return f"the file is larger than the {(limit or max_file_bytes()) // (1024 * 1024)} MB limit"
+    return f"the file is larger than the {(limit or max_file_bytes()) / (1024 * 1024):g} MB limit"
 
 
 QUOTA_MESSAGE = "the firm's storage for WhatsApp files is full"

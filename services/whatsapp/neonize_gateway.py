@@ -261,6 +261,26 @@ class NeonizeGateway(Gateway):
             raise send_error(exc) from exc
         return response.ID
 
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        to = parse_jid(chat_jid)
+        try:
+            if mime.startswith("image/"):
+                response = await client.send_image(to, data, caption=caption or None)
+            elif mime.startswith("video/"):
+                response = await client.send_video(to, data, caption=caption or None)
+            elif mime.startswith("audio/"):
+                response = await client.send_audio(to, data, ptt=mime.startswith("audio/ogg"))
+            else:
+                response = await client.send_document(to, data, caption=caption or None, filename=name, mimetype=mime, title=name)
+        except Exception as exc:
+            raise send_error(exc) from exc
+        return response.ID
+
     # ------------------------------------------------------------------ events
 
     def _handler(self, tenant_id: int) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -253,7 +254,20 @@ class SimulatorGateway(Gateway):
             self._delivered[tenant_id] = known
         return known
 
-    async def send_text(self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None) -> str:
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        """A file reaches the phone: its bytes are kept under ``received-media/`` and the sent log
+        records their SHA-256, name and type with the caption."""
+        folder = self.root / "received-media" / f"tenant-{tenant_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).hexdigest()
+        (folder / digest).write_bytes(data)
+        return await self.send_text(tenant_id, chat_jid, caption, message_id=message_id, extra={"media_sha256": digest, "media_name": name, "media_mime": mime, "media_size": len(data)})
+
+    async def send_text(
+        self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None, extra: dict[str, Any] | None = None
+    ) -> str:
         client = self._clients.get(tenant_id)
         if client is None or client.state != "connected":
             raise GatewayError("not connected to WhatsApp")
@@ -261,7 +275,7 @@ class SimulatorGateway(Gateway):
         if failures:
             raise GatewayError(failures.pop(0))
         wa_id = message_id if (self.client_message_ids and message_id) else _wa_id()
-        record = json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id}) + "\n"
+        record = json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id, **(extra or {})}) + "\n"
         delivered = self.delivered_ids(tenant_id)
         if wa_id in delivered:
             # WhatsApp drops a second message under an id it already has.

@@ -279,3 +279,37 @@ def test_status_says_the_service_is_not_running_once_its_lease_lapsed(http: http
     assert status["status"] == "ERROR" and status["error_code"] == "service_down" and status["service_running"] is False
     assert status["error_message"].startswith("WhatsApp service not running since ") and "messages are queued" in status["error_message"]
     assert status["connected_since"] is None and status["service_down_since"]
+
+
+def test_a_file_is_sent_by_multipart_and_read_back_by_range_only_in_the_firm(
+    http: httpx.Client, connected: Firm, rival: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+
+    monkeypatch.setenv("WATHEEQ_WHATSAPP_MEDIA_MAX_MB", "0.5")
+    pdf = b"%PDF-1.4\n" + os.urandom(200_000)
+    r = http.post(
+        f"{QR}/send-file",
+        headers=connected.auth(Role.AGENT),
+        data={"to": "0501234567", "caption": "the notice"},
+        files={"file": ("notice.pdf", pdf, "application/pdf")},
+    )
+    assert r.status_code == 201, r.text
+    sent = r.json()
+    assert (sent["status"], sent["message_type"], sent["body"], sent["media_name"]) == ("PENDING", "document", "the notice", "notice.pdf")
+    assert sent["media_sha256"] == hashlib.sha256(pdf).hexdigest() and sent["media_size"] == len(pdf)
+    whole = http.get(f"{QR}/messages/{sent['id']}/media", headers=connected.auth(Role.AGENT))
+    assert whole.status_code == 200 and whole.content == pdf and whole.headers["accept-ranges"] == "bytes"
+    part = http.get(f"{QR}/messages/{sent['id']}/media", headers={**connected.auth(), "Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == pdf[10:20] and part.headers["content-range"] == f"bytes 10-19/{len(pdf)}"
+    assert http.get(f"{QR}/messages/{sent['id']}/media", headers={**connected.auth(), "Range": f"bytes={len(pdf) + 1}-"}).status_code == 416
+    # Another firm: not found, whoever asks.
+    assert http.get(f"{QR}/messages/{sent['id']}/media", headers=rival.auth()).status_code == 404
+    assert http.post(f"{QR}/messages/{sent['id']}/media/retry", headers=rival.auth()).status_code == 404
+    # Too large: refused with the reason, nothing queued.
+    big = http.post(
+        f"{QR}/send-file", headers=connected.auth(), data={"to": "0501234567"}, files={"file": ("big.bin", os.urandom(600_000), "application/octet-stream")}
+    )
+    assert big.status_code == 422 and "the file is larger than the 0.5 MB limit" in big.text
+    assert http.get(f"{QR}/messages", headers=connected.auth()).json()["count"] == 1

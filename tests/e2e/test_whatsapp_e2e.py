@@ -328,3 +328,81 @@ def test_a_message_that_may_not_have_been_sent_asks_a_person_to_decide(page, ser
     second.get_by_test_id("wa-send-again").click()
     expect(second).not_to_have_attribute("data-status", "UNCERTAIN", timeout=5_000)
     assert _message(services_db, tenant_id, bodies[1]).status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.SENT)
+
+
+def _voice_note(folder: Path) -> tuple[Path, str]:
+    """A second of real audio the browser can play: Ogg (sox) when the machine has it, else WAV."""
+    import shutil
+    import subprocess
+    import wave
+
+    if shutil.which("sox"):
+        path = folder / "voice-note.ogg"
+        subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", str(path), "synth", "1.0", "sine", "440"], check=True, capture_output=True)
+        return path, "audio/ogg"
+    path = folder / "voice-note.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x10" * 16000)
+    return path, "audio/wav"
+
+
+def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, tmp_path):
+    import base64
+    import hashlib
+    import zlib
+
+    from services.whatsapp.simulator import enqueue_command
+
+    login(page, "ADMIN")
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    page.goto("/whatsapp")
+    if page.get_by_test_id("wa-panel-connected").count() == 0:
+        page.get_by_test_id("wa-link").click()
+        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
+        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+
+    # A real PNG (8x8, red), a PDF, and a real audio file.
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 8 for _ in range(8))
+    chunk = lambda kind, data: len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")  # noqa: E731
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", (8).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00") + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    (tmp_path / "contract.png").write_bytes(png)
+    pdf = b"%PDF-1.4\n%" + base64.b64encode(os.urandom(200_000)) + b"\n%%EOF\n"
+    (tmp_path / "court-notice.pdf").write_bytes(pdf)
+    voice, voice_mime = _voice_note(tmp_path)
+    _, _, phone = _a_client(services_db, tenant_id, skip=2)
+    stamp = time.time_ns()
+    sent_at = time.monotonic()
+    for name, mime, body in (("contract.png", "image/png", f"photo {stamp}"), ("court-notice.pdf", "application/pdf", f"pdf {stamp}")):
+        enqueue_command(tenant_id, "inbound", root=root, from_phone=phone, body=body, message_type="image" if mime.startswith("image") else "document", media_file=str(tmp_path / name), media_mime=mime)
+    enqueue_command(tenant_id, "inbound", root=root, from_phone=phone, body=f"voice {stamp}", message_type="voice", media_file=str(voice), media_mime=voice_mime)
+
+    photo = page.get_by_test_id("wa-message").filter(has_text=f"photo {stamp}")
+    image = photo.get_by_test_id("wa-media-image")
+    document = page.get_by_test_id("wa-message").filter(has_text=f"pdf {stamp}").get_by_test_id("wa-media-document")
+    audio = page.get_by_test_id("wa-message").filter(has_text=f"voice {stamp}").get_by_test_id("wa-media-audio")
+    for shown in (image, document, audio):
+        expect(shown).to_be_visible(timeout=10_000)
+    print(f"\nphoto, PDF and voice note shown {time.monotonic() - sent_at:.2f} s after the phone sent them")
+    # The image loaded (a real decoded picture), and opens full size.
+    expect(image).to_have_js_property("naturalWidth", 8, timeout=5_000)
+    response = page.request.get(image.get_attribute("src"))
+    assert response.status == 200 and response.body() == png and response.headers["content-type"] == "image/png"
+    # The PDF's link downloads it, byte-identical, under its name.
+    download = page.request.get(document.get_attribute("href"))
+    assert download.status == 200 and hashlib.sha256(download.body()).hexdigest() == hashlib.sha256(pdf).hexdigest()
+    assert download.headers["content-disposition"] == 'attachment; filename="court-notice.pdf"'
+    expect(document).to_contain_text("court-notice.pdf")
+    # Range requests are honoured.
+    part = page.request.get(document.get_attribute("href").replace("&download=true", ""), headers={"Range": "bytes=0-99"})
+    assert part.status == 206 and part.body() == pdf[:100]
+    # The voice note plays to its end.
+    audio.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function("a => a.ended", arg=audio.element_handle(), timeout=10_000)
+    # A link not signed by the server reads nothing.
+    assert page.request.get(image.get_attribute("src").replace("sig=", "sig=x")).status in (401, 403)
+    screenshot(page, "whatsapp-media")

@@ -189,3 +189,51 @@ async def test_neonize_media_messages_are_described_and_fetched_with_download_an
             assert b"".join(stream.chunks) == pdf and stream.content_type == "application/pdf"
             assert storage.default_store().exists(row.media_key)  # type: ignore[arg-type]
             assert session.get(Tenant, tenant_id) is not None and isinstance(admin, Principal)
+
+
+async def test_an_agent_sends_a_file_through_the_outbox_and_the_phone_gets_the_same_bytes(engine: Engine, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from services.errors import Invalid
+    from services.models import MessageStatus, WhatsappSend
+    from services.whatsapp import outbox_files
+
+    monkeypatch.setenv("WATHEEQ_WHATSAPP_MEDIA_MAX_MB", "1")
+    tenant_id, admin = await _linked(data_dir)
+    pdf = b"%PDF-1.4\n" + os.urandom(700_000)
+    sidecar = simulated_sidecar(data_dir, "w-out")
+    task = asyncio.create_task(sidecar.run())
+    try:
+        await _until(lambda: _status_connected(tenant_id, admin))
+        with db.session_scope() as session:
+            queued = outbox_files.send_file(
+                session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to="0507778899", body="the signed contract"),
+                filename="contract.pdf", mime="application/pdf", chunks=[pdf[:300_000], pdf[300_000:]],
+            )
+        assert queued.status == MessageStatus.PENDING and queued.media_sha256 == hashlib.sha256(pdf).hexdigest() and queued.message_type == "document"
+        log = data_dir / "whatsapp" / "simulator" / "sent" / f"tenant-{tenant_id}.jsonl"
+        record = await _until(lambda: log.exists() and [json.loads(line) for line in log.read_text().splitlines() if "media_sha256" in line])
+        assert record[0]["media_sha256"] == hashlib.sha256(pdf).hexdigest() and record[0]["body"] == "the signed contract"
+        assert record[0]["media_name"] == "contract.pdf" and record[0]["media_mime"] == "application/pdf"
+        received = data_dir / "whatsapp" / "simulator" / "received-media" / f"tenant-{tenant_id}" / record[0]["media_sha256"]
+        assert received.read_bytes() == pdf
+        await _until(lambda: _rows(tenant_id)[record[0]["wa_message_id"]].status == MessageStatus.SENT)
+        # Over the per-file limit: refused with the reason, nothing queued or kept.
+        with pytest.raises(Invalid, match="larger than the 1 MB limit"):
+            with db.session_scope() as session:
+                outbox_files.send_file(
+                    session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to="0507778899", body=""),
+                    filename="big.bin", mime=None, chunks=iter([os.urandom(600_000), os.urandom(600_000)]),
+                )
+        assert len(_rows(tenant_id)) == 1
+        assert len(list((data_dir / "store").rglob("*.wqs"))) == 1
+    finally:
+        sidecar.stopping.set()
+        await task
+
+
+def _status_connected(tenant_id: int, admin) -> bool:
+    from services.models import WhatsappStatus
+
+    with db.session_scope() as session:
+        return store.get_session_status(session=session, tenant_id=tenant_id, actor=admin).status == WhatsappStatus.CONNECTED

@@ -10,13 +10,13 @@ from datetime import datetime
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
 from services import accounts, whatsapp
 from services.errors import AuthenticationFailed
-from services.whatsapp import media
+from services.whatsapp import media, outbox_files
 from services.models import (
     MessageDirection,
     WhatsappDeadLettersPage,
@@ -63,6 +63,34 @@ def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPu
 def send(session: SessionDep, principal: PrincipalDep, data: WhatsappSendIn) -> WhatsappMessagePublic:
     """Queue a text message to a number or a client; 409 while the line is not connected."""
     return whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+
+
+def _upload_chunks(upload: UploadFile) -> Any:
+    while chunk := upload.file.read(1024 * 1024):
+        yield chunk
+
+
+@router.post("/send-file", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED, responses=responses(404, 409))
+def send_file(
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="the file: an image, a document, audio or video (64 MB at most)")],
+    to: Annotated[str | None, Form(max_length=40)] = None,
+    client_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+    caption: Annotated[str, Form(max_length=4096)] = "",
+) -> WhatsappMessagePublic:
+    """Queue a file (multipart) with an optional caption to a number or a client, in the same
+    outbox as text; 422 (field ``file``) when it is over the per-file or the firm's limit or
+    empty, 409 while the line is not connected."""
+    return outbox_files.send_file(
+        session=session,
+        tenant_id=principal.tenant_id,
+        actor=principal,
+        data=WhatsappSend(to=to, client_id=client_id, body=caption),
+        filename=file.filename or "file",
+        mime=file.content_type,
+        chunks=_upload_chunks(file),
+    )
 
 
 @router.get("/messages", response_model=WhatsappMessagesPage, responses=responses(404))

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import reflex as rx
+from reflex.config import get_config
 
 from services import clients, db, whatsapp
+from services.whatsapp import media
 from services.authz import Permission
 from services.errors import DomainError
 from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
@@ -25,11 +28,17 @@ from watheeq_ui import formatting
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, Option, chat_groups, qr_data_url
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.whatsapp_line import WhatsappLineState
 
 MESSAGES_WINDOW = 200
+
+
+def media_url(session_id: int, message_id: int) -> str:
+    """A link the page's <img>/<audio>/<video> can load: signed for the tab's session."""
+    sig = media.sign_link(session_id=session_id, message_id=message_id)
+    return f"{get_config().api_url}/api/v1/whatsapp/qr/messages/{message_id}/media?{urlencode({'session': session_id, 'sig': sig})}"
 CLIENT_OPTIONS = 500
 # The watcher reads two small rows-sets this often; it pushes only changes.
 POLL_SECONDS = 0.3
@@ -80,6 +89,8 @@ class WhatsappState(rx.State):
     _last_beat: float = 0.0
     _qr_payload: str = ""
     _qr_expires: float = 0.0
+    # The tab's session: what the signed links to files are bound to.
+    _session_id: int = 0
 
     @rx.var
     def messages_label(self) -> str:
@@ -141,7 +152,8 @@ class WhatsappState(rx.State):
             return
         self.filter_errors = {}
         self.message_count = page.count
-        self.chats = chat_groups(page.data, tz)
+        session_id = self._session_id
+        self.chats = chat_groups(page.data, tz, (lambda message_id: media_url(session_id, message_id)) if session_id else None)
 
     def _load_client_options(self, principal: Principal) -> None:
         with db.session_scope() as session:
@@ -162,6 +174,7 @@ class WhatsappState(rx.State):
         if principal is None:
             return None
         tz = await tenant_timezone(self)
+        self._session_id = await tab_session_id(self)
         with db.session_scope() as session:
             line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
         self._qr_payload = ""
@@ -311,6 +324,11 @@ class WhatsappState(rx.State):
     @rx.event
     async def mark_sent(self, message_id: int):
         return await self._decide(message_id, whatsapp.confirm_message_sent, "wa_marked_sent")
+
+    @rx.event
+    async def retry_media(self, message_id: int):
+        """Download again a file that could not be downloaded."""
+        return await self._decide(message_id, media.retry, "wa_media_retrying")
 
     # ------------------------------------------------------------------ filters
 
