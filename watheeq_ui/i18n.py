@@ -107,6 +107,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_media_too_large": ("The file is larger than the per-file limit (64 MB by default) and was not kept.", "الملف أكبر من الحد المسموح للملف الواحد (64 ميغابايت افتراضيًا) ولم يُحفظ."),
     "wa_media_over_quota": ("The firm's storage for WhatsApp files is full: this file was not kept.", "امتلأت مساحة تخزين ملفات واتساب للمكتب: لم يُحفظ هذا الملف."),
     "wa_media_open": ("Open", "فتح"),
+    "wa_attach": ("Attach a file", "إرفاق ملف"),
+    "wa_send_file": ("Send the file", "أرسل الملف"),
     # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
     # is behind this toggle, for owners and admins.
     "wa_details": ("Technical details", "التفاصيل التقنية"),

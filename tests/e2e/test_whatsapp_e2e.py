@@ -406,3 +406,26 @@ def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, t
     # A link not signed by the server reads nothing.
     assert page.request.get(image.get_attribute("src").replace("sig=", "sig=x")).status in (401, 403)
     screenshot(page, "whatsapp-media")
+
+    # An agent sends a PDF with a caption: the phone gets the same bytes; ticks go sent -> delivered -> read.
+    import json
+
+    outgoing = tmp_path / "engagement-letter.pdf"
+    letter = b"%PDF-1.4\n%" + base64.b64encode(os.urandom(150_000)) + b"\n%%EOF\n"
+    outgoing.write_bytes(letter)
+    page.get_by_test_id("wa-send-mode").get_by_role("radio", name="To a number").click()
+    page.get_by_test_id("wa-send-to").fill(phone)
+    caption = f"Your engagement letter {stamp}"
+    page.get_by_test_id("wa-send-body").fill(caption)
+    page.get_by_test_id("wa-attach").locator("input[type=file]").set_input_files(str(outgoing))
+    page.get_by_test_id("wa-send-file").click()
+    bubble = page.get_by_test_id("wa-message").filter(has_text=caption)
+    expect(bubble).to_have_attribute("data-status", "SENT", timeout=10_000)
+    log = root / "sent" / f"tenant-{tenant_id}.jsonl"
+    (record,) = [r for r in (json.loads(line) for line in log.read_text().splitlines() if line) if r.get("body") == caption]
+    assert record["media_sha256"] == hashlib.sha256(letter).hexdigest() and record["media_name"] == "engagement-letter.pdf"
+    assert (root / "received-media" / f"tenant-{tenant_id}" / record["media_sha256"]).read_bytes() == letter
+    for status in ("DELIVERED", "READ"):
+        enqueue_command(tenant_id, "receipt", root=root, wa_message_ids=[record["wa_message_id"]], status=status)
+        expect(bubble).to_have_attribute("data-status", status, timeout=5_000)
+    expect(bubble.get_by_test_id("wa-media-document")).to_contain_text("engagement-letter.pdf")

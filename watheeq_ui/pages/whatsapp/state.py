@@ -1,3 +1,4 @@
+# Over 400 lines: one state whose line status, watcher, list and send form share the page's data.
 """What the WhatsApp page knows and does: the line's status, the messages, the send form.
 
 The page never talks to WhatsApp: it writes intent through the services (link, unlink,
@@ -17,7 +18,7 @@ import reflex as rx
 from reflex.config import get_config
 
 from services import clients, db, whatsapp
-from services.whatsapp import media
+from services.whatsapp import media, outbox_files
 from services.authz import Permission
 from services.errors import DomainError
 from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
@@ -366,6 +367,14 @@ class WhatsappState(rx.State):
 
     @rx.event
     async def send(self):
+        return await self._queue(None)
+
+    @rx.event
+    async def send_file(self, files: list[rx.UploadFile]):
+        """Send the chosen file with the message as its caption, through the same outbox."""
+        return await self._queue(files[0] if files else None)
+
+    async def _queue(self, upload: rx.UploadFile | None):
         principal = await principal_for_page(self)
         if principal is None:
             return None
@@ -379,8 +388,19 @@ class WhatsappState(rx.State):
             body=self.send_body,
         )
         try:
-            with db.session_scope() as session:
-                whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+            if upload is not None:
+                raw = await upload.read()
+                chunks = [raw[i : i + 1024 * 1024] for i in range(0, len(raw), 1024 * 1024)]
+                with db.session_scope() as session:
+                    outbox_files.send_file(
+                        session=session, tenant_id=principal.tenant_id, actor=principal, data=data,
+                        filename=getattr(upload, "filename", None) or getattr(upload, "name", None) or "file",
+                        mime=upload.content_type,
+                        chunks=chunks,
+                    )
+            else:
+                with db.session_scope() as session:
+                    whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
             self.send_errors = {exc.field or "status": error_text(lang, exc)}
@@ -389,4 +409,6 @@ class WhatsappState(rx.State):
         self.send_body = ""
         # Shown at once as pending; the watcher moves it along as the sidecar sends it.
         self._load_messages(principal, await tenant_timezone(self))
+        if upload is not None:
+            return [rx.clear_selected_files("wa_file"), rx.toast.info(tr(lang, "wa_queued"))]
         return rx.toast.info(tr(lang, "wa_queued"))
