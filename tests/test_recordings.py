@@ -393,11 +393,11 @@ def test_rotating_the_key_reseals_stored_recordings(session, store, monkeypatch)
     gone = factories.make_stored_recording(session, call, b"RIFF gone", store=store)
     store.delete(gone.storage_key)
     session.commit()
-    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 1}
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 1, "whatsapp_message.media_key": 0}
     # Only the new key configured: the file reads; a second run has nothing to do.
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", new)
     assert b"".join(store.open_range(rec.storage_key, purpose=recordings.PURPOSE)) == b"RIFF" + bytes(range(256)) * 600
-    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 0}
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 0, "whatsapp_message.media_key": 0}
     # A file no configured key opens stops the run with a clear error.
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", security.generate_key())
     with pytest.raises(key_rotation.RotationError, match=f"call_recording.storage_key row {rec.id}"):
