@@ -106,7 +106,8 @@ def firm_usage(*, session: Session, tenant_id: int) -> int:
 
 
 def new_key(tenant_id: int, message_id: int) -> str:
-    return storage.new_key("whatsapp", f"t{tenant_id}", f"m{message_id}")
+    """One key per message: a download repeated after a crash replaces the file, never adds one."""
+    return storage.check_key(f"whatsapp/t{tenant_id}/m{message_id}")
 
 
 def record_stored(*, session: Session, tenant_id: int, message_id: int, stored: storage.StoredFile) -> None:
