@@ -360,6 +360,7 @@ def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, t
     tenant_id = _admin_tenant(services_db)
     root = _sim_root(app)
     page.goto("/whatsapp")
+    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
     if page.get_by_test_id("wa-panel-connected").count() == 0:
         page.get_by_test_id("wa-link").click()
         expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
@@ -429,3 +430,40 @@ def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, t
         enqueue_command(tenant_id, "receipt", root=root, wa_message_ids=[record["wa_message_id"]], status=status)
         expect(bubble).to_have_attribute("data-status", status, timeout=5_000)
     expect(bubble.get_by_test_id("wa-media-document")).to_contain_text("engagement-letter.pdf")
+
+
+def test_while_the_sidecar_is_stopped_the_page_says_the_service_is_not_running(page, app, services_db):
+    """The sidecar frozen (SIGSTOP: it can neither work nor renew its lease) stands for one that
+    died: within the lease the page and the header say the service is not running, not a
+    stale CONNECTED; resumed, the line is CONNECTED again."""
+    import signal
+
+    from services.whatsapp.simulator import enqueue_command
+
+    login(page, "ADMIN")
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    page.goto("/whatsapp")
+    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
+    if page.get_by_test_id("wa-panel-connected").count() == 0:
+        page.get_by_test_id("wa-link").click()
+        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
+        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+    lock = root.parent / "sidecars" / "sidecar-1.lock"
+    supervisor = int(lock.read_text().split()[0])
+    os.killpg(supervisor, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        notice = page.get_by_test_id("wa-service-down")
+        # The default lease is 30 s; the page's watcher reads the status every 0.3 s.
+        expect(notice).to_be_visible(timeout=40_000)
+        print(f"\nsidecar stopped -> page says the service is not running: {time.monotonic() - stopped:.1f} s")
+        expect(notice).to_contain_text("WhatsApp service not running since ")
+        expect(notice).to_contain_text("messages are queued")
+        expect(page.get_by_test_id("wa-panel-connected")).to_have_count(0)
+        expect(page.get_by_test_id("whatsapp-status")).to_contain_text("service not running")
+        screenshot(page, "whatsapp-service-down")
+    finally:
+        os.killpg(supervisor, signal.SIGCONT)
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
