@@ -9,6 +9,7 @@ EXTENSIONS = "/extensions"
 WHATSAPP = "/whatsapp"
 USERS = "/users"
 ACCOUNT = "/account"
+RECORDINGS = "/recordings"
 # Public: where a one-time link lets a user set their password.
 SET_PASSWORD = "/set-password"
 

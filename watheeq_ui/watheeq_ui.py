@@ -20,3 +20,5 @@ app = rx.App(
 )
 # Closes the calls no browser will ever finish (page closed mid-call, agent gone).
 app.register_lifespan_task(background.close_stale_calls_periodically)
+# Deletes recordings past each firm's retention period, once a day (legal holds kept).
+app.register_lifespan_task(background.purge_recordings_daily)
