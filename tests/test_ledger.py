@@ -182,3 +182,18 @@ def test_records_of_another_firm_never_touch_this_firms_rows(session):
     ingest(session=session, tenant_id=other.tenant.id, records=[leg("X1", position=1, answer=2, end=9, sip_call_id="abc@host")])
     assert session.get(Call, mine.id).pbx_linked_id is None
     assert [c.pbx_linked_id for c in _calls(session, other.tenant)] == ["X1"]
+
+
+def test_a_known_call_never_folds_rows_the_first_reading_left_alone(session):
+    firm, agents = _firm(session)
+    # An unrelated row of agent 1002, same number, 2 s later, that no Call-ID ties to the call.
+    lone = f.make_call(session, firm.tenant, agent=agents["1002"], remote_number="0501234567",
+                       remote_e164="+966501234567", extension="1002", started_at=T0 + timedelta(seconds=2))
+    first = leg("S1", position=1, extension="1001", answer=3, end=40)
+    late = leg("S1", position=2, extension="1002", end=3, disposition=LegDisposition.CANCELED)
+    ingest(session=session, tenant_id=firm.tenant.id, records=[first])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[late])
+    before = sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant))
+    ingest(session=session, tenant_id=firm.tenant.id, records=[first, late])
+    assert sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant)) == before
+    assert (lone.id, None) in before and len(before) == 2

@@ -12,7 +12,8 @@ order, for one PBX call (every leg of one ``linked_id`` in the batch):
 3. **Agent, number, time**: a row of the same agent (its extension, or the user behind the
    extension) and the same remote number (E.164 when it normalises, as typed otherwise) that
    started within :data:`WINDOW` of the call and has no linked id yet; per agent the closest
-   in time. For PBXs whose records carry no Call-ID (the UCM6301).
+   in time. For PBXs whose records carry no Call-ID (the UCM6301); only while the ledger
+   does not know the call yet (no row by rule 2), which keeps re-reading idempotent.
 
 The row found by rule 2 is the call's row; otherwise the row of the agent who answered
 first, otherwise the oldest. Every other row found (the ring group's other agents, each of
@@ -129,8 +130,10 @@ def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], number
                 groups[by_key[row.sip_call_id]].rows[row.id] = row
                 taken.add(row.id)
 
-    # Rule 3: the same agent and number, started within the window.
-    wanted = [g for g in groups.values() if g.agents or g.extensions]
+    # Rule 3: the same agent and number, started within the window; only for a call new to the
+    # ledger, so that reading its records again (or a late leg naming another agent) never
+    # folds a row the first reading left alone: re-reading changes nothing.
+    wanted = [g for g in groups.values() if (g.agents or g.extensions) and g.linked_row is None]
     if not wanted:
         return
     lo = min(g.start for g in wanted) - WINDOW
