@@ -46,7 +46,7 @@ from services import db  # noqa: E402
 from services.call_center import get_call_history, get_stats  # noqa: E402
 from services.models import Call, CallLeg, PbxSettings, SipExtension, utcnow  # noqa: E402
 from services.pbx import feed  # noqa: E402
-from services.pbx.reconciler import FirmWorker, Reconciler, ReconcilerSettings  # noqa: E402
+from services.pbx.reconciler import FirmWorker, Reconciler, ReconcilerSettings, tune_sqlite  # noqa: E402
 from services.pbx.records import CdrRecord, LegDirection, LegDisposition  # noqa: E402
 
 
@@ -143,6 +143,8 @@ def main() -> None:
     with sqlite3.connect(base) as src, sqlite3.connect(work) as dst:
         src.backup(dst)
     engine = bench_call_center.prepare(work, calls=calls_total, tenants=10, clients_per_tenant=clients)
+    engine.dispose()
+    tune_sqlite(engine)  # as the reconciler process does
     db.configure(engine)
     tenant_id = 1
     with Session(engine) as session:
