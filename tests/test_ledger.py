@@ -184,16 +184,19 @@ def test_records_of_another_firm_never_touch_this_firms_rows(session):
     assert [c.pbx_linked_id for c in _calls(session, other.tenant)] == ["X1"]
 
 
-def test_a_known_call_never_folds_rows_the_first_reading_left_alone(session):
+def test_legs_split_across_batches_still_merge_and_reading_them_again_changes_nothing(session):
     firm, agents = _firm(session)
-    # An unrelated row of agent 1002, same number, 2 s later, that no Call-ID ties to the call.
-    lone = f.make_call(session, firm.tenant, agent=agents["1002"], remote_number="0501234567",
-                       remote_e164="+966501234567", extension="1002", started_at=T0 + timedelta(seconds=2))
-    first = leg("S1", position=1, extension="1001", answer=3, end=40)
-    late = leg("S1", position=2, extension="1002", end=3, disposition=LegDisposition.CANCELED)
-    ingest(session=session, tenant_id=firm.tenant.id, records=[first])
-    ingest(session=session, tenant_id=firm.tenant.id, records=[late])
-    before = sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant))
-    ingest(session=session, tenant_id=firm.tenant.id, records=[first, late])
-    assert sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant)) == before
-    assert (lone.id, None) in before and len(before) == 2
+    # Agent 1001's softphone row; the UCM's records carry no Call-ID.
+    f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567", remote_e164="+966501234567",
+                extension="1001", started_at=T0 + timedelta(seconds=2), notes="wants a callback")
+    # The leg that rang 1002 ended first and came in an earlier batch than 1001's answered leg.
+    rang = leg("S1", position=1, extension="1002", end=3, disposition=LegDisposition.CANCELED)
+    answered = leg("S1", position=2, extension="1001", answer=3, end=40)
+    ingest(session=session, tenant_id=firm.tenant.id, records=[rang])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[answered])
+    after = [(c.id, c.pbx_linked_id, c.status, c.notes, c.agent_user_id) for c in _calls(session, firm.tenant)]
+    # One row: the softphone's (found by 1001's leg, once it came) folded into the call's.
+    assert [c[1:] for c in after] == [("S1", CallStatus.COMPLETED, "wants a callback", agents["1001"].id)]
+    ingest(session=session, tenant_id=firm.tenant.id, records=[rang, answered])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[answered])
+    assert [(c.id, c.pbx_linked_id, c.status, c.notes, c.agent_user_id) for c in _calls(session, firm.tenant)] == after

@@ -44,7 +44,7 @@ from services.models import (
     Tenant,
     utcnow,
 )
-from services.pbx.matching import Group, find_rows
+from services.pbx.matching import Group, find_linked, find_rows
 from services.pbx.records import CdrRecord, LegDirection, LegDisposition
 from services.tenancy import owned_by
 
@@ -218,13 +218,22 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
             extensions={r.extension for r in legs if r.extension},
             first_answerer=agents.get(answered[0].extension or "") if answered else None,
         )
-    find_rows(session, tenant_id, groups, numbers)
-
-    # Legs stored before, of the calls found by their linked id: the call is recomputed from all.
+    find_linked(session, tenant_id, groups)
+    # Legs stored before, of the calls found by their linked id: the call is recomputed from
+    # all of them, and they take part in finding its other rows.
     stored: dict[int, list[dict[str, Any]]] = {}
     linked_ids = [g.linked_row.id for g in groups.values() if g.linked_row is not None]
     for row in _stored_legs(session, tenant_id, _leg.c.call_id, linked_ids):
         stored.setdefault(row.call_id, []).append(dict(row._mapping))
+    for group in groups.values():
+        for leg in stored.get(group.linked_row.id, []) if group.linked_row is not None else []:
+            if leg["extension"]:
+                group.extensions.add(leg["extension"])
+            if leg["agent_user_id"] is not None:
+                group.agents.add(leg["agent_user_id"])
+            if group.stored_start is None or leg["started_at"] < group.stored_start:
+                group.stored_start = leg["started_at"]
+    find_rows(session, tenant_id, groups, numbers)
 
     clients = match_numbers(session=session, tenant_id=tenant_id, numbers=[g.remote_e164 for g in groups.values() if g.remote_e164])
     touched: list[datetime] = []
