@@ -200,3 +200,16 @@ def test_legs_split_across_batches_still_merge_and_reading_them_again_changes_no
     ingest(session=session, tenant_id=firm.tenant.id, records=[rang, answered])
     ingest(session=session, tenant_id=firm.tenant.id, records=[answered])
     assert [(c.id, c.pbx_linked_id, c.status, c.notes, c.agent_user_id) for c in _calls(session, firm.tenant)] == after
+
+
+def test_a_second_row_of_the_same_agent_is_not_folded_when_the_records_are_read_again(session):
+    firm, agents = _firm(session)
+    # Two rows of agent 1001 with the same number 4 s apart: the closer one is the call's.
+    near = f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567",
+                       remote_e164="+966501234567", extension="1001", started_at=T0 + timedelta(seconds=1))
+    other = f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567",
+                        remote_e164="+966501234567", extension="1001", started_at=T0 + timedelta(seconds=5))
+    records = [leg("D1", position=1, extension="1001", answer=2, end=30)]
+    ingest(session=session, tenant_id=firm.tenant.id, records=records)
+    ingest(session=session, tenant_id=firm.tenant.id, records=records)
+    assert sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant)) == [(near.id, "D1"), (other.id, None)]

@@ -214,23 +214,22 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
             linked_id=linked_id,
             records=legs,
             remote_e164=_normalise(number, region) if number else None,
-            agents={agents[r.extension] for r in legs if r.extension in agents},
-            extensions={r.extension for r in legs if r.extension},
+            # Rule 3 looks for the rows of agents on legs seen for the first time only: an agent
+            # whose row was folded when their leg came is not looked up again (re-reading the
+            # records, or a later leg of the same call, folds nothing more).
+            agents={agents[r.extension] for r in legs if r.extension in agents and r.unique_id not in known},
+            extensions={r.extension for r in legs if r.extension and r.unique_id not in known},
             first_answerer=agents.get(answered[0].extension or "") if answered else None,
         )
     find_linked(session, tenant_id, groups)
     # Legs stored before, of the calls found by their linked id: the call is recomputed from
-    # all of them, and they take part in finding its other rows.
+    # all of them, and rule 3's time window starts at the earliest.
     stored: dict[int, list[dict[str, Any]]] = {}
     linked_ids = [g.linked_row.id for g in groups.values() if g.linked_row is not None]
     for row in _stored_legs(session, tenant_id, _leg.c.call_id, linked_ids):
         stored.setdefault(row.call_id, []).append(dict(row._mapping))
     for group in groups.values():
         for leg in stored.get(group.linked_row.id, []) if group.linked_row is not None else []:
-            if leg["extension"]:
-                group.extensions.add(leg["extension"])
-            if leg["agent_user_id"] is not None:
-                group.agents.add(leg["agent_user_id"])
             if group.stored_start is None or leg["started_at"] < group.stored_start:
                 group.stored_start = leg["started_at"]
     find_rows(session, tenant_id, groups, numbers)

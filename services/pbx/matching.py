@@ -12,8 +12,9 @@ order, for one PBX call (every leg of one ``linked_id`` in the batch):
 3. **Agent, number, time**: a row of the same agent (its extension, or the user behind the
    extension) and the same remote number (E.164 when it normalises, as typed otherwise) that
    started within :data:`WINDOW` of the call and has no linked id yet; per agent the closest
-   in time. For PBXs whose records carry no Call-ID (the UCM6301). The agents and the start
-   are those of all the call's legs, stored before or in the batch.
+   in time. For PBXs whose records carry no Call-ID (the UCM6301). The agents are those of
+   the legs the ledger sees for the first time (an agent's row is looked for once, when
+   their leg comes), the start is the call's, over all its legs.
 
 The row found by rule 2 is the call's row; otherwise the row of the agent who answered
 first, otherwise the oldest. Every other row found (the ring group's other agents, each of
@@ -113,10 +114,9 @@ def find_linked(session: Session, tenant_id: int, groups: dict[str, Group]) -> N
 
 
 def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], numbers: dict[str, str]) -> None:
-    """Fill each group's ``rows`` by rules 1 and 3, after :func:`find_linked` and with the
-    agents and start of the legs stored before folded into each group (so the rows a call's
-    legs match do not depend on how its legs were split into batches, and reading them again
-    finds nothing more). ``numbers`` maps each linked id to the remote number the PBX gave."""
+    """Fill each group's ``rows`` by rules 1 and 3, after :func:`find_linked` (whose legs
+    stored before set the call's start). ``numbers`` maps each linked id to the remote number
+    the PBX gave."""
     taken: set[int] = {g.linked_row.id for g in groups.values() if g.linked_row is not None}
 
     # Rule 1: the SIP Call-ID.
