@@ -12,7 +12,7 @@ writes them (no SIP Call-ID, so rule 3 of services.pbx.matching does the matchin
 calls the softphone logged already (same agent's extension, number and start, so they merge
 into the row), half calls no browser saw (new rows: missed inbound calls with their client,
 and outbound ones); each call has 2 legs, a third of the answered ones a transfer leg too. The
-catch-up runs through the reconciler's own path (``FirmWorker.catch_up``: batches of 500,
+catch-up runs through the reconciler's own path (``FirmWorker.catch_up``: batches of 2,000,
 each ``feed.commit_batch`` in one transaction with its watermark), on one thread.
 """
 
@@ -155,7 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--records", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=ReconcilerSettings.catch_up_batch)
     parser.add_argument("--keep", action="store_true", help="keep the ledger file afterwards (for profiling)")
     args = parser.parse_args()
     calls_total = 50_000 if args.quick else 1_000_000
@@ -185,7 +185,7 @@ def main() -> None:
     print("before the catch-up (no legs):")
     reading_figures(engine, tenant_id)
 
-    reconciler = Reconciler(worker_id="bench", settings=ReconcilerSettings(batch_size=args.batch))
+    reconciler = Reconciler(worker_id="bench", settings=ReconcilerSettings(catch_up_batch=args.batch))
     with db.session_scope() as session:
         [lease] = feed.claim_feeds(session=session, worker_id="bench", lease_seconds=3600)
     worker = FirmWorker(tenant_id=tenant_id, epoch=lease.epoch, reconciler=reconciler)
