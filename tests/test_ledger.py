@@ -213,3 +213,19 @@ def test_a_second_row_of_the_same_agent_is_not_folded_when_the_records_are_read_
     ingest(session=session, tenant_id=firm.tenant.id, records=records)
     ingest(session=session, tenant_id=firm.tenant.id, records=records)
     assert sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant)) == [(near.id, "D1"), (other.id, None)]
+
+
+def test_a_folded_softphone_row_hands_its_call_id_so_its_late_events_find_the_call(session):
+    firm, agents = _firm(session)
+    amal = agents["1001"]
+    # A UCM (no Call-ID in its records): the 1002 leg came first and made the call's row; then
+    # 1001's leg arrives and its softphone row (Call-ID "late@host") is folded into it.
+    _softphone(session, firm, amal, "1001", SoftphoneEventKind.NEW, call_id="late@host", at=1, started=1)
+    ingest(session=session, tenant_id=firm.tenant.id, records=[
+        leg("U1", position=1, extension="1002", end=3, disposition=LegDisposition.CANCELED)])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[leg("U1", position=2, extension="1001", answer=3, end=40)])
+    [call] = _calls(session, firm.tenant)
+    assert (call.sip_call_id, call.pbx_linked_id, call.agent_user_id) == ("late@host;in=1001", "U1", amal.id)
+    late = _softphone(session, firm, amal, "1001", SoftphoneEventKind.ENDED, call_id="late@host", at=41, started=1, answered=4)
+    assert late.id == call.id and len(_calls(session, firm.tenant)) == 1
+    assert session.get(Call, call.id).talk_seconds == 37  # the PBX's figure stands

@@ -79,13 +79,14 @@ class IngestResult:
 # | ring_seconds, talk_seconds              | PBX       | from its timestamps; talk = sum of legs' talk  |
 # | status                                  | PBX       | it saw every leg, the browser only its own     |
 # | agent_user_id, extension (answered)     | PBX       | the agent who answered first                   |
-# | agent_user_id, extension (unanswered)   | softphone | the row stays its agent's; else none           |
+# | agent_user_id, extension (unanswered)   | softphone | the row's agent (or a folded row's); else none |
 # | direction                               | PBX       | except INTERNAL calls: the row's own           |
 # | remote_number / remote_e164             | softphone | as the agent saw it; PBX's for a new row       |
 # | client_id                               | user      | chosen by hand or matched at logging; the      |
 # |                                         |           | PBX's number match only fills an empty one    |
 # | notes, case_id, note entries            | user      | never touched; folded rows' are kept           |
-# | sip_call_id, hangup_cause               | softphone | the PBX has none of its own                    |
+# | sip_call_id, hangup_cause               | softphone | the PBX has none; a folded row's Call-ID fills |
+# |                                         |           | an empty one (its late events find the call)   |
 
 
 def _seconds(a: datetime, b: datetime) -> int:
@@ -344,8 +345,9 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 
 def _fold(session: Session, tenant_id: int, row: Any, folded: list[Any], values: dict[str, Any]) -> None:
     """Fold the other softphone rows of this call into ``row`` (the user's side of the table
-    above _seconds): their note entries and recordings move over, their notes text is appended,
-    their case and client fill the row's when empty; then they are deleted."""
+    above): their note entries and recordings move over, their notes text is appended, their
+    case, client, agent (of an unanswered call) and SIP Call-ID fill the row's when empty (the
+    Call-ID so that a late event of that softphone still finds the call); then they are deleted."""
     ids = [r.id for r in folded]
     session.execute(sa.update(CallNote).where(owned_by(CallNote, tenant_id), CallNote.call_id.in_(ids)).values(call_id=row.id))
     session.execute(
@@ -362,6 +364,15 @@ def _fold(session: Session, tenant_id: int, row: Any, folded: list[Any], values:
         client = next((r.client_id for r in folded if r.client_id is not None), None)
         if client is not None:
             values["client_id"] = client
+    if row.sip_call_id is None:
+        sip = next((r.sip_call_id for r in folded if r.sip_call_id), None)
+        if sip is not None:
+            values["sip_call_id"] = sip
+    if row.agent_user_id is None and "agent_user_id" not in values:
+        agent = next((r for r in folded if r.agent_user_id is not None), None)
+        if agent is not None:
+            values.update(agent_user_id=agent.agent_user_id, extension=agent.extension)
+    # Deleted before the row's update (same statement order): the Call-ID moves without a clash.
     session.execute(sa.delete(_call).where(owned_by(_call, tenant_id), _call.c.id.in_(ids)))
 
 
