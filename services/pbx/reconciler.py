@@ -1,3 +1,4 @@
+# Just over 400 lines: the per-firm worker and the process that runs the workers share their settings and plumbing.
 """The reconciler process: ``python -m services.pbx.reconciler`` (started by scripts/run.sh).
 
 One asyncio worker per firm whose PBX settings name a CDR source, under per-firm leases
