@@ -182,3 +182,50 @@ def test_records_of_another_firm_never_touch_this_firms_rows(session):
     ingest(session=session, tenant_id=other.tenant.id, records=[leg("X1", position=1, answer=2, end=9, sip_call_id="abc@host")])
     assert session.get(Call, mine.id).pbx_linked_id is None
     assert [c.pbx_linked_id for c in _calls(session, other.tenant)] == ["X1"]
+
+
+def test_legs_split_across_batches_still_merge_and_reading_them_again_changes_nothing(session):
+    firm, agents = _firm(session)
+    # Agent 1001's softphone row; the UCM's records carry no Call-ID.
+    f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567", remote_e164="+966501234567",
+                extension="1001", started_at=T0 + timedelta(seconds=2), notes="wants a callback")
+    # The leg that rang 1002 ended first and came in an earlier batch than 1001's answered leg.
+    rang = leg("S1", position=1, extension="1002", end=3, disposition=LegDisposition.CANCELED)
+    answered = leg("S1", position=2, extension="1001", answer=3, end=40)
+    ingest(session=session, tenant_id=firm.tenant.id, records=[rang])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[answered])
+    after = [(c.id, c.pbx_linked_id, c.status, c.notes, c.agent_user_id) for c in _calls(session, firm.tenant)]
+    # One row: the softphone's (found by 1001's leg, once it came) folded into the call's.
+    assert [c[1:] for c in after] == [("S1", CallStatus.COMPLETED, "wants a callback", agents["1001"].id)]
+    ingest(session=session, tenant_id=firm.tenant.id, records=[rang, answered])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[answered])
+    assert [(c.id, c.pbx_linked_id, c.status, c.notes, c.agent_user_id) for c in _calls(session, firm.tenant)] == after
+
+
+def test_a_second_row_of_the_same_agent_is_not_folded_when_the_records_are_read_again(session):
+    firm, agents = _firm(session)
+    # Two rows of agent 1001 with the same number 4 s apart: the closer one is the call's.
+    near = f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567",
+                       remote_e164="+966501234567", extension="1001", started_at=T0 + timedelta(seconds=1))
+    other = f.make_call(session, firm.tenant, agent=agents["1001"], remote_number="0501234567",
+                        remote_e164="+966501234567", extension="1001", started_at=T0 + timedelta(seconds=5))
+    records = [leg("D1", position=1, extension="1001", answer=2, end=30)]
+    ingest(session=session, tenant_id=firm.tenant.id, records=records)
+    ingest(session=session, tenant_id=firm.tenant.id, records=records)
+    assert sorted((c.id, c.pbx_linked_id) for c in _calls(session, firm.tenant)) == [(near.id, "D1"), (other.id, None)]
+
+
+def test_a_folded_softphone_row_hands_its_call_id_so_its_late_events_find_the_call(session):
+    firm, agents = _firm(session)
+    amal = agents["1001"]
+    # A UCM (no Call-ID in its records): the 1002 leg came first and made the call's row; then
+    # 1001's leg arrives and its softphone row (Call-ID "late@host") is folded into it.
+    _softphone(session, firm, amal, "1001", SoftphoneEventKind.NEW, call_id="late@host", at=1, started=1)
+    ingest(session=session, tenant_id=firm.tenant.id, records=[
+        leg("U1", position=1, extension="1002", end=3, disposition=LegDisposition.CANCELED)])
+    ingest(session=session, tenant_id=firm.tenant.id, records=[leg("U1", position=2, extension="1001", answer=3, end=40)])
+    [call] = _calls(session, firm.tenant)
+    assert (call.sip_call_id, call.pbx_linked_id, call.agent_user_id) == ("late@host;in=1001", "U1", amal.id)
+    late = _softphone(session, firm, amal, "1001", SoftphoneEventKind.ENDED, call_id="late@host", at=41, started=1, answered=4)
+    assert late.id == call.id and len(_calls(session, firm.tenant)) == 1
+    assert session.get(Call, call.id).talk_seconds == 37  # the PBX's figure stands

@@ -64,7 +64,7 @@ def test_catch_up_then_live_then_a_lost_feed_fills_its_gap(engine, session, tmp_
         sources.append(source)
         return source
 
-    settings = ReconcilerSettings(tick_seconds=0.1, lease_seconds=5, batch_size=25, flush_seconds=0.05,
+    settings = ReconcilerSettings(tick_seconds=0.1, lease_seconds=5, batch_size=25, catch_up_batch=25, flush_seconds=0.05,
                                   catch_up_seconds=600, backoff_base=0.05, backoff_cap=0.1)
     reconciler = Reconciler(worker_id="w1", settings=settings, source_factory=source_for)
 

@@ -90,7 +90,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_sigkill_in_the_middle_of_500_records_then_restart_stores_each_once(engine, session, tmp_path):
     tenant_id, pbx = _firm(session, tmp_path)
     _write_calls(pbx, "k", 0, 250)  # 500 records
-    proc = _start(engine, tmp_path, "killed", WATHEEQ_PBX_BATCH_SIZE="5")
+    proc = _start(engine, tmp_path, "killed", WATHEEQ_PBX_CATCH_UP_BATCH="5")
     try:
         _wait(lambda: _ledger(engine, tenant_id)[2] >= 100, 60, "the first 100 records")
         proc.send_signal(signal.SIGKILL)
@@ -102,7 +102,7 @@ def test_sigkill_in_the_middle_of_500_records_then_restart_stores_each_once(engi
     assert watermark < 500, "the catch-up ended before the kill: nothing was interrupted"
     # Everything up to the watermark is stored, nothing past the last committed batch.
     assert {r.unique_id for r in pbx.rows(0) if r.position <= watermark} <= set(legs)
-    restarted = _start(engine, tmp_path, "killed", WATHEEQ_PBX_BATCH_SIZE="50")
+    restarted = _start(engine, tmp_path, "killed", WATHEEQ_PBX_CATCH_UP_BATCH="50")
     try:
         _wait(lambda: _ledger(engine, tenant_id)[2] == 500, 60, "all 500 records")
     finally:
@@ -115,7 +115,7 @@ def test_two_processes_share_the_firms_and_one_takes_over_when_the_other_is_kill
     if engine.dialect.name != "postgresql":
         pytest.skip("this test is about PostgreSQL's row locks")
     firms = [_firm(session, tmp_path) for _ in range(4)]
-    lease = {"WATHEEQ_PBX_LEASE_SECONDS": "2", "WATHEEQ_PBX_BATCH_SIZE": "20"}
+    lease = {"WATHEEQ_PBX_LEASE_SECONDS": "2", "WATHEEQ_PBX_BATCH_SIZE": "20", "WATHEEQ_PBX_CATCH_UP_BATCH": "20"}
     a = _start(engine, tmp_path, "a", WATHEEQ_PBX_MAX_FIRMS="2", **lease)
     b = None
     stop_writing = threading.Event()

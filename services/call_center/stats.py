@@ -33,6 +33,7 @@ hour goes through :func:`invalidate_rollups`, which marks the hour for a recount
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -92,13 +93,14 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any) -> sa.ColumnElement[i
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=None)), 0)
 
 
-def _figures(threshold_s: int) -> list[sa.ColumnElement[int]]:
+@lru_cache(maxsize=64)
+def _figures(threshold_s: int) -> tuple[sa.ColumnElement[int], ...]:
     """The sums every figure is derived from, in the order of the rollup's columns (the last
     two: the agent's own talk from calls without PBX legs; :func:`_leg_figures` adds the legs')."""
     answered_in = sa.and_(_inbound, _answered)
     ended_answered = sa.and_(_answered, Call.talk_seconds.is_not(None))
     own_talk = sa.and_(ended_answered, Call.pbx_linked_id.is_(None))
-    return [
+    return (
         sa.func.count(),
         _count_if(_inbound),
         _count_if(_answered),
@@ -111,7 +113,7 @@ def _figures(threshold_s: int) -> list[sa.ColumnElement[int]]:
         _count_if(ended_answered),
         _sum_if(own_talk, Call.talk_seconds),
         _count_if(own_talk),
-    ]
+    )
 
 
 _FIGURE_COLUMNS = [

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,7 +44,7 @@ from services.models import (
     Tenant,
     utcnow,
 )
-from services.pbx.matching import Group, find_rows
+from services.pbx.matching import Group, find_linked, find_rows
 from services.pbx.records import CdrRecord, LegDirection, LegDisposition
 from services.tenancy import owned_by
 
@@ -51,6 +52,10 @@ _call = Call.__table__
 _leg = CallLeg.__table__
 _recording = CallRecording.__table__
 _CHUNK = 500
+
+# Parsing a number costs ~0.5 ms (phonenumbers), more than the rest of a leg's work; a firm's
+# callers repeat, so each (number, region) is parsed once per process.
+_normalise = lru_cache(maxsize=100_000)(phones.try_normalise)
 
 
 @dataclass
@@ -74,13 +79,14 @@ class IngestResult:
 # | ring_seconds, talk_seconds              | PBX       | from its timestamps; talk = sum of legs' talk  |
 # | status                                  | PBX       | it saw every leg, the browser only its own     |
 # | agent_user_id, extension (answered)     | PBX       | the agent who answered first                   |
-# | agent_user_id, extension (unanswered)   | softphone | the row stays its agent's; else none           |
+# | agent_user_id, extension (unanswered)   | softphone | the row's agent (or a folded row's); else none |
 # | direction                               | PBX       | except INTERNAL calls: the row's own           |
 # | remote_number / remote_e164             | softphone | as the agent saw it; PBX's for a new row       |
 # | client_id                               | user      | chosen by hand or matched at logging; the      |
 # |                                         |           | PBX's number match only fills an empty one    |
 # | notes, case_id, note entries            | user      | never touched; folded rows' are kept           |
-# | sip_call_id, hangup_cause               | softphone | the PBX has none of its own                    |
+# | sip_call_id, hangup_cause               | softphone | the PBX has none; a folded row's Call-ID fills |
+# |                                         |           | an empty one (its late events find the call)   |
 
 
 def _seconds(a: datetime, b: datetime) -> int:
@@ -208,18 +214,26 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
         groups[linked_id] = Group(
             linked_id=linked_id,
             records=legs,
-            remote_e164=phones.try_normalise(number, region) if number else None,
-            agents={agents[r.extension] for r in legs if r.extension in agents},
-            extensions={r.extension for r in legs if r.extension},
+            remote_e164=_normalise(number, region) if number else None,
+            # Rule 3 looks for the rows of agents on legs seen for the first time only: an agent
+            # whose row was folded when their leg came is not looked up again (re-reading the
+            # records, or a later leg of the same call, folds nothing more).
+            agents={agents[r.extension] for r in legs if r.extension in agents and r.unique_id not in known},
+            extensions={r.extension for r in legs if r.extension and r.unique_id not in known},
             first_answerer=agents.get(answered[0].extension or "") if answered else None,
         )
-    find_rows(session, tenant_id, groups, numbers)
-
-    # Legs stored before, of the calls found by their linked id: the call is recomputed from all.
+    find_linked(session, tenant_id, groups)
+    # Legs stored before, of the calls found by their linked id: the call is recomputed from
+    # all of them, and rule 3's time window starts at the earliest.
     stored: dict[int, list[dict[str, Any]]] = {}
     linked_ids = [g.linked_row.id for g in groups.values() if g.linked_row is not None]
     for row in _stored_legs(session, tenant_id, _leg.c.call_id, linked_ids):
         stored.setdefault(row.call_id, []).append(dict(row._mapping))
+    for group in groups.values():
+        for leg in stored.get(group.linked_row.id, []) if group.linked_row is not None else []:
+            if group.stored_start is None or leg["started_at"] < group.stored_start:
+                group.stored_start = leg["started_at"]
+    find_rows(session, tenant_id, groups, numbers)
 
     clients = match_numbers(session=session, tenant_id=tenant_id, numbers=[g.remote_e164 for g in groups.values() if g.remote_e164])
     touched: list[datetime] = []
@@ -331,8 +345,9 @@ def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str,
 
 def _fold(session: Session, tenant_id: int, row: Any, folded: list[Any], values: dict[str, Any]) -> None:
     """Fold the other softphone rows of this call into ``row`` (the user's side of the table
-    above _seconds): their note entries and recordings move over, their notes text is appended,
-    their case and client fill the row's when empty; then they are deleted."""
+    above): their note entries and recordings move over, their notes text is appended, their
+    case, client, agent (of an unanswered call) and SIP Call-ID fill the row's when empty (the
+    Call-ID so that a late event of that softphone still finds the call); then they are deleted."""
     ids = [r.id for r in folded]
     session.execute(sa.update(CallNote).where(owned_by(CallNote, tenant_id), CallNote.call_id.in_(ids)).values(call_id=row.id))
     session.execute(
@@ -349,6 +364,15 @@ def _fold(session: Session, tenant_id: int, row: Any, folded: list[Any], values:
         client = next((r.client_id for r in folded if r.client_id is not None), None)
         if client is not None:
             values["client_id"] = client
+    if row.sip_call_id is None:
+        sip = next((r.sip_call_id for r in folded if r.sip_call_id), None)
+        if sip is not None:
+            values["sip_call_id"] = sip
+    if row.agent_user_id is None and "agent_user_id" not in values:
+        agent = next((r for r in folded if r.agent_user_id is not None), None)
+        if agent is not None:
+            values.update(agent_user_id=agent.agent_user_id, extension=agent.extension)
+    # Deleted before the row's update (same statement order): the Call-ID moves without a clash.
     session.execute(sa.delete(_call).where(owned_by(_call, tenant_id), _call.c.id.in_(ids)))
 
 

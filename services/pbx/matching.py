@@ -12,7 +12,9 @@ order, for one PBX call (every leg of one ``linked_id`` in the batch):
 3. **Agent, number, time**: a row of the same agent (its extension, or the user behind the
    extension) and the same remote number (E.164 when it normalises, as typed otherwise) that
    started within :data:`WINDOW` of the call and has no linked id yet; per agent the closest
-   in time. For PBXs whose records carry no Call-ID (the UCM6301).
+   in time. For PBXs whose records carry no Call-ID (the UCM6301). The agents are those of
+   the legs the ledger sees for the first time (an agent's row is looked for once, when
+   their leg comes), the start is the call's, over all its legs.
 
 The row found by rule 2 is the call's row; otherwise the row of the agent who answered
 first, otherwise the oldest. Every other row found (the ring group's other agents, each of
@@ -66,10 +68,11 @@ class Group:
     first_answerer: int | None
     linked_row: Any = None  # rule 2
     rows: dict[int, Any] = field(default_factory=dict)  # rules 1 and 3, by id
+    stored_start: datetime | None = None  # the earliest start of the legs stored before
 
     @property
     def start(self) -> datetime:
-        return min(r.started_at for r in self.records)
+        return min([r.started_at for r in self.records] + ([self.stored_start] if self.stored_start else []))
 
     def primary(self) -> Any | None:
         """The row the call is kept in (see the module docstring)."""
@@ -103,15 +106,17 @@ def sip_keys(record: CdrRecord) -> list[str]:
     return keys
 
 
-def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], numbers: dict[str, str]) -> None:
-    """Fill each group's ``linked_row`` and ``rows`` by the three rules (four queries per batch).
-
-    ``numbers`` maps each group's linked id to the remote number as the PBX gave it.
-    """
-    linked = list(groups)
-    for part in _chunks(linked):
+def find_linked(session: Session, tenant_id: int, groups: dict[str, Group]) -> None:
+    """Rule 2: each group's row by its linked id (``linked_row``), when the ledger knows the call."""
+    for part in _chunks(list(groups)):
         for row in session.execute(sa.select(*ROW_COLUMNS).where(owned_by(Call, tenant_id), Call.pbx_linked_id.in_(part))):
             groups[row.pbx_linked_id].linked_row = row
+
+
+def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], numbers: dict[str, str]) -> None:
+    """Fill each group's ``rows`` by rules 1 and 3, after :func:`find_linked` (whose legs
+    stored before set the call's start). ``numbers`` maps each linked id to the remote number
+    the PBX gave."""
     taken: set[int] = {g.linked_row.id for g in groups.values() if g.linked_row is not None}
 
     # Rule 1: the SIP Call-ID.

@@ -95,7 +95,7 @@ def test_the_pbx_settings_page_shows_the_feeds_health(page, services_db):
         page.goto("/extensions")
         line = page.get_by_test_id("cdr-feed-health")
         expect(page.get_by_test_id("cdr-feed-state")).to_have_text("Not connected")
-        expect(page.get_by_test_id("cdr-records-today")).to_have_text("1 records today")
+        expect(page.get_by_test_id("cdr-records-today")).to_have_text("records today: 1")
         expect(page.get_by_test_id("cdr-feed-error")).to_have_text("The PBX did not answer.")
         expect(line).to_contain_text("last record")
         with services_db.session_scope() as session:

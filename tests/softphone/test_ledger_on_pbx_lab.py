@@ -133,3 +133,61 @@ def test_an_answered_call_is_one_row_with_its_legs_and_the_labs_talk_time(stack)
     lab_talk = {r.extension: r.talk_seconds for r in source.catch_up(0) if r.answered_at is not None}
     answered = next(g for g in legs if g["disposition"] == "ANSWERED")
     assert abs(answered["talk_seconds"] - lab_talk["1002"]) <= 1
+
+
+def test_a_ring_group_call_transferred_is_one_row_and_stats_give_talk_to_who_talked(stack):
+    lab, firm, http, client, tenant_id = stack
+    for phone in lab.phones:
+        phone.stop()
+    lab.phones = []
+
+    def stats():
+        body = http.get("/api/v1/call-center/stats").json()
+        return body["answered"], {a["agent_user_id"]: a["talk_seconds"] for a in body["per_agent"]}
+
+    answered_before, talk_before = stats()
+    a1 = lab.agent("rg1", user="1001", domain=firm.domain, password=firm.passwords["1001"], port=5081)
+    a2 = lab.agent("rg2", user="1002", domain=firm.domain, password=firm.passwords["1002"], port=5083)
+    a3 = lab.agent("rg3", user="1003", domain=firm.domain, password=firm.passwords["1003"], port=5085)
+    caller = lab.phone("caller-3", port=5098, number=CALLER)
+    caller.dial(lab.did_uri(firm.did))
+    for agent in (a1, a2, a3):
+        agent.wait_event("CALL_INCOMING", 10)
+    time.sleep(1)
+    a2.accept()
+    a2.wait_event("CALL_ESTABLISHED", 10)
+    a3.wait_event("CALL_CLOSED", 10)
+    seen3 = len(a3.events)
+    time.sleep(2)
+    a2.command("transfer", f"sip:1003@{firm.domain}")
+    a3.wait_event("CALL_INCOMING", 10, since=seen3)
+    a3.accept()
+    time.sleep(3)
+    caller.hangup()
+    a3.wait_event("CALL_CLOSED", 10, since=seen3)
+
+    source = LabCdrSource(lab.dir, sip_domain=firm.domain)
+    linked = list(source.catch_up(0))[-1].linked_id
+    lab_legs = [r for r in source.catch_up(0) if r.linked_id == linked]
+    assert len(lab_legs) == 4
+
+    def ledger_row():
+        rows = http.get("/api/v1/call-center/calls", params={"status": "COMPLETED"}).json()["data"]
+        legs = [http.get(f"/api/v1/call-center/calls/{r['id']}/legs").json() for r in rows]
+        return [(r, g) for r, g in zip(rows, legs) if len(g) == 4]
+
+    found = _wait_for(ledger_row, 10)
+    assert len(found) == 1, found
+    row, legs = found[0]
+    assert sorted(g["unique_id"] for g in legs) == sorted(r.unique_id for r in lab_legs)
+    transfer = next(g for g in legs if g["transferred_by"])
+    assert (transfer["extension"], transfer["transferred_by"]) == ("1003", "1002")
+
+    answered_after, talk_after = stats()
+    assert answered_after - answered_before == 1  # one call, however many legs
+    lab_talk = {r.extension: r.talk_seconds for r in lab_legs if r.answered_at is not None}
+    users = {g["extension"]: g["agent_user_id"] for g in legs}
+    for ext in ("1002", "1003"):
+        gained = talk_after.get(users[ext], 0) - talk_before.get(users[ext], 0)
+        assert abs(gained - lab_talk[ext]) <= 1, (ext, gained, lab_talk)
+    assert talk_after.get(users["1001"], 0) == talk_before.get(users["1001"], 0)
