@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from services import audit, db, storage
 from services.errors import Conflict, Forbidden, Invalid, NotFound
-from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, utcnow
+from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, User, utcnow
 from services.pbx import recordings, retention
 from services.pbx.records import CdrSourceError
 from tests import factories
@@ -132,6 +132,14 @@ def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, sourc
     row = _row(session, gone.id)
     assert (row.fetch_attempts, row.fetch_error, row.storage_key) == (recordings.MAX_FETCH_ATTEMPTS, "not_found", None)
     assert source.opened.count("gone.wav") == recordings.MAX_FETCH_ATTEMPTS
+    # The call's detail says which recording plays and which never will.
+    from services import call_center
+
+    for rec_id, stored, failed in ((rec.id, True, False), (gone.id, False, True)):
+        row = _row(session, rec_id)
+        owner = factories.principal_of(session.exec(select(User).where(User.tenant_id == row.tenant_id, User.role == Role.OWNER)).first())
+        [shown] = call_center.get_call(session=session, tenant_id=row.tenant_id, actor=owner, call_id=row.call_id).recordings
+        assert (shown.stored, shown.fetch_failed, shown.purged_at) == (stored, failed, None)
 
 
 def test_wav_duration_handles_streaming_headers(tmp_path) -> None:

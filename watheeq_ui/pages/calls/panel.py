@@ -80,6 +80,7 @@ def _recording(rec: rx.Var) -> rx.Component:
             ),
         ),
         ("purged", rx.text(t("recording_purged"), size="2", color_scheme="gray", data_testid="recording-purged")),
+        ("failed", rx.text(t("recording_failed"), size="2", color_scheme="red", data_testid="recording-failed")),
         rx.text(t("recording_pending"), size="2", color_scheme="gray", data_testid="recording-pending"),
     )
 

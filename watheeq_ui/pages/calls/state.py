@@ -64,12 +64,15 @@ class RecordingView(BaseModel):
     # A link signed for the tab's session (the <audio> element sends no bearer token).
     url: str = ""
     duration: str = ""
-    # "stored" (playable), "pending" (still at the PBX) or "purged" (deleted after retention).
+    # "stored" (playable), "pending" (still at the PBX), "failed" (the PBX never gave it) or
+    # "purged" (deleted after retention).
     state: str = ""
 
 
-def _recording_state(stored: bool, purged: bool) -> str:
-    return "stored" if stored else ("purged" if purged else "pending")
+def _recording_state(stored: bool, purged: bool, failed: bool) -> str:
+    if stored:
+        return "stored"
+    return "purged" if purged else ("failed" if failed else "pending")
 
 
 def recording_url(session_id: int, recording_id: int) -> str:
@@ -138,7 +141,7 @@ def _view(call: CallDetail, tz: str) -> CallView:
             for n in reversed(call.note_entries)
         ],
         recordings=[
-            RecordingView(id=r.id, duration=formatting.duration(r.duration_seconds), state=_recording_state(r.stored, r.purged_at is not None))
+            RecordingView(id=r.id, duration=formatting.duration(r.duration_seconds), state=_recording_state(r.stored, r.purged_at is not None, r.fetch_failed))
             for r in call.recordings
         ],
     )
