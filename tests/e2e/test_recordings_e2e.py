@@ -170,3 +170,23 @@ def test_an_admin_sets_retention_and_a_legal_hold_but_does_not_see_the_audit_log
     expect(page.get_by_test_id("held-case")).to_contain_text(title)
     page.get_by_test_id("hold-release").click()
     expect(page.get_by_test_id("held-case")).to_have_count(0)
+
+
+def test_a_broken_or_expired_link_is_renewed_by_the_player(page, recorded_call):
+    login(page, "AGENT")
+    _open_call(page, recorded_call["number"])
+    audio = page.get_by_test_id("recording-audio")
+    first = audio.get_attribute("src")
+    assert "sig=" in first and f"/recordings/{recorded_call['recording']}?" in first
+    # What an expired link gets from the route (401): the player's error renews the link.
+    audio.evaluate("(a) => { a.src = a.src.replace(/sig=[^&]+/, 'sig=1.0.expired'); a.load(); }")
+    page.wait_for_function(
+        "([a, first]) => a.src !== first && !a.src.includes('expired')", arg=[audio.element_handle(), first], timeout=15_000
+    )
+    duration = audio.evaluate(
+        """async (a) => {
+            if (!(a.duration > 0)) await new Promise((ok) => a.addEventListener('loadedmetadata', ok, {once: true}));
+            return a.duration;
+        }"""
+    )
+    assert duration == pytest.approx(SECONDS, abs=1.0)
