@@ -197,15 +197,20 @@ def test_a_range_returns_the_right_bytes_and_is_audited_with_it(session, source,
     assert ranges == [("recording.play", f"10-{len(original) - 1}"), ("recording.download", f"{len(original) - 100}-{len(original) - 1}"), ("recording.play", "65530-70000")]
 
 
-def test_an_agent_not_on_the_call_gets_not_found_but_an_agent_on_a_leg_may_play(session, source, store) -> None:
+def test_an_agent_not_on_the_call_gets_not_found_but_an_agent_who_answered_a_leg_may_play(session, source, store) -> None:
     firm, call, rec = _stored(session, source, store)
     stranger = factories.principal_of(factories.make_user(session, firm.tenant, Role.AGENT))
+    rung_only = factories.make_user(session, firm.tenant, Role.AGENT)
     leg_agent = factories.make_user(session, firm.tenant, Role.AGENT)
+    t = call.started_at
+    session.add(CallLeg(tenant_id=firm.tenant.id, call_id=call.id, unique_id="u-0", agent_user_id=rung_only.id,
+                        started_at=t, ended_at=t + timedelta(seconds=5), disposition="CANCELED"))
     session.add(CallLeg(tenant_id=firm.tenant.id, call_id=call.id, unique_id="u-1", agent_user_id=leg_agent.id,
-                        started_at=call.started_at, ended_at=call.started_at, disposition="NO ANSWER"))
+                        started_at=t, answered_at=t + timedelta(seconds=5), ended_at=t + timedelta(seconds=60), disposition="ANSWERED"))
     session.commit()
-    with pytest.raises(NotFound):
-        recordings.open_for(stranger, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
+    for outsider in (stranger, factories.principal_of(rung_only)):
+        with pytest.raises(NotFound):
+            recordings.open_for(outsider, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     stream = recordings.open_for(factories.principal_of(leg_agent), session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     assert len(_read(stream)) == rec.size_bytes
     assert [e.actor_user_id for e in audit.list_events(session=session, tenant_id=firm.tenant.id, action="recording.play")] == [leg_agent.id]
