@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from services import audit, db, storage
 from services.errors import Conflict, Forbidden, Invalid, NotFound
-from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, utcnow
+from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, User, utcnow
 from services.pbx import recordings, retention
 from services.pbx.records import CdrSourceError
 from tests import factories
@@ -132,6 +132,14 @@ def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, sourc
     row = _row(session, gone.id)
     assert (row.fetch_attempts, row.fetch_error, row.storage_key) == (recordings.MAX_FETCH_ATTEMPTS, "not_found", None)
     assert source.opened.count("gone.wav") == recordings.MAX_FETCH_ATTEMPTS
+    # The call's detail says which recording plays and which never will.
+    from services import call_center
+
+    for rec_id, stored, failed in ((rec.id, True, False), (gone.id, False, True)):
+        row = _row(session, rec_id)
+        owner = factories.principal_of(session.exec(select(User).where(User.tenant_id == row.tenant_id, User.role == Role.OWNER)).first())
+        [shown] = call_center.get_call(session=session, tenant_id=row.tenant_id, actor=owner, call_id=row.call_id).recordings
+        assert (shown.stored, shown.fetch_failed, shown.purged_at) == (stored, failed, None)
 
 
 def test_wav_duration_handles_streaming_headers(tmp_path) -> None:
@@ -189,15 +197,20 @@ def test_a_range_returns_the_right_bytes_and_is_audited_with_it(session, source,
     assert ranges == [("recording.play", f"10-{len(original) - 1}"), ("recording.download", f"{len(original) - 100}-{len(original) - 1}"), ("recording.play", "65530-70000")]
 
 
-def test_an_agent_not_on_the_call_gets_not_found_but_an_agent_on_a_leg_may_play(session, source, store) -> None:
+def test_an_agent_not_on_the_call_gets_not_found_but_an_agent_who_answered_a_leg_may_play(session, source, store) -> None:
     firm, call, rec = _stored(session, source, store)
     stranger = factories.principal_of(factories.make_user(session, firm.tenant, Role.AGENT))
+    rung_only = factories.make_user(session, firm.tenant, Role.AGENT)
     leg_agent = factories.make_user(session, firm.tenant, Role.AGENT)
+    t = call.started_at
+    session.add(CallLeg(tenant_id=firm.tenant.id, call_id=call.id, unique_id="u-0", agent_user_id=rung_only.id,
+                        started_at=t, ended_at=t + timedelta(seconds=5), disposition="CANCELED"))
     session.add(CallLeg(tenant_id=firm.tenant.id, call_id=call.id, unique_id="u-1", agent_user_id=leg_agent.id,
-                        started_at=call.started_at, ended_at=call.started_at, disposition="NO ANSWER"))
+                        started_at=t, answered_at=t + timedelta(seconds=5), ended_at=t + timedelta(seconds=60), disposition="ANSWERED"))
     session.commit()
-    with pytest.raises(NotFound):
-        recordings.open_for(stranger, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
+    for outsider in (stranger, factories.principal_of(rung_only)):
+        with pytest.raises(NotFound):
+            recordings.open_for(outsider, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     stream = recordings.open_for(factories.principal_of(leg_agent), session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     assert len(_read(stream)) == rec.size_bytes
     assert [e.actor_user_id for e in audit.list_events(session=session, tenant_id=firm.tenant.id, action="recording.play")] == [leg_agent.id]

@@ -234,6 +234,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "download": ("Download", "تنزيل"),
     "recording_pending": ("Recording is being fetched from the PBX…", "يجري جلب التسجيل من المقسم…"),
     "recording_purged": ("Recording deleted after the retention period", "حُذف التسجيل بعد انتهاء مدة الاحتفاظ"),
+    "recording_failed": ("The PBX did not provide this recording", "لم يوفّر المقسم هذا التسجيل"),
     "call_legs": ("Legs of the call", "مراحل المكالمة"),
     "no_legs": ("The PBX has not reported this call yet", "لم يُرسل المقسم سجل هذه المكالمة بعد"),
     "leg_rang": ("rang {s}", "رنّ {s}"),

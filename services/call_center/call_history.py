@@ -33,6 +33,7 @@ from services.models import (
     Tenant,
     User,
 )
+from services.pbx.recordings import MAX_FETCH_ATTEMPTS
 from services.paging import decode_cursor, encode_cursor
 from services.tenancy import owned_by, owned_join, tenant_select
 from services.timestamps import aware, search_bound
@@ -125,6 +126,7 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
         sa.select(
             CallRecording.id, CallRecording.url, CallRecording.duration_seconds,
             CallRecording.storage_key.is_not(None).label("stored"),  # type: ignore[union-attr]
+            (CallRecording.fetch_attempts >= MAX_FETCH_ATTEMPTS).label("fetch_failed"),
             CallRecording.content_type, CallRecording.size_bytes, CallRecording.purged_at,
         )
         .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)

@@ -314,6 +314,8 @@ class CallRecordingPublic(SQLModel):
     # Stored (encrypted) here and playable at GET /call-center/recordings/{id}; False while
     # it is being fetched from the PBX, after a failed fetch, or once retention deleted it.
     stored: bool = False
+    # Every fetch from the PBX failed (services.pbx.recordings.MAX_FETCH_ATTEMPTS): it will not come.
+    fetch_failed: bool = False
     content_type: str = "audio/wav"
     size_bytes: int | None = None
     purged_at: datetime | None = None

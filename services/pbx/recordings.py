@@ -236,8 +236,15 @@ def _may_play(session: Session, tenant_id: int, principal: Principal, call_id: i
     on_call = session.execute(
         sa.select(Call.id).where(owned_by(Call, tenant_id), Call.id == call_id, Call.agent_user_id == principal.user_id)
     ).first()
+    # A leg the agent answered (talked on, before or after a transfer); a leg that only rang
+    # them (a ring group's other phones) is not being on the call.
     on_leg = session.execute(
-        sa.select(CallLeg.id).where(owned_by(CallLeg, tenant_id), CallLeg.call_id == call_id, CallLeg.agent_user_id == principal.user_id).limit(1)
+        sa.select(CallLeg.id)
+        .where(
+            owned_by(CallLeg, tenant_id), CallLeg.call_id == call_id, CallLeg.agent_user_id == principal.user_id,
+            CallLeg.answered_at.is_not(None),  # type: ignore[union-attr]
+        )
+        .limit(1)
     ).first()
     return on_call is not None or on_leg is not None
 

@@ -92,13 +92,13 @@ def test_an_agent_not_on_the_call_and_another_firm_get_404(engine, http: httpx.C
         r = http.get(_url(recorded["recording"]), headers=rival.auth(role))
         assert r.status_code == 404
         assert r.json() == {"detail": "recording not found"}
-    # The call's own agent plays it; a leg's agent too.
+    # The call's own agent plays it; an agent who answered one of its legs too.
     assert http.get(_url(recorded["recording"]), headers=firm.auth(Role.AGENT)).status_code == 200
     with Session(engine, expire_on_commit=False) as session:
         from services.models import utcnow
 
         now = utcnow()
-        session.add(CallLeg(tenant_id=firm.tenant_id, call_id=recorded["call"], unique_id="leg-1", agent_user_id=stranger.id, started_at=now, ended_at=now, disposition="ANSWERED"))
+        session.add(CallLeg(tenant_id=firm.tenant_id, call_id=recorded["call"], unique_id="leg-1", agent_user_id=stranger.id, started_at=now, answered_at=now, ended_at=now, disposition="ANSWERED"))
         session.commit()
     assert http.get(_url(recorded["recording"]), headers={"Authorization": f"Bearer {token}"}).status_code == 200
 

@@ -137,12 +137,59 @@ def test_the_owner_sees_who_played_it(page, recorded_call):
     screenshot(page, "recording-audit")
 
 
-def test_an_admin_sets_retention_but_does_not_see_the_audit_log(page):
+def test_an_admin_sets_retention_and_a_legal_hold_but_does_not_see_the_audit_log(page, services_db):
+    from services.models import Case, PbxSettings, User
+
+    with services_db.session_scope() as session:
+        tenant_id = session.execute(sa.select(User.tenant_id).where(User.email == LOGINS["ADMIN"])).scalar_one()
+        reference, title = session.execute(
+            sa.select(Case.reference, Case.title).where(Case.tenant_id == tenant_id, Case.legal_hold.is_(False)).order_by(Case.id)
+        ).first()
     login(page, "ADMIN")
     page.goto("/recordings")
     days = page.get_by_test_id("retention-days")
-    expect(days).to_be_visible()
+    expect(days).to_have_value("365")
     days.fill("0")
     page.get_by_test_id("retention-save").click()
     expect(page.get_by_test_id("field-error")).to_contain_text("between 1 and 3650 days")
+    days.fill("400")
+    page.get_by_test_id("retention-save").click()
+    expect(page.get_by_test_id("field-error")).to_have_count(0)
+    page.get_by_test_id("hold-search").fill(reference)
+    page.get_by_test_id("hold-search-submit").click()
+    expect(page.get_by_test_id("case-result")).to_have_count(1)
+    page.get_by_test_id("hold-set").click()
+    expect(page.get_by_test_id("held-case")).to_contain_text(title)
     expect(page.get_by_test_id("audit-table")).to_have_count(0)
+    screenshot(page, "recordings-admin")
+    with services_db.session_scope() as session:
+        assert session.execute(sa.select(PbxSettings.recording_retention_days).where(PbxSettings.tenant_id == tenant_id)).scalar_one() == 400
+        assert session.execute(sa.select(Case.legal_hold).where(Case.reference == reference, Case.tenant_id == tenant_id)).scalar_one() is True
+    page.reload()
+    expect(page.get_by_test_id("retention-days")).to_have_value("400")
+    expect(page.get_by_test_id("held-case")).to_contain_text(title)
+    page.get_by_test_id("hold-release").click()
+    expect(page.get_by_test_id("held-case")).to_have_count(0)
+
+
+def test_a_broken_or_expired_link_is_renewed_by_the_player(page, recorded_call):
+    login(page, "AGENT")
+    _open_call(page, recorded_call["number"])
+    audio = page.get_by_test_id("recording-audio")
+    first = audio.get_attribute("src")
+    assert "sig=" in first and f"/recordings/{recorded_call['recording']}?" in first
+    # A link names its expiry in whole seconds: one signed a second later differs (a really
+    # expired one is 15 minutes old).
+    time.sleep(1.1)
+    # What an expired link gets from the route (401): the player's error renews the link.
+    audio.evaluate("(a) => { a.src = a.src.replace(/sig=[^&]+/, 'sig=1.0.expired'); a.load(); }")
+    page.wait_for_function(
+        "([a, first]) => a.src !== first && !a.src.includes('expired')", arg=[audio.element_handle(), first], timeout=15_000
+    )
+    duration = audio.evaluate(
+        """async (a) => {
+            if (!(a.duration > 0)) await new Promise((ok) => a.addEventListener('loadedmetadata', ok, {once: true}));
+            return a.duration;
+        }"""
+    )
+    assert duration == pytest.approx(SECONDS, abs=1.0)

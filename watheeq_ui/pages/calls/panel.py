@@ -54,6 +54,12 @@ def _delete_call() -> rx.Component:
     )
 
 
+class _Player(type(rx.el.audio())):  # type: ignore[misc]
+    """``<audio>`` with its ``error`` event, which Reflex's element does not expose."""
+
+    on_error: rx.EventHandler[rx.event.no_args_event_spec]
+
+
 def _recording(rec: rx.Var) -> rx.Component:
     """One recording: a player that streams and seeks (HTTP ranges through a link signed for
     this tab's session), its length and a download; or why it cannot be played."""
@@ -62,7 +68,11 @@ def _recording(rec: rx.Var) -> rx.Component:
         (
             "stored",
             rx.vstack(
-                rx.el.audio(src=rec.url, controls=True, preload="metadata", style={"width": "100%"}, data_testid="recording-audio"),
+                _Player.create(
+                    src=rec.url, controls=True, preload="metadata", style={"width": "100%"},
+                    # An expired link (the panel left open a long time) is renewed.
+                    on_error=CallsState.renew_recording_links, data_testid="recording-audio",
+                ),
                 rx.hstack(
                     rx.text(t("recording_length"), ": ", rec.duration, size="1", color_scheme="gray", data_testid="recording-duration"),
                     rx.spacer(),
@@ -80,6 +90,7 @@ def _recording(rec: rx.Var) -> rx.Component:
             ),
         ),
         ("purged", rx.text(t("recording_purged"), size="2", color_scheme="gray", data_testid="recording-purged")),
+        ("failed", rx.text(t("recording_failed"), size="2", color_scheme="red", data_testid="recording-failed")),
         rx.text(t("recording_pending"), size="2", color_scheme="gray", data_testid="recording-pending"),
     )
 

@@ -64,12 +64,15 @@ class RecordingView(BaseModel):
     # A link signed for the tab's session (the <audio> element sends no bearer token).
     url: str = ""
     duration: str = ""
-    # "stored" (playable), "pending" (still at the PBX) or "purged" (deleted after retention).
+    # "stored" (playable), "pending" (still at the PBX), "failed" (the PBX never gave it) or
+    # "purged" (deleted after retention).
     state: str = ""
 
 
-def _recording_state(stored: bool, purged: bool) -> str:
-    return "stored" if stored else ("purged" if purged else "pending")
+def _recording_state(stored: bool, purged: bool, failed: bool) -> str:
+    if stored:
+        return "stored"
+    return "purged" if purged else ("failed" if failed else "pending")
 
 
 def recording_url(session_id: int, recording_id: int) -> str:
@@ -138,7 +141,7 @@ def _view(call: CallDetail, tz: str) -> CallView:
             for n in reversed(call.note_entries)
         ],
         recordings=[
-            RecordingView(id=r.id, duration=formatting.duration(r.duration_seconds), state=_recording_state(r.stored, r.purged_at is not None))
+            RecordingView(id=r.id, duration=formatting.duration(r.duration_seconds), state=_recording_state(r.stored, r.purged_at is not None, r.fetch_failed))
             for r in call.recordings
         ],
     )
@@ -166,6 +169,8 @@ class CallsState(rx.State):
     can_export: bool = False
 
     panel_open: bool = False
+    # When the recordings' signed links were last renewed after a player error (monotonic s).
+    _links_renewed_at: float = 0.0
     call: CallView = CallView()
     legs: list[LegView] = []
     cases: list[Option] = []
@@ -350,6 +355,19 @@ class CallsState(rx.State):
         self.call = CallView()
         self._show(detail, tz, principal, await tab_session_id(self))
         self.panel_open = True
+
+    @rx.event
+    async def renew_recording_links(self):
+        """The player's error handler: a panel left open past the links' lifetime gets fresh
+        links. At most once a minute, so a recording that is really gone cannot loop."""
+        principal = await principal_for_page(self)
+        if principal is None or clock.monotonic() - self._links_renewed_at < 60:
+            return
+        self._links_renewed_at = clock.monotonic()
+        session_id = await tab_session_id(self)
+        self.call = self.call.model_copy(
+            update={"recordings": [r.model_copy(update={"url": recording_url(session_id, r.id)}) if r.url else r for r in self.call.recordings]}
+        )
 
     @rx.event
     def set_panel_open(self, value: bool):
