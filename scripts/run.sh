@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The run command: set up, seed a demo firm on first run, then serve the dashboard
-# (UI :3000, backend and REST API :8000), the WhatsApp sidecar and, when Kamailio is
+# (UI :3000, backend and REST API :8000), the WhatsApp sidecar, the PBX call-record
+# reconciler and, when Kamailio is
 # installed, the dev PBX the demo firm's softphones register with (ws://127.0.0.1:8088),
 # until Ctrl-C.
 #
@@ -106,6 +107,12 @@ fi
 
 echo "==> starting the WhatsApp sidecar (gateway: ${WATHEEQ_WHATSAPP_GATEWAY:-neonize})"
 setsid .venv/bin/python -m services.whatsapp.sidecar &
+pids+=($!); serving+=($!)
+
+# The PBX's call records into the call log, for firms whose PBX settings name a record source
+# (services/pbx/reconciler.py; idle otherwise). Several may run: they share firms by lease.
+echo "==> starting the PBX call-record reconciler"
+setsid .venv/bin/python -m services.pbx.reconciler &
 pids+=($!); serving+=($!)
 
 # Whichever part of the app stops first (or Ctrl-C) stops the rest, the dev PBX with it.

@@ -123,6 +123,12 @@ def on_call_missed(session: Session, tenant_id: int, call_id: int) -> int | None
         return None
     if not (call.remote_number or "").strip() or call.remote_number == "unknown":
         return None
+    # The same call seen again (the PBX's record of a miss the softphone reported) counts once.
+    counted = session.execute(
+        sa.select(_miss.c.callback_id).where(owned_by(_miss, tenant_id), _miss.c.call_id == call.id)
+    ).scalar_one_or_none()
+    if counted is not None:
+        return counted
     return _add_miss(
         session, tenant_id, number=call.remote_e164 or call.remote_number, channel=CallbackChannel.CALL,
         at=call.started_at, miss_key=miss_key_of_call(call), call_id=call.id, client_id=call.client_id,

@@ -210,3 +210,23 @@ def test_the_wallboard_counts_callers_once_per_call_and_reads_the_queue(session:
     assert {a.user_id: a.status for a in board.agents}[firm.agent.user_id].value == "AVAILABLE"
     with pytest.raises(Forbidden):
         wallboard.snapshot(session=session, tenant_id=firm.tenant.id, actor=firm.agent)
+
+
+def test_the_pbx_ledgers_missed_calls_join_the_queue_once_per_call(session: Session) -> None:
+    from services.pbx.ledger import ingest
+    from services.pbx.records import LegDisposition
+    from tests import factories as f
+    from tests.ledger_support import leg
+
+    firm = make_firm(session)
+    for ext in ("1001", "1002"):
+        f.make_extension(session, f.make_user(session, firm.tenant), extension=ext)
+    records = [leg("L1", position=1, extension="1001", end=20, disposition=LegDisposition.CANCELED),
+               leg("L1", position=2, extension="1002", end=20, disposition=LegDisposition.CANCELED)]
+    ingest(session=session, tenant_id=firm.tenant.id, records=records)
+    ingest(session=session, tenant_id=firm.tenant.id, records=list(reversed(records)))  # read again
+    [item] = callbacks.list_callbacks(session=session, tenant_id=firm.tenant.id, actor=firm.agent)
+    assert (item.miss_count, item.channel) == (1, CallbackChannel.CALL)
+    # An answered call from the PBX adds nothing.
+    ingest(session=session, tenant_id=firm.tenant.id, records=[leg("L2", position=3, extension="1001", answer=5, end=30)])
+    assert len(callbacks.list_callbacks(session=session, tenant_id=firm.tenant.id, actor=firm.agent)) == 1

@@ -5,6 +5,10 @@ agent's next registration closes it; when the agent does not come back, this swe
 (:func:`services.call_center.close_stale_calls`), so nothing stays RINGING forever. It runs
 in every backend worker, which is harmless: a call closed by one is no longer open for the
 others.
+
+The daily recording retention run (:func:`services.pbx.retention.purge_daily`) runs here
+too, for the same reason it is harmless in every worker: rows one run is purging are
+skipped by another (``FOR UPDATE SKIP LOCKED``), and a purged row is not purged again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import logging
 
 from services import call_center, config, db, live, presence
+from services.pbx import retention
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +118,8 @@ async def follow_presence_in_dev_pbx() -> None:
             changed.clear()
     finally:
         stop()
+
+
+async def purge_recordings_daily() -> None:
+    """The backend's lifespan task deleting recordings past each firm's retention period."""
+    await retention.purge_daily()

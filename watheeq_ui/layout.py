@@ -32,6 +32,7 @@ NAV: list[tuple[str, str, str, str]] = [
     (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
     (routes.USERS, "nav_users", "user-cog", "admin"),
+    (routes.RECORDINGS, "nav_recordings", "file-audio", "admin"),
     (routes.ACCOUNT, "nav_account", "key-round", "member"),
 ]
 
@@ -165,7 +166,7 @@ def whatsapp_badge() -> rx.Component:
         ("ERROR", "red"),
         "gray",
     )
-    label = rx.match(
+    label = rx.cond(WhatsappLineState.service_down, t("wa_service_down"), rx.match(
         WhatsappLineState.status,
         ("CONNECTED", t("wa_CONNECTED")),
         ("CONNECTING", t("wa_CONNECTING")),
@@ -173,7 +174,7 @@ def whatsapp_badge() -> rx.Component:
         ("DISCONNECTED", t("wa_DISCONNECTED")),
         ("ERROR", t("wa_ERROR")),
         t("wa_unknown"),
-    )
+    ))
     return rx.hstack(
         rx.badge(
             rx.icon("message-circle", size=14),

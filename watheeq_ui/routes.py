@@ -12,6 +12,7 @@ CALLBACKS = "/callbacks"
 AGENT_REPORT = "/agent-report"
 USERS = "/users"
 ACCOUNT = "/account"
+RECORDINGS = "/recordings"
 # Public: where a one-time link lets a user set their password.
 SET_PASSWORD = "/set-password"
 

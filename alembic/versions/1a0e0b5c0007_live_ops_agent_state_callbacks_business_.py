@@ -1,7 +1,7 @@
 """live ops: agent state, callbacks, business hours
 
 Revision ID: 1a0e0b5c0007
-Revises: e5f0a1b20006
+Revises: me01a1b20007
 Create Date: 2026-11-30 13:26:11.134182
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import services.models
 
 
 revision: str = '1a0e0b5c0007'
-down_revision: Union[str, None] = 'e5f0a1b20006'
+down_revision: Union[str, None] = 'me01a1b20007'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -20,6 +20,7 @@ from services.call_center.call_history import _detail, _load_public, _owned_call
 from services.call_center.stats import invalidate_rollups
 from services.clients import match_number
 from services.db import dialect_insert
+from services.pbx import recordings
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     Call,
@@ -311,7 +312,8 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
         "sip_call_id": call.sip_call_id,
     }
     started = call.started_at
-    # Notes and recordings' rows go with it (ON DELETE CASCADE).
+    # Notes and recordings' rows go with it (ON DELETE CASCADE); the recordings' files here.
+    detail["recording_files_deleted"] = recordings.delete_files_of_call(session=session, tenant_id=tenant_id, call_id=call.id)
     session.delete(call)
     session.flush()
     invalidate_rollups(session, tenant_id, (started,), utcnow())

@@ -9,6 +9,7 @@ from watheeq_ui.pages import (  # noqa: F401
     dashboard,
     extensions,
     login,
+    recordings,
     set_password,
     users,
     wallboard,

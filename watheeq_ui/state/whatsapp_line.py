@@ -15,6 +15,8 @@ class WhatsappLineState(rx.State):
     status: str = ""
     phone_number: str = ""
     simulator: bool = False
+    # No sidecar holds the line: the header says the service is not running.
+    service_down: bool = False
 
     @rx.event
     async def refresh(self):
@@ -25,5 +27,6 @@ class WhatsappLineState(rx.State):
         with db.session_scope() as session:
             line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
         self.status = line.status.value
+        self.service_down = not line.service_running
         self.phone_number = line.phone_number or ""
         self.simulator = config.whatsapp_gateway() == "simulator"

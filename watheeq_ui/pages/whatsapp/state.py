@@ -1,3 +1,4 @@
+# Over 400 lines: one state whose line status, watcher, list and send form share the page's data.
 """What the WhatsApp page knows and does: the line's status, the messages, the send form.
 
 The page never talks to WhatsApp: it writes intent through the services (link, unlink,
@@ -11,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import reflex as rx
+from reflex.config import get_config
 
 from services import clients, db, whatsapp
+from services.whatsapp import media, outbox_files
 from services.authz import Permission
 from services.errors import DomainError
 from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
@@ -25,11 +29,17 @@ from watheeq_ui import formatting
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, Option, chat_groups, qr_data_url
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.whatsapp_line import WhatsappLineState
 
 MESSAGES_WINDOW = 200
+
+
+def media_url(session_id: int, message_id: int) -> str:
+    """A link the page's <img>/<audio>/<video> can load: signed for the tab's session."""
+    sig = media.sign_link(session_id=session_id, message_id=message_id)
+    return f"{get_config().api_url}/api/v1/whatsapp/qr/messages/{message_id}/media?{urlencode({'session': session_id, 'sig': sig})}"
 CLIENT_OPTIONS = 500
 # The watcher reads two small rows-sets this often; it pushes only changes.
 POLL_SECONDS = 0.3
@@ -56,6 +66,8 @@ class WhatsappState(rx.State):
     # The raw failure text: loaded only when an owner or admin opens the details.
     error_detail: str = ""
     next_retry: str = ""
+    # When the sidecar serving the line stopped, while none holds it (else "").
+    service_down_since: str = ""
     confirm_unlink: bool = False
     busy: bool = False
 
@@ -78,6 +90,8 @@ class WhatsappState(rx.State):
     _last_beat: float = 0.0
     _qr_payload: str = ""
     _qr_expires: float = 0.0
+    # The tab's session: what the signed links to files are bound to.
+    _session_id: int = 0
 
     @rx.var
     def messages_label(self) -> str:
@@ -96,6 +110,7 @@ class WhatsappState(rx.State):
             self.error_detail = ""
         self.error_code = line.error_code or ""
         self.next_retry = formatting.local_time(line.next_retry_at, tz, "%H:%M:%S")
+        self.service_down_since = formatting.local_time(line.service_down_since, tz) if not line.service_running else ""
         self.simulator = line.gateway == "simulator"
         payload = line.qr_payload or ""
         if payload != self._qr_payload:
@@ -138,7 +153,8 @@ class WhatsappState(rx.State):
             return
         self.filter_errors = {}
         self.message_count = page.count
-        self.chats = chat_groups(page.data, tz)
+        session_id = self._session_id
+        self.chats = chat_groups(page.data, tz, (lambda message_id: media_url(session_id, message_id)) if session_id else None)
 
     def _load_client_options(self, principal: Principal) -> None:
         with db.session_scope() as session:
@@ -148,6 +164,7 @@ class WhatsappState(rx.State):
     async def _header_status(self) -> None:
         line = await self.get_state(WhatsappLineState)
         line.status = self.status
+        line.service_down = self.service_down_since != ""
         line.phone_number = self.phone_number
 
     # ------------------------------------------------------------------ events
@@ -158,6 +175,7 @@ class WhatsappState(rx.State):
         if principal is None:
             return None
         tz = await tenant_timezone(self)
+        self._session_id = await tab_session_id(self)
         with db.session_scope() as session:
             line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
         self._qr_payload = ""
@@ -312,6 +330,11 @@ class WhatsappState(rx.State):
     async def mark_sent(self, message_id: int):
         return await self._decide(message_id, whatsapp.confirm_message_sent, "wa_marked_sent")
 
+    @rx.event
+    async def retry_media(self, message_id: int):
+        """Download again a file that could not be downloaded."""
+        return await self._decide(message_id, media.retry, "wa_media_retrying")
+
     # ------------------------------------------------------------------ filters
 
     async def _reload(self):
@@ -348,6 +371,14 @@ class WhatsappState(rx.State):
 
     @rx.event
     async def send(self):
+        return await self._queue(None)
+
+    @rx.event
+    async def send_file(self, files: list[rx.UploadFile]):
+        """Send the chosen file with the message as its caption, through the same outbox."""
+        return await self._queue(files[0] if files else None)
+
+    async def _queue(self, upload: rx.UploadFile | None):
         principal = await principal_for_page(self)
         if principal is None:
             return None
@@ -362,8 +393,19 @@ class WhatsappState(rx.State):
                 client_id=int(self.send_client) if self.send_mode == "client" else None,
                 body=self.send_body,
             )
-            with db.session_scope() as session:
-                whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+            if upload is not None:
+                raw = await upload.read()
+                chunks = [raw[i : i + 1024 * 1024] for i in range(0, len(raw), 1024 * 1024)]
+                with db.session_scope() as session:
+                    outbox_files.send_file(
+                        session=session, tenant_id=principal.tenant_id, actor=principal, data=data,
+                        filename=getattr(upload, "filename", None) or getattr(upload, "name", None) or "file",
+                        mime=upload.content_type,
+                        chunks=chunks,
+                    )
+            else:
+                with db.session_scope() as session:
+                    whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
             self.send_errors = {exc.field or "status": error_text(lang, exc)}
@@ -372,4 +414,6 @@ class WhatsappState(rx.State):
         self.send_body = ""
         # Shown at once as pending; the watcher moves it along as the sidecar sends it.
         self._load_messages(principal, await tenant_timezone(self))
+        if upload is not None:
+            return [rx.clear_selected_files("wa_file"), rx.toast.info(tr(lang, "wa_queued"))]
         return rx.toast.info(tr(lang, "wa_queued"))
