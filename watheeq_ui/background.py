@@ -65,7 +65,8 @@ async def close_stale_calls_periodically(interval: float | None = None) -> None:
         await asyncio.sleep(every)
 
 
-PRESENCE_SWEEP_SECONDS = 5.0
+# With the 10 s heartbeat and the 30 s silence, a closed tab is Offline within 33 s.
+PRESENCE_SWEEP_SECONDS = 3.0
 
 
 def sweep_presence() -> int:
