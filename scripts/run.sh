@@ -76,6 +76,8 @@ else
   DEV_PBX_DIR="$pbx_dir" setsid bash scripts/dev_pbx.sh >"$pbx_dir/kamailio.log" 2>&1 &
   pbx_pid=$!
   pids+=("$pbx_pid")
+  # The app keeps the lab's "do not disturb" table equal to the agents who are Away (dev/kamailio/dnd.py).
+  export WATHEEQ_DEV_PBX_CTL="unix:$pbx_dir/kamailio.ctl"
   # Say so at once if it could not start (a port taken by another `make dev-pbx`, say).
   (sleep 3; kill -0 "$pbx_pid" 2>/dev/null || { echo "==> the dev PBX stopped; the softphones cannot register. Last lines of $pbx_dir/kamailio.log:"; tail -n 5 "$pbx_dir/kamailio.log"; }) &
 fi

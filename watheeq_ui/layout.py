@@ -25,6 +25,9 @@ NAV: list[tuple[str, str, str, str]] = [
     # (route, label key, icon, access)
     (routes.DASHBOARD, "nav_dashboard", "layout-dashboard", "member"),
     (routes.CALLS, "nav_calls", "phone", "member"),
+    (routes.CALLBACKS, "nav_callbacks", "phone-missed", "member"),
+    (routes.WALLBOARD, "nav_wallboard", "monitor", "supervisor"),
+    (routes.AGENT_REPORT, "rep_title", "chart-no-axes-column", "supervisor"),
     (routes.CLIENTS, "nav_clients", "users", "member"),
     (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),

@@ -4,7 +4,7 @@
 :mod:`~services.models.base` (UTC timestamps, enum columns, :class:`TenantOwned`),
 :mod:`~services.models.accounts`, :mod:`~services.models.clients`,
 :mod:`~services.models.call_center`, :mod:`~services.models.call_stats`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
-:mod:`~services.models.audit`. Tables inherit :class:`TenantOwned` when they belong to
+:mod:`~services.models.audit`, :mod:`~services.models.live_ops`. Tables inherit :class:`TenantOwned` when they belong to
 a firm; every service query is scoped through :mod:`services.tenancy`.
 """
 
@@ -103,6 +103,22 @@ from services.models.pbx import (
     PbxFeed,
     PbxFeedHealth,
 )
+from services.models.live_ops import (
+    AgentState,
+    AgentStateChange,
+    AgentStateIn,
+    AgentStatePublic,
+    AgentStatus,
+    AwayReason,
+    BusinessHours,
+    Callback,
+    CallbackChannel,
+    CallbackClose,
+    CallbackMiss,
+    CallbackMissIn,
+    CallbackOutcome,
+    CallbackPublic,
+)
 from services.models.whatsapp import (
     MessageDirection,
     MessageStatus,
@@ -126,6 +142,20 @@ from services.models.whatsapp import (
 )
 
 __all__ = [
+    "AgentState",
+    "AgentStateChange",
+    "AgentStateIn",
+    "AgentStatePublic",
+    "AgentStatus",
+    "AwayReason",
+    "BusinessHours",
+    "Callback",
+    "CallbackChannel",
+    "CallbackClose",
+    "CallbackMiss",
+    "CallbackMissIn",
+    "CallbackOutcome",
+    "CallbackPublic",
     "CallLeg",
     "CallLegPublic",
     "CdrConnectionResult",

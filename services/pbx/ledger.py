@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from services import phones
+from services import callbacks, phones
 from services.call_center.stats import invalidate_rollups
 from services.clients import match_numbers
 from services.db import dialect_insert
@@ -291,6 +291,10 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
             )
         for values in updates:
             call_of[values["pbx_linked_id"]] = values["b_id"]
+    # Missed inbound calls join the callback queue (services.callbacks; once per call).
+    for values in (*inserts, *updates):
+        if values.get("status") == CallStatus.MISSED:
+            callbacks.on_call_missed(session, tenant_id, call_of[values["pbx_linked_id"]])
 
     legs_out: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []

@@ -2,6 +2,8 @@
 
 from watheeq_ui.pages import (  # noqa: F401
     account,
+    agent_report,
+    callbacks,
     calls,
     clients,
     dashboard,
@@ -10,5 +12,6 @@ from watheeq_ui.pages import (  # noqa: F401
     recordings,
     set_password,
     users,
+    wallboard,
     whatsapp,
 )

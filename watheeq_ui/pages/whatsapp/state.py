@@ -187,6 +187,10 @@ class WhatsappState(rx.State):
         self._load_client_options(principal)
         self._load_messages(principal, tz)
         await self._header_status()
+        # Opened from a callback item (/whatsapp?to=+966…): the composer is addressed to that number.
+        wanted_to = self.router.url.query_parameters.get("to", "")[:32]
+        if wanted_to:
+            self.send_mode, self.send_to = "number", wanted_to
         self._last_beat = time.monotonic()
         self._watch_generation += 1
         return WhatsappState.watch
