@@ -40,7 +40,7 @@ GEOMETRY = """
 
 # Words that are the same in both languages: names of formats, protocols and products, the
 # language switch (which names English in English) and the Alt key of the toasts' shortcut.
-TECHNICAL_WORDS = {"English", "alt", "CSV", "SIP", "WSS", "STUN", "TURN", "TURNS", "ICE", "URL", "PBX", "IP", "UTF", "WebSocket", "QR", "DID", "TLS", "ws", "wss"}
+TECHNICAL_WORDS = {"English", "alt", "CSV", "SIP", "WSS", "HTTPS", "UCM", "Grandstream", "STUN", "TURN", "TURNS", "ICE", "URL", "PBX", "IP", "UTF", "WebSocket", "QR", "DID", "TLS", "ws", "wss"}
 # The bulk-assignment hint names the CSV file's columns as they are written in the file.
 CSV_COLUMNS = {"email", "extension", "display_name", "password"}
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_'’-]*[A-Za-z]")

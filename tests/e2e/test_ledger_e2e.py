@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from services.models import Client, PbxSettings, SipExtension, Tenant, User, utcnow
+from services.models import Client, PbxFeed, PbxSettings, SipExtension, Tenant, User, utcnow
 from services.pbx import feed
 from services.pbx.ledger import ingest
 from services.pbx.records import LegDisposition
@@ -83,7 +83,11 @@ def test_the_pbx_settings_page_shows_the_feeds_health(page, services_db):
         tenant, _ = _demo(session)
         settings = session.execute(sa.select(PbxSettings).where(PbxSettings.tenant_id == tenant.id)).scalar_one()
         settings.cdr_source = "lab"
-        # Held by this test (a long lease), so the app's own reconciler leaves the firm alone.
+        session.flush()
+        # Held by this test (a long lease), so the app's own reconciler leaves the firm alone:
+        # the demo firm's feed is the app's reconciler's (its records come from the lab), so its
+        # lease is made to lapse first (the reconciler's next write is fenced off by the epoch).
+        session.execute(sa.update(PbxFeed).where(PbxFeed.tenant_id == tenant.id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         [lease] = [x for x in feed.claim_feeds(session=session, worker_id="e2e", lease_seconds=3600) if x.tenant_id == tenant.id]
         feed.commit_batch(session=session, tenant_id=tenant.id, worker_id="e2e", epoch=lease.epoch,
                           records=[leg(f"e2e-feed-{random.getrandbits(32)}", end=5, t0=utcnow() - timedelta(seconds=20))],
@@ -96,7 +100,7 @@ def test_the_pbx_settings_page_shows_the_feeds_health(page, services_db):
         line = page.get_by_test_id("cdr-feed-health")
         expect(page.get_by_test_id("cdr-feed-state")).to_have_text("Not connected")
         expect(page.get_by_test_id("cdr-records-today")).to_have_text("records today: 1")
-        expect(page.get_by_test_id("cdr-feed-error")).to_have_text("The PBX did not answer.")
+        expect(page.get_by_test_id("cdr-feed-error")).to_have_text("Not reachable. The PBX did not answer.")
         expect(line).to_contain_text("last record")
         with services_db.session_scope() as session:
             feed.record_state(session=session, tenant_id=tenant.id, worker_id="e2e", epoch=lease.epoch, connected=True)

@@ -107,12 +107,20 @@ class CallRecordsState(rx.State):
         except DomainError as exc:
             self.testing, self.test_ok, self.test_message = False, False, error_text(lang, exc)
             return
-        headline = tr(lang, f"cdr_test_{result.code}") if result.code in _CODES else tr(lang, "cdr_test_failed")
         self.testing, self.test_ok = False, result.ok
-        self.test_message = f"{headline} {result.message}"
+        self.test_message = source_message(lang, result.code, result.message)
 
 
 _CODES = ("ok", "auth_failed", "unreachable", "bad_response", "empty_page", "not_configured")
+
+
+def source_message(lang: str, code: str | None, message: str | None) -> str:
+    """What a CDR source said, for the page: the headline of its code in the page's language,
+    then (in English, the language the sources write in) the source's own sentence."""
+    headline = tr(lang, f"cdr_test_{code}") if code in _CODES else tr(lang, "cdr_test_failed")
+    if lang != "en" or not message:
+        return headline
+    return f"{headline} {message}"
 
 
 def _input(label_key: str, name: str, value: rx.Var, hint_key: str | None = None, **props) -> rx.Component:

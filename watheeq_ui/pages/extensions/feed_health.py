@@ -15,7 +15,9 @@ from services.pbx import feed
 
 from watheeq_ui import formatting
 from watheeq_ui.i18n import t, t_fmt
+from watheeq_ui.pages.extensions.call_records import source_message
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.lang import LangState
 
 
 class FeedHealthState(rx.State):
@@ -26,7 +28,7 @@ class FeedHealthState(rx.State):
     gaps_filled: str = "0"
     error: str = ""
 
-    def _show(self, health: PbxFeedHealth | None, tz: str) -> None:
+    def _show(self, health: PbxFeedHealth | None, tz: str, lang: str = "en") -> None:
         self.started = health is not None
         if health is None:
             return
@@ -34,7 +36,8 @@ class FeedHealthState(rx.State):
         self.last_record = formatting.local_time(health.last_record_at, tz, "%Y-%m-%d %H:%M:%S") if health.last_record_at else ""
         self.records_today = formatting.count(health.records_today)
         self.gaps_filled = formatting.count(health.gaps_filled)
-        self.error = "" if health.connected else (health.last_error or "")
+        failed = not health.connected and (health.last_error or health.last_error_code)
+        self.error = source_message(lang, health.last_error_code, health.last_error) if failed else ""
 
     @rx.event
     async def load(self):
@@ -42,12 +45,13 @@ class FeedHealthState(rx.State):
         if principal is None:
             return
         tz = await tenant_timezone(self)
+        lang = (await self.get_state(LangState)).lang
 
         def read() -> PbxFeedHealth | None:
             with db.session_scope() as session:
                 return feed.get_health(session=session, tenant_id=principal.tenant_id)
 
-        self._show(await asyncio.to_thread(read), tz)
+        self._show(await asyncio.to_thread(read), tz, lang)
 
 
 def feed_health_line() -> rx.Component:
