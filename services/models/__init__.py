@@ -32,6 +32,7 @@ from services.models.accounts import (
     UserCreated,
     UserPublic,
 )
+from services.models.live import LiveChange
 from services.models.audit import (
     AuditEvent,
     AuditEventPublic,
@@ -140,6 +141,7 @@ __all__ = [
     "ExtensionAssign",
     "ExtensionPublic",
     "HourBucket",
+    "LiveChange",
     "LoginThrottle",
     "MessageDirection",
     "MessageStatus",
