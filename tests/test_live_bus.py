@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from services import db, live, live_bus
-from services.models import LiveChange
+from services.models import LiveChange, Role
 from tests.conftest import POSTGRES_URL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,3 +207,46 @@ def test_changes_are_published_only_when_the_transaction_commits(engine: sa.engi
     finally:
         stop_listening()
     assert [(c.tenant_id, c.topic, c.ref) for c in seen.changes] == [(4, "calls", "2")]
+
+
+def test_writes_announce_their_firm_and_topic_once_committed(engine: sa.engine.Engine) -> None:
+    from services import accounts, call_center
+    from services.models import CallCreate, CallDirection, CallStatus, WhatsappSession
+    from services.whatsapp import leases
+    from tests import factories
+
+    with db.session_scope() as session:
+        firm = factories.make_firm(session)
+        other_firm = factories.make_tenant(session)
+        agent = factories.principal_of(firm.users[Role.AGENT])
+        manager = firm.users[Role.MANAGER]
+        session.add(WhatsappSession(tenant_id=firm.tenant.id, worker_id="w1"))
+    seen = Seen()
+    stop_listening = live.subscribe(seen)
+    try:
+        with db.session_scope() as session:  # a Core insert (the call log's upsert)
+            call = call_center.log_call(
+                session=session,
+                tenant_id=firm.tenant.id,
+                actor=agent,
+                data=CallCreate(remote_number="0501234567", direction=CallDirection.OUTBOUND, status=CallStatus.RINGING, sip_call_id="abc"),
+            )
+        with db.session_scope() as session:  # a Core update guarded by the lease (the sidecar)
+            leases.record_qr(session=session, tenant_id=firm.tenant.id, worker_id="w1", payload="qr-1")
+        with db.session_scope() as session:  # lease housekeeping: nothing to show
+            leases.release_leases(session=session, worker_id="nobody")
+        with db.session_scope() as session:
+            accounts.issue_token(session=session, principal=factories.principal_of(manager))
+        with db.session_scope() as session:  # an ORM change: the user's tokens revoked
+            accounts.revoke_user_tokens(session=session, tenant_id=firm.tenant.id, user_id=manager.id)
+        with pytest.raises(RuntimeError), db.session_scope() as session:
+            factories.make_call(session, other_firm)
+            raise RuntimeError("rolled back: never announced")
+    finally:
+        stop_listening()
+    got = [(c.tenant_id, c.topic, c.ref) for c in seen.changes]
+    assert got == [
+        (firm.tenant.id, "calls", None),
+        (firm.tenant.id, "whatsapp", None),
+        (firm.tenant.id, "sessions", str(manager.id)),
+    ]
