@@ -10,8 +10,9 @@ to announce what it changed.
 What is watched (topic, ref):
 
 - ``Call`` and ``CallLeg`` rows: ``calls`` (the call's id);
-- ``WhatsappMessage`` rows and what the page shows of ``WhatsappSession`` (not the lease
-  and heartbeat columns the sidecar renews every few seconds): ``whatsapp``;
+- ``WhatsappMessage`` rows: ``whatsapp``; what the page shows of ``WhatsappSession`` (not
+  the lease and heartbeat columns the sidecar renews every few seconds): ``whatsapp`` with
+  ref :data:`LINE`;
 - an ``ApiToken`` revoked, a ``User`` disabled, deleted, or given another role or name:
   ``sessions`` (the user id), so that user's open tabs check their session at once.
 """
@@ -32,6 +33,8 @@ try:  # the PBX ledger's legs (issue 12), when that model exists
 except ImportError:  # pragma: no cover - depends on the branch
     CallLeg = None  # type: ignore[assignment,misc]
 
+# The ref of a change of the WhatsApp line itself (status, QR, phone), not of its messages.
+LINE = "line"
 # WhatsappSession columns the sidecar rewrites without anything visible changing.
 SESSION_HOUSEKEEPING = frozenset({"last_seen_at", "worker_id", "lease_expires_at", "updated_at"})
 USER_SHOWN = frozenset({"active", "role", "full_name", "email"})
@@ -60,7 +63,7 @@ def changes_of(obj: Any, *, kind: str) -> tuple[str, Any] | None:
         return "whatsapp", None
     if isinstance(obj, WhatsappSession):
         if kind != "dirty" or _changed(obj, except_=SESSION_HOUSEKEEPING):
-            return "whatsapp", None
+            return "whatsapp", LINE
         return None
     if isinstance(obj, ApiToken):
         if kind == "deleted" or (kind == "dirty" and _changed(obj, frozenset({"revoked", "expires_at"}))):
@@ -134,5 +137,6 @@ def _announce_statement(state: Any) -> None:
         columns = {getattr(k, "key", k) for k in (getattr(state.statement, "_values", None) or {})}
         if columns <= SESSION_HOUSEKEEPING:
             return
+    ref = LINE if table.name == "whatsapp_session" else None
     for tenant_id in _tenants_of(state.statement, state.parameters):
-        live.publish_on_commit(state.session, tenant_id, topic)
+        live.publish_on_commit(state.session, tenant_id, topic, ref)

@@ -247,6 +247,6 @@ def test_writes_announce_their_firm_and_topic_once_committed(engine: sa.engine.E
     got = [(c.tenant_id, c.topic, c.ref) for c in seen.changes]
     assert got == [
         (firm.tenant.id, "calls", None),
-        (firm.tenant.id, "whatsapp", None),
+        (firm.tenant.id, "whatsapp", "line"),
         (firm.tenant.id, "sessions", str(manager.id)),
     ]

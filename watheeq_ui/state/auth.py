@@ -32,13 +32,13 @@ from services import call_center
 from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Permission, allowed
 from services.models import Principal, SignInResult, TenantPublic
 
-from watheeq_ui import routes
+from watheeq_ui import live_tabs, routes
 
 # The browser's copy of the token; the softphone reads the same key (softphone.jsx).
 TOKEN_KEY = "watheeq_session"
 _READ_TOKEN = f"localStorage.getItem({json.dumps(TOKEN_KEY)}) || ''"
 _FORGET_TOKEN = f"localStorage.removeItem({json.dumps(TOKEN_KEY)})"
-# How often an open tab checks, without any user action, that its session still holds.
+# How often a tab in a call tells the server the user is active (the softphone's keep-alive).
 SESSION_CHECK_MS = 30_000
 
 # Each signed-in page's loaders, by route, filled by ``layout.template``: they run once the
@@ -95,6 +95,8 @@ class AuthState(rx.State):
             self._end((result.ended or accounts.SessionEnd.EXPIRED).value)
             return None
         self._show_user(result.principal)
+        # This worker pushes a revoked session or a disabled user to the tab (live_tabs).
+        live_tabs.follow(self, result.principal.tenant_id, result.principal.user_id, "sessions", session_id=session_id)
         return result.principal
 
     def _show_user(self, principal: Principal) -> None:
@@ -121,6 +123,7 @@ class AuthState(rx.State):
         self.has_extension = has_extension
 
     def _forget(self, notice: str = "") -> None:
+        live_tabs.unfollow(self, everything=True)
         self.signed_in = False
         self.user_name = self.user_email = self.role = self.tenant_name = ""
         self.has_extension = False
@@ -272,10 +275,10 @@ class AuthState(rx.State):
             return rx.call_script(_FORGET_TOKEN)
         return rx.redirect(routes.DASHBOARD)
 
-    @rx.event
-    async def check_session(self):
-        """Every :data:`SESSION_CHECK_MS` from the layout: ends a tab whose session was revoked,
-        whose user was disabled or that sat idle. Not activity itself."""
+    async def on_live_change(self, change) -> None:
+        """Pushed by this worker (live_tabs) when the user's sessions or account changed, or
+        the sweep found the session idle: ends the tab at once with the reason (the layout
+        then shows the login page). Not activity itself; not an event of the browser."""
         await self._check(activity=False)
 
     @rx.event
