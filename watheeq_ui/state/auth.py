@@ -19,7 +19,6 @@ shows on the login page. Nothing about the principal is kept between events.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -33,6 +32,7 @@ from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Permission, allowed
 from services.models import Principal, SignInResult, TenantPublic
 
 from watheeq_ui import live_tabs, routes
+from watheeq_ui.state import offloop
 
 # The browser's copy of the token; the softphone reads the same key (softphone.jsx).
 TOKEN_KEY = "watheeq_session"
@@ -90,7 +90,7 @@ class AuthState(rx.State):
             with db.session_scope() as session:
                 return accounts.check_session(session=session, session_id=session_id, activity=activity)
 
-        result = await asyncio.to_thread(check)
+        result = await offloop.run(check)
         if result.principal is None:
             self._end((result.ended or accounts.SessionEnd.EXPIRED).value)
             return None
@@ -176,7 +176,7 @@ class AuthState(rx.State):
                     return check, tenant, False
                 return check, tenant, True
 
-        check, tenant, has_extension = await asyncio.to_thread(start)
+        check, tenant, has_extension = await offloop.run(start)
         if check.principal is not None and tenant is not None:
             self._adopt(check, tenant, has_extension)
         return check
@@ -198,7 +198,7 @@ class AuthState(rx.State):
 
         try:
             # argon2 costs tens of milliseconds: keep it off the event loop.
-            result = await asyncio.to_thread(sign_in)
+            result = await offloop.run(sign_in)
         except TooManyAttempts as exc:
             self.submitting = False
             self.login_error = "too_many_attempts"
@@ -296,7 +296,7 @@ class AuthState(rx.State):
                 with db.session_scope() as session:
                     accounts.revoke_session(session=session, session_id=session_id)
 
-            await asyncio.to_thread(revoke)
+            await offloop.run(revoke)
         self._forget()
         self.session_ended = False
         return [rx.call_script(_FORGET_TOKEN), rx.redirect(routes.LOGIN)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,12 +53,24 @@ async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await asyncio.get_running_loop().run_in_executor(pool(), call)
 
 
-async def call(service: Callable[..., T], principal: Principal, **kwargs: object) -> T:
-    """``service(session=..., tenant_id=..., actor=principal, **kwargs)`` in its own unit of
-    work (committed when it returns, rolled back when it raises), off the loop."""
+async def call(service: Callable[..., T], principal: Principal | None = None, **kwargs: object) -> T:
+    """``service(session=..., **kwargs)`` in its own unit of work (committed when it returns,
+    rolled back when it raises), off the loop. With ``principal``, the firm (``tenant_id``)
+    and the actor (``actor``) are passed too, to the services that take them."""
+    takes = _parameters(service)
+    if principal is not None:
+        if "tenant_id" in takes:
+            kwargs.setdefault("tenant_id", principal.tenant_id)
+        if "actor" in takes:
+            kwargs.setdefault("actor", principal)
 
     def work() -> T:
         with db.session_scope() as session:
-            return service(session=session, tenant_id=principal.tenant_id, actor=principal, **kwargs)
+            return service(session=session, **kwargs)
 
     return await run(work)
+
+
+@functools.lru_cache(maxsize=512)
+def _parameters(service: Callable[..., object]) -> frozenset[str]:
+    return frozenset(inspect.signature(service).parameters)

@@ -20,6 +20,7 @@ from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_e
 from services.errors import Conflict, DomainError, NotFound
 from services.models import CallDirection, CallFilters, Principal
 from watheeq_ui.i18n import tr
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
 
@@ -71,10 +72,7 @@ class SoftphoneState(rx.State):
             self.clear_config()
             return
         try:
-            with db.session_scope() as session:
-                cfg = call_center.get_extension_for_user(
-                    session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
-                )
+            cfg = await offloop.call(call_center.get_extension_for_user, principal, user_id=principal.user_id)
         except NotFound:
             # The phone says so (and what to do) instead of silently not being there.
             self.clear_config()
@@ -99,7 +97,7 @@ class SoftphoneState(rx.State):
         self._extension = cfg.extension
         if wanted != self.config:  # an unchanged config must not restart the user agent
             self.config = wanted
-        self._load_recent(principal)
+        await self._load_recent(principal)
 
     @rx.event
     def clear_config(self):
@@ -110,15 +108,10 @@ class SoftphoneState(rx.State):
         self._extension = ""
         self._talking = {}
 
-    def _load_recent(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            page = call_center.get_call_history(
-                session=session,
-                tenant_id=principal.tenant_id,
-                actor=principal,
-                filters=CallFilters(agent_user_id=principal.user_id),
-                page_size=_RECENT,
-            )
+    async def _load_recent(self, principal: Principal) -> None:
+        page = await offloop.call(
+            call_center.get_call_history, principal, filters=CallFilters(agent_user_id=principal.user_id), page_size=_RECENT
+        )
         self.recent = [
             {
                 "id": c.id,
@@ -137,15 +130,11 @@ class SoftphoneState(rx.State):
         principal = await principal_for_page(self, activity=False)
         if principal is None or payload.get("state") != "registered" or not payload.get("first"):
             return
-        with db.session_scope() as session:
-            closed = call_center.close_open_calls_for_agent(
-                session=session,
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
-                before=datetime.now(timezone.utc),
-            )
+        closed = await offloop.call(
+            call_center.close_open_calls_for_agent, principal, user_id=principal.user_id, before=datetime.now(timezone.utc)
+        )
         if closed:
-            self._load_recent(principal)
+            await self._load_recent(principal)
 
     @rx.event
     async def on_call_event(self, payload: dict[str, Any]):
@@ -175,15 +164,7 @@ class SoftphoneState(rx.State):
                 cause=payload.get("cause"),
                 status_code=payload.get("status_code") if isinstance(payload.get("status_code"), int) else None,
             )
-            with db.session_scope() as session:
-                call = apply_softphone_event(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, extension=self._extension, event=event
-                )
-                cases = (
-                    clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=call.client_id)
-                    if call.client_id and event.kind.value in ("ended", "failed")
-                    else None
-                )
+            cases = await offloop.run(_log_event, principal, self._extension, event)
         except (DomainError, ValueError) as exc:
             # A bad or stale event must not break the phone; the log is reconciled later.
             log.warning("softphone event not logged: %s", exc)
@@ -196,7 +177,7 @@ class SoftphoneState(rx.State):
             self._talking = {**self._talking, event.sip_call_id: time.monotonic()}
         if event.kind.value in ("ended", "failed"):
             self._talking = {k: v for k, v in self._talking.items() if k != event.sip_call_id}
-            self._load_recent(principal)
+            await self._load_recent(principal)
 
     @rx.event
     async def keep_alive_while_talking(self):
@@ -214,10 +195,7 @@ class SoftphoneState(rx.State):
         if principal is None or len(number) < 5:
             self.match = {}
             return
-        with db.session_scope() as session:
-            region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
-            e164 = phones.try_normalise(number, region)
-            client = clients.match_number(session=session, tenant_id=principal.tenant_id, e164=e164)
+        client = await offloop.run(_match_number, principal, number)
         self.match = {"number": number, "client_id": client.id, "name": client.name} if client else {}
 
     @rx.event
@@ -233,15 +211,11 @@ class SoftphoneState(rx.State):
         note = str(payload.get("note") or "").strip() or None
         case_id = payload.get("case_id") if isinstance(payload.get("case_id"), int) else None
         try:
-            with db.session_scope() as session:
-                call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
-                if call is None or call.agent_user_id != principal.user_id:
-                    return rx.toast.error(tr(await self._lang(), "sp_call_not_found"))
-                call_center.add_notes(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
-                )
+            found = await offloop.run(_wrap_up, principal, key, note, case_id)
         except DomainError as exc:
             return rx.toast.error(exc.message)
+        if not found:
+            return rx.toast.error(tr(await self._lang(), "sp_call_not_found"))
         return rx.toast.success(tr(await self._lang(), "sp_saved"))
 
     @rx.event
@@ -249,3 +223,36 @@ class SoftphoneState(rx.State):
         """Click-to-call from any page: the phone dials ``number``."""
         seq = int(self.command.get("seq", 0)) + 1
         self.command = {"seq": seq, "op": "dial", "target": str(number or "")}
+
+
+# ---------------------------------------------------------------------- service work (run off the loop)
+
+
+def _log_event(principal: Principal, extension: str, event: SoftphoneCallEvent):
+    """Log the phone's event; at the end of a call with a known client, that client's cases."""
+    with db.session_scope() as session:
+        call = apply_softphone_event(
+            session=session, tenant_id=principal.tenant_id, actor=principal, extension=extension, event=event
+        )
+        if call.client_id and event.kind.value in ("ended", "failed"):
+            return clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=call.client_id)
+        return None
+
+
+def _match_number(principal: Principal, number: str):
+    with db.session_scope() as session:
+        region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
+        e164 = phones.try_normalise(number, region)
+        return clients.match_number(session=session, tenant_id=principal.tenant_id, e164=e164)
+
+
+def _wrap_up(principal: Principal, key: str, note: str | None, case_id: int | None) -> bool:
+    """The agent's note and case on their own call; False when it is not theirs (or unknown)."""
+    with db.session_scope() as session:
+        call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
+        if call is None or call.agent_user_id != principal.user_id:
+            return False
+        call_center.add_notes(
+            session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
+        )
+        return True
