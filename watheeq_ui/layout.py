@@ -248,6 +248,7 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
         # the header, are pushed by the server (watheeq_ui/live_tabs.py); only a call in
         # progress tells the server, now and then, that the user is active.
         rx.moment(interval=SESSION_CHECK_MS, on_change=SoftphoneState.keep_alive_while_talking, display="none"),
+        rx.el.span(AuthState.worker, data_testid="worker-pid", display="none"),
         dir=LangState.direction,
         lang=LangState.lang,
         min_height="100vh",

@@ -20,12 +20,13 @@ shows on the login page. Nothing about the principal is kept between events.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from urllib.parse import quote
 
 import reflex as rx
 
-from services import accounts, db
+from services import accounts, config, db
 from services.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from services import call_center
 from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Permission, allowed
@@ -64,6 +65,10 @@ class AuthState(rx.State):
     login_wait: int = 0
     notice: str = ""
     submitting: bool = False
+
+    # The pid of the backend worker serving this tab's websocket, shown (hidden) only when
+    # WATHEEQ_EXPOSE_WORKER=1: the production profile test proves two tabs are on two workers.
+    worker: str = ""
 
     # The token row's id: names the session on the server, is no credential by itself.
     _session_id: int = 0
@@ -233,6 +238,8 @@ class AuthState(rx.State):
         A tab without a session yet (a new tab) asks the browser for its token first.
         """
         loaders = PAGE_LOADERS.get(route, [])
+        if config.get("WATHEEQ_EXPOSE_WORKER") == "1":
+            self.worker = str(os.getpid())
         if self._session_id:
             if await self._check(activity=True) is None:
                 self.session_ended = False
