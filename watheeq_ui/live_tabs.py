@@ -41,6 +41,8 @@ class Tab:
     session_id: int = 0
     # The states of this tab that follow changes, with their topics.
     followers: dict[type, frozenset[str]] = field(default_factory=dict)
+    # Those that belong to every page (the session, the header): kept when the page changes.
+    layout: set[type] = field(default_factory=set)
 
 
 _tabs: dict[str, Tab] = {}
@@ -54,8 +56,11 @@ def token_of(state: rx.State) -> str:
     return state.router.session.client_token
 
 
-def follow(state: rx.State, tenant_id: int, user_id: int, *topics: str, session_id: int | None = None) -> None:
-    """``state``'s tab shows firm ``tenant_id`` to ``user_id``; ``state`` follows ``topics``.
+def follow(
+    state: rx.State, tenant_id: int, user_id: int, *topics: str, session_id: int | None = None, layout: bool = False
+) -> None:
+    """``state``'s tab shows firm ``tenant_id`` to ``user_id``; ``state`` follows ``topics``
+    (``layout``: on every page, else until the tab opens another page).
 
     A tab signed in as someone else (another firm or user) starts over.
     """
@@ -66,6 +71,8 @@ def follow(state: rx.State, tenant_id: int, user_id: int, *topics: str, session_
     if tab is None or tab.tenant_id != tenant_id or tab.user_id != user_id:
         tab = _tabs[token] = Tab(tenant_id, user_id)
     tab.followers[type(state)] = frozenset(topics)
+    if layout:
+        tab.layout.add(type(state))
     if session_id:
         tab.session_id = session_id
 
@@ -81,6 +88,18 @@ def unfollow(state: rx.State, *, everything: bool = False) -> None:
         if token in _tabs:
             _tabs[token].followers.pop(type(state), None)
         _ticking.discard((token, type(state)))
+
+
+def page_opened(state: rx.State) -> None:
+    """The tab opened a page: the previous page's states stop following (the new page's
+    loaders follow what they show)."""
+    token = token_of(state)
+    tab = _tabs.get(token)
+    if tab is None:
+        return
+    for cls in [c for c in tab.followers if c not in tab.layout]:
+        del tab.followers[cls]
+        _ticking.discard((token, cls))
 
 
 def tick_every_second(state: rx.State) -> None:

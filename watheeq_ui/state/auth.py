@@ -101,7 +101,9 @@ class AuthState(rx.State):
             return None
         self._show_user(result.principal)
         # This worker pushes a revoked session or a disabled user to the tab (live_tabs).
-        live_tabs.follow(self, result.principal.tenant_id, result.principal.user_id, "sessions", session_id=session_id)
+        live_tabs.follow(
+            self, result.principal.tenant_id, result.principal.user_id, "sessions", session_id=session_id, layout=True
+        )
         return result.principal
 
     def _show_user(self, principal: Principal) -> None:
@@ -240,6 +242,7 @@ class AuthState(rx.State):
         loaders = PAGE_LOADERS.get(route, [])
         if config.get("WATHEEQ_EXPOSE_WORKER") == "1":
             self.worker = str(os.getpid())
+        live_tabs.page_opened(self)
         if self._session_id:
             if await self._check(activity=True) is None:
                 self.session_ended = False

@@ -30,7 +30,7 @@ class WhatsappLineState(rx.State):
         if principal is None:
             return
         line = await offloop.run(_read_line, principal)
-        live_tabs.follow(self, principal.tenant_id, principal.user_id, "whatsapp")
+        live_tabs.follow(self, principal.tenant_id, principal.user_id, "whatsapp", layout=True)
         self.status = line.status.value
         self.phone_number = line.phone_number or ""
         self.simulator = config.whatsapp_gateway() == "simulator"
