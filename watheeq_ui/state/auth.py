@@ -42,6 +42,9 @@ _FORGET_TOKEN = f"localStorage.removeItem({json.dumps(TOKEN_KEY)})"
 # How often a tab in a call tells the server the user is active (the softphone's keep-alive).
 SESSION_CHECK_MS = 30_000
 
+# Tests of the production topology read which worker serves a tab (never set in production).
+_EXPOSE_WORKER = config.get("WATHEEQ_EXPOSE_WORKER") == "1"
+
 # Each signed-in page's loaders, by route, filled by ``layout.template``: they run once the
 # tab's session is known, which for a new tab is one round trip after the page loads.
 PAGE_LOADERS: dict[str, Sequence] = {}
@@ -240,7 +243,7 @@ class AuthState(rx.State):
         A tab without a session yet (a new tab) asks the browser for its token first.
         """
         loaders = PAGE_LOADERS.get(route, [])
-        if config.get("WATHEEQ_EXPOSE_WORKER") == "1":
+        if _EXPOSE_WORKER:
             self.worker = str(os.getpid())
         live_tabs.page_opened(self)
         if self._session_id:
