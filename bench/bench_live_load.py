@@ -1,4 +1,4 @@
-"""Load on the production topology: N dashboard sessions over the Reflex websocket, and REST POST /calls.
+"""Load on the production topology: N dashboard sessions over the Reflex websocket, and REST POST /api/v1/call-center/calls.
 
     .venv/bin/python bench/bench_live_load.py sessions --site https://localhost:8443 --cacert CA --sessions 300
     .venv/bin/python bench/bench_live_load.py rest --site https://localhost:8443 --cacert CA --seconds 20
@@ -9,6 +9,9 @@ and changes a filter every ``--every`` seconds. Printed: how many signed in, the
 event's round trip (until the server's final update) p50/p95/p99/max, errors (failed
 sign-ins, closed sockets, timeouts) and the changes pushed to idle sessions.
 
+``idle``: ``--sessions`` WhatsApp pages opened and left alone; printed: the database's
+transactions per second (pg_stat_database, ``--database-url``) without them and with them.
+
 ``rest``: ``--concurrency`` clients POST /api/v1/calls as fast as answered for ``--seconds``;
 printed: requests per second and the status codes.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import ssl
 import statistics
@@ -28,7 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.reflex_ws import CALLS, ReflexTab  # noqa: E402
+from bench.reflex_ws import CALLS, ROOT, ReflexTab  # noqa: E402
+
+WHATSAPP = f"{ROOT}.watheeq_ui___pages___whatsapp___state____whatsapp_state"
 
 USERS = ["manager@demo.watheeq.local", "admin@demo.watheeq.local", "agent@demo.watheeq.local", "agent2@demo.watheeq.local"]
 PASSWORD = "watheeq-demo"
@@ -53,14 +59,16 @@ async def _session(n: int, args, stats: dict, stop: asyncio.Event) -> None:
     tab = ReflexTab(ws_url, _ssl(args.cacert))
     try:
         await tab.login(USERS[n % len(USERS)], PASSWORD)
-        await tab.open("/calls")
+        await tab.open("/calls", CALLS)
         stats["signed_in"] += 1
         turn = n
         # Spread the filter changes over the period, as people do.
         await asyncio.sleep((n % 100) / 100 * args.every)
         while not stop.is_set():
             turn += 1
-            took, _ = await tab.send(f"{CALLS}.set_filter", {"name": "direction", "value": DIRECTIONS[turn % len(DIRECTIONS)]})
+            took, _ = await tab.send(
+                f"{CALLS}.set_filter", {"name": "direction", "value": DIRECTIONS[turn % len(DIRECTIONS)]}, changes=CALLS
+            )
             stats["round_trips"].append(took)
             try:
                 await asyncio.wait_for(stop.wait(), args.every)
@@ -99,6 +107,45 @@ async def run_sessions(args) -> dict:
     return stats
 
 
+def _transactions(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
+async def _rate(database_url: str, seconds: float) -> float:
+    """Database transactions per second over ``seconds`` (every client of the database; the two
+    of this measurement are taken out). PostgreSQL flushes its counters about once a second."""
+    before = await asyncio.to_thread(_transactions, database_url)
+    await asyncio.sleep(seconds)
+    after = await asyncio.to_thread(_transactions, database_url)
+    return max(0, after - before - 1) / seconds
+
+
+async def run_idle(args) -> None:
+    """Database work of open WhatsApp pages left alone: the rate without them, then with them."""
+    await asyncio.sleep(3)
+    baseline = await _rate(args.database_url, args.seconds)
+    tabs: list[ReflexTab] = []
+    ws_url = args.site.replace("https://", "wss://").replace("http://", "ws://")
+    for n in range(args.sessions):
+        tab = ReflexTab(ws_url, _ssl(args.cacert))
+        await tab.login(USERS[1], PASSWORD)  # the admin: the page's every part, the linking panel too
+        await tab.open("/whatsapp", WHATSAPP)
+        tabs.append(tab)
+    await asyncio.sleep(5)  # the last pages' loads are done
+    open_rate = await _rate(args.database_url, args.seconds)
+    alive = sum(not t.closed for t in tabs)
+    for tab in tabs:
+        await tab.close()
+    print(f"idle database transactions/s (whole topology: workers, sidecars): without pages {baseline:.2f}, "
+          f"with {alive} open WhatsApp pages {open_rate:.2f}, the pages' share {open_rate - baseline:.2f}")
+    print("IDLE_JSON " + json.dumps({"pages": alive, "baseline": baseline, "open": open_rate}))
+
+
 async def run_rest(args) -> None:
     import httpx
 
@@ -120,7 +167,7 @@ async def run_rest(args) -> None:
                         "sip_call_id": f"bench-{uuid.uuid4().hex}"}
                 began = time.perf_counter()
                 try:
-                    response = await client.post("/api/v1/calls", json=body)
+                    response = await client.post("/api/v1/call-center/calls", json=body)
                     codes[response.status_code] += 1
                 except httpx.HTTPError as exc:
                     codes[type(exc).__name__] += 1
@@ -130,13 +177,14 @@ async def run_rest(args) -> None:
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     elapsed = time.monotonic() - began
     created = codes.get(201, 0)
-    print(f"REST POST /calls: {created / elapsed:.0f} created/s over {elapsed:.1f} s with {args.concurrency} clients; "
+    print(f"REST POST /api/v1/call-center/calls: {created / elapsed:.0f} created/s over {elapsed:.1f} s with {args.concurrency} clients; "
           f"codes {dict(codes)}; latency p50={_pct(latencies, .5)*1000:.0f} ms p95={_pct(latencies, .95)*1000:.0f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["sessions", "rest"])
+    parser.add_argument("mode", choices=["sessions", "rest", "idle"])
+    parser.add_argument("--database-url", default=os.environ.get("WATHEEQ_DATABASE_URL", ""))
     parser.add_argument("--site", default=os.environ.get("WATHEEQ_BENCH_SITE", "https://localhost"))
     parser.add_argument("--cacert", default=None)
     parser.add_argument("--sessions", type=int, default=300)
@@ -148,6 +196,8 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; target {args.site}")
     if args.mode == "sessions":
         asyncio.run(run_sessions(args))
+    elif args.mode == "idle":
+        asyncio.run(run_idle(args))
     else:
         asyncio.run(run_rest(args))
 

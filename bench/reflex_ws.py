@@ -3,7 +3,9 @@
 Engine.IO 4 over a websocket at ``/_event/`` (``?EIO=4&transport=websocket&token=<tab token>``),
 Socket.IO 5 packets in the ``/_event`` namespace: the CONNECT packet carries the hydrate
 event (as the frontend does), each event is ``42/_event,["event", {...}]`` and the server's
-answers are ``event`` packets holding a StateUpdate (``delta``, ``events``, ``final``).
+answers are ``event`` packets holding a StateUpdate (``delta``, ``events``); on_load handlers
+run on the server. There is no end-of-event marker: an event is done when the state it
+changes arrives.
 Used by bench/bench_live_load.py.
 """
 
@@ -54,7 +56,7 @@ class ReflexTab:
         auth.pop("state_schema")
         await self.ws.send(f"40{NS}," + json.dumps(auth))
         self._reader = asyncio.create_task(self._read())
-        return await self._until_final()
+        return await self._until(lambda update: True)
 
     async def _read(self) -> None:
         try:
@@ -75,7 +77,9 @@ class ReflexTab:
             self.closed = True
             await self._updates.put({"closed": True})
 
-    async def _until_final(self, timeout: float = 30.0) -> list[dict]:
+    async def _until(self, done, timeout: float = 30.0) -> list[dict]:
+        """Updates until one satisfies ``done(update)`` (Reflex sends no end-of-event marker:
+        an event's effect is known by the state it changes)."""
         got: list[dict] = []
         deadline = time.monotonic() + timeout
         while True:
@@ -83,54 +87,45 @@ class ReflexTab:
             if update.get("closed"):
                 raise ConnectionError("socket closed")
             got.append(update)
-            if update.get("final", True):
+            if done(update):
                 return got
 
-    async def run(self, name: str, payload: dict | None = None) -> tuple[list[float], list[dict]]:
-        """An event and the backend events it asks the frontend to send next (on_load's
-        loaders, ...), as the frontend does: each one's round trip, and every update."""
-        times: list[float] = []
-        updates: list[dict] = []
-        queue: list[tuple[str, dict | None]] = [(name, payload)]
-        while queue:
-            current, args = queue.pop(0)
-            took, got = await self.send(current, args)
-            times.append(took)
-            updates.extend(got)
-            for update in got:
-                for event in update.get("events") or []:
-                    if str(event.get("name", "")).startswith(ROOT):
-                        queue.append((event["name"], event.get("payload") or {}))
-        return times, updates
-
-    async def send(self, name: str, payload: dict | None = None) -> tuple[float, list[dict]]:
-        """One event; its round trip (seconds until the final update) and the updates."""
+    async def send(self, name: str, payload: dict | None = None, *, changes: str | None = None,
+                   event: str | None = None, timeout: float = 30.0) -> tuple[float, list[dict]]:
+        """One event; the seconds until the update that changes state ``changes`` (or carries a
+        frontend event named ``event``; or the first update), and the updates until then."""
         while not self._updates.empty():
             self._updates.get_nowait()
             self.pushed += 1
+
+        def done(update: dict) -> bool:
+            if changes is not None:
+                return changes in (update.get("delta") or {})
+            if event is not None:
+                return any(e.get("name") == event for e in update.get("events") or [])
+            return True
+
         started = time.perf_counter()
         await self.ws.send(f"42{NS}," + json.dumps(["event", self._event(name, payload)]))
-        updates = await self._until_final()
+        updates = await self._until(done, timeout)
         return time.perf_counter() - started, updates
 
     async def login(self, email: str, password: str) -> str:
+        """Sign in on the login page; the session token the page hands the browser."""
         await self.connect("/login")
-        _, updates = await self.run(f"{AUTH}.login", {"form": {"email": email, "password": password}})
-        # The login event yields; its later updates carry the token script and the redirect.
-        deadline = time.monotonic() + 30
-        text = json.dumps(updates)
-        while not TOKEN_SCRIPT.search(text) and time.monotonic() < deadline:
-            text += json.dumps(await self._until_final())
-        found = TOKEN_SCRIPT.search(text)
-        if not found:
-            raise RuntimeError("signed in without a token: " + text[:300])
-        return found.group(1)
+        _, updates = await self.send(f"{AUTH}.login", {"form": {"email": email, "password": password}}, event="_redirect")
+        for update in updates:
+            for event in update.get("events") or []:
+                found = TOKEN_SCRIPT.search(str((event.get("payload") or {}).get("javascript_code", "")))
+                if found:
+                    return found.group(1)
+        raise RuntimeError("signed in without a token")
 
-    async def open(self, path: str) -> float:
-        """Navigate (what the frontend does on a route change: hydrate_and_load for the page)."""
+    async def open(self, path: str, state: str) -> float:
+        """Navigate to ``path`` (hydrate and on_load, as on a page load) until ``state`` is loaded."""
         self.path = path
-        times, _ = await self.run(f"{ROOT}.hydrate_and_load")
-        return sum(times)
+        took, _ = await self.send(f"{ROOT}.hydrate_and_load", changes=state)
+        return took
 
     async def close(self) -> None:
         if self._reader:
