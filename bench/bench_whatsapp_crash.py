@@ -30,7 +30,6 @@ import os
 import platform
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +46,20 @@ import sqlalchemy as sa  # noqa: E402
 
 from services import db, migrate, security  # noqa: E402
 from services.models import MessageStatus, Principal, Role, Tenant, User, WhatsappDesiredState, WhatsappMessage, WhatsappSend, WhatsappSession, WhatsappStatus  # noqa: E402
+from services.tenancy import owned_by  # noqa: E402
 from services.whatsapp import store  # noqa: E402
 from services.whatsapp.simulator import enqueue_command  # noqa: E402
+from tests.whatsapp.sidecar_support import (  # noqa: E402
+    UNSETTLED,
+    read_log,
+    reap,
+    sent_log,
+    settled,
+    start_worker,
+    status_counts,
+    statuses_by_body,
+    wait_until,
+)
 
 os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
 FIRM_PHONE = "+966500000777"
@@ -102,65 +113,20 @@ def prepare(url: str, data: Path, messages: int) -> int:
     return tenant_id
 
 
-def start_worker(url: str, data: Path, client_ids: bool) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "WATHEEQ_DATABASE_URL": url,
-        "WATHEEQ_DATA_DIR": str(data),
-        "WATHEEQ_WHATSAPP_GATEWAY": "simulator",
-        "WATHEEQ_SIMULATOR_CLIENT_IDS": "1" if client_ids else "0",
-        "WATHEEQ_WHATSAPP_TICK_SECONDS": "0.05",
-        "WATHEEQ_WHATSAPP_SEND_RATE": "0",
-        "WATHEEQ_LOG_LEVEL": "ERROR",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.whatsapp.sidecar", "--worker", "--worker-id", "crash-bench"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def statuses(tenant_id: int) -> Counter[MessageStatus]:
-    with db.session_scope() as session:
-        rows = session.execute(
-            sa.select(WhatsappMessage.status, sa.func.count()).where(WhatsappMessage.tenant_id == tenant_id).group_by(WhatsappMessage.status)
-        ).all()
-    return Counter({MessageStatus(s): n for s, n in rows})
-
-
-def settled(tenant_id: int) -> int:
-    return sum(n for s, n in statuses(tenant_id).items() if s not in (MessageStatus.PENDING, MessageStatus.SENDING))
-
-
 def in_flight(tenant_id: int) -> list[str]:
+    """Bodies of the messages found SENDING: sends a kill cut between hand-over and answer."""
     with db.session_scope() as session:
         return list(
             session.execute(
-                sa.select(WhatsappMessage.body).where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.status == MessageStatus.SENDING)
+                sa.select(WhatsappMessage.body).where(owned_by(WhatsappMessage, tenant_id), WhatsappMessage.status == MessageStatus.SENDING)
             ).scalars()
         )
-
-
-def read_log(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def wait(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out")
-        time.sleep(0.02)
 
 
 def run(url: str, backend: str, messages: int, kills: int, client_ids: bool, seed: int) -> None:
     data = TMP / f"data-{backend}-{'ids' if client_ids else 'noids'}"
     tenant_id = prepare(url, data, messages)
-    sent_log = data / "whatsapp" / "simulator" / "sent" / f"tenant-{tenant_id}.jsonl"
+    log = sent_log(data, tenant_id)
     rng = random.Random(seed)
     cut = cut_delivered = window_kills = 0
     started = time.monotonic()
@@ -169,40 +135,34 @@ def run(url: str, backend: str, messages: int, kills: int, client_ids: bool, see
         in_window = k % 3 == 2
         if in_window:
             enqueue_command(tenant_id, "crash_after_sends", root=data / "whatsapp" / "simulator", count=rng.randint(20, 200))
-        worker = start_worker(url, data, client_ids)
+        worker = start_worker(url, data, client_ids=client_ids, worker_id="crash-bench")
         try:
             if in_window:
-                wait(lambda: worker.poll() is not None, 120)
+                wait_until(lambda: worker.poll() is not None, 120)
                 window_kills += worker.returncode == -signal.SIGKILL
             else:
-                wait(lambda: settled(tenant_id) > before, 120)
+                wait_until(lambda: settled(tenant_id) > before, 120)
                 time.sleep(rng.uniform(0.05, 0.6))
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(30)
         finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+            reap(worker)
         flying = in_flight(tenant_id)
-        delivered_bodies = {r["body"] for r in read_log(sent_log)}
+        delivered_bodies = {r["body"] for r in read_log(log)}
         cut += len(flying)
         cut_delivered += sum(1 for b in flying if b in delivered_bodies)
     left_at_last_kill = messages - settled(tenant_id)
-    worker = start_worker(url, data, client_ids)
+    worker = start_worker(url, data, client_ids=client_ids, worker_id="crash-bench")
     try:
-        wait(lambda: not ({MessageStatus.PENDING, MessageStatus.SENDING} & set(statuses(tenant_id))), 600)
+        wait_until(lambda: not (UNSETTLED & set(status_counts(tenant_id))), 600)
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        reap(worker)
     elapsed = time.monotonic() - started
-    deliveries = Counter(r["body"] for r in read_log(sent_log))
-    resent_absorbed = len(read_log(sent_log.with_name(f"tenant-{tenant_id}.resent.jsonl")))
-    with db.session_scope() as session:
-        rows = session.execute(sa.select(WhatsappMessage.body, WhatsappMessage.status).where(WhatsappMessage.tenant_id == tenant_id)).all()
-    final = {body: MessageStatus(status) for body, status in rows}
+    deliveries = Counter(r["body"] for r in read_log(log))
+    resent_absorbed = len(read_log(log.with_name(f"tenant-{tenant_id}.resent.jsonl")))
+    final = statuses_by_body(tenant_id)
     duplicates = sum(n - 1 for n in deliveries.values() if n > 1)
     uncertain = [b for b, s in final.items() if s == MessageStatus.UNCERTAIN]
     lost = [b for b, s in final.items() if (s == MessageStatus.SENT and deliveries[b] != 1) or s not in (MessageStatus.SENT, MessageStatus.UNCERTAIN)]

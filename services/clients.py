@@ -14,7 +14,8 @@ from sqlmodel import Session, func, select
 from services import phones
 from services.accounts import normalise_email
 from services.errors import Invalid, NotFound
-from services.models import Case, CasePublic, Client, ClientCreate, ClientPublic, ClientsPublic, Tenant
+from services.models import Case, CaseBase, CasePublic, Client, ClientCreate, ClientPublic, ClientsPage, Tenant
+from services.models.base import check_length
 from services.names import clean_name
 from services.tenancy import get_owned, owned_by, tenant_select
 
@@ -40,15 +41,12 @@ def _tenant_region(session: Session, tenant_id: int) -> str:
 
 def create_client(*, session: Session, tenant_id: int, data: ClientCreate) -> ClientPublic:
     """A new client; the phone (optional) is normalised with the firm's region."""
+    # Lengths were checked when ``data`` was built (ClientBase declares them).
     name = clean_name(data.name)
     if not name:
         raise Invalid("name", "a client name is required")
-    if len(name) > 200:
-        raise Invalid("name", "a client name is at most 200 characters")
     region = _tenant_region(session, tenant_id)
     phone = (data.phone or "").strip()
-    if len(phone) > 64:
-        raise Invalid("phone", "a phone number is at most 64 characters")
     phone_e164 = phones.normalise(phone, region, field="phone") if phone else None
     email = normalise_email(data.email) if (data.email or "").strip() else None
     client = Client(tenant_id=tenant_id, name=name, phone=phone, phone_e164=phone_e164, email=email)
@@ -78,7 +76,7 @@ def _search_condition(search: str, region: str) -> sa.ColumnElement[bool]:
 
 def list_clients(
     *, session: Session, tenant_id: int, search: str | None = None, limit: int = 50, offset: int = 0
-) -> ClientsPublic:
+) -> ClientsPage:
     """A page of the firm's clients by name; ``search`` matches a name part or a number's digits."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise Invalid("limit", f"limit must be between 1 and {MAX_PAGE_SIZE}")
@@ -93,7 +91,7 @@ def list_clients(
         counter = counter.where(condition)
     rows = session.exec(query.order_by(Client.name, Client.id).offset(offset).limit(limit)).all()
     count = session.exec(counter).one()
-    return ClientsPublic(data=[_client_public(c) for c in rows], count=count)
+    return ClientsPage(data=[_client_public(c) for c in rows], count=count)
 
 
 def get_client(*, session: Session, tenant_id: int, client_id: int) -> ClientPublic:
@@ -151,11 +149,8 @@ def create_case(*, session: Session, tenant_id: int, client_id: int, title: str,
     title = clean_name(title)
     if not title:
         raise Invalid("title", "a case title is required")
-    if len(title) > 200:
-        raise Invalid("title", "a case title is at most 200 characters")
-    reference = (reference or "").strip()
-    if len(reference) > 64:
-        raise Invalid("reference", "a reference is at most 64 characters")
+    check_length(CaseBase, "title", title)
+    reference = check_length(CaseBase, "reference", (reference or "").strip()) or ""
     client = get_owned(session, Client, tenant_id, client_id, what="client")
     case = Case(tenant_id=tenant_id, client_id=client.id, title=title, reference=reference)
     session.add(case)

@@ -197,7 +197,12 @@ class SqliteBus(Bus):
                     next_prune = time.monotonic() + SQLITE_KEEP_SECONDS / 2
                     with self._engine.begin() as conn:
                         table = _table()
-                        conn.execute(table.delete().where(table.c.created_at < _now(-SQLITE_KEEP_SECONDS)))
+                        # The newest row always stays: SQLite hands out max(id) + 1, so ids
+                        # only grow and no reader's "id > last" can miss a new change.
+                        newest = sa.select(sa.func.max(table.c.id)).scalar_subquery()
+                        conn.execute(
+                            table.delete().where(table.c.created_at < _now(-SQLITE_KEEP_SECONDS), table.c.id < newest)
+                        )
             except sa.exc.SQLAlchemyError:
                 log.warning("live bus: reading live_change failed; retrying in %s s", RETRY_SECONDS, exc_info=True)
                 stop.wait(RETRY_SECONDS)

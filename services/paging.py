@@ -18,6 +18,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CURSOR = re.compile(r"([a-z]{1,8}):(-?[0-9]{1,19}):([0-9]{1,19})")
 # The largest 64-bit id: a larger one would fail in the database driver, not here.
 _MAX_ID = 2**63 - 1
+# Every cursor encode_cursor makes is shorter (tag, 20 and 19 digits, base64); the API bounds
+# the query parameter with it.
+MAX_CURSOR_LENGTH = 200
 
 
 def encode_cursor(tag: str, at: datetime, row_id: int) -> str:

@@ -33,21 +33,37 @@ def test_client_without_phone_or_email_is_allowed(session: Session) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "field"),
+    ("fields", "field"),
     [
-        (ClientCreate(name="   "), "name"),
-        (ClientCreate(name="n" * 201), "name"),
-        (ClientCreate(name="Bad Phone", phone="12345"), "phone"),
-        (ClientCreate(name="Bad Phone", phone="call me"), "phone"),
-        (ClientCreate(name="Bad Email", email="no-at-sign"), "email"),
+        ({"name": "   "}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"name": "Bad Phone", "phone": "12345"}, "phone"),
+        ({"name": "Bad Phone", "phone": "call me"}, "phone"),
+        ({"name": "Bad Phone", "phone": "5" * 65}, "phone"),
+        ({"name": "Bad Email", "email": "no-at-sign"}, "email"),
     ],
 )
-def test_create_client_rejects_bad_input_and_stores_nothing(session: Session, data: ClientCreate, field: str) -> None:
+def test_create_client_rejects_bad_input_and_stores_nothing(session: Session, fields: dict[str, str], field: str) -> None:
     tenant = factories.make_tenant(session)
+    # Built inside: a value past ClientBase's limits is refused as the DTO is built.
     with pytest.raises(Invalid) as err:
-        clients.create_client(session=session, tenant_id=tenant.id, data=data)
+        clients.create_client(session=session, tenant_id=tenant.id, data=ClientCreate(**fields))
     assert err.value.field == field
     assert session.exec(select(Client)).all() == []
+
+
+def test_a_case_past_its_declared_limits_is_invalid_with_the_same_sentence_as_a_dto(session: Session) -> None:
+    tenant = factories.make_tenant(session)
+    client = factories.make_client(session, tenant)
+    with pytest.raises(Invalid) as err:
+        clients.create_case(session=session, tenant_id=tenant.id, client_id=client.id, title="t" * 201)
+    assert (err.value.field, err.value.message) == ("title", "a case title is at most 200 characters")
+    with pytest.raises(Invalid) as err:
+        clients.create_case(session=session, tenant_id=tenant.id, client_id=client.id, title="Lease", reference="r" * 65)
+    assert (err.value.field, err.value.message) == ("reference", "a reference is at most 64 characters")
+    with pytest.raises(Invalid) as err:
+        ClientCreate(name="n" * 201)
+    assert (err.value.field, err.value.message) == ("name", "a client name is at most 200 characters")
 
 
 def test_another_tenants_client_is_not_found(session: Session) -> None:

@@ -81,8 +81,8 @@ def _refusals(session: Session) -> list[Callable[[], object]]:
     tid = tenant.id
 
     def extension(**kw: object) -> Callable[[], object]:
-        data = ExtensionAssign(**{"user_id": agent_user.id, "extension": "1001", "password": PASSWORD, **kw})
-        return lambda: assign_extension(session=session, tenant_id=tid, actor=admin, data=data)
+        fields = {"user_id": agent_user.id, "extension": "1001", "password": PASSWORD, **kw}
+        return lambda: assign_extension(session=session, tenant_id=tid, actor=admin, data=ExtensionAssign(**fields))
 
     def pbx(**kw: object) -> Callable[[], object]:
         data = PbxSettingsIn(**{"host": "pbx.example.test", **kw})
@@ -95,8 +95,8 @@ def _refusals(session: Session) -> list[Callable[[], object]]:
         return lambda: add_notes(session=session, tenant_id=tid, actor=agent, call_id=call.id, **kw)
 
     def send(**kw: object) -> Callable[[], object]:
-        data = WhatsappSend(**{"to": "0501234567", "body": "hello", **kw})
-        return lambda: whatsapp.send_message(session=session, tenant_id=tid, actor=agent, data=data)
+        fields = {"to": "0501234567", "body": "hello", **kw}
+        return lambda: whatsapp.send_message(session=session, tenant_id=tid, actor=agent, data=WhatsappSend(**fields))
 
     return [
         extension(extension="1"),

@@ -51,6 +51,19 @@ def apply_direction() -> rx.event.EventSpec:
     )
 
 
+def public_page(*children: rx.Component) -> rx.Component:
+    """The frame of a page for someone not signed in (sign-in, set a password): centred on
+    the app's background, in the chosen language and direction."""
+    return rx.center(
+        rx.vstack(*children, align="center", spacing="5"),
+        dir=LangState.direction,
+        lang=LangState.lang,
+        min_height="100vh",
+        background=f"linear-gradient(160deg, {rx.color('teal', 3)} 0%, {rx.color('gray', 1)} 55%)",
+        on_mount=apply_direction(),
+    )
+
+
 def _nav_item(route: str, label_key: str, icon: str, access: str) -> rx.Component:
     active = rx.State.router.page.path == route if route != routes.CLIENTS else rx.State.router.page.path.contains(route)
     link = rx.link(

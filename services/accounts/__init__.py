@@ -13,7 +13,7 @@ working for every public name:
 
 from __future__ import annotations
 
-from services.accounts.validation import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, normalise_email
+from services.accounts.validation import MAX_PASSWORD_LENGTH, MAX_TOKEN_LENGTH, MIN_PASSWORD_LENGTH, normalise_email
 from services.accounts.tenants import create_tenant, get_tenant
 from services.accounts.sessions import (
     ACCOUNT_DISABLED_MESSAGE,
@@ -68,6 +68,7 @@ __all__ = [
     "LINK_INVALID_MESSAGE",
     "LOGIN_FAILED_MESSAGE",
     "MAX_PASSWORD_LENGTH",
+    "MAX_TOKEN_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "PASSWORD_LINK_TTL",
     "SESSION_IDLE_TIMEOUT",

@@ -23,7 +23,7 @@ from services.accounts.users import (
     _require_may_touch,
     _unusable_password_hash,
 )
-from services.accounts.validation import MAX_PASSWORD_LENGTH, _check_password
+from services.accounts.validation import MAX_PASSWORD_LENGTH, MAX_TOKEN_LENGTH, _check_password
 from services.errors import Conflict, Invalid, TooManyAttempts
 from services.models import PasswordLinkPublic, PasswordSetLink, Principal, User, utcnow
 from services.tenancy import get_owned, tenant_select
@@ -66,7 +66,7 @@ def reset_password(
 
 def _usable_link(session: Session, token: str | None) -> tuple[PasswordSetLink, User]:
     row = None
-    if token and token.startswith(security.LINK_TOKEN_PREFIX) and len(token) <= 200:
+    if token and token.startswith(security.LINK_TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH:
         # The hash names the link across firms; the row then says whose it is.
         row = session.exec(select(PasswordSetLink).where(PasswordSetLink.token_hash == security.hash_token(token))).first()
     if row is None or row.used_at is not None or row.expires_at <= utcnow():

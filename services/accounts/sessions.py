@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from services import security
+from services.accounts.validation import MAX_TOKEN_LENGTH
 from services.errors import AuthenticationFailed, Invalid
 from services.models import ApiToken, Principal, User, utcnow
 from services.tenancy import get_owned, same_tenant, tenant_select
@@ -51,7 +52,7 @@ def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datet
 
 
 def _token_row(session: Session, token: str | None) -> ApiToken | None:
-    if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > 200:
+    if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     # The hash names the token across tenants; the row then says whose it is.
     return session.exec(select(ApiToken).where(ApiToken.token_hash == security.hash_token(token))).first()

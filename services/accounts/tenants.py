@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 
 from services import phones
 from services.errors import Invalid, NotFound
-from services.models import Tenant, TenantPublic
+from services.models import Tenant, TenantBase, TenantPublic
+from services.models.base import check_length
 from services.names import clean_name
 
 
@@ -41,8 +42,7 @@ def create_tenant(*, session: Session, name: str, region: str = "SA", timezone: 
     name = clean_name(name)
     if not name:
         raise Invalid("name", "a firm name is required")
-    if len(name) > 200:
-        raise Invalid("name", "a firm name is at most 200 characters")
+    check_length(TenantBase, "name", name)
     region = (region or "").strip().upper()
     if not phones.is_valid_region(region):
         raise Invalid("region", f"'{region}' is not a supported phone region (ISO 3166 code such as SA)")

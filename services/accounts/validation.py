@@ -6,13 +6,13 @@ import re
 
 
 from services.errors import Invalid
-from services.models import Role
+from services.models import Role, UserBase, UserCreate
+from services.models.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from services.models.base import check_length, max_length, too_long
 from services.names import clean_name
 
-
-MIN_PASSWORD_LENGTH = 8
-# argon2 hashes whatever it is given; a cap keeps a huge body from costing seconds.
-MAX_PASSWORD_LENGTH = 1024
+# A session token or a set-password link's token is never longer (security.new_token).
+MAX_TOKEN_LENGTH = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 
@@ -21,7 +21,7 @@ def normalise_email(raw: str | None, *, field: str = "email") -> str:
     email = (raw or "").strip().lower()
     if not email:
         raise Invalid(field, "an email address is required")
-    if len(email) > 254 or not _EMAIL.match(email):
+    if len(email) > max_length(UserBase, "email") or not _EMAIL.match(email):
         raise Invalid(field, "not a valid email address")
     return email
 
@@ -30,7 +30,7 @@ def _check_password(password: str | None, field: str = "password") -> str:
     if password is None or len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(field, f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise Invalid(field, f"a password is at most {MAX_PASSWORD_LENGTH} characters")
+        raise Invalid(field, too_long(UserCreate, "password"))
     return password
 
 
@@ -42,7 +42,4 @@ def _check_role(role: Role | str) -> Role:
 
 
 def _check_full_name(full_name: str | None) -> str:
-    full_name = clean_name(full_name)
-    if len(full_name) > 200:
-        raise Invalid("full_name", "a name is at most 200 characters")
-    return full_name
+    return check_length(UserBase, "full_name", clean_name(full_name)) or ""

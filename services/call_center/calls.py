@@ -36,11 +36,10 @@ from services.models import (
     User,
     utcnow,
 )
+from services.models.base import check_length
 from services.tenancy import owned_join, same_tenant, tenant_select
 from services.timestamps import event_time
 
-
-MAX_NOTE_LENGTH = 10_000
 _S = CallStatus
 
 
@@ -111,13 +110,6 @@ def _advance(
     return changes
 
 
-def _check_cause(cause: str | None) -> str | None:
-    cause = (cause or "").strip() or None
-    if cause is not None and len(cause) > 64:
-        raise Invalid("hangup_cause", "the hang-up cause is at most 64 characters")
-    return cause
-
-
 def _check_seconds(value: int | None, field: str) -> int | None:
     if value is not None and not 0 <= value <= 7 * 24 * 3600:
         raise Invalid(field, "seconds are between 0 and one week")
@@ -136,14 +128,9 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     remote = (data.remote_number or "").strip()
     if not remote:
         raise Invalid("remote_number", "the remote number is required")
-    if len(remote) > 64:
-        raise Invalid("remote_number", "the remote number is at most 64 characters")
+    # Lengths were checked when ``data`` was built (CallBase declares them).
     sip_call_id = (data.sip_call_id or "").strip() or None
-    if sip_call_id is not None and len(sip_call_id) > 255:
-        raise Invalid("sip_call_id", "the SIP Call-ID is at most 255 characters")
     extension = (data.extension or "").strip() or None
-    if extension is not None and len(extension) > 16:
-        raise Invalid("extension", "the extension is at most 16 characters")
     now = utcnow()
     started_at = event_time(data.started_at, "started_at", now=now) or now
     agent_id = data.agent_user_id or actor.user_id
@@ -226,7 +213,8 @@ def update_call_status(
     now = utcnow()
     answered_at = event_time(data.answered_at, "answered_at", now=now)
     ended_at = event_time(data.ended_at, "ended_at", now=now)
-    cause = _check_cause(data.hangup_cause)
+    # Lengths were checked when ``data`` was built (CallUpdate reads them from the Call family).
+    cause = (data.hangup_cause or "").strip() or None
     ring = _check_seconds(data.ring_seconds, "ring_seconds")
     talk = _check_seconds(data.talk_seconds, "talk_seconds")
     call = _owned_call(session, tenant_id, actor, call_id)
@@ -326,8 +314,7 @@ def _annotate(
         raise Invalid("note", "the note is empty")
     if body is None and case_id is None:
         raise Invalid("note", "give a note or a case to link")
-    if body is not None and len(body) > MAX_NOTE_LENGTH:
-        raise Invalid("note", f"a note is at most {MAX_NOTE_LENGTH} characters")
+    check_length(CallUpdate, "note", body)
     if case_id is not None:
         case = session.exec(tenant_select(Case, tenant_id).where(Case.id == case_id)).first()
         if case is None:

@@ -31,6 +31,7 @@ from services.models import (
     User,
     utcnow,
 )
+from services.models.base import max_length
 from services.names import clean_name
 from services.tenancy import get_owned, owned_by, same_tenant, tenant_select
 
@@ -61,7 +62,7 @@ def _validate_host(host: str, field: str = "host") -> str:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         pass
-    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.rstrip(".").split(".")):
+    if len(host) > max_length(PbxSettings, "host") or not all(_HOST_LABEL.match(label) for label in host.rstrip(".").split(".")):
         raise Invalid(field, "not a valid host name or IP address")
     return host.rstrip(".").lower()
 
@@ -198,7 +199,7 @@ def update_pbx_settings(
     if not 1 <= data.wss_port <= 65535:
         raise Invalid("wss_port", "the port is between 1 and 65535")
     path = (data.wss_path or "").strip()
-    if not path.startswith("/") or len(path) > 128 or any(c.isspace() for c in path):
+    if not path.startswith("/") or len(path) > max_length(PbxSettings, "wss_path") or any(c.isspace() for c in path):
         raise Invalid("wss_path", "the WebSocket path starts with '/' and has no spaces")
     domain = (data.sip_domain or "").strip()
     if domain:
@@ -285,9 +286,8 @@ def assign_extension(*, session: Session, tenant_id: int, actor: Principal, data
     number = (data.extension or "").strip()
     if not _EXTENSION.match(number):
         raise Invalid("extension", "an extension is 2 to 10 digits")
+    # Lengths were checked when ``data`` was built (SipExtensionBase declares them).
     display_name = clean_name(data.display_name)
-    if len(display_name) > 100:
-        raise Invalid("display_name", "the display name is at most 100 characters")
     password = data.password
     if password is not None and not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise Invalid("password", f"the SIP password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")

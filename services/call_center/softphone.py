@@ -136,6 +136,17 @@ def _seconds(start: datetime | None, end: datetime | None) -> int | None:
     return max(0, round((end - start).total_seconds()))
 
 
+def _answer(session: Session, tenant_id: int, actor: Principal, call: CallPublic, answered_at: datetime) -> CallPublic:
+    """Move the ringing ``call`` to ANSWERED at ``answered_at``, rung since its start."""
+    return calls.update_call_status(
+        session=session,
+        tenant_id=tenant_id,
+        actor=actor,
+        call_id=call.id,
+        data=CallUpdate(status=CallStatus.ANSWERED, answered_at=answered_at, ring_seconds=_seconds(call.started_at, answered_at)),
+    )
+
+
 def apply_softphone_event(
     *,
     session: Session,
@@ -176,18 +187,7 @@ def apply_softphone_event(
     if event.kind is SoftphoneEventKind.ACCEPTED:
         if call.status is CallStatus.ANSWERED:
             return call
-        answered = event.answered_at or event.at
-        return calls.update_call_status(
-            session=session,
-            tenant_id=tenant_id,
-            actor=actor,
-            call_id=call.id,
-            data=CallUpdate(
-                status=CallStatus.ANSWERED,
-                answered_at=answered,
-                ring_seconds=_seconds(call.started_at, answered),
-            ),
-        )
+        return _answer(session, tenant_id, actor, call, event.answered_at or event.at)
 
     status = final_status(event)
     if status is None:
@@ -199,18 +199,7 @@ def apply_softphone_event(
     cause = hangup_cause(event)
     if status is CallStatus.COMPLETED and call.status is CallStatus.RINGING:
         # The end of an established call arrived before (or without) its answer.
-        answered_at = answered_at or event.at
-        call = calls.update_call_status(
-            session=session,
-            tenant_id=tenant_id,
-            actor=actor,
-            call_id=call.id,
-            data=CallUpdate(
-                status=CallStatus.ANSWERED,
-                answered_at=answered_at,
-                ring_seconds=_seconds(call.started_at, answered_at),
-            ),
-        )
+        call = _answer(session, tenant_id, actor, call, answered_at or event.at)
     update = CallUpdate(status=status, ended_at=event.at, hangup_cause=cause)
     if status is CallStatus.COMPLETED:
         update.talk_seconds = _seconds(call.answered_at, event.at)

@@ -1,4 +1,8 @@
-"""Firms, their users, sign-in and sessions: tables and the DTOs that leave the services."""
+"""Firms, their users, sign-in and sessions: tables and the DTOs that leave the services.
+
+Families: ``TenantBase`` (table ``Tenant``, ``TenantPublic``) and ``UserBase`` (table ``User``,
+``UserCreate`` / ``UserUpdate``, ``UserPublic``); their limits are declared once there.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,44 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+from sqlmodel._compat import SQLModelConfig
 
 from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Role
-from services.models.base import TenantOwned, enum_col, ts_field
+from services.models.base import Input, Labelled, TenantOwned, enum_col, max_length, ts_field
 
 
-class Tenant(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+MIN_PASSWORD_LENGTH = 8
+# argon2 hashes whatever it is given; a cap keeps a huge body from costing seconds.
+MAX_PASSWORD_LENGTH = 1024
+
+
+class TenantBase(Labelled):
+    labels = {"name": "a firm name"}
+
     name: str = Field(max_length=200)
-    slug: str = Field(max_length=80, unique=True)
+    slug: str = Field(max_length=80)
     region: str = Field(default="SA", max_length=2)
     timezone: str = Field(default="Asia/Riyadh", max_length=64)
+
+
+class Tenant(TenantBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=max_length(TenantBase, "slug"), unique=True)
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class User(TenantOwned, table=True):
-    __table_args__ = (sa.UniqueConstraint("email", name="uq_user_email"),)
+class UserBase(Labelled):
+    labels = {"full_name": "a name", "password": "a password"}
 
-    id: int | None = Field(default=None, primary_key=True)
     # Emails are unique across tenants: a login names one person in one firm.
     email: str = Field(max_length=254)
     full_name: str = Field(default="", max_length=200)
+
+
+class User(UserBase, TenantOwned, table=True):
+    __table_args__ = (sa.UniqueConstraint("email", name="uq_user_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
     role: Role = Field(sa_column=enum_col(Role))
     password_hash: str = Field(max_length=255)
     active: bool = Field(default=True)
@@ -99,18 +120,47 @@ class Principal(SQLModel):
         return self.role in SUPERVISOR_ROLES
 
 
-class TenantPublic(SQLModel):
+class TenantPublic(TenantBase):
     id: int
-    name: str
-    slug: str
-    region: str
-    timezone: str
 
 
-class UserPublic(SQLModel):
+class UserCreate(UserBase, Input):
+    """A new user of the firm (OWNER/ADMIN)."""
+
+    model_config = SQLModelConfig(extra="forbid")
+
+    role: Role
+    password: str | None = Field(
+        default=None,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="omit it to get a one-time set-password link for the new user instead",
+    )
+
+
+class UserUpdate(Input):
+    """What an admin may change of a user; a field left out stays as it is."""
+
+    model_config = SQLModelConfig(extra="forbid")
+    labels = UserBase.labels
+
+    role: Role | None = None
+    active: bool | None = None
+    full_name: str | None = Field(default=None, max_length=max_length(UserBase, "full_name"))
+
+
+class PasswordReset(Input):
+    model_config = SQLModelConfig(extra="forbid")
+    labels = UserBase.labels
+
+    password: str | None = Field(
+        default=None,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="the new password; omit it to get a one-time set-password link instead",
+    )
+
+
+class UserPublic(UserBase):
     id: int
-    email: str
-    full_name: str
     role: Role
     active: bool
     extension: str | None = None

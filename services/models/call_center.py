@@ -1,5 +1,10 @@
 """The call center: PBX settings, SIP extensions, calls with their notes, recordings and
-hourly roll-ups, and the DTOs of the call log and statistics."""
+and the DTOs of the call log (statistics and their hourly roll-ups: :mod:`services.models.call_stats`).
+
+Families: ``SipExtensionBase`` (table ``SipExtension``, ``ExtensionAssign``, ``ExtensionPublic``),
+``CallBase`` (table ``Call``, ``CallCreate``, ``CallUpdate``, ``CallPublic``) and
+``CallNoteBase`` (table ``CallNote``, ``CallNotePublic``); their limits are declared once there.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.models.base import TenantOwned, enum_col, ts_field
+from services.models.base import Input, Labelled, TenantOwned, enum_col, max_length, ts_field
 
 
 class CallDirection(str, enum.Enum):
@@ -78,7 +83,14 @@ class PbxSettings(TenantOwned, table=True):
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class SipExtension(TenantOwned, table=True):
+class SipExtensionBase(Labelled):
+    labels = {"extension": "the extension", "display_name": "the display name"}
+
+    extension: str = Field(max_length=16)
+    display_name: str = Field(default="", max_length=100)
+
+
+class SipExtension(SipExtensionBase, TenantOwned, table=True):
     __tablename__ = "sip_extension"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "extension", name="uq_sip_extension_tenant_number"),
@@ -87,14 +99,27 @@ class SipExtension(TenantOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
-    extension: str = Field(max_length=16)
-    display_name: str = Field(default="", max_length=100)
     password_encrypted: str = Field(max_length=512)
     created_at: datetime = ts_field(nullable=False, default_now=True)
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class Call(TenantOwned, table=True):
+class CallBase(Labelled):
+    labels = {
+        "remote_number": "the remote number",
+        "sip_call_id": "the SIP Call-ID",
+        "extension": "the extension",
+        "hangup_cause": "the hang-up cause",
+        "note": "a note",
+    }
+
+    # As dialled or shown by the PBX; the E.164 form is derived by the service.
+    remote_number: str = Field(default="", max_length=64)
+    extension: str | None = Field(default=None, max_length=16)
+    sip_call_id: str | None = Field(default=None, max_length=255)
+
+
+class Call(CallBase, TenantOwned, table=True):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "sip_call_id", name="uq_call_tenant_sip_call_id"),
         # The PBX's linked id groups the legs of one call (services.pbx.ledger).
@@ -119,10 +144,8 @@ class Call(TenantOwned, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    extension: str | None = Field(default=None, max_length=16)
     direction: CallDirection = Field(sa_column=enum_col(CallDirection))
     status: CallStatus = Field(sa_column=enum_col(CallStatus))
-    remote_number: str = Field(default="", max_length=64)
     remote_e164: str | None = Field(default=None, max_length=20)
     client_id: int | None = Field(default=None, foreign_key="client.id", ondelete="SET NULL")
     case_id: int | None = Field(default=None, foreign_key="legal_case.id", ondelete="SET NULL")
@@ -133,66 +156,25 @@ class Call(TenantOwned, table=True):
     ring_seconds: int | None = Field(default=None)
     talk_seconds: int | None = Field(default=None)
     hangup_cause: str | None = Field(default=None, max_length=64)
-    sip_call_id: str | None = Field(default=None, max_length=255)
     # The PBX's id of the call (its linked id) once its records were merged, and when.
     pbx_linked_id: str | None = Field(default=None, max_length=150)
     pbx_confirmed_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class CallHourlyRollup(TenantOwned, table=True):
-    """Call figures of one firm, one UTC hour and one agent, summed once the hour is sealed.
+class CallNoteBase(Labelled):
+    labels = {"body": "a note"}
 
-    Written only by ``services.call_center.stats`` for hours listed in
-    :class:`CallRollupHour`; each column is the same conditional count or sum that
-    statistics compute from the calls, so adding rows up gives exactly the raw figures.
-    """
-
-    __tablename__ = "call_hourly_rollup"
-    __table_args__ = (sa.Index("ix_call_hourly_rollup_tenant_hour", "tenant_id", "hour_start"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    hour_start: datetime = ts_field(nullable=False)
-    # Mirrors Call.agent_user_id, SET NULL included: a deleted agent's calls and their
-    # rollups both become "no agent", so no recount is needed. NULL agents are why the
-    # uniqueness of an hour's rows is kept by CallRollupHour, not a unique key here.
-    agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    total: int = 0
-    inbound: int = 0
-    answered: int = 0
-    missed: int = 0
-    answered_inbound: int = 0
-    # Answered inbound calls rung at most 20 s, the default service-level threshold.
-    answered_inbound_within_20s: int = 0
-    ring_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
-    ring_count: int = 0
-    talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
-    talk_count: int = 0
+    # A text column; the limit is the application's.
+    body: str = Field(max_length=10_000, sa_type=sa.Text)
 
 
-class CallRollupHour(TenantOwned, table=True):
-    """One row per (firm, UTC hour) whose rows in call_hourly_rollup were computed.
-
-    ``stale`` is set by any change to a call of that hour after it was sealed; the next
-    statistics request recomputes the hour. The row exists for hours without calls too,
-    so an empty hour is not recounted.
-    """
-
-    __tablename__ = "call_rollup_hour"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "hour_start", name="uq_call_rollup_hour_tenant_hour"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    hour_start: datetime = ts_field(nullable=False)
-    stale: bool = Field(default=False)
-
-
-class CallNote(TenantOwned, table=True):
+class CallNote(CallNoteBase, TenantOwned, table=True):
     __tablename__ = "call_note"
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
     author_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    body: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -247,21 +229,17 @@ class PbxSettingsPublic(SQLModel):
     realtime_port: int | None = None
 
 
-class ExtensionAssign(SQLModel):
+class ExtensionAssign(SipExtensionBase, Input):
     user_id: int
-    extension: str
-    display_name: str = ""
     # Required for a new extension; omitted on a change keeps the stored one.
     password: str | None = None
 
 
-class ExtensionPublic(SQLModel):
+class ExtensionPublic(SipExtensionBase):
     id: int
     user_id: int
     user_email: str
     user_full_name: str
-    extension: str
-    display_name: str
     sip_uri: str | None = None
 
 
@@ -279,24 +257,24 @@ class SoftphoneConfig(SQLModel):
     sip_domain: str
 
 
-class CallCreate(SQLModel):
+class CallCreate(CallBase, Input):
     direction: CallDirection
-    remote_number: str
+    remote_number: str = Field(max_length=max_length(CallBase, "remote_number"))
     status: CallStatus = CallStatus.RINGING
-    sip_call_id: str | None = None
     started_at: datetime | None = None
     agent_user_id: int | None = None
-    extension: str | None = None
 
 
-class CallUpdate(SQLModel):
+class CallUpdate(Input):
+    labels = CallBase.labels
+
     status: CallStatus | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
-    hangup_cause: str | None = None
+    hangup_cause: str | None = Field(default=None, max_length=max_length(Call, "hangup_cause"))
     ring_seconds: int | None = None
     talk_seconds: int | None = None
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=max_length(CallNoteBase, "body"))
     case_id: int | None = None
 
 
@@ -313,11 +291,10 @@ class CallFilters(SQLModel):
     number: str | None = None
 
 
-class CallNotePublic(SQLModel):
+class CallNotePublic(CallNoteBase):
     id: int
     author_user_id: int | None
     author_name: str
-    body: str
     created_at: datetime
 
 
@@ -327,14 +304,12 @@ class CallRecordingPublic(SQLModel):
     duration_seconds: int | None
 
 
-class CallPublic(SQLModel):
+class CallPublic(CallBase):
     id: int
     agent_user_id: int | None
     agent_name: str | None = None
-    extension: str | None
     direction: CallDirection
     status: CallStatus
-    remote_number: str
     remote_e164: str | None
     client_id: int | None
     client_name: str | None = None
@@ -347,7 +322,6 @@ class CallPublic(SQLModel):
     ring_seconds: int | None
     talk_seconds: int | None
     hangup_cause: str | None
-    sip_call_id: str | None
 
 
 class CallDetail(CallPublic):
@@ -356,54 +330,10 @@ class CallDetail(CallPublic):
 
 
 class CallsPage(SQLModel):
+    """A page of the call history (cursor paging): the rows, how many match, the next page's cursor."""
+
     data: list[CallPublic]
     count: int
     next_cursor: str | None = None
     page: int | None = None
     page_size: int
-
-
-class AgentStats(SQLModel):
-    agent_user_id: int | None
-    agent_name: str
-    total: int
-    inbound: int
-    outbound: int
-    answered: int
-    missed: int
-    talk_seconds: int
-    average_talk_seconds: float | None
-
-
-class HourBucket(SQLModel):
-    hour: int
-    total: int
-    answered: int
-    missed: int
-
-
-class DayBucket(SQLModel):
-    day: str
-    total: int
-    answered: int
-    missed: int
-
-
-class CallStats(SQLModel):
-    date_from: datetime
-    date_to: datetime
-    timezone: str
-    total: int
-    inbound: int
-    outbound: int
-    answered: int
-    missed: int
-    answer_rate: float | None
-    service_level: float | None
-    service_level_threshold_seconds: int
-    average_speed_of_answer: float | None
-    average_talk_time: float | None
-    average_handle_time: float | None
-    per_agent: list[AgentStats]
-    per_hour: list[HourBucket]
-    per_day: list[DayBucket]

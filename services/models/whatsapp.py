@@ -1,4 +1,9 @@
-"""The firm's WhatsApp line: its session (desired and actual state) and messages."""
+"""The firm's WhatsApp line: its session (desired and actual state) and messages.
+
+Families: ``WhatsappMessageBase`` (table ``WhatsappMessage``, ``WhatsappMessagePublic``; the
+sidecar's checks of what a gateway reports read its limits) and ``WhatsappSend`` (what a
+person sends, with the send limit). The session's public form is ``WhatsappStatusPublic``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.models.base import TenantOwned, enum_col, ts_field
+from services.models.base import Input, Labelled, TenantOwned, enum_col, ts_field
 
 
 class WhatsappDesiredState(str, enum.Enum):
@@ -69,7 +74,17 @@ class WhatsappSession(TenantOwned, table=True):
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
-class WhatsappMessage(TenantOwned, table=True):
+class WhatsappMessageBase(Labelled):
+    labels = {"wa_message_id": "a WhatsApp message id", "chat_jid": "a chat JID"}
+
+    wa_message_id: str | None = Field(default=None, max_length=128)
+    chat_jid: str = Field(max_length=128)
+    remote_e164: str | None = Field(default=None, max_length=20)
+    push_name: str | None = Field(default=None, max_length=128)
+    message_type: str = Field(default="text", max_length=32)
+
+
+class WhatsappMessage(WhatsappMessageBase, TenantOwned, table=True):
     __tablename__ = "whatsapp_message"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "wa_message_id", name="uq_whatsapp_message_tenant_wa_id"),
@@ -80,15 +95,10 @@ class WhatsappMessage(TenantOwned, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    wa_message_id: str | None = Field(default=None, max_length=128)
     direction: MessageDirection = Field(sa_column=enum_col(MessageDirection))
     status: MessageStatus = Field(sa_column=enum_col(MessageStatus))
-    chat_jid: str = Field(max_length=128)
-    remote_e164: str | None = Field(default=None, max_length=20)
     client_id: int | None = Field(default=None, foreign_key="client.id", ondelete="SET NULL")
     sender_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    push_name: str | None = Field(default=None, max_length=128)
-    message_type: str = Field(default="text", max_length=32)
     body: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     error: str | None = Field(default=None, max_length=512)
     error_code: str | None = Field(default=None, max_length=32)
@@ -118,23 +128,21 @@ class WhatsappStatusPublic(SQLModel):
     gateway: str
 
 
-class WhatsappSend(SQLModel):
+class WhatsappSend(Input):
+    labels = {"body": "a message"}
+
     to: str | None = None
     client_id: int | None = None
-    body: str
+    # WhatsApp takes longer texts; the line sends at most this many characters in one message.
+    body: str = Field(max_length=4096)
 
 
-class WhatsappMessagePublic(SQLModel):
+class WhatsappMessagePublic(WhatsappMessageBase):
     id: int
-    wa_message_id: str | None
     direction: MessageDirection
     status: MessageStatus
-    chat_jid: str
-    remote_e164: str | None
     client_id: int | None
     client_name: str | None = None
-    push_name: str | None
-    message_type: str
     body: str
     # Why a message failed or is uncertain: a code and its sentence, never exception text.
     error_code: str | None = None
@@ -146,6 +154,8 @@ class WhatsappMessagePublic(SQLModel):
 
 
 class WhatsappMessagesPage(SQLModel):
+    """A page of the line's messages (cursor paging): the rows, how many match, the next page's cursor."""
+
     data: list[WhatsappMessagePublic]
     count: int
     next_cursor: str | None = None

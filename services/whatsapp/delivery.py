@@ -23,6 +23,7 @@ from services.models import (
     WhatsappOutbound,
     utcnow,
 )
+from services.models.base import max_length
 from services.names import clean_name
 from services.tenancy import get_owned, owned_by, tenant_select
 from services.timestamps import reported_time
@@ -30,6 +31,11 @@ from services.whatsapp.failures import Failure, classify
 
 # Receipts only move a message forward: a late DELIVERED never undoes READ. A receipt for a
 # message still SENDING or UNCERTAIN proves it reached WhatsApp.
+# What a gateway reports must fit the message's columns (WhatsappMessageBase declares them).
+_ID_MAX = max_length(WhatsappMessage, "wa_message_id")
+_JID_MAX = max_length(WhatsappMessage, "chat_jid")
+_ATTEMPT_MAX = max_length(WhatsappMessage, "send_attempt_id")
+
 _RANK = {
     MessageStatus.PENDING: 0,
     MessageStatus.SENDING: 0,
@@ -49,10 +55,10 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
     if not messages:
         return 0
     for m in messages:
-        if not m.wa_message_id or len(m.wa_message_id) > 128:
-            raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
-        if not m.chat_jid or len(m.chat_jid) > 128:
-            raise Invalid("chat_jid", "a chat JID is 1 to 128 characters")
+        if not m.wa_message_id or len(m.wa_message_id) > _ID_MAX:
+            raise Invalid("wa_message_id", f"a WhatsApp message id is 1 to {_ID_MAX} characters")
+        if not m.chat_jid or len(m.chat_jid) > _JID_MAX:
+            raise Invalid("chat_jid", f"a chat JID is 1 to {_JID_MAX} characters")
         if m.timestamp is not None and m.timestamp.tzinfo is None:
             raise Invalid("timestamp", "a timestamp must carry its time zone")
     matched = clients.match_numbers(session=session, tenant_id=tenant_id, numbers={m.remote_e164 for m in messages if m.remote_e164})
@@ -194,10 +200,10 @@ def begin_send(
     attempt. Returns the number of attempts, or None when the message is no longer in that
     state (another sender took it, or a person decided about it meanwhile).
     """
-    if not attempt_id or len(attempt_id) > 64:
-        raise Invalid("attempt_id", "an attempt id is 1 to 64 characters")
-    if wa_message_id is not None and not 0 < len(wa_message_id) <= 128:
-        raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
+    if not attempt_id or len(attempt_id) > _ATTEMPT_MAX:
+        raise Invalid("attempt_id", f"an attempt id is 1 to {_ATTEMPT_MAX} characters")
+    if wa_message_id is not None and not 0 < len(wa_message_id) <= _ID_MAX:
+        raise Invalid("wa_message_id", f"a WhatsApp message id is 1 to {_ID_MAX} characters")
     now = utcnow()
     condition = (
         sa.and_(WhatsappMessage.status == MessageStatus.SENDING, WhatsappMessage.send_attempt_id == replaces_attempt)
@@ -231,8 +237,8 @@ def mark_sent(*, session: Session, tenant_id: int, message_id: int, wa_message_i
 
     A receipt that overtook this call has already moved it further; that is kept.
     """
-    if not wa_message_id or len(wa_message_id) > 128:
-        raise Invalid("wa_message_id", "a WhatsApp message id is 1 to 128 characters")
+    if not wa_message_id or len(wa_message_id) > _ID_MAX:
+        raise Invalid("wa_message_id", f"a WhatsApp message id is 1 to {_ID_MAX} characters")
     row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
     if row.status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.UNCERTAIN, MessageStatus.FAILED):
         row.status = MessageStatus.SENT

@@ -16,12 +16,14 @@ from sqlmodel import Session, select
 
 from services.errors import Invalid
 from services.models import WhatsappDesiredState, WhatsappLease, WhatsappSession, WhatsappStatus, utcnow
+from services.models.base import max_length
 from services.names import clean_name
 from services.tenancy import owned_by
 from services.whatsapp.delivery import tenants_with_pending
 from services.whatsapp.failures import Failure, classify
 
 QR_EXPIRED = "QR expired — link again"
+_QR_MAX = max_length(WhatsappSession, "qr_payload")
 
 _LEASE_COLUMNS = (
     WhatsappSession.tenant_id,
@@ -201,8 +203,8 @@ def record_connecting(*, session: Session, tenant_id: int, worker_id: str) -> bo
 
 def record_qr(*, session: Session, tenant_id: int, worker_id: str, payload: str, issued_at: datetime | None = None) -> bool:
     """A new QR payload to show: status QR_PENDING with the payload, at once."""
-    if not payload or len(payload) > 2048:
-        raise Invalid("payload", "a QR payload is 1 to 2048 characters")
+    if not payload or len(payload) > _QR_MAX:
+        raise Invalid("payload", f"a QR payload is 1 to {_QR_MAX} characters")
     return _fenced_update(
         session,
         tenant_id=tenant_id,

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.models import Role
+from services.models import ClientBase, Role
+from services.models.base import max_length, too_long
 from tests.api.conftest import ROLES, Firm
 
 CLIENTS = "/api/v1/clients"
@@ -72,3 +73,16 @@ def test_cases_of_a_client(http: httpx.Client, firm: Firm) -> None:
 def test_unknown_client_is_404(http: httpx.Client, firm: Firm) -> None:
     assert http.get(f"{CLIENTS}/424242", headers=firm.auth()).status_code == 404
     assert http.get(f"{CLIENTS}/424242/cases", headers=firm.auth()).status_code == 404
+
+
+def test_a_name_past_the_declared_limit_reads_as_the_dashboard_says_it(http: httpx.Client, firm: Firm) -> None:
+    # One declaration (ClientBase) gives the column size, the documented maxLength and the
+    # refusal, which is the same sentence on the API as under the dashboard's field.
+    limit = max_length(ClientBase, "name")
+    spec = http.get("/api/v1/openapi.json").json()
+    assert spec["components"]["schemas"]["ClientCreate"]["properties"]["name"]["maxLength"] == limit
+    r = http.post(CLIENTS, json={"name": "x" * (limit + 1)}, headers=firm.auth())
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["body", "name"], "msg": too_long(ClientBase, "name"), "type": "value_error"}]
+    assert too_long(ClientBase, "name") == f"a client name is at most {limit} characters"
+    assert http.post(CLIENTS, json={"name": "x" * limit}, headers=firm.auth()).status_code == 201

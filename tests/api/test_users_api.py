@@ -5,7 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.models import Role
+from services import accounts, db
+from services.errors import Invalid
+from services.models import Role, UserBase
+from services.models.base import max_length
 from tests import factories
 from tests.api.conftest import Firm
 
@@ -162,3 +165,22 @@ def test_users_routes_document_their_refusals(http: httpx.Client) -> None:
     assert {"401", "403", "404", "409", "422"} <= set(paths["/api/v1/users/{user_id}"]["patch"]["responses"])
     assert {"403", "404", "409"} <= set(paths["/api/v1/users/{user_id}/password-reset"]["post"]["responses"])
     assert {"401", "422", "429"} <= set(paths["/api/v1/auth/password"]["post"]["responses"])
+
+
+def test_a_name_past_the_users_declared_limit_is_refused_alike_by_the_api_and_the_service(
+    http: httpx.Client, firm: Firm
+) -> None:
+    limit = max_length(UserBase, "full_name")
+    too_long = {"loc": ["body", "full_name"], "msg": f"a name is at most {limit} characters", "type": "value_error"}
+    r = http.post("/api/v1/users", json={"email": "long@alpha.test", "role": "AGENT", "full_name": "n" * (limit + 1)}, headers=firm.auth())
+    assert (r.status_code, r.json()["detail"]) == (422, [too_long])
+    target = firm.user_id(Role.AGENT)
+    r = http.patch(f"/api/v1/users/{target}", json={"full_name": "n" * (limit + 1)}, headers=firm.auth())
+    assert (r.status_code, r.json()["detail"]) == (422, [too_long])
+    # The dashboard calls the service with the raw value: the same sentence, from the same limit.
+    with db.session_scope() as session, pytest.raises(Invalid) as err:
+        accounts.update_user(
+            session=session, tenant_id=firm.tenant_id, actor=factories.principal_of(firm.users[Role.OWNER]), user_id=target, full_name="n" * (limit + 1)
+        )
+    assert (err.value.field, err.value.message) == ("full_name", too_long["msg"])
+    assert all(u["email"] != "long@alpha.test" for u in http.get("/api/v1/users", headers=firm.auth()).json())

@@ -9,7 +9,6 @@ the story, so a duplicate is counted where a firm's client would see it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from services.whatsapp.sidecar import Sidecar
 from services.whatsapp.simulator import SimulatorGateway
 from tests import factories as f
 from tests.whatsapp.conftest import fast_settings
+from tests.whatsapp.sidecar_support import deliveries, statuses_by_body
 from tests.whatsapp.test_sidecar import _link, _stop, _tenant_and_admin, _until
 
 NUMBER = "0501234567"
@@ -41,22 +41,9 @@ def _sidecar(data: Path, *, client_ids: bool = True) -> Sidecar:
     )
 
 
-def _deliveries(data: Path, tenant_id: int) -> Counter[str]:
-    log = data / "whatsapp" / "simulator" / "sent" / f"tenant-{tenant_id}.jsonl"
-    if not log.exists():
-        return Counter()
-    return Counter(json.loads(line)["body"] for line in log.read_text(encoding="utf-8").splitlines() if line)
-
-
 def _queue(tenant_id: int, admin: object, bodies: list[str]) -> list[int]:
     with db.session_scope() as session:
         return [store.send_message(session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to=NUMBER, body=b)).id for b in bodies]
-
-
-def _statuses(tenant_id: int) -> dict[str, MessageStatus]:
-    with db.session_scope() as session:
-        rows = session.exec(select(WhatsappMessage).where(WhatsappMessage.tenant_id == tenant_id)).all()
-        return {r.body: r.status for r in rows}
 
 
 async def _linked(data: Path) -> tuple[int, object]:
@@ -105,12 +92,12 @@ async def test_a_send_cut_by_a_crash_is_settled_from_whatsapps_record_and_delive
         bodies = [f"m{i}" for i in range(6)]
         _queue(tenant_id, admin, bodies)
         await _run_until_it_dies_in_a_send(data_dir, tenant_id, "m2", deliver_first=deliver_first, client_ids=True)
-        assert _statuses(tenant_id)["m2"] == MessageStatus.SENDING
+        assert statuses_by_body(tenant_id)["m2"] == MessageStatus.SENDING
         restarted = _sidecar(data_dir)
         task = asyncio.create_task(restarted.run())
-        await _until(lambda: all(s == MessageStatus.SENT for s in _statuses(tenant_id).values()), timeout=20)
+        await _until(lambda: all(s == MessageStatus.SENT for s in statuses_by_body(tenant_id).values()), timeout=20)
         await _stop(restarted, task)
-        assert _deliveries(data_dir, tenant_id) == Counter({b: 1 for b in bodies})
+        assert deliveries(data_dir, tenant_id) == Counter({b: 1 for b in bodies})
 
 
 async def test_without_client_ids_a_send_cut_by_a_crash_becomes_uncertain_and_is_not_resent(engine: Engine, data_dir: Path) -> None:
@@ -121,11 +108,11 @@ async def test_without_client_ids_a_send_cut_by_a_crash_becomes_uncertain_and_is
         await _run_until_it_dies_in_a_send(data_dir, tenant_id, "m1", deliver_first=True, client_ids=False)
         restarted = _sidecar(data_dir, client_ids=False)
         task = asyncio.create_task(restarted.run())
-        await _until(lambda: sum(s == MessageStatus.SENT for s in _statuses(tenant_id).values()) == 4, timeout=20)
+        await _until(lambda: sum(s == MessageStatus.SENT for s in statuses_by_body(tenant_id).values()) == 4, timeout=20)
         await asyncio.sleep(0.5)  # a few more ticks: the uncertain one must stay unsent
         await _stop(restarted, task)
-        assert _statuses(tenant_id)["m1"] == MessageStatus.UNCERTAIN
-        assert _deliveries(data_dir, tenant_id) == Counter({b: 1 for b in bodies})
+        assert statuses_by_body(tenant_id)["m1"] == MessageStatus.UNCERTAIN
+        assert deliveries(data_dir, tenant_id) == Counter({b: 1 for b in bodies})
         with db.session_scope() as session:
             listed = {m.body: m for m in store.get_messages(session=session, tenant_id=tenant_id, actor=admin).data}
         assert listed["m1"].error_code == "send_uncertain"
@@ -144,14 +131,14 @@ async def test_a_person_sends_an_uncertain_message_again_and_it_goes_once_more(e
         await _run_until_it_dies_in_a_send(data_dir, tenant_id, "contract ready", deliver_first=False, client_ids=False)
         restarted = _sidecar(data_dir, client_ids=False)
         task = asyncio.create_task(restarted.run())
-        await _until(lambda: _statuses(tenant_id)["contract ready"] == MessageStatus.UNCERTAIN, timeout=20)
-        assert _deliveries(data_dir, tenant_id) == Counter()
+        await _until(lambda: statuses_by_body(tenant_id)["contract ready"] == MessageStatus.UNCERTAIN, timeout=20)
+        assert deliveries(data_dir, tenant_id) == Counter()
         with db.session_scope() as session:
             again = store.resend_message(session=session, tenant_id=tenant_id, actor=admin, message_id=message_id)
         assert again.status == MessageStatus.PENDING
-        await _until(lambda: _statuses(tenant_id)["contract ready"] == MessageStatus.SENT, timeout=20)
+        await _until(lambda: statuses_by_body(tenant_id)["contract ready"] == MessageStatus.SENT, timeout=20)
         await _stop(restarted, task)
-        assert _deliveries(data_dir, tenant_id) == Counter({"contract ready": 1})
+        assert deliveries(data_dir, tenant_id) == Counter({"contract ready": 1})
         with db.session_scope() as session:
             actions = session.exec(select(AuditEvent.action).where(AuditEvent.tenant_id == tenant_id)).all()
         assert "whatsapp.message.resend" in actions
@@ -175,7 +162,7 @@ async def test_a_send_that_timed_out_waiting_for_whatsapp_is_uncertain_not_retri
 
         gateway.send_text = send_text  # type: ignore[method-assign]
         task = asyncio.create_task(sidecar.run())
-        await _until(lambda: _statuses(tenant_id) == {"a": MessageStatus.UNCERTAIN, "b": MessageStatus.SENT}, timeout=20)
+        await _until(lambda: statuses_by_body(tenant_id) == {"a": MessageStatus.UNCERTAIN, "b": MessageStatus.SENT}, timeout=20)
         await asyncio.sleep(0.3)
         await _stop(sidecar, task)
         assert calls == ["a", "b"]

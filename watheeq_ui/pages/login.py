@@ -6,7 +6,7 @@ import reflex as rx
 
 from watheeq_ui import routes
 from watheeq_ui.i18n import t, t_fmt
-from watheeq_ui.layout import apply_direction
+from watheeq_ui.layout import public_page
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
 
@@ -41,78 +41,69 @@ def _notice() -> rx.Component:
 
 @rx.page(route=routes.LOGIN, title=t("app_name") + " — " + t("sign_in"), on_load=AuthState.login_page_loaded)
 def login() -> rx.Component:
-    return rx.center(
-        rx.vstack(
-            rx.hstack(
-                rx.box(rx.icon("scale", size=26, color="white"), background=rx.color("teal", 9), padding="0.55rem", border_radius="11px"),
-                rx.vstack(
-                    rx.heading(t("app_name"), size="7"),
-                    rx.text(t("app_tagline"), color_scheme="gray", size="2"),
-                    spacing="0",
-                ),
-                align="center",
-                spacing="3",
-            ),
-            rx.card(
-                rx.form(
-                    rx.vstack(
-                        rx.heading(t("sign_in_title"), size="5"),
-                        _notice(),
-                        _error(),
-                        rx.text(t("email"), size="2", weight="medium"),
-                        rx.input(
-                            name="email",
-                            type="email",
-                            required=True,
-                            auto_complete="username",
-                            size="3",
-                            width="100%",
-                            data_testid="login-email",
-                        ),
-                        rx.text(t("password"), size="2", weight="medium"),
-                        rx.input(
-                            name="password",
-                            type="password",
-                            required=True,
-                            auto_complete="current-password",
-                            size="3",
-                            width="100%",
-                            data_testid="login-password",
-                        ),
-                        rx.button(
-                            rx.cond(AuthState.submitting, t("signing_in"), t("sign_in")),
-                            type="submit",
-                            size="3",
-                            width="100%",
-                            loading=AuthState.submitting,
-                            data_testid="login-submit",
-                        ),
-                        spacing="3",
-                        width="100%",
-                    ),
-                    on_submit=AuthState.login,
-                    width="100%",
-                ),
-                size="4",
-                width="400px",
-            ),
-            rx.hstack(
-                rx.button(
-                    rx.icon("languages", size=16),
-                    t("language"),
-                    on_click=LangState.toggle_lang,
-                    variant="ghost",
-                    color_scheme="gray",
-                    data_testid="toggle-language",
-                ),
-                rx.color_mode.button(variant="ghost", color_scheme="gray"),
+    return public_page(
+        rx.hstack(
+            rx.box(rx.icon("scale", size=26, color="white"), background=rx.color("teal", 9), padding="0.55rem", border_radius="11px"),
+            rx.vstack(
+                rx.heading(t("app_name"), size="7"),
+                rx.text(t("app_tagline"), color_scheme="gray", size="2"),
+                spacing="0",
             ),
             align="center",
-            spacing="5",
+            spacing="3",
         ),
-        dir=LangState.direction,
-        lang=LangState.lang,
-        min_height="100vh",
-        background=f"linear-gradient(160deg, {rx.color('teal', 3)} 0%, {rx.color('gray', 1)} 55%)",
-        on_mount=apply_direction(),
+        rx.card(
+            rx.form(
+                rx.vstack(
+                    rx.heading(t("sign_in_title"), size="5"),
+                    _notice(),
+                    _error(),
+                    rx.text(t("email"), size="2", weight="medium"),
+                    rx.input(
+                        name="email",
+                        type="email",
+                        required=True,
+                        auto_complete="username",
+                        size="3",
+                        width="100%",
+                        data_testid="login-email",
+                    ),
+                    rx.text(t("password"), size="2", weight="medium"),
+                    rx.input(
+                        name="password",
+                        type="password",
+                        required=True,
+                        auto_complete="current-password",
+                        size="3",
+                        width="100%",
+                        data_testid="login-password",
+                    ),
+                    rx.button(
+                        rx.cond(AuthState.submitting, t("signing_in"), t("sign_in")),
+                        type="submit",
+                        size="3",
+                        width="100%",
+                        loading=AuthState.submitting,
+                        data_testid="login-submit",
+                    ),
+                    spacing="3",
+                    width="100%",
+                ),
+                on_submit=AuthState.login,
+                width="100%",
+            ),
+            size="4",
+            width="400px",
+        ),
+        rx.hstack(
+            rx.button(
+                rx.icon("languages", size=16),
+                t("language"),
+                on_click=LangState.toggle_lang,
+                variant="ghost",
+                color_scheme="gray",
+                data_testid="toggle-language",
+            ),
+            rx.color_mode.button(variant="ghost", color_scheme="gray"),
+        ),
     )

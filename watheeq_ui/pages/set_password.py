@@ -15,7 +15,7 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import labelled
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
-from watheeq_ui.layout import apply_direction
+from watheeq_ui.layout import public_page
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state import offloop
 
@@ -122,23 +122,14 @@ def set_password() -> rx.Component:
         ),
         rx.center(rx.spinner(size="3"), width="100%"),
     )
-    return rx.center(
-        rx.vstack(
-            rx.heading(t("app_name"), size="7"),
-            rx.card(
-                rx.vstack(rx.heading(t("set_password_title"), size="5"), body, spacing="4", width="100%"),
-                size="4",
-                width="400px",
-            ),
-            rx.button(
-                rx.icon("languages", size=16), t("language"), on_click=LangState.toggle_lang, variant="ghost", color_scheme="gray",
-            ),
-            align="center",
-            spacing="5",
+    return public_page(
+        rx.heading(t("app_name"), size="7"),
+        rx.card(
+            rx.vstack(rx.heading(t("set_password_title"), size="5"), body, spacing="4", width="100%"),
+            size="4",
+            width="400px",
         ),
-        dir=LangState.direction,
-        lang=LangState.lang,
-        min_height="100vh",
-        background=f"linear-gradient(160deg, {rx.color('teal', 3)} 0%, {rx.color('gray', 1)} 55%)",
-        on_mount=apply_direction(),
+        rx.button(
+            rx.icon("languages", size=16), t("language"), on_click=LangState.toggle_lang, variant="ghost", color_scheme="gray",
+        ),
     )

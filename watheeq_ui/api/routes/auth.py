@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from services import accounts, db
-from services.models import Role, TenantPublic
+from services.models import Role, TenantPublic, UserBase
+from services.models.base import max_length
 from watheeq_ui.api.deps import PrincipalDep, SessionDep, TokenDep, get_principal
 from watheeq_ui.api.errors import responses
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 class TokenRequest(BaseModel):
-    email: str = Field(max_length=254)
+    email: str = Field(max_length=max_length(UserBase, "email"))
     password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
 
 
@@ -130,7 +131,7 @@ class PasswordChange(BaseModel):
 
 
 class PasswordSet(BaseModel):
-    token: str = Field(max_length=200, description="the token of the set-password link")
+    token: str = Field(max_length=accounts.MAX_TOKEN_LENGTH, description="the token of the set-password link")
     password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
 
 

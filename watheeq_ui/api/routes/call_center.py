@@ -13,23 +13,26 @@ from services.call_center.stats import MAX_SERVICE_LEVEL_THRESHOLD_S
 from services.errors import NotFound
 from services.pbx.settings import test_cdr_connection
 from services.models import (
+    CallBase,
     CallCreate,
     CallDetail,
     CallDirection,
     CallFilters,
     CallOrder,
     CallPublic,
-    CallsPage,
     CallStats,
     CallStatus,
     CallUpdate,
+    CallsPage,
     CdrConnectionResult,
     ExtensionAssign,
     ExtensionPublic,
     PbxSettingsIn,
     PbxSettingsPublic,
     SoftphoneConfig,
+    max_length,
 )
+from services.paging import MAX_CURSOR_LENGTH
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
 from watheeq_ui.api.errors import responses
 
@@ -149,8 +152,8 @@ def list_calls(
     status_: Annotated[list[CallStatus] | None, Query(alias="status", max_length=len(CallStatus))] = None,
     agent_user_id: IdQuery = None,
     client_id: IdQuery = None,
-    number: Annotated[str | None, Query(max_length=64)] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    number: Annotated[str | None, Query(max_length=max_length(CallBase, "remote_number"))] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page")] = None,
     page: Annotated[int | None, Query(ge=1, le=1_000_000, description="page number, when not using a cursor")] = None,
     page_size: Annotated[int, Query(ge=1, le=500)] = 50,
     sort: Annotated[

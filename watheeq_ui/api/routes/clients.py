@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from services import clients
-from services.models import CasePublic, ClientCreate, ClientPublic, ClientsPublic
+from services.models import CasePublic, ClientBase, ClientCreate, ClientPublic, ClientsPage, max_length
 from watheeq_ui.api.deps import IdPath, PrincipalDep, SessionDep
 from watheeq_ui.api.errors import responses
 
@@ -20,14 +20,14 @@ def create_client(session: SessionDep, principal: PrincipalDep, data: ClientCrea
     return clients.create_client(session=session, tenant_id=principal.tenant_id, data=data)
 
 
-@router.get("", response_model=ClientsPublic)
+@router.get("", response_model=ClientsPage)
 def list_clients(
     session: SessionDep,
     principal: PrincipalDep,
-    search: Annotated[str | None, Query(max_length=200, description="part of a name, or digits of a number")] = None,
+    search: Annotated[str | None, Query(max_length=max_length(ClientBase, "name"), description="part of a name, or digits of a number")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> ClientsPublic:
+) -> ClientsPage:
     """Clients of the firm, searched by name or number."""
     return clients.list_clients(
         session=session, tenant_id=principal.tenant_id, search=search, limit=limit, offset=offset

@@ -9,47 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services import accounts
-from services.models import PasswordLinkPublic, Role, UserPublic
+from services.models import PasswordLinkPublic, PasswordReset, UserCreate, UserPublic, UserUpdate
 from watheeq_ui.api.deps import AdminDep, IdPath, SessionDep
 from watheeq_ui.api.errors import responses
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-
-
-
-class UserCreateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    email: str = Field(max_length=254)
-    full_name: str = Field(default="", max_length=200)
-    role: Role
-    password: str | None = Field(
-        default=None,
-        max_length=accounts.MAX_PASSWORD_LENGTH,
-        description="omit it to get a one-time set-password link for the new user instead",
-    )
-
-
-class UserUpdateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Role | None = None
-    active: bool | None = None
-    full_name: str | None = Field(default=None, max_length=200)
-
-
-class PasswordResetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    password: str | None = Field(
-        default=None,
-        max_length=accounts.MAX_PASSWORD_LENGTH,
-        description="the new password; omit it to get a one-time set-password link instead",
-    )
 
 
 class PasswordLinkOut(BaseModel):
@@ -87,7 +54,7 @@ def list_users(session: SessionDep, admin: AdminDep) -> list[UserPublic]:
     status_code=status.HTTP_201_CREATED,
     responses=responses(400, 401, 403, 409, 422),
 )
-def create_user(session: SessionDep, admin: AdminDep, body: UserCreateIn) -> UserCreatedOut:
+def create_user(session: SessionDep, admin: AdminDep, body: UserCreate) -> UserCreatedOut:
     """Add a user with a password, or without one and get a one-time set-password link (valid 72 h)."""
     created = accounts.add_user(
         session=session,
@@ -112,7 +79,7 @@ def get_user(session: SessionDep, admin: AdminDep, user_id: IdPath) -> UserPubli
     response_model=UserPublic,
     responses=responses(400, 401, 403, 404, 409, 422),
 )
-def update_user(session: SessionDep, admin: AdminDep, user_id: IdPath, body: UserUpdateIn) -> UserPublic:
+def update_user(session: SessionDep, admin: AdminDep, user_id: IdPath, body: UserUpdate) -> UserPublic:
     """Change a user's role, name or active flag; disabling ends all of their sessions at once."""
     return accounts.update_user(
         session=session,
@@ -130,7 +97,7 @@ def update_user(session: SessionDep, admin: AdminDep, user_id: IdPath, body: Use
     response_model=PasswordResetOut,
     responses=responses(400, 401, 403, 404, 409, 422),
 )
-def reset_password(session: SessionDep, admin: AdminDep, user_id: IdPath, body: PasswordResetIn) -> PasswordResetOut:
+def reset_password(session: SessionDep, admin: AdminDep, user_id: IdPath, body: PasswordReset) -> PasswordResetOut:
     """Give a user a new password or a set-password link; their old password and every session end."""
     link = accounts.reset_password(
         session=session, tenant_id=admin.tenant_id, actor=admin, user_id=user_id, password=body.password

@@ -15,11 +15,14 @@ from pydantic import Field
 from services import whatsapp
 from services.models import (
     MessageDirection,
+    WhatsappMessageBase,
     WhatsappMessagePublic,
     WhatsappMessagesPage,
     WhatsappSend,
     WhatsappStatusPublic,
+    max_length,
 )
+from services.paging import MAX_CURSOR_LENGTH
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
 from watheeq_ui.api.errors import responses
 
@@ -65,10 +68,10 @@ def list_messages(
     principal: PrincipalDep,
     client_id: IdQuery = None,
     direction: MessageDirection | None = None,
-    chat_jid: Annotated[str | None, Query(max_length=128)] = None,
+    chat_jid: Annotated[str | None, Query(max_length=max_length(WhatsappMessageBase, "chat_jid"))] = None,
     date_from: datetime | None = None,
     date_to: Annotated[datetime | None, Query(description="end of the period, exclusive")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> WhatsappMessagesPage:
     """The message log, newest first."""

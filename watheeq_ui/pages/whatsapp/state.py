@@ -18,7 +18,7 @@ from services import clients, db, live, whatsapp
 from services.authz import Permission
 from services.errors import DomainError
 from services.models import (
-    ClientsPublic,
+    ClientsPage,
     MessageDirection,
     Principal,
     WhatsappMessagePublic,
@@ -318,12 +318,13 @@ class WhatsappState(rx.State):
         if self.send_mode == "client" and not self.send_client.isdigit():
             self.send_errors = {"client_id": tr(lang, "wa_choose_client")}
             return None
-        data = WhatsappSend(
-            to=self.send_to if self.send_mode == "number" else None,
-            client_id=int(self.send_client) if self.send_mode == "client" else None,
-            body=self.send_body,
-        )
         try:
+            # Built inside: a body past WhatsappSend's limit is Invalid on "body" already here.
+            data = WhatsappSend(
+                to=self.send_to if self.send_mode == "number" else None,
+                client_id=int(self.send_client) if self.send_mode == "client" else None,
+                body=self.send_body,
+            )
             await offloop.call(whatsapp.send_message, principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
@@ -360,6 +361,6 @@ def _read_messages(principal: Principal, **filters: object) -> tuple[WhatsappMes
         return page, whatsapp.messages_fingerprint(session=session, tenant_id=principal.tenant_id, window=MESSAGES_WINDOW)
 
 
-def _read_client_options(principal: Principal) -> ClientsPublic:
+def _read_client_options(principal: Principal) -> ClientsPage:
     with db.session_scope() as session:
         return clients.list_clients(session=session, tenant_id=principal.tenant_id, limit=CLIENT_OPTIONS)
