@@ -49,8 +49,8 @@ class ReflexTab:
     async def connect(self, path: str) -> list[dict]:
         self.path = path
         url = f"{self.ws_url}/_event/?EIO=4&transport=websocket&token={self.token}"
-        self.ws = await AioClient.connect(url, ssl_context=self.ssl_context)
-        opened = await self.ws.receive()
+        self.ws = await asyncio.wait_for(AioClient.connect(url, ssl_context=self.ssl_context), 30)
+        opened = await asyncio.wait_for(self.ws.receive(), 30)
         assert isinstance(opened, str) and opened.startswith("0"), opened
         auth = {"event": self._event(f"{ROOT}.hydrate_and_load"), "state_schema": None}
         auth.pop("state_schema")
@@ -120,6 +120,15 @@ class ReflexTab:
                 if found:
                     return found.group(1)
         raise RuntimeError("signed in without a token")
+
+    async def resume(self, token: str, path: str, state: str) -> float:
+        """A new tab of a browser that is signed in (the token in its local storage): the page
+        asks for the token (``_call_script``), the tab answers with it, the page loads."""
+        started = time.perf_counter()
+        await self.connect(path)
+        await self._until(lambda u: any(e.get("name") == "_call_script" for e in u.get("events") or []))
+        await self.send(f"{AUTH}.resume_session", {"token": token}, changes=state)
+        return time.perf_counter() - started
 
     async def open(self, path: str, state: str) -> float:
         """Navigate to ``path`` (hydrate and on_load, as on a page load) until ``state`` is loaded."""
