@@ -125,8 +125,13 @@ class ReflexTab:
         """A new tab of a browser that is signed in (the token in its local storage): the page
         asks for the token (``_call_script``), the tab answers with it, the page loads."""
         started = time.perf_counter()
-        await self.connect(path)
-        await self._until(lambda u: any(e.get("name") == "_call_script" for e in u.get("events") or []))
+
+        def asks(update: dict) -> bool:
+            return any(e.get("name") == "_call_script" for e in update.get("events") or [])
+
+        first = await self.connect(path)
+        if not any(asks(u) for u in first):
+            await self._until(asks, timeout=10)
         await self.send(f"{AUTH}.resume_session", {"token": token}, changes=state)
         return time.perf_counter() - started
 
