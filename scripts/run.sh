@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The run command: set up, seed a demo firm on first run, then serve the dashboard
-# (UI :3000, backend and REST API :8000), the WhatsApp sidecar and, when Kamailio is
+# (UI :3000, backend and REST API :8000), the WhatsApp sidecar, the PBX call-record
+# reconciler and, when Kamailio is
 # installed, the dev PBX the demo firm's softphones register with (ws://127.0.0.1:8088),
 # until Ctrl-C.
 #
@@ -75,6 +76,8 @@ else
   DEV_PBX_DIR="$pbx_dir" setsid bash scripts/dev_pbx.sh >"$pbx_dir/kamailio.log" 2>&1 &
   pbx_pid=$!
   pids+=("$pbx_pid")
+  # The app keeps the lab's "do not disturb" table equal to the agents who are Away (dev/kamailio/dnd.py).
+  export WATHEEQ_DEV_PBX_CTL="unix:$pbx_dir/kamailio.ctl"
   # Say so at once if it could not start (a port taken by another `make dev-pbx`, say).
   (sleep 3; kill -0 "$pbx_pid" 2>/dev/null || { echo "==> the dev PBX stopped; the softphones cannot register. Last lines of $pbx_dir/kamailio.log:"; tail -n 5 "$pbx_dir/kamailio.log"; }) &
 fi
@@ -104,6 +107,12 @@ fi
 
 echo "==> starting the WhatsApp sidecar (gateway: ${WATHEEQ_WHATSAPP_GATEWAY:-neonize})"
 setsid .venv/bin/python -m services.whatsapp.sidecar &
+pids+=($!); serving+=($!)
+
+# The PBX's call records into the call log, for firms whose PBX settings name a record source
+# (services/pbx/reconciler.py; idle otherwise). Several may run: they share firms by lease.
+echo "==> starting the PBX call-record reconciler"
+setsid .venv/bin/python -m services.pbx.reconciler &
 pids+=($!); serving+=($!)
 
 # Whichever part of the app stops first (or Ctrl-C) stops the rest, the dev PBX with it.

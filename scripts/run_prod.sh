@@ -5,7 +5,8 @@
 #   PostgreSQL   WATHEEQ_DATABASE_URL, migrated on start
 #   Redis        REDIS_URL, or a local redis-server started here
 #   Reflex       one port (frontend + websocket + API + exports), WATHEEQ_BACKEND_WORKERS workers
-#   Sidecars     WATHEEQ_SIDECARS WhatsApp sidecars sharing the firms under leases
+#   Sidecars     WATHEEQ_SIDECARS WhatsApp sidecars and as many PBX call-record reconcilers,
+#                sharing the firms under leases
 # Settings: one env file, deploy/watheeq.env (WATHEEQ_PROD_ENV to use another); see
 # deploy/watheeq.env.example. The PBX lab is not part of it (a real UCM is); set
 # WATHEEQ_PROD_PBX_LAB=on to start it too, reachable at wss://SITE:PORT/sip-ws.
@@ -98,8 +99,12 @@ setsid .venv/bin/python scripts/serve_app.py run --env prod --single-port --back
 app_pid=$!
 pids+=("$app_pid")
 
+# Sidecars and call-record reconcilers share the firms under leases; each sidecar's name
+# keeps its identity across restarts, so a restarted one takes its own firms back at once.
 for i in $(seq 1 "$sidecars"); do
-  setsid .venv/bin/python -m services.whatsapp.sidecar --worker-id "$(hostname)-sidecar-$i" >"$run_dir/sidecar-$i.log" 2>&1 &
+  setsid .venv/bin/python -m services.whatsapp.sidecar --name "sidecar-$i" >"$run_dir/sidecar-$i.log" 2>&1 &
+  pids+=($!)
+  setsid .venv/bin/python -m services.pbx.reconciler >"$run_dir/reconciler-$i.log" 2>&1 &
   pids+=($!)
 done
 
@@ -124,6 +129,6 @@ if [ "${WATHEEQ_TLS_MODE:-internal}" = internal ]; then
   echo "    import $XDG_DATA_HOME/caddy/pki/authorities/local/root.crt as a trusted root"
   echo "    (Windows: certutil -addstore -f ROOT root.crt; Debian: copy to /usr/local/share/ca-certificates/ and run update-ca-certificates)."
 fi
-echo "    Logs: $run_dir/{app,caddy,sidecar-N,redis}.log"
+echo "    Logs: $run_dir/{app,caddy,sidecar-N,reconciler-N,redis}.log"
 wait -n "${pids[@]}" || true
 stop

@@ -12,8 +12,10 @@ from typing import Any
 
 from sqlmodel import Session
 
+from services.authz import Permission, require
 from services.models import AuditEvent, AuditEventPublic, Principal, User
 from services.tenancy import tenant_select
+from services.timestamps import search_bound
 
 MAX_LIST = 500
 
@@ -84,3 +86,22 @@ def list_events(
         )
         for e in events
     ]
+
+
+def read_log(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEventPublic]:
+    """The firm's audit log as its owners read it (:data:`Permission.READ_AUDIT_LOG`)."""
+    require(actor, Permission.READ_AUDIT_LOG, tenant_id=tenant_id)
+    since = search_bound(since, "since")
+    return list_events(
+        session=session, tenant_id=tenant_id, action=action, object_type=object_type, object_id=object_id, since=since, limit=limit
+    )

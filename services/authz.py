@@ -44,6 +44,10 @@ class Permission(str, enum.Enum):
     MANAGE_USERS = "manage users"
     MANAGE_OWNERS = "change an owner's account"
     LINK_WHATSAPP = "link or unlink the WhatsApp line"
+    # Agents may play the recordings of calls they were on (services.pbx.recordings).
+    PLAY_ANY_RECORDING = "play any call's recording"
+    MANAGE_RECORDINGS = "set recording retention and legal holds"
+    READ_AUDIT_LOG = "read the audit log"
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -58,6 +62,9 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_USERS: ADMIN_ROLES,
     Permission.MANAGE_OWNERS: OWNER_ROLES,
     Permission.LINK_WHATSAPP: ADMIN_ROLES,
+    Permission.PLAY_ANY_RECORDING: SUPERVISOR_ROLES,
+    Permission.MANAGE_RECORDINGS: ADMIN_ROLES,
+    Permission.READ_AUDIT_LOG: OWNER_ROLES,
 }
 
 # The UI's page levels (``template(access=...)``, ``principal_for_page(state, access)``).

@@ -16,6 +16,7 @@ import sqlalchemy.exc
 from services import accounts, config, db, key_rotation, migrate, security, seed
 from services.errors import DomainError
 from services.models import Role
+from services.pbx import retention
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -103,8 +104,19 @@ def _cmd_rotate_key(args: argparse.Namespace) -> None:
     total = sum(counts.values())
     print(f"re-encrypted {total} secret(s) under key {security.parse_key(new_key).kid}: "
           + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    with db.session_scope() as session:
+        files = key_rotation.reencrypt_files(session=session, new_key=new_key)
+    print(f"re-encrypted {sum(files.values())} stored file(s): " + ", ".join(f"{label} {n}" for label, n in files.items()))
     print(f"{env_path} now holds the new key; the old one stays in {key_rotation.PREVIOUS_KEYS_VAR}. "
           "Restart the app and the sidecar to encrypt with the new key.")
+
+
+def _cmd_purge_recordings(args: argparse.Namespace) -> None:
+    purged = retention.purge_all_firms(session_factory=db.session_scope)
+    print(f"deleted {sum(purged.values())} recording(s) past their firm's retention period in {len(purged)} firm(s)"
+          " (recordings of cases on legal hold are kept)")
+    for tenant_id, n in sorted(purged.items()):
+        print(f"  tenant {tenant_id}: {n}")
 
 
 def _role(value: str) -> str:
@@ -155,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rotate-key", help="new secret key; re-encrypts every stored secret")
     p.add_argument("--env-file", help="env file holding the key (default: WATHEEQ_ENV_FILE or ./.env)")
     p.set_defaults(func=_cmd_rotate_key)
+
+    p = sub.add_parser("purge-recordings", help="delete recordings past each firm's retention period (the daily job, run now)")
+    p.set_defaults(func=_cmd_purge_recordings)
     return parser
 
 

@@ -29,7 +29,9 @@ def _client_public(client: Client) -> ClientPublic:
 
 
 def _case_public(case: Case) -> CasePublic:
-    return CasePublic(id=case.id, client_id=case.client_id, title=case.title, reference=case.reference, status=case.status)
+    return CasePublic(
+        id=case.id, client_id=case.client_id, title=case.title, reference=case.reference, status=case.status, legal_hold=case.legal_hold
+    )
 
 
 def _tenant_region(session: Session, tenant_id: int) -> str:

@@ -14,12 +14,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
-from services import security
-from services.models import PbxSettings, SipExtension
+from services import security, storage
+from services.models import CallRecording, PbxSettings, SipExtension, WhatsappMessage
 
 SIP_PASSWORD_PURPOSE = "sip_extension.password"
 TURN_CREDENTIAL_PURPOSE = "pbx_settings.turn_credential"
 UCM_API_PASSWORD_PURPOSE = "pbx_settings.api_password"
+# WhatsApp files (services.whatsapp.media) and the encrypted reference to download one again.
+WHATSAPP_MEDIA_PURPOSE = "whatsapp_media"
+WHATSAPP_MEDIA_REF_PURPOSE = "whatsapp_media_ref"
 
 CURRENT_KEY_VAR = "WATHEEQ_SECRET_KEY"
 PREVIOUS_KEYS_VAR = "WATHEEQ_PREVIOUS_SECRET_KEYS"
@@ -36,6 +39,25 @@ SECRET_COLUMNS: tuple[SecretColumn, ...] = (
     SecretColumn(SipExtension, "password_encrypted", SIP_PASSWORD_PURPOSE),
     SecretColumn(PbxSettings, "turn_credential_encrypted", TURN_CREDENTIAL_PURPOSE),
     SecretColumn(PbxSettings, "api_password_encrypted", UCM_API_PASSWORD_PURPOSE),
+    SecretColumn(WhatsappMessage, "media_ref_encrypted", WHATSAPP_MEDIA_REF_PURPOSE),
+)
+
+
+# Files in services.storage, found through the column holding their storage key; sealed
+# with the purpose their writer gave (services.pbx.recordings for call recordings).
+CALL_RECORDING_PURPOSE = "call_recording"
+
+
+@dataclass(frozen=True)
+class StoredFileColumn:
+    model: type[SQLModel]
+    column: str
+    purpose: str
+
+
+STORED_FILE_COLUMNS: tuple[StoredFileColumn, ...] = (
+    StoredFileColumn(CallRecording, "storage_key", CALL_RECORDING_PURPOSE),
+    StoredFileColumn(WhatsappMessage, "media_key", WHATSAPP_MEDIA_PURPOSE),
 )
 
 
@@ -70,6 +92,30 @@ def reencrypt_secrets(*, session: Session, new_key: str) -> dict[str, int]:
     for table, column, row_id, fresh in updates:
         session.execute(sa.update(table).where(table.c.id == row_id).values({column: fresh}))
     session.flush()
+    return counts
+
+
+def reencrypt_files(*, session: Session, new_key: str, store: storage.Store | None = None) -> dict[str, int]:
+    """Seal every stored file again under ``new_key``, one file at a time (each replaced
+    atomically), after :func:`reencrypt_secrets`. A file that cannot be read stops the run
+    with :class:`RotationError`; the files done so far are under the new key and the rest
+    still under the old one, which stays among the previous keys. Returns the count per
+    ``table.column`` of files re-sealed (already sealed under ``new_key``: skipped)."""
+    key = security.parse_key(new_key)
+    store = store or storage.default_store()
+    counts: dict[str, int] = {}
+    for spec in STORED_FILE_COLUMNS:
+        table: sa.Table = spec.model.__table__  # type: ignore[attr-defined]
+        col = table.c[spec.column]
+        label = f"{table.name}.{spec.column}"
+        counts[label] = 0
+        for row_id, storage_key in session.execute(sa.select(table.c.id, col).where(col.is_not(None)).order_by(table.c.id)).all():
+            try:
+                counts[label] += store.reencrypt(storage_key, purpose=spec.purpose, new_key=key)
+            except storage.NotStored:
+                continue  # deleted meanwhile (retention, a deleted call): nothing to rotate
+            except storage.StorageError as exc:
+                raise RotationError(f"the file of {label} row {row_id} cannot be re-encrypted: {exc}") from None
     return counts
 
 

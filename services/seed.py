@@ -219,7 +219,10 @@ def _seed_staff(session: Session, tenant: TenantPublic, domain: str, password_ha
             extension += 1
     session.add(PbxSettings(tenant_id=tenant.id, host=DEV_PBX_HOST, transport=DEV_PBX_TRANSPORT,
                             wss_port=DEV_PBX_WS_PORT, wss_path=DEV_PBX_WS_PATH,
-                            sip_domain=extensions.dev_pbx_domain(tenant.slug), did=did, ice_servers=[]))
+                            sip_domain=extensions.dev_pbx_domain(tenant.slug), did=did, ice_servers=[],
+                            # The lab's own call records feed the call ledger (the reconciler
+                            # that `make run` starts), as a UCM's would.
+                            cdr_source="lab"))
     session.flush()
     return agents
 

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from services import security
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from services.models import (
@@ -180,3 +181,39 @@ def make_message(
 
 
 PASSWORD = _PASSWORD
+
+
+# --------------------------------------------------------------------------- recordings
+
+
+def make_wav(path: Path, seconds: float, *, rate: int = 8000) -> Path:
+    """A real WAV file made by sox (a 440 Hz tone, 16-bit mono), as the PBX lab records them."""
+    import subprocess
+
+    subprocess.run(
+        ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(path), "synth", str(seconds), "sine", "440"],
+        check=True, capture_output=True,
+    )
+    return path
+
+
+def make_stored_recording(session: Session, call: Call, data: bytes, *, store: Any = None, duration_seconds: int | None = None) -> "CallRecording":
+    """A recording of ``call`` already fetched: ``data`` encrypted in ``store`` (default: the
+    configured store) and its row pointing at it, as services.pbx.recordings stores them."""
+    import hashlib
+
+    from services import storage
+    from services.models import CallRecording
+    from services.pbx import recordings
+
+    store = store or storage.default_store()
+    key = storage.new_key("recordings", f"t{call.tenant_id}", suffix=".wav")
+    stored = store.put(key, [data], purpose=recordings.PURPOSE)
+    rec = CallRecording(
+        tenant_id=call.tenant_id, call_id=call.id, source_file=f"{key.rsplit('/', 1)[-1]}", storage_key=key,
+        size_bytes=stored.size, sha256=hashlib.sha256(data).hexdigest(), duration_seconds=duration_seconds,
+        content_type=recordings.sniff_content_type(data[:64], key),
+    )
+    session.add(rec)
+    session.flush()
+    return rec

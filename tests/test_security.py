@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import Session, select
 
 from services import key_rotation, security
-from services.models import PbxSettings, SipExtension
+from services.models import PbxSettings, SipExtension, WhatsappInbound, WhatsappMessage
 from tests import factories
 
 PURPOSE = key_rotation.SIP_PASSWORD_PURPOSE
@@ -133,13 +133,18 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
         "turn-pw", purpose=key_rotation.TURN_CREDENTIAL_PURPOSE), api_password_encrypted=security.encrypt_secret(
         "ucm-api-pw", purpose=key_rotation.UCM_API_PASSWORD_PURPOSE)))
     session.add(PbxSettings(tenant_id=t2.id, host="127.0.0.1"))
+    # A received WhatsApp file's download reference (it holds WhatsApp's media key).
+    from services.whatsapp import delivery
+
+    delivery.store_inbound(session=session, tenant_id=t1.id, messages=[WhatsappInbound(
+        wa_message_id="M1", chat_jid="966500000001@s.whatsapp.net", remote_e164="+966500000001", media_ref="file:/x", media_mime="image/png")])
     session.flush()
 
     counts = key_rotation.reencrypt_secrets(session=session, new_key=new)
     session.commit()
 
     assert counts == {"sip_extension.password_encrypted": 2, "pbx_settings.turn_credential_encrypted": 1,
-                      "pbx_settings.api_password_encrypted": 1}
+                      "pbx_settings.api_password_encrypted": 1, "whatsapp_message.media_ref_encrypted": 1}
     new_kid = security.parse_key(new).kid
     key_env(new)  # the old key is gone: only re-encrypted values can still be read
     passwords = {}
@@ -151,6 +156,8 @@ def test_reencrypt_moves_every_secret_of_every_tenant_to_the_new_key(session: Se
     assert security.decrypt_secret(pbx.turn_credential_encrypted, purpose=key_rotation.TURN_CREDENTIAL_PURPOSE) == "turn-pw"
     assert security.decrypt_secret(pbx.api_password_encrypted, purpose=key_rotation.UCM_API_PASSWORD_PURPOSE) == "ucm-api-pw"
     assert session.exec(select(PbxSettings).where(PbxSettings.tenant_id == t2.id)).one().turn_credential_encrypted is None
+    ref = session.exec(select(WhatsappMessage.media_ref_encrypted)).one()
+    assert security.decrypt_secret(ref, purpose=key_rotation.WHATSAPP_MEDIA_REF_PURPOSE) == "file:/x"
 
 
 def test_reencrypt_changes_nothing_when_one_secret_cannot_be_read(session: Session, key_env) -> None:

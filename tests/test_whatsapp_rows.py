@@ -49,3 +49,27 @@ def test_chats_come_in_the_order_of_their_latest_message_titled_by_client_then_n
     assert [(m.direction, m.status, m.error_code) for m in salem.messages] == [("INBOUND", "RECEIVED", ""), ("OUTBOUND", "SENT", "send_failed")]
     # Times are the firm's local time (Riyadh is UTC+3).
     assert salem.latest.endswith("12:04") and salem.messages[0].at == salem.latest
+
+
+def test_files_are_shown_by_kind_with_a_link_only_once_stored() -> None:
+    def with_file(n: int, state: str, mime: str, size: int | None) -> WhatsappMessagePublic:
+        return _message(n, "+966500000001").model_copy(update={"media_state": state, "media_mime": mime, "media_name": f"f{n}", "media_size": size})
+
+    newest_first = [
+        with_file(6, "stored", "image/jpeg", 2048),
+        with_file(5, "stored", "audio/ogg", 40_000),
+        with_file(4, "stored", "video/mp4", 3 * 1024 * 1024),
+        with_file(3, "stored", "application/pdf", 300_000),
+        with_file(2, "failed", "application/pdf", None),
+        _message(1, "+966500000001"),
+    ]
+    (chat,) = chat_groups(newest_first, "Asia/Riyadh", lambda message_id: f"/media/{message_id}")
+    shown = [(m.media_state, m.media_kind, m.media_url, m.media_size) for m in chat.messages]
+    assert shown == [
+        ("stored", "image", "/media/6", "2 KB"),
+        ("stored", "audio", "/media/5", "39 KB"),
+        ("stored", "video", "/media/4", "3.0 MB"),
+        ("stored", "document", "/media/3", "292 KB"),
+        ("failed", "document", "", ""),
+        ("", "", "", ""),
+    ]

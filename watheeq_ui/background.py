@@ -5,6 +5,10 @@ agent's next registration closes it; when the agent does not come back, this swe
 (:func:`services.call_center.close_stale_calls`), so nothing stays RINGING forever. It runs
 in every backend worker, which is harmless: a call closed by one is no longer open for the
 others.
+
+The daily recording retention run (:func:`services.pbx.retention.purge_daily`) runs here
+too, for the same reason it is harmless in every worker: rows one run is purging are
+skipped by another (``FOR UPDATE SKIP LOCKED``), and a purged row is not purged again.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services import call_center, config, db
+from services import call_center, config, db, live, presence
+from services.pbx import retention
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +63,64 @@ async def close_stale_calls_periodically(interval: float | None = None) -> None:
             if closed:
                 log.info("closed %d stale call(s)", closed)
         await asyncio.sleep(every)
+
+
+# With the 10 s heartbeat and the 30 s silence, a closed tab is Offline within 33 s.
+PRESENCE_SWEEP_SECONDS = 3.0
+
+
+def sweep_presence() -> int:
+    """One pass of services.presence.sweep over every firm: ended wrap-ups, silent tabs."""
+    with db.session_scope() as session:
+        return presence.sweep(session=session)
+
+
+async def sweep_presence_periodically(interval: float = PRESENCE_SWEEP_SECONDS) -> None:
+    """The backend's lifespan task: an agent whose tab stopped beating for 30 s is Offline
+    (within 30 s + ``interval``), a wrap-up ends when the firm's wrap-up time has passed."""
+    while True:
+        try:
+            moved = await asyncio.to_thread(sweep_presence)
+        except Exception:
+            log.exception("the presence sweep failed; next try in %s s", interval)
+        else:
+            if moved:
+                log.info("presence sweep moved %d agent(s)", moved)
+        await asyncio.sleep(interval)
+
+
+DEV_PBX_CTL_ENV = "WATHEEQ_DEV_PBX_CTL"
+
+
+def sync_dev_pbx_dnd(ctl: str) -> int:
+    """The dev PBX lab's ring group leaves out the agents who are Away (dev/kamailio/dnd.py)."""
+    from dev.kamailio import dnd  # dev only: never imported when no lab runs beside the app
+
+    with db.session_scope() as session:
+        return len(dnd.sync(ctl, session))
+
+
+async def follow_presence_in_dev_pbx() -> None:
+    """With ``WATHEEQ_DEV_PBX_CTL`` (scripts/run.sh sets it when it starts the PBX lab): on
+    every presence change, the lab's do-not-disturb table is replaced. Nothing otherwise."""
+    ctl = config.get(DEV_PBX_CTL_ENV)
+    if not ctl:
+        return
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+    stop = live.subscribe(lambda change: loop.call_soon_threadsafe(changed.set) if change.topic == "agents" else None)
+    try:
+        while True:
+            try:
+                await asyncio.to_thread(sync_dev_pbx_dnd, ctl)
+            except Exception as exc:  # the lab is optional: it may be down or restarting
+                log.warning("dev PBX do-not-disturb not updated: %s", exc)
+            await changed.wait()
+            changed.clear()
+    finally:
+        stop()
+
+
+async def purge_recordings_daily() -> None:
+    """The backend's lifespan task deleting recordings past each firm's retention period."""
+    await retention.purge_daily()

@@ -57,6 +57,10 @@ ARABIC: dict[str, str] = {
     "this link is not valid: it has expired, was already used or was replaced": (
         "هذا الرابط غير صالح: انتهت مدته أو استُخدم أو استُبدل"
     ),
+    # recordings
+    "between {min} and {max} days": "بين {min} و{max} يومًا",
+    "set the PBX settings first: recordings come from the PBX": "اضبط إعدادات المقسم أولًا: التسجيلات تأتي من المقسم",
+    "search with at most 100 characters": "ابحث بـ 100 حرف على الأكثر",
     # PBX settings
     "the call-record source is none, lab or ucm": "مصدر سجلات المكالمات: لا شيء أو المختبر أو UCM",
     "the PBX lab is a source only for a PBX on this machine": "مختبر المقسم مصدر فقط لمقسم على هذا الجهاز",
@@ -139,6 +143,13 @@ ARABIC: dict[str, str] = {
         "لا يُعاد إرسال رسالة أو تُعلَّم كمُرسلة إلا إذا كان إرسالها غير مؤكد"
     ),
     "message not found": "الرسالة غير موجودة",
+    "the message still cannot be stored; it stays among the dead letters": "ما زال تعذّر حفظ الرسالة؛ تبقى ضمن الرسائل المتعذّر حفظها",
+    "dead letter not found": "الرسالة المتعذّر حفظها غير موجودة",
+    "only a file that could not be downloaded can be downloaded again": "لا يُعاد تنزيل ملف إلا إذا تعذّر تنزيله",
+    "the file is not stored": "الملف غير محفوظ",
+    "the file is empty": "الملف فارغ",
+    "the file is larger than the {n} MB limit": "الملف أكبر من الحد المسموح ({n} ميغابايت)",
+    "the firm's storage for WhatsApp files is full": "امتلأت مساحة تخزين ملفات واتساب للمكتب",
 }
 
 _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")

@@ -31,7 +31,7 @@ from watheeq_ui import formatting
 DOWNLOAD_PATH = "/_export"
 TICKET_TTL_S = 10 * 60
 CHUNK_ROWS = 500
-_TICKET = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+_TICKET = re.compile(r"^[A-Za-z0-9_-]{32,72}$")
 
 COLUMNS = [
     "id",
@@ -167,6 +167,26 @@ def write_history_csv(
     return ticket, written
 
 
+def write_report_csv(kind: str, rows: list[dict], columns: list[str]) -> str:
+    """A small report (agents × days) as an export file; returns its ticket. Text cells are
+    neutralised like the history's (:func:`_cell`); ``kind`` names the downloaded file."""
+    directory = export_dir()
+    _purge_expired(directory)
+    ticket = f"{kind}-{secrets.token_urlsafe(32)}"
+    frame = pd.DataFrame([{k: _cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows], columns=columns)
+    partial = directory / f"{ticket}.part"
+    try:
+        with partial.open("w", encoding="utf-8-sig", newline="") as out:
+            frame.to_csv(out, index=False, lineterminator="\r\n")
+        partial.rename(directory / f"{ticket}.csv")
+    finally:
+        partial.unlink(missing_ok=True)
+    return ticket
+
+
+REPORT_KINDS = ("agents", "callbacks")
+
+
 def download_script(ticket: str) -> str:
     """Browser code that downloads ``ticket`` from the backend (the page stays where it is)."""
     api_url = get_config().api_url
@@ -199,7 +219,8 @@ async def _download(request: Request):
     # (ASGI pathsend) after the task has run, and then finds nothing.
     path.unlink(missing_ok=True)
     size = os.fstat(handle.fileno()).st_size
-    filename = time.strftime("watheeq-calls-%Y%m%d-%H%M.csv")
+    kind = ticket.split("-", 1)[0]
+    filename = time.strftime(f"watheeq-{kind if kind in REPORT_KINDS else 'calls'}-%Y%m%d-%H%M.csv")
     return StreamingResponse(
         _read_and_close(handle),
         media_type="text/csv; charset=utf-8",

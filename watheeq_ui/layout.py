@@ -25,10 +25,14 @@ NAV: list[tuple[str, str, str, str]] = [
     # (route, label key, icon, access)
     (routes.DASHBOARD, "nav_dashboard", "layout-dashboard", "member"),
     (routes.CALLS, "nav_calls", "phone", "member"),
+    (routes.CALLBACKS, "nav_callbacks", "phone-missed", "member"),
+    (routes.WALLBOARD, "nav_wallboard", "monitor", "supervisor"),
+    (routes.AGENT_REPORT, "rep_title", "chart-no-axes-column", "supervisor"),
     (routes.CLIENTS, "nav_clients", "users", "member"),
     (routes.WHATSAPP, "nav_whatsapp", "message-circle", "member"),
     (routes.EXTENSIONS, "nav_extensions", "settings-2", "admin"),
     (routes.USERS, "nav_users", "user-cog", "admin"),
+    (routes.RECORDINGS, "nav_recordings", "file-audio", "admin"),
     (routes.ACCOUNT, "nav_account", "key-round", "member"),
 ]
 
@@ -162,7 +166,7 @@ def whatsapp_badge() -> rx.Component:
         ("ERROR", "red"),
         "gray",
     )
-    label = rx.match(
+    label = rx.cond(WhatsappLineState.service_down, t("wa_service_down"), rx.match(
         WhatsappLineState.status,
         ("CONNECTED", t("wa_CONNECTED")),
         ("CONNECTING", t("wa_CONNECTING")),
@@ -170,7 +174,7 @@ def whatsapp_badge() -> rx.Component:
         ("DISCONNECTED", t("wa_DISCONNECTED")),
         ("ERROR", t("wa_ERROR")),
         t("wa_unknown"),
-    )
+    ))
     return rx.hstack(
         rx.badge(
             rx.icon("message-circle", size=14),

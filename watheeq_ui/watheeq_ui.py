@@ -22,3 +22,9 @@ app = rx.App(
 app.register_lifespan_task(background.close_stale_calls_periodically)
 # One listener per worker: every process's changes pushed to this worker's open tabs.
 app.register_lifespan_task(live_tabs.push_live_changes)
+# Marks agents Offline when their tab stops beating, ends wrap-ups on time (services.presence).
+app.register_lifespan_task(background.sweep_presence_periodically)
+# In development beside the PBX lab: Away agents are not rung by the lab's ring group.
+app.register_lifespan_task(background.follow_presence_in_dev_pbx)
+# Deletes recordings past each firm's retention period, once a day (legal holds kept).
+app.register_lifespan_task(background.purge_recordings_daily)

@@ -1,6 +1,6 @@
 """Call center: SIP extensions and PBX settings, call records, call analytics."""
 
-from services.call_center.call_history import find_call_by_sip_id, get_call, get_call_history
+from services.call_center.call_history import find_call_by_sip_id, get_call, get_call_history, get_call_legs
 from services.call_center.calls import add_notes, delete_call, log_call, update_call_status
 from services.call_center.extensions import (
     assign_extension,
@@ -23,6 +23,7 @@ __all__ = [
     "find_call_by_sip_id",
     "get_call",
     "get_call_history",
+    "get_call_legs",
     "get_extension_for_user",
     "get_extensions",
     "get_pbx_settings",

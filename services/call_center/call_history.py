@@ -18,6 +18,8 @@ from services.models import (
     Call,
     CallDetail,
     CallFilters,
+    CallLeg,
+    CallLegPublic,
     CallNote,
     CallNotePublic,
     CallOrder,
@@ -31,6 +33,7 @@ from services.models import (
     Tenant,
     User,
 )
+from services.pbx.recordings import MAX_FETCH_ATTEMPTS
 from services.paging import decode_cursor, encode_cursor
 from services.tenancy import owned_by, owned_join, tenant_select
 from services.timestamps import aware, search_bound
@@ -120,7 +123,12 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
         .order_by(CallNote.created_at, CallNote.id)
     ).all()
     recordings = session.execute(
-        sa.select(CallRecording.id, CallRecording.url, CallRecording.duration_seconds)
+        sa.select(
+            CallRecording.id, CallRecording.url, CallRecording.duration_seconds,
+            CallRecording.storage_key.is_not(None).label("stored"),  # type: ignore[union-attr]
+            (CallRecording.fetch_attempts >= MAX_FETCH_ATTEMPTS).label("fetch_failed"),
+            CallRecording.content_type, CallRecording.size_bytes, CallRecording.purged_at,
+        )
         .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
         .order_by(CallRecording.id)
     ).all()
@@ -129,7 +137,7 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
         note_entries=[
             CallNotePublic(id=i, author_user_id=a, author_name=name or "", body=b, created_at=c) for i, a, name, b, c in notes
         ],
-        recordings=[CallRecordingPublic(id=i, url=u, duration_seconds=d) for i, u, d in recordings],
+        recordings=[CallRecordingPublic.model_validate(dict(r._mapping)) for r in recordings],
     )
 
 
@@ -137,6 +145,21 @@ def get_call(*, session: Session, tenant_id: int, actor: Principal, call_id: int
     """One call with its notes, recordings and the names of agent, client and case."""
     call = _owned_call(session, tenant_id, actor, call_id)
     return _detail(session, tenant_id, call.id)
+
+
+def get_call_legs(*, session: Session, tenant_id: int, actor: Principal, call_id: int) -> list[CallLegPublic]:
+    """The PBX's legs of one call (who rang, for how long, who answered, transfers, who talked
+    how long), in the order they started; [] for a call the PBX has not reported. Seen by
+    whoever may see the call (:func:`get_call`): another firm's call, or another agent's for an
+    agent, is :class:`NotFound`."""
+    call = _owned_call(session, tenant_id, actor, call_id)
+    rows = session.execute(
+        sa.select(CallLeg, User.full_name)
+        .outerjoin(User, owned_join(User, User.id == CallLeg.agent_user_id, tenant_id))
+        .where(owned_by(CallLeg, tenant_id), CallLeg.call_id == call.id)
+        .order_by(CallLeg.started_at, CallLeg.position, CallLeg.id)
+    ).all()
+    return [CallLegPublic.model_validate({**leg.model_dump(), "agent_name": name}) for leg, name in rows]
 
 
 # The cursor names its order, so a cursor of one order cannot silently page the other.

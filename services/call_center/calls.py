@@ -14,17 +14,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from services import audit, phones
+from services import audit, callbacks, phones
 from services.authz import Permission, allowed, require, require_member
 from services.call_center.call_history import _detail, _load_public, _owned_call
 from services.call_center.stats import invalidate_rollups
 from services.clients import match_number
 from services.db import dialect_insert
+from services.pbx import recordings
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import (
     Call,
     CallCreate,
     CallDetail,
+    CallDirection,
     CallNote,
     CallPublic,
     CallStatus,
@@ -176,6 +178,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     new_id = session.execute(log_insert.returning(_call.c.id), values).scalar_one_or_none()
     if new_id is not None:
         invalidate_rollups(session, tenant_id, (started_at,), now)
+        _queue_callbacks(session, tenant_id, new_id, data.direction, values["status"])
         values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
         return CallPublic.model_validate(values)
 
@@ -189,12 +192,24 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     return _load_public(session, tenant_id, existing.id)
 
 
+def _queue_callbacks(session: Session, tenant_id: int, call_id: int, direction: Any, status: Any) -> None:
+    """The callback queue follows the log: a missed inbound call joins it, an outbound call
+    to a waiting number is its callback (services.callbacks)."""
+    if direction == CallDirection.OUTBOUND:
+        callbacks.on_outbound_call(session, tenant_id, call_id)
+    elif status == CallStatus.MISSED:
+        callbacks.on_call_missed(session, tenant_id, call_id)
+
+
 def _apply(session: Session, tenant_id: int, call: Call, changes: dict[str, Any], now: datetime) -> None:
     for key, value in changes.items():
         setattr(call, key, value)
     if changes:
         call.updated_at = now
         invalidate_rollups(session, tenant_id, (call.started_at,), now)
+        if changes.get("status") == CallStatus.MISSED:
+            session.flush()
+            callbacks.on_call_missed(session, tenant_id, call.id)
 
 
 def update_call_status(
@@ -297,7 +312,8 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
         "sip_call_id": call.sip_call_id,
     }
     started = call.started_at
-    # Notes and recordings' rows go with it (ON DELETE CASCADE).
+    # Notes and recordings' rows go with it (ON DELETE CASCADE); the recordings' files here.
+    detail["recording_files_deleted"] = recordings.delete_files_of_call(session=session, tenant_id=tenant_id, call_id=call.id)
     session.delete(call)
     session.flush()
     invalidate_rollups(session, tenant_id, (started,), utcnow())

@@ -165,6 +165,14 @@ def apply_softphone_event(
     key = leg_key(sip_call_id=event.sip_call_id, direction=event.direction, extension=extension)
     call = call_history.find_call_by_sip_id(session=session, tenant_id=tenant_id, sip_call_id=key)
     if call is None:
+        # The PBX's record of this leg came first and its call is merged already: the PBX's
+        # figures stand (services.pbx.ledger), the late event changes nothing.
+        from services.pbx.ledger import call_of_sip_leg
+
+        merged = call_of_sip_leg(session=session, tenant_id=tenant_id, sip_call_id=event.sip_call_id.strip(), extension=extension)
+        if merged is not None:
+            return call_history._load_public(session, tenant_id, merged)
+    if call is None:
         # A late first event still gets the earliest time the browser knew of.
         started = min(t for t in (event.started_at, event.at, event.answered_at) if t is not None)
         call = calls.log_call(

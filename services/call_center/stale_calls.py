@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from services import callbacks
 from services.call_center.calls import _call, _seconds
 from services.call_center.stats import invalidate_rollups
 from services.errors import Invalid
@@ -48,6 +49,8 @@ def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime
         )
         if result.rowcount:
             closed.append(row.started_at)
+            if changes["status"] == CallStatus.MISSED:
+                callbacks.on_call_missed(session, tenant_id, row.id)
     invalidate_rollups(session, tenant_id, closed, utcnow())
     return len(closed)
 

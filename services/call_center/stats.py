@@ -14,6 +14,12 @@ its ``started_at``):
   with ring time ≤ T ÷ inbound offered.
 - ASA (average speed of answer) = mean ring seconds of answered inbound calls.
 - average talk time = mean talk seconds of answered calls that have ended.
+- per agent, talk time goes to the agents who talked: a call with the PBX's legs
+  (services.pbx.ledger) gives each answered leg's talk to that leg's agent (a transferred
+  call's talk is split between them); a call without legs gives its talk to its agent. The
+  call itself (total, answered, missed, ring time) is counted once, for its agent: the one who
+  answered first. Ring time and the service level come from the call's ring seconds, which
+  the PBX's timestamps set once its record is in.
 - AHT (average handle time) = (talk + hold + after-call work) per handled call. Hold and
   after-call work are not captured yet, so today AHT equals the average talk time.
 - per hour / per day: by the start time in the firm's time zone.
@@ -27,6 +33,7 @@ hour goes through :func:`invalidate_rollups`, which marks the hour for a recount
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +49,7 @@ from services.models import (
     Call,
     CallDirection,
     CallHourlyRollup,
+    CallLeg,
     CallRollupHour,
     CallStats,
     CallStatus,
@@ -85,11 +93,14 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any) -> sa.ColumnElement[i
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=None)), 0)
 
 
-def _figures(threshold_s: int) -> list[sa.ColumnElement[int]]:
-    """The ten sums every figure is derived from, in the order of the rollup's columns."""
+@lru_cache(maxsize=64)
+def _figures(threshold_s: int) -> tuple[sa.ColumnElement[int], ...]:
+    """The sums every figure is derived from, in the order of the rollup's columns (the last
+    two: the agent's own talk from calls without PBX legs; :func:`_leg_figures` adds the legs')."""
     answered_in = sa.and_(_inbound, _answered)
     ended_answered = sa.and_(_answered, Call.talk_seconds.is_not(None))
-    return [
+    own_talk = sa.and_(ended_answered, Call.pbx_linked_id.is_(None))
+    return (
         sa.func.count(),
         _count_if(_inbound),
         _count_if(_answered),
@@ -100,13 +111,41 @@ def _figures(threshold_s: int) -> list[sa.ColumnElement[int]]:
         _count_if(sa.and_(answered_in, Call.ring_seconds.is_not(None))),
         _sum_if(ended_answered, Call.talk_seconds),
         _count_if(ended_answered),
-    ]
+        _sum_if(own_talk, Call.talk_seconds),
+        _count_if(own_talk),
+    )
 
 
 _FIGURE_COLUMNS = [
     "total", "inbound", "answered", "missed", "answered_inbound", "answered_inbound_within_20s",
-    "ring_seconds_sum", "ring_count", "talk_seconds_sum", "talk_count",
+    "ring_seconds_sum", "ring_count", "talk_seconds_sum", "talk_count", "agent_talk_seconds_sum", "agent_talk_count",
 ]
+_CALL_FIGURES = len(_FIGURE_COLUMNS) - 2
+
+
+def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | None, *, join: bool = True) -> sa.Select[Any]:
+    """Per (``key``, leg agent): the answered legs' talk of the calls matching ``conds``, as
+    rows shaped like :func:`_figures` (the call figures zero: the call is counted once, by
+    its own row)."""
+    # Grouped by an expression, not the bare column: SQLite would otherwise walk the firm's
+    # legs in ix_call_leg_tenant_agent_started (already grouped) instead of the period's.
+    agent = (CallLeg.agent_user_id + 0).label("agent_user_id")
+    query = (
+        sa.select(
+            *([key] if key is not None else []),
+            agent,
+            *(sa.literal(0) for _ in range(_CALL_FIGURES)),
+            sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0),
+            sa.func.count(),
+        )
+        .select_from(CallLeg)
+        .where(owned_by(CallLeg, tenant_id), CallLeg.answered_at.is_not(None), *conds)
+    )
+    if join:
+        query = query.join(Call, sa.and_(Call.id == CallLeg.call_id, owned_by(Call, tenant_id)))
+    if agent_only is not None:
+        query = query.where(CallLeg.agent_user_id == agent_only)
+    return query.group_by(*([key, agent] if key is not None else [agent]))
 _WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
 
 
@@ -198,6 +237,11 @@ def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime
         )
         columns = ["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS]
         session.execute(sa.insert(_rollup).from_select(columns, sums))
+        # The legs' talk, by the agent of each leg: rows of their own (an hour's agent may have
+        # several rows; readers sum them).
+        legs = _leg_figures(tenant_id, hour, [_in_runs(Call.started_at, batch)], None).add_columns(sa.literal(tenant_id))
+        leg_columns = ["hour_start", "agent_user_id", *_FIGURE_COLUMNS, "tenant_id"]
+        session.execute(sa.insert(_rollup).from_select(leg_columns, legs))
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
@@ -309,6 +353,12 @@ def get_stats(
             conds.append(Call.agent_user_id == agent_only)
         return conds
 
+    def legs_between(a: datetime, b: datetime) -> list[Any]:
+        # The period's calls first (the history index), then their legs (ix_call_leg_tenant_call):
+        # a join lets SQLite walk every leg of the firm instead.
+        ids = sa.select(Call.id).where(owned_by(Call, tenant_id), Call.started_at >= a, Call.started_at < b)
+        return list(session.execute(_leg_figures(tenant_id, None, [CallLeg.call_id.in_(ids)], agent_only, join=False)).all())
+
     # The sealed whole hours inside the period: [lo, hi).
     lo = _floor_hour(start) + (_HOUR if _floor_hour(start) < start else timedelta(0))
     hi = min(_floor_hour(end), _floor_hour(utcnow() - SEAL_HORIZON))
@@ -319,6 +369,7 @@ def get_stats(
     extra_within = 0
     for a, b in raw_parts:
         agent_rows += _raw_agent_rows(session, calls_between(a, b), service_level_threshold_s)
+        agent_rows += legs_between(a, b)
     if rolled:
         _ensure_rollups(session, dialect, tenant_id, lo, hi)
         in_span = [owned_by(_rollup, tenant_id), _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
@@ -349,7 +400,7 @@ def get_stats(
         session.execute(sa.select(User.id, User.full_name).where(owned_by(User, tenant_id), User.id.in_(named))).all()
     ) if named else {}
     per_agent: list[AgentStats] = []
-    for agent_id, (total, inbound, answered, missed, _, _, _, _, talk, talked) in by_agent.items():
+    for agent_id, (total, inbound, answered, missed, *_, talk, talked) in by_agent.items():
         per_agent.append(
             AgentStats(
                 agent_user_id=agent_id,
@@ -364,7 +415,7 @@ def get_stats(
             )
         )
     per_agent.sort(key=lambda a: (-a.total, a.agent_name, a.agent_user_id or 0))
-    total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals
+    total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals[:_CALL_FIGURES]
 
     seconds = _bucket_seconds(tz, start, end)
     if seconds == 3600:

@@ -4,7 +4,7 @@
 :mod:`~services.models.base` (UTC timestamps, enum columns, :class:`TenantOwned`),
 :mod:`~services.models.accounts`, :mod:`~services.models.clients`,
 :mod:`~services.models.call_center`, :mod:`~services.models.call_stats`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
-:mod:`~services.models.audit`. Tables inherit :class:`TenantOwned` when they belong to
+:mod:`~services.models.audit`, :mod:`~services.models.live_ops`. Tables inherit :class:`TenantOwned` when they belong to
 a firm; every service query is scoped through :mod:`services.tenancy`.
 """
 
@@ -104,12 +104,33 @@ from services.models.pbx import (
     PbxFeed,
     PbxFeedHealth,
 )
+from services.models.live_ops import (
+    AgentState,
+    AgentStateChange,
+    AgentStateIn,
+    AgentStatePublic,
+    AgentStatus,
+    AwayReason,
+    BusinessHours,
+    Callback,
+    CallbackChannel,
+    CallbackClose,
+    CallbackMiss,
+    CallbackMissIn,
+    CallbackOutcome,
+    CallbackPublic,
+)
 from services.models.whatsapp import (
     MessageDirection,
     MessageStatus,
+    WhatsappDeadLetter,
+    WhatsappDeadLetterPublic,
+    WhatsappDeadLettersPage,
     WhatsappDesiredState,
     WhatsappInbound,
+    WhatsappIngestStats,
     WhatsappLease,
+    WhatsappLidMap,
     WhatsappMessage,
     WhatsappMessageBase,
     WhatsappMessagePublic,
@@ -122,6 +143,20 @@ from services.models.whatsapp import (
 )
 
 __all__ = [
+    "AgentState",
+    "AgentStateChange",
+    "AgentStateIn",
+    "AgentStatePublic",
+    "AgentStatus",
+    "AwayReason",
+    "BusinessHours",
+    "Callback",
+    "CallbackChannel",
+    "CallbackClose",
+    "CallbackMiss",
+    "CallbackMissIn",
+    "CallbackOutcome",
+    "CallbackPublic",
     "CallLeg",
     "CallLegPublic",
     "CdrConnectionResult",
@@ -209,9 +244,14 @@ __all__ = [
     "UserUpdate",
     "UTCDateTime",
     "utcnow",
+    "WhatsappDeadLetter",
+    "WhatsappDeadLetterPublic",
+    "WhatsappDeadLettersPage",
     "WhatsappDesiredState",
     "WhatsappInbound",
+    "WhatsappIngestStats",
     "WhatsappLease",
+    "WhatsappLidMap",
     "WhatsappMessage",
     "WhatsappMessageBase",
     "WhatsappMessagePublic",

@@ -193,6 +193,15 @@ class CallRecording(TenantOwned, table=True):
     content_type: str = Field(default="audio/wav", max_length=64, sa_column_kwargs={"server_default": "audio/wav"})
     size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
     sha256: str | None = Field(default=None, max_length=64)
+    # Fetching from the PBX (services.pbx.recordings): failed attempts so far, when the next
+    # may run (backoff) and the last failure's code. Bounded: after the last attempt the row
+    # stays unfetched with its error.
+    fetch_attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    fetch_after: datetime | None = ts_field()
+    fetch_error: str | None = Field(default=None, max_length=32)
+    # Set when retention deleted the file: the row stays (so the call shows that it had a
+    # recording, and a PBX record read again does not fetch it back), storage_key is cleared.
+    purged_at: datetime | None = ts_field()
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -302,6 +311,14 @@ class CallRecordingPublic(SQLModel):
     id: int
     url: str
     duration_seconds: int | None
+    # Stored (encrypted) here and playable at GET /call-center/recordings/{id}; False while
+    # it is being fetched from the PBX, after a failed fetch, or once retention deleted it.
+    stored: bool = False
+    # Every fetch from the PBX failed (services.pbx.recordings.MAX_FETCH_ATTEMPTS): it will not come.
+    fetch_failed: bool = False
+    content_type: str = "audio/wav"
+    size_bytes: int | None = None
+    purged_at: datetime | None = None
 
 
 class CallPublic(CallBase):

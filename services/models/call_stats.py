@@ -38,6 +38,10 @@ class CallHourlyRollup(TenantOwned, table=True):
     ring_count: int = 0
     talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
     talk_count: int = 0
+    # The agent's own talk: calls without PBX legs by the call's agent, plus the answered PBX
+    # legs (services.pbx.ledger) by the leg's agent, so a transferred call's talk is split.
+    agent_talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
+    agent_talk_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CallRollupHour(TenantOwned, table=True):

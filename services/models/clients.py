@@ -75,3 +75,5 @@ class CasePublic(CaseBase):
     id: int
     client_id: int | None
     status: CaseStatus
+    # Its calls' recordings are kept past the retention period (services.pbx.retention).
+    legal_hold: bool = False

@@ -71,6 +71,17 @@ class WhatsappSession(TenantOwned, table=True):
     last_seen_at: datetime | None = ts_field()
     worker_id: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = ts_field(index=True)
+    # The last time a sidecar proved alive for this line (claim, renewal, or a clean release):
+    # "not running since" when no sidecar holds the lease.
+    lease_renewed_at: datetime | None = ts_field()
+    # Inbound ingestion, counted by the sidecar: events received, rows newly stored, messages
+    # that could not be stored even after retries (kept raw in whatsapp_dead_letter).
+    messages_received: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    messages_stored: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    messages_failed: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    # How many messages the last reconnect's offline sync brought (what arrived while away).
+    offline_sync_messages: int | None = Field(default=None)
+    offline_sync_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -111,6 +122,75 @@ class WhatsappMessage(WhatsappMessageBase, TenantOwned, table=True):
     delivered_at: datetime | None = ts_field()
     read_at: datetime | None = ts_field()
     updated_at: datetime = ts_field(nullable=False, default_now=True)
+    # A file sent along (image, document, voice note, audio, video): services.whatsapp.media.
+    # State: pending (to download) | stored | failed (retried with backoff, then a person's
+    # retry) | too_large | over_quota. The reference to download it again is encrypted.
+    media_state: str | None = Field(default=None, max_length=16)
+    media_name: str | None = Field(default=None, max_length=255)
+    media_mime: str | None = Field(default=None, max_length=128)
+    media_size: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    media_sha256: str | None = Field(default=None, max_length=64)
+    media_key: str | None = Field(default=None, max_length=255)
+    media_ref_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    media_attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    media_next_try_at: datetime | None = ts_field()
+
+
+class WhatsappDeadLetter(TenantOwned, table=True):
+    """An inbound message that could not be stored even after retries, kept raw (never dropped)."""
+
+    __tablename__ = "whatsapp_dead_letter"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "wa_message_id", name="uq_whatsapp_dead_letter_tenant_wa_id"),
+        sa.Index("ix_wa_dead_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    wa_message_id: str = Field(max_length=256)
+    # The message as the gateway reported it (JSON), so nothing of it is lost.
+    payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    error: str = Field(default="", max_length=512)
+    attempts: int = Field(default=0)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+    last_attempt_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappLidMap(TenantOwned, table=True):
+    """A person's LID (WhatsApp's hidden id) and the phone number it was resolved to."""
+
+    __tablename__ = "whatsapp_lid_map"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "lid", name="uq_whatsapp_lid_map_tenant_lid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    lid: str = Field(max_length=128)
+    e164: str = Field(max_length=20)
+    created_at: datetime = ts_field(nullable=False, default_now=True)
+
+
+class WhatsappDeadLetterPublic(SQLModel):
+    id: int
+    wa_message_id: str
+    payload: str
+    error: str
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime
+
+
+class WhatsappDeadLettersPage(SQLModel):
+    data: list[WhatsappDeadLetterPublic]
+    count: int
+
+
+class WhatsappIngestStats(SQLModel):
+    """The firm's inbound counters and its last offline sync, as shown on the WhatsApp page."""
+
+    received: int
+    stored: int
+    failed: int
+    dead_letters: int
+    offline_sync_messages: int | None
+    offline_sync_at: datetime | None
 
 
 class WhatsappStatusPublic(SQLModel):
@@ -126,6 +206,10 @@ class WhatsappStatusPublic(SQLModel):
     error_message: str | None
     next_retry_at: datetime | None
     gateway: str
+    # False while the line needs a sidecar and none holds it (crashed, stopped, never started):
+    # then the status is ERROR / service_down, not a stale CONNECTED; since when, if known.
+    service_running: bool = True
+    service_down_since: datetime | None = None
 
 
 class WhatsappSend(Input):
@@ -151,6 +235,11 @@ class WhatsappMessagePublic(WhatsappMessageBase):
     sent_at: datetime | None
     delivered_at: datetime | None
     read_at: datetime | None
+    media_state: str | None = None
+    media_name: str | None = None
+    media_mime: str | None = None
+    media_size: int | None = None
+    media_sha256: str | None = None
 
 
 class WhatsappMessagesPage(SQLModel):
@@ -184,6 +273,15 @@ class WhatsappInbound(SQLModel):
     message_type: str = "text"
     body: str = ""
     timestamp: datetime | None = None
+    # The sender's LID (``digits@lid``) when WhatsApp named the person by it; with
+    # ``remote_e164`` also set it is a LID-to-phone mapping the store learns and applies.
+    sender_lid: str | None = None
+    # A file with the message: what the sender declared, and the gateway's own reference to
+    # download it (opaque; kept encrypted).
+    media_name: str | None = None
+    media_mime: str | None = None
+    media_size: int | None = None
+    media_ref: str | None = None
 
 
 class WhatsappOutbound(SQLModel):
@@ -197,3 +295,7 @@ class WhatsappOutbound(SQLModel):
     # WhatsApp message id chosen before the send (gateways that take one), else None.
     wa_message_id: str | None = None
     send_attempt_id: str | None = None
+    # A file to send with ``body`` as its caption (services.storage key), its name and type.
+    media_key: str | None = None
+    media_name: str | None = None
+    media_mime: str | None = None

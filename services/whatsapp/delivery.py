@@ -27,6 +27,7 @@ from services.models.base import max_length
 from services.names import clean_name
 from services.tenancy import get_owned, owned_by, tenant_select
 from services.timestamps import reported_time
+from services.whatsapp import lids, media
 from services.whatsapp.failures import Failure, classify
 
 # Receipts only move a message forward: a late DELIVERED never undoes READ. A receipt for a
@@ -50,7 +51,8 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
     """Store received messages once each (a WhatsApp id seen before is ignored), matched to clients.
 
     Returns how many were new. Messages the firm sent from the phone itself come as ``from_me``
-    and are stored as OUTBOUND / SENT.
+    and are stored as OUTBOUND / SENT. A sender known by LID is put in its phone's conversation
+    when the number is known, and mappings the messages carry are learned (``lids``).
     """
     if not messages:
         return 0
@@ -61,6 +63,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
             raise Invalid("chat_jid", f"a chat JID is 1 to {_JID_MAX} characters")
         if m.timestamp is not None and m.timestamp.tzinfo is None:
             raise Invalid("timestamp", "a timestamp must carry its time zone")
+    messages = lids.resolve(session=session, tenant_id=tenant_id, messages=messages)
     matched = clients.match_numbers(session=session, tenant_id=tenant_id, numbers={m.remote_e164 for m in messages if m.remote_e164})
     now = utcnow()
     rows = []
@@ -88,6 +91,7 @@ def store_inbound(*, session: Session, tenant_id: int, messages: Sequence[Whatsa
                 "created_at": at,
                 "sent_at": at if m.from_me else None,
                 "updated_at": now,
+                **media.inbound_columns(m),
             }
         )
     table = WhatsappMessage.__table__  # type: ignore[attr-defined]
@@ -151,6 +155,9 @@ def _outbound(row: WhatsappMessage) -> WhatsappOutbound:
         status=row.status,
         wa_message_id=row.wa_message_id,
         send_attempt_id=row.send_attempt_id,
+        media_key=row.media_key if row.media_state == "stored" else None,
+        media_name=row.media_name,
+        media_mime=row.media_mime,
     )
 
 

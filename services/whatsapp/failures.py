@@ -28,6 +28,7 @@ class Failure(str, enum.Enum):
     NOT_CONNECTED = "not_connected"
     SEND_FAILED = "send_failed"
     SEND_UNCERTAIN = "send_uncertain"
+    SERVICE_DOWN = "service_down"
     UNKNOWN = "unknown"
 
 
@@ -80,6 +81,10 @@ SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.SEND_UNCERTAIN: (
         "This message may not have been sent: the sender stopped while handing it to WhatsApp. Check the chat on the phone, then send it again or mark it as sent.",
         "ربما لم تُرسل هذه الرسالة: توقّف المُرسِل أثناء تسليمها إلى واتساب. راجع المحادثة في الهاتف، ثم أعد إرسالها أو علّمها كمرسلة.",
+    ),
+    Failure.SERVICE_DOWN: (
+        "The WhatsApp service is not running on the server: messages are queued and sent once it runs again. Start the WhatsApp sidecar (or ask whoever runs the server).",
+        "خدمة واتساب لا تعمل على الخادم: الرسائل في قائمة الانتظار وستُرسل فور عودتها. شغّل خدمة واتساب المرافقة (أو اطلب ذلك ممن يدير الخادم).",
     ),
     Failure.UNKNOWN: (
         "The WhatsApp line stopped for a reason that could not be identified: it keeps retrying by itself; an owner or admin can open the details.",
@@ -135,6 +140,19 @@ def classify(detail: str | None, hint: Failure | str | None = None, *, default: 
     if "not connected" in text:
         return Failure.NOT_CONNECTED
     return default
+
+
+SERVICE_DOWN_SINCE = (
+    "WhatsApp service not running since {since}; messages are queued and sent once it runs again.",
+    "خدمة واتساب متوقفة منذ {since}؛ الرسائل في قائمة الانتظار وستُرسل فور عودتها.",
+)
+
+
+def service_down_sentence(since: str | None, lang: str = "en") -> str:
+    """The service-down sentence with the time it stopped (already formatted), when known."""
+    if not since:
+        return sentence(Failure.SERVICE_DOWN, lang) or ""
+    return SERVICE_DOWN_SINCE[1 if lang == "ar" else 0].format(since=since)
 
 
 def sentence(code: Failure | str | None, lang: str = "en") -> str | None:

@@ -52,6 +52,10 @@ class GatewayEvents(Protocol):
 
     async def on_inbound(self, tenant_id: int, messages: list[WhatsappInbound]) -> None: ...
 
+    async def on_offline_sync(self, tenant_id: int, messages: int) -> None:
+        """A (re)connect's offline sync is over: ``messages`` arrived during it."""
+        ...
+
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None: ...
 
 
@@ -106,6 +110,13 @@ class Gateway(ABC):
         ``message_id`` is used as the message's id when :attr:`client_message_ids` is set.
         """
 
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        """Send a file (image, document, audio or video by ``mime``) with a caption; returns the
+        WhatsApp message id. Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot send files")
+
     def new_message_id(self) -> str:
         """A fresh WhatsApp message id (only for gateways with :attr:`client_message_ids`)."""
         raise NotImplementedError
@@ -113,6 +124,16 @@ class Gateway(ABC):
     async def was_delivered(self, tenant_id: int, chat_jid: str, wa_message_id: str) -> bool | None:
         """Whether WhatsApp has the message with this id in the chat: True, False, or None when
         the gateway cannot tell (the default)."""
+        return None
+
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        """The file a received message carried (``ref``: what the gateway put in
+        ``WhatsappInbound.media_ref``). Raises :class:`GatewayError` when it cannot be had now."""
+        raise GatewayError("this gateway cannot download files")
+
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        """The E.164 number of a LID the client has learned (``digits@lid``), None when unknown
+        or when the gateway cannot tell (the default)."""
         return None
 
     async def close(self) -> None:

@@ -109,7 +109,7 @@ def restore_active_sessions(
     session.execute(
         sa.update(WhatsappSession)
         .where(WhatsappSession.id.in_(candidates), free)  # type: ignore[union-attr]
-        .values(worker_id=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .values(worker_id=worker_id, lease_expires_at=now + timedelta(seconds=lease_seconds), lease_renewed_at=now)
         .execution_options(synchronize_session=False)
     )
     rows = session.execute(
@@ -154,7 +154,7 @@ def sync_worker(
         session.execute(
             sa.update(WhatsappSession)
             .where(WhatsappSession.worker_id == worker_id)
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), lease_renewed_at=now)
             .execution_options(synchronize_session=False)
         )
     seen_ids = sorted(set(seen))
@@ -181,7 +181,8 @@ def release_leases(*, session: Session, worker_id: str, tenant_ids: Iterable[int
         if not ids:
             return 0
         query = query.where(WhatsappSession.tenant_id.in_(ids))  # type: ignore[attr-defined]
-    return session.execute(query.values(worker_id=None, lease_expires_at=None)).rowcount
+    # The release time stays as the last sign of life: "not running since" if nobody takes over.
+    return session.execute(query.values(worker_id=None, lease_expires_at=None, lease_renewed_at=utcnow())).rowcount
 
 
 def _fenced_update(session: Session, *, tenant_id: int, worker_id: str, **values: object) -> bool:

@@ -65,6 +65,11 @@ def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMe
         sent_at=row.sent_at,
         delivered_at=row.delivered_at,
         read_at=row.read_at,
+        media_state=row.media_state,
+        media_name=row.media_name,
+        media_mime=row.media_mime,
+        media_size=row.media_size,
+        media_sha256=row.media_sha256,
     )
 
 
@@ -79,17 +84,9 @@ def _tenant_region(session: Session, tenant_id: int) -> str:
 
 
 
-def send_message(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappSend) -> WhatsappMessagePublic:
-    """Queue a text message to a number or to a client; the sidecar sends it (PENDING until then).
-
-    Exactly one of ``to`` (any phone format, read in the firm's region) and ``client_id``.
-    Conflict when the line is not connected.
-    """
-    authz.require_member(actor, tenant_id)
-    # The length was checked when ``data`` was built (WhatsappSend declares it).
-    body = data.body if isinstance(data.body, str) else ""
-    if not body.strip():
-        raise Invalid("body", "a message is required")
+def _recipient(session: Session, tenant_id: int, data: WhatsappSend) -> tuple[str, int | None, str | None]:
+    """(number, client id, client name) of a message's recipient: exactly one of ``to`` (any
+    phone format, read in the firm's region) and ``client_id``."""
     has_to = bool((data.to or "").strip())
     if has_to == (data.client_id is not None):
         raise Invalid("to", "give either a phone number or a client, not both")
@@ -106,6 +103,21 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
         match = clients.match_number(session=session, tenant_id=tenant_id, e164=e164)
         client_id = match.id if match else None
         client_name = match.name if match else None
+    return e164, client_id, client_name
+
+
+def send_message(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappSend) -> WhatsappMessagePublic:
+    """Queue a text message to a number or to a client; the sidecar sends it (PENDING until then).
+
+    Exactly one of ``to`` (any phone format, read in the firm's region) and ``client_id``.
+    Conflict when the line is not connected.
+    """
+    authz.require_member(actor, tenant_id)
+    # The length was checked when ``data`` was built (WhatsappSend declares it).
+    body = data.body if isinstance(data.body, str) else ""
+    if not body.strip():
+        raise Invalid("body", "a message is required")
+    e164, client_id, client_name = _recipient(session, tenant_id, data)
     require_connected(session=session, tenant_id=tenant_id)
     message = WhatsappMessage(
         tenant_id=tenant_id,
@@ -193,17 +205,19 @@ def messages_fingerprint(*, session: Session, tenant_id: int, window: int = 200)
     """A short digest of the firm's newest messages and their statuses (for live views).
 
     It changes when a message arrives or is queued and when one of the ``window`` newest moves
-    (sent, delivered, read, failed), so a watcher reloads its list only then. One index scan.
+    (sent, delivered, read, failed; its file stored; its conversation merged), so a watcher
+    reloads its list only then. One index scan.
     """
     rows = session.execute(
-        sa.select(WhatsappMessage.id, WhatsappMessage.status)
+        sa.select(WhatsappMessage.id, WhatsappMessage.status, WhatsappMessage.media_state, WhatsappMessage.chat_jid)
         .where(owned_by(WhatsappMessage, tenant_id))
         .order_by(WhatsappMessage.created_at.desc(), WhatsappMessage.id.desc())  # type: ignore[attr-defined]
         .limit(window)
     ).all()
     digest = hashlib.blake2b(digest_size=12)
-    for message_id, status in rows:
-        digest.update(f"{message_id}:{MessageStatus(status).value};".encode())
+    for message_id, status, media_state, chat_jid in rows:
+        # A file downloaded and a LID conversation merged change what the page shows too.
+        digest.update(f"{message_id}:{MessageStatus(status).value}:{media_state or ''}:{chat_jid};".encode())
     return digest.hexdigest()
 
 
@@ -211,6 +225,13 @@ def _client_name(session: Session, tenant_id: int, client_id: int | None) -> str
     if client_id is None:
         return None
     return session.exec(select(Client.name).where(owned_by(Client, tenant_id), Client.id == client_id)).first()
+
+
+def get_message(*, session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessagePublic:
+    """One of the firm's messages (any member); another firm's is not found."""
+    authz.require_member(actor, tenant_id)
+    row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
+    return _message_public(row, _client_name(session, tenant_id, row.client_id))
 
 
 def _uncertain_message(session: Session, tenant_id: int, actor: Principal, message_id: int) -> WhatsappMessage:

@@ -41,6 +41,7 @@ from neonize.aioze.events import (  # noqa: E402
     LoggedOutEv,
     MessageEv,
     OfflineSyncCompletedEv,
+    OfflineSyncPreviewEv,
     PairStatusEv,
     QREv,
     ReceiptEv,
@@ -54,7 +55,8 @@ from services import config, db  # noqa: E402
 from services.models import MessageStatus, WhatsappInbound  # noqa: E402
 from services.whatsapp.failures import Failure  # noqa: E402
 from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
-from services.whatsapp.neonize_messages import USER_SERVER, phone_of, timestamp_of, describe_message, parse_jid  # noqa: E402
+from services.whatsapp.lids import lid_user  # noqa: E402
+from services.whatsapp.neonize_messages import USER_SERVER, describe_message, media_of, message_of_ref, parse_jid, phone_of, timestamp_of  # noqa: E402
 
 # Re-exported: tests and tools read neonize's messages through the gateway module.
 __all__ = ["USER_SERVER", "NeonizeGateway", "describe_message", "device_store_url", "parse_jid", "proxy_settings", "send_error"]
@@ -76,6 +78,7 @@ EVENTS = (
     MessageEv,
     ReceiptEv,
     OfflineSyncCompletedEv,
+    OfflineSyncPreviewEv,
     HistorySyncEv,
 )
 
@@ -123,6 +126,8 @@ class NeonizeGateway(Gateway):
         self._tasks: dict[int, asyncio.Task[Any]] = {}
         self._stopping: set[int] = set()
         self._jids: dict[int, str] = {}
+        # Messages counted since the client (re)connected, until whatsmeow's offline sync ends.
+        self._offline: dict[int, int] = {}
 
     # ------------------------------------------------------------------ device store
 
@@ -174,6 +179,7 @@ class NeonizeGateway(Gateway):
                 client.event(event_type)(self._handler(tenant_id))
             client.qr(self._qr_handler(tenant_id))
             self._clients[tenant_id] = client
+            self._offline[tenant_id] = 0
             self._stopping.discard(tenant_id)
             try:
                 task = await client.connect(proxy_settings())
@@ -255,6 +261,26 @@ class NeonizeGateway(Gateway):
             raise send_error(exc) from exc
         return response.ID
 
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        to = parse_jid(chat_jid)
+        try:
+            if mime.startswith("image/"):
+                response = await client.send_image(to, data, caption=caption or None)
+            elif mime.startswith("video/"):
+                response = await client.send_video(to, data, caption=caption or None)
+            elif mime.startswith("audio/"):
+                response = await client.send_audio(to, data, ptt=mime.startswith("audio/ogg"))
+            else:
+                response = await client.send_document(to, data, caption=caption or None, filename=name, mimetype=mime, title=name)
+        except Exception as exc:
+            raise send_error(exc) from exc
+        return response.ID
+
     # ------------------------------------------------------------------ events
 
     def _handler(self, tenant_id: int) -> Any:
@@ -281,7 +307,16 @@ class NeonizeGateway(Gateway):
         if isinstance(event, MessageEv):
             inbound = await self._inbound(client, event)
             if inbound is not None:
+                if tenant_id in self._offline:
+                    self._offline[tenant_id] += 1
                 await sink.on_inbound(tenant_id, [inbound])
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, OfflineSyncCompletedEv):
+            # What arrived while the line was away came between the (re)connect and this event.
+            await sink.on_offline_sync(tenant_id, self._offline.pop(tenant_id, 0))
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, OfflineSyncPreviewEv):
+            self._offline.setdefault(tenant_id, 0)
             await sink.on_activity(tenant_id)
         elif isinstance(event, ReceiptEv):
             status = {Receipt.DELIVERED: MessageStatus.DELIVERED, Receipt.READ: MessageStatus.READ, Receipt.PLAYED: MessageStatus.READ}.get(event.Type)
@@ -321,8 +356,11 @@ class NeonizeGateway(Gateway):
             await sink.on_connection_failed(tenant_id, "WhatsApp says this client is outdated (405): update neonize", Failure.CLIENT_OUTDATED)
         elif isinstance(event, KeepAliveTimeoutEv):
             await sink.on_keepalive_timeout(tenant_id)
-        elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv, OfflineSyncCompletedEv)):
-            # whatsmeow reconnects by itself after a Disconnected; the health watchdog covers the rest.
+        elif isinstance(event, (KeepAliveRestoredEv, DisconnectedEv)):
+            # whatsmeow reconnects by itself after a Disconnected (and syncs what it missed then);
+            # the health watchdog covers the rest.
+            if isinstance(event, DisconnectedEv):
+                self._offline[tenant_id] = 0
             await sink.on_activity(tenant_id)
         elif isinstance(event, HistorySyncEv):
             messages = self._history(event)
@@ -351,10 +389,21 @@ class NeonizeGateway(Gateway):
                 return phone
         if jid.Server == "lid" and client is not None:
             try:
+                # What whatsmeow has learned (its LID map), asked of the client.
                 return phone_of(await client.get_pn_from_lid(jid))
             except Exception as exc:
                 log.info("no phone number known for a LID sender: %s", exc)
         return None
+
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        client = self._clients.get(tenant_id)
+        if client is None or not lid_jid.endswith("@lid"):
+            return None
+        try:
+            return phone_of(await client.get_pn_from_lid(parse_jid(lid_jid)))
+        except Exception as exc:
+            log.info("no phone number known for a LID yet: %s", exc)
+            return None
 
     async def _inbound(self, client: Any, event: Any) -> WhatsappInbound | None:
         info = event.Info
@@ -367,42 +416,81 @@ class NeonizeGateway(Gateway):
             return None
         kind, body = described
         if source.IsFromMe:
-            remote = await self._phone_for(client, source.Chat, source.RecipientAlt if source.HasField("RecipientAlt") else None)
+            alt = source.RecipientAlt if source.HasField("RecipientAlt") else None
+            remote = await self._phone_for(client, source.Chat, alt)
+            # The other person's LID: the chat's, or the alternative id of a phone chat.
+            lid = lid_user(chat) or (lid_user(Jid2String(alt)) if alt is not None else None)
         else:
-            remote = await self._phone_for(client, source.Sender, source.SenderAlt if source.HasField("SenderAlt") else None)
+            alt = source.SenderAlt if source.HasField("SenderAlt") else None
+            remote = await self._phone_for(client, source.Sender, alt)
+            lid = lid_user(Jid2String(source.Sender)) or (lid_user(Jid2String(alt)) if alt is not None else None)
+        if lid and lid_user(chat):
+            chat = lid  # one form per LID conversation (no device part)
+        file = media_of(event.Message)
         return WhatsappInbound(
             wa_message_id=info.ID,
             chat_jid=chat,
             remote_e164=remote,
+            sender_lid=lid,
             from_me=source.IsFromMe,
             push_name=info.Pushname or None,
             message_type=kind,
             body=body,
             timestamp=timestamp_of(info.Timestamp),
+            media_name=file[0] if file else None,
+            media_mime=file[1] if file else None,
+            media_size=file[2] if file else None,
+            media_ref=file[3] if file else None,
         )
+
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        try:
+            data = await client.download_any(message_of_ref(ref))
+        except Exception as exc:
+            raise GatewayError(f"download failed: {str(exc)[:300]}") from exc
+        if data is None:
+            raise GatewayError("download failed: WhatsApp returned no file")
+        return bytes(data)
 
     def _history(self, event: Any) -> list[WhatsappInbound]:
         """Messages of a history sync (what arrived while the sidecar was down, among others)."""
         found: list[WhatsappInbound] = []
         for conversation in event.Data.conversations:
+            # A conversation may name both ids of its person: that is a LID mapping.
+            lid = lid_user(conversation.lidJID) or lid_user(conversation.ID)
+            pn = conversation.pnJID if conversation.pnJID.endswith("@" + USER_SERVER) else ""
             for item in conversation.messages:
                 web = item.message
                 key = web.key
                 described = describe_message(web.message)
-                if described is None or not key.ID or not key.remoteJID or not key.remoteJID.endswith("@" + USER_SERVER):
+                if described is None or not key.ID or not key.remoteJID:
+                    continue
+                chat = key.remoteJID
+                if lid_user(chat):
+                    chat = lid_user(chat) or chat
+                elif not chat.endswith("@" + USER_SERVER):
                     continue
                 kind, body = described
-                user = key.remoteJID.split("@", 1)[0].split(":", 1)[0]
+                file = media_of(web.message)
+                user = (pn or chat).split("@", 1)[0].split(":", 1)[0]
                 found.append(
                     WhatsappInbound(
                         wa_message_id=key.ID,
-                        chat_jid=key.remoteJID,
-                        remote_e164="+" + user if user.isdigit() else None,
+                        chat_jid=chat,
+                        sender_lid=lid,
+                        remote_e164="+" + user if user.isdigit() and (pn or chat.endswith("@" + USER_SERVER)) else None,
                         from_me=key.fromMe,
                         push_name=web.pushName or None,
                         message_type=kind,
                         body=body,
                         timestamp=timestamp_of(web.messageTimestamp),
+                        media_name=file[0] if file else None,
+                        media_mime=file[1] if file else None,
+                        media_size=file[2] if file else None,
+                        media_ref=file[3] if file else None,
                     )
                 )
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime, timezone
 from typing import Any
 
@@ -66,6 +67,52 @@ def describe_message(message: Any) -> tuple[str, str] | None:
             text = part.fileName
         return kind, text or ""
     return None
+
+
+# Message parts that carry a file neonize's download_any can fetch.
+_MEDIA = ("imageMessage", "videoMessage", "documentMessage", "audioMessage", "stickerMessage")
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "video/mp4": ".mp4", "application/pdf": ".pdf"}
+
+
+def _unwrap(message: Any) -> Any:
+    for _ in range(3):
+        for wrapper in _WRAPPERS:
+            if message.HasField(wrapper) and getattr(message, wrapper).HasField("message"):
+                message = getattr(message, wrapper).message
+                break
+        else:
+            break
+    return message
+
+
+def media_of(message: Any) -> tuple[str, str, int | None, str] | None:
+    """(file name, type, declared size, reference) of a message's file; None without one.
+
+    The reference is the file's part alone as a serialised waE2E.Message (URL, direct path,
+    media key and hashes): what ``download_any`` needs, now or after a restart."""
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+    message = _unwrap(message)
+    for name in _MEDIA:
+        if not message.HasField(name):
+            continue
+        part = getattr(message, name)
+        mime = (part.mimetype or "application/octet-stream").split(";")[0].strip() or "application/octet-stream"
+        file_name = getattr(part, "fileName", "") or ""
+        if not file_name:
+            ext = ".ogg" if mime.startswith("audio/ogg") else _EXTENSIONS.get(mime, "")
+            file_name = f"{name.removesuffix('Message')}{ext}"
+        only = Message()
+        getattr(only, name).CopyFrom(part)
+        size = int(part.fileLength) if part.fileLength else None
+        return file_name, mime, size, base64.b64encode(only.SerializeToString()).decode("ascii")
+    return None
+
+
+def message_of_ref(ref: str) -> Any:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+    return Message.FromString(base64.b64decode(ref))
 
 
 def timestamp_of(value: int) -> datetime | None:

@@ -21,6 +21,14 @@ from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
 log = logging.getLogger("watheeq.whatsapp.sidecar")
 
 
+def _read_file(key: str) -> bytes:
+    """A file to send, decrypted (whatsmeow uploads it whole: neonize takes bytes)."""
+    from services import storage
+    from services.whatsapp.media import PURPOSE
+
+    return b"".join(storage.default_store().open_range(key, 0, None, purpose=PURPOSE))
+
+
 class Sender:
     """Sends for the firms a worker holds; the worker starts one :meth:`send_pending` per firm."""
 
@@ -136,7 +144,19 @@ class Sender:
             if attempts is None:
                 return "skipped"
             try:
-                sent_id = await self.gateway.send_text(tenant_id, message.chat_jid, message.body, message_id=wa_id)
+                if message.media_key:
+                    data = await asyncio.to_thread(_read_file, message.media_key)
+                    sent_id = await self.gateway.send_media(
+                        tenant_id,
+                        message.chat_jid,
+                        data,
+                        mime=message.media_mime or "application/octet-stream",
+                        name=message.media_name or "file",
+                        caption=message.body,
+                        message_id=wa_id,
+                    )
+                else:
+                    sent_id = await self.gateway.send_text(tenant_id, message.chat_jid, message.body, message_id=wa_id)
             except Exception as exc:
                 return await self._send_failed(tenant_id, rt, message, exc, attempts, idempotent=wa_id is not None)
             rt.retry_after.pop(message.id, None)

@@ -7,6 +7,8 @@ decides who sees the QR code: both edges call it.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -22,9 +24,29 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import tenant_select
-from services.whatsapp.failures import sentence
+from services.whatsapp.failures import Failure, sentence, service_down_sentence
 
 NOT_CONNECTED = "the WhatsApp line is not connected"
+# A line nobody holds (never claimed, or released by a sidecar that stopped) gets this long for
+# a sidecar to take it before the status says the service is not running; a lease that lapsed
+# (its sidecar died) says so at once.
+UNHELD_GRACE_SECONDS = 10.0
+
+
+def service_down_since(row: WhatsappSession, now: datetime | None = None) -> datetime | None:
+    """When the sidecar serving this line stopped, if the line needs one and none holds it; None
+    while a sidecar holds the lease or the line needs none (unlinked and torn down)."""
+    if row.desired_state != WhatsappDesiredState.CONNECTED and row.status == WhatsappStatus.DISCONNECTED:
+        return None
+    now = now or utcnow()
+    if row.worker_id is not None and row.lease_expires_at is not None:
+        if row.lease_expires_at >= now:
+            return None
+        return row.lease_renewed_at or row.lease_expires_at
+    since = row.lease_renewed_at or row.updated_at
+    if since is not None and now - since < timedelta(seconds=UNHELD_GRACE_SECONDS):
+        return None
+    return since
 
 
 def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
@@ -42,6 +64,24 @@ def _status_public(row: WhatsappSession | None) -> WhatsappStatusPublic:
             error_message=None,
             next_retry_at=None,
             gateway=gateway,
+        )
+    down_since = service_down_since(row)
+    if down_since is not None:
+        # Whatever the row last said (CONNECTED, a QR) is stale: nothing runs the line.
+        return WhatsappStatusPublic(
+            status=WhatsappStatus.ERROR,
+            desired_state=row.desired_state,
+            qr_payload=None,
+            qr_issued_at=None,
+            phone_number=row.phone_number,
+            push_name=row.push_name,
+            connected_since=None,
+            error_code=Failure.SERVICE_DOWN.value,
+            error_message=service_down_sentence(f"{down_since:%Y-%m-%d %H:%M} UTC"),
+            next_retry_at=None,
+            gateway=gateway,
+            service_running=False,
+            service_down_since=down_since,
         )
     pending = row.status == WhatsappStatus.QR_PENDING
     return WhatsappStatusPublic(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -77,6 +78,8 @@ class _Client:
     state: str = "starting"  # starting | pairing | connected | dead
     push_name: str | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Restored (not newly paired): the first round of queued messages is its offline sync.
+    offline_sync: bool = False
 
 
 class SimulatorGateway(Gateway):
@@ -117,7 +120,10 @@ class SimulatorGateway(Gateway):
         self._known: set[int] = set()
         self._fail_connects: dict[int, list[tuple[str, Failure | None]]] = {}
         self._fail_sends: dict[int, list[str]] = {}
+        self._fail_downloads: dict[int, int] = {}
         self._poller: asyncio.Task[None] | None = None
+        # LID -> number mappings the simulated client has learned (``lid_mapping`` command).
+        self._lid_map: dict[int, dict[str, str]] = {}
 
     # ------------------------------------------------------------------ device store
 
@@ -179,6 +185,7 @@ class SimulatorGateway(Gateway):
             return
         client.state = "connected"
         client.push_name = device.get("push_name")
+        client.offline_sync = True
         await self.sink.on_connected(client.tenant_id, client.push_name)
 
     async def _pair(self, client: _Client) -> None:
@@ -247,7 +254,20 @@ class SimulatorGateway(Gateway):
             self._delivered[tenant_id] = known
         return known
 
-    async def send_text(self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None) -> str:
+    async def send_media(
+        self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
+    ) -> str:
+        """A file reaches the phone: its bytes are kept under ``received-media/`` and the sent log
+        records their SHA-256, name and type with the caption."""
+        folder = self.root / "received-media" / f"tenant-{tenant_id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(data).hexdigest()
+        (folder / digest).write_bytes(data)
+        return await self.send_text(tenant_id, chat_jid, caption, message_id=message_id, extra={"media_sha256": digest, "media_name": name, "media_mime": mime, "media_size": len(data)})
+
+    async def send_text(
+        self, tenant_id: int, chat_jid: str, body: str, *, message_id: str | None = None, extra: dict[str, Any] | None = None
+    ) -> str:
         client = self._clients.get(tenant_id)
         if client is None or client.state != "connected":
             raise GatewayError("not connected to WhatsApp")
@@ -255,7 +275,7 @@ class SimulatorGateway(Gateway):
         if failures:
             raise GatewayError(failures.pop(0))
         wa_id = message_id if (self.client_message_ids and message_id) else _wa_id()
-        record = json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id}) + "\n"
+        record = json.dumps({"chat_jid": chat_jid, "body": body, "wa_message_id": wa_id, **(extra or {})}) + "\n"
         delivered = self.delivered_ids(tenant_id)
         if wa_id in delivered:
             # WhatsApp drops a second message under an id it already has.
@@ -302,26 +322,74 @@ class SimulatorGateway(Gateway):
         await self.sink.on_connected(tenant_id, push_name)
         return True
 
-    async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
-        """An inbound message arrives; False (kept for later) while the line is not connected."""
-        client = self._clients.get(tenant_id)
-        if client is None or client.state != "connected":
-            return False
-        raw = str(params.get("from_phone", ""))
-        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="from_phone")
+    def _inbound_message(self, params: dict[str, Any]) -> WhatsappInbound:
+        """One message as the phone described it: from a number, or from a LID (``from_lid``),
+        with the number too when WhatsApp gives it along (``from_phone``)."""
+        raw = str(params.get("from_phone", "") or "")
+        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="from_phone") if raw else None
+        lid = str(params.get("from_lid") or "")
+        if not e164 and not lid:
+            raise ValueError("an inbound message needs from_phone or from_lid")
         at = params.get("timestamp")
-        message = WhatsappInbound(
+        file = str(params.get("media_file") or "")
+        if file and not Path(file).is_file():
+            raise ValueError("media_file must be an existing file")
+        return WhatsappInbound(
             wa_message_id=str(params.get("wa_message_id") or _wa_id()),
-            chat_jid=f"{phones.digits_of(e164)}@s.whatsapp.net",
+            chat_jid=f"{phones.digits_of(lid)}@lid" if lid else f"{phones.digits_of(e164 or '')}@s.whatsapp.net",
             remote_e164=e164,
+            sender_lid=f"{phones.digits_of(lid)}@lid" if lid else None,
             from_me=bool(params.get("from_me", False)),
             push_name=params.get("push_name"),
             message_type=str(params.get("message_type") or "text"),
             body=str(params.get("body") or ""),
             timestamp=datetime.fromisoformat(at) if at else datetime.now(timezone.utc),
+            media_ref=f"file:{file}" if file else None,
+            media_name=(params.get("media_name") or Path(file).name) if file else None,
+            media_mime=str(params.get("media_mime") or "application/octet-stream") if file else None,
+            media_size=Path(file).stat().st_size if file else None,
         )
+
+    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+        """The file of a received message, as WhatsApp's media servers would hand it over."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        failing = self._fail_downloads.get(tenant_id, 0)
+        if failing:
+            self._fail_downloads[tenant_id] = failing - 1
+            raise GatewayError("download failed: media server answered 503")
+        if not ref.startswith("file:"):
+            raise GatewayError("unknown media reference")
+        return await asyncio.to_thread(Path(ref[5:]).read_bytes)
+
+    async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """An inbound message arrives; False (kept for later) while the line is not connected."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        message = self._inbound_message(params)
         await self.sink.on_activity(tenant_id)
         await self.sink.on_inbound(tenant_id, [message])
+        return True
+
+    async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:
+        return self._lid_map.get(tenant_id, {}).get(lid_jid)
+
+    def learn_lid(self, tenant_id: int, params: dict[str, Any]) -> None:
+        """The client learns a LID's number (as whatsmeow does from WhatsApp's notifications)."""
+        raw = str(params.get("phone", ""))
+        e164 = phones.normalise(raw if raw.startswith("+") else "+" + phones.digits_of(raw), "SA", field="phone")
+        self._lid_map.setdefault(tenant_id, {})[f"{phones.digits_of(str(params.get('lid', '')))}@lid"] = e164
+
+    async def history_sync(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """A history sync: many messages (some maybe already seen live) in one event."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        messages = [self._inbound_message(m) for m in params.get("messages", [])]
+        if messages:
+            await self.sink.on_inbound(tenant_id, messages)
         return True
 
     async def receipt(self, tenant_id: int, params: dict[str, Any]) -> bool:
@@ -401,6 +469,8 @@ class SimulatorGateway(Gateway):
             self.fail_next_connects(tenant_id, count, reason)
         elif command["action"] == "crash_after_sends":
             self._crash_after = max(1, count)
+        elif command["action"] == "fail_downloads":
+            self._fail_downloads[tenant_id] = self._fail_downloads.get(tenant_id, 0) + count
         else:
             self._fail_sends.setdefault(tenant_id, []).extend([reason] * count)
 
@@ -413,6 +483,11 @@ class SimulatorGateway(Gateway):
             return True
         if action == "inbound":
             return await self.deliver(tenant_id, command)
+        if action == "history_sync":
+            return await self.history_sync(tenant_id, command)
+        if action == "lid_mapping":
+            self.learn_lid(tenant_id, command)
+            return True
         if action == "receipt":
             return await self.receipt(tenant_id, command)
         if action == "unlink":
@@ -429,21 +504,40 @@ class SimulatorGateway(Gateway):
 
     async def _poll_commands(self) -> None:
         while True:
-            for tenant_id, paths in self._pending_commands().items():
-                for path in paths:
-                    command = read_command(path)
-                    if command is None:
-                        continue
-                    try:
-                        done = await self._apply(tenant_id, command)
-                    except Exception:
-                        log.exception("simulator: command %s for tenant %s failed", command.get("action"), tenant_id)
-                        done = True
-                    if not done:
-                        # Later commands of this tenant wait too, so the phone's order is kept.
-                        break
-                    path.unlink(missing_ok=True)
+            pending = self._pending_commands()
+            for tenant_id in list(self._clients):
+                await self._poll_tenant(tenant_id, pending.get(tenant_id, []))
+            for tenant_id, paths in pending.items():
+                if tenant_id not in self._clients:
+                    await self._poll_tenant(tenant_id, paths)
             await asyncio.sleep(self.poll_interval)
+
+    async def _poll_tenant(self, tenant_id: int, paths: list[Path]) -> None:
+        """Apply a tenant's queued commands in order; a restored line's first round is its
+        offline sync: the messages that waited for it, then how many they were."""
+        client = self._clients.get(tenant_id)
+        syncing = client is not None and client.offline_sync and client.state == "connected"
+        arrived = 0
+        for path in paths:
+            command = read_command(path)
+            if command is None:
+                continue
+            try:
+                done = await self._apply(tenant_id, command)
+            except Exception:
+                log.exception("simulator: command %s for tenant %s failed", command.get("action"), tenant_id)
+                done = True
+            if not done:
+                # Later commands of this tenant wait too, so the phone's order is kept.
+                break
+            path.unlink(missing_ok=True)
+            if command.get("action") == "inbound":
+                arrived += 1
+            elif command.get("action") == "history_sync":
+                arrived += len(command.get("messages", []))
+        if syncing and client is not None and self._clients.get(tenant_id) is client:
+            client.offline_sync = False
+            await self.sink.on_offline_sync(tenant_id, arrived)
 
 
 if __name__ == "__main__":

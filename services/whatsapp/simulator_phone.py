@@ -7,8 +7,15 @@ folder so that a poll is one directory listing however many lines are simulated.
 gateway of the sidecar that holds the tenant picks it up within ``poll_interval``. Commands:
 
 - ``scan`` {phone, push_name}: the phone scans the current QR (only while a QR is shown);
-- ``inbound`` {from_phone, body, message_type?, wa_message_id?, push_name?, from_me?}:
-  a message arrives (kept queued until the line is connected, as the phone would);
+- ``inbound`` {from_phone | from_lid (+ from_phone when WhatsApp gives both), body,
+  message_type?, wa_message_id?, push_name?, from_me?}: a message arrives (kept queued until
+  the line is connected, as the phone would; those that waited make the offline sync of the
+  next restore);
+- ``inbound`` may carry a file: {media_file (a path), media_mime?, media_name?};
+- ``fail_downloads`` {count}: the next ``count`` file downloads fail (then are retried);
+- ``history_sync`` {messages: [inbound params...]}: a history sync of many messages at once;
+- ``lid_mapping`` {lid, phone}: the client learns which number a LID belongs to (the sidecar
+  asks it about unresolved LID senders on its health round);
 - ``receipt`` {wa_message_ids? | all_sent: true, status: DELIVERED|READ}: receipts arrive;
 - ``unlink``: the device is removed from the phone (logged-out event, store deleted);
 - ``fail_connects`` {count, reason}: the next ``count`` connects fail with ``reason``;
@@ -37,9 +44,9 @@ from services.whatsapp.gateway import whatsapp_dir
 
 log = logging.getLogger("services.whatsapp.simulator")
 
-ACTIONS = frozenset({"scan", "inbound", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
+ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "fail_downloads", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
 # Commands applied as soon as the gateway sees them, even before a client runs.
-SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends"})
+SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends", "fail_downloads"})
 
 # Known failures, each with the raw text (and class, when a structured event gives it) that the
 # neonize gateway reports for it. The dial errors are neonize 0.5.2's own, as seen on a machine

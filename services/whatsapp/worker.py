@@ -29,11 +29,12 @@ from services.models import (
     WhatsappStatus,
     utcnow,
 )
-from services.whatsapp import delivery, leases
+from services.whatsapp import delivery, ingest, leases, lids
 from services.whatsapp.failures import Failure
 from services.whatsapp.gateway import Gateway
 from services.whatsapp.gateways import create_gateway
 from services.whatsapp.inbound import InboundWriter
+from services.whatsapp.media_fetch import MediaFetcher
 from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
 from services.whatsapp.sender import Sender
 
@@ -65,6 +66,7 @@ class Sidecar:
         self._seen: set[int] = set()
         self._writer = InboundWriter(self._db)
         self._background: set[asyncio.Task[Any]] = set()
+        self.media = MediaFetcher(gateway=self.gateway, write=self._write, run_blocking=lambda fn: self._db(fn))
         self.sender = Sender(gateway=self.gateway, settings=self.settings, write=self._write, tenants=self.tenants, stopping=self.stopping)
 
     # ------------------------------------------------------------------ plumbing
@@ -247,10 +249,25 @@ class Sidecar:
         if alive and not silent:
             # Written with the next lease renewal: one statement for every live session.
             self._seen.add(tenant_id)
+            await self._resolve_lids(tenant_id)
+            self.media.kick(tenant_id)
             return
         log.warning("tenant %s looks dead while CONNECTED; restarting its client", tenant_id)
         await self.gateway.stop(tenant_id)
         await self._failed(tenant_id, rt, "the connection went silent; reconnecting", immediate=True, code=Failure.CONNECTION_LOST)
+
+    async def _resolve_lids(self, tenant_id: int) -> None:
+        """Ask the client about LID senders still without a number (whatsmeow learns mappings as
+        it goes); each one found merges that person's conversations (``lids.learn``)."""
+        pending = await self._write(lids.unresolved, tenant_id=tenant_id)
+        found = {}
+        for lid in pending:
+            e164 = await self.gateway.resolve_lid(tenant_id, lid)
+            if e164:
+                found[lid] = e164
+        if found:
+            moved = await self._write(lids.learn, tenant_id=tenant_id, mappings=found)
+            log.info("tenant %s: %d LID sender(s) resolved, %d message(s) merged", tenant_id, len(found), moved)
 
     async def _failed(
         self, tenant_id: int, rt: HeldTenant, reason: str, *, immediate: bool = False, code: Failure | None = None
@@ -306,6 +323,7 @@ class Sidecar:
             await asyncio.wait_for(self.gateway.close(), timeout=self.settings.stop_timeout)
         except Exception:
             log.exception("stopping the clients failed")
+        await self.media.close()
         try:
             await asyncio.wait_for(self._writer.close(), timeout=self.settings.stop_timeout)
         except Exception:
@@ -417,6 +435,13 @@ class Sidecar:
             await self._writer.store(tenant_id, messages)
         except Exception:
             log.exception("storing %d inbound message(s) of tenant %s failed", len(messages), tenant_id)
+            return
+        if any(m.media_ref for m in messages):
+            self.media.kick(tenant_id)
+
+    async def on_offline_sync(self, tenant_id: int, messages: int) -> None:
+        log.info("tenant %s: the offline sync brought %d message(s)", tenant_id, messages)
+        await self._guard(f"offline sync of tenant {tenant_id}", self._write(ingest.record_offline_sync, tenant_id=tenant_id, messages=messages))
 
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None:
         await self._guard(

@@ -73,6 +73,7 @@ def test_openapi_and_docs_are_served_under_api_v1(http: httpx.Client, spec: dict
 def _concrete(path: str) -> str:
     return (
         path.replace("{extension_id}", "1").replace("{call_id}", "1").replace("{client_id}", "1").replace("{user_id}", "1")
+        .replace("{recording_id}", "1").replace("{case_id}", "1").replace("{message_id}", "1").replace("{dead_letter_id}", "1")
     )
 
 

@@ -6,6 +6,7 @@ played here by the same store functions the sidecar calls.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -224,3 +225,91 @@ def test_an_uncertain_message_is_listed_and_can_be_sent_again_or_marked_sent(htt
     r = http.post(f"{QR}/messages/{second}/mark-sent", headers=firm.auth(Role.MANAGER))
     assert r.status_code == 200 and r.json()["status"] == "SENT" and r.json()["error"] is None
     assert http.post(f"{QR}/messages/0/resend", headers=firm.auth()).status_code == 422
+
+
+def _sidecar_stores(engine: Engine, firm: Firm, *messages: Any) -> None:
+    from services.whatsapp import ingest
+
+    with Session(engine) as session:
+        ingest.store_counted(session=session, tenant_id=firm.tenant_id, messages=list(messages))
+        session.commit()
+
+
+def test_counters_and_dead_letters_over_http(http: httpx.Client, engine: Engine, connected: Firm, rival: Firm) -> None:
+    from services.models import WhatsappInbound
+    from services.whatsapp import ingest
+
+    hello = WhatsappInbound(wa_message_id="IN1", chat_jid="966507778899@s.whatsapp.net", remote_e164="+966507778899", body="hello")
+    _sidecar_stores(engine, connected, hello, hello)
+    lost = WhatsappInbound(wa_message_id="IN2", chat_jid="966507778899@s.whatsapp.net", remote_e164="+966507778899", body="kept raw")
+    with Session(engine) as session:
+        ingest.dead_letter(session=session, tenant_id=connected.tenant_id, message=lost, error="OperationalError: database is locked", attempts=3)
+        session.commit()
+    stats = http.get(f"{QR}/stats", headers=connected.auth(Role.AGENT))
+    assert stats.status_code == 200, stats.text
+    assert {k: stats.json()[k] for k in ("received", "stored", "failed", "dead_letters")} == {"received": 3, "stored": 1, "failed": 1, "dead_letters": 1}
+    assert http.get(f"{QR}/dead-letters", headers=connected.auth(Role.AGENT)).status_code == 403
+    page = http.get(f"{QR}/dead-letters", headers=connected.auth(Role.OWNER))
+    assert page.status_code == 200 and page.json()["count"] == 1
+    letter = page.json()["data"][0]
+    assert letter["wa_message_id"] == "IN2" and WhatsappInbound.model_validate_json(letter["payload"]).body == "kept raw"
+    # Another firm sees none of it, and its id is not found for them.
+    assert http.get(f"{QR}/dead-letters", headers=rival.auth()).json()["count"] == 0
+    assert http.post(f"{QR}/dead-letters/{letter['id']}/retry", headers=rival.auth()).status_code == 404
+    r = http.post(f"{QR}/dead-letters/{letter['id']}/retry", headers=connected.auth())
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("stored", "failed", "dead_letters")} == {"stored": 2, "failed": 0, "dead_letters": 0}
+    assert http.post(f"{QR}/dead-letters/{letter['id']}/retry", headers=connected.auth()).status_code == 404
+    bodies = [m["body"] for m in http.get(f"{QR}/messages", headers=connected.auth()).json()["data"]]
+    assert sorted(bodies) == ["hello", "kept raw"]
+
+
+def test_status_says_the_service_is_not_running_once_its_lease_lapsed(http: httpx.Client, engine: Engine, connected: Firm) -> None:
+    import sqlalchemy as sa
+
+    from services.models import WhatsappSession, utcnow
+
+    assert http.get(f"{QR}/status", headers=connected.auth(Role.AGENT)).json()["status"] == "CONNECTED"
+    with Session(engine) as session:
+        # The sidecar died 40 s ago: its lease (60 s) lapsed 10 s ago, and nobody rewrote the row.
+        renewed = utcnow() - timedelta(seconds=70)
+        session.execute(sa.update(WhatsappSession).values(lease_renewed_at=renewed, lease_expires_at=renewed + timedelta(seconds=60)))
+        session.commit()
+    status = http.get(f"{QR}/status", headers=connected.auth(Role.AGENT)).json()
+    assert status["status"] == "ERROR" and status["error_code"] == "service_down" and status["service_running"] is False
+    assert status["error_message"].startswith("WhatsApp service not running since ") and "messages are queued" in status["error_message"]
+    assert status["connected_since"] is None and status["service_down_since"]
+
+
+def test_a_file_is_sent_by_multipart_and_read_back_by_range_only_in_the_firm(
+    http: httpx.Client, connected: Firm, rival: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import os
+
+    monkeypatch.setenv("WATHEEQ_WHATSAPP_MEDIA_MAX_MB", "0.5")
+    pdf = b"%PDF-1.4\n" + os.urandom(200_000)
+    r = http.post(
+        f"{QR}/send-file",
+        headers=connected.auth(Role.AGENT),
+        data={"to": "0501234567", "caption": "the notice"},
+        files={"file": ("notice.pdf", pdf, "application/pdf")},
+    )
+    assert r.status_code == 201, r.text
+    sent = r.json()
+    assert (sent["status"], sent["message_type"], sent["body"], sent["media_name"]) == ("PENDING", "document", "the notice", "notice.pdf")
+    assert sent["media_sha256"] == hashlib.sha256(pdf).hexdigest() and sent["media_size"] == len(pdf)
+    whole = http.get(f"{QR}/messages/{sent['id']}/media", headers=connected.auth(Role.AGENT))
+    assert whole.status_code == 200 and whole.content == pdf and whole.headers["accept-ranges"] == "bytes"
+    part = http.get(f"{QR}/messages/{sent['id']}/media", headers={**connected.auth(), "Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == pdf[10:20] and part.headers["content-range"] == f"bytes 10-19/{len(pdf)}"
+    assert http.get(f"{QR}/messages/{sent['id']}/media", headers={**connected.auth(), "Range": f"bytes={len(pdf) + 1}-"}).status_code == 416
+    # Another firm: not found, whoever asks.
+    assert http.get(f"{QR}/messages/{sent['id']}/media", headers=rival.auth()).status_code == 404
+    assert http.post(f"{QR}/messages/{sent['id']}/media/retry", headers=rival.auth()).status_code == 404
+    # Too large: refused with the reason, nothing queued.
+    big = http.post(
+        f"{QR}/send-file", headers=connected.auth(), data={"to": "0501234567"}, files={"file": ("big.bin", os.urandom(600_000), "application/octet-stream")}
+    )
+    assert big.status_code == 422 and "the file is larger than the 0.5 MB limit" in big.text
+    assert http.get(f"{QR}/messages", headers=connected.auth()).json()["count"] == 1

@@ -328,3 +328,142 @@ def test_a_message_that_may_not_have_been_sent_asks_a_person_to_decide(page, ser
     second.get_by_test_id("wa-send-again").click()
     expect(second).not_to_have_attribute("data-status", "UNCERTAIN", timeout=5_000)
     assert _message(services_db, tenant_id, bodies[1]).status in (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.SENT)
+
+
+def _voice_note(folder: Path) -> tuple[Path, str]:
+    """A second of real audio the browser can play: Ogg (sox) when the machine has it, else WAV."""
+    import shutil
+    import subprocess
+    import wave
+
+    if shutil.which("sox"):
+        path = folder / "voice-note.ogg"
+        subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", str(path), "synth", "1.0", "sine", "440"], check=True, capture_output=True)
+        return path, "audio/ogg"
+    path = folder / "voice-note.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x10" * 16000)
+    return path, "audio/wav"
+
+
+def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, tmp_path):
+    import base64
+    import hashlib
+    import zlib
+
+    from services.whatsapp.simulator import enqueue_command
+
+    login(page, "ADMIN")
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    page.goto("/whatsapp")
+    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
+    if page.get_by_test_id("wa-panel-connected").count() == 0:
+        page.get_by_test_id("wa-link").click()
+        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
+        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+
+    # A real PNG (8x8, red), a PDF, and a real audio file.
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 8 for _ in range(8))
+    chunk = lambda kind, data: len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")  # noqa: E731
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", (8).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00") + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    (tmp_path / "contract.png").write_bytes(png)
+    pdf = b"%PDF-1.4\n%" + base64.b64encode(os.urandom(200_000)) + b"\n%%EOF\n"
+    (tmp_path / "court-notice.pdf").write_bytes(pdf)
+    voice, voice_mime = _voice_note(tmp_path)
+    _, _, phone = _a_client(services_db, tenant_id, skip=2)
+    stamp = time.time_ns()
+    sent_at = time.monotonic()
+    for name, mime, body in (("contract.png", "image/png", f"photo {stamp}"), ("court-notice.pdf", "application/pdf", f"pdf {stamp}")):
+        enqueue_command(tenant_id, "inbound", root=root, from_phone=phone, body=body, message_type="image" if mime.startswith("image") else "document", media_file=str(tmp_path / name), media_mime=mime)
+    enqueue_command(tenant_id, "inbound", root=root, from_phone=phone, body=f"voice {stamp}", message_type="voice", media_file=str(voice), media_mime=voice_mime)
+
+    photo = page.get_by_test_id("wa-message").filter(has_text=f"photo {stamp}")
+    image = photo.get_by_test_id("wa-media-image")
+    document = page.get_by_test_id("wa-message").filter(has_text=f"pdf {stamp}").get_by_test_id("wa-media-document")
+    audio = page.get_by_test_id("wa-message").filter(has_text=f"voice {stamp}").get_by_test_id("wa-media-audio")
+    for shown in (image, document, audio):
+        expect(shown).to_be_visible(timeout=10_000)
+    print(f"\nphoto, PDF and voice note shown {time.monotonic() - sent_at:.2f} s after the phone sent them")
+    # The image loaded (a real decoded picture), and opens full size.
+    expect(image).to_have_js_property("naturalWidth", 8, timeout=5_000)
+    response = page.request.get(image.get_attribute("src"))
+    assert response.status == 200 and response.body() == png and response.headers["content-type"] == "image/png"
+    # The PDF's link downloads it, byte-identical, under its name.
+    download = page.request.get(document.get_attribute("href"))
+    assert download.status == 200 and hashlib.sha256(download.body()).hexdigest() == hashlib.sha256(pdf).hexdigest()
+    assert download.headers["content-disposition"] == 'attachment; filename="court-notice.pdf"'
+    expect(document).to_contain_text("court-notice.pdf")
+    # Range requests are honoured.
+    part = page.request.get(document.get_attribute("href").replace("&download=true", ""), headers={"Range": "bytes=0-99"})
+    assert part.status == 206 and part.body() == pdf[:100]
+    # The voice note plays to its end.
+    audio.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function("a => a.ended", arg=audio.element_handle(), timeout=10_000)
+    # A link not signed by the server reads nothing.
+    assert page.request.get(image.get_attribute("src").replace("sig=", "sig=x")).status in (401, 403)
+    screenshot(page, "whatsapp-media")
+
+    # An agent sends a PDF with a caption: the phone gets the same bytes; ticks go sent -> delivered -> read.
+    import json
+
+    outgoing = tmp_path / "engagement-letter.pdf"
+    letter = b"%PDF-1.4\n%" + base64.b64encode(os.urandom(150_000)) + b"\n%%EOF\n"
+    outgoing.write_bytes(letter)
+    page.get_by_test_id("wa-send-mode").get_by_role("radio", name="To a number").click()
+    page.get_by_test_id("wa-send-to").fill(phone)
+    caption = f"Your engagement letter {stamp}"
+    page.get_by_test_id("wa-send-body").fill(caption)
+    page.get_by_test_id("wa-attach").locator("input[type=file]").set_input_files(str(outgoing))
+    page.get_by_test_id("wa-send-file").click()
+    bubble = page.get_by_test_id("wa-message").filter(has_text=caption)
+    expect(bubble).to_have_attribute("data-status", "SENT", timeout=10_000)
+    log = root / "sent" / f"tenant-{tenant_id}.jsonl"
+    (record,) = [r for r in (json.loads(line) for line in log.read_text().splitlines() if line) if r.get("body") == caption]
+    assert record["media_sha256"] == hashlib.sha256(letter).hexdigest() and record["media_name"] == "engagement-letter.pdf"
+    assert (root / "received-media" / f"tenant-{tenant_id}" / record["media_sha256"]).read_bytes() == letter
+    for status in ("DELIVERED", "READ"):
+        enqueue_command(tenant_id, "receipt", root=root, wa_message_ids=[record["wa_message_id"]], status=status)
+        expect(bubble).to_have_attribute("data-status", status, timeout=5_000)
+    expect(bubble.get_by_test_id("wa-media-document")).to_contain_text("engagement-letter.pdf")
+
+
+def test_while_the_sidecar_is_stopped_the_page_says_the_service_is_not_running(page, app, services_db):
+    """The sidecar frozen (SIGSTOP: it can neither work nor renew its lease) stands for one that
+    died: within the lease the page and the header say the service is not running, not a
+    stale CONNECTED; resumed, the line is CONNECTED again."""
+    import signal
+
+    from services.whatsapp.simulator import enqueue_command
+
+    login(page, "ADMIN")
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    page.goto("/whatsapp")
+    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
+    if page.get_by_test_id("wa-panel-connected").count() == 0:
+        page.get_by_test_id("wa-link").click()
+        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
+        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+    lock = root.parent / "sidecars" / "sidecar-1.lock"
+    supervisor = int(lock.read_text().split()[0])
+    os.killpg(supervisor, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        notice = page.get_by_test_id("wa-service-down")
+        # The default lease is 30 s; the page's watcher reads the status every 0.3 s.
+        expect(notice).to_be_visible(timeout=40_000)
+        print(f"\nsidecar stopped -> page says the service is not running: {time.monotonic() - stopped:.1f} s")
+        expect(notice).to_contain_text("WhatsApp service not running since ")
+        expect(notice).to_contain_text("messages are queued")
+        expect(page.get_by_test_id("wa-panel-connected")).to_have_count(0)
+        expect(page.get_by_test_id("whatsapp-status")).to_contain_text("service not running")
+        screenshot(page, "whatsapp-service-down")
+    finally:
+        os.killpg(supervisor, signal.SIGCONT)
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)

@@ -46,6 +46,7 @@ _WHY: dict[int, str] = {
     status.HTTP_403_FORBIDDEN: "The caller's role may not do this",
     status.HTTP_404_NOT_FOUND: "No such object in the caller's firm",
     status.HTTP_409_CONFLICT: "The change conflicts with the current state or a concurrent change",
+    status.HTTP_416_RANGE_NOT_SATISFIABLE: "The Range lies outside the file; Content-Range: bytes */<size> gives its size",
     status.HTTP_422_UNPROCESSABLE_CONTENT: "Bad input: where (loc) and why (msg)",
     status.HTTP_429_TOO_MANY_REQUESTS: "Too many failed sign-ins; wait for Retry-After seconds",
     status.HTTP_503_SERVICE_UNAVAILABLE: "The database cannot be reached",

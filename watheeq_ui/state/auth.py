@@ -326,6 +326,13 @@ async def principal_for_page(state: rx.State, access: Permission | str = "member
     return await auth.principal(access, activity=activity)
 
 
+async def tab_session_id(state: rx.State) -> int:
+    """The id of the tab's session (no credential by itself): what a signed recording link
+    is bound to, so the link dies with the session. 0 when signed out."""
+    auth = await state.get_state(AuthState)
+    return auth._session_id
+
+
 async def tenant_timezone(state: rx.State) -> str:
     auth = await state.get_state(AuthState)
     return auth.timezone()

@@ -18,6 +18,8 @@ class WhatsappLineState(rx.State):
     status: str = ""
     phone_number: str = ""
     simulator: bool = False
+    # No sidecar holds the line: the header says the service is not running.
+    service_down: bool = False
 
     @rx.event
     async def refresh(self):
@@ -32,6 +34,7 @@ class WhatsappLineState(rx.State):
         line = await offloop.run(_read_line, principal)
         live_tabs.follow(self, principal.tenant_id, principal.user_id, "whatsapp", layout=True)
         self.status = line.status.value
+        self.service_down = not line.service_running
         self.phone_number = line.phone_number or ""
         self.simulator = config.whatsapp_gateway() == "simulator"
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from services import call_center
 from services.call_center.stats import MAX_SERVICE_LEVEL_THRESHOLD_S
 from services.errors import NotFound
+from services.pbx import feed
 from services.pbx.settings import test_cdr_connection
 from services.models import (
     CallBase,
@@ -18,6 +19,7 @@ from services.models import (
     CallDetail,
     CallDirection,
     CallFilters,
+    CallLegPublic,
     CallOrder,
     CallPublic,
     CallStats,
@@ -27,6 +29,7 @@ from services.models import (
     CdrConnectionResult,
     ExtensionAssign,
     ExtensionPublic,
+    PbxFeedHealth,
     PbxSettingsIn,
     PbxSettingsPublic,
     SoftphoneConfig,
@@ -112,6 +115,16 @@ def get_pbx_settings(session: SessionDep, admin: AdminDep) -> PbxSettingsPublic:
     return settings
 
 
+@router.get("/pbx-settings/feed", response_model=PbxFeedHealth, responses=responses(403, 404))
+def get_pbx_feed_health(session: SessionDep, admin: AdminDep) -> PbxFeedHealth:
+    """The health of the PBX's call-record feed (OWNER/ADMIN): connected, last record, records
+    today, gaps found and filled, last error; 404 until a reconciler has started the feed."""
+    health = feed.get_health(session=session, tenant_id=admin.tenant_id)
+    if health is None:
+        raise NotFound("the PBX's call-record feed has not started")
+    return health
+
+
 @router.put("/pbx-settings", response_model=PbxSettingsPublic, responses=responses(400, 403, 409))
 def update_pbx_settings(session: SessionDep, admin: AdminDep, data: PbxSettingsUpdate) -> PbxSettingsPublic:
     """Create or replace the firm's PBX settings (OWNER/ADMIN); the TURN credential is never returned."""
@@ -190,6 +203,13 @@ _CALL_ORDERS = {"-started_at": CallOrder.NEWEST_FIRST, "started_at": CallOrder.O
 def get_call(session: SessionDep, principal: PrincipalDep, call_id: IdPath) -> CallDetail:
     """One call with its notes and recordings."""
     return call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+
+
+@router.get("/calls/{call_id}/legs", response_model=list[CallLegPublic], responses=responses(404))
+def get_call_legs(session: SessionDep, principal: PrincipalDep, call_id: IdPath) -> list[CallLegPublic]:
+    """The PBX's legs of one call: each agent rung (for how long, answered or not), transfers,
+    and who talked how long; empty until the PBX's record of the call is in."""
+    return call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
 
 
 @router.patch("/calls/{call_id}", response_model=CallDetail, responses=responses(400, 404, 409))

@@ -7,15 +7,21 @@ message answers 201 in PENDING and its later states show up in the message log.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile, status
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 
-from services import whatsapp
+from services import accounts, whatsapp
+from services.errors import AuthenticationFailed
+from services.whatsapp import media, outbox_files
 from services.models import (
     MessageDirection,
     WhatsappMessageBase,
+    WhatsappDeadLettersPage,
+    WhatsappIngestStats,
     WhatsappMessagePublic,
     WhatsappMessagesPage,
     WhatsappSend,
@@ -23,7 +29,7 @@ from services.models import (
     max_length,
 )
 from services.paging import MAX_CURSOR_LENGTH
-from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep, TokenDep
 from watheeq_ui.api.errors import responses
 
 router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"], responses=responses(401))
@@ -60,6 +66,34 @@ def get_status(session: SessionDep, principal: PrincipalDep) -> WhatsappStatusPu
 def send(session: SessionDep, principal: PrincipalDep, data: WhatsappSendIn) -> WhatsappMessagePublic:
     """Queue a text message to a number or a client; 409 while the line is not connected."""
     return whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+
+
+def _upload_chunks(upload: UploadFile) -> Any:
+    while chunk := upload.file.read(1024 * 1024):
+        yield chunk
+
+
+@router.post("/send-file", response_model=WhatsappMessagePublic, status_code=status.HTTP_201_CREATED, responses=responses(404, 409))
+def send_file(
+    session: SessionDep,
+    principal: PrincipalDep,
+    file: Annotated[UploadFile, File(description="the file: an image, a document, audio or video (64 MB at most)")],
+    to: Annotated[str | None, Form(max_length=40)] = None,
+    client_id: Annotated[int | None, Form(ge=1, le=MAX_ID)] = None,
+    caption: Annotated[str, Form(max_length=4096)] = "",
+) -> WhatsappMessagePublic:
+    """Queue a file (multipart) with an optional caption to a number or a client, in the same
+    outbox as text; 422 (field ``file``) when it is over the per-file or the firm's limit or
+    empty, 409 while the line is not connected."""
+    return outbox_files.send_file(
+        session=session,
+        tenant_id=principal.tenant_id,
+        actor=principal,
+        data=WhatsappSend(to=to, client_id=client_id, body=caption),
+        filename=file.filename or "file",
+        mime=file.content_type,
+        chunks=_upload_chunks(file),
+    )
 
 
 @router.get("/messages", response_model=WhatsappMessagesPage, responses=responses(404))
@@ -99,3 +133,94 @@ def resend(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> 
 def mark_sent(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
     """Record that a message that may not have been sent (UNCERTAIN) did arrive; 409 for any other."""
     return whatsapp.confirm_message_sent(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+
+
+@router.get("/stats", response_model=WhatsappIngestStats)
+def ingest_stats(session: SessionDep, principal: PrincipalDep) -> WhatsappIngestStats:
+    """Inbound counters: messages received, stored (each WhatsApp id once) and failed (kept as
+    dead letters), and how many the last reconnect's offline sync brought."""
+    return whatsapp.get_ingest_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
+
+
+@router.get("/dead-letters", response_model=WhatsappDeadLettersPage, responses=responses(400, 403))
+def dead_letters(
+    session: SessionDep, admin: AdminDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> WhatsappDeadLettersPage:
+    """Inbound messages that could not be stored even after retries, kept raw (OWNER/ADMIN)."""
+    return whatsapp.list_dead_letters(session=session, tenant_id=admin.tenant_id, actor=admin, limit=limit)
+
+
+@router.post("/dead-letters/{dead_letter_id}/retry", response_model=WhatsappIngestStats, responses=responses(403, 404, 409))
+def retry_dead_letter(session: SessionDep, admin: AdminDep, dead_letter_id: IdPath) -> WhatsappIngestStats:
+    """Store a dead letter's message now (OWNER/ADMIN); 409 when it still cannot be stored."""
+    whatsapp.retry_dead_letter(session=session, tenant_id=admin.tenant_id, actor=admin, dead_letter_id=dead_letter_id)
+    return whatsapp.get_ingest_stats(session=session, tenant_id=admin.tenant_id, actor=admin)
+
+
+_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+_MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole file; Accept-Ranges: bytes", "content": {"application/octet-stream": _FILE}},
+    206: {"description": "The bytes of the Range, with Content-Range", "content": {"application/octet-stream": _FILE}},
+    **responses(401, 404, 416),
+}
+
+
+def _parse_range(header: str | None) -> tuple[int | None, int | None]:
+    match = _RANGE.match(header.strip()) if header else None
+    if match is None or (match[1] == "" and match[2] == ""):
+        return None, None
+    start = int(match[1]) if match[1] else None
+    end = int(match[2]) if match[2] else None
+    if start is not None and end is not None and end < start:
+        return None, None
+    return start, end
+
+
+@router.get("/messages/{message_id}/media", response_class=StreamingResponse, responses=_MEDIA_RESPONSES)
+def message_media(
+    session: SessionDep,
+    token: TokenDep,
+    message_id: IdPath,
+    range_header: Annotated[str | None, Header(alias="range", max_length=100)] = None,
+    session_id: Annotated[int | None, Query(alias="session", ge=1, le=MAX_ID, description="with sig: the dashboard session a signed link is for")] = None,
+    sig: Annotated[str | None, Query(max_length=200, description="the signature of a link the dashboard made (15 minutes)")] = None,
+    download: Annotated[bool, Query(description="send as an attachment")] = False,
+) -> Any:
+    """A received file (image, document, voice note, audio, video), for members of the firm
+    (anyone else 404); one HTTP byte range supported."""
+    if token:
+        principal = accounts.principal_for_token(session=session, token=token)
+    elif session_id is not None and sig:
+        principal = media.principal_for_link(session=session, session_id=session_id, message_id=message_id, signature=sig)
+    else:
+        raise AuthenticationFailed("not authenticated: send an Authorization: Bearer token")
+    start, end = _parse_range(range_header)
+    try:
+        stream = media.open_for(principal, session=session, tenant_id=principal.tenant_id, message_id=message_id, start=start, end=end)
+    except media.RangeNotSatisfiable as exc:
+        return JSONResponse(
+            status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
+            content={"detail": str(exc)},
+            headers={"Content-Range": f"bytes */{exc.size}", "Accept-Ranges": "bytes"},
+        )
+    ascii_name = stream.filename.encode("ascii", "replace").decode().replace("?", "_")
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(stream.end - stream.start + 1 if stream.size else 0),
+        "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{ascii_name}"',
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if stream.partial:
+        headers["Content-Range"] = f"bytes {stream.start}-{stream.end}/{stream.size}"
+    return StreamingResponse(
+        stream.chunks, status_code=status.HTTP_206_PARTIAL_CONTENT if stream.partial else status.HTTP_200_OK, media_type=stream.content_type, headers=headers
+    )
+
+
+@router.post("/messages/{message_id}/media/retry", response_model=WhatsappMessagePublic, responses=responses(404, 409))
+def retry_media(session: SessionDep, principal: PrincipalDep, message_id: IdPath) -> WhatsappMessagePublic:
+    """Download again a file that could not be downloaded ("failed"); 409 for any other."""
+    media.retry(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+    return whatsapp.get_message(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)

@@ -66,6 +66,56 @@ def softphone_root() -> rx.Component:
                 on_unmount=SoftphoneState.clear_config,
             ),
         ),
+        rx.cond(AuthState.signed_in, presence_control()),
+    )
+
+
+HEARTBEAT_MS = 10_000
+_PRESENCE_CHOICES = ("AVAILABLE", "AWAY:BREAK", "AWAY:MEETING", "AWAY:COURT")
+
+
+def _choice_label(value: str) -> rx.Var:
+    status, _, reason = value.partition(":")
+    return t(f"away_{reason}") if reason else t("set_available")
+
+
+def presence_control() -> rx.Component:
+    """The agent's Available/Away switch (with the reason) beside the phone, the state the
+    server keeps for them, and the tab's heartbeat (services.presence)."""
+    state = SoftphoneState.presence
+    value = rx.cond(state == "AWAY", "AWAY:" + SoftphoneState.away_reason, rx.cond(state == "AVAILABLE", "AVAILABLE", ""))
+    return rx.fragment(
+        rx.moment(interval=HEARTBEAT_MS, on_change=SoftphoneState.heartbeat, display="none"),
+        rx.cond(
+            state != "",
+            rx.hstack(
+                rx.badge(
+                    rx.match(state, *[(s, t(f"ag_{s}")) for s in ("OFFLINE", "AVAILABLE", "RINGING", "ON_CALL", "WRAP_UP", "AWAY")], state),
+                    data_testid="presence-state",
+                    data_state=state,
+                    variant="surface",
+                ),
+                rx.select.root(
+                    rx.select.trigger(placeholder=t("my_state"), data_testid="presence-select", aria_label=t("my_state")),
+                    rx.select.content(
+                        *[rx.select.item(_choice_label(v), value=v, data_testid=f"presence-{v.replace(':', '-')}") for v in _PRESENCE_CHOICES]
+                    ),
+                    value=value,
+                    on_change=SoftphoneState.set_presence,
+                    size="1",
+                ),
+                position="fixed",
+                bottom="32px",
+                inset_inline_end="88px",
+                z_index="999",
+                align="center",
+                padding="4px 8px",
+                border_radius="8px",
+                background=rx.color("gray", 2),
+                box_shadow="0 2px 8px rgba(0,0,0,.15)",
+                data_testid="presence-control",
+            ),
+        ),
     )
 
 

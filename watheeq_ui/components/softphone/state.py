@@ -15,10 +15,11 @@ from typing import Any
 import reflex as rx
 from reflex.config import get_config
 
-from services import accounts, call_center, clients, db, phones
+from services import accounts, call_center, clients, db, phones, presence
 from services.call_center.softphone import SoftphoneCallEvent, apply_softphone_event, leg_key
 from services.errors import Conflict, DomainError, NotFound
-from services.models import CallDirection, CallFilters, Principal
+from services.models import AgentStatus, AwayReason, CallDirection, CallFilters, Principal
+from services.presence import PhoneEvent
 from watheeq_ui.i18n import tr
 from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page
@@ -43,6 +44,13 @@ def _browser_time(value: Any, now: datetime) -> datetime | None:
     return at if abs(at - now) <= _MAX_CLOCK_SKEW else None
 
 
+# The phone's ring notices (sent at once, while the call itself is reported only when it is
+# answered or ends): the agent is Ringing, or no longer (a colleague took the call).
+_RING_EVENTS = {"ringing": PhoneEvent.RINGING, "ring_ended": PhoneEvent.HUNG_UP}
+# What each softphone call event means for the agent's presence.
+_PHONE_EVENTS = {"new": PhoneEvent.RINGING, "accepted": PhoneEvent.ANSWERED, "ended": PhoneEvent.HUNG_UP, "failed": PhoneEvent.HUNG_UP}
+
+
 def _direction(value: Any) -> CallDirection:
     return CallDirection.INBOUND if value == "incoming" else CallDirection.OUTBOUND
 
@@ -54,8 +62,13 @@ class SoftphoneState(rx.State):
     match: dict[str, Any] = {}
     recent: list[dict[str, Any]] = []
     cases: list[dict[str, Any]] = []
+    # The agent's presence as the server keeps it (services.presence), and the phone's
+    # registration in this tab (only the tab holding the phone registers and beats).
+    presence: str = ""
+    away_reason: str = ""
 
     _extension: str = ""
+    _registered: bool = False
     # Calls this tab is talking on (SIP Call-ID -> when answered, monotonic seconds): talking
     # is activity, so a long call never ends in an idle sign-out that would drop it.
     _talking: dict[str, float] = {}
@@ -95,6 +108,10 @@ class SoftphoneState(rx.State):
             "credentials_url": f"{get_config().api_url}/api/v1/call-center/extension",
         }
         self._extension = cfg.extension
+        [mine] = (await offloop.call(presence.list_states, principal))[:1] or [None]
+        if mine is not None and mine.user_id == principal.user_id:
+            self.presence = mine.status.value
+            self.away_reason = mine.reason.value if mine.reason else ""
         if wanted != self.config:  # an unchanged config must not restart the user agent
             self.config = wanted
         await self._load_recent(principal)
@@ -107,6 +124,42 @@ class SoftphoneState(rx.State):
         self.cases = []
         self._extension = ""
         self._talking = {}
+        self._registered = False
+        self.presence = ""
+        self.away_reason = ""
+
+    async def _report(self, principal: Principal, event: PhoneEvent, *, other_party: str = "", call_ref: str = "") -> None:
+        """Tells services.presence what the phone did; the agent's state comes back."""
+        status = await offloop.call(presence.report_phone, principal, event=event, other_party=other_party, call_ref=call_ref)
+        if status != AgentStatus.AWAY:
+            self.away_reason = ""
+        self.presence = status.value
+
+    @rx.event
+    async def heartbeat(self, _value: str = ""):
+        """Every 10 s from the tab: the tab holding the registered phone is alive."""
+        principal = await principal_for_page(self, activity=False)
+        if principal is None or not self._registered:
+            return
+        status = await offloop.call(presence.heartbeat, principal, registered=True)
+        self.presence = status.value
+
+    @rx.event
+    async def set_presence(self, value: str):
+        """The agent's Available/Away control: "AVAILABLE" or "AWAY:<reason>"."""
+        principal = await principal_for_page(self)
+        if principal is None:
+            return None
+        status, _, reason = str(value).partition(":")
+        if status not in ("AVAILABLE", "AWAY") or (status == "AWAY" and reason not in AwayReason.__members__):
+            return None
+        try:
+            state = await offloop.call(presence.set_own_state, principal, status=AgentStatus(status), reason=AwayReason(reason) if reason else None)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.presence = state.status.value
+        self.away_reason = state.reason.value if state.reason else ""
+        return None
 
     async def _load_recent(self, principal: Principal) -> None:
         page = await offloop.call(
@@ -128,7 +181,13 @@ class SoftphoneState(rx.State):
         """The first registration of a page closes the calls its previous page left open."""
         # The phone's own doing, not the user's: it does not keep the session alive.
         principal = await principal_for_page(self, activity=False)
-        if principal is None or payload.get("state") != "registered" or not payload.get("first"):
+        if principal is None or not self._extension:
+            return
+        registered = payload.get("state") == "registered"
+        if registered or payload.get("state") == "failed":
+            self._registered = registered
+            await self._report(principal, PhoneEvent.REGISTERED if registered else PhoneEvent.UNREGISTERED)
+        if not registered or not payload.get("first"):
             return
         closed = await offloop.call(
             call_center.close_open_calls_for_agent, principal, user_id=principal.user_id, before=datetime.now(timezone.utc)
@@ -143,6 +202,12 @@ class SoftphoneState(rx.State):
         by_user = payload.get("direction") != "incoming" or payload.get("kind") == "accepted" or bool(payload.get("answered_at"))
         principal = await principal_for_page(self, activity=by_user)
         if principal is None or not self._extension:
+            return
+        ring = _RING_EVENTS.get(str(payload.get("kind")))
+        if ring is not None:
+            # An incoming call ringing (or answered by a colleague): presence only, no call row.
+            remote = str(payload.get("remote") or "")[:64]
+            await self._report(principal, ring, other_party=remote, call_ref=str(payload.get("call_id") or "")[:255])
             return
         now = datetime.now(timezone.utc)
         at = _browser_time(payload.get("at"), now)
@@ -169,6 +234,11 @@ class SoftphoneState(rx.State):
             # A bad or stale event must not break the phone; the log is reconciled later.
             log.warning("softphone event not logged: %s", exc)
             return
+        phone_event = _PHONE_EVENTS.get(event.kind.value)
+        if event.kind.value == "new" and event.direction is not CallDirection.INBOUND:
+            phone_event = None  # dialing out: the agent is on a call once it is answered
+        if phone_event is not None:
+            await self._report(principal, phone_event, other_party=event.remote_number, call_ref=event.sip_call_id)
         if cases is not None:
             self.cases = [{"id": c.id, "title": c.title} for c in cases]
         elif event.kind.value == "new":
@@ -210,6 +280,10 @@ class SoftphoneState(rx.State):
         )
         note = str(payload.get("note") or "").strip() or None
         case_id = payload.get("case_id") if isinstance(payload.get("case_id"), int) else None
+        # Saving or skipping the wrap-up ends it: the agent is Available again.
+        await self._report(principal, PhoneEvent.WRAP_UP_DONE)
+        if note is None and case_id is None:
+            return None
         try:
             found = await offloop.run(_wrap_up, principal, key, note, case_id)
         except DomainError as exc:

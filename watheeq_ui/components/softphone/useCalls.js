@@ -108,10 +108,16 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
       status_code: extra.status_code || null,
     };
     if (entry.view.direction === "incoming" && entry.unreported) {
+      // The agent's presence follows the ring at once (no call row: see above).
+      if (kind === "new") send({ ...payload, kind: "ringing" });
       if (kind === "new" || kind === "progress") { entry.unreported.push(payload); return; }
       const held = entry.unreported;
       entry.unreported = null;
-      if (extra.elsewhere) { mark("call:answered-elsewhere", { key: entry.view.key }); return; }
+      if (extra.elsewhere) {
+        mark("call:answered-elsewhere", { key: entry.view.key });
+        send({ ...payload, kind: "ring_ended" });
+        return;
+      }
       held.forEach(send);
     }
     send(payload);
@@ -366,8 +372,9 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     return () => clearInterval(t);
   }, [calls]);
 
+  // Saving or skipping both end the wrap-up on the server (the agent's presence), with or without a note.
   const saveWrapUp = (note, caseId) => {
-    if (wrapUp && cb.current.onWrapUp && (note.trim() || caseId)) {
+    if (wrapUp && cb.current.onWrapUp) {
       cb.current.onWrapUp({ call_id: wrapUp.callId, direction: wrapUp.direction, note: note.trim(), case_id: caseId ? Number(caseId) : null });
     }
     setWrapUp(null);
@@ -377,6 +384,6 @@ export function useCalls({ uaRef, active, config, secret, callbacks, publishCall
     calls, now, error, wrapUp, audioRef, ringerRef,
     onNewSession, closeAll,
     dial, answer, reject, hangup, toggleHold, swap, toggleMute, dtmf, transfer, saveWrapUp,
-    skipWrapUp: () => setWrapUp(null),
+    skipWrapUp: () => saveWrapUp("", ""),
   };
 }

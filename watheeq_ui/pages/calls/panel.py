@@ -7,6 +7,7 @@ import reflex as rx
 from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import direction_icon, field_error, name_text, status_badge
 from watheeq_ui.i18n import t
+from watheeq_ui.pages.calls.legs import legs_section
 from watheeq_ui.pages.calls.state import CallsState
 from watheeq_ui.state.auth import AuthState
 from watheeq_ui.state.lang import LangState
@@ -53,6 +54,47 @@ def _delete_call() -> rx.Component:
     )
 
 
+class _Player(type(rx.el.audio())):  # type: ignore[misc]
+    """``<audio>`` with its ``error`` event, which Reflex's element does not expose."""
+
+    on_error: rx.EventHandler[rx.event.no_args_event_spec]
+
+
+def _recording(rec: rx.Var) -> rx.Component:
+    """One recording: a player that streams and seeks (HTTP ranges through a link signed for
+    this tab's session), its length and a download; or why it cannot be played."""
+    return rx.match(
+        rec.state,
+        (
+            "stored",
+            rx.vstack(
+                _Player.create(
+                    src=rec.url, controls=True, preload="metadata", style={"width": "100%"},
+                    # An expired link (the panel left open a long time) is renewed.
+                    on_error=CallsState.renew_recording_links, data_testid="recording-audio",
+                ),
+                rx.hstack(
+                    rx.text(t("recording_length"), ": ", rec.duration, size="1", color_scheme="gray", data_testid="recording-duration"),
+                    rx.spacer(),
+                    rx.link(
+                        rx.hstack(rx.icon("download", size=14), rx.text(t("download"), size="1")),
+                        href=rec.url + "&download=true",
+                        is_external=False,
+                        data_testid="recording-download",
+                    ),
+                    width="100%",
+                ),
+                width="100%",
+                spacing="1",
+                data_testid="recording",
+            ),
+        ),
+        ("purged", rx.text(t("recording_purged"), size="2", color_scheme="gray", data_testid="recording-purged")),
+        ("failed", rx.text(t("recording_failed"), size="2", color_scheme="red", data_testid="recording-failed")),
+        rx.text(t("recording_pending"), size="2", color_scheme="gray", data_testid="recording-pending"),
+    )
+
+
 def call_panel() -> rx.Component:
     c = CallsState.call
     return rx.drawer.root(
@@ -85,6 +127,8 @@ def call_panel() -> rx.Component:
                         _detail_line("ring_time", c.ring),
                         _detail_line("talk_time", c.talk),
                         _detail_line("hangup_cause", c.hangup_cause),
+                        rx.divider(),
+                        legs_section(CallsState.legs),
                         rx.divider(),
                         rx.text(t("client"), weight="bold"),
                         rx.cond(
@@ -147,10 +191,7 @@ def call_panel() -> rx.Component:
                         rx.text(t("recordings"), weight="bold"),
                         rx.cond(
                             c.recordings.length() > 0,
-                            rx.foreach(
-                                c.recordings,
-                                lambda rec: rx.vstack(rx.el.audio(src=rec.url, controls=True, preload="none", width="100%"), rx.text(rec.duration, size="1")),
-                            ),
+                            rx.foreach(c.recordings, _recording),
                             rx.text(t("no_recordings"), size="2", color_scheme="gray"),
                         ),
                         rx.cond(AuthState.is_admin, _delete_call()),

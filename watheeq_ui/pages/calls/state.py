@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time as clock
+from urllib.parse import urlencode
 
 import reflex as rx
 from pydantic import BaseModel
+from reflex.config import get_config
 
-from services import accounts, call_center, clients, live
+from services import accounts, call_center, clients, db, live
+from services.pbx import recordings
 from services.authz import Permission, allowed
 from services.errors import DomainError, Invalid, NotFound
 from services.models import CallDetail, CallDirection, CallFilters, CallOrder, CallPublic, CallStatus, Principal
@@ -21,8 +24,9 @@ from services.timestamps import local_day_range
 from watheeq_ui import exports, formatting, live_tabs
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
+from watheeq_ui.pages.calls.legs import LegView, leg_views
 from watheeq_ui.state import offloop
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
 PAGE_SIZE = 50
@@ -57,8 +61,25 @@ class NoteView(BaseModel):
 
 
 class RecordingView(BaseModel):
-    url: str
-    duration: str
+    id: int = 0
+    # A link signed for the tab's session (the <audio> element sends no bearer token).
+    url: str = ""
+    duration: str = ""
+    # "stored" (playable), "pending" (still at the PBX), "failed" (the PBX never gave it) or
+    # "purged" (deleted after retention).
+    state: str = ""
+
+
+def _recording_state(stored: bool, purged: bool, failed: bool) -> str:
+    if stored:
+        return "stored"
+    return "purged" if purged else ("failed" if failed else "pending")
+
+
+def recording_url(session_id: int, recording_id: int) -> str:
+    sig = recordings.sign_link(session_id=session_id, recording_id=recording_id)
+    query = urlencode({"session": session_id, "sig": sig})
+    return f"{get_config().api_url}/api/v1/call-center/recordings/{recording_id}?{query}"
 
 
 class CallView(BaseModel):
@@ -120,7 +141,10 @@ def _view(call: CallDetail, tz: str) -> CallView:
             NoteView(author=n.author_name or "—", body=n.body, at=formatting.local_time(n.created_at, tz))
             for n in reversed(call.note_entries)
         ],
-        recordings=[RecordingView(url=r.url, duration=formatting.duration(r.duration_seconds)) for r in call.recordings],
+        recordings=[
+            RecordingView(id=r.id, duration=formatting.duration(r.duration_seconds), state=_recording_state(r.stored, r.purged_at is not None, r.fetch_failed))
+            for r in call.recordings
+        ],
     )
 
 
@@ -146,7 +170,10 @@ class CallsState(rx.State):
     can_export: bool = False
 
     panel_open: bool = False
+    # When the recordings' signed links were last renewed after a player error (monotonic s).
+    _links_renewed_at: float = 0.0
     call: CallView = CallView()
+    legs: list[LegView] = []
     cases: list[Option] = []
     note: str = ""
     case_choice: str = ""
@@ -295,8 +322,15 @@ class CallsState(rx.State):
 
     # ------------------------------------------------------------------ side panel
 
-    async def _show(self, detail: CallDetail, tz: str, principal: Principal) -> None:
-        self.call = _view(detail, tz)
+    async def _show(self, detail: CallDetail, tz: str, principal: Principal, session_id: int) -> None:
+        # The same call shown again (a note added) keeps its links: a new src would stop a
+        # recording that is playing.
+        links = {r.id: r.url for r in self.call.recordings} if self.call.id == detail.id else {}
+        view = _view(detail, tz)
+        for rec in view.recordings:
+            if rec.state == "stored" and session_id:
+                rec.url = links.get(rec.id) or recording_url(session_id, rec.id)
+        self.call = view
         self.case_choice = self.call.case_id
         self.cases = []
         if detail.client_id is not None:
@@ -310,14 +344,29 @@ class CallsState(rx.State):
             return
         tz = await tenant_timezone(self)
         try:
-            detail = await offloop.call(call_center.get_call, principal, call_id=call_id)
+            detail, legs = await offloop.run(_read_call, principal, call_id)
         except NotFound:
             return
+        self.legs = leg_views(legs, tz)
         self.note = ""
         self.panel_errors = {}
         self.confirming_delete = False
-        await self._show(detail, tz, principal)
+        self.call = CallView()
+        await self._show(detail, tz, principal, await tab_session_id(self))
         self.panel_open = True
+
+    @rx.event
+    async def renew_recording_links(self):
+        """The player's error handler: a panel left open past the links' lifetime gets fresh
+        links. At most once a minute, so a recording that is really gone cannot loop."""
+        principal = await principal_for_page(self)
+        if principal is None or clock.monotonic() - self._links_renewed_at < 60:
+            return
+        self._links_renewed_at = clock.monotonic()
+        session_id = await tab_session_id(self)
+        self.call = self.call.model_copy(
+            update={"recordings": [r.model_copy(update={"url": recording_url(session_id, r.id)}) if r.url else r for r in self.call.recordings]}
+        )
 
     @rx.event
     def set_panel_open(self, value: bool):
@@ -345,7 +394,7 @@ class CallsState(rx.State):
         except DomainError as exc:
             return rx.toast.error(error_text(lang, exc))
         self.panel_errors = {}
-        await self._show(detail, tz, principal)
+        await self._show(detail, tz, principal, await tab_session_id(self))
         updated = _row(detail, tz)
         self.rows = [updated if r.id == updated.id else r for r in self.rows]
         return rx.toast.success(tr(lang, "saved"))
@@ -438,3 +487,11 @@ class CallsState(rx.State):
             self.export_done = written
         yield rx.call_script(exports.download_script(ticket))
         yield rx.toast.success(tr(lang, "export_ready", n=formatting.count(written)))
+
+
+def _read_call(principal: Principal, call_id: int):
+    """A call and its PBX legs in one unit of work (run off the event loop)."""
+    with db.session_scope() as session:
+        detail = call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+        legs = call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+    return detail, legs

@@ -9,6 +9,7 @@ from watheeq_ui.components.ui import card, confirm_dialog, field_error, labelled
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.pages.extensions.call_records import CallRecordsState, call_records_card
+from watheeq_ui.pages.extensions.feed_health import feed_health_line
 from watheeq_ui.pages.extensions.state import ExtensionsState
 
 
@@ -279,7 +280,7 @@ def extensions() -> rx.Component:
         ),
         rx.grid(_pbx_form(), _bulk(), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
         # Call records (issue 12): the source, its connection test, the feed's health.
-        rx.grid(call_records_card(), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
+        rx.grid(call_records_card(), card(feed_health_line()), columns=rx.breakpoints(initial="1", lg="2"), spacing="4", width="100%"),
         _delete_dialog(),
         spacing="4",
         width="100%",

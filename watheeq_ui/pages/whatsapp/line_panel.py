@@ -138,10 +138,22 @@ def _connected_panel() -> rx.Component:
     )
 
 
+def _service_down_notice() -> rx.Component:
+    """No sidecar holds the line: since when, and that messages wait for it (not a stale CONNECTED)."""
+    return rx.callout(
+        t_fmt("wa_service_down_since", x=WhatsappState.service_down_since),
+        icon="server-off",
+        color_scheme="red",
+        size="1",
+        data_testid="wa-service-down",
+        data_code="service_down",
+    )
+
+
 def _error_panel() -> rx.Component:
     return rx.vstack(
         rx.hstack(rx.icon("triangle-alert", size=22, color=rx.color("red", 10)), rx.heading(t("wa_error_title"), size="4"), align="center"),
-        _failure_notice("red", "circle-alert", "wa-error"),
+        rx.cond(WhatsappState.service_down_since != "", _service_down_notice(), _failure_notice("red", "circle-alert", "wa-error")),
         rx.cond(
             WhatsappState.next_retry != "",
             rx.text(t_fmt("wa_next_retry", x=WhatsappState.next_retry), size="2", color_scheme="gray", data_testid="wa-next-retry"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import qrcode
 from pydantic import BaseModel
@@ -20,6 +20,26 @@ class ChatMessage(BaseModel):
     kind: str
     at: str
     error_code: str
+    # A file with the message: its state (pending, stored, failed, too_large, over_quota), how
+    # the page shows it (image, audio, video, document), a signed link, its name and size.
+    media_state: str = ""
+    media_kind: str = ""
+    media_url: str = ""
+    media_name: str = ""
+    media_size: str = ""
+
+
+def media_kind(mime: str | None) -> str:
+    top = (mime or "").split("/", 1)[0]
+    return top if top in ("image", "audio", "video") else "document"
+
+
+def size_label(size: int | None) -> str:
+    if not size:
+        return ""
+    if size < 1024 * 1024:
+        return f"{max(1, size // 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 class ChatGroup(BaseModel):
@@ -36,7 +56,7 @@ class Option(BaseModel):
     label: str
 
 
-def chat_groups(messages: Iterable[WhatsappMessagePublic], tz: str) -> list[ChatGroup]:
+def chat_groups(messages: Iterable[WhatsappMessagePublic], tz: str, link: Callable[[int], str] | None = None) -> list[ChatGroup]:
     """Messages (newest first) grouped by chat, chats in the order of their latest message.
 
     A chat is titled by its client when one matches, else by the sender's WhatsApp name, else
@@ -67,6 +87,11 @@ def chat_groups(messages: Iterable[WhatsappMessagePublic], tz: str) -> list[Chat
                 kind=m.message_type,
                 at=formatting.local_time(m.created_at, tz),
                 error_code=m.error_code or "",
+                media_state=m.media_state or "",
+                media_kind=media_kind(m.media_mime) if m.media_state else "",
+                media_url=link(m.id) if link is not None and m.media_state == "stored" else "",
+                media_name=m.media_name or "",
+                media_size=size_label(m.media_size),
             )
         )
     return list(groups.values())

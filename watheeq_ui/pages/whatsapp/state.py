@@ -1,3 +1,4 @@
+# Over 400 lines: one state whose line status, watcher, list and send form share the page's data.
 """What the WhatsApp page knows and does: the line's status, the messages, the send form.
 
 The page never talks to WhatsApp: it writes intent through the services (link, unlink,
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import reflex as rx
+from reflex.config import get_config
 
 from services import clients, db, live, whatsapp
+from services.whatsapp import media, outbox_files
 from services.authz import Permission
 from services.errors import DomainError
 from services.models import (
@@ -34,11 +38,17 @@ from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, Option, chat_groups, qr_data_url
 from watheeq_ui.state import offloop
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.whatsapp_line import WhatsappLineState
 
 MESSAGES_WINDOW = 200
+
+
+def media_url(session_id: int, message_id: int) -> str:
+    """A link the page's <img>/<audio>/<video> can load: signed for the tab's session."""
+    sig = media.sign_link(session_id=session_id, message_id=message_id)
+    return f"{get_config().api_url}/api/v1/whatsapp/qr/messages/{message_id}/media?{urlencode({'session': session_id, 'sig': sig})}"
 CLIENT_OPTIONS = 500
 # The list's filters and the send form's fields, each set by one event that changes only it.
 FILTERS = ("filter_client", "filter_direction", "filter_from", "filter_to")
@@ -59,6 +69,8 @@ class WhatsappState(rx.State):
     # The raw failure text: loaded only when an owner or admin opens the details.
     error_detail: str = ""
     next_retry: str = ""
+    # When the sidecar serving the line stopped, while none holds it (else "").
+    service_down_since: str = ""
     confirm_unlink: bool = False
     busy: bool = False
 
@@ -80,6 +92,8 @@ class WhatsappState(rx.State):
     _fingerprint: str = ""
     _qr_payload: str = ""
     _qr_expires: float = 0.0
+    # The tab's session: what the signed links to files are bound to.
+    _session_id: int = 0
 
     @rx.var
     def messages_label(self) -> str:
@@ -98,6 +112,7 @@ class WhatsappState(rx.State):
             self.error_detail = ""
         self.error_code = line.error_code or ""
         self.next_retry = formatting.local_time(line.next_retry_at, tz, "%H:%M:%S")
+        self.service_down_since = formatting.local_time(line.service_down_since, tz) if not line.service_running else ""
         self.simulator = line.gateway == "simulator"
         payload = line.qr_payload or ""
         if payload != self._qr_payload:
@@ -138,7 +153,8 @@ class WhatsappState(rx.State):
         self.filter_errors = {}
         self._fingerprint = fingerprint
         self.message_count = page.count
-        self.chats = chat_groups(page.data, tz)
+        session_id = self._session_id
+        self.chats = chat_groups(page.data, tz, (lambda message_id: media_url(session_id, message_id)) if session_id else None)
 
     async def _load_client_options(self, principal: Principal) -> None:
         found = await offloop.run(_read_client_options, principal)
@@ -147,6 +163,7 @@ class WhatsappState(rx.State):
     async def _header_status(self) -> None:
         line = await self.get_state(WhatsappLineState)
         line.status = self.status
+        line.service_down = self.service_down_since != ""
         line.phone_number = self.phone_number
 
     # ------------------------------------------------------------------ events
@@ -157,6 +174,7 @@ class WhatsappState(rx.State):
         if principal is None:
             return None
         tz = await tenant_timezone(self)
+        self._session_id = await tab_session_id(self)
         line = await offloop.run(_read_line, principal)
         self._qr_payload = ""
         # What the page showed before this visit says nothing about the current code.
@@ -167,6 +185,10 @@ class WhatsappState(rx.State):
         await self._load_client_options(principal)
         await self._load_messages(principal, tz)
         await self._header_status()
+        # Opened from a callback item (/whatsapp?to=+966…): the composer is addressed to that number.
+        wanted_to = self.router.url.query_parameters.get("to", "")[:32]
+        if wanted_to:
+            self.send_mode, self.send_to = "number", wanted_to
         # From now on this worker pushes the firm's WhatsApp changes to the page (live_tabs).
         live_tabs.follow(self, principal.tenant_id, principal.user_id, "whatsapp")
         if self._qr_expires:
@@ -275,6 +297,11 @@ class WhatsappState(rx.State):
     async def mark_sent(self, message_id: int):
         return await self._decide(message_id, whatsapp.confirm_message_sent, "wa_marked_sent")
 
+    @rx.event
+    async def retry_media(self, message_id: int):
+        """Download again a file that could not be downloaded."""
+        return await self._decide(message_id, media.retry, "wa_media_retrying")
+
     # ------------------------------------------------------------------ filters
 
     async def _reload(self):
@@ -311,6 +338,14 @@ class WhatsappState(rx.State):
 
     @rx.event
     async def send(self):
+        return await self._queue(None)
+
+    @rx.event
+    async def send_file(self, files: list[rx.UploadFile]):
+        """Send the chosen file with the message as its caption, through the same outbox."""
+        return await self._queue(files[0] if files else None)
+
+    async def _queue(self, upload: rx.UploadFile | None):
         principal = await principal_for_page(self)
         if principal is None:
             return None
@@ -325,7 +360,19 @@ class WhatsappState(rx.State):
                 client_id=int(self.send_client) if self.send_mode == "client" else None,
                 body=self.send_body,
             )
-            await offloop.call(whatsapp.send_message, principal, data=data)
+            if upload is not None:
+                raw = await upload.read()
+                chunks = [raw[i : i + 1024 * 1024] for i in range(0, len(raw), 1024 * 1024)]
+                await offloop.call(
+                    outbox_files.send_file,
+                    principal,
+                    data=data,
+                    filename=getattr(upload, "filename", None) or getattr(upload, "name", None) or "file",
+                    mime=upload.content_type,
+                    chunks=chunks,
+                )
+            else:
+                await offloop.call(whatsapp.send_message, principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
             self.send_errors = {exc.field or "status": error_text(lang, exc)}
@@ -334,6 +381,8 @@ class WhatsappState(rx.State):
         self.send_body = ""
         # Shown at once as pending; pushed changes move it along as the sidecar sends it.
         await self._load_messages(principal, await tenant_timezone(self))
+        if upload is not None:
+            return [rx.clear_selected_files("wa_file"), rx.toast.info(tr(lang, "wa_queued"))]
         return rx.toast.info(tr(lang, "wa_queued"))
 
 

@@ -10,6 +10,7 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import card, date_field, empty_state, field_error, labelled, message_kind_label, name_text, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.pages.whatsapp.ingest_panel import WhatsappIngestState, ingest_panel
 from watheeq_ui.pages.whatsapp.line_panel import failure_sentence, line_panel, unlink_dialog
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, ChatMessage
 from watheeq_ui.pages.whatsapp.state import WhatsappState
@@ -46,11 +47,56 @@ def _status_word(status: rx.Var) -> rx.Var:
     return rx.match(status, *[(s.value, t(f"msg_{s.value}")) for s in MessageStatus], status)
 
 
+def _media_stored(m: ChatMessage) -> rx.Component:
+    """The file as the page shows it: a thumbnail that opens full size, a player, or a named file."""
+    return rx.match(
+        m.media_kind,
+        (
+            "image",
+            rx.link(
+                rx.image(src=m.media_url, alt=m.media_name, max_width="240px", max_height="240px", border_radius="6px", data_testid="wa-media-image"),
+                href=m.media_url,
+                is_external=True,
+            ),
+        ),
+        ("audio", rx.el.audio(src=m.media_url, controls=True, preload="metadata", data_testid="wa-media-audio")),
+        ("video", rx.el.video(src=m.media_url, controls=True, preload="metadata", max_width="320px", data_testid="wa-media-video")),
+        rx.link(
+            rx.hstack(rx.icon("file-text", size=16), rx.text(m.media_name, size="2"), rx.text(m.media_size, size="1", color_scheme="gray"), spacing="1", align="center"),
+            href=m.media_url + "&download=true",
+            is_external=True,
+            data_testid="wa-media-document",
+        ),
+    )
+
+
+def _media(m: ChatMessage) -> rx.Component:
+    return rx.match(
+        m.media_state,
+        ("stored", _media_stored(m)),
+        ("pending", rx.text(t("wa_media_pending"), size="1", color_scheme="gray", data_testid="wa-media-pending")),
+        (
+            "failed",
+            rx.hstack(
+                rx.text(t("wa_media_failed"), size="1", color_scheme="red"),
+                rx.button(rx.icon("refresh-cw", size=12), t("wa_media_retry"), size="1", variant="soft", on_click=WhatsappState.retry_media(m.id), data_testid="wa-media-retry"),
+                spacing="2",
+                align="center",
+                data_testid="wa-media-failed",
+            ),
+        ),
+        ("too_large", rx.text(t("wa_media_too_large"), size="1", color_scheme="amber", data_testid="wa-media-refused")),
+        ("over_quota", rx.text(t("wa_media_over_quota"), size="1", color_scheme="amber", data_testid="wa-media-refused")),
+        rx.fragment(),
+    )
+
+
 def _message_bubble(m: ChatMessage) -> rx.Component:
     outbound = m.direction == "OUTBOUND"
     return rx.box(
         rx.vstack(
             rx.cond(m.kind != "text", rx.badge(message_kind_label(m.kind), variant="outline", size="1")),
+            _media(m),
             rx.text(m.body, size="2", white_space="pre-wrap"),
             rx.hstack(
                 rx.text(m.at, size="1", color_scheme="gray"),
@@ -215,17 +261,42 @@ def _send_box() -> rx.Component:
                 errors.get("body", ""),
             ),
             field_error(errors.get("status", "")),
-            rx.button(rx.icon("send", size=14), t("wa_send"), on_click=WhatsappState.send, data_testid="wa-send"),
+            field_error(errors.get("file", "")),
+            rx.hstack(
+                rx.button(rx.icon("send", size=14), t("wa_send"), on_click=WhatsappState.send, data_testid="wa-send"),
+                rx.upload(
+                    rx.button(rx.icon("paperclip", size=14), t("wa_attach"), variant="soft", type="button"),
+                    id="wa_file",
+                    max_files=1,
+                    border="none",
+                    padding="0",
+                    data_testid="wa-attach",
+                ),
+                rx.cond(
+                    rx.selected_files("wa_file").length() > 0,
+                    rx.button(
+                        rx.icon("file-up", size=14),
+                        t("wa_send_file"),
+                        rx.text(rx.selected_files("wa_file").join(", "), size="1"),
+                        on_click=WhatsappState.send_file(rx.upload_files(upload_id="wa_file")),
+                        data_testid="wa-send-file",
+                    ),
+                ),
+                spacing="2",
+                align="center",
+                wrap="wrap",
+            ),
             spacing="3",
             width="100%",
         ),
     )
 
 
-@template(route=routes.WHATSAPP, title_key="nav_whatsapp", on_load=WhatsappState.load)
+@template(route=routes.WHATSAPP, title_key="nav_whatsapp", on_load=[WhatsappState.load, WhatsappIngestState.refresh])
 def whatsapp_page() -> rx.Component:
     return rx.vstack(
         line_panel(),
+        ingest_panel(),
         rx.grid(
             rx.box(_conversations(), grid_column=rx.breakpoints(initial="auto", lg="span 2")),
             _send_box(),

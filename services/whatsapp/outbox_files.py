@@ -1,0 +1,99 @@
+"""Sending a file: an agent's upload is stored encrypted and queued as a PENDING message with its
+caption, in the same outbox (order, rate limit, ticks) as text; the sidecar's sender sends it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlmodel import Session
+
+from services import authz, storage
+from services.errors import Invalid
+from services.models import MessageDirection, MessageStatus, Principal, WhatsappMessage, WhatsappMessagePublic, WhatsappSend
+from services.names import clean_name
+from services.whatsapp import media
+from services.whatsapp.messages import MAX_BODY, _message_public, _recipient, chat_jid_for
+from services.whatsapp.sessions import require_connected
+
+MAX_NAME = 200
+
+
+def _kind(mime: str) -> str:
+    top = mime.split("/", 1)[0]
+    return top if top in ("image", "audio", "video") else "document"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _limited(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge
+        yield chunk
+
+
+def send_file(
+    *,
+    session: Session,
+    tenant_id: int,
+    actor: Principal,
+    data: WhatsappSend,
+    filename: str,
+    mime: str | None,
+    chunks: Iterable[bytes],
+    store: storage.Store | None = None,
+) -> WhatsappMessagePublic:
+    """Queue a file with ``data.body`` as its (optional) caption to a number or a client.
+
+    Streamed into the store (never whole in memory here); refused with the reason when it is
+    over the per-file limit or the firm's storage limit, or empty. Conflict when the line is
+    not connected.
+    """
+    authz.require_member(actor, tenant_id)
+    caption = data.body if isinstance(data.body, str) else ""
+    if len(caption) > MAX_BODY:
+        raise Invalid("body", f"a message is at most {MAX_BODY} characters")
+    name = clean_name(filename or "")[:MAX_NAME].replace("/", "_").replace("\\", "_") or "file"
+    mime = (mime or "application/octet-stream").split(";")[0].strip()[:128] or "application/octet-stream"
+    e164, client_id, client_name = _recipient(session, tenant_id, data)
+    require_connected(session=session, tenant_id=tenant_id)
+    store = store or storage.default_store()
+    limit = min(media.max_file_bytes(), max(0, media.firm_quota_bytes() - media.firm_usage(session=session, tenant_id=tenant_id)))
+    message = WhatsappMessage(
+        tenant_id=tenant_id,
+        direction=MessageDirection.OUTBOUND,
+        status=MessageStatus.PENDING,
+        chat_jid=chat_jid_for(e164),
+        remote_e164=e164,
+        client_id=client_id,
+        sender_user_id=actor.user_id,
+        message_type=_kind(mime),
+        body=caption,
+        media_name=name,
+        media_mime=mime,
+    )
+    session.add(message)
+    session.flush()
+    assert message.id is not None
+    key = media.new_key(tenant_id, message.id)
+    try:
+        stored = store.put(key, _limited(chunks, limit), purpose=media.PURPOSE)
+    except _TooLarge:
+        store.delete(key)
+        if limit < media.max_file_bytes():
+            raise Invalid("file", media.QUOTA_MESSAGE) from None
+        raise Invalid("file", media.too_large_message()) from None
+    if stored.size == 0:
+        store.delete(key)
+        raise Invalid("file", "the file is empty")
+    message.media_state = media.STORED
+    message.media_key = stored.key
+    message.media_size = stored.size
+    message.media_sha256 = stored.sha256
+    session.add(message)
+    session.flush()
+    return _message_public(message, client_name)
