@@ -1,7 +1,7 @@
 """live_change: the change log read by the embedded (SQLite) live-update bus
 
 Revision ID: pu01a0b20007
-Revises: e5f0a1b20006
+Revises: 1a0e0b5c0007
 Create Date: 2026-11-30 13:40:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import services.models
 
 
 revision: str = 'pu01a0b20007'
-down_revision: Union[str, None] = 'e5f0a1b20006'
+down_revision: Union[str, None] = '1a0e0b5c0007'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
