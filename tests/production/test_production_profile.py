@@ -7,7 +7,6 @@ profile: no certificate error is ignored."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -320,21 +319,6 @@ def test_a_live_update_reaches_a_browser_on_another_worker_within_a_second(prod:
     assert watcher.get_by_test_id("worker-pid").inner_text() == watcher_pid  # no reconnect, no reload
     watcher_ctx.close()
     actor_ctx.close()
-
-
-def test_a_hundred_open_whatsapp_pages_cost_the_database_nothing_while_idle(prod: Prod) -> None:
-    """No per-tab polling: 100 WhatsApp pages (Reflex websocket clients, bench/reflex_ws.py)
-    left open add less than 5 database transactions per second to the whole topology's."""
-    url = prod.engine.url
-    database_url = f"postgresql://{url.username}@/{url.database}?host={_socket_dir()}"
-    argv = [sys.executable, str(ROOT / "bench" / "bench_live_load.py"), "idle", "--sessions", "100", "--seconds", "15",
-            "--site", SITE, "--cacert", str(prod.ca), "--database-url", database_url]
-    done = subprocess.run(prod.netns.cmd(argv), cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("IDLE_JSON "))
-    figures = json.loads(line.removeprefix("IDLE_JSON "))
-    assert figures["pages"] == 100, done.stdout
-    assert figures["open"] - figures["baseline"] < 5, done.stdout
 
 
 def test_a_killed_backend_worker_is_replaced_and_browsers_continue(prod: Prod, browser) -> None:
