@@ -107,3 +107,7 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# Writes through these sessions announce live changes once they commit (services.live_sources).
+from services import live_sources  # noqa: E402,F401

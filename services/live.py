@@ -24,6 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as SaSession
 
 log = logging.getLogger("watheeq.live")
 
@@ -81,6 +85,36 @@ def publish(tenant_id: int, topic: str, ref: str | int | None = None) -> None:
         _forward(change)
     else:
         deliver(change)
+
+
+def publish_on_commit(session: Any, tenant_id: int, topic: str, ref: str | int | None = None) -> None:
+    """Publishes once ``session``'s transaction commits (nothing if it rolls back).
+
+    Services call this inside the unit of work that makes the change, so a change is never
+    announced before it is readable, nor for work that was undone. Repeats are sent once.
+    """
+    if topic not in TOPICS:
+        raise ValueError(f"unknown live topic {topic!r}")
+    pending = session.info.setdefault(_PENDING, {})
+    pending[(tenant_id, topic, None if ref is None else str(ref))] = None
+
+
+_PENDING = "watheeq_live_pending"
+
+
+@sa_event.listens_for(SaSession, "after_commit")
+def _publish_pending(session: SaSession) -> None:
+    pending = session.info.pop(_PENDING, None)
+    for tenant_id, topic, ref in pending or ():
+        try:
+            publish(tenant_id, topic, ref)
+        except Exception:  # the commit stands; a lost change costs one stale screen
+            log.exception("publishing %s/%s failed", topic, tenant_id)
+
+
+@sa_event.listens_for(SaSession, "after_rollback")
+def _drop_pending(session: SaSession) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def set_forward(forward: Callable[[Change], None] | None) -> None:

@@ -191,6 +191,11 @@ class _HandlerWalk(ast.NodeVisitor):
         if name == SESSION_HELPER or (self.cls_name == "AuthState" and is_self_call and name in AUTH_STATE_HELPERS):
             self.resolved = True
             return
+        # Work handed to offloop by reference (``offloop.call(service, ...)``, ``offloop.run(fn, ...)``)
+        # is judged as a call of that reference.
+        if _is_offloop(node) and node.args and isinstance(node.args[0], ast.Attribute | ast.Name):
+            func = node.args[0]
+            name = func.attr if isinstance(func, ast.Attribute) else func.id
         root = _call_root(func)
         is_service = (isinstance(func, ast.Attribute) and root in self.modules) or (
             isinstance(func, ast.Name) and func.id in self.service_functions
@@ -251,6 +256,9 @@ def test_every_ui_event_resolves_the_session_before_reaching_a_service(path: Pat
         "    async def load(self):\n        await self._fetch()\n    async def _fetch(self):\n        calls.get_call_history()\n",
         # Through a module function, and a service function imported by name.
         "    def load(self):\n        helper()\n",
+        # Handed to offloop before the helper.
+        "    async def load(self):\n        await offloop.call(calls.get_call_history, None)\n        p = await principal_for_page(self)\n",
+        "    async def load(self):\n        await offloop.run(helper)\n",
         # The principal of another state read directly, as the old phone did.
         "    async def load(self):\n        p = (await self.get_state(AuthState))._principal()\n        calls.log_call(p)\n",
     ],
@@ -273,3 +281,147 @@ def test_the_session_walker_accepts_the_helper_first_and_ignores_data_classes() 
         "    def set_note(self, value: str):\n        self.note = CallFilters()\n"
     )
     assert handlers_reaching_services_without_the_session_helper(source) == []
+
+
+# --------------------------------------------------------------------------- no blocking in the UI
+#
+# A backend worker serves all its browsers from one event loop: database and service work in
+# a page's state runs only through watheeq_ui/state/offloop.py (``await offloop.run(fn, ...)``
+# or ``await offloop.call(service, principal, ...)``), never called directly in a state's
+# method, sync or async (Reflex runs sync handlers on the loop too). Service modules that are
+# pure functions (rules, formats, the live bus's vocabulary) are fine anywhere.
+
+OFFLOOP = {"run", "call"}
+PURE_SERVICE_MODULES = {"authz", "timestamps", "phones", "config", "live", "live_sources", "models", "errors", "gateway", "failures"}
+PURE_SERVICE_FUNCTIONS = {"leg_key"}
+
+
+def _blocking_names(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """Names bound to service modules and functions that may touch the database."""
+    modules: set[str] = set()
+    functions: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "services":
+            for alias in node.names:
+                name = alias.asname or alias.name
+                if node.module == "services":
+                    if alias.name not in PURE_SERVICE_MODULES:
+                        modules.add(name)
+                elif (
+                    node.module.split(".")[-1] not in PURE_SERVICE_MODULES
+                    and alias.name[:1].islower()
+                    and alias.name not in PURE_SERVICE_FUNCTIONS
+                ):
+                    functions.add(name)
+    return modules, functions
+
+
+def _is_offloop(call: ast.Call) -> bool:
+    func = call.func
+    return isinstance(func, ast.Attribute) and func.attr in OFFLOOP and isinstance(func.value, ast.Name) and func.value.id == "offloop"
+
+
+class _BlockingWalk(ast.NodeVisitor):
+    """Direct service calls, ``asyncio.to_thread`` and calls of module functions that make
+    them, inside a state's methods; what is handed to offloop (a reference) is not a call."""
+
+    def __init__(self, modules: set[str], functions: set[str], blocking_helpers: set[str]) -> None:
+        self.modules = modules
+        self.functions = functions
+        self.helpers = blocking_helpers
+        self.found: list[ast.Call] = []
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        root = _call_root(func)
+        if isinstance(func, ast.Attribute) and root in self.modules:
+            self.found.append(node)
+        elif isinstance(func, ast.Name) and (func.id in self.functions or func.id in self.helpers):
+            self.found.append(node)
+        elif isinstance(func, ast.Attribute) and func.attr == "to_thread" and root == "asyncio":
+            self.found.append(node)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        # A function defined inside a method is work handed to offloop by name; calling it
+        # directly is caught as a call of a blocking helper.
+        return
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_Lambda = visit_FunctionDef  # type: ignore[assignment]
+
+
+def _direct_service_calls(body: list[ast.stmt], modules: set[str], functions: set[str], helpers: set[str]) -> list[ast.Call]:
+    nested = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    local = set(helpers)
+    for fn in nested:
+        if _direct_service_calls(fn.body, modules, functions, helpers):
+            local.add(fn.name)
+    walk = _BlockingWalk(modules, functions, local)
+    for stmt in body:
+        walk.visit(stmt)
+    return walk.found
+
+
+def blocking_calls_in_states(source: str) -> list[str]:
+    """``Class.method: call`` for each service call a state makes outside offloop."""
+    tree = ast.parse(source)
+    modules, functions = _blocking_names(tree)
+    module_functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    # Module functions that touch services themselves (meant to be handed to offloop.run).
+    helpers: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for fn in module_functions:
+            if fn.name not in helpers and _direct_service_calls(fn.body, modules, functions, helpers):
+                helpers.add(fn.name)
+                changed = True
+    found: list[str] = []
+    for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and _is_state_class(n)]:
+        for method in cls.body:
+            if isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef):
+                for call in _direct_service_calls(method.body, modules, functions, helpers):
+                    found.append(f"{cls.name}.{method.name}: {ast.unparse(call.func)}() (line {call.lineno})")
+    return found
+
+
+@pytest.mark.parametrize("path", ui_state_modules(), ids=lambda p: p.relative_to(UI).as_posix())
+def test_no_ui_state_runs_service_work_on_the_event_loop(path: Path) -> None:
+    assert blocking_calls_in_states(path.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    async def load(self):\n        with db.session_scope() as s:\n            pass\n",
+        "    def load(self):\n        calls.get_call_history()\n",
+        "    async def _fetch(self):\n        x = calls.get_call_history(session=None)\n",
+        "    async def load(self):\n        read()\n",
+        "    async def load(self):\n        apply_softphone_event()\n",
+        "    async def load(self):\n        await asyncio.to_thread(read)\n",
+        "    async def load(self):\n        def inner():\n            return read()\n        inner()\n",
+    ],
+)
+def test_the_offloop_walker_catches_service_work_on_the_loop(body: str) -> None:
+    source = (
+        "import asyncio\nimport reflex as rx\nfrom services import calls, db\nfrom services.call_center.softphone import apply_softphone_event\n"
+        "def read():\n    with db.session_scope() as s:\n        return calls.get_call_history(session=s)\n"
+        f"class PageState(rx.State):\n{body}"
+    )
+    assert blocking_calls_in_states(source)
+
+
+def test_the_offloop_walker_accepts_work_handed_to_the_helper() -> None:
+    source = (
+        "import reflex as rx\nfrom services import calls, db, live\nfrom services.authz import allowed\n"
+        "from services.timestamps import local_day_range\n"
+        "def read(p):\n    with db.session_scope() as s:\n        return calls.get_call_history(session=s)\n"
+        "class PageState(rx.State):\n"
+        "    async def load(self):\n        p = await principal_for_page(self)\n        rows = await offloop.run(read, p)\n"
+        "        one = await offloop.call(calls.get_call, p, call_id=1)\n        allowed(p, 'x')\n        local_day_range('', '', 'UTC')\n"
+        "    async def on_live_change(self, change: live.Change):\n        await self.load()\n"
+        "    async def save(self):\n        def work():\n            with db.session_scope() as s:\n                calls.log_call(session=s)\n"
+        "        await offloop.run(work)\n"
+    )
+    assert blocking_calls_in_states(source) == []

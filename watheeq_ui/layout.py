@@ -261,14 +261,11 @@ def shell(content: rx.Component, title_key: str) -> rx.Component:
             width="100%",
         ),
         softphone_slot(),
-        # A session revoked elsewhere, a disabled user or an idle tab ends without any user
-        # action; the status refresh keeps the header honest.
-        rx.moment(
-            interval=SESSION_CHECK_MS,
-            on_change=[SoftphoneState.keep_alive_while_talking, AuthState.check_session],
-            display="none",
-        ),
-        rx.moment(interval=60_000, on_change=WhatsappLineState.refresh, display="none"),
+        # A session revoked elsewhere, a disabled user or an idle tab, and the line's status in
+        # the header, are pushed by the server (watheeq_ui/live_tabs.py); only a call in
+        # progress tells the server, now and then, that the user is active.
+        rx.moment(interval=SESSION_CHECK_MS, on_change=SoftphoneState.keep_alive_while_talking, display="none"),
+        rx.el.span(AuthState.worker, data_testid="worker-pid", display="none"),
         dir=LangState.direction,
         lang=LangState.lang,
         min_height="100vh",

@@ -3,7 +3,7 @@
 import reflex as rx
 
 import services.models  # noqa: F401  (every table registered for `reflex db`)
-from watheeq_ui import background, exports, pages  # noqa: F401  (importing registers every page)
+from watheeq_ui import background, exports, live_tabs, pages  # noqa: F401  (importing registers every page)
 from watheeq_ui.api.app import api
 from watheeq_ui.components import direction
 from watheeq_ui.i18n import t
@@ -20,6 +20,8 @@ app = rx.App(
 )
 # Closes the calls no browser will ever finish (page closed mid-call, agent gone).
 app.register_lifespan_task(background.close_stale_calls_periodically)
+# One listener per worker: every process's changes pushed to this worker's open tabs.
+app.register_lifespan_task(live_tabs.push_live_changes)
 # Marks agents Offline when their tab stops beating, ends wrap-ups on time (services.presence).
 app.register_lifespan_task(background.sweep_presence_periodically)
 # In development beside the PBX lab: Away agents are not rung by the lab's ring group.

@@ -155,6 +155,28 @@ def check_session(*, session: Session, session_id: int, activity: bool) -> Sessi
     return _check_session(session, row, user, activity=activity)
 
 
+def ended_sessions(*, session: Session, session_ids: list[int]) -> set[int]:
+    """Which of these dashboard sessions no longer hold (unknown, revoked, expired, idle too
+    long, user disabled): one query for a whole worker's open tabs. Changes nothing: the
+    tab's own check then ends it with the reason."""
+    ids = sorted(set(session_ids))
+    if not ids:
+        return set()
+    now = datetime.now(timezone.utc)
+    rows = session.exec(
+        select(ApiToken, User)
+        .join(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
+        .where(ApiToken.id.in_(ids))  # type: ignore[union-attr]
+    ).all()
+    holding = set()
+    for row, user in rows:
+        last_used = row.last_used_at or row.created_at
+        idle = row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds)
+        if user.active and not row.revoked and row.expires_at > now and not idle:
+            holding.add(row.id)
+    return set(ids) - holding
+
+
 def revoke_session(*, session: Session, session_id: int) -> None:
     """Sign session ``session_id`` out (the dashboard's "log out"); already ended is fine."""
     row = session.exec(select(ApiToken).where(ApiToken.id == session_id)).first()

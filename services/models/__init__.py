@@ -44,6 +44,7 @@ from services.models.accounts import (
     UserPublic,
     UserUpdate,
 )
+from services.models.live import LiveChange
 from services.models.audit import (
     AuditEvent,
     AuditEventPublic,
@@ -207,6 +208,7 @@ __all__ = [
     "HourBucket",
     "Input",
     "Labelled",
+    "LiveChange",
     "LoginThrottle",
     "max_length",
     "MAX_PASSWORD_LENGTH",

@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services import config, db
+from services import config, db, live_bus, logs
 from services.models import PbxSettings, Tenant
 from services.pbx import feed
 from services.pbx.records import CdrRecord, CdrSource, CdrSourceError
@@ -402,10 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.pbx.reconciler", description=__doc__.splitlines()[0])
     parser.add_argument("--worker-id", default=None, help="stable id of this process's leases")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=(config.get("WATHEEQ_LOG_LEVEL", "INFO") or "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     tune_sqlite(db.get_engine())
+    # What this process writes (calls, legs) reaches the dashboard's workers as live changes.
+    live_bus.start(listen=False)
     asyncio.run(serve(Reconciler(worker_id=args.worker_id)))
     return 0
 

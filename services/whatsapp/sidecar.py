@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from services import config, logs
+from services import config, live_bus, logs
 from services.whatsapp import identity
 from services.whatsapp.runtime import Settings, backoff_delay
 from services.whatsapp.worker import Sidecar
@@ -41,6 +41,8 @@ async def run_worker(worker_id: str | None = None) -> None:
     loop = asyncio.get_running_loop()
     # Every started neonize client blocks one default-executor thread for its whole life.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=settings.max_sessions + 16, thread_name_prefix="wa-client"))
+    # What this process writes (line status, QR codes, messages) reaches the dashboard's workers.
+    live_bus.start(listen=False)
     sidecar = Sidecar(worker_id=worker_id, settings=settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sidecar.stopping.set)

@@ -134,12 +134,17 @@ def page(browser, app: RunningApp) -> Iterator:
 
 @pytest.fixture(scope="package")
 def services_db(app: RunningApp):
-    """The services, pointed at the app's database (to find fixtures and check persistence)."""
-    from services import db
+    """The services, pointed at the app's database (to find fixtures and check persistence).
+
+    What the test writes is announced to the app as any other process's writes are: through
+    the deployment's live-update bus (here the SQLite log), so open tabs see it pushed."""
+    from services import db, live_bus
 
     engine = db.create_db_engine(app.database_url)
     db.configure(engine)
+    live_bus.start(listen=False, bus=live_bus.bus_for(redis_url="", engine=engine))
     yield db
+    live_bus.stop()
     db.configure(None)
     engine.dispose()
 

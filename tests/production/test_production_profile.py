@@ -159,7 +159,7 @@ def prod(tmp_path_factory) -> Iterator[Prod]:
         "WATHEEQ_TLS_MODE=internal", f"WATHEEQ_DATABASE_URL={ns_url}", "REDIS_URL=",
         "WATHEEQ_BACKEND_WORKERS=2", "WATHEEQ_SIDECARS=2", "WATHEEQ_WHATSAPP_GATEWAY=simulator",
         f"WATHEEQ_SECRET_KEY={key}", "WATHEEQ_PROD_PBX_LAB=on", f"DEV_PBX_DIR={workdir / 'pbx'}",
-        f"WATHEEQ_PROD_RUN_DIR={run_dir}", "",
+        f"WATHEEQ_PROD_RUN_DIR={run_dir}", "WATHEEQ_EXPOSE_WORKER=1", "",
     ]))
     env = {**os.environ, "WATHEEQ_PROD_ENV": str(env_file),
            "PATH": f"{ROOT / '.tools/node_modules/.bin'}:{os.environ.get('PATH', '')}"}
@@ -279,6 +279,46 @@ def test_sign_in_history_filter_whatsapp_and_a_softphone_call_over_https_and_wss
     caller.page.get_by_test_id("softphone-hangup").click()
     for ctx in (manager, admin, a, b):
         ctx.close()
+
+
+def _tab_on_a_new_worker(browser, email: str, taken: set[str], tries: int = 12):
+    """A signed-in tab on /calls whose websocket is on a worker not in ``taken`` (new
+    contexts until Granian hands one to another worker)."""
+    from playwright.sync_api import expect
+
+    for _ in range(tries):
+        ctx = browser.new_context(viewport=e2e.VIEWPORT)
+        page = _sign_in(ctx, email)
+        page.goto(f"{SITE}/calls")
+        expect(page.get_by_test_id("call-row").first).to_be_visible(timeout=20_000)
+        pid = page.get_by_test_id("worker-pid").inner_text(timeout=10_000)
+        assert pid.isdigit(), pid
+        if pid not in taken:
+            return ctx, page, pid
+        ctx.close()
+    raise AssertionError(f"every tab landed on worker(s) {taken}")
+
+
+def test_a_live_update_reaches_a_browser_on_another_worker_within_a_second(prod: Prod, browser) -> None:
+    from playwright.sync_api import expect
+
+    watcher_ctx, watcher, watcher_pid = _tab_on_a_new_worker(browser, "manager@demo.watheeq.local", set())
+    actor_ctx, actor, actor_pid = _tab_on_a_new_worker(browser, "admin@demo.watheeq.local", {watcher_pid})
+    assert {int(watcher_pid), int(actor_pid)} <= set(prod.workers())
+    total = watcher.get_by_test_id("calls-total").inner_text()
+    # The admin deletes the newest call on their worker; the manager's history, served by the
+    # other worker, shows one call fewer without any action or reload.
+    actor.get_by_test_id("call-row").first.click()
+    actor.get_by_test_id("delete-call").click()
+    actor.get_by_test_id("delete-call-confirm").click()
+    confirmed = time.monotonic()
+    expect(watcher.get_by_test_id("calls-total")).not_to_have_text(total, timeout=5_000)
+    seen_after = time.monotonic() - confirmed
+    # The click's own round trip and the delete are inside this figure too.
+    assert seen_after < 1.0, f"the other worker's tab saw the change after {seen_after:.2f} s"
+    assert watcher.get_by_test_id("worker-pid").inner_text() == watcher_pid  # no reconnect, no reload
+    watcher_ctx.close()
+    actor_ctx.close()
 
 
 def test_a_killed_backend_worker_is_replaced_and_browsers_continue(prod: Prod, browser) -> None:

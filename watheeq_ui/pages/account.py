@@ -5,7 +5,6 @@ Passwords travel in the submitted form only, never in a state var.
 
 from __future__ import annotations
 
-import asyncio
 
 import reflex as rx
 
@@ -19,6 +18,7 @@ from watheeq_ui.i18n import t, tr
 from watheeq_ui.layout import template
 from watheeq_ui.state.auth import AuthState, principal_for_page
 from watheeq_ui.state.lang import LangState
+from watheeq_ui.state import offloop
 
 
 class AccountState(rx.State):
@@ -49,7 +49,7 @@ class AccountState(rx.State):
                 )
 
         try:
-            await asyncio.to_thread(change)
+            await offloop.run(change)
         except DomainError as exc:
             self.errors = {exc.field or "current_password": error_text(lang, exc)}
             return None
@@ -69,7 +69,7 @@ class AccountState(rx.State):
             with db.session_scope() as session:
                 return accounts.sign_out_everywhere(session=session, principal=principal)
 
-        await asyncio.to_thread(sign_out)
+        await offloop.run(sign_out)
         # This session ended with the others: sign the tab out as "log out" does.
         return AuthState.logout
 

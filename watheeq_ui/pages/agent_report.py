@@ -17,6 +17,7 @@ from watheeq_ui import exports, formatting, routes
 from watheeq_ui.components.ui import card, empty_state, name_text, section_title
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 DEFAULT_DAYS = 7
@@ -72,12 +73,9 @@ class AgentReportState(rx.State):
         self.date_from, self.date_to = start.isoformat(), end.isoformat()
         return start, end
 
-    def _fetch(self, principal: Principal, tz: str):
+    async def _fetch(self, principal: Principal, tz: str):
         start, end = self._range(tz)
-        with db.session_scope() as session:
-            rows = live_reports.agent_report(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=start, date_to=end)
-            times = live_reports.callback_times(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=start, date_to=end)
-        return rows, times
+        return await offloop.run(_read_report, principal, start, end)
 
     @rx.event
     async def load(self):
@@ -85,7 +83,7 @@ class AgentReportState(rx.State):
         if principal is None:
             return None
         try:
-            rows, times = self._fetch(principal, await tenant_timezone(self))
+            rows, times = await self._fetch(principal, await tenant_timezone(self))
         except DomainError as exc:
             self.error = exc.message
             return None
@@ -119,7 +117,7 @@ class AgentReportState(rx.State):
         if principal is None or kind not in exports.REPORT_KINDS:
             return None
         try:
-            rows, times = self._fetch(principal, await tenant_timezone(self))
+            rows, times = await self._fetch(principal, await tenant_timezone(self))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         if kind == "agents":
@@ -188,3 +186,11 @@ def agent_report_page() -> rx.Component:
         width="100%",
         spacing="4",
     )
+
+
+def _read_report(principal: Principal, start, end):
+    """The agents' figures and the callback times of a range in one unit of work (off the loop)."""
+    with db.session_scope() as session:
+        rows = live_reports.agent_report(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=start, date_to=end)
+        times = live_reports.callback_times(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=start, date_to=end)
+    return rows, times

@@ -3,7 +3,6 @@ to the item), write on WhatsApp, close with an outcome. Follows live changes of 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, empty_state, name_text, section_title
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.live_watch import BEAT_GRACE_SECONDS, BEAT_MS, LiveWaiter
@@ -76,8 +76,8 @@ class CallbacksState(rx.State):
     _last_beat: float = 0.0
     _watch_generation: int = 0
 
-    def _read(self, principal: Principal, tz: str) -> None:
-        self._show(_fetch(principal), principal, tz)
+    async def _read(self, principal: Principal, tz: str) -> None:
+        self._show(await offloop.run(_fetch, principal), principal, tz)
 
     def _show(self, items: list[CallbackPublic], principal: Principal, tz: str) -> None:
         self.items = callback_rows(items, principal, tz, datetime.now(timezone.utc))
@@ -87,7 +87,7 @@ class CallbacksState(rx.State):
         principal = await principal_for_page(self)
         if principal is None:
             return None
-        self._read(principal, await tenant_timezone(self))
+        await self._read(principal, await tenant_timezone(self))
         self.loaded = True
         self._last_beat = time.monotonic()
         self._watch_generation += 1
@@ -123,7 +123,7 @@ class CallbacksState(rx.State):
                     principal = await principal_for_page(self, activity=False)
                     if principal is None or principal.tenant_id != viewer.tenant_id:
                         return
-                items = await asyncio.to_thread(_fetch, principal)
+                items = await offloop.run(_fetch, principal)
                 next_check = time.monotonic() + CHECK_SECONDS
                 async with self:
                     if self._watch_generation != generation:
@@ -138,12 +138,11 @@ class CallbacksState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         try:
-            with db.session_scope() as session:
-                action(session=session, tenant_id=principal.tenant_id, actor=principal, callback_id=callback_id, **kwargs)
+            await offloop.call(action, principal, callback_id=callback_id, **kwargs)
         except DomainError as exc:
-            self._read(principal, await tenant_timezone(self))
+            await self._read(principal, await tenant_timezone(self))
             return rx.toast.error(exc.message)
-        self._read(principal, await tenant_timezone(self))
+        await self._read(principal, await tenant_timezone(self))
         return rx.toast.success(tr(lang, done_key)) if done_key else None
 
     @rx.event
@@ -167,8 +166,7 @@ class CallbacksState(rx.State):
         if principal is None:
             return None
         try:
-            with db.session_scope() as session:
-                callbacks.claim(session=session, tenant_id=principal.tenant_id, actor=principal, callback_id=callback_id)
+            await offloop.call(callbacks.claim, principal, callback_id=callback_id)
         except DomainError:
             pass  # already ours, or someone else's: the phone still dials; only the holder's call is linked
         return None

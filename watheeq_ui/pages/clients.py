@@ -14,6 +14,7 @@ from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, direction_icon, empty_state, name_text, section_title, status_badge
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -63,14 +64,9 @@ class ClientsState(rx.State):
         principal = await principal_for_page(self)
         if principal is None:
             return
-        with db.session_scope() as session:
-            found = clients.list_clients(
-                session=session,
-                tenant_id=principal.tenant_id,
-                search=self.search,
-                limit=PAGE_SIZE,
-                offset=(self.page - 1) * PAGE_SIZE,
-            )
+        found = await offloop.call(
+            clients.list_clients, principal, search=self.search, limit=PAGE_SIZE, offset=(self.page - 1) * PAGE_SIZE
+        )
         self.total = found.count
         self.rows = [ClientRow(id=c.id, name=c.name, phone=c.phone, email=c.email or "") for c in found.data]
 
@@ -109,19 +105,7 @@ class ClientState(rx.State):
             self.missing = True
             return
         try:
-            with db.session_scope() as session:
-                client = clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=int(raw_id))
-                cases = clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=client.id)
-                calls = call_center.get_call_history(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    filters=CallFilters(client_id=client.id),
-                    page_size=TIMELINE_ITEMS,
-                )
-                messages = whatsapp.get_messages(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, client_id=client.id, limit=TIMELINE_ITEMS
-                )
+            client, cases, calls, messages = await offloop.run(_read_client, principal, int(raw_id))
         except NotFound:
             self.missing = True
             return
@@ -313,3 +297,21 @@ def client_page() -> rx.Component:
         ),
         rx.cond(ClientState.missing, empty_state("client_not_found", "user-x"), rx.center(rx.spinner(size="3"), padding="4rem", width="100%")),
     )
+
+
+def _read_client(principal, client_id: int):
+    """The client, their cases, calls and messages in one unit of work (run off the event loop)."""
+    with db.session_scope() as session:
+        client = clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=client_id)
+        cases = clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=client.id)
+        calls = call_center.get_call_history(
+            session=session,
+            tenant_id=principal.tenant_id,
+            actor=principal,
+            filters=CallFilters(client_id=client.id),
+            page_size=TIMELINE_ITEMS,
+        )
+        messages = whatsapp.get_messages(
+            session=session, tenant_id=principal.tenant_id, actor=principal, client_id=client.id, limit=TIMELINE_ITEMS
+        )
+    return client, cases, calls, messages

@@ -13,14 +13,15 @@ import plotly.io as pio
 import reflex as rx
 from pydantic import BaseModel
 
-from services import call_center, db
-from services.models import CallFilters, CallStats, CallStatus
+from services import call_center, db, live
+from services.models import CallFilters, CallPublic, CallStats, CallStatus, Principal
 
-from watheeq_ui import formatting, routes
+from watheeq_ui import formatting, live_tabs, routes
 from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, empty_state, name_text, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 
 TREND_DAYS = 30
@@ -190,23 +191,21 @@ class DashboardState(rx.State):
         principal = await principal_for_page(self)
         if principal is None:
             return
+        await self._load(principal)
+        # A call logged or changed in the firm is pushed: the figures follow without a reload.
+        live_tabs.follow(self, principal.tenant_id, principal.user_id, "calls")
+
+    async def on_live_change(self, change: live.Change) -> None:
+        principal = await principal_for_page(self, activity=False)
+        if principal is not None:
+            await self._load(principal)
+
+    async def _load(self, principal: Principal) -> None:
         tz = ZoneInfo(await tenant_timezone(self))
         today = datetime.now(tz).date()
         trend_start = datetime.combine(today - timedelta(days=TREND_DAYS - 1), time(0), tzinfo=tz)
         today_start = datetime.combine(today, time(0), tzinfo=tz)
-        with db.session_scope() as session:
-            # The agent's own missed calls, or the firm's for a supervisor (the history's rule).
-            missed = call_center.get_call_history(
-                session=session,
-                tenant_id=principal.tenant_id,
-                actor=principal,
-                filters=CallFilters(date_from=today_start, statuses=[CallStatus.MISSED]),
-                page_size=MISSED_SHOWN,
-            ).data
-            today_stats = call_center.get_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
-            trend = call_center.get_stats(
-                session=session, tenant_id=principal.tenant_id, actor=principal, date_from=trend_start
-            )
+        missed, today_stats, trend = await offloop.run(_read_dashboard, principal, today_start, trend_start)
         self.own_only = not principal.is_supervisor
         self.today_label = today.isoformat()
         self._show_today(today_stats)
@@ -222,6 +221,22 @@ class DashboardState(rx.State):
             for c in missed
         ]
         self.loaded = True
+
+
+def _read_dashboard(principal: Principal, today_start: datetime, trend_start: datetime) -> tuple[list[CallPublic], CallStats, CallStats]:
+    """The dashboard's three reads in one unit of work (run off the event loop)."""
+    with db.session_scope() as session:
+        # The agent's own missed calls, or the firm's for a supervisor (the history's rule).
+        missed = call_center.get_call_history(
+            session=session,
+            tenant_id=principal.tenant_id,
+            actor=principal,
+            filters=CallFilters(date_from=today_start, statuses=[CallStatus.MISSED]),
+            page_size=MISSED_SHOWN,
+        ).data
+        today_stats = call_center.get_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
+        trend = call_center.get_stats(session=session, tenant_id=principal.tenant_id, actor=principal, date_from=trend_start)
+    return missed, today_stats, trend
 
 
 def _agents_table() -> rx.Component:

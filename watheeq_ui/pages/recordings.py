@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import reflex as rx
 from pydantic import BaseModel
@@ -19,6 +18,7 @@ from watheeq_ui.components.ui import card, field_error, labelled, name_text, sec
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, tr
 from watheeq_ui.layout import template
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -72,7 +72,7 @@ class RecordingsState(rx.State):
                 )
                 return days, cases, events
 
-        days, cases, events = await asyncio.to_thread(read)
+        days, cases, events = await offloop.run(read)
         self.retention_days = str(days)
         self.retention_error = ""
         self.case_query = ""
@@ -113,7 +113,7 @@ class RecordingsState(rx.State):
                 return retention.set_retention_days(session=session, tenant_id=principal.tenant_id, actor=principal, days=int(raw[:6]))
 
         try:
-            days = await asyncio.to_thread(save)
+            days = await offloop.run(save)
         except DomainError as exc:
             self.retention_error = error_text(lang, exc)
             return None
@@ -128,7 +128,7 @@ class RecordingsState(rx.State):
             with db.session_scope() as session:
                 return retention.cases_for_hold(session=session, tenant_id=principal.tenant_id, actor=principal, query=query[:100])
 
-        self.cases = [_hold_case(c) for c in await asyncio.to_thread(read)]
+        self.cases = [_hold_case(c) for c in await offloop.run(read)]
 
     @rx.event
     async def search_cases(self):
@@ -149,7 +149,7 @@ class RecordingsState(rx.State):
                 retention.set_legal_hold(session=session, tenant_id=principal.tenant_id, actor=principal, case_id=int(case_id), hold=bool(hold))
 
         try:
-            await asyncio.to_thread(save)
+            await offloop.run(save)
         except DomainError as exc:
             return rx.toast.error(error_text(lang, exc))
         await self._reload_cases(principal)

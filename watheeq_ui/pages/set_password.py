@@ -5,7 +5,6 @@ The link's token comes from the URL each time and is never copied into a state v
 
 from __future__ import annotations
 
-import asyncio
 
 import reflex as rx
 
@@ -18,6 +17,7 @@ from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import public_page
 from watheeq_ui.state.lang import LangState
+from watheeq_ui.state import offloop
 
 
 class SetPasswordState(rx.State):
@@ -39,7 +39,7 @@ class SetPasswordState(rx.State):
                 return accounts.password_link_email(session=session, token=token)
 
         try:
-            self.email = await asyncio.to_thread(look_up)
+            self.email = await offloop.run(look_up)
         except Invalid:
             self.email, self.stage = "", "invalid"
             return
@@ -59,7 +59,7 @@ class SetPasswordState(rx.State):
                 return accounts.set_password_with_link(session=session, token=token, password=password)
 
         try:
-            await asyncio.to_thread(set_it)
+            await offloop.run(set_it)
         except DomainError as exc:
             if exc.field == "token":
                 self.stage = "invalid"

@@ -10,7 +10,6 @@ without touching the database; the session is re-checked every 15 s.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -25,6 +24,7 @@ from watheeq_ui.components.ui import card, empty_state, name_text, section_title
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
 from watheeq_ui.pages.callbacks import CallbackRow, callback_item, callback_rows
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.live_watch import BEAT_GRACE_SECONDS, BEAT_MS, LiveWaiter, SharedRead
 
@@ -86,8 +86,8 @@ class WallboardState(rx.State):
     _last_beat: float = 0.0
     _watch_generation: int = 0
 
-    def _read(self, principal: Principal, tz: str) -> None:
-        self._show(_fetch(principal), principal, tz)
+    async def _read(self, principal: Principal, tz: str) -> None:
+        self._show(await offloop.run(_fetch, principal), principal, tz)
 
     def _show(self, board: wallboard.Wallboard, principal: Principal, tz: str) -> None:
         self.agents = [
@@ -122,7 +122,7 @@ class WallboardState(rx.State):
         principal = await principal_for_page(self, "supervisor")
         if principal is None:
             return None
-        self._read(principal, await tenant_timezone(self))
+        await self._read(principal, await tenant_timezone(self))
         self.loaded = True
         self._last_beat = time.monotonic()
         self._watch_generation += 1
@@ -170,7 +170,7 @@ class WallboardState(rx.State):
                     if principal is None or principal.tenant_id != viewer.tenant_id:
                         return
                 # The read runs on a worker thread, outside the state lock.
-                _, board = await asyncio.to_thread(BOARDS.get, principal)
+                _, board = await offloop.run(BOARDS.get, principal)
                 next_check = time.monotonic() + CHECK_SECONDS
                 async with self:
                     if self._watch_generation != generation:

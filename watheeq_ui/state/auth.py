@@ -19,27 +19,31 @@ shows on the login page. Nothing about the principal is kept between events.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 from collections.abc import Sequence
 from urllib.parse import quote
 
 import reflex as rx
 
-from services import accounts, db
+from services import accounts, config, db
 from services.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from services import call_center
 from services.authz import ADMIN_ROLES, SUPERVISOR_ROLES, Permission, allowed
 from services.models import Principal, SignInResult, TenantPublic
 
-from watheeq_ui import routes
+from watheeq_ui import live_tabs, routes
+from watheeq_ui.state import offloop
 
 # The browser's copy of the token; the softphone reads the same key (softphone.jsx).
 TOKEN_KEY = "watheeq_session"
 _READ_TOKEN = f"localStorage.getItem({json.dumps(TOKEN_KEY)}) || ''"
 _FORGET_TOKEN = f"localStorage.removeItem({json.dumps(TOKEN_KEY)})"
-# How often an open tab checks, without any user action, that its session still holds.
+# How often a tab in a call tells the server the user is active (the softphone's keep-alive).
 SESSION_CHECK_MS = 30_000
+
+# Tests of the production topology read which worker serves a tab (never set in production).
+_EXPOSE_WORKER = config.get("WATHEEQ_EXPOSE_WORKER") == "1"
 
 # Each signed-in page's loaders, by route, filled by ``layout.template``: they run once the
 # tab's session is known, which for a new tab is one round trip after the page loads.
@@ -64,6 +68,10 @@ class AuthState(rx.State):
     login_wait: int = 0
     notice: str = ""
     submitting: bool = False
+
+    # The pid of the backend worker serving this tab's websocket, shown (hidden) only when
+    # WATHEEQ_EXPOSE_WORKER=1: the production profile test proves two tabs are on two workers.
+    worker: str = ""
 
     # The token row's id: names the session on the server, is no credential by itself.
     _session_id: int = 0
@@ -90,11 +98,15 @@ class AuthState(rx.State):
             with db.session_scope() as session:
                 return accounts.check_session(session=session, session_id=session_id, activity=activity)
 
-        result = await asyncio.to_thread(check)
+        result = await offloop.run(check)
         if result.principal is None:
             self._end((result.ended or accounts.SessionEnd.EXPIRED).value)
             return None
         self._show_user(result.principal)
+        # This worker pushes a revoked session or a disabled user to the tab (live_tabs).
+        live_tabs.follow(
+            self, result.principal.tenant_id, result.principal.user_id, "sessions", session_id=session_id, layout=True
+        )
         return result.principal
 
     def _show_user(self, principal: Principal) -> None:
@@ -121,6 +133,7 @@ class AuthState(rx.State):
         self.has_extension = has_extension
 
     def _forget(self, notice: str = "") -> None:
+        live_tabs.unfollow(self, everything=True)
         self.signed_in = False
         self.user_name = self.user_email = self.role = self.tenant_name = ""
         self.has_extension = False
@@ -173,7 +186,7 @@ class AuthState(rx.State):
                     return check, tenant, False
                 return check, tenant, True
 
-        check, tenant, has_extension = await asyncio.to_thread(start)
+        check, tenant, has_extension = await offloop.run(start)
         if check.principal is not None and tenant is not None:
             self._adopt(check, tenant, has_extension)
         return check
@@ -195,7 +208,7 @@ class AuthState(rx.State):
 
         try:
             # argon2 costs tens of milliseconds: keep it off the event loop.
-            result = await asyncio.to_thread(sign_in)
+            result = await offloop.run(sign_in)
         except TooManyAttempts as exc:
             self.submitting = False
             self.login_error = "too_many_attempts"
@@ -230,6 +243,9 @@ class AuthState(rx.State):
         A tab without a session yet (a new tab) asks the browser for its token first.
         """
         loaders = PAGE_LOADERS.get(route, [])
+        if _EXPOSE_WORKER:
+            self.worker = str(os.getpid())
+        live_tabs.page_opened(self)
         if self._session_id:
             if await self._check(activity=True) is None:
                 self.session_ended = False
@@ -272,10 +288,10 @@ class AuthState(rx.State):
             return rx.call_script(_FORGET_TOKEN)
         return rx.redirect(routes.DASHBOARD)
 
-    @rx.event
-    async def check_session(self):
-        """Every :data:`SESSION_CHECK_MS` from the layout: ends a tab whose session was revoked,
-        whose user was disabled or that sat idle. Not activity itself."""
+    async def on_live_change(self, change) -> None:
+        """Pushed by this worker (live_tabs) when the user's sessions or account changed, or
+        the sweep found the session idle: ends the tab at once with the reason (the layout
+        then shows the login page). Not activity itself; not an event of the browser."""
         await self._check(activity=False)
 
     @rx.event
@@ -293,7 +309,7 @@ class AuthState(rx.State):
                 with db.session_scope() as session:
                     accounts.revoke_session(session=session, session_id=session_id)
 
-            await asyncio.to_thread(revoke)
+            await offloop.run(revoke)
         self._forget()
         self.session_ended = False
         return [rx.call_script(_FORGET_TOKEN), rx.redirect(routes.LOGIN)]

@@ -21,6 +21,7 @@ from services.errors import Conflict, DomainError, NotFound
 from services.models import AgentStatus, AwayReason, CallDirection, CallFilters, Principal
 from services.presence import PhoneEvent
 from watheeq_ui.i18n import tr
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
 
@@ -84,10 +85,7 @@ class SoftphoneState(rx.State):
             self.clear_config()
             return
         try:
-            with db.session_scope() as session:
-                cfg = call_center.get_extension_for_user(
-                    session=session, tenant_id=principal.tenant_id, user_id=principal.user_id
-                )
+            cfg = await offloop.call(call_center.get_extension_for_user, principal, user_id=principal.user_id)
         except NotFound:
             # The phone says so (and what to do) instead of silently not being there.
             self.clear_config()
@@ -110,14 +108,13 @@ class SoftphoneState(rx.State):
             "credentials_url": f"{get_config().api_url}/api/v1/call-center/extension",
         }
         self._extension = cfg.extension
-        with db.session_scope() as session:
-            [mine] = presence.list_states(session=session, tenant_id=principal.tenant_id, actor=principal)[:1] or [None]
+        [mine] = (await offloop.call(presence.list_states, principal))[:1] or [None]
         if mine is not None and mine.user_id == principal.user_id:
             self.presence = mine.status.value
             self.away_reason = mine.reason.value if mine.reason else ""
         if wanted != self.config:  # an unchanged config must not restart the user agent
             self.config = wanted
-        self._load_recent(principal)
+        await self._load_recent(principal)
 
     @rx.event
     def clear_config(self):
@@ -131,15 +128,11 @@ class SoftphoneState(rx.State):
         self.presence = ""
         self.away_reason = ""
 
-    def _report(self, principal: Principal, event: PhoneEvent, *, other_party: str = "", call_ref: str = "") -> None:
+    async def _report(self, principal: Principal, event: PhoneEvent, *, other_party: str = "", call_ref: str = "") -> None:
         """Tells services.presence what the phone did; the agent's state comes back."""
-        with db.session_scope() as session:
-            status = presence.report_phone(
-                session=session, tenant_id=principal.tenant_id, actor=principal, event=event,
-                other_party=other_party, call_ref=call_ref,
-            )
-            if status != AgentStatus.AWAY:
-                self.away_reason = ""
+        status = await offloop.call(presence.report_phone, principal, event=event, other_party=other_party, call_ref=call_ref)
+        if status != AgentStatus.AWAY:
+            self.away_reason = ""
         self.presence = status.value
 
     @rx.event
@@ -148,8 +141,7 @@ class SoftphoneState(rx.State):
         principal = await principal_for_page(self, activity=False)
         if principal is None or not self._registered:
             return
-        with db.session_scope() as session:
-            status = presence.heartbeat(session=session, tenant_id=principal.tenant_id, actor=principal, registered=True)
+        status = await offloop.call(presence.heartbeat, principal, registered=True)
         self.presence = status.value
 
     @rx.event
@@ -162,26 +154,17 @@ class SoftphoneState(rx.State):
         if status not in ("AVAILABLE", "AWAY") or (status == "AWAY" and reason not in AwayReason.__members__):
             return None
         try:
-            with db.session_scope() as session:
-                state = presence.set_own_state(
-                    session=session, tenant_id=principal.tenant_id, actor=principal,
-                    status=AgentStatus(status), reason=AwayReason(reason) if reason else None,
-                )
+            state = await offloop.call(presence.set_own_state, principal, status=AgentStatus(status), reason=AwayReason(reason) if reason else None)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.presence = state.status.value
         self.away_reason = state.reason.value if state.reason else ""
         return None
 
-    def _load_recent(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            page = call_center.get_call_history(
-                session=session,
-                tenant_id=principal.tenant_id,
-                actor=principal,
-                filters=CallFilters(agent_user_id=principal.user_id),
-                page_size=_RECENT,
-            )
+    async def _load_recent(self, principal: Principal) -> None:
+        page = await offloop.call(
+            call_center.get_call_history, principal, filters=CallFilters(agent_user_id=principal.user_id), page_size=_RECENT
+        )
         self.recent = [
             {
                 "id": c.id,
@@ -203,18 +186,14 @@ class SoftphoneState(rx.State):
         registered = payload.get("state") == "registered"
         if registered or payload.get("state") == "failed":
             self._registered = registered
-            self._report(principal, PhoneEvent.REGISTERED if registered else PhoneEvent.UNREGISTERED)
+            await self._report(principal, PhoneEvent.REGISTERED if registered else PhoneEvent.UNREGISTERED)
         if not registered or not payload.get("first"):
             return
-        with db.session_scope() as session:
-            closed = call_center.close_open_calls_for_agent(
-                session=session,
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
-                before=datetime.now(timezone.utc),
-            )
+        closed = await offloop.call(
+            call_center.close_open_calls_for_agent, principal, user_id=principal.user_id, before=datetime.now(timezone.utc)
+        )
         if closed:
-            self._load_recent(principal)
+            await self._load_recent(principal)
 
     @rx.event
     async def on_call_event(self, payload: dict[str, Any]):
@@ -228,7 +207,7 @@ class SoftphoneState(rx.State):
         if ring is not None:
             # An incoming call ringing (or answered by a colleague): presence only, no call row.
             remote = str(payload.get("remote") or "")[:64]
-            self._report(principal, ring, other_party=remote, call_ref=str(payload.get("call_id") or "")[:255])
+            await self._report(principal, ring, other_party=remote, call_ref=str(payload.get("call_id") or "")[:255])
             return
         now = datetime.now(timezone.utc)
         at = _browser_time(payload.get("at"), now)
@@ -250,15 +229,7 @@ class SoftphoneState(rx.State):
                 cause=payload.get("cause"),
                 status_code=payload.get("status_code") if isinstance(payload.get("status_code"), int) else None,
             )
-            with db.session_scope() as session:
-                call = apply_softphone_event(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, extension=self._extension, event=event
-                )
-                cases = (
-                    clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=call.client_id)
-                    if call.client_id and event.kind.value in ("ended", "failed")
-                    else None
-                )
+            cases = await offloop.run(_log_event, principal, self._extension, event)
         except (DomainError, ValueError) as exc:
             # A bad or stale event must not break the phone; the log is reconciled later.
             log.warning("softphone event not logged: %s", exc)
@@ -267,7 +238,7 @@ class SoftphoneState(rx.State):
         if event.kind.value == "new" and event.direction is not CallDirection.INBOUND:
             phone_event = None  # dialing out: the agent is on a call once it is answered
         if phone_event is not None:
-            self._report(principal, phone_event, other_party=event.remote_number, call_ref=event.sip_call_id)
+            await self._report(principal, phone_event, other_party=event.remote_number, call_ref=event.sip_call_id)
         if cases is not None:
             self.cases = [{"id": c.id, "title": c.title} for c in cases]
         elif event.kind.value == "new":
@@ -276,7 +247,7 @@ class SoftphoneState(rx.State):
             self._talking = {**self._talking, event.sip_call_id: time.monotonic()}
         if event.kind.value in ("ended", "failed"):
             self._talking = {k: v for k, v in self._talking.items() if k != event.sip_call_id}
-            self._load_recent(principal)
+            await self._load_recent(principal)
 
     @rx.event
     async def keep_alive_while_talking(self):
@@ -294,10 +265,7 @@ class SoftphoneState(rx.State):
         if principal is None or len(number) < 5:
             self.match = {}
             return
-        with db.session_scope() as session:
-            region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
-            e164 = phones.try_normalise(number, region)
-            client = clients.match_number(session=session, tenant_id=principal.tenant_id, e164=e164)
+        client = await offloop.run(_match_number, principal, number)
         self.match = {"number": number, "client_id": client.id, "name": client.name} if client else {}
 
     @rx.event
@@ -313,19 +281,15 @@ class SoftphoneState(rx.State):
         note = str(payload.get("note") or "").strip() or None
         case_id = payload.get("case_id") if isinstance(payload.get("case_id"), int) else None
         # Saving or skipping the wrap-up ends it: the agent is Available again.
-        self._report(principal, PhoneEvent.WRAP_UP_DONE)
+        await self._report(principal, PhoneEvent.WRAP_UP_DONE)
         if note is None and case_id is None:
             return None
         try:
-            with db.session_scope() as session:
-                call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
-                if call is None or call.agent_user_id != principal.user_id:
-                    return rx.toast.error(tr(await self._lang(), "sp_call_not_found"))
-                call_center.add_notes(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
-                )
+            found = await offloop.run(_wrap_up, principal, key, note, case_id)
         except DomainError as exc:
             return rx.toast.error(exc.message)
+        if not found:
+            return rx.toast.error(tr(await self._lang(), "sp_call_not_found"))
         return rx.toast.success(tr(await self._lang(), "sp_saved"))
 
     @rx.event
@@ -333,3 +297,36 @@ class SoftphoneState(rx.State):
         """Click-to-call from any page: the phone dials ``number``."""
         seq = int(self.command.get("seq", 0)) + 1
         self.command = {"seq": seq, "op": "dial", "target": str(number or "")}
+
+
+# ---------------------------------------------------------------------- service work (run off the loop)
+
+
+def _log_event(principal: Principal, extension: str, event: SoftphoneCallEvent):
+    """Log the phone's event; at the end of a call with a known client, that client's cases."""
+    with db.session_scope() as session:
+        call = apply_softphone_event(
+            session=session, tenant_id=principal.tenant_id, actor=principal, extension=extension, event=event
+        )
+        if call.client_id and event.kind.value in ("ended", "failed"):
+            return clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=call.client_id)
+        return None
+
+
+def _match_number(principal: Principal, number: str):
+    with db.session_scope() as session:
+        region = accounts.get_tenant(session=session, tenant_id=principal.tenant_id).region
+        e164 = phones.try_normalise(number, region)
+        return clients.match_number(session=session, tenant_id=principal.tenant_id, e164=e164)
+
+
+def _wrap_up(principal: Principal, key: str, note: str | None, case_id: int | None) -> bool:
+    """The agent's note and case on their own call; False when it is not theirs (or unknown)."""
+    with db.session_scope() as session:
+        call = call_center.find_call_by_sip_id(session=session, tenant_id=principal.tenant_id, sip_call_id=key)
+        if call is None or call.agent_user_id != principal.user_id:
+            return False
+        call_center.add_notes(
+            session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call.id, note=note, case_id=case_id
+        )
+        return True

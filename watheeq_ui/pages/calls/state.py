@@ -14,17 +14,18 @@ import reflex as rx
 from pydantic import BaseModel
 from reflex.config import get_config
 
-from services import accounts, call_center, clients, db
+from services import accounts, call_center, clients, db, live
 from services.pbx import recordings
 from services.authz import Permission, allowed
 from services.errors import DomainError, Invalid, NotFound
 from services.models import CallDetail, CallDirection, CallFilters, CallOrder, CallPublic, CallStatus, Principal
 from services.timestamps import local_day_range
 
-from watheeq_ui import exports, formatting
+from watheeq_ui import exports, formatting, live_tabs
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
 from watheeq_ui.pages.calls.legs import LegView, leg_views
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -222,16 +223,14 @@ class CallsState(rx.State):
         tz = await tenant_timezone(self)
         try:
             filters = self._filters(tz)
-            with db.session_scope() as session:
-                result = call_center.get_call_history(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    filters=filters,
-                    page=self.page,
-                    page_size=PAGE_SIZE,
-                    order=self._order(),
-                )
+            result = await offloop.call(
+                call_center.get_call_history,
+                principal,
+                filters=filters,
+                page=self.page,
+                page_size=PAGE_SIZE,
+                order=self._order(),
+            )
         except Invalid as exc:
             self.errors = {exc.field or "number": error_text((await self.get_state(LangState)).lang, exc)}
             return
@@ -248,22 +247,28 @@ class CallsState(rx.State):
             return
         self.can_export = allowed(principal, Permission.EXPORT)
         if allowed(principal, Permission.VIEW_ALL_CALLS):
-            with db.session_scope() as session:
-                users = accounts.list_users(session=session, tenant_id=principal.tenant_id)
+            users = await offloop.call(accounts.list_users, principal)
             self.agents = [Option(value=str(u.id), label=u.full_name or u.email) for u in users]
         else:
             self.agents = []
         wanted_client = self.router.url.query_parameters.get("client", "")
         if wanted_client.isdigit():
             try:
-                with db.session_scope() as session:
-                    client = clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=int(wanted_client))
+                client = await offloop.call(clients.get_client, principal, client_id=int(wanted_client))
                 self.client_id, self.client_label = str(client.id), client.name
             except NotFound:
                 self.client_id, self.client_label = "", ""
         self.page = 1
         self.panel_open = False
         await self._fetch(principal)
+        # A call logged, changed or deleted in the firm (any tab, the API, the PBX ledger) is pushed.
+        live_tabs.follow(self, principal.tenant_id, principal.user_id, "calls")
+
+    async def on_live_change(self, change: live.Change) -> None:
+        """A call of the firm changed: the page shown is read again (same filters and page)."""
+        principal = await principal_for_page(self, activity=False)
+        if principal is not None:
+            await self._fetch(principal)
 
     async def _refilter(self):
         principal = await principal_for_page(self)
@@ -287,10 +292,7 @@ class CallsState(rx.State):
         if principal is None or not value.strip():
             self.client_options = []
             return
-        with db.session_scope() as session:
-            found = clients.list_clients(
-                session=session, tenant_id=principal.tenant_id, search=value, limit=CLIENT_SUGGESTIONS
-            )
+        found = await offloop.call(clients.list_clients, principal, search=value, limit=CLIENT_SUGGESTIONS)
         self.client_options = [Option(value=str(c.id), label=f"{c.name} · {c.phone}") for c in found.data]
 
     @rx.event
@@ -320,7 +322,7 @@ class CallsState(rx.State):
 
     # ------------------------------------------------------------------ side panel
 
-    def _show(self, detail: CallDetail, tz: str, principal: Principal, session_id: int) -> None:
+    async def _show(self, detail: CallDetail, tz: str, principal: Principal, session_id: int) -> None:
         # The same call shown again (a note added) keeps its links: a new src would stop a
         # recording that is playing.
         links = {r.id: r.url for r in self.call.recordings} if self.call.id == detail.id else {}
@@ -332,8 +334,7 @@ class CallsState(rx.State):
         self.case_choice = self.call.case_id
         self.cases = []
         if detail.client_id is not None:
-            with db.session_scope() as session:
-                found = clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=detail.client_id)
+            found = await offloop.call(clients.list_cases, principal, client_id=detail.client_id)
             self.cases = [Option(value=str(c.id), label=f"{c.title} ({c.reference})" if c.reference else c.title) for c in found]
 
     @rx.event
@@ -343,9 +344,7 @@ class CallsState(rx.State):
             return
         tz = await tenant_timezone(self)
         try:
-            with db.session_scope() as session:
-                detail = call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
-                legs = call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+            detail, legs = await offloop.run(_read_call, principal, call_id)
         except NotFound:
             return
         self.legs = leg_views(legs, tz)
@@ -353,7 +352,7 @@ class CallsState(rx.State):
         self.panel_errors = {}
         self.confirming_delete = False
         self.call = CallView()
-        self._show(detail, tz, principal, await tab_session_id(self))
+        await self._show(detail, tz, principal, await tab_session_id(self))
         self.panel_open = True
 
     @rx.event
@@ -388,22 +387,14 @@ class CallsState(rx.State):
         tz = await tenant_timezone(self)
         lang = (await self.get_state(LangState)).lang
         try:
-            with db.session_scope() as session:
-                detail = call_center.add_notes(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    call_id=self.call.id,
-                    note=note,
-                    case_id=case_id,
-                )
+            detail = await offloop.call(call_center.add_notes, principal, call_id=self.call.id, note=note, case_id=case_id)
         except Invalid as exc:
             self.panel_errors = {exc.field or "note": error_text(lang, exc)}
             return None
         except DomainError as exc:
             return rx.toast.error(error_text(lang, exc))
         self.panel_errors = {}
-        self._show(detail, tz, principal, await tab_session_id(self))
+        await self._show(detail, tz, principal, await tab_session_id(self))
         updated = _row(detail, tz)
         self.rows = [updated if r.id == updated.id else r for r in self.rows]
         return rx.toast.success(tr(lang, "saved"))
@@ -436,8 +427,7 @@ class CallsState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         try:
-            with db.session_scope() as session:
-                call_center.delete_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=self.call.id)
+            await offloop.call(call_center.delete_call, principal, call_id=self.call.id)
         except DomainError as exc:
             self.confirming_delete = False
             return rx.toast.error(error_text(lang, exc))
@@ -479,7 +469,7 @@ class CallsState(rx.State):
                 asyncio.run_coroutine_threadsafe(push(done, total), loop).result()
 
         try:
-            ticket, written = await asyncio.to_thread(
+            ticket, written = await offloop.run(
                 exports.write_history_csv,
                 principal=principal,
                 filters=filters,
@@ -497,3 +487,11 @@ class CallsState(rx.State):
             self.export_done = written
         yield rx.call_script(exports.download_script(ticket))
         yield rx.toast.success(tr(lang, "export_ready", n=formatting.count(written)))
+
+
+def _read_call(principal: Principal, call_id: int):
+    """A call and its PBX legs in one unit of work (run off the event loop)."""
+    with db.session_scope() as session:
+        detail = call_center.get_call(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+        legs = call_center.get_call_legs(session=session, tenant_id=principal.tenant_id, actor=principal, call_id=call_id)
+    return detail, legs

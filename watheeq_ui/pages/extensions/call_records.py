@@ -7,7 +7,6 @@ health line (services.pbx.feed) can sit next to it.
 
 from __future__ import annotations
 
-import asyncio
 
 import reflex as rx
 
@@ -21,6 +20,7 @@ from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, tr
 from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
+from watheeq_ui.state import offloop
 
 API_PASSWORD_FIELD_ID = "cdr-api-password"
 _SOURCES = ("none", "lab", "ucm")
@@ -40,9 +40,8 @@ class CallRecordsState(rx.State):
     test_message: str = ""
     testing: bool = False
 
-    def _show(self, principal) -> None:
-        with db.session_scope() as session:
-            pbx = call_center.get_pbx_settings(session=session, tenant_id=principal.tenant_id)
+    async def _show(self, principal) -> None:
+        pbx = await offloop.call(call_center.get_pbx_settings, principal)
         self.has_pbx = pbx is not None
         if pbx is None:
             return
@@ -57,7 +56,7 @@ class CallRecordsState(rx.State):
         if principal is None:
             return
         self.errors, self.test_message = {}, ""
-        self._show(principal)
+        await self._show(principal)
 
     @rx.event
     def set_field(self, name: str, value: str):
@@ -80,13 +79,12 @@ class CallRecordsState(rx.State):
                              api_user=self.api_user, api_password=password or None,
                              realtime_port=int(port_text) if port_text else 0)
         try:
-            with db.session_scope() as session:
-                update_cdr_settings(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+            await offloop.call(update_cdr_settings, principal, data=data)
         except DomainError as exc:
             self.errors = {exc.field or "cdr_source": error_text(lang, exc)}
             return None
         self.errors, self.test_message = {}, ""
-        self._show(principal)
+        await self._show(principal)
         return rx.toast.success(tr(lang, "saved"))
 
     @rx.event
@@ -103,7 +101,7 @@ class CallRecordsState(rx.State):
                 return test_cdr_connection(session=session, tenant_id=principal.tenant_id, actor=principal)
 
         try:
-            result = await asyncio.to_thread(run)
+            result = await offloop.run(run)
         except DomainError as exc:
             self.testing, self.test_ok, self.test_message = False, False, error_text(lang, exc)
             return

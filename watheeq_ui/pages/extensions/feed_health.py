@@ -4,7 +4,6 @@ Its own small state, so the PBX settings form next to it is left alone."""
 
 from __future__ import annotations
 
-import asyncio
 
 import reflex as rx
 
@@ -16,6 +15,7 @@ from services.pbx import feed
 from watheeq_ui import formatting
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.pages.extensions.call_records import source_message
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -51,7 +51,7 @@ class FeedHealthState(rx.State):
             with db.session_scope() as session:
                 return feed.get_health(session=session, tenant_id=principal.tenant_id)
 
-        self._show(await asyncio.to_thread(read), tz, lang)
+        self._show(await offloop.run(read), tz, lang)
 
 
 def feed_health_line() -> rx.Component:

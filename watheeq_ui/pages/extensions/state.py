@@ -15,6 +15,7 @@ from services.models import ExtensionAssign, PbxSettingsIn, Principal
 
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page
 from watheeq_ui.state.lang import LangState
 
@@ -85,10 +86,8 @@ class ExtensionsState(rx.State):
 
     # ------------------------------------------------------------------ loading
 
-    def _reload(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            users = accounts.list_users(session=session, tenant_id=principal.tenant_id)
-            extensions = call_center.get_extensions(session=session, tenant_id=principal.tenant_id, actor=principal)
+    async def _reload(self, principal: Principal) -> None:
+        users, extensions = await offloop.run(_read_users_and_extensions, principal)
         by_user = {e.user_id: e for e in extensions}
         self.users = [
             UserExtension(
@@ -104,9 +103,8 @@ class ExtensionsState(rx.State):
         ]
         self.user_options = [UserOption(value=str(u.id), label=f"{u.full_name or u.email} · {u.email}") for u in users if u.active]
 
-    def _show_pbx(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            pbx = call_center.get_pbx_settings(session=session, tenant_id=principal.tenant_id)
+    async def _show_pbx(self, principal: Principal) -> None:
+        pbx = await offloop.call(call_center.get_pbx_settings, principal)
         self.pbx_errors = {}
         if pbx is None:
             return
@@ -131,8 +129,8 @@ class ExtensionsState(rx.State):
         principal = await principal_for_page(self, Permission.MANAGE_EXTENSIONS)
         if principal is None:
             return
-        self._reload(principal)
-        self._show_pbx(principal)
+        await self._reload(principal)
+        await self._show_pbx(principal)
         self.form_errors = {}
         self.bulk_results = []
         self.bulk_error = ""
@@ -171,23 +169,21 @@ class ExtensionsState(rx.State):
             self.form_errors = {"user_id": error_text(lang, "choose a user")}
             return None
         try:
-            with db.session_scope() as session:
-                result = call_center.assign_extension(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    data=ExtensionAssign(
-                        user_id=int(self.form_user),
-                        extension=self.form_extension,
-                        display_name=self.form_display_name,
-                        password=password or None,
-                    ),
-                )
+            result = await offloop.call(
+                call_center.assign_extension,
+                principal,
+                data=ExtensionAssign(
+                    user_id=int(self.form_user),
+                    extension=self.form_extension,
+                    display_name=self.form_display_name,
+                    password=password or None,
+                ),
+            )
         except DomainError as exc:
             self.form_errors = {_error_field(exc, "extension"): error_text(lang, exc)}
             return None
         self.form_errors = {}
-        self._reload(principal)
+        await self._reload(principal)
         return rx.toast.success(f"{tr(lang, 'saved')}: {result.extension}")
 
     @rx.event
@@ -204,15 +200,12 @@ class ExtensionsState(rx.State):
         if principal is None or not self.delete_id:
             return None
         try:
-            with db.session_scope() as session:
-                call_center.delete_extension(
-                    session=session, tenant_id=principal.tenant_id, actor=principal, extension_id=int(self.delete_id)
-                )
+            await offloop.call(call_center.delete_extension, principal, extension_id=int(self.delete_id))
         except DomainError as exc:
             self.delete_id = ""
             return rx.toast.error(error_text((await self.get_state(LangState)).lang, exc))
         self.delete_id = self.delete_label = ""
-        self._reload(principal)
+        await self._reload(principal)
         return None
 
     # ------------------------------------------------------------------ PBX settings
@@ -240,27 +233,25 @@ class ExtensionsState(rx.State):
                 turn["username"] = self.pbx_turn_username.strip()
             ice.append(turn)
         try:
-            with db.session_scope() as session:
-                call_center.update_pbx_settings(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    data=PbxSettingsIn(
-                        host=self.pbx_host,
-                        transport=self.pbx_transport,
-                        wss_port=int(self.pbx_port),
-                        wss_path=self.pbx_path,
-                        sip_domain=self.pbx_domain,
-                        did=self.pbx_did,
-                        ice_servers=ice,
-                    ),
-                    # Empty keeps the stored credential: the field never shows it.
-                    turn_credential=turn_credential or None,
-                )
+            await offloop.call(
+                call_center.update_pbx_settings,
+                principal,
+                data=PbxSettingsIn(
+                    host=self.pbx_host,
+                    transport=self.pbx_transport,
+                    wss_port=int(self.pbx_port),
+                    wss_path=self.pbx_path,
+                    sip_domain=self.pbx_domain,
+                    did=self.pbx_did,
+                    ice_servers=ice,
+                ),
+                # Empty keeps the stored credential: the field never shows it.
+                turn_credential=turn_credential or None,
+            )
         except DomainError as exc:
             self.pbx_errors = {_error_field(exc, "host"): error_text(lang, exc)}
             return None
-        self._show_pbx(principal)
+        await self._show_pbx(principal)
         return rx.toast.success(tr(lang, "saved"))
 
     # ------------------------------------------------------------------ bulk assignment
@@ -300,21 +291,27 @@ class ExtensionsState(rx.State):
                 continue
             try:
                 # One transaction per row: a refused row leaves the others in place.
-                with db.session_scope() as session:
-                    call_center.assign_extension(
-                        session=session,
-                        tenant_id=principal.tenant_id,
-                        actor=principal,
-                        data=ExtensionAssign(
-                            user_id=int(user.user_id),
-                            extension=extension,
-                            display_name=row.get("display_name", ""),
-                            password=row.get("password") or None,
-                        ),
-                    )
+                await offloop.call(
+                    call_center.assign_extension,
+                    principal,
+                    data=ExtensionAssign(
+                        user_id=int(user.user_id),
+                        extension=extension,
+                        display_name=row.get("display_name", ""),
+                        password=row.get("password") or None,
+                    ),
+                )
             except DomainError as exc:
                 results.append(BulkResult(row=number, email=email, extension=extension, done=False, reason=error_text(lang, exc)))
                 continue
             results.append(BulkResult(row=number, email=email, extension=extension, done=True, reason=""))
         self.bulk_results = results
-        self._reload(principal)
+        await self._reload(principal)
+
+
+def _read_users_and_extensions(principal: Principal):
+    """The firm's users and their extensions in one unit of work (run off the event loop)."""
+    with db.session_scope() as session:
+        users = accounts.list_users(session=session, tenant_id=principal.tenant_id)
+        extensions = call_center.get_extensions(session=session, tenant_id=principal.tenant_id, actor=principal)
+    return users, extensions

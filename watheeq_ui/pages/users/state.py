@@ -7,7 +7,6 @@ set-password link is held in state only while its dialog shows it, once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,6 +21,7 @@ from services.models import PasswordLinkPublic, Principal, Role
 from watheeq_ui import formatting, routes
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -48,7 +48,7 @@ async def _in_session(work: Callable[..., T]) -> T:
         with db.session_scope() as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    return await offloop.run(run)
 
 
 class UsersState(rx.State):

@@ -16,6 +16,7 @@ from watheeq_ui import formatting
 from watheeq_ui.components.ui import card, section_title
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import AuthState, principal_for_page, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
@@ -65,13 +66,7 @@ class WhatsappIngestState(rx.State):
         if principal is None:
             return
         tz = await tenant_timezone(self)
-        with db.session_scope() as session:
-            stats = whatsapp.get_ingest_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
-            letters = (
-                whatsapp.list_dead_letters(session=session, tenant_id=principal.tenant_id, actor=principal, limit=50).data
-                if allowed(principal, Permission.LINK_WHATSAPP)
-                else []
-            )
+        stats, letters = await offloop.run(_read_ingest, principal)
         self.received = formatting.count(stats.received)
         self.stored = formatting.count(stats.stored)
         self.failed = formatting.count(stats.failed)
@@ -87,8 +82,7 @@ class WhatsappIngestState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         try:
-            with db.session_scope() as session:
-                whatsapp.retry_dead_letter(session=session, tenant_id=principal.tenant_id, actor=principal, dead_letter_id=int(dead_letter_id))
+            await offloop.call(whatsapp.retry_dead_letter, principal, dead_letter_id=int(dead_letter_id))
         except DomainError as exc:
             return rx.toast.error(error_text(lang, exc))
         await self.refresh()
@@ -168,3 +162,15 @@ def ingest_panel() -> rx.Component:
         rx.moment(interval=REFRESH_MS, on_change=WhatsappIngestState.refresh, display="none"),
         data_testid="wa-ingest",
     )
+
+
+def _read_ingest(principal):
+    """The line's ingest figures and (for who may link it) the dead letters, off the loop."""
+    with db.session_scope() as session:
+        stats = whatsapp.get_ingest_stats(session=session, tenant_id=principal.tenant_id, actor=principal)
+        letters = (
+            whatsapp.list_dead_letters(session=session, tenant_id=principal.tenant_id, actor=principal, limit=50).data
+            if allowed(principal, Permission.LINK_WHATSAPP)
+            else []
+        )
+    return stats, letters

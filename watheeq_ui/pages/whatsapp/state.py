@@ -2,14 +2,14 @@
 """What the WhatsApp page knows and does: the line's status, the messages, the send form.
 
 The page never talks to WhatsApp: it writes intent through the services (link, unlink,
-queue a message) and a background task watches the session row and the newest messages,
-pushing to the browser only what changed (a new QR, a status, a message moving from
-pending to sent to delivered). The sidecar does the rest.
+queue a message); the sidecar does the rest. Nothing polls: when the sidecar (or another
+tab) changes the firm's line or messages, this worker's live listener pushes the change to
+the page (:meth:`WhatsappState.on_live_change`), which re-reads the line and, only if the
+newest messages moved, the list. The QR countdown ticks from the worker's one ticker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -17,18 +17,27 @@ from urllib.parse import urlencode
 import reflex as rx
 from reflex.config import get_config
 
-from services import clients, db, whatsapp
+from services import clients, db, live, whatsapp
 from services.whatsapp import media, outbox_files
 from services.authz import Permission
 from services.errors import DomainError
-from services.models import MessageDirection, Principal, WhatsappMessagePublic, WhatsappSend, WhatsappStatusPublic
+from services.models import (
+    ClientsPage,
+    MessageDirection,
+    Principal,
+    WhatsappMessagePublic,
+    WhatsappMessagesPage,
+    WhatsappSend,
+    WhatsappStatusPublic,
+)
 from services.timestamps import local_day_range
 from services.whatsapp.gateway import qr_code_lifetimes
 
-from watheeq_ui import formatting
+from watheeq_ui import formatting, live_tabs
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import tr
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, Option, chat_groups, qr_data_url
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 from watheeq_ui.state.whatsapp_line import WhatsappLineState
@@ -41,12 +50,6 @@ def media_url(session_id: int, message_id: int) -> str:
     sig = media.sign_link(session_id=session_id, message_id=message_id)
     return f"{get_config().api_url}/api/v1/whatsapp/qr/messages/{message_id}/media?{urlencode({'session': session_id, 'sig': sig})}"
 CLIENT_OPTIONS = 500
-# The watcher reads two small rows-sets this often; it pushes only changes.
-POLL_SECONDS = 0.3
-# The page beats every few seconds while it is open; a watcher without beats stops.
-BEAT_MS = 4000
-BEAT_GRACE_SECONDS = 15.0
-CHECK_SECONDS = 2.0
 # The list's filters and the send form's fields, each set by one event that changes only it.
 FILTERS = ("filter_client", "filter_direction", "filter_from", "filter_to")
 DRAFT_FIELDS = ("send_client", "send_to", "send_body")
@@ -86,8 +89,7 @@ class WhatsappState(rx.State):
     send_body: str = ""
     send_errors: dict[str, str] = {}
 
-    _watch_generation: int = 0
-    _last_beat: float = 0.0
+    _fingerprint: str = ""
     _qr_payload: str = ""
     _qr_expires: float = 0.0
     # The tab's session: what the signed links to files are bound to.
@@ -133,32 +135,29 @@ class WhatsappState(rx.State):
             return -1
         return max(0, int(self._qr_expires - time.time() + 0.999))
 
-    def _load_messages(self, principal: Principal, tz: str) -> None:
+    async def _load_messages(self, principal: Principal, tz: str) -> None:
         try:
             # The days are inclusive on the page; the range's end is the next day's midnight.
             date_from, date_to = local_day_range(self.filter_from, self.filter_to, tz)
-            with db.session_scope() as session:
-                page = whatsapp.get_messages(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    actor=principal,
-                    client_id=int(self.filter_client) if self.filter_client.isdigit() else None,
-                    direction=MessageDirection(self.filter_direction) if self.filter_direction != "any" else None,
-                    date_from=date_from,
-                    date_to=date_to,
-                    limit=MESSAGES_WINDOW,
-                )
+            page, fingerprint = await offloop.run(
+                _read_messages,
+                principal,
+                client_id=int(self.filter_client) if self.filter_client.isdigit() else None,
+                direction=MessageDirection(self.filter_direction) if self.filter_direction != "any" else None,
+                date_from=date_from,
+                date_to=date_to,
+            )
         except DomainError as exc:
             self.filter_errors = {exc.field or "client_id": exc.message}
             return
         self.filter_errors = {}
+        self._fingerprint = fingerprint
         self.message_count = page.count
         session_id = self._session_id
         self.chats = chat_groups(page.data, tz, (lambda message_id: media_url(session_id, message_id)) if session_id else None)
 
-    def _load_client_options(self, principal: Principal) -> None:
-        with db.session_scope() as session:
-            found = clients.list_clients(session=session, tenant_id=principal.tenant_id, limit=CLIENT_OPTIONS)
+    async def _load_client_options(self, principal: Principal) -> None:
+        found = await offloop.run(_read_client_options, principal)
         self.client_options = [Option(value=str(c.id), label=f"{c.name} · {c.phone}") for c in found.data if c.phone]
 
     async def _header_status(self) -> None:
@@ -176,89 +175,61 @@ class WhatsappState(rx.State):
             return None
         tz = await tenant_timezone(self)
         self._session_id = await tab_session_id(self)
-        with db.session_scope() as session:
-            line = whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
+        line = await offloop.run(_read_line, principal)
         self._qr_payload = ""
         # What the page showed before this visit says nothing about the current code.
         self.status = ""
         self._apply_status(line, tz, None)
         self.confirm_unlink = False
         self.send_errors = {}
-        self._load_client_options(principal)
-        self._load_messages(principal, tz)
+        await self._load_client_options(principal)
+        await self._load_messages(principal, tz)
         await self._header_status()
         # Opened from a callback item (/whatsapp?to=+966…): the composer is addressed to that number.
         wanted_to = self.router.url.query_parameters.get("to", "")[:32]
         if wanted_to:
             self.send_mode, self.send_to = "number", wanted_to
-        self._last_beat = time.monotonic()
-        self._watch_generation += 1
-        return WhatsappState.watch
-
-    @rx.event
-    def beat(self, _value: str = ""):
-        self._last_beat = time.monotonic()
+        # From now on this worker pushes the firm's WhatsApp changes to the page (live_tabs).
+        live_tabs.follow(self, principal.tenant_id, principal.user_id, "whatsapp")
+        if self._qr_expires:
+            live_tabs.tick_every_second(self)
+        return None
 
     @rx.event
     def stop_watching(self):
-        self._watch_generation += 1
+        """The page was left: nothing more is pushed to it."""
+        live_tabs.unfollow(self)
 
-    @rx.event(background=True)
-    async def watch(self):
-        """Follow the session row and the newest messages while the page is open.
+    async def on_live_change(self, change: live.Change) -> None:
+        """Pushed when the firm's WhatsApp changed (the sidecar or another tab wrote): the line
+        and, if the newest messages moved, the list are read again. Not a browser event."""
+        principal = await principal_for_page(self, activity=False)
+        if principal is None:
+            return
+        tz = await tenant_timezone(self)
+        line, fingerprint = await offloop.run(_read_line_and_fingerprint, principal)
+        qr_image = None
+        if line.qr_payload and line.qr_payload != self._qr_payload:
+            # ~15 ms of CPU: off the event loop too.
+            qr_image = await offloop.run(qr_data_url, line.qr_payload)
+        before = (self.status, self.phone_number)
+        self._apply_status(line, tz, qr_image)
+        if (self.status, self.phone_number) != before:
+            await self._header_status()
+        if fingerprint != self._fingerprint:
+            await self._load_messages(principal, tz)
+        if self._qr_expires:
+            live_tabs.tick_every_second(self)
 
-        Each round is one short read on a worker thread; the state lock is taken only when
-        something changed (or for the countdown's next second, or a liveness check), so an
-        idle page costs the browser nothing.
-        """
-        async with self:
-            generation = self._watch_generation
-            # Watching is not activity: an open WhatsApp page must not keep a tab signed in.
-            viewer = await principal_for_page(self, activity=False)
-            if viewer is None:
-                return
-            tz = await tenant_timezone(self)
-
-        def read() -> tuple[WhatsappStatusPublic, str]:
-            with db.session_scope() as session:
-                return (
-                    whatsapp.get_session_status(session=session, tenant_id=viewer.tenant_id, actor=viewer),
-                    whatsapp.messages_fingerprint(session=session, tenant_id=viewer.tenant_id, window=MESSAGES_WINDOW),
-                )
-
-        last_line: WhatsappStatusPublic | None = None
-        last_fingerprint: str | None = None
-        last_second = 0
-        next_check = time.monotonic() + CHECK_SECONDS
-        while True:
-            line, fingerprint = await asyncio.to_thread(read)
-            qr_image = None
-            if line.qr_payload and (last_line is None or line.qr_payload != last_line.qr_payload):
-                # ~15 ms of CPU: off the event loop, before taking the state lock.
-                qr_image = await asyncio.to_thread(qr_data_url, line.qr_payload)
-            status_changed = line != last_line
-            messages_changed = last_fingerprint is not None and fingerprint != last_fingerprint
-            now = time.monotonic()
-            second = int(time.time())
-            countdown = line.status.value == "QR_PENDING" and second != last_second
-            if status_changed or messages_changed or countdown or now >= next_check:
-                async with self:
-                    if self._watch_generation != generation or now - self._last_beat > BEAT_GRACE_SECONDS:
-                        return
-                    # Nothing reaches the browser for a session that has ended since the last round.
-                    principal = await principal_for_page(self, activity=False)
-                    if principal is None or principal.tenant_id != viewer.tenant_id or principal.role != viewer.role:
-                        return
-                    self._apply_status(line, tz, qr_image)
-                    if status_changed:
-                        await self._header_status()
-                    if messages_changed:
-                        self._load_messages(principal, tz)
-                if now >= next_check:
-                    next_check = now + CHECK_SECONDS
-                last_second = second
-            last_line, last_fingerprint = line, fingerprint
-            await asyncio.sleep(POLL_SECONDS)
+    def on_tick(self) -> bool:
+        """Once a second while a QR code is shown (live_tabs' ticker; no database read): the
+        seconds left. False once there is nothing to count."""
+        if not self._qr_expires:
+            return False
+        left = self._seconds_left()
+        if left != self.qr_seconds_left:
+            self.qr_seconds_left = left
+        return left > 0
 
     @rx.event
     async def link(self):
@@ -266,8 +237,7 @@ class WhatsappState(rx.State):
         if principal is None:
             return None
         tz = await tenant_timezone(self)
-        with db.session_scope() as session:
-            line = whatsapp.init_session(session=session, tenant_id=principal.tenant_id, actor=principal)
+        line = await offloop.call(whatsapp.init_session, principal)
         self._apply_status(line, tz, None)
         await self._header_status()
         return None
@@ -287,8 +257,7 @@ class WhatsappState(rx.State):
         if principal is None:
             return None
         tz = await tenant_timezone(self)
-        with db.session_scope() as session:
-            line = whatsapp.disconnect(session=session, tenant_id=principal.tenant_id, actor=principal)
+        line = await offloop.call(whatsapp.disconnect, principal)
         self._apply_status(line, tz, None)
         await self._header_status()
         return None
@@ -301,8 +270,7 @@ class WhatsappState(rx.State):
         principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         if principal is None:
             return None
-        with db.session_scope() as session:
-            detail = whatsapp.get_error_detail(session=session, tenant_id=principal.tenant_id, actor=principal)
+        detail = await offloop.call(whatsapp.get_error_detail, principal)
         self.error_detail = detail or ""
         return None
 
@@ -315,11 +283,10 @@ class WhatsappState(rx.State):
             return None
         lang = (await self.get_state(LangState)).lang
         try:
-            with db.session_scope() as session:
-                decide(session=session, tenant_id=principal.tenant_id, actor=principal, message_id=message_id)
+            await offloop.call(decide, principal, message_id=message_id)
         except DomainError as exc:
             return rx.toast.error(error_text(lang, exc))
-        self._load_messages(principal, await tenant_timezone(self))
+        await self._load_messages(principal, await tenant_timezone(self))
         return rx.toast.success(tr(lang, done_key))
 
     @rx.event
@@ -341,7 +308,7 @@ class WhatsappState(rx.State):
         principal = await principal_for_page(self)
         if principal is None:
             return
-        self._load_messages(principal, await tenant_timezone(self))
+        await self._load_messages(principal, await tenant_timezone(self))
 
     @rx.event
     async def set_filter(self, name: str, value: str):
@@ -396,24 +363,53 @@ class WhatsappState(rx.State):
             if upload is not None:
                 raw = await upload.read()
                 chunks = [raw[i : i + 1024 * 1024] for i in range(0, len(raw), 1024 * 1024)]
-                with db.session_scope() as session:
-                    outbox_files.send_file(
-                        session=session, tenant_id=principal.tenant_id, actor=principal, data=data,
-                        filename=getattr(upload, "filename", None) or getattr(upload, "name", None) or "file",
-                        mime=upload.content_type,
-                        chunks=chunks,
-                    )
+                await offloop.call(
+                    outbox_files.send_file,
+                    principal,
+                    data=data,
+                    filename=getattr(upload, "filename", None) or getattr(upload, "name", None) or "file",
+                    mime=upload.content_type,
+                    chunks=chunks,
+                )
             else:
-                with db.session_scope() as session:
-                    whatsapp.send_message(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+                await offloop.call(whatsapp.send_message, principal, data=data)
         except DomainError as exc:
             # Invalid names its field; "not connected" is shown under the send button.
             self.send_errors = {exc.field or "status": error_text(lang, exc)}
             return None
         self.send_errors = {}
         self.send_body = ""
-        # Shown at once as pending; the watcher moves it along as the sidecar sends it.
-        self._load_messages(principal, await tenant_timezone(self))
+        # Shown at once as pending; pushed changes move it along as the sidecar sends it.
+        await self._load_messages(principal, await tenant_timezone(self))
         if upload is not None:
             return [rx.clear_selected_files("wa_file"), rx.toast.info(tr(lang, "wa_queued"))]
         return rx.toast.info(tr(lang, "wa_queued"))
+
+
+# ---------------------------------------------------------------------- reads (run off the loop)
+
+
+def _read_line(principal: Principal) -> WhatsappStatusPublic:
+    with db.session_scope() as session:
+        return whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal)
+
+
+def _read_line_and_fingerprint(principal: Principal) -> tuple[WhatsappStatusPublic, str]:
+    with db.session_scope() as session:
+        return (
+            whatsapp.get_session_status(session=session, tenant_id=principal.tenant_id, actor=principal),
+            whatsapp.messages_fingerprint(session=session, tenant_id=principal.tenant_id, window=MESSAGES_WINDOW),
+        )
+
+
+def _read_messages(principal: Principal, **filters: object) -> tuple[WhatsappMessagesPage, str]:
+    with db.session_scope() as session:
+        page = whatsapp.get_messages(
+            session=session, tenant_id=principal.tenant_id, actor=principal, limit=MESSAGES_WINDOW, **filters
+        )
+        return page, whatsapp.messages_fingerprint(session=session, tenant_id=principal.tenant_id, window=MESSAGES_WINDOW)
+
+
+def _read_client_options(principal: Principal) -> ClientsPage:
+    with db.session_scope() as session:
+        return clients.list_clients(session=session, tenant_id=principal.tenant_id, limit=CLIENT_OPTIONS)

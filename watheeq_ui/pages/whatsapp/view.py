@@ -13,7 +13,7 @@ from watheeq_ui.layout import template
 from watheeq_ui.pages.whatsapp.ingest_panel import WhatsappIngestState, ingest_panel
 from watheeq_ui.pages.whatsapp.line_panel import failure_sentence, line_panel, unlink_dialog
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, ChatMessage
-from watheeq_ui.pages.whatsapp.state import BEAT_MS, WhatsappState
+from watheeq_ui.pages.whatsapp.state import WhatsappState
 
 
 def _filter(name: str):
@@ -306,8 +306,7 @@ def whatsapp_page() -> rx.Component:
             align_items="start",
         ),
         unlink_dialog(),
-        # Keeps the watcher alive while the page is open; leaving the page stops it.
-        rx.moment(interval=BEAT_MS, on_change=WhatsappState.beat, display="none"),
+        # Leaving the page stops the pushed updates to it.
         rx.box(on_unmount=WhatsappState.stop_watching, display="none"),
         spacing="4",
         width="100%",
