@@ -98,6 +98,7 @@ from services.models.call_stats import (
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
+    LegKind,
     CdrConnectionResult,
     CdrSettingsIn,
     PbxFeed,
@@ -128,6 +129,7 @@ from services.models.whatsapp import (
 __all__ = [
     "CallLeg",
     "CallLegPublic",
+    "LegKind",
     "CdrConnectionResult",
     "CdrSettingsIn",
     "PbxFeed",
