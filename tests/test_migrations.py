@@ -88,8 +88,9 @@ def _fill(conn: sa.Connection, table_name: str, /, **values: object) -> int:
 
 
 def _migrate_with_data(url: str) -> None:
-    """Upgrade to the revision before bl01a1b20008, store legs, a recording and a WhatsApp
-    file the old way, upgrade to head, and check what the migration made of them."""
+    """Upgrade to the revision before bl01a1b20008, store legs, recordings and WhatsApp
+    messages (with and without a file) the old way, upgrade to head, and check what the
+    migration made of them: each leg's kind, one blob per stored file, the old columns gone."""
     command.upgrade(migrate.alembic_config(url), "me01a1b20007")
     engine = db.create_db_engine(url)
     try:
@@ -99,10 +100,30 @@ def _migrate_with_data(url: str) -> None:
             for uid, transferred_by, answered in (("u1", None, None), ("u2", None, T), ("u3", "1001", T)):
                 _fill(conn, "call_leg", tenant_id=tenant, call_id=call, unique_id=uid, transferred_by=transferred_by,
                       answered_at=answered, started_at=T, ended_at=T, disposition="ANSWERED")
+            stored = _fill(conn, "call_recording", tenant_id=tenant, call_id=call, source_file="a.wav", storage_key="recordings/t1/a.wav",
+                           content_type="audio/wav", size_bytes=1234, sha256="ab" * 32, created_at=T)
+            pending = _fill(conn, "call_recording", tenant_id=tenant, call_id=call, source_file="b.wav", created_at=T)
+            media = _fill(conn, "whatsapp_message", tenant_id=tenant, wa_message_id="W1", direction="INBOUND", status="RECEIVED",
+                          media_state="stored", media_key="whatsapp/t1/m1", media_mime="application/pdf", media_size=99,
+                          media_sha256="cd" * 32, created_at=T, updated_at=T)
+            text = _fill(conn, "whatsapp_message", tenant_id=tenant, wa_message_id="W2", direction="INBOUND", status="RECEIVED",
+                         created_at=T, updated_at=T)
         command.upgrade(migrate.alembic_config(url), "head")
         with engine.connect() as conn:
             kinds = dict(conn.execute(sa.text("SELECT unique_id, kind FROM call_leg")).all())
+            blobs = {row.storage_key: row for row in conn.execute(sa.text("SELECT * FROM blob")).all()}
+            recordings = dict(conn.execute(sa.text("SELECT id, blob_id FROM call_recording")).all())
+            messages = dict(conn.execute(sa.text("SELECT id, blob_id FROM whatsapp_message")).all())
+            recording_columns = {c["name"] for c in sa.inspect(conn).get_columns("call_recording")}
+            message_columns = {c["name"] for c in sa.inspect(conn).get_columns("whatsapp_message")}
         assert kinds == {"u1": "ring", "u2": "answer", "u3": "transfer"}
+        rec, wa = blobs["recordings/t1/a.wav"], blobs["whatsapp/t1/m1"]
+        assert (rec.tenant_id, rec.kind, rec.content_type, rec.size_bytes, rec.sha256) == (tenant, "recording", "audio/wav", 1234, "ab" * 32)
+        assert (wa.tenant_id, wa.kind, wa.content_type, wa.size_bytes, wa.sha256) == (tenant, "whatsapp_media", "application/pdf", 99, "cd" * 32)
+        assert len(blobs) == 2
+        assert recordings == {stored: rec.id, pending: None} and messages == {media: wa.id, text: None}
+        assert not {"storage_key", "size_bytes", "sha256", "content_type"} & recording_columns
+        assert not {"media_key", "media_sha256"} & message_columns
         assert _schema_differences(url) == []
     finally:
         engine.dispose()

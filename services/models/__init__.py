@@ -95,6 +95,7 @@ from services.models.call_stats import (
     DayBucket,
     HourBucket,
 )
+from services.models.blobs import Blob, BlobKind
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
@@ -127,6 +128,8 @@ from services.models.whatsapp import (
 )
 
 __all__ = [
+    "Blob",
+    "BlobKind",
     "CallLeg",
     "CallLegPublic",
     "LegKind",
