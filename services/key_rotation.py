@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
 from services import security, storage
-from services.models import CallRecording, PbxSettings, SipExtension, WhatsappMessage
+from services.models import Blob, BlobKind, PbxSettings, SipExtension, WhatsappMessage
 
 SIP_PASSWORD_PURPOSE = "sip_extension.password"
 TURN_CREDENTIAL_PURPOSE = "pbx_settings.turn_credential"
@@ -43,9 +43,14 @@ SECRET_COLUMNS: tuple[SecretColumn, ...] = (
 )
 
 
-# Files in services.storage, found through the column holding their storage key; sealed
-# with the purpose their writer gave (services.pbx.recordings for call recordings).
+# Files in services.storage: each has a Blob row (services.blobs) and is sealed with the
+# purpose of its kind.
 CALL_RECORDING_PURPOSE = "call_recording"
+BLOB_PURPOSES: dict[BlobKind, str] = {
+    BlobKind.RECORDING: CALL_RECORDING_PURPOSE,
+    BlobKind.WHATSAPP_MEDIA: WHATSAPP_MEDIA_PURPOSE,
+    BlobKind.CASE_DOCUMENT: "case_document",
+}
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,9 @@ class StoredFileColumn:
     purpose: str
 
 
-STORED_FILE_COLUMNS: tuple[StoredFileColumn, ...] = (
-    StoredFileColumn(CallRecording, "storage_key", CALL_RECORDING_PURPOSE),
-    StoredFileColumn(WhatsappMessage, "media_key", WHATSAPP_MEDIA_PURPOSE),
-)
+# Files not kept as Blob rows, found through the column holding their storage key (none
+# today: every file written since migration bl01a1b20008 has a blob).
+STORED_FILE_COLUMNS: tuple[StoredFileColumn, ...] = ()
 
 
 class RotationError(RuntimeError):
@@ -99,11 +103,24 @@ def reencrypt_files(*, session: Session, new_key: str, store: storage.Store | No
     """Seal every stored file again under ``new_key``, one file at a time (each replaced
     atomically), after :func:`reencrypt_secrets`. A file that cannot be read stops the run
     with :class:`RotationError`; the files done so far are under the new key and the rest
-    still under the old one, which stays among the previous keys. Returns the count per
-    ``table.column`` of files re-sealed (already sealed under ``new_key``: skipped)."""
+    still under the old one, which stays among the previous keys. Each blob's ``key_id``
+    is set as its file is done. Returns the count per ``blob.<kind>`` (and ``table.column``
+    of files without a blob) of files re-sealed (already under ``new_key``: skipped)."""
     key = security.parse_key(new_key)
     store = store or storage.default_store()
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {f"blob.{kind.value}": 0 for kind in BlobKind}
+    blob = Blob.__table__  # type: ignore[attr-defined]
+    rows = session.execute(sa.select(blob.c.id, blob.c.kind, blob.c.storage_key, blob.c.key_id).order_by(blob.c.id)).all()
+    for blob_id, kind, storage_key, key_id in rows:
+        label = f"blob.{kind}"
+        try:
+            counts[label] += store.reencrypt(storage_key, purpose=BLOB_PURPOSES[BlobKind(kind)], new_key=key)
+        except storage.NotStored:
+            continue  # deleted meanwhile (retention, a deleted call): nothing to rotate
+        except storage.StorageError as exc:
+            raise RotationError(f"the file of blob {blob_id} ({kind}) cannot be re-encrypted: {exc}") from None
+        if key_id != key.kid:
+            session.execute(sa.update(blob).where(blob.c.id == blob_id).values(key_id=key.kid))
     for spec in STORED_FILE_COLUMNS:
         table: sa.Table = spec.model.__table__  # type: ignore[attr-defined]
         col = table.c[spec.column]

@@ -50,6 +50,8 @@ class StoredFile:
     key: str
     size: int
     sha256: str
+    # The id of the key the file is sealed under (services.security, in the file's header).
+    key_id: str = ""
 
 
 class Store(Protocol):
@@ -131,6 +133,7 @@ class LocalEncryptedStore:
                 size += len(piece)
                 yield piece
 
+        seal_with = seal_with or security.current_key()
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -143,7 +146,7 @@ class LocalEncryptedStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return StoredFile(key=key, size=size, sha256=digest.hexdigest())
+        return StoredFile(key=key, size=size, sha256=digest.hexdigest(), key_id=seal_with.kid)
 
     def _reader(self, key: str, purpose: str) -> tuple[security.EncryptedReader, BinaryIO]:
         path = self._path(key)

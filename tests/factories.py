@@ -199,20 +199,21 @@ def make_wav(path: Path, seconds: float, *, rate: int = 8000) -> Path:
 
 def make_stored_recording(session: Session, call: Call, data: bytes, *, store: Any = None, duration_seconds: int | None = None) -> "CallRecording":
     """A recording of ``call`` already fetched: ``data`` encrypted in ``store`` (default: the
-    configured store) and its row pointing at it, as services.pbx.recordings stores them."""
-    import hashlib
-
-    from services import storage
-    from services.models import CallRecording
+    configured store), its blob, and its row pointing at it, as services.pbx.recordings stores them."""
+    from services import blobs, storage
+    from services.models import BlobKind, CallRecording
     from services.pbx import recordings
 
     store = store or storage.default_store()
     key = storage.new_key("recordings", f"t{call.tenant_id}", suffix=".wav")
     stored = store.put(key, [data], purpose=recordings.PURPOSE)
-    rec = CallRecording(
-        tenant_id=call.tenant_id, call_id=call.id, source_file=f"{key.rsplit('/', 1)[-1]}", storage_key=key,
-        size_bytes=stored.size, sha256=hashlib.sha256(data).hexdigest(), duration_seconds=duration_seconds,
+    blob = blobs.create(
+        session=session, tenant_id=call.tenant_id, kind=BlobKind.RECORDING, stored=stored,
         content_type=recordings.sniff_content_type(data[:64], key),
+    )
+    rec = CallRecording(
+        tenant_id=call.tenant_id, call_id=call.id, source_file=f"{key.rsplit('/', 1)[-1]}", blob_id=blob.id,
+        duration_seconds=duration_seconds,
     )
     session.add(rec)
     session.flush()

@@ -146,10 +146,11 @@ def test_ring_group_of_three_answered_then_transferred_is_one_row_with_its_legs(
     assert (call.status, call.agent_user_id, call.ring_seconds, call.talk_seconds) == (CallStatus.COMPLETED, a1.id, 5, 40 + 60)
     assert call.ended_at == T0 + timedelta(seconds=107)
     legs = session.exec(select(CallLeg).where(CallLeg.call_id == call.id).order_by(CallLeg.position)).all()
-    assert [(lg.extension, lg.agent_user_id, lg.talk_seconds, lg.transferred_by) for lg in legs] == [
-        ("1001", a1.id, 40, None), ("1002", a2.id, 0, None), ("1003", a3.id, 0, None), ("1004", a4.id, 60, "1001"),
+    assert [(lg.extension, lg.agent_user_id, lg.talk_seconds, lg.transferred_by, lg.kind) for lg in legs] == [
+        ("1001", a1.id, 40, None, "answer"), ("1002", a2.id, 0, None, "ring"), ("1003", a3.id, 0, None, "ring"),
+        ("1004", a4.id, 60, "1001", "transfer"),
     ]
-    files = session.exec(select(CallRecording.source_file, CallRecording.storage_key).where(CallRecording.call_id == call.id)).all()
+    files = session.exec(select(CallRecording.source_file, CallRecording.blob_id).where(CallRecording.call_id == call.id)).all()
     assert sorted(files) == [("rg-1001.wav", None), ("rg-1004.wav", None)]
     # A late softphone event of a folded row finds the call instead of logging it again.
     _softphone(session, firm, a2, "1002", SoftphoneEventKind.FAILED, at=6, started=0.2)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -15,6 +17,7 @@ from services import db, migrate
 from services import models  # noqa: F401  (registers every table)
 
 POSTGRES_URL = os.environ.get("WATHEEQ_TEST_POSTGRES_URL")
+T = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 
 
 def _schema_differences(url: str) -> list[str]:
@@ -64,6 +67,83 @@ def test_migrations_on_fresh_postgres_match_the_models() -> None:
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
         migrate.upgrade(url)
         assert _schema_differences(url) == []
+    finally:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        base.dispose()
+
+
+def _fill(conn: sa.Connection, table_name: str, /, **values: object) -> int:
+    """Insert one row into the reflected table ``name``: ``values``, and a plain value for
+    every other NOT NULL column without a default (the schema of an older revision)."""
+    table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+    row = dict(values)
+    for column in table.columns:
+        if column.name in row or column.nullable or column.server_default is not None or column.primary_key:
+            continue
+        kind = column.type.python_type if not isinstance(column.type, sa.types.NullType) else str
+        text = f"{table_name}-{column.name}"[: getattr(column.type, "length", None) or None]
+        row[column.name] = {int: 1, bool: False, datetime: T}.get(kind, text)
+    return conn.execute(table.insert().values(**row).returning(table.c.id)).scalar_one()
+
+
+def _migrate_with_data(url: str) -> None:
+    """Upgrade to the revision before bl01a1b20008, store legs, recordings and WhatsApp
+    messages (with and without a file) the old way, upgrade to head, and check what the
+    migration made of them: each leg's kind, one blob per stored file, the old columns gone."""
+    command.upgrade(migrate.alembic_config(url), "me01a1b20007")
+    engine = db.create_db_engine(url)
+    try:
+        with engine.begin() as conn:
+            tenant = _fill(conn, "tenant", name="Firm", slug="firm")
+            call = _fill(conn, "call", tenant_id=tenant, direction="INBOUND", status="COMPLETED", remote_number="1")
+            for uid, transferred_by, answered in (("u1", None, None), ("u2", None, T), ("u3", "1001", T)):
+                _fill(conn, "call_leg", tenant_id=tenant, call_id=call, unique_id=uid, transferred_by=transferred_by,
+                      answered_at=answered, started_at=T, ended_at=T, disposition="ANSWERED")
+            stored = _fill(conn, "call_recording", tenant_id=tenant, call_id=call, source_file="a.wav", storage_key="recordings/t1/a.wav",
+                           content_type="audio/wav", size_bytes=1234, sha256="ab" * 32, created_at=T)
+            pending = _fill(conn, "call_recording", tenant_id=tenant, call_id=call, source_file="b.wav", created_at=T)
+            media = _fill(conn, "whatsapp_message", tenant_id=tenant, wa_message_id="W1", direction="INBOUND", status="RECEIVED",
+                          media_state="stored", media_key="whatsapp/t1/m1", media_mime="application/pdf", media_size=99,
+                          media_sha256="cd" * 32, created_at=T, updated_at=T)
+            text = _fill(conn, "whatsapp_message", tenant_id=tenant, wa_message_id="W2", direction="INBOUND", status="RECEIVED",
+                         created_at=T, updated_at=T)
+        command.upgrade(migrate.alembic_config(url), "head")
+        with engine.connect() as conn:
+            kinds = dict(conn.execute(sa.text("SELECT unique_id, kind FROM call_leg")).all())
+            blobs = {row.storage_key: row for row in conn.execute(sa.text("SELECT * FROM blob")).all()}
+            recordings = dict(conn.execute(sa.text("SELECT id, blob_id FROM call_recording")).all())
+            messages = dict(conn.execute(sa.text("SELECT id, blob_id FROM whatsapp_message")).all())
+            recording_columns = {c["name"] for c in sa.inspect(conn).get_columns("call_recording")}
+            message_columns = {c["name"] for c in sa.inspect(conn).get_columns("whatsapp_message")}
+        assert kinds == {"u1": "ring", "u2": "answer", "u3": "transfer"}
+        rec, wa = blobs["recordings/t1/a.wav"], blobs["whatsapp/t1/m1"]
+        assert (rec.tenant_id, rec.kind, rec.content_type, rec.size_bytes, rec.sha256) == (tenant, "recording", "audio/wav", 1234, "ab" * 32)
+        assert (wa.tenant_id, wa.kind, wa.content_type, wa.size_bytes, wa.sha256) == (tenant, "whatsapp_media", "application/pdf", 99, "cd" * 32)
+        assert len(blobs) == 2
+        assert recordings == {stored: rec.id, pending: None} and messages == {media: wa.id, text: None}
+        assert not {"storage_key", "size_bytes", "sha256", "content_type"} & recording_columns
+        assert not {"media_key", "media_sha256"} & message_columns
+        assert _schema_differences(url) == []
+    finally:
+        engine.dispose()
+
+
+def test_migration_moves_existing_rows_on_sqlite(tmp_path: Path) -> None:
+    _migrate_with_data(f"sqlite:///{tmp_path / 'migrated.db'}")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
+def test_migration_moves_existing_rows_on_postgres() -> None:
+    base = db.create_db_engine(POSTGRES_URL)
+    schema = "migration_data_check"
+    try:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = db.normalise_url(POSTGRES_URL)
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        _migrate_with_data(url)
     finally:
         with base.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from services import audit, db, storage
 from services.errors import Conflict, Forbidden, Invalid, NotFound
-from services.models import AuditEvent, CallLeg, CallRecording, PbxSettings, Role, User, utcnow
+from services.models import AuditEvent, Blob, CallLeg, CallRecording, PbxSettings, Role, User, utcnow
 from services.pbx import recordings, retention
 from services.pbx.records import CdrSourceError
 from tests import factories
@@ -76,19 +76,30 @@ def _row(session: Session, rec_id: int) -> CallRecording:
     return session.exec(select(CallRecording).where(CallRecording.id == rec_id)).one()
 
 
+def _blob(session: Session, rec_id: int) -> Blob | None:
+    row = _row(session, rec_id)
+    return session.get(Blob, row.blob_id) if row.blob_id is not None else None
+
+
+def _key(session: Session, rec_id: int) -> str | None:
+    blob = _blob(session, rec_id)
+    return blob.storage_key if blob else None
+
+
 def test_fetch_stores_the_recording_encrypted_with_its_facts(session, source, store) -> None:
     firm, call, rec = _firm_with_recording(session, source, seconds=3.0)
     n = recordings.fetch_pending(session_factory=db.session_scope, tenant_id=firm.tenant.id, source=source, store=store)
     assert n == 1
-    row = _row(session, rec.id)
+    row, blob = _row(session, rec.id), _blob(session, rec.id)
     original = (source.root / "rec-1.wav").read_bytes()
-    assert row.storage_key and row.storage_key.startswith(f"recordings/t{firm.tenant.id}/") and row.storage_key.endswith(".wav")
-    assert (row.size_bytes, row.content_type, row.duration_seconds) == (len(original), "audio/wav", 3)
-    assert row.sha256 == __import__("hashlib").sha256(original).hexdigest()
+    assert blob and blob.storage_key.startswith(f"recordings/t{firm.tenant.id}/") and blob.storage_key.endswith(".wav")
+    assert (blob.tenant_id, blob.kind, blob.key_id) == (firm.tenant.id, "recording", __import__("services.security").security.current_key().kid)
+    assert (blob.size_bytes, blob.content_type, row.duration_seconds) == (len(original), "audio/wav", 3)
+    assert blob.sha256 == __import__("hashlib").sha256(original).hexdigest()
     # At rest: no RIFF header, not the audio bytes, and the same bytes back with the key.
-    on_disk = store._path(row.storage_key).read_bytes()
+    on_disk = store._path(blob.storage_key).read_bytes()
     assert not on_disk.startswith(b"RIFF") and b"WAVEfmt" not in on_disk and original[1000:1100] not in on_disk
-    assert b"".join(store.open_range(row.storage_key, purpose=recordings.PURPOSE)) == original
+    assert b"".join(store.open_range(blob.storage_key, purpose=recordings.PURPOSE)) == original
     # Nothing left to fetch: a second run does not touch the PBX.
     assert recordings.fetch_pending(session_factory=db.session_scope, tenant_id=firm.tenant.id, source=source, store=store) == 0
     assert source.opened == ["rec-1.wav"]
@@ -99,7 +110,7 @@ def test_fetch_only_touches_its_own_firm(session, source, store) -> None:
     other = factories.make_firm(session)
     session.commit()
     assert recordings.fetch_pending(session_factory=db.session_scope, tenant_id=other.tenant.id, source=source, store=store) == 0
-    assert _row(session, rec.id).storage_key is None
+    assert _key(session, rec.id) is None
 
 
 def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, source, store, caplog) -> None:
@@ -109,7 +120,7 @@ def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, sourc
     tid = firm.tenant.id
     assert recordings.fetch_pending(session_factory=db.session_scope, tenant_id=tid, source=source, store=store, now=now) == 0
     row = _row(session, rec.id)
-    assert (row.storage_key, row.fetch_attempts, row.fetch_error) == (None, 1, "unreachable")
+    assert (row.blob_id, row.fetch_attempts, row.fetch_error) == (None, 1, "unreachable")
     assert row.fetch_after == now + recordings.FETCH_BACKOFF
     assert "hunter2" not in caplog.text and "unreachable" in caplog.text
     # Within the backoff: not tried again.
@@ -130,7 +141,7 @@ def test_a_failed_fetch_stays_pending_with_backoff_and_is_bounded(session, sourc
         recordings.fetch_pending(session_factory=db.session_scope, tenant_id=gone_tid, source=source, store=store, now=t)
         t += timedelta(hours=1)
     row = _row(session, gone.id)
-    assert (row.fetch_attempts, row.fetch_error, row.storage_key) == (recordings.MAX_FETCH_ATTEMPTS, "not_found", None)
+    assert (row.fetch_attempts, row.fetch_error, row.blob_id) == (recordings.MAX_FETCH_ATTEMPTS, "not_found", None)
     assert source.opened.count("gone.wav") == recordings.MAX_FETCH_ATTEMPTS
     # The call's detail says which recording plays and which never will.
     from services import call_center
@@ -172,7 +183,7 @@ def test_supervisors_and_the_calls_agent_may_play_and_each_play_is_audited(sessi
     principal = firm.principal(role)
     stream = recordings.open_for(principal, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     assert _read(stream) == (source.root / "rec-1.wav").read_bytes()
-    assert (stream.partial, stream.start, stream.end, stream.size) == (False, 0, rec.size_bytes - 1, rec.size_bytes)
+    assert (stream.partial, stream.start, stream.end, stream.size) == (False, 0, _blob(session, rec.id).size_bytes - 1, _blob(session, rec.id).size_bytes)
     events = audit.list_events(session=session, tenant_id=firm.tenant.id, action="recording.play")
     assert [(e.actor_user_id, e.object_id, e.detail["call_id"], e.detail["range"]) for e in events] == [
         (principal.user_id, str(rec.id), call.id, "all")
@@ -212,7 +223,7 @@ def test_an_agent_not_on_the_call_gets_not_found_but_an_agent_who_answered_a_leg
         with pytest.raises(NotFound):
             recordings.open_for(outsider, session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
     stream = recordings.open_for(factories.principal_of(leg_agent), session=session, tenant_id=firm.tenant.id, recording_id=rec.id, store=store)
-    assert len(_read(stream)) == rec.size_bytes
+    assert len(_read(stream)) == _blob(session, rec.id).size_bytes
     assert [e.actor_user_id for e in audit.list_events(session=session, tenant_id=firm.tenant.id, action="recording.play")] == [leg_agent.id]
 
 
@@ -253,16 +264,17 @@ def test_retention_deletes_old_recordings_but_keeps_one_on_legal_hold(session, s
     session.commit()
     (source.root / "pending.wav").unlink()
     recordings.fetch_pending(session_factory=db.session_scope, tenant_id=tid, source=source, store=store)
-    keys = {label: _row(session, r.id).storage_key for label, r in made.items()}
+    keys = {label: _key(session, r.id) for label, r in made.items()}
     assert keys["pending"] is None and all(keys[k] for k in ("old", "held", "recent"))
 
     assert retention.purge_expired(session=session, tenant_id=tid, store=store) == 2
     session.commit()
     old, held, recent, pending = (_row(session, made[k].id) for k in ("old", "held", "recent", "pending"))
-    assert old.storage_key is None and old.purged_at is not None and not store.exists(keys["old"])
+    assert old.blob_id is None and old.purged_at is not None and not store.exists(keys["old"])
+    assert session.exec(select(Blob).where(Blob.storage_key == keys["old"])).first() is None
     assert pending.purged_at is not None
-    assert held.storage_key == keys["held"] and store.exists(keys["held"]) and held.purged_at is None
-    assert recent.storage_key == keys["recent"] and store.exists(keys["recent"])
+    assert _key(session, held.id) == keys["held"] and store.exists(keys["held"]) and held.purged_at is None
+    assert _key(session, recent.id) == keys["recent"] and store.exists(keys["recent"])
     # A purged recording is no longer played, nor fetched again.
     with pytest.raises(NotFound):
         recordings.open_for(firm.owner, session=session, tenant_id=tid, recording_id=old.id, store=store)
@@ -353,10 +365,11 @@ def test_the_cli_command_runs_the_daily_purge(session, tmp_path, monkeypatch, ca
     from services import cli
 
     rec = _old_stored_recording(session, tmp_path, monkeypatch)
-    assert storage.default_store().exists(rec.storage_key)
+    key = _key(session, rec.id)
+    assert key and storage.default_store().exists(key)
     assert cli.main(["purge-recordings"]) == 0
     assert "deleted 1 recording(s)" in capsys.readouterr().out
-    assert not storage.default_store().exists(rec.storage_key)
+    assert not storage.default_store().exists(key)
     assert _row(session, rec.id).purged_at is not None
 
 
@@ -376,7 +389,7 @@ def test_the_daily_loop_purges_at_start_and_stops_when_asked(session, tmp_path, 
         await asyncio.wait_for(task, 5)
 
     asyncio.run(run())
-    assert _row(session, rec.id).storage_key is None
+    assert _key(session, rec.id) is None
 
 
 def test_deleting_a_call_deletes_its_recordings_files(session, tmp_path, monkeypatch) -> None:
@@ -387,10 +400,12 @@ def test_deleting_a_call_deletes_its_recordings_files(session, tmp_path, monkeyp
     call = factories.make_call(session, firm.tenant, agent=firm.agent)
     rec = factories.make_stored_recording(session, call, b"RIFF audio")
     session.commit()
-    assert storage.default_store().exists(rec.storage_key)
+    key = _key(session, rec.id)
+    assert key and storage.default_store().exists(key)
     call_center.delete_call(session=session, tenant_id=firm.tenant.id, actor=firm.admin, call_id=call.id)
     session.commit()
-    assert not storage.default_store().exists(rec.storage_key)
+    assert not storage.default_store().exists(key)
+    assert session.exec(select(Blob).where(Blob.storage_key == key)).first() is None
     [event] = audit.list_events(session=session, tenant_id=firm.tenant.id, action="call.delete")
     assert event.detail["recording_files_deleted"] == 1
 
@@ -404,14 +419,18 @@ def test_rotating_the_key_reseals_stored_recordings(session, store, monkeypatch)
     call = factories.make_call(session, firm.tenant)
     rec = factories.make_stored_recording(session, call, b"RIFF" + bytes(range(256)) * 600, store=store)
     gone = factories.make_stored_recording(session, call, b"RIFF gone", store=store)
-    store.delete(gone.storage_key)
+    store.delete(_key(session, gone.id))
     session.commit()
-    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 1, "whatsapp_message.media_key": 0}
+    assert _blob(session, rec.id).key_id == security.parse_key(old).kid
+    counts = {"blob.recording": 1, "blob.whatsapp_media": 0, "blob.case_document": 0}
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == counts
+    session.commit()
+    assert _blob(session, rec.id).key_id == security.parse_key(new).kid
     # Only the new key configured: the file reads; a second run has nothing to do.
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", new)
-    assert b"".join(store.open_range(rec.storage_key, purpose=recordings.PURPOSE)) == b"RIFF" + bytes(range(256)) * 600
-    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {"call_recording.storage_key": 0, "whatsapp_message.media_key": 0}
+    assert b"".join(store.open_range(_key(session, rec.id), purpose=recordings.PURPOSE)) == b"RIFF" + bytes(range(256)) * 600
+    assert key_rotation.reencrypt_files(session=session, new_key=new, store=store) == {**counts, "blob.recording": 0}
     # A file no configured key opens stops the run with a clear error.
     monkeypatch.setenv("WATHEEQ_SECRET_KEY", security.generate_key())
-    with pytest.raises(key_rotation.RotationError, match=f"call_recording.storage_key row {rec.id}"):
+    with pytest.raises(key_rotation.RotationError, match=f"blob {_row(session, rec.id).blob_id} \\(recording\\)"):
         key_rotation.reencrypt_files(session=session, new_key=security.generate_key(), store=store)

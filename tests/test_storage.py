@@ -40,7 +40,7 @@ def test_round_trip_of_any_size(store, size) -> None:
     # Uneven input pieces: the store re-cuts them into its own chunks.
     pieces = [data[i : i + 10_000] for i in range(0, len(data), 10_000)]
     stored = store.put("recordings/t1/a.wav", iter(pieces), purpose=PURPOSE)
-    assert stored == storage.StoredFile("recordings/t1/a.wav", size, hashlib.sha256(data).hexdigest())
+    assert stored == storage.StoredFile("recordings/t1/a.wav", size, hashlib.sha256(data).hexdigest(), security.current_key().kid)
     assert store.size("recordings/t1/a.wav") == size
     assert _read(store, "recordings/t1/a.wav") == data
     assert store.exists("recordings/t1/a.wav")

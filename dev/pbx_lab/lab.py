@@ -33,7 +33,7 @@ whose only interface is ``lo``), all Debian packages:
   when the caller gave up or another agent answered, NO ANSWER when the ring time ran out),
   the answered leg, a blind transfer's new leg (its own Call-ID, the transferring extension,
   the original call's ``linked_id``: the REFER's Refer-To carries the link), and the one leg
-  of a call nobody could take (no extension); services/pbx/lab_source.py reads it as a CDR
+  of a call nobody could take (no extension); services/pbx/lab.py reads it as a CDR
   source, dev/pbx_lab/ucm_emulator.py serves it as a UCM would. ``acc`` and
   ``missed_calls`` are Kamailio's own per-transaction records (acc module).
 

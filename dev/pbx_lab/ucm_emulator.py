@@ -235,7 +235,7 @@ class UcmEmulator:
         lab_name = self._lab_recordings.get(name)
         if lab_name is None or self.lab_dir is None:
             return None
-        from services.pbx.lab_source import LabCdrSource
+        from services.pbx.lab import LabCdrSource
 
         return b"".join(LabCdrSource(self.lab_dir, sip_domain=self.sip_domain or "").open_recording(lab_name))
 
@@ -280,7 +280,7 @@ class UcmEmulator:
         dst = remote if outbound else (leg["did"] or ext)
         recordfiles = ""
         if leg["disposition"] == "ANSWERED":
-            from services.pbx.lab_source import LabCdrSource
+            from services.pbx.lab import LabCdrSource
 
             pcap = LabCdrSource(self.lab_dir, sip_domain=leg["firm"])._pcap_for(leg["call_id"]) if self.lab_dir \
                 else None

@@ -15,6 +15,7 @@ from services import phones
 from services.authz import Permission, allowed, require_member
 from services.errors import Invalid, NotFound
 from services.models import (
+    Blob,
     Call,
     CallDetail,
     CallFilters,
@@ -125,10 +126,11 @@ def _detail(session: Session, tenant_id: int, call_id: int) -> CallDetail:
     recordings = session.execute(
         sa.select(
             CallRecording.id, CallRecording.url, CallRecording.duration_seconds,
-            CallRecording.storage_key.is_not(None).label("stored"),  # type: ignore[union-attr]
+            CallRecording.blob_id.is_not(None).label("stored"),  # type: ignore[union-attr]
             (CallRecording.fetch_attempts >= MAX_FETCH_ATTEMPTS).label("fetch_failed"),
-            CallRecording.content_type, CallRecording.size_bytes, CallRecording.purged_at,
+            sa.func.coalesce(Blob.content_type, "audio/wav").label("content_type"), Blob.size_bytes, CallRecording.purged_at,
         )
+        .outerjoin(Blob, owned_join(Blob, Blob.id == CallRecording.blob_id, tenant_id))
         .where(owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id)
         .order_by(CallRecording.id)
     ).all()

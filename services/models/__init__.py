@@ -96,9 +96,11 @@ from services.models.call_stats import (
     DayBucket,
     HourBucket,
 )
+from services.models.blobs import Blob, BlobKind
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
+    LegKind,
     CdrConnectionResult,
     CdrSettingsIn,
     PbxFeed,
@@ -157,8 +159,11 @@ __all__ = [
     "CallbackMissIn",
     "CallbackOutcome",
     "CallbackPublic",
+    "Blob",
+    "BlobKind",
     "CallLeg",
     "CallLegPublic",
+    "LegKind",
     "CdrConnectionResult",
     "CdrSettingsIn",
     "PbxFeed",

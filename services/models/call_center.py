@@ -186,13 +186,10 @@ class CallRecording(TenantOwned, table=True):
     call_id: int = Field(foreign_key="call.id", index=True, ondelete="CASCADE")
     url: str = Field(default="", max_length=1024)
     duration_seconds: int | None = Field(default=None)
-    # The file's name at the PBX (CdrRecord.recording_files), its key in services.storage
-    # (None until fetched: then served from the PBX on demand), type, size and digest.
+    # The file's name at the PBX (CdrRecord.recording_files), and the stored file (its key,
+    # type, size, digest: services.blobs), None until fetched and after retention deleted it.
     source_file: str | None = Field(default=None, max_length=512)
-    storage_key: str | None = Field(default=None, max_length=255)
-    content_type: str = Field(default="audio/wav", max_length=64, sa_column_kwargs={"server_default": "audio/wav"})
-    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
-    sha256: str | None = Field(default=None, max_length=64)
+    blob_id: int | None = Field(default=None, foreign_key="blob.id", index=True, ondelete="SET NULL")
     # Fetching from the PBX (services.pbx.recordings): failed attempts so far, when the next
     # may run (backoff) and the last failure's code. Bounded: after the last attempt the row
     # stays unfetched with its error.
@@ -200,7 +197,7 @@ class CallRecording(TenantOwned, table=True):
     fetch_after: datetime | None = ts_field()
     fetch_error: str | None = Field(default=None, max_length=32)
     # Set when retention deleted the file: the row stays (so the call shows that it had a
-    # recording, and a PBX record read again does not fetch it back), storage_key is cleared.
+    # recording, and a PBX record read again does not fetch it back), its blob is deleted.
     purged_at: datetime | None = ts_field()
     created_at: datetime = ts_field(nullable=False, default_now=True)
 

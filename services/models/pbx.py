@@ -4,6 +4,7 @@ health). Filled by :mod:`services.pbx` from the PBX's own records."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -38,6 +39,9 @@ class CallLeg(TenantOwned, table=True):
     # services.pbx.records.LegDisposition values.
     disposition: str = Field(max_length=16)
     transferred_by: str | None = Field(default=None, max_length=16)
+    # LegKind: "transfer" when a transfer created the leg, "answer" when it was answered,
+    # "ring" when the agent was only rung (set by services.pbx.ledger from the record).
+    kind: str = Field(default="ring", max_length=8, sa_column_kwargs={"server_default": "ring"})
     sip_call_id: str | None = Field(default=None, max_length=255)
     created_at: datetime = ts_field(nullable=False, default_now=True)
 
@@ -68,9 +72,16 @@ class PbxFeed(TenantOwned, table=True):
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
+class LegKind(str, Enum):
+    RING = "ring"
+    ANSWER = "answer"
+    TRANSFER = "transfer"
+
+
 class CallLegPublic(SQLModel):
     id: int
     unique_id: str
+    kind: str
     extension: str | None
     agent_user_id: int | None
     agent_name: str | None = None

@@ -125,12 +125,13 @@ class WhatsappMessage(WhatsappMessageBase, TenantOwned, table=True):
     # A file sent along (image, document, voice note, audio, video): services.whatsapp.media.
     # State: pending (to download) | stored | failed (retried with backoff, then a person's
     # retry) | too_large | over_quota. The reference to download it again is encrypted.
+    # Name, type and size as WhatsApp declared them (known before the download; the size is
+    # the stored one once stored); the stored file itself (key, digest) is the blob.
     media_state: str | None = Field(default=None, max_length=16)
     media_name: str | None = Field(default=None, max_length=255)
     media_mime: str | None = Field(default=None, max_length=128)
     media_size: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
-    media_sha256: str | None = Field(default=None, max_length=64)
-    media_key: str | None = Field(default=None, max_length=255)
+    blob_id: int | None = Field(default=None, foreign_key="blob.id", index=True, ondelete="SET NULL")
     media_ref_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     media_attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     media_next_try_at: datetime | None = ts_field()

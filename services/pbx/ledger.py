@@ -40,6 +40,7 @@ from services.models import (
     CallNote,
     CallRecording,
     CallStatus,
+    LegKind,
     SipExtension,
     Tenant,
     utcnow,
@@ -106,6 +107,13 @@ def _status(direction: CallDirection, legs: list[dict[str, Any]]) -> CallStatus:
     return CallStatus.FAILED
 
 
+def leg_kind(transferred_by: str | None, answered_at: datetime | None) -> LegKind:
+    """A leg's kind: a transfer created it, else it was answered, else it only rang."""
+    if transferred_by:
+        return LegKind.TRANSFER
+    return LegKind.ANSWER if answered_at is not None else LegKind.RING
+
+
 def _leg_values(tenant_id: int, record: CdrRecord, agents: dict[str, int], now: datetime) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
@@ -120,6 +128,7 @@ def _leg_values(tenant_id: int, record: CdrRecord, agents: dict[str, int], now: 
         "talk_seconds": record.talk_seconds,
         "disposition": record.disposition.value,
         "transferred_by": record.transferred_by,
+        "kind": leg_kind(record.transferred_by, record.answered_at).value,
         "sip_call_id": record.sip_call_id,
         "created_at": now,
     }
@@ -307,7 +316,7 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
                 recordings.append({"tenant_id": tenant_id, "call_id": call_id, "source_file": name[:512], "url": "", "created_at": now})
     upsert = dialect_insert(session, _leg)
     changing = ("call_id", "position", "extension", "agent_user_id", "started_at", "answered_at", "ended_at",
-                "ring_seconds", "talk_seconds", "disposition", "transferred_by", "sip_call_id")
+                "ring_seconds", "talk_seconds", "disposition", "transferred_by", "kind", "sip_call_id")
     session.execute(
         upsert.on_conflict_do_update(index_elements=["tenant_id", "unique_id"], set_={c: upsert.excluded[c] for c in changing}),
         legs_out,

@@ -2,7 +2,7 @@
 after the firm's retention period.
 
 - :func:`fetch_pending` copies the files the ledger named (``CallRecording`` rows with a
-  ``source_file`` and no ``storage_key``) from the firm's :class:`~services.pbx.records.CdrSource`
+  ``source_file`` and no stored file) from the firm's :class:`~services.pbx.records.CdrSource`
   into :func:`services.storage.default_store`, streaming (a recording never sits in memory).
   A failed fetch leaves the row pending with its error code; it is tried again after a
   doubling backoff, at most :data:`MAX_FETCH_ATTEMPTS` times.
@@ -25,10 +25,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from services import accounts, audit, key_rotation, security, storage
+from services import accounts, audit, blobs, key_rotation, security, storage
 from services.authz import Permission, allowed
 from services.errors import AuthenticationFailed, Invalid, NotFound
-from services.models import Call, CallLeg, CallRecording, Principal, utcnow
+from services.models import Blob, BlobKind, Call, CallLeg, CallRecording, Principal, utcnow
 from services.pbx.records import CdrSource, CdrSourceError
 from services.tenancy import get_owned, owned_by, tenant_select
 
@@ -109,7 +109,7 @@ def _pending(session: Session, tenant_id: int, now: datetime, limit: int) -> lis
         .where(
             owned_by(CallRecording, tenant_id),
             CallRecording.source_file.is_not(None),  # type: ignore[union-attr]
-            CallRecording.storage_key.is_(None),  # type: ignore[union-attr]
+            CallRecording.blob_id.is_(None),  # type: ignore[union-attr]
             CallRecording.purged_at.is_(None),  # type: ignore[union-attr]
             CallRecording.fetch_attempts < MAX_FETCH_ATTEMPTS,
             sa.or_(CallRecording.fetch_after.is_(None), CallRecording.fetch_after <= now),  # type: ignore[union-attr]
@@ -155,15 +155,16 @@ def _fetch_one(
         return False
     with session_factory() as session:
         rec = session.exec(tenant_select(CallRecording, tenant_id).where(CallRecording.id == rec_id)).first()
-        if rec is None or rec.storage_key is not None or rec.purged_at is not None:
+        if rec is None or rec.blob_id is not None or rec.purged_at is not None:
             # The call was deleted, or the row was stored or purged meanwhile: keep no orphan.
             store.delete(key)
             return False
         duration = wav_duration(bytes(head.head), stored.size)
-        rec.storage_key = stored.key
-        rec.size_bytes = stored.size
-        rec.sha256 = stored.sha256
-        rec.content_type = sniff_content_type(bytes(head.head), name)
+        blob = blobs.create(
+            session=session, tenant_id=tenant_id, kind=BlobKind.RECORDING, stored=stored,
+            content_type=sniff_content_type(bytes(head.head), name),
+        )
+        rec.blob_id = blob.id
         if duration is not None:
             rec.duration_seconds = round(duration)
         rec.fetch_error = None
@@ -177,7 +178,7 @@ def _fetch_one(
 def _record_failure(session_factory: SessionFactory, tenant_id: int, rec_id: int, code: str, now: datetime) -> None:
     with session_factory() as session:
         rec = session.exec(tenant_select(CallRecording, tenant_id).where(CallRecording.id == rec_id)).first()
-        if rec is None or rec.storage_key is not None:
+        if rec is None or rec.blob_id is not None:
             return
         rec.fetch_attempts += 1
         rec.fetch_error = code
@@ -192,17 +193,17 @@ def _record_failure(session_factory: SessionFactory, tenant_id: int, rec_id: int
 
 
 def delete_files_of_call(*, session: Session, tenant_id: int, call_id: int, store: storage.Store | None = None) -> int:
-    """Delete the stored files of a call's recordings (the call is being deleted; its rows
-    go with it by cascade). Returns how many files were deleted."""
-    keys = session.execute(
-        sa.select(CallRecording.storage_key).where(
-            owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id, CallRecording.storage_key.is_not(None)  # type: ignore[union-attr]
+    """Delete the stored files (and their blobs) of a call's recordings (the call is being
+    deleted; its rows go with it by cascade). Returns how many files were deleted."""
+    ids = session.execute(
+        sa.select(CallRecording.blob_id).where(
+            owned_by(CallRecording, tenant_id), CallRecording.call_id == call_id, CallRecording.blob_id.is_not(None)  # type: ignore[union-attr]
         )
     ).scalars().all()
-    if not keys:
+    if not ids:
         return 0
     store = store or storage.default_store()
-    return sum(1 for key in keys if key and store.delete(key))
+    return sum(1 for blob_id in ids if blobs.delete(session=session, tenant_id=tenant_id, blob_id=blob_id, store=store))
 
 
 # --------------------------------------------------------------------------- reading
@@ -249,17 +250,18 @@ def _may_play(session: Session, tenant_id: int, principal: Principal, call_id: i
     return on_call is not None or on_leg is not None
 
 
-def playable(principal: Principal, *, session: Session, tenant_id: int, recording_id: int) -> CallRecording:
-    """The recording if ``principal`` may play it and it is stored; otherwise :class:`NotFound`
-    (another firm's, a call the agent was not on, not fetched yet, or deleted by retention)."""
+def playable(principal: Principal, *, session: Session, tenant_id: int, recording_id: int) -> tuple[CallRecording, Blob]:
+    """The recording and its file if ``principal`` may play it and it is stored; otherwise
+    :class:`NotFound` (another firm's, a call the agent was not on, not fetched yet, or
+    deleted by retention)."""
     if principal.tenant_id != tenant_id:
         raise NotFound("recording not found")
     rec = get_owned(session, CallRecording, tenant_id, recording_id, what="recording")
     if not _may_play(session, tenant_id, principal, rec.call_id):
         raise NotFound("recording not found")
-    if rec.storage_key is None:
+    if rec.blob_id is None:
         raise NotFound("the recording is not stored: it is still being fetched from the PBX, or was deleted after the retention period")
-    return rec
+    return rec, get_owned(session, Blob, tenant_id, rec.blob_id, what="recording")
 
 
 def resolve_range(start: int | None, end: int | None, size: int) -> tuple[int, int, bool]:
@@ -293,14 +295,14 @@ def open_for(
     if action not in ACTIONS:
         raise Invalid("action", "play or download")
     store = store or storage.default_store()
-    rec = playable(principal, session=session, tenant_id=tenant_id, recording_id=recording_id)
-    assert rec.storage_key is not None and rec.id is not None
+    rec, blob = playable(principal, session=session, tenant_id=tenant_id, recording_id=recording_id)
+    assert rec.id is not None
     try:
-        size = store.size(rec.storage_key)
+        size = store.size(blob.storage_key)
     except storage.NotStored:
         raise NotFound("the recording's file is missing") from None
     first, last, partial = resolve_range(start, end, size)
-    chunks = store.open_range(rec.storage_key, first, last if size else None, purpose=PURPOSE)
+    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
     audit.record(
         session=session,
         tenant_id=tenant_id,
@@ -310,8 +312,8 @@ def open_for(
         object_id=rec.id,
         detail={"call_id": rec.call_id, "range": f"{first}-{last}" if partial else "all", "bytes": max(0, last - first + 1)},
     )
-    name = f"call-{rec.call_id}-recording-{rec.id}{_suffix(rec.storage_key) or '.bin'}"
-    return RecordingStream(rec.id, rec.call_id, rec.content_type, size, first, last, partial, chunks, name)
+    name = f"call-{rec.call_id}-recording-{rec.id}{_suffix(blob.storage_key) or '.bin'}"
+    return RecordingStream(rec.id, rec.call_id, blob.content_type, size, first, last, partial, chunks, name)
 
 
 # --------------------------------------------------------------------------- signed links

@@ -2,7 +2,7 @@
 (PbxSettings, default 365, 1..3650), then a daily job deletes them, except recordings of
 calls linked to a case on legal hold.
 
-:func:`purge_expired` deletes the *file* and clears ``storage_key``; the ``CallRecording``
+:func:`purge_expired` deletes the *file* and its blob (services.blobs); the ``CallRecording``
 row stays with ``purged_at`` set, so the call still shows it had a recording and a PBX
 record read again does not fetch it back. :func:`purge_all_firms` is the daily job, run by
 ``python -m services.cli purge-recordings`` and by the reconciler process once a day.
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from services import audit, db, storage
+from services import audit, blobs, db, storage
 from services.authz import Permission, require
 from services.errors import Conflict, Invalid
 from services.models import Call, CallRecording, Case, CasePublic, PbxSettings, Principal, Tenant, utcnow
@@ -97,7 +97,7 @@ def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = No
     """Delete the files of the firm's recordings of calls started before the retention
     period, except calls linked to a case on legal hold; returns how many were purged.
 
-    The row stays with ``storage_key`` cleared and ``purged_at`` set; a recording still
+    The row stays with its blob deleted and ``purged_at`` set; a recording still
     waiting to be fetched is marked too (it will not be fetched). The file goes first: if
     the caller's commit then fails, the next run finds the row again and finishes it.
     """
@@ -112,7 +112,7 @@ def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = No
         .where(
             owned_by(CallRecording, tenant_id),
             CallRecording.purged_at.is_(None),  # type: ignore[union-attr]
-            sa.or_(CallRecording.storage_key.is_not(None), CallRecording.source_file.is_not(None)),  # type: ignore[union-attr]
+            sa.or_(CallRecording.blob_id.is_not(None), CallRecording.source_file.is_not(None)),  # type: ignore[union-attr]
             Call.started_at < cutoff,
             sa.or_(Case.id.is_(None), Case.legal_hold.is_(False)),  # type: ignore[union-attr]
         )
@@ -122,9 +122,9 @@ def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = No
         .with_for_update(of=CallRecording, skip_locked=True)  # type: ignore[arg-type]
     ).all()
     for rec in expired:
-        if rec.storage_key:
-            store.delete(rec.storage_key)
-        rec.storage_key = None
+        if rec.blob_id is not None:
+            blobs.delete(session=session, tenant_id=tenant_id, blob_id=rec.blob_id, store=store)
+        rec.blob_id = None
         rec.purged_at = now
         session.add(rec)
     if expired:

@@ -35,7 +35,7 @@ def source_for(settings: PbxSettings, *, lab_dir: Path | None = None, timezone: 
     if kind == "lab":
         if not settings.sip_domain:
             raise CdrSourceError("not_configured", "The PBX lab needs the firm's SIP domain in the PBX settings.")
-        from services.pbx.lab_source import LabCdrSource
+        from services.pbx.lab import LabCdrSource
 
         return LabCdrSource(lab_dir or default_lab_dir(), sip_domain=settings.sip_domain)
     if kind == "ucm":

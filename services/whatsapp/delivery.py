@@ -16,6 +16,7 @@ from sqlmodel import Session, func, select
 from services import clients, db
 from services.errors import Invalid
 from services.models import (
+    Blob,
     MessageDirection,
     MessageStatus,
     WhatsappInbound,
@@ -146,7 +147,7 @@ def tenants_with_pending(*, session: Session, tenant_ids: Iterable[int]) -> set[
     return set(rows)
 
 
-def _outbound(row: WhatsappMessage) -> WhatsappOutbound:
+def _outbound(row: WhatsappMessage, media_key: str | None) -> WhatsappOutbound:
     return WhatsappOutbound(
         id=row.id,  # type: ignore[arg-type]
         chat_jid=row.chat_jid,
@@ -155,7 +156,7 @@ def _outbound(row: WhatsappMessage) -> WhatsappOutbound:
         status=row.status,
         wa_message_id=row.wa_message_id,
         send_attempt_id=row.send_attempt_id,
-        media_key=row.media_key if row.media_state == "stored" else None,
+        media_key=media_key if row.media_state == "stored" else None,
         media_name=row.media_name,
         media_mime=row.media_mime,
     )
@@ -169,7 +170,14 @@ def next_outbound(*, session: Session, tenant_id: int, limit: int = 100) -> list
         .order_by(WhatsappMessage.id)
         .limit(limit)
     ).all()
-    return [_outbound(r) for r in rows]
+    return _outbounds(session, tenant_id, rows)
+
+
+def _outbounds(session: Session, tenant_id: int, rows: Sequence[WhatsappMessage]) -> list[WhatsappOutbound]:
+    """The rows as the sender needs them, each file with its storage key (from its blob)."""
+    ids = [r.blob_id for r in rows if r.blob_id is not None]
+    keys = dict(session.execute(sa.select(Blob.id, Blob.storage_key).where(owned_by(Blob, tenant_id), Blob.id.in_(ids))).all()) if ids else {}  # type: ignore[union-attr]
+    return [_outbound(r, keys.get(r.blob_id)) for r in rows]
 
 
 def orphaned_sends(*, session: Session, tenant_id: int, live_attempts: Iterable[str] = (), limit: int = 100) -> list[WhatsappOutbound]:
@@ -188,7 +196,7 @@ def orphaned_sends(*, session: Session, tenant_id: int, live_attempts: Iterable[
             sa.or_(WhatsappMessage.send_attempt_id.is_(None), WhatsappMessage.send_attempt_id.not_in(live))  # type: ignore[union-attr]
         )
     rows = session.exec(query.order_by(WhatsappMessage.id).limit(limit)).all()
-    return [_outbound(r) for r in rows]
+    return _outbounds(session, tenant_id, rows)
 
 
 def begin_send(

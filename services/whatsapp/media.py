@@ -17,10 +17,10 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from services import authz, config, security, storage
+from services import authz, blobs, config, security, storage
 from services.errors import AuthenticationFailed, Conflict, NotFound
 from services.key_rotation import WHATSAPP_MEDIA_PURPOSE, WHATSAPP_MEDIA_REF_PURPOSE
-from services.models import Principal, WhatsappInbound, WhatsappMessage, utcnow
+from services.models import Blob, BlobKind, Principal, WhatsappInbound, WhatsappMessage, utcnow
 from services.tenancy import get_owned, owned_by
 from services.whatsapp.runtime import backoff_delay
 
@@ -110,11 +110,12 @@ def new_key(tenant_id: int, message_id: int) -> str:
     return storage.check_key(f"whatsapp/t{tenant_id}/m{message_id}")
 
 
-def record_stored(*, session: Session, tenant_id: int, message_id: int, stored: storage.StoredFile) -> None:
+def record_stored(*, session: Session, tenant_id: int, message_id: int, stored: storage.StoredFile, mime: str) -> None:
+    blob = blobs.create(session=session, tenant_id=tenant_id, kind=BlobKind.WHATSAPP_MEDIA, stored=stored, content_type=mime)
     session.execute(
         sa.update(WhatsappMessage)
         .where(owned_by(WhatsappMessage, tenant_id), WhatsappMessage.id == message_id)
-        .values(media_state=STORED, media_key=stored.key, media_size=stored.size, media_sha256=stored.sha256, media_next_try_at=None, updated_at=utcnow())
+        .values(media_state=STORED, blob_id=blob.id, media_size=stored.size, media_next_try_at=None, updated_at=utcnow())
     )
 
 
@@ -194,15 +195,16 @@ def open_for(
         raise NotFound("message not found")
     authz.require_member(principal, tenant_id)
     row = get_owned(session, WhatsappMessage, tenant_id, message_id, what="message")
-    if row.media_state != STORED or not row.media_key:
+    if row.media_state != STORED or row.blob_id is None:
         raise NotFound("the file is not stored")
+    blob = get_owned(session, Blob, tenant_id, row.blob_id, what="file")
     store = store or storage.default_store()
     try:
-        size = store.size(row.media_key)
+        size = store.size(blob.storage_key)
     except storage.NotStored:
         raise NotFound("the file is missing") from None
     first, last, partial = _resolve_range(start, end, size)
-    chunks = store.open_range(row.media_key, first, last if size else None, purpose=PURPOSE)
+    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
     name = (row.media_name or f"whatsapp-{row.id}").replace('"', "").replace("\n", " ")
     return MediaStream(row.media_mime or "application/octet-stream", size, first, last, partial, chunks, name)
 

@@ -81,4 +81,4 @@ class MediaFetcher:
             return
         key = media.new_key(tenant_id, item.message_id)
         stored = await self._blocking(lambda: self.store.put(key, _chunks(data), purpose=media.PURPOSE))
-        await self._write(media.record_stored, tenant_id=tenant_id, message_id=item.message_id, stored=stored)
+        await self._write(media.record_stored, tenant_id=tenant_id, message_id=item.message_id, stored=stored, mime=item.mime)

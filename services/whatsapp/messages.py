@@ -16,6 +16,7 @@ from sqlmodel import Session, func, select
 from services import audit, authz, clients, paging, phones
 from services.errors import Conflict, Invalid
 from services.models import (
+    Blob,
     Client,
     MessageDirection,
     MessageStatus,
@@ -28,7 +29,7 @@ from services.models import (
     utcnow,
 )
 from services.models.base import max_length
-from services.tenancy import get_owned, owned_by, owned_join
+from services.tenancy import get_owned, owned_by, owned_join, tenant_select
 from services.timestamps import search_bound
 from services.whatsapp.failures import Failure, classify, sentence
 from services.whatsapp.sessions import require_connected
@@ -45,7 +46,15 @@ def _message_error_code(row: WhatsappMessage) -> str | None:
     return classify(row.error, default=Failure.SEND_FAILED).value if row.error else None
 
 
-def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMessagePublic:
+def _file_sha256(session: Session, tenant_id: int, row: WhatsappMessage) -> str | None:
+    if row.blob_id is None:
+        return None
+    blob = session.exec(tenant_select(Blob, tenant_id).where(Blob.id == row.blob_id)).first()
+    return blob.sha256 if blob else None
+
+
+def _message_public(row: WhatsappMessage, client_name: str | None, media_sha256: str | None = None) -> WhatsappMessagePublic:
+    """The message as shown; ``media_sha256`` is its stored file's digest (the blob's)."""
     code = _message_error_code(row)
     return WhatsappMessagePublic(
         id=row.id,  # type: ignore[arg-type]
@@ -69,7 +78,7 @@ def _message_public(row: WhatsappMessage, client_name: str | None) -> WhatsappMe
         media_name=row.media_name,
         media_mime=row.media_mime,
         media_size=row.media_size,
-        media_sha256=row.media_sha256,
+        media_sha256=media_sha256 or None,
     )
 
 
@@ -187,8 +196,9 @@ def get_messages(
             )
         )
     query = (
-        select(WhatsappMessage, Client.name)
+        select(WhatsappMessage, Client.name, Blob.sha256)
         .join(Client, owned_join(Client, Client.id == WhatsappMessage.client_id, tenant_id), isouter=True)
+        .join(Blob, owned_join(Blob, Blob.id == WhatsappMessage.blob_id, tenant_id), isouter=True)
         .where(*page_conditions)
         .order_by(WhatsappMessage.created_at.desc(), WhatsappMessage.id.desc())  # type: ignore[attr-defined]
         .limit(limit + 1)
@@ -196,7 +206,7 @@ def get_messages(
     rows = session.exec(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    data = [_message_public(m, name) for m, name in rows]
+    data = [_message_public(m, name, sha) for m, name, sha in rows]
     next_cursor = paging.encode_cursor(CURSOR_TAG, rows[-1][0].created_at, rows[-1][0].id) if more and rows else None  # type: ignore[arg-type]
     return WhatsappMessagesPage(data=data, count=count, next_cursor=next_cursor)
 

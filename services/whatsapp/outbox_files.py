@@ -7,9 +7,9 @@ from collections.abc import Iterable, Iterator
 
 from sqlmodel import Session
 
-from services import authz, storage
+from services import authz, blobs, storage
 from services.errors import Invalid
-from services.models import MessageDirection, MessageStatus, Principal, WhatsappMessage, WhatsappMessagePublic, WhatsappSend
+from services.models import BlobKind, MessageDirection, MessageStatus, Principal, WhatsappMessage, WhatsappMessagePublic, WhatsappSend
 from services.names import clean_name
 from services.whatsapp import media
 from services.whatsapp.messages import MAX_BODY, _message_public, _recipient, chat_jid_for
@@ -90,10 +90,10 @@ def send_file(
     if stored.size == 0:
         store.delete(key)
         raise Invalid("file", "the file is empty")
+    blob = blobs.create(session=session, tenant_id=tenant_id, kind=BlobKind.WHATSAPP_MEDIA, stored=stored, content_type=mime)
     message.media_state = media.STORED
-    message.media_key = stored.key
+    message.blob_id = blob.id
     message.media_size = stored.size
-    message.media_sha256 = stored.sha256
     session.add(message)
     session.flush()
-    return _message_public(message, client_name)
+    return _message_public(message, client_name, blob.sha256)

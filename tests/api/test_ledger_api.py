@@ -37,8 +37,8 @@ def test_a_missed_pbx_call_is_in_the_list_with_its_client_and_its_legs(http: htt
     assert [(c["id"], c["client_name"], c["direction"]) for c in page["data"]] == [(call_id, firm.client.name, "INBOUND")]
     legs = http.get(f"{CALLS}/{call_id}/legs", headers=firm.auth(Role.MANAGER))
     assert legs.status_code == 200, legs.text
-    assert [(g["extension"], g["agent_name"], g["ring_seconds"], g["talk_seconds"], g["disposition"]) for g in legs.json()] == [
-        ("2001", "Amal", 18, 0, "CANCELED"), ("2002", None, 17, 0, "CANCELED"),
+    assert [(g["extension"], g["agent_name"], g["ring_seconds"], g["talk_seconds"], g["disposition"], g["kind"]) for g in legs.json()] == [
+        ("2001", "Amal", 18, 0, "CANCELED", "ring"), ("2002", None, 17, 0, "CANCELED", "ring"),
     ]
 
 

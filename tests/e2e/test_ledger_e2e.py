@@ -75,6 +75,9 @@ def test_the_side_panel_shows_a_transferred_ring_group_calls_legs(page, services
     expect(legs.nth(2)).to_contain_text(n3)
     expect(legs.nth(2)).to_contain_text(f"transferred by {e1}")
     expect(legs.nth(2)).to_contain_text("talked 0:30")
+    kinds = page.get_by_test_id("call-leg-kind")
+    for i, kind in enumerate(("answered", "rang", "transfer")):
+        expect(kinds.nth(i)).to_have_text(kind)
     screenshot(page, "ledger-call-legs")
 
 

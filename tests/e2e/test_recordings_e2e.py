@@ -35,7 +35,7 @@ def _data_dir(app) -> Path:
 def recorded_call(app, services_db, tmp_path):
     """A call of the demo agent, a minute ago, with a 4 s WAV recording stored encrypted where the app reads it."""
     from services import storage
-    from services.models import Tenant, User, utcnow
+    from services.models import Blob, Tenant, User, utcnow
 
     wav = factories.make_wav(tmp_path / "call.wav", SECONDS).read_bytes()
     store = storage.LocalEncryptedStore(_data_dir(app) / "store")
@@ -45,7 +45,7 @@ def recorded_call(app, services_db, tmp_path):
         number = _new_number()
         call = factories.make_call(session, tenant, agent=agent, remote_number=number, started_at=utcnow() - timedelta(minutes=1), talk_seconds=4)
         rec = factories.make_stored_recording(session, call, wav, store=store, duration_seconds=round(SECONDS))
-        ids = {"call": call.id, "recording": rec.id, "agent": agent.id, "key": rec.storage_key, "number": number}
+        ids = {"call": call.id, "recording": rec.id, "agent": agent.id, "key": session.get(Blob, rec.blob_id).storage_key, "number": number}
     # At rest: neither a RIFF header nor the audio's bytes.
     on_disk = store._path(ids["key"]).read_bytes()
     assert not on_disk.startswith(b"RIFF") and wav[2000:2100] not in on_disk

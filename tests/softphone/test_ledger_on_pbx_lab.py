@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from services import accounts, db
 from services.models import Client, PbxSettings, Role, Tenant, User
-from services.pbx.lab_source import LabCdrSource
+from services.pbx.lab import LabCdrSource
 from tests import factories
 from tests.softphone.pbx_lab_support import ROOT, lab_for_tests
 from watheeq_ui.api.app import api

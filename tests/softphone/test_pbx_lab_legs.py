@@ -1,5 +1,5 @@
 """The PBX lab writes one record per leg, as the UCM does, and the lab's CDR source
-(services/pbx/lab_source.py) hands them over as the phones lived them: who rang, who
+(services/pbx/lab.py) hands them over as the phones lived them: who rang, who
 answered, who the call was transferred to, the talk seconds of each, the recording.
 
 Agents are baresip desk phones registered over UDP, the caller an outside baresip phone
@@ -17,7 +17,7 @@ import wave
 import pytest
 
 from services.models import PbxSettings
-from services.pbx.lab_source import LabCdrSource
+from services.pbx.lab import LabCdrSource
 from services.pbx.records import LegDirection, LegDisposition
 from services.pbx.sources import source_for
 from tests.softphone.pbx_lab_support import lab_for_tests

@@ -23,7 +23,7 @@ import uvicorn
 from sqlmodel import Session
 
 from services import accounts, db, storage
-from services.models import CallRecording, PbxSettings, Role, Tenant, User
+from services.models import Blob, CallRecording, PbxSettings, Role, Tenant, User
 from tests import factories
 from tests.softphone.pbx_lab_support import ROOT, lab_for_tests
 from watheeq_ui.api.app import api
@@ -129,7 +129,9 @@ def test_an_answered_calls_recording_is_stored_within_a_minute_and_streams_back(
 
     # At rest the file is neither a WAV nor the audio's bytes.
     with Session(engine) as session:
-        key = session.execute(sa.select(CallRecording.storage_key).where(CallRecording.id == recording["id"])).scalar_one()
+        key = session.execute(
+            sa.select(Blob.storage_key).join(CallRecording, CallRecording.blob_id == Blob.id).where(CallRecording.id == recording["id"])
+        ).scalar_one()
     raw = storage.LocalEncryptedStore(data_dir / "store")._path(key).read_bytes()
     assert not raw.startswith(b"RIFF") and whole.content[5000:5100] not in raw
     plays = http.get("/api/v1/audit", params={"object_type": "call_recording"}).json()

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from services import db, storage
 from services.errors import Conflict, NotFound
-from services.models import Principal, Role, Tenant, WhatsappMessage
+from services.models import Blob, Principal, Role, Tenant, WhatsappMessage
 from services.whatsapp import media, store
 from services.whatsapp.neonize_messages import media_of, message_of_ref
 from services.whatsapp.simulator import enqueue_command
@@ -54,6 +54,15 @@ def _rows(tenant_id: int) -> dict[str, WhatsappMessage]:
         return {r.wa_message_id: r for r in rows}  # type: ignore[misc]
 
 
+def _blob(row: WhatsappMessage) -> Blob:
+    """The stored file of ``row`` (services.blobs)."""
+    with db.session_scope() as session:
+        blob = session.get(Blob, row.blob_id)
+        assert blob is not None
+        session.expunge(blob)
+        return blob
+
+
 async def _until(check, timeout: float = 10.0):
     async with asyncio.timeout(timeout):
         while not (value := await asyncio.to_thread(check)):
@@ -75,15 +84,16 @@ async def test_received_files_are_stored_encrypted_and_read_back_by_range(engine
             enqueue_command(tenant_id, "inbound", root=root, from_phone=PHONE, wa_message_id=f"M{i}", body="", message_type="document", media_file=str(path), media_mime=mime)
         enqueue_command(tenant_id, "inbound", root=root, from_phone=PHONE, wa_message_id="BIG", media_file=str(big))
         rows = await _until(lambda: (r := _rows(tenant_id)) and len(r) == 4 and all(m.media_state != media.PENDING for m in r.values()) and r)
-        assert rows["BIG"].media_state == media.TOO_LARGE and rows["BIG"].media_key is None
+        assert rows["BIG"].media_state == media.TOO_LARGE and rows["BIG"].blob_id is None
         store_dir = data_dir / "store"
         for i, (name, (path, mime)) in enumerate(files.items()):
             row = rows[f"M{i}"]
             data = path.read_bytes()
             assert (row.media_state, row.media_name, row.media_mime, row.media_size) == (media.STORED, name, mime, len(data))
-            assert row.media_sha256 == hashlib.sha256(data).hexdigest()
+            blob = _blob(row)
+            assert (blob.sha256, blob.kind, blob.content_type, blob.size_bytes) == (hashlib.sha256(data).hexdigest(), "whatsapp_media", mime, len(data))
             # On disk the file is unreadable without the key: no plaintext run of it appears.
-            (on_disk,) = [p for p in store_dir.rglob("*.wqs") if row.media_key and p.stem == row.media_key.rsplit("/", 1)[1]]
+            (on_disk,) = [p for p in store_dir.rglob("*.wqs") if p.stem == blob.storage_key.rsplit("/", 1)[1]]
             assert data[1000:1064] not in on_disk.read_bytes()
             with db.session_scope() as session:
                 whole = media.open_for(admin, session=session, tenant_id=tenant_id, message_id=row.id)
@@ -120,7 +130,7 @@ async def test_a_failed_download_is_retried_then_waits_for_a_person(engine: Engi
     try:
         enqueue_command(tenant_id, "inbound", root=root, from_phone=PHONE, wa_message_id="PDF", media_file=str(path), media_mime=mime)
         row = await _until(lambda: (r := _rows(tenant_id).get("PDF")) and r.media_state == media.FAILED and r, 20)
-        assert row.media_attempts == media.AUTO_ATTEMPTS and row.media_key is None
+        assert row.media_attempts == media.AUTO_ATTEMPTS and row.blob_id is None
         # A person retries; a second retry of a file no longer failed is refused.
         with db.session_scope() as session:
             media.retry(session=session, tenant_id=tenant_id, actor=admin, message_id=row.id)
@@ -129,7 +139,7 @@ async def test_a_failed_download_is_retried_then_waits_for_a_person(engine: Engi
                 media.retry(session=session, tenant_id=tenant_id, actor=admin, message_id=row.id)
         # One more failure is still queued in the simulator: retried with backoff, then stored.
         row = await _until(lambda: (r := _rows(tenant_id)["PDF"]).media_state == media.STORED and r, 20)
-        assert row.media_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert _blob(row).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     finally:
         sidecar.stopping.set()
         await task
@@ -147,7 +157,7 @@ async def test_over_the_firm_limit_is_refused_with_its_reason(engine: Engine, da
         await _until(lambda: (r := _rows(tenant_id).get("A")) and r.media_state == media.STORED)
         enqueue_command(tenant_id, "inbound", root=root, from_phone=PHONE, wa_message_id="B", media_file=str(files["notice.pdf"][0]))
         row = await _until(lambda: (r := _rows(tenant_id).get("B")) and r.media_state != media.PENDING and r)
-        assert row.media_state == media.OVER_QUOTA and row.media_key is None
+        assert row.media_state == media.OVER_QUOTA and row.blob_id is None
     finally:
         sidecar.stopping.set()
         await task
@@ -178,7 +188,7 @@ async def test_neonize_media_messages_are_described_and_fetched_with_download_an
         source = MessageSource(Chat=_jid(PHONE), Sender=_jid(PHONE), IsFromMe=False)
         await gateway.dispatch(tenant_id, client, MessageEv(Info=MessageInfo(MessageSource=source, ID="DOC1", Timestamp=1767225600), Message=document))
         row = await _until(lambda: (r := _rows(tenant_id).get("DOC1")) and r.media_state == media.STORED and r)
-        assert (row.media_name, row.body, row.media_size, row.media_sha256) == ("court notice.pdf", "the notice", len(pdf), hashlib.sha256(pdf).hexdigest())
+        assert (row.media_name, row.body, row.media_size, _blob(row).sha256) == ("court notice.pdf", "the notice", len(pdf), hashlib.sha256(pdf).hexdigest())
         assert client.asked[0].documentMessage.fileName == "court notice.pdf"
         # The reference (it holds WhatsApp's media key) is kept encrypted.
         assert ref not in (row.media_ref_encrypted or "")
@@ -187,7 +197,7 @@ async def test_neonize_media_messages_are_described_and_fetched_with_download_an
         with db.session_scope() as session:
             stream = media.open_for(admin, session=session, tenant_id=tenant_id, message_id=row.id)
             assert b"".join(stream.chunks) == pdf and stream.content_type == "application/pdf"
-            assert storage.default_store().exists(row.media_key)  # type: ignore[arg-type]
+            assert storage.default_store().exists(session.get(Blob, row.blob_id).storage_key)  # type: ignore[union-attr]
             assert session.get(Tenant, tenant_id) is not None and isinstance(admin, Principal)
 
 

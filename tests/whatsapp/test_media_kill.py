@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from services import db
-from services.models import WhatsappMessage
+from services.models import Blob, WhatsappMessage
 from services.whatsapp import media
 from services.whatsapp.simulator import enqueue_command
 from tests.whatsapp.test_send_crash import _linked
@@ -26,7 +26,9 @@ FILES = 100
 def _state(tenant_id: int) -> tuple[int, int, dict[str, str]]:
     with db.session_scope() as session:
         rows = session.execute(
-            sa.select(WhatsappMessage.wa_message_id, WhatsappMessage.media_state, WhatsappMessage.media_sha256).where(WhatsappMessage.tenant_id == tenant_id)
+            sa.select(WhatsappMessage.wa_message_id, WhatsappMessage.media_state, Blob.sha256)
+            .outerjoin(Blob, Blob.id == WhatsappMessage.blob_id)
+            .where(WhatsappMessage.tenant_id == tenant_id)
         ).all()
     stored = {w: sha for w, state, sha in rows if state == media.STORED}
     return len(rows), sum(1 for _, state, _ in rows if state == media.PENDING), stored

@@ -21,6 +21,7 @@ class LegView(BaseModel):
     talk: str
     answered: bool
     transferred_by: str
+    kind: str  # services.models.LegKind value
 
 
 def leg_views(legs: list[CallLegPublic], tz: str) -> list[LegView]:
@@ -33,6 +34,7 @@ def leg_views(legs: list[CallLegPublic], tz: str) -> list[LegView]:
             talk=formatting.duration(leg.talk_seconds),
             answered=leg.answered_at is not None,
             transferred_by=leg.transferred_by or "",
+            kind=leg.kind,
         )
         for leg in legs
     ]
@@ -45,6 +47,12 @@ def _leg(leg: rx.Var) -> rx.Component:
             rx.hstack(
                 rx.text(name_text(leg.who), size="2", weight="medium"),
                 rx.text(leg.extension, size="1", color_scheme="gray"),
+                rx.badge(
+                    rx.match(leg.kind, ("transfer", t("leg_kind_transfer")), ("answer", t("leg_kind_answer")), t("leg_kind_ring")),
+                    size="1",
+                    color_scheme=rx.match(leg.kind, ("transfer", "blue"), ("answer", "green"), "gray"),
+                    data_testid="call-leg-kind",
+                ),
                 rx.spacer(),
                 rx.text(leg.started, size="1", color_scheme="gray"),
                 width="100%",

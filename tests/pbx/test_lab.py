@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dev.pbx_lab.lab import LAB_CALL_SCHEMA
-from services.pbx.lab_source import LabCdrSource
+from services.pbx.lab import LabCdrSource
 from services.pbx.records import CdrSourceError, LegDirection, LegDisposition
 
 FIRM = "al-waha.pbx.localhost"
