@@ -123,6 +123,7 @@ from services.models.whatsapp import (
     WhatsappSession,
     WhatsappStatus,
     WhatsappStatusPublic,
+    WhatsappGuardrailsUpdate,
 )
 
 __all__ = [
@@ -229,4 +230,5 @@ __all__ = [
     "WhatsappSession",
     "WhatsappStatus",
     "WhatsappStatusPublic",
+    "WhatsappGuardrailsUpdate",
 ]

@@ -58,6 +58,10 @@ class GatewayEvents(Protocol):
 
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None: ...
 
+    async def on_temporary_ban(self, tenant_id: int, code: str, expires: datetime | None) -> None:
+        """whatsmeow's TemporaryBan: the reason code (TempBanReason name) and when it ends."""
+        ...
+
 
 class Gateway(ABC):
     """One WhatsApp client per tenant, driven by the sidecar."""
@@ -116,6 +120,16 @@ class Gateway(ABC):
         """Send a file (image, document, audio or video by ``mime``) with a caption; returns the
         WhatsApp message id. Raises :class:`GatewayError`."""
         raise GatewayError("this gateway cannot send files")
+
+    async def send_typing(self, tenant_id: int, chat_jid: str, typing: bool) -> None:
+        """Show (or stop showing) "typing…" in the chat (whatsmeow SendChatPresence).
+        Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot show typing")
+
+    async def mark_read(self, tenant_id: int, chat_jid: str, wa_message_ids: list[str]) -> None:
+        """Send read receipts for received messages of a one-to-one chat (whatsmeow MarkRead).
+        Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot mark messages read")
 
     def new_message_id(self) -> str:
         """A fresh WhatsApp message id (only for gateways with :attr:`client_message_ids`)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -49,6 +50,7 @@ from neonize.aioze.events import (  # noqa: E402
     TemporaryBanEv,
 )
 from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason, PairStatus, Receipt, TemporaryBan  # noqa: E402
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType  # noqa: E402
 from neonize.utils.jid import Jid2String  # noqa: E402
 
 from services import config, db  # noqa: E402
@@ -96,6 +98,16 @@ def device_store_url(database_url: str) -> str:
 # whatsmeow's send errors after the message node went out, when no answer came back: the
 # message may well be on WhatsApp's side.
 _MAYBE_SENT = ("timed out", "deadline exceeded", "disconnected before")
+
+
+def ban_expiry(value: int) -> datetime | None:
+    """When a TemporaryBan ends: whatsmeow's ``Expire`` is a duration (seconds from now), a
+    Unix time is taken as it is."""
+    if not value:
+        return None
+    if value > 10**9:
+        return timestamp_of(value)
+    return datetime.now(timezone.utc) + timedelta(seconds=value)
 
 
 def send_error(exc: Exception) -> GatewayError:
@@ -261,6 +273,29 @@ class NeonizeGateway(Gateway):
             raise send_error(exc) from exc
         return response.ID
 
+    async def send_typing(self, tenant_id: int, chat_jid: str, typing: bool) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if typing else ChatPresence.CHAT_PRESENCE_PAUSED
+        try:
+            await client.send_chat_presence(parse_jid(chat_jid), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+        except Exception as exc:
+            raise send_error(exc) from exc
+
+    async def mark_read(self, tenant_id: int, chat_jid: str, wa_message_ids: list[str]) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        if not wa_message_ids:
+            return
+        chat = parse_jid(chat_jid)
+        try:
+            # One-to-one chats: the sender of the received messages is the chat itself.
+            await client.mark_read(*wa_message_ids, chat=chat, sender=chat, receipt=ReceiptType.READ)
+        except Exception as exc:
+            raise send_error(exc) from exc
+
     async def send_media(
         self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
     ) -> str:
@@ -342,10 +377,12 @@ class NeonizeGateway(Gateway):
         elif isinstance(event, StreamReplacedEv):
             await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED)
         elif isinstance(event, TemporaryBanEv):
-            until = timestamp_of(event.Expire)
+            code = TemporaryBan.TempBanReason.Name(event.Code) if event.Code in TemporaryBan.TempBanReason.values() else str(event.Code)
+            until = ban_expiry(event.Expire)
+            await sink.on_temporary_ban(tenant_id, code, until)
             await sink.on_connection_failed(
                 tenant_id,
-                f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
+                f"temporarily banned by WhatsApp ({code})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
                 Failure.TEMP_BANNED,
             )
         elif isinstance(event, ConnectFailureEv):
