@@ -91,6 +91,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
     "wa_service_down_since": (SERVICE_DOWN_SINCE[0].replace("{since}", "{x}"), SERVICE_DOWN_SINCE[1].replace("{since}", "{x}")),
     "wa_service_down": ("service not running", "الخدمة متوقفة"),
+    "wa_call": ("WhatsApp call", "مكالمة واتساب"),
+    "wa_reject_calls": (
+        "Decline WhatsApp calls with an automatic text (\"We can't take WhatsApp calls; we'll call you back\")",
+        "رفض مكالمات واتساب برسالة تلقائية («لا نستقبل مكالمات واتساب؛ سنعاود الاتصال بك»)",
+    ),
     "wa_guardrails": ("Protection against bans", "الحماية من الحظر"),
     "wa_guardrails_pace": (
         "Messages go out at a person's pace: read receipts, \"typing…\", random gaps; first messages to numbers that never wrote to the firm go slower and are capped per day.",
@@ -445,6 +450,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "msg_READ": ("Read", "قُرئت"),
     "msg_FAILED": ("Failed", "فشلت"),
     "msg_RECEIVED": ("Received", "مستلمة"),
+    "kind_call": ("WhatsApp voice call", "مكالمة واتساب صوتية"),
     "kind_image": ("Image", "صورة"),
     "kind_video": ("Video", "فيديو"),
     "kind_document": ("Document", "مستند"),

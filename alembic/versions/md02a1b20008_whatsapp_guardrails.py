@@ -1,4 +1,4 @@
-"""whatsapp guardrails: first-contact daily cap, temporary ban, first-contact marks
+"""whatsapp guardrails: first-contact daily cap, temporary ban, first-contact marks; declining calls
 
 Revision ID: md02a1b20008
 Revises: me01a1b20007
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('first_contact_daily_cap', sa.Integer(), server_default='20', nullable=False))
         batch_op.add_column(sa.Column('banned_until', services.models.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('ban_code', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column('reject_calls', sa.Boolean(), server_default=sa.false(), nullable=False))
     with op.batch_alter_table('whatsapp_message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('first_contact_at', services.models.UTCDateTime(), nullable=True))
 
@@ -31,6 +32,7 @@ def downgrade() -> None:
     with op.batch_alter_table('whatsapp_message', schema=None) as batch_op:
         batch_op.drop_column('first_contact_at')
     with op.batch_alter_table('whatsapp_session', schema=None) as batch_op:
+        batch_op.drop_column('reject_calls')
         batch_op.drop_column('ban_code')
         batch_op.drop_column('banned_until')
         batch_op.drop_column('first_contact_daily_cap')

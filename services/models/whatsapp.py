@@ -88,6 +88,8 @@ class WhatsappSession(TenantOwned, table=True):
     first_contact_daily_cap: int = Field(default=20, sa_column=sa.Column(sa.Integer, nullable=False, server_default="20"))
     banned_until: datetime | None = ts_field()
     ban_code: str | None = Field(default=None, max_length=64)
+    # Incoming WhatsApp calls: declined with an automatic text (services.whatsapp.calls).
+    reject_calls: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -225,12 +227,15 @@ class WhatsappStatusPublic(SQLModel):
     ban_code: str | None = None
     first_contact_daily_cap: int = 20
     first_contacts_today: int = 0
+    reject_calls: bool = False
 
 
 class WhatsappGuardrailsUpdate(Input):
-    labels = {"first_contact_daily_cap": "a daily cap on first contacts"}
+    labels = {"first_contact_daily_cap": "a daily cap on first contacts", "reject_calls": "whether to decline WhatsApp calls"}
 
-    first_contact_daily_cap: int = Field(ge=0, le=1000)
+    # Each left out stays as it is.
+    first_contact_daily_cap: int | None = Field(default=None, ge=0, le=1000)
+    reject_calls: bool | None = None
 
 
 class WhatsappSend(Input):

@@ -148,6 +148,7 @@ def unread_inbound(*, session: Session, tenant_id: int, chat_jid: str, limit: in
         WhatsappMessage.chat_jid == chat_jid,
         WhatsappMessage.direction == MessageDirection.INBOUND,
         WhatsappMessage.wa_message_id.is_not(None),
+        WhatsappMessage.message_type != "call",  # a call is no message to mark read
     )
     if last_answer is not None:
         query = query.where(WhatsappMessage.id > last_answer)
@@ -187,12 +188,16 @@ def ban_sentence(code: str | None, until: datetime | None, lang: str = "en") -> 
 
 
 def set_first_contact_cap(*, session: Session, tenant_id: int, actor: Principal, data: WhatsappGuardrailsUpdate) -> int:
-    """Set the firm's daily cap on first contacts (OWNER/ADMIN)."""
+    """Set the firm's daily cap on first contacts and whether WhatsApp calls are declined with
+    an automatic text (OWNER/ADMIN); a field left out is kept. Returns the cap."""
     authz.require(actor, Permission.LINK_WHATSAPP, tenant_id=tenant_id)
     line = session.exec(tenant_select(WhatsappSession, tenant_id)).first()
     if line is None:
         line = WhatsappSession(tenant_id=tenant_id)
-    line.first_contact_daily_cap = data.first_contact_daily_cap
+    if data.first_contact_daily_cap is not None:
+        line.first_contact_daily_cap = data.first_contact_daily_cap
+    if data.reject_calls is not None:
+        line.reject_calls = data.reject_calls
     line.updated_at = utcnow()
     session.add(line)
     session.flush()

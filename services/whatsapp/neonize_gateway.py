@@ -32,6 +32,7 @@ os.environ.setdefault("NEONIZE_BOT_TAG", "off")
 from neonize._binder import ProxySettings  # noqa: E402
 from neonize.aioze.client import NewAClient  # noqa: E402
 from neonize.aioze.events import (  # noqa: E402
+    CallOfferEv,
     ClientOutdatedEv,
     ConnectedEv,
     ConnectFailureEv,
@@ -82,6 +83,7 @@ EVENTS = (
     OfflineSyncCompletedEv,
     OfflineSyncPreviewEv,
     HistorySyncEv,
+    CallOfferEv,
 )
 
 
@@ -399,6 +401,11 @@ class NeonizeGateway(Gateway):
             if isinstance(event, DisconnectedEv):
                 self._offline[tenant_id] = 0
             await sink.on_activity(tenant_id)
+        elif isinstance(event, CallOfferEv):
+            call = await self._call(client, event)
+            if call is not None:
+                await sink.on_call(tenant_id, *call)
+            await sink.on_activity(tenant_id)
         elif isinstance(event, HistorySyncEv):
             messages = self._history(event)
             if messages:
@@ -441,6 +448,38 @@ class NeonizeGateway(Gateway):
         except Exception as exc:
             log.info("no phone number known for a LID yet: %s", exc)
             return None
+
+    async def _call(self, client: Any, event: Any) -> tuple[WhatsappInbound, str] | None:
+        """A CallOffer as a call event of the caller's chat (a LID caller put in its phone's
+        chat when the number is known, like a message), and the caller's JID to decline it."""
+        meta = event.basicCallMeta
+        if not meta.callID:
+            return None
+        caller = meta.callCreator if meta.HasField("callCreator") else getattr(meta, "from")
+        alt = meta.callCreatorAlt if meta.HasField("callCreatorAlt") else None
+        remote = await self._phone_for(client, caller, alt)
+        chat = f"{caller.User}@{caller.Server}"
+        lid = lid_user(chat) or (lid_user(Jid2String(alt)) if alt is not None else None)
+        if lid and lid_user(chat):
+            chat = lid
+        inbound = WhatsappInbound(
+            wa_message_id=f"call-{meta.callID}"[:128],
+            chat_jid=chat,
+            remote_e164=remote,
+            message_type="call",
+            timestamp=timestamp_of(meta.timestamp),
+            sender_lid=lid,
+        )
+        return inbound, Jid2String(getattr(meta, "from"))
+
+    async def reject_call(self, tenant_id: int, caller_jid: str, call_id: str) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        try:
+            await client.reject_call(parse_jid(caller_jid), call_id)
+        except Exception as exc:
+            raise send_error(exc) from exc
 
     async def _inbound(self, client: Any, event: Any) -> WhatsappInbound | None:
         info = event.Info

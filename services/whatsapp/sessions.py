@@ -188,6 +188,7 @@ def get_session_status(*, session: Session, tenant_id: int, actor: Principal) ->
         update: dict[str, object] = {
             "first_contact_daily_cap": row.first_contact_daily_cap,
             "first_contacts_today": guardrails.first_contacts_today(session, tenant_id),
+            "reject_calls": row.reject_calls,
         }
         if row.banned_until is not None and row.banned_until > utcnow():
             update.update(

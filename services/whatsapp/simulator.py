@@ -118,6 +118,7 @@ class SimulatorGateway(Gateway):
         self.presence: list[tuple[int, str, bool, float]] = []
         self.reads: list[tuple[int, str, list[str], float]] = []
         self._banned: dict[int, datetime] = {}
+        self.rejected_calls: list[tuple[int, str, str]] = []
         # The ids of each firm's deliveries by this process, for a receipt of "all sent".
         self._sent_ids: dict[int, list[str]] = {}
         self._delivered: dict[int, set[str]] = {}
@@ -258,6 +259,28 @@ class SimulatorGateway(Gateway):
         if client is None or client.state != "connected":
             raise GatewayError("not connected to WhatsApp")
         self.reads.append((tenant_id, chat_jid, list(wa_message_ids), time.monotonic()))
+
+    async def call(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """The phone ``from_phone`` calls the line (a CallOffer); False while no client runs."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        e164 = phones.normalise(str(params.get("from_phone", "")), "SA")
+        call_id = str(params.get("call_id") or secrets.token_hex(16).upper())
+        caller = f"{phones.digits_of(e164)}@s.whatsapp.net"
+        event = WhatsappInbound(
+            wa_message_id=f"call-{call_id}", chat_jid=caller, remote_e164=e164, push_name=params.get("push_name"),
+            message_type="call", timestamp=datetime.now(timezone.utc),
+        )
+        await self.sink.on_call(tenant_id, event, caller)
+        return True
+
+    async def reject_call(self, tenant_id: int, caller_jid: str, call_id: str) -> None:
+        """The caller's phone stops ringing (kept in :attr:`rejected_calls`)."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        self.rejected_calls.append((tenant_id, caller_jid, call_id))
 
     async def temporary_ban(self, tenant_id: int, params: dict[str, Any]) -> None:
         """WhatsApp bans the number for ``seconds`` (reason ``code``): whatsmeow reports a
@@ -535,6 +558,8 @@ class SimulatorGateway(Gateway):
         if action == "drop":
             self.drop(tenant_id)
             return True
+        if action == "call":
+            return await self.call(tenant_id, command)
         if action == "temporary_ban":
             await self.temporary_ban(tenant_id, command)
             return True

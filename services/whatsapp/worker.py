@@ -29,9 +29,9 @@ from services.models import (
     WhatsappStatus,
     utcnow,
 )
-from services.whatsapp import delivery, guardrails, ingest, leases, lids
+from services.whatsapp import calls, delivery, guardrails, ingest, leases, lids
 from services.whatsapp.failures import Failure
-from services.whatsapp.gateway import Gateway
+from services.whatsapp.gateway import Gateway, GatewayError
 from services.whatsapp.gateways import create_gateway
 from services.whatsapp.inbound import InboundWriter
 from services.whatsapp.media_fetch import MediaFetcher
@@ -422,6 +422,20 @@ class Sidecar:
                 await self._failed(tenant_id, rt, reason, code=code)
 
         await self._guard(f"failure of tenant {tenant_id}", go())
+
+    async def on_call(self, tenant_id: int, call: WhatsappInbound, caller_jid: str) -> None:
+        """An incoming WhatsApp call: kept in its chat (and the client's timeline), the hook
+        ``calls.on_incoming_call`` told; declined with the automatic text when the firm chose."""
+        try:
+            incoming = await self._write(calls.record_call, tenant_id=tenant_id, call=call)
+        except Exception:
+            log.exception("recording a call of tenant %s failed", tenant_id)
+            return
+        if incoming is not None and incoming.rejected:
+            try:
+                await self.gateway.reject_call(tenant_id, caller_jid, incoming.call_id)
+            except GatewayError as exc:
+                log.warning("tenant %s: declining call %s failed: %s", tenant_id, incoming.call_id, exc)
 
     async def on_temporary_ban(self, tenant_id: int, code: str, expires: datetime | None) -> None:
         """whatsmeow's TemporaryBan: recorded with its reason and expiry (status and page show

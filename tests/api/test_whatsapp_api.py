@@ -343,3 +343,12 @@ def test_status_of_a_banned_line_says_sending_is_paused_with_the_reason_and_end(
     body = http.get(f"{QR}/status", headers=connected.auth(Role.AGENT)).json()
     assert body["ban_code"] == "SEND_TO_TOO_MANY_PEOPLE" and body["banned_until"]
     assert body["error_message"].startswith("Sending paused") and f"{until:%Y-%m-%d %H:%M} UTC" in body["error_message"]
+
+
+def test_admin_chooses_to_decline_whatsapp_calls_over_http(http: httpx.Client, connected: Firm) -> None:
+    assert http.get(f"{QR}/status", headers=connected.auth()).json()["reject_calls"] is False
+    r = http.put(f"{QR}/guardrails", json={"reject_calls": True}, headers=connected.auth(Role.OWNER))
+    assert r.status_code == 200 and r.json()["reject_calls"] is True
+    assert r.json()["first_contact_daily_cap"] == 20  # left out: kept
+    assert http.put(f"{QR}/guardrails", json={"reject_calls": False}, headers=connected.auth(Role.MANAGER)).status_code == 403
+    assert http.get(f"{QR}/status", headers=connected.auth()).json()["reject_calls"] is True

@@ -54,8 +54,9 @@ def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
 
 @router.put("/guardrails", response_model=WhatsappStatusPublic, responses=responses(403, 422))
 def set_guardrails(session: SessionDep, admin: AdminDep, data: WhatsappGuardrailsUpdate) -> WhatsappStatusPublic:
-    """Set the firm's daily cap on first messages to numbers that never wrote to it (OWNER/ADMIN;
-    0 to 1000, default 20); the status then carries the cap and today's count."""
+    """The firm's guardrails (OWNER/ADMIN): the daily cap on first messages to numbers that never
+    wrote to it (0 to 1000, default 20) and whether WhatsApp calls are declined with an automatic
+    text; a field left out is kept. The status then carries both and today's first contacts."""
     guardrails.set_first_contact_cap(session=session, tenant_id=admin.tenant_id, actor=admin, data=data)
     return whatsapp.get_session_status(session=session, tenant_id=admin.tenant_id, actor=admin)
 

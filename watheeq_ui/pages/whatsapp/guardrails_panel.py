@@ -33,6 +33,18 @@ class GuardrailsState(WhatsappState):
         self.cap_saved = False
 
     @rx.event
+    async def set_reject_calls(self, value: bool):
+        principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
+        if principal is None:
+            return None
+        with db.session_scope() as session:
+            guardrails.set_first_contact_cap(
+                session=session, tenant_id=principal.tenant_id, actor=principal, data=WhatsappGuardrailsUpdate(reject_calls=bool(value))
+            )
+        self.reject_calls = bool(value)
+        return None
+
+    @rx.event
     async def save_cap(self):
         principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         if principal is None:
@@ -106,6 +118,14 @@ def guardrails_panel() -> rx.Component:
                     ),
                     rx.cond(GuardrailsState.cap_error != "", rx.text(GuardrailsState.cap_error, size="1", color_scheme="red", data_testid="wa-cap-error")),
                     rx.text(t("wa_cap_hint"), size="1", color_scheme="gray"),
+                    rx.checkbox(
+                        t("wa_reject_calls"),
+                        checked=WhatsappState.reject_calls,
+                        on_change=GuardrailsState.set_reject_calls,
+                        size="2",
+                        margin_top="0.5rem",
+                        data_testid="wa-reject-calls",
+                    ),
                     spacing="1",
                 ),
             ),

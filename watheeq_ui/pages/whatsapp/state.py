@@ -74,6 +74,7 @@ class WhatsappState(rx.State):
     ban_code: str = ""
     first_contact_cap: int = 20
     first_contacts_today: int = 0
+    reject_calls: bool = False
     confirm_unlink: bool = False
     busy: bool = False
 
@@ -122,6 +123,7 @@ class WhatsappState(rx.State):
         self.ban_code = line.ban_code or ""
         self.first_contact_cap = line.first_contact_daily_cap
         self.first_contacts_today = line.first_contacts_today
+        self.reject_calls = line.reject_calls
         payload = line.qr_payload or ""
         if payload != self._qr_payload:
             self._qr_payload = payload
