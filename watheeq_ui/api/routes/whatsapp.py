@@ -52,7 +52,7 @@ def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
     return whatsapp.disconnect(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
-@router.put("/guardrails", response_model=WhatsappStatusPublic, responses=responses(403, 422))
+@router.put("/guardrails", response_model=WhatsappStatusPublic, responses=responses(400, 403, 422))
 def set_guardrails(session: SessionDep, admin: AdminDep, data: WhatsappGuardrailsUpdate) -> WhatsappStatusPublic:
     """The firm's guardrails (OWNER/ADMIN): the daily cap on first messages to numbers that never
     wrote to it (0 to 1000, default 20) and whether WhatsApp calls are declined with an automatic
