@@ -99,4 +99,7 @@ class HeldTenant:
     retry_after: dict[int, float] = field(default_factory=dict)
     # The end of a temporary ban WhatsApp reported: no reconnect (and no send) before it.
     banned_until: datetime | None = None
+    ban_checked_at: float = float("-inf")  # when the sender last read the ban from the database
+    # Chats the firm already talks with (no first contact): no need to ask the database again.
+    known_chats: set[str] = field(default_factory=set)
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.models import WhatsappOutbound
+from services.models import WhatsappOutbound, utcnow
 from services.whatsapp import delivery, guardrails
 from services.whatsapp.gateway import Gateway, GatewayError
 from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
@@ -125,15 +125,21 @@ class Sender:
         """One send, recorded SENDING (committed) before the gateway has it: sent, retry, failed,
         uncertain or skipped (the message moved meanwhile)."""
         s = self.settings
-        if await self._write(guardrails.banned_until, tenant_id=tenant_id) is not None:
+        if time.monotonic() - rt.ban_checked_at >= 1.0:
+            # A ban recorded by another worker's client shows within a second.
+            rt.banned_until = await self._write(guardrails.banned_until, tenant_id=tenant_id)
+            rt.ban_checked_at = time.monotonic()
+        if rt.banned_until is not None and rt.banned_until > utcnow():
             return "paused"
         first_contact = False
-        if replaces is None:
+        if replaces is None and message.chat_jid not in rt.known_chats:
             admission = await self._write(guardrails.admit, tenant_id=tenant_id, message_id=message.id, chat_jid=message.chat_jid)
             if not admission.allowed:
                 log.warning("message %s of tenant %s refused: the daily cap on first contacts is reached", message.id, tenant_id)
                 return "failed"
             first_contact = admission.first_contact
+            if not first_contact:
+                rt.known_chats.add(message.chat_jid)
         wait = rt.next_send_at - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -174,6 +180,7 @@ class Sender:
                 return await self._send_failed(tenant_id, rt, message, exc, attempts, idempotent=wa_id is not None)
             rt.retry_after.pop(message.id, None)
             rt.next_send_at = time.monotonic() + self._gap(first_contact)
+            rt.known_chats.add(message.chat_jid)  # written to now: later messages are no first contact
             await self._write(delivery.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=sent_id)
             return "sent"
         finally:
