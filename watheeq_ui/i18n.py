@@ -10,6 +10,7 @@ from __future__ import annotations
 import reflex as rx
 
 from services.whatsapp.failures import SENTENCES, SERVICE_DOWN_SINCE
+from services.whatsapp.guardrails import BAN_REASONS
 
 from watheeq_ui.state.lang import LangState
 
@@ -90,6 +91,24 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_next_retry": ("Next try at {x}", "المحاولة التالية عند {x}"),
     "wa_service_down_since": (SERVICE_DOWN_SINCE[0].replace("{since}", "{x}"), SERVICE_DOWN_SINCE[1].replace("{since}", "{x}")),
     "wa_service_down": ("service not running", "الخدمة متوقفة"),
+    "wa_call": ("WhatsApp call", "مكالمة واتساب"),
+    "wa_reject_calls": (
+        "Decline WhatsApp calls with an automatic text (\"We can't take WhatsApp calls; we'll call you back\")",
+        "رفض مكالمات واتساب برسالة تلقائية («لا نستقبل مكالمات واتساب؛ سنعاود الاتصال بك»)",
+    ),
+    "wa_guardrails": ("Protection against bans", "الحماية من الحظر"),
+    "wa_guardrails_pace": (
+        "Messages go out at a person's pace: read receipts, \"typing…\", random gaps; first messages to numbers that never wrote to the firm go slower and are capped per day.",
+        "تُرسل الرسائل بوتيرة إنسان: إشعارات القراءة و«يكتب…» وفواصل عشوائية؛ والرسائل الأولى إلى أرقام لم تراسل المكتب أبطأ ولها حد يومي.",
+    ),
+    "wa_first_contacts_today": ("First contacts today: {x} of {y}", "الرسائل الأولى اليوم: {x} من {y}"),
+    "wa_cap_save": ("Set daily cap", "تعيين الحد اليومي"),
+    "wa_cap_hint": ("Daily cap on first messages to new numbers (0 to 1000).", "الحد اليومي للرسائل الأولى إلى أرقام جديدة (من 0 إلى 1000)."),
+    "wa_cap_invalid": ("Enter a whole number from 0 to 1000.", "أدخل عددًا صحيحًا من 0 إلى 1000."),
+    "wa_ban_paused": (
+        "Sending paused: WhatsApp temporarily banned this number until {x}. Messages stay queued and go out after it.",
+        "الإرسال متوقف: حظر واتساب هذا الرقم مؤقتًا حتى {x}. الرسائل في قائمة الانتظار وتُرسل بعده.",
+    ),
     "wa_ingest": ("Messages received", "الرسائل الواردة"),
     "wa_received": ("Received", "وصلت"),
     "wa_stored": ("Stored", "حُفظت"),
@@ -434,6 +453,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "msg_READ": ("Read", "قُرئت"),
     "msg_FAILED": ("Failed", "فشلت"),
     "msg_RECEIVED": ("Received", "مستلمة"),
+    "kind_call": ("WhatsApp voice call", "مكالمة واتساب صوتية"),
     "kind_image": ("Image", "صورة"),
     "kind_video": ("Video", "فيديو"),
     "kind_document": ("Document", "مستند"),
@@ -502,6 +522,7 @@ LABELS: dict[str, tuple[str, str]] = {
 
 # A WhatsApp failure's sentence per class lives with the classes (services.whatsapp.failures).
 LABELS.update({f"wa_fail_{code.value}": texts for code, texts in SENTENCES.items()})
+LABELS.update({f"wa_ban_{name}": texts for name, texts in BAN_REASONS.items()})
 
 LANGS = ("en", "ar")
 

@@ -142,6 +142,7 @@ from services.models.whatsapp import (
     WhatsappSession,
     WhatsappStatus,
     WhatsappStatusPublic,
+    WhatsappGuardrailsUpdate,
 )
 
 __all__ = [
@@ -266,4 +267,5 @@ __all__ = [
     "WhatsappSession",
     "WhatsappStatus",
     "WhatsappStatusPublic",
+    "WhatsappGuardrailsUpdate",
 ]

@@ -82,6 +82,14 @@ class WhatsappSession(TenantOwned, table=True):
     # How many messages the last reconnect's offline sync brought (what arrived while away).
     offline_sync_messages: int | None = Field(default=None)
     offline_sync_at: datetime | None = ts_field()
+    # Guardrails against bans (services.whatsapp.guardrails): the firm's daily cap on first
+    # messages to numbers that never wrote to it, and whatsmeow's temporary ban (its reason code
+    # and expiry): nothing is sent until then.
+    first_contact_daily_cap: int = Field(default=20, sa_column=sa.Column(sa.Integer, nullable=False, server_default="20"))
+    banned_until: datetime | None = ts_field()
+    ban_code: str | None = Field(default=None, max_length=64)
+    # Incoming WhatsApp calls: declined with an automatic text (services.whatsapp.calls).
+    reject_calls: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false()))
     updated_at: datetime = ts_field(nullable=False, default_now=True)
 
 
@@ -135,6 +143,9 @@ class WhatsappMessage(WhatsappMessageBase, TenantOwned, table=True):
     media_ref_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     media_attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     media_next_try_at: datetime | None = ts_field()
+    # Set when the message was handed over as a first contact (the chat never wrote to the
+    # firm): the daily cap counts these.
+    first_contact_at: datetime | None = ts_field()
 
 
 class WhatsappDeadLetter(TenantOwned, table=True):
@@ -211,6 +222,21 @@ class WhatsappStatusPublic(SQLModel):
     # then the status is ERROR / service_down, not a stale CONNECTED; since when, if known.
     service_running: bool = True
     service_down_since: datetime | None = None
+    # Guardrails: a temporary ban pauses sending until banned_until (ban_code: whatsmeow's
+    # reason code); the daily cap on first contacts and how many were sent today.
+    banned_until: datetime | None = None
+    ban_code: str | None = None
+    first_contact_daily_cap: int = 20
+    first_contacts_today: int = 0
+    reject_calls: bool = False
+
+
+class WhatsappGuardrailsUpdate(Input):
+    labels = {"first_contact_daily_cap": "a daily cap on first contacts", "reject_calls": "whether to decline WhatsApp calls"}
+
+    # Each left out stays as it is.
+    first_contact_daily_cap: int | None = Field(default=None, ge=0, le=1000)
+    reject_calls: bool | None = None
 
 
 class WhatsappSend(Input):

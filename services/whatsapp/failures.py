@@ -29,6 +29,7 @@ class Failure(str, enum.Enum):
     SEND_FAILED = "send_failed"
     SEND_UNCERTAIN = "send_uncertain"
     SERVICE_DOWN = "service_down"
+    FIRST_CONTACT_CAP = "first_contact_cap"
     UNKNOWN = "unknown"
 
 
@@ -49,6 +50,10 @@ SENTENCES: dict[Failure, tuple[str, str]] = {
     Failure.TEMP_BANNED: (
         "WhatsApp has temporarily banned this number: nothing can be sent until the ban ends, and the line reconnects by itself after it. Send fewer messages to people who have not saved the number.",
         "حظر واتساب هذا الرقم مؤقتًا: لا يمكن الإرسال حتى ينتهي الحظر، وسيعود الخط للاتصال تلقائيًا بعده. قلّل الرسائل إلى من لم يحفظوا الرقم.",
+    ),
+    Failure.FIRST_CONTACT_CAP: (
+        "Not sent: today's cap on first messages to numbers that never wrote to the firm is reached (it protects the number from a ban). Send it again tomorrow, or ask an admin to raise the cap.",
+        "لم تُرسل: بلغ المكتب الحد اليومي للرسائل الأولى إلى أرقام لم تراسله من قبل (يحمي الرقم من الحظر). أعد إرسالها غدًا أو اطلب من المسؤول رفع الحد.",
     ),
     Failure.STREAM_REPLACED: (
         "This line was opened from another server at the same time: make sure only one Watheeq server runs this firm's line.",

@@ -58,6 +58,15 @@ class GatewayEvents(Protocol):
 
     async def on_receipt(self, tenant_id: int, wa_message_ids: list[str], status: MessageStatus, at: datetime | None) -> None: ...
 
+    async def on_call(self, tenant_id: int, call: WhatsappInbound, caller_jid: str) -> None:
+        """An incoming voice call (whatsmeow CallOffer): ``call`` is its event row (type
+        ``call``, id ``call-<call id>``); ``caller_jid`` as WhatsApp gave it, to decline it."""
+        ...
+
+    async def on_temporary_ban(self, tenant_id: int, code: str, expires: datetime | None) -> None:
+        """whatsmeow's TemporaryBan: the reason code (TempBanReason name) and when it ends."""
+        ...
+
 
 class Gateway(ABC):
     """One WhatsApp client per tenant, driven by the sidecar."""
@@ -116,6 +125,20 @@ class Gateway(ABC):
         """Send a file (image, document, audio or video by ``mime``) with a caption; returns the
         WhatsApp message id. Raises :class:`GatewayError`."""
         raise GatewayError("this gateway cannot send files")
+
+    async def send_typing(self, tenant_id: int, chat_jid: str, typing: bool) -> None:
+        """Show (or stop showing) "typing…" in the chat (whatsmeow SendChatPresence).
+        Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot show typing")
+
+    async def mark_read(self, tenant_id: int, chat_jid: str, wa_message_ids: list[str]) -> None:
+        """Send read receipts for received messages of a one-to-one chat (whatsmeow MarkRead).
+        Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot mark messages read")
+
+    async def reject_call(self, tenant_id: int, caller_jid: str, call_id: str) -> None:
+        """Decline an incoming call (whatsmeow RejectCall). Raises :class:`GatewayError`."""
+        raise GatewayError("this gateway cannot decline calls")
 
     def new_message_id(self) -> str:
         """A fresh WhatsApp message id (only for gateways with :attr:`client_message_ids`)."""

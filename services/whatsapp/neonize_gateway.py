@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,6 +32,7 @@ os.environ.setdefault("NEONIZE_BOT_TAG", "off")
 from neonize._binder import ProxySettings  # noqa: E402
 from neonize.aioze.client import NewAClient  # noqa: E402
 from neonize.aioze.events import (  # noqa: E402
+    CallOfferEv,
     ClientOutdatedEv,
     ConnectedEv,
     ConnectFailureEv,
@@ -49,6 +51,7 @@ from neonize.aioze.events import (  # noqa: E402
     TemporaryBanEv,
 )
 from neonize.proto.Neonize_pb2 import JID, ConnectFailureReason, PairStatus, Receipt, TemporaryBan  # noqa: E402
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, ReceiptType  # noqa: E402
 from neonize.utils.jid import Jid2String  # noqa: E402
 
 from services import config, db  # noqa: E402
@@ -80,6 +83,7 @@ EVENTS = (
     OfflineSyncCompletedEv,
     OfflineSyncPreviewEv,
     HistorySyncEv,
+    CallOfferEv,
 )
 
 
@@ -96,6 +100,16 @@ def device_store_url(database_url: str) -> str:
 # whatsmeow's send errors after the message node went out, when no answer came back: the
 # message may well be on WhatsApp's side.
 _MAYBE_SENT = ("timed out", "deadline exceeded", "disconnected before")
+
+
+def ban_expiry(value: int) -> datetime | None:
+    """When a TemporaryBan ends: whatsmeow's ``Expire`` is a duration (seconds from now), a
+    Unix time is taken as it is."""
+    if not value:
+        return None
+    if value > 10**9:
+        return timestamp_of(value)
+    return datetime.now(timezone.utc) + timedelta(seconds=value)
 
 
 def send_error(exc: Exception) -> GatewayError:
@@ -261,6 +275,29 @@ class NeonizeGateway(Gateway):
             raise send_error(exc) from exc
         return response.ID
 
+    async def send_typing(self, tenant_id: int, chat_jid: str, typing: bool) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if typing else ChatPresence.CHAT_PRESENCE_PAUSED
+        try:
+            await client.send_chat_presence(parse_jid(chat_jid), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+        except Exception as exc:
+            raise send_error(exc) from exc
+
+    async def mark_read(self, tenant_id: int, chat_jid: str, wa_message_ids: list[str]) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        if not wa_message_ids:
+            return
+        chat = parse_jid(chat_jid)
+        try:
+            # One-to-one chats: the sender of the received messages is the chat itself.
+            await client.mark_read(*wa_message_ids, chat=chat, sender=chat, receipt=ReceiptType.READ)
+        except Exception as exc:
+            raise send_error(exc) from exc
+
     async def send_media(
         self, tenant_id: int, chat_jid: str, data: bytes, *, mime: str, name: str, caption: str, message_id: str | None = None
     ) -> str:
@@ -342,10 +379,12 @@ class NeonizeGateway(Gateway):
         elif isinstance(event, StreamReplacedEv):
             await sink.on_connection_failed(tenant_id, "the same device connected from elsewhere (stream replaced)", Failure.STREAM_REPLACED)
         elif isinstance(event, TemporaryBanEv):
-            until = timestamp_of(event.Expire)
+            code = TemporaryBan.TempBanReason.Name(event.Code) if event.Code in TemporaryBan.TempBanReason.values() else str(event.Code)
+            until = ban_expiry(event.Expire)
+            await sink.on_temporary_ban(tenant_id, code, until)
             await sink.on_connection_failed(
                 tenant_id,
-                f"temporarily banned by WhatsApp ({TemporaryBan.TempBanReason.Name(event.Code)})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
+                f"temporarily banned by WhatsApp ({code})" + (f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""),
                 Failure.TEMP_BANNED,
             )
         elif isinstance(event, ConnectFailureEv):
@@ -361,6 +400,11 @@ class NeonizeGateway(Gateway):
             # the health watchdog covers the rest.
             if isinstance(event, DisconnectedEv):
                 self._offline[tenant_id] = 0
+            await sink.on_activity(tenant_id)
+        elif isinstance(event, CallOfferEv):
+            call = await self._call(client, event)
+            if call is not None:
+                await sink.on_call(tenant_id, *call)
             await sink.on_activity(tenant_id)
         elif isinstance(event, HistorySyncEv):
             messages = self._history(event)
@@ -404,6 +448,38 @@ class NeonizeGateway(Gateway):
         except Exception as exc:
             log.info("no phone number known for a LID yet: %s", exc)
             return None
+
+    async def _call(self, client: Any, event: Any) -> tuple[WhatsappInbound, str] | None:
+        """A CallOffer as a call event of the caller's chat (a LID caller put in its phone's
+        chat when the number is known, like a message), and the caller's JID to decline it."""
+        meta = event.basicCallMeta
+        if not meta.callID:
+            return None
+        caller = meta.callCreator if meta.HasField("callCreator") else getattr(meta, "from")
+        alt = meta.callCreatorAlt if meta.HasField("callCreatorAlt") else None
+        remote = await self._phone_for(client, caller, alt)
+        chat = f"{caller.User}@{caller.Server}"
+        lid = lid_user(chat) or (lid_user(Jid2String(alt)) if alt is not None else None)
+        if lid and lid_user(chat):
+            chat = lid
+        inbound = WhatsappInbound(
+            wa_message_id=f"call-{meta.callID}"[:128],
+            chat_jid=chat,
+            remote_e164=remote,
+            message_type="call",
+            timestamp=timestamp_of(meta.timestamp),
+            sender_lid=lid,
+        )
+        return inbound, Jid2String(getattr(meta, "from"))
+
+    async def reject_call(self, tenant_id: int, caller_jid: str, call_id: str) -> None:
+        client = self._clients.get(tenant_id)
+        if client is None:
+            raise GatewayError("not connected to WhatsApp")
+        try:
+            await client.reject_call(parse_jid(caller_jid), call_id)
+        except Exception as exc:
+            raise send_error(exc) from exc
 
     async def _inbound(self, client: Any, event: Any) -> WhatsappInbound | None:
         info = event.Info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from services import config
 from services.models import WhatsappLease
@@ -34,6 +35,21 @@ class Settings:
     health_interval: float = 30.0
     zombie_seconds: float = 90.0
     stop_timeout: float = 10.0
+    # Human pace (guardrails against bans, services.whatsapp.guardrails), on by default:
+    # - read receipts, then "typing…" for the text's length at ~6 characters a second (a
+    #   person's typing speed on a phone), at most 6 s: the "seen → typing → send" sequence
+    #   WAHA's "How to avoid blocking" advises and Evolution API's per-message "composing" delay;
+    # - a random gap of 2-6 s between sends (neonize's FAQ: stay within 20-30 messages a
+    #   minute; random, never a fixed period);
+    # - first messages to numbers that never wrote to the firm: one per 30-60 s (whatsmeow's
+    #   ban reason SEND_TO_TOO_MANY_PEOPLE is about exactly these), and a daily cap per firm
+    #   (WhatsappSession.first_contact_daily_cap).
+    mark_read: bool = True
+    typing_chars_per_second: float = 6.0
+    typing_max_seconds: float = 6.0
+    gap_min_seconds: float = 2.0
+    gap_max_seconds: float = 6.0
+    first_contact_gap_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +66,12 @@ class Settings:
             max_qr_codes=int(_env_float("WATHEEQ_WHATSAPP_MAX_QR_CODES", 6)),
             health_interval=_env_float("WATHEEQ_WHATSAPP_HEALTH_SECONDS", 30.0),
             zombie_seconds=_env_float("WATHEEQ_WHATSAPP_ZOMBIE_SECONDS", 90.0),
+            mark_read=_env_float("WATHEEQ_WHATSAPP_MARK_READ", 1) != 0,
+            typing_chars_per_second=_env_float("WATHEEQ_WHATSAPP_TYPING_CHARS_PER_SECOND", 6.0),
+            typing_max_seconds=_env_float("WATHEEQ_WHATSAPP_TYPING_MAX_SECONDS", 6.0),
+            gap_min_seconds=_env_float("WATHEEQ_WHATSAPP_GAP_MIN_SECONDS", 2.0),
+            gap_max_seconds=_env_float("WATHEEQ_WHATSAPP_GAP_MAX_SECONDS", 6.0),
+            first_contact_gap_seconds=_env_float("WATHEEQ_WHATSAPP_FIRST_CONTACT_GAP_SECONDS", 30.0),
         )
 
 
@@ -75,4 +97,9 @@ class HeldTenant:
     stop_sending: bool = False  # the sender finishes the message in hand, then stops
     next_send_at: float = 0.0
     retry_after: dict[int, float] = field(default_factory=dict)
+    # The end of a temporary ban WhatsApp reported: no reconnect (and no send) before it.
+    banned_until: datetime | None = None
+    ban_checked_at: float = float("-inf")  # when the sender last read the ban from the database
+    # Chats the firm already talks with (no first contact): no need to ask the database again.
+    known_chats: set[str] = field(default_factory=set)
 

@@ -1,4 +1,5 @@
-"""The sidecar's outbox: sends a firm's PENDING messages in order per chat, rate-limited per firm.
+"""The sidecar's outbox: sends a firm's PENDING messages in order per chat, at a human pace per firm
+(read receipts, "typing…", random gaps, first contacts slower and capped: services.whatsapp.guardrails).
 
 Each send is recorded SENDING by an attempt of this process (committed before the gateway has
 the message), so a send cut by a crash is found and settled, never sent again blindly.
@@ -13,8 +14,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.models import WhatsappOutbound
-from services.whatsapp import delivery
+from services.models import WhatsappOutbound, utcnow
+from services.whatsapp import delivery, guardrails
 from services.whatsapp.gateway import Gateway, GatewayError
 from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
 
@@ -84,6 +85,8 @@ class Sender:
                 if not rt.connected or rt.stop_sending:
                     return
                 outcome = await self._send_one(tenant_id, rt, message)
+                if outcome == "paused":
+                    return  # a temporary ban: nothing goes out until it ends
                 if outcome == "retry":
                     held_chats.add(message.chat_jid)
                 sent_any = sent_any or outcome == "sent"
@@ -122,11 +125,27 @@ class Sender:
         """One send, recorded SENDING (committed) before the gateway has it: sent, retry, failed,
         uncertain or skipped (the message moved meanwhile)."""
         s = self.settings
-        if s.send_rate > 0:
-            wait = rt.next_send_at - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            rt.next_send_at = max(time.monotonic(), rt.next_send_at) + 1.0 / s.send_rate
+        if time.monotonic() - rt.ban_checked_at >= 1.0:
+            # A ban recorded by another worker's client shows within a second.
+            rt.banned_until = await self._write(guardrails.banned_until, tenant_id=tenant_id)
+            rt.ban_checked_at = time.monotonic()
+        if rt.banned_until is not None and rt.banned_until > utcnow():
+            return "paused"
+        first_contact = False
+        if replaces is None and message.chat_jid not in rt.known_chats:
+            admission = await self._write(guardrails.admit, tenant_id=tenant_id, message_id=message.id, chat_jid=message.chat_jid)
+            if not admission.allowed:
+                log.warning("message %s of tenant %s refused: the daily cap on first contacts is reached", message.id, tenant_id)
+                return "failed"
+            first_contact = admission.first_contact
+            if not first_contact:
+                rt.known_chats.add(message.chat_jid)
+        wait = rt.next_send_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not rt.connected or rt.stop_sending:
+            return "skipped"
+        await self._act_human(tenant_id, message, first_contact)
         wa_id = message.wa_message_id
         if wa_id is None and self.gateway.client_message_ids:
             wa_id = self.gateway.new_message_id()
@@ -160,10 +179,39 @@ class Sender:
             except Exception as exc:
                 return await self._send_failed(tenant_id, rt, message, exc, attempts, idempotent=wa_id is not None)
             rt.retry_after.pop(message.id, None)
+            rt.next_send_at = time.monotonic() + self._gap(first_contact)
+            rt.known_chats.add(message.chat_jid)  # written to now: later messages are no first contact
             await self._write(delivery.mark_sent, tenant_id=tenant_id, message_id=message.id, wa_message_id=sent_id)
             return "sent"
         finally:
             self._live_attempts.discard(attempt)
+
+    def _gap(self, first_contact: bool) -> float:
+        """Seconds until the firm's next send: a random human gap, longer after a first contact,
+        never shorter than the configured rate allows."""
+        s = self.settings
+        if first_contact:
+            gap = guardrails.gap_seconds(s.first_contact_gap_seconds, 2 * s.first_contact_gap_seconds)
+        else:
+            gap = guardrails.gap_seconds(s.gap_min_seconds, s.gap_max_seconds)
+        return max(gap, 1.0 / s.send_rate if s.send_rate > 0 else 0.0)
+
+    async def _act_human(self, tenant_id: int, message: WhatsappOutbound, first_contact: bool) -> None:
+        """Before a send: read receipts for what the client wrote since the last answer, then
+        "typing…" for as long as a person would type the text. A gateway error here is logged
+        and the send goes on (these are signals, not the message)."""
+        s = self.settings
+        try:
+            if s.mark_read and not first_contact:
+                unread = await self._write(guardrails.unread_inbound, tenant_id=tenant_id, chat_jid=message.chat_jid)
+                if unread:
+                    await self.gateway.mark_read(tenant_id, message.chat_jid, unread)
+            typing = guardrails.typing_seconds(message.body, chars_per_second=s.typing_chars_per_second, max_seconds=s.typing_max_seconds)
+            if typing > 0:
+                await self.gateway.send_typing(tenant_id, message.chat_jid, True)
+                await asyncio.sleep(typing)
+        except GatewayError as exc:
+            log.info("tenant %s: read/typing signal not sent: %s", tenant_id, exc)
 
     async def _send_failed(
         self, tenant_id: int, rt: HeldTenant, message: WhatsappOutbound, exc: Exception, attempts: int, *, idempotent: bool

@@ -24,6 +24,7 @@ from services.models import (
     utcnow,
 )
 from services.tenancy import tenant_select
+from services.whatsapp import guardrails
 from services.whatsapp.failures import Failure, sentence, service_down_sentence
 
 NOT_CONNECTED = "the WhatsApp line is not connected"
@@ -179,7 +180,23 @@ def get_session_status(*, session: Session, tenant_id: int, actor: Principal) ->
     Both edges call this, so the rule holds for the REST route and the page alike.
     """
     authz.require_member(actor, tenant_id)
-    status = _status_public(_session_row(session, tenant_id))
+    row = _session_row(session, tenant_id)
+    status = _status_public(row)
+    if row is not None:
+        # Guardrails against bans: the first-contact cap and today's count; a temporary ban
+        # while it lasts (the sentence replaces the generic one: it says why and until when).
+        update: dict[str, object] = {
+            "first_contact_daily_cap": row.first_contact_daily_cap,
+            "first_contacts_today": guardrails.first_contacts_today(session, tenant_id),
+            "reject_calls": row.reject_calls,
+        }
+        if row.banned_until is not None and row.banned_until > utcnow():
+            update.update(
+                banned_until=row.banned_until,
+                ban_code=row.ban_code,
+                error_message=guardrails.ban_sentence(row.ban_code, row.banned_until) if status.service_running else status.error_message,
+            )
+        status = status.model_copy(update=update)
     if not authz.allowed(actor, Permission.LINK_WHATSAPP):
         status = status.model_copy(update={"qr_payload": None, "qr_issued_at": None})
     return status

@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,6 +71,7 @@ class SentMessage:
     chat_jid: str
     body: str
     wa_message_id: str
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -112,6 +114,11 @@ class SimulatorGateway(Gateway):
         # An instance attribute: the class default says what the simulator can do.
         self.client_message_ids = client_ids
         self.sent: list[SentMessage] = []
+        # What the phone saw besides messages: (tenant, chat, typing?, when) and read receipts.
+        self.presence: list[tuple[int, str, bool, float]] = []
+        self.reads: list[tuple[int, str, list[str], float]] = []
+        self._banned: dict[int, datetime] = {}
+        self.rejected_calls: list[tuple[int, str, str]] = []
         # The ids of each firm's deliveries by this process, for a receipt of "all sent".
         self._sent_ids: dict[int, list[str]] = {}
         self._delivered: dict[int, set[str]] = {}
@@ -164,7 +171,12 @@ class SimulatorGateway(Gateway):
         client = _Client(tenant_id)
         self._clients[tenant_id] = client
         failures = self._fail_connects.get(tenant_id)
-        if failures:
+        banned = self._banned.get(tenant_id)
+        if banned is not None and banned > datetime.now(timezone.utc):
+            # WhatsApp refuses a banned number's connects until the ban ends.
+            reason = f"temporarily banned by WhatsApp until {banned:%Y-%m-%d %H:%M} UTC"
+            self._spawn(client, self._fail(client, reason, Failure.TEMP_BANNED))
+        elif failures:
             self._spawn(client, self._fail(client, *failures.pop(0)))
         elif device_jid:
             self._spawn(client, self._restore(client, device_jid))
@@ -233,6 +245,56 @@ class SimulatorGateway(Gateway):
 
     def new_message_id(self) -> str:
         return _wa_id()
+
+    async def send_typing(self, tenant_id: int, chat_jid: str, typing: bool) -> None:
+        """The phone sees "typing…" start or stop (kept in :attr:`presence` with the time)."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        self.presence.append((tenant_id, chat_jid, typing, time.monotonic()))
+
+    async def mark_read(self, tenant_id: int, chat_jid: str, wa_message_ids: list[str]) -> None:
+        """The phone gets blue ticks for these messages (kept in :attr:`reads`)."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        self.reads.append((tenant_id, chat_jid, list(wa_message_ids), time.monotonic()))
+
+    async def call(self, tenant_id: int, params: dict[str, Any]) -> bool:
+        """The phone ``from_phone`` calls the line (a CallOffer); False while no client runs."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            return False
+        e164 = phones.normalise(str(params.get("from_phone", "")), "SA")
+        call_id = str(params.get("call_id") or secrets.token_hex(16).upper())
+        caller = f"{phones.digits_of(e164)}@s.whatsapp.net"
+        event = WhatsappInbound(
+            wa_message_id=f"call-{call_id}", chat_jid=caller, remote_e164=e164, push_name=params.get("push_name"),
+            message_type="call", timestamp=datetime.now(timezone.utc),
+        )
+        await self.sink.on_call(tenant_id, event, caller)
+        return True
+
+    async def reject_call(self, tenant_id: int, caller_jid: str, call_id: str) -> None:
+        """The caller's phone stops ringing (kept in :attr:`rejected_calls`)."""
+        client = self._clients.get(tenant_id)
+        if client is None or client.state != "connected":
+            raise GatewayError("not connected to WhatsApp")
+        self.rejected_calls.append((tenant_id, caller_jid, call_id))
+
+    async def temporary_ban(self, tenant_id: int, params: dict[str, Any]) -> None:
+        """WhatsApp bans the number for ``seconds`` (reason ``code``): whatsmeow reports a
+        TemporaryBan event, then the connection fails."""
+        code = str(params.get("code") or "SEND_TO_TOO_MANY_PEOPLE")
+        expires = datetime.fromtimestamp(time.time() + float(params.get("seconds", 3600)), tz=timezone.utc)
+        self._banned[tenant_id] = expires
+        client = self._clients.get(tenant_id)
+        if client is not None:
+            self._drop_client(client)
+        await self.sink.on_temporary_ban(tenant_id, code, expires)
+        await self.sink.on_connection_failed(
+            tenant_id, f"temporarily banned by WhatsApp ({code}) until {expires:%Y-%m-%d %H:%M} UTC", Failure.TEMP_BANNED
+        )
 
     def _sent_log(self, tenant_id: int, suffix: str = "") -> Path:
         folder = self.root / "sent"
@@ -495,6 +557,11 @@ class SimulatorGateway(Gateway):
             return True
         if action == "drop":
             self.drop(tenant_id)
+            return True
+        if action == "call":
+            return await self.call(tenant_id, command)
+        if action == "temporary_ban":
+            await self.temporary_ban(tenant_id, command)
             return True
         if action == "failure":
             await self.inject_failure(tenant_id, str(command.get("kind", "")), int(command.get("count", 1)))

@@ -24,6 +24,10 @@ gateway of the sidecar that holds the tenant picks it up within ``poll_interval`
 - ``failure`` {kind, count?}: one of the known failures (:data:`FAILURES`), with the raw text
   neonize gives for it, reported at once; connect failures also fail the next ``count``
   connects (replacing earlier ones);
+- ``call`` {from_phone, call_id?, push_name?}: the phone calls the line (a CallOffer);
+- ``temporary_ban`` {code?, seconds?}: WhatsApp bans the number for ``seconds`` (default an
+  hour) with a TempBanReason ``code`` (default SEND_TO_TOO_MANY_PEOPLE): a TemporaryBan event,
+  then the connection fails, as whatsmeow reports it;
 - ``crash_after_sends`` {count}: the process kills itself (SIGKILL) right after the
   ``count``-th next delivery, before the sidecar hears the answer: the crash window of a send.
 """
@@ -44,7 +48,7 @@ from services.whatsapp.gateway import whatsapp_dir
 
 log = logging.getLogger("services.whatsapp.simulator")
 
-ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "fail_downloads", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends"})
+ACTIONS = frozenset({"scan", "inbound", "history_sync", "lid_mapping", "fail_downloads", "receipt", "unlink", "fail_connects", "fail_sends", "drop", "failure", "crash_after_sends", "temporary_ban", "call"})
 # Commands applied as soon as the gateway sees them, even before a client runs.
 SYNC_ACTIONS = frozenset({"fail_connects", "fail_sends", "crash_after_sends", "fail_downloads"})
 

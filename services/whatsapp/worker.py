@@ -29,9 +29,9 @@ from services.models import (
     WhatsappStatus,
     utcnow,
 )
-from services.whatsapp import delivery, ingest, leases, lids
+from services.whatsapp import calls, delivery, guardrails, ingest, leases, lids
 from services.whatsapp.failures import Failure
-from services.whatsapp.gateway import Gateway
+from services.whatsapp.gateway import Gateway, GatewayError
 from services.whatsapp.gateways import create_gateway
 from services.whatsapp.inbound import InboundWriter
 from services.whatsapp.media_fetch import MediaFetcher
@@ -276,6 +276,9 @@ class Sidecar:
         attempt = rt.lease.retry_count + 1
         delay = 0.0 if immediate else backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap)
         next_retry = utcnow() + timedelta(seconds=delay)
+        if rt.banned_until is not None and rt.banned_until > next_retry:
+            # WhatsApp refuses the number until its temporary ban ends: reconnect then.
+            next_retry = rt.banned_until
         rt.lease = rt.lease.model_copy(update={"retry_count": attempt, "next_retry_at": next_retry, "status": WhatsappStatus.ERROR})
         log.warning("tenant %s: %s (retry %s in %.1fs)", tenant_id, reason, attempt, delay)
         await self._write(
@@ -419,6 +422,32 @@ class Sidecar:
                 await self._failed(tenant_id, rt, reason, code=code)
 
         await self._guard(f"failure of tenant {tenant_id}", go())
+
+    async def on_call(self, tenant_id: int, call: WhatsappInbound, caller_jid: str) -> None:
+        """An incoming WhatsApp call: kept in its chat (and the client's timeline), the hook
+        ``calls.on_incoming_call`` told; declined with the automatic text when the firm chose."""
+        try:
+            incoming = await self._write(calls.record_call, tenant_id=tenant_id, call=call)
+        except Exception:
+            log.exception("recording a call of tenant %s failed", tenant_id)
+            return
+        if incoming is not None and incoming.rejected:
+            try:
+                await self.gateway.reject_call(tenant_id, caller_jid, incoming.call_id)
+            except GatewayError as exc:
+                log.warning("tenant %s: declining call %s failed: %s", tenant_id, incoming.call_id, exc)
+
+    async def on_temporary_ban(self, tenant_id: int, code: str, expires: datetime | None) -> None:
+        """whatsmeow's TemporaryBan: recorded with its reason and expiry (status and page show
+        them); sending stops now and starts again only after it."""
+        rt = self.tenants.get(tenant_id)
+        if rt is not None:
+            rt.banned_until = expires
+        log.warning("tenant %s: temporarily banned by WhatsApp (%s) until %s", tenant_id, code, expires)
+        await self._guard(
+            f"temporary ban of tenant {tenant_id}",
+            self._write(guardrails.record_temporary_ban, tenant_id=tenant_id, code=code, expires=expires),
+        )
 
     async def on_keepalive_timeout(self, tenant_id: int) -> None:
         rt = self.tenants.get(tenant_id)

@@ -313,3 +313,42 @@ def test_a_file_is_sent_by_multipart_and_read_back_by_range_only_in_the_firm(
     )
     assert big.status_code == 422 and "the file is larger than the 0.5 MB limit" in big.text
     assert http.get(f"{QR}/messages", headers=connected.auth()).json()["count"] == 1
+
+
+def test_admin_sets_the_first_contact_cap_others_may_not_and_bad_values_change_nothing(
+    http: httpx.Client, connected: Firm, rival: Firm
+) -> None:
+    r = http.get(f"{QR}/status", headers=connected.auth())
+    assert (r.json()["first_contact_daily_cap"], r.json()["first_contacts_today"]) == (20, 0)
+    r = http.put(f"{QR}/guardrails", json={"first_contact_daily_cap": 5}, headers=connected.auth(Role.ADMIN))
+    assert r.status_code == 200, r.text
+    assert r.json()["first_contact_daily_cap"] == 5
+    assert http.put(f"{QR}/guardrails", json={"first_contact_daily_cap": 7}, headers=connected.auth(Role.AGENT)).status_code == 403
+    for bad in (-1, 1001, "many"):
+        r = http.put(f"{QR}/guardrails", json={"first_contact_daily_cap": bad}, headers=connected.auth(Role.OWNER))
+        assert r.status_code == 422 and "first_contact_daily_cap" in r.text
+    assert http.get(f"{QR}/status", headers=connected.auth()).json()["first_contact_daily_cap"] == 5
+    # Another firm's setting is its own.
+    assert http.get(f"{QR}/status", headers=rival.auth()).json()["first_contact_daily_cap"] == 20
+
+
+def test_status_of_a_banned_line_says_sending_is_paused_with_the_reason_and_end(http: httpx.Client, engine: Engine, connected: Firm) -> None:
+    from services.models import utcnow
+    from services.whatsapp import guardrails
+
+    until = utcnow() + timedelta(hours=3)
+    with Session(engine) as session:
+        guardrails.record_temporary_ban(session=session, tenant_id=connected.tenant_id, code="SEND_TO_TOO_MANY_PEOPLE", expires=until)
+        session.commit()
+    body = http.get(f"{QR}/status", headers=connected.auth(Role.AGENT)).json()
+    assert body["ban_code"] == "SEND_TO_TOO_MANY_PEOPLE" and body["banned_until"]
+    assert body["error_message"].startswith("Sending paused") and f"{until:%Y-%m-%d %H:%M} UTC" in body["error_message"]
+
+
+def test_admin_chooses_to_decline_whatsapp_calls_over_http(http: httpx.Client, connected: Firm) -> None:
+    assert http.get(f"{QR}/status", headers=connected.auth()).json()["reject_calls"] is False
+    r = http.put(f"{QR}/guardrails", json={"reject_calls": True}, headers=connected.auth(Role.OWNER))
+    assert r.status_code == 200 and r.json()["reject_calls"] is True
+    assert r.json()["first_contact_daily_cap"] == 20  # left out: kept
+    assert http.put(f"{QR}/guardrails", json={"reject_calls": False}, headers=connected.auth(Role.MANAGER)).status_code == 403
+    assert http.get(f"{QR}/status", headers=connected.auth()).json()["reject_calls"] is True

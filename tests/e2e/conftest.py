@@ -80,6 +80,11 @@ def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> I
         **os.environ,
         "WATHEEQ_DATABASE_URL": database_url,
         "WATHEEQ_WHATSAPP_GATEWAY": "simulator",
+        # The human pace (guardrails) kept short: these tests are not about it.
+        "WATHEEQ_WHATSAPP_TYPING_MAX_SECONDS": "0.3",
+        "WATHEEQ_WHATSAPP_GAP_MIN_SECONDS": "0",
+        "WATHEEQ_WHATSAPP_GAP_MAX_SECONDS": "0.2",
+        "WATHEEQ_WHATSAPP_FIRST_CONTACT_GAP_SECONDS": "0.1",
         "WATHEEQ_FRONTEND_PORT": str(frontend),
         "WATHEEQ_BACKEND_PORT": str(backend),
         "WATHEEQ_EXPORT_DIR": str(work / "exports"),

@@ -29,6 +29,11 @@ def fast_settings(**overrides: object) -> Settings:
         qr_timeout=160.0,
         health_interval=0.1,
         stop_timeout=5.0,
+        # The human pace is off unless a test is about it (tests/whatsapp/test_guardrails.py).
+        typing_chars_per_second=0.0,
+        gap_min_seconds=0.0,
+        gap_max_seconds=0.0,
+        first_contact_gap_seconds=0.0,
     )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -38,6 +38,9 @@ def start_worker(database_url: str, data: Path, *, client_ids: bool, worker_id: 
         "WATHEEQ_SIMULATOR_CLIENT_IDS": "1" if client_ids else "0",
         "WATHEEQ_WHATSAPP_TICK_SECONDS": "0.05",
         "WATHEEQ_WHATSAPP_SEND_RATE": "0",
+        "WATHEEQ_WHATSAPP_TYPING_CHARS_PER_SECOND": "0",
+        "WATHEEQ_WHATSAPP_GAP_MAX_SECONDS": "0",
+        "WATHEEQ_WHATSAPP_FIRST_CONTACT_GAP_SECONDS": "0",
         "WATHEEQ_LOG_LEVEL": "ERROR",
     }
     return subprocess.Popen(

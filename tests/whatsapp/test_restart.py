@@ -34,6 +34,11 @@ def _start_sidecar(engine: Engine, data: Path, *, lease: float, args: tuple[str,
         "WATHEEQ_DATA_DIR": str(data),
         "WATHEEQ_WHATSAPP_GATEWAY": "simulator",
         "WATHEEQ_WHATSAPP_TICK_SECONDS": "0.1",
+        # The human pace (guardrails) kept short: these tests are not about it.
+        "WATHEEQ_WHATSAPP_TYPING_MAX_SECONDS": "0.3",
+        "WATHEEQ_WHATSAPP_GAP_MIN_SECONDS": "0",
+        "WATHEEQ_WHATSAPP_GAP_MAX_SECONDS": "0.2",
+        "WATHEEQ_WHATSAPP_FIRST_CONTACT_GAP_SECONDS": "0.1",
         "WATHEEQ_WHATSAPP_LEASE_SECONDS": str(lease),
         "WATHEEQ_LOG_LEVEL": os.environ.get("TEST_SIDECAR_LOG_LEVEL", "ERROR"),
     }

@@ -180,7 +180,7 @@ def empty_state(key: str, icon: str = "inbox") -> rx.Component:
     )
 
 
-MESSAGE_KINDS = ("image", "video", "document", "audio", "voice", "sticker", "location", "contact", "poll")
+MESSAGE_KINDS = ("image", "video", "document", "audio", "voice", "sticker", "location", "contact", "poll", "call")
 
 
 def message_kind_label(kind: rx.Var) -> rx.Var:

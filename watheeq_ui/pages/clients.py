@@ -125,7 +125,8 @@ class ClientState(rx.State):
             for c in calls.data
         ] + [
             TimelineEntry(
-                kind="message",
+                # A WhatsApp voice call the client made (services.whatsapp.calls).
+                kind="wa_call" if m.message_type == "call" else "message",
                 at=formatting.local_time(m.created_at, tz),
                 sort_key=m.created_at.isoformat(),
                 direction=m.direction.value,
@@ -220,7 +221,7 @@ def _timeline_item(e: TimelineEntry) -> rx.Component:
         ),
         rx.vstack(
             rx.hstack(
-                rx.text(rx.cond(is_call, t("call"), t("whatsapp")), weight="bold", size="2"),
+                rx.text(rx.cond(is_call, t("call"), rx.cond(e.kind == "wa_call", t("wa_call"), t("whatsapp"))), weight="bold", size="2"),
                 direction_icon(e.direction),
                 rx.cond(is_call, status_badge(e.status), rx.badge(_message_status(e.status), variant="outline", size="1")),
                 rx.text(e.title, size="1", color_scheme="gray"),

@@ -16,11 +16,12 @@ from pydantic import Field
 
 from services import accounts, whatsapp
 from services.errors import AuthenticationFailed
-from services.whatsapp import media, outbox_files
+from services.whatsapp import guardrails, media, outbox_files
 from services.models import (
     MessageDirection,
     WhatsappMessageBase,
     WhatsappDeadLettersPage,
+    WhatsappGuardrailsUpdate,
     WhatsappIngestStats,
     WhatsappMessagePublic,
     WhatsappMessagesPage,
@@ -49,6 +50,15 @@ def connect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
 def disconnect(session: SessionDep, admin: AdminDep) -> WhatsappStatusPublic:
     """Unlink the firm's line (OWNER/ADMIN)."""
     return whatsapp.disconnect(session=session, tenant_id=admin.tenant_id, actor=admin)
+
+
+@router.put("/guardrails", response_model=WhatsappStatusPublic, responses=responses(400, 403, 422))
+def set_guardrails(session: SessionDep, admin: AdminDep, data: WhatsappGuardrailsUpdate) -> WhatsappStatusPublic:
+    """The firm's guardrails (OWNER/ADMIN): the daily cap on first messages to numbers that never
+    wrote to it (0 to 1000, default 20) and whether WhatsApp calls are declined with an automatic
+    text; a field left out is kept. The status then carries both and today's first contacts."""
+    guardrails.set_first_contact_cap(session=session, tenant_id=admin.tenant_id, actor=admin, data=data)
+    return whatsapp.get_session_status(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
 @router.get("/status", response_model=WhatsappStatusPublic)

@@ -71,6 +71,13 @@ class WhatsappState(rx.State):
     next_retry: str = ""
     # When the sidecar serving the line stopped, while none holds it (else "").
     service_down_since: str = ""
+    # Guardrails: a temporary ban (its end, local time, and whatsmeow's reason code) pauses
+    # sending; first contacts sent today against the firm's daily cap.
+    ban_until: str = ""
+    ban_code: str = ""
+    first_contact_cap: int = 20
+    first_contacts_today: int = 0
+    reject_calls: bool = False
     confirm_unlink: bool = False
     busy: bool = False
 
@@ -114,6 +121,11 @@ class WhatsappState(rx.State):
         self.next_retry = formatting.local_time(line.next_retry_at, tz, "%H:%M:%S")
         self.service_down_since = formatting.local_time(line.service_down_since, tz) if not line.service_running else ""
         self.simulator = line.gateway == "simulator"
+        self.ban_until = formatting.local_time(line.banned_until, tz) if line.banned_until else ""
+        self.ban_code = line.ban_code or ""
+        self.first_contact_cap = line.first_contact_daily_cap
+        self.first_contacts_today = line.first_contacts_today
+        self.reject_calls = line.reject_calls
         payload = line.qr_payload or ""
         if payload != self._qr_payload:
             self._qr_payload = payload

@@ -10,6 +10,7 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import card, date_field, empty_state, field_error, labelled, message_kind_label, name_text, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.pages.whatsapp.guardrails_panel import guardrails_panel
 from watheeq_ui.pages.whatsapp.ingest_panel import WhatsappIngestState, ingest_panel
 from watheeq_ui.pages.whatsapp.line_panel import failure_sentence, line_panel, unlink_dialog
 from watheeq_ui.pages.whatsapp.rows import ChatGroup, ChatMessage
@@ -296,6 +297,7 @@ def _send_box() -> rx.Component:
 def whatsapp_page() -> rx.Component:
     return rx.vstack(
         line_panel(),
+        guardrails_panel(),
         ingest_panel(),
         rx.grid(
             rx.box(_conversations(), grid_column=rx.breakpoints(initial="auto", lg="span 2")),
