@@ -1,7 +1,7 @@
 """whatsapp guardrails: first-contact daily cap, temporary ban, first-contact marks; declining calls
 
 Revision ID: md02a1b20008
-Revises: me01a1b20007
+Revises: bl01a1b20008
 Create Date: 2026-11-30 14:10:00
 """
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import services.models
 
 
 revision: str = 'md02a1b20008'
-down_revision: Union[str, None] = 'me01a1b20007'
+down_revision: Union[str, None] = 'bl01a1b20008'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -17,6 +17,7 @@ from watheeq_ui.components.ui import card, section_title
 from watheeq_ui.error_messages import error_text
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.pages.whatsapp.state import WhatsappState
+from watheeq_ui.state import offloop
 from watheeq_ui.state.auth import AuthState, principal_for_page
 from watheeq_ui.state.lang import LangState
 
@@ -37,10 +38,13 @@ class GuardrailsState(WhatsappState):
         principal = await principal_for_page(self, Permission.LINK_WHATSAPP)
         if principal is None:
             return None
-        with db.session_scope() as session:
-            guardrails.set_first_contact_cap(
-                session=session, tenant_id=principal.tenant_id, actor=principal, data=WhatsappGuardrailsUpdate(reject_calls=bool(value))
-            )
+        data = WhatsappGuardrailsUpdate(reject_calls=bool(value))
+
+        def save() -> None:
+            with db.session_scope() as session:
+                guardrails.set_first_contact_cap(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+
+        await offloop.run(save)
         self.reject_calls = bool(value)
         return None
 
@@ -55,9 +59,12 @@ class GuardrailsState(WhatsappState):
         except (ValueError, ValidationError):
             self.cap_error = tr(lang, "wa_cap_invalid")
             return None
-        try:
+        def save() -> int:
             with db.session_scope() as session:
-                cap = guardrails.set_first_contact_cap(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+                return guardrails.set_first_contact_cap(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+
+        try:
+            cap = await offloop.run(save)
         except DomainError as exc:
             self.cap_error = error_text(lang, exc)
             return None
