@@ -232,6 +232,37 @@ async def _sweep_sessions(app: Any, every: float) -> None:
 
 
 SESSION_SWEEP_SECONDS = 30.0
+LEASE_SWEEP_SECONDS = 3.0
+
+
+async def _sweep_leases(app: Any, every: float) -> None:
+    """A WhatsApp sidecar that dies writes nothing: its firms' leases just lapse. Every
+    ``every`` seconds ONE query asks which firms followed by this worker's WhatsApp tabs lost
+    (or got back) their sidecar, and only those firms' tabs re-read their line."""
+    from services import db
+    from services.whatsapp.leases import unheld_tenants
+
+    down: set[int] = set()
+    while True:
+        await asyncio.sleep(every)
+        tenants = {tab.tenant_id for t, tab in list(_tabs.items())
+                   if tab.tenant_id is not None and any("whatsapp" in topics for topics in tab.followers.values())}
+        if not tenants:
+            down.clear()
+            continue
+
+        def unheld() -> set[int]:
+            with db.session_scope() as session:
+                return unheld_tenants(session=session, tenant_ids=tenants)
+
+        try:
+            now_down = await asyncio.to_thread(unheld)
+        except Exception:
+            log.exception("lease sweep failed")
+            continue
+        for tenant_id in now_down ^ (down & tenants):
+            dispatch(app, live.Change(tenant_id=tenant_id, topic="whatsapp", ref="line"))
+        down = now_down
 
 
 async def push_live_changes() -> None:
@@ -247,6 +278,7 @@ async def push_live_changes() -> None:
         log.exception("live bus did not start; tabs see changes of this worker only")
     log.info("live updates: worker %s listening", os.getpid())
     sweep = loop.create_task(_sweep_sessions(app, SESSION_SWEEP_SECONDS))
+    leases = loop.create_task(_sweep_leases(app, LEASE_SWEEP_SECONDS))
     ticker = loop.create_task(_ticker(app))
     try:
         while True:
@@ -254,6 +286,7 @@ async def push_live_changes() -> None:
             dispatch(app, change)
     finally:
         sweep.cancel()
+        leases.cancel()
         ticker.cancel()
         unsubscribe()
         await asyncio.to_thread(live_bus.stop)

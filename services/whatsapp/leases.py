@@ -316,11 +316,9 @@ def record_disconnected(
     return _fenced_update(session, tenant_id=tenant_id, worker_id=worker_id, **values)
 
 
-def unheld_lines(*, session: Session, now: datetime | None = None) -> int:
-    """How many firms' lines need a sidecar but have none holding their lease right now
-    (readiness: ``/api/v1/ready`` is not ready while a wanted line has no worker)."""
-    now = now or utcnow()
-    stmt = select(sa.func.count()).select_from(WhatsappSession).where(
+def _unheld(now: datetime) -> sa.ColumnElement[bool]:
+    # Wanted by a firm, but no sidecar holds it: none ever did, or its lease lapsed.
+    return sa.and_(
         _needs_a_worker(),
         sa.or_(
             WhatsappSession.worker_id.is_(None),  # type: ignore[union-attr]
@@ -328,4 +326,20 @@ def unheld_lines(*, session: Session, now: datetime | None = None) -> int:
             WhatsappSession.lease_expires_at < now,  # type: ignore[operator]
         ),
     )
+
+
+def unheld_lines(*, session: Session, now: datetime | None = None) -> int:
+    """How many firms' lines need a sidecar but have none holding their lease right now
+    (readiness: ``/api/v1/ready`` is not ready while a wanted line has no worker)."""
+    stmt = select(sa.func.count()).select_from(WhatsappSession).where(_unheld(now or utcnow()))
     return int(session.exec(stmt).one())
+
+
+def unheld_tenants(*, session: Session, tenant_ids: Iterable[int], now: datetime | None = None) -> set[int]:
+    """Which of ``tenant_ids`` have a line wanted but held by no sidecar right now. A sidecar that
+    dies writes nothing: its lease just lapses, so the dashboard learns it by asking."""
+    ids = sorted(set(tenant_ids))
+    if not ids:
+        return set()
+    stmt = select(WhatsappSession.tenant_id).where(_unheld(now or utcnow()), WhatsappSession.tenant_id.in_(ids))  # type: ignore[attr-defined]
+    return set(session.exec(stmt).all())

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from services import db, logs, readiness
 from services.migrate import upgrade
+from services.whatsapp.leases import unheld_tenants
 from services.models import WhatsappDesiredState, WhatsappSession, WhatsappStatus, utcnow
 from tests import factories
 
@@ -67,15 +68,19 @@ def test_a_wanted_line_without_a_sidecar_is_not_ready_until_one_holds_it(migrate
         s.commit()
         sidecars = _by_name(readiness.checks(migrated))["sidecars"]
         assert not sidecars.ok and sidecars.reason.startswith("1 WhatsApp line")
+        # The dashboard's per-worker sweep asks the same for the firms its tabs follow.
+        assert unheld_tenants(session=s, tenant_ids=[firm.tenant.id, firm.tenant.id + 1000]) == {firm.tenant.id}
         # A lease that lapsed counts as no sidecar; a live one makes the deployment ready.
         row.worker_id, row.lease_expires_at = "host:1", utcnow() - timedelta(seconds=1)
         s.add(row)
         s.commit()
         assert not _by_name(readiness.checks(migrated))["sidecars"].ok
+        assert unheld_tenants(session=s, tenant_ids=[firm.tenant.id]) == {firm.tenant.id}
         row.lease_expires_at = utcnow() + timedelta(seconds=30)
         s.add(row)
         s.commit()
         assert _by_name(readiness.checks(migrated))["sidecars"].ok
+        assert unheld_tenants(session=s, tenant_ids=[firm.tenant.id]) == set()
 
 
 def _free_port() -> int:
