@@ -214,7 +214,9 @@ async def test_an_agent_sends_a_file_through_the_outbox_and_the_phone_gets_the_s
     sidecar = simulated_sidecar(data_dir, "w-out")
     task = asyncio.create_task(sidecar.run())
     try:
-        await _until(lambda: _status_connected(tenant_id, admin))
+        # Connected by THIS sidecar: the row may still say CONNECTED from the linking one
+        # until this one claims the line and reconnects it.
+        await _until(lambda: _connected_by(tenant_id, "w-out"))
         with db.session_scope() as session:
             queued = outbox_files.send_file(
                 session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to="0507778899", body="the signed contract"),
@@ -240,6 +242,14 @@ async def test_an_agent_sends_a_file_through_the_outbox_and_the_phone_gets_the_s
     finally:
         sidecar.stopping.set()
         await task
+
+
+def _connected_by(tenant_id: int, worker_id: str) -> bool:
+    from services.models import WhatsappSession, WhatsappStatus
+
+    with db.session_scope() as session:
+        row = session.exec(select(WhatsappSession).where(WhatsappSession.tenant_id == tenant_id)).first()
+        return row is not None and row.worker_id == worker_id and row.status == WhatsappStatus.CONNECTED
 
 
 def _status_connected(tenant_id: int, admin) -> bool:
