@@ -206,3 +206,25 @@ def data_dir() -> Path:
 def default_store() -> Store:
     """The store configured for this process: encrypted files under ``$WATHEEQ_DATA_DIR/store``."""
     return LocalEncryptedStore(data_dir() / "store")
+
+
+class RangeNotSatisfiable(ValueError):
+    """A requested byte range lies outside a stored file (HTTP 416); ``size`` is its length."""
+
+    def __init__(self, size: int, what: str = "file") -> None:
+        super().__init__(f"the range is outside the {what}'s {size} bytes")
+        self.size = size
+
+
+def resolve_range(start: int | None, end: int | None, size: int, *, what: str = "file") -> tuple[int, int, bool]:
+    """HTTP byte-range semantics: (None, None) the whole file; (a, None) from a; (a, b) a..b,
+    b capped at the end; (None, n) the last n bytes. Returns (first, last, partial)."""
+    if start is None and end is None:
+        return 0, size - 1, False
+    if start is None:
+        if not end or end <= 0 or size == 0:
+            raise RangeNotSatisfiable(size, what)
+        return max(0, size - end), size - 1, True
+    if start >= size or (end is not None and end < start):
+        raise RangeNotSatisfiable(size, what)
+    return start, size - 1 if end is None else min(end, size - 1), True

@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import accounts, audit, blobs, key_rotation, security, storage
+# The byte-range rules and their 416 are the store's (one place for recordings and media).
+from services.storage import RangeNotSatisfiable, resolve_range  # noqa: F401  (re-exported for the routes)
 from services.authz import Permission, allowed
 from services.errors import AuthenticationFailed, Invalid, NotFound
 from services.models import Blob, BlobKind, Call, CallLeg, CallRecording, Principal, utcnow
@@ -209,14 +211,6 @@ def delete_files_of_call(*, session: Session, tenant_id: int, call_id: int, stor
 # --------------------------------------------------------------------------- reading
 
 
-class RangeNotSatisfiable(ValueError):
-    """The requested byte range lies outside the recording (HTTP 416); ``size`` is its length."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"the range is outside the recording's {size} bytes")
-        self.size = size
-
-
 @dataclass(frozen=True)
 class RecordingStream:
     recording_id: int
@@ -264,21 +258,6 @@ def playable(principal: Principal, *, session: Session, tenant_id: int, recordin
     return rec, get_owned(session, Blob, tenant_id, rec.blob_id, what="recording")
 
 
-def resolve_range(start: int | None, end: int | None, size: int) -> tuple[int, int, bool]:
-    """HTTP byte-range semantics: (None, None) the whole file; (a, None) from a; (a, b) a..b,
-    b capped at the end; (None, n) the last n bytes. Returns (first, last, partial)."""
-    if start is None and end is None:
-        return 0, size - 1, False
-    if start is None:
-        assert end is not None
-        if end <= 0 or size == 0:
-            raise RangeNotSatisfiable(size)
-        return max(0, size - end), size - 1, True
-    if start >= size or (end is not None and end < start):
-        raise RangeNotSatisfiable(size)
-    return start, size - 1 if end is None else min(end, size - 1), True
-
-
 def open_for(
     principal: Principal,
     *,
@@ -301,7 +280,7 @@ def open_for(
         size = store.size(blob.storage_key)
     except storage.NotStored:
         raise NotFound("the recording's file is missing") from None
-    first, last, partial = resolve_range(start, end, size)
+    first, last, partial = resolve_range(start, end, size, what="recording")
     chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
     audit.record(
         session=session,

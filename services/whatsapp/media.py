@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from services import authz, blobs, config, security, storage
+# The byte-range rules and their 416 are the store's (one place for recordings and media).
+from services.storage import RangeNotSatisfiable, resolve_range  # noqa: F401  (re-exported for the routes)
 from services.errors import AuthenticationFailed, Conflict, NotFound
 from services.key_rotation import WHATSAPP_MEDIA_PURPOSE, WHATSAPP_MEDIA_REF_PURPOSE
 from services.models import Blob, BlobKind, Principal, WhatsappInbound, WhatsappMessage, utcnow
@@ -158,12 +160,6 @@ def retry(*, session: Session, tenant_id: int, actor: Principal, message_id: int
     session.flush()
 
 
-class RangeNotSatisfiable(ValueError):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"the range is outside the file's {size} bytes")
-        self.size = size
-
-
 @dataclass(frozen=True)
 class MediaStream:
     content_type: str
@@ -173,18 +169,6 @@ class MediaStream:
     partial: bool
     chunks: Iterator[bytes]
     filename: str
-
-
-def _resolve_range(start: int | None, end: int | None, size: int) -> tuple[int, int, bool]:
-    if start is None and end is None:
-        return 0, size - 1, False
-    if start is None:
-        if not end or end <= 0 or size == 0:
-            raise RangeNotSatisfiable(size)
-        return max(0, size - end), size - 1, True
-    if start >= size or (end is not None and end < start):
-        raise RangeNotSatisfiable(size)
-    return start, size - 1 if end is None else min(end, size - 1), True
 
 
 def open_for(
@@ -203,7 +187,7 @@ def open_for(
         size = store.size(blob.storage_key)
     except storage.NotStored:
         raise NotFound("the file is missing") from None
-    first, last, partial = _resolve_range(start, end, size)
+    first, last, partial = resolve_range(start, end, size)
     chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
     name = (row.media_name or f"whatsapp-{row.id}").replace('"', "").replace("\n", " ")
     return MediaStream(row.media_mime or "application/octet-stream", size, first, last, partial, chunks, name)
