@@ -135,6 +135,28 @@ def on_call_missed(session: Session, tenant_id: int, call_id: int) -> int | None
     )
 
 
+def withdraw_call(session: Session, tenant_id: int, call_id: int) -> int | None:
+    """Hook: the call ``call_id`` turned out answered after it was counted as a miss (one
+    phone of the agent logged it missed while another phone took it). Its miss no longer
+    counts; an open item left with no miss and no callback is removed."""
+    item_id = session.execute(
+        sa.delete(_miss).where(owned_by(_miss, tenant_id), _miss.c.call_id == call_id).returning(_miss.c.callback_id)
+    ).scalar_one_or_none()
+    if item_id is None:
+        return None
+    session.execute(
+        sa.update(_cb).where(owned_by(_cb, tenant_id), _cb.c.id == item_id, _cb.c.miss_count > 0).values(miss_count=_cb.c.miss_count - 1)
+    )
+    session.execute(
+        sa.delete(_cb).where(
+            owned_by(_cb, tenant_id), _cb.c.id == item_id, _cb.c.miss_count == 0, _cb.c.closed_at.is_(None),
+            _cb.c.attempts == 0, _cb.c.claimed_by_user_id.is_(None),
+        )
+    )
+    announce(session, tenant_id, "callbacks", item_id)
+    return item_id
+
+
 def on_outbound_call(session: Session, tenant_id: int, call_id: int) -> int | None:
     """Hook: an outbound call was logged. To a number with an open item it is that item's
     callback (claimed by its caller, or claimed now when nobody had)."""

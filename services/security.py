@@ -341,6 +341,16 @@ def _signing_key(key: _Key) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"watheeq-signed-link-v1").derive(key.raw)
 
 
+def link_expiry(ttl: timedelta, now: datetime | None = None) -> datetime:
+    """When a link signed now for at least ``ttl`` expires: the end of the ``ttl``-long
+    window after ``now + ttl``. Every read of a page within one window signs the same link,
+    so a page that re-reads (a pushed change) keeps its players and images on the same URL
+    instead of reloading them; a link lives between ``ttl`` and ``2 × ttl``."""
+    step = int(ttl.total_seconds())
+    moment = int((now or datetime.now(timezone.utc)).timestamp()) + step
+    return datetime.fromtimestamp(-(-moment // step) * step, timezone.utc)
+
+
 def sign_link(subject: str, *, purpose: str, expires_at: datetime) -> str:
     """A token that proves ``subject`` (e.g. "user 4 may play recording 9") was vouched for by
     this server for ``purpose`` until ``expires_at``: ``<expiry>.<key id>.<hmac>``, URL-safe."""

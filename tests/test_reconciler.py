@@ -73,8 +73,14 @@ def test_catch_up_then_live_then_a_lost_feed_fills_its_gap(engine, session, tmp_
         await _until(lambda: _counts(engine, tenant.id)[0] == (80, 80))
         _calls_of(pbx, 10, start=40)  # 20 records while live: positions 81-100
         await _until(lambda: _counts(engine, tenant.id)[0] == (100, 100))
-        with db.session_scope() as s:
-            health = feed.get_health(session=s, tenant_id=tenant.id)
+
+        def health_now():
+            with db.session_scope() as s:
+                return feed.get_health(session=s, tenant_id=tenant.id)
+
+        # The catch-up that fills the gap commits before the new live feed says it is up.
+        await _until(lambda: health_now().connected)
+        health = health_now()
         reconciler.stopping.set()
         await task
         return health

@@ -342,7 +342,7 @@ def test_a_signed_link_acts_for_its_session_until_it_ends(session, source, store
     for session_id, rec_id, signature in ((sid, rec.id + 1, sig), (sid + 1, rec.id, sig), (sid, rec.id, sig[:-2] + "AA")):
         with pytest.raises(AuthenticationFailed):
             recordings.principal_for_link(session=session, session_id=session_id, recording_id=rec_id, signature=signature)
-    expired = recordings.sign_link(session_id=sid, recording_id=rec.id, now=utcnow() - recordings.LINK_TTL - timedelta(seconds=2))
+    expired = recordings.sign_link(session_id=sid, recording_id=rec.id, now=utcnow() - 2 * recordings.LINK_TTL - timedelta(seconds=2))
     with pytest.raises(AuthenticationFailed):
         recordings.principal_for_link(session=session, session_id=sid, recording_id=rec.id, signature=expired)
     accounts.revoke_token(session=session, token=token)

@@ -227,3 +227,17 @@ def test_signed_link_is_bound_to_subject_purpose_and_expiry() -> None:
     exp, kid, mac = token.split(".")
     assert not security.verify_link(f"{int(exp) + 600}.{kid}.{mac}", "user 4 recording 9", purpose="recording.play", now=now)
     assert not security.verify_link("garbage", "user 4 recording 9", purpose="recording.play", now=now)
+
+
+def test_a_link_signed_twice_within_its_window_is_the_same_link_and_lives_at_least_its_ttl() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    ttl = timedelta(minutes=15)
+    start = datetime(2026, 11, 30, 12, 0, 1, tzinfo=timezone.utc)
+    links = {security.sign_link("s 1 m 2", purpose="media", expires_at=security.link_expiry(ttl, start + timedelta(seconds=s))) for s in range(0, 899, 7)}
+    assert len(links) == 1
+    for offset in range(0, 3600, 13):
+        now = start + timedelta(seconds=offset)
+        expires = security.link_expiry(ttl, now)
+        assert ttl <= expires - now <= 2 * ttl and expires.timestamp() % 900 == 0
+    assert security.link_expiry(ttl, start + timedelta(minutes=15)) != security.link_expiry(ttl, start)

@@ -254,6 +254,31 @@ def update_call_status(
     return _load_public(session, tenant_id, call.id)
 
 
+def answered_on_another_phone(
+    *, session: Session, tenant_id: int, actor: Principal, call_id: int, answered_at: datetime
+) -> CallPublic:
+    """The one move back out of a final status: a call one phone of the agent logged MISSED
+    (it rang there and stopped without saying why) that another phone of the same extension
+    answered. The call is ANSWERED at ``answered_at`` as if the miss had never been logged,
+    and it leaves the callback queue. Only a MISSED call moves; anything else is returned
+    as it is."""
+    now = utcnow()
+    answered = event_time(answered_at, "answered_at", now=now)
+    call = _owned_call(session, tenant_id, actor, call_id)
+    if CallStatus(call.status) is not CallStatus.MISSED or answered is None:
+        return _load_public(session, tenant_id, call.id)
+    if answered < call.started_at:
+        raise Invalid("answered_at", "a call cannot be answered before it started")
+    changes = {
+        "status": CallStatus.ANSWERED, "answered_at": answered, "ring_seconds": _seconds(answered - call.started_at),
+        "ended_at": None, "talk_seconds": None, "hangup_cause": None,
+    }
+    _apply(session, tenant_id, call, changes, now)
+    callbacks.withdraw_call(session, tenant_id, call.id)
+    session.flush()
+    return _load_public(session, tenant_id, call.id)
+
+
 # A second of slack: clients round their own durations from the same two times.
 _ROUNDING_S = 1
 

@@ -13,6 +13,9 @@ Status rules (what the agent sees in the history):
 * ``failed`` on an incoming call: MISSED (the caller gave up, nobody answered in
   time, or the agent rejected it), FAILED when the agent tried to answer and the
   browser could not (microphone, WebRTC, network).
+* One extension on several phones (desk and laptop) shares one log row per call: an
+  answer from any phone wins over a ring that stopped on another, in either order (a
+  CANCEL from the PBX does not always say the call was answered elsewhere).
 * ``failed`` on an outgoing call: BUSY / REJECTED as the far end said; NO_ANSWER when
   it rang out or the agent gave up first; FAILED for everything else (unknown number,
   network, media), with the cause kept in ``hangup_cause``.
@@ -189,7 +192,17 @@ def apply_softphone_event(
                 extension=extension,
             ),
         )
+    answered_here = event.answered_at if event.kind is not SoftphoneEventKind.ACCEPTED else (event.answered_at or event.at)
+    if call.status is CallStatus.MISSED and event.direction is CallDirection.INBOUND and answered_here is not None:
+        # Another phone of this extension logged the ring as missed (its CANCEL gave no
+        # reason) before this one's answer arrived: the answer wins, whatever the order.
+        call = calls.answered_on_another_phone(session=session, tenant_id=tenant_id, actor=actor, call_id=call.id, answered_at=answered_here)
     if call.status not in OPEN_CALL_STATUSES:
+        return call
+    if (call.status is CallStatus.ANSWERED and event.kind is SoftphoneEventKind.FAILED and event.answered_at is None
+            and event.direction is CallDirection.INBOUND and (event.cause or "") in _INCOMING_MISSED):
+        # A phone that never answered stops ringing after another phone of the extension
+        # took the call: that call goes on, this phone's end is not its end.
         return call
 
     if event.kind is SoftphoneEventKind.ACCEPTED:

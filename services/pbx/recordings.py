@@ -313,8 +313,7 @@ def _link_subject(session_id: int, recording_id: int) -> str:
 
 def sign_link(*, session_id: int, recording_id: int, now: datetime | None = None) -> str:
     """The ``sig`` of a link to the recording for the dashboard session ``session_id``."""
-    expires = (now or utcnow()) + LINK_TTL
-    return security.sign_link(_link_subject(session_id, recording_id), purpose=_LINK_PURPOSE, expires_at=expires)
+    return security.sign_link(_link_subject(session_id, recording_id), purpose=_LINK_PURPOSE, expires_at=security.link_expiry(LINK_TTL, now))
 
 
 def principal_for_link(*, session: Session, session_id: int, recording_id: int, signature: str) -> Principal:

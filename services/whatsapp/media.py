@@ -200,7 +200,7 @@ def _link_subject(session_id: int, message_id: int) -> str:
 def sign_link(*, session_id: int, message_id: int, now: datetime | None = None) -> str:
     """The ``sig`` of a link to a message's file for the dashboard session ``session_id`` (an
     <img>/<audio>/<video> element sends no bearer token)."""
-    return security.sign_link(_link_subject(session_id, message_id), purpose=_LINK_PURPOSE, expires_at=(now or utcnow()) + LINK_TTL)
+    return security.sign_link(_link_subject(session_id, message_id), purpose=_LINK_PURPOSE, expires_at=security.link_expiry(LINK_TTL, now))
 
 
 def principal_for_link(*, session: Session, session_id: int, message_id: int, signature: str) -> Principal:

@@ -184,3 +184,27 @@ def test_event_without_call_id_is_refused(session, agent):
         apply(session, agent, ev("new", call_id="  "))
     assert err.value.field == "sip_call_id"
     assert rows(session, agent) == []
+
+
+def test_one_extension_on_two_phones_answer_on_one_wins_over_the_ring_stopping_on_the_other(session, agent):
+    """Desk and laptop of one agent share the log row of a call. The laptop's ring stops
+    with a CANCEL that does not say the desk answered: in either order of arrival the call
+    is answered, ends COMPLETED with the desk's times, and is not in the callback queue."""
+    from services.models import Callback
+
+    answered = T0 + timedelta(seconds=2)
+    laptop_stops = ev("failed", direction=IN, at_s=2.1, cause="Canceled", originator="remote", remote="0501234567")
+    desk = [ev("new", direction=IN, remote="0501234567"), ev("accepted", direction=IN, at_s=2, answered_at=answered, remote="0501234567"),
+            ev("ended", direction=IN, at_s=40, cause="Terminated", originator="remote", answered_at=answered, remote="0501234567")]
+    for call_id, order in (("miss-first", [laptop_stops, *desk]), ("answer-first", [desk[0], desk[1], laptop_stops, desk[2]])):
+        call = apply(session, agent, *[e.model_copy(update={"sip_call_id": call_id}) for e in order])
+        assert (call.status, call.answered_at, call.ring_seconds, call.talk_seconds) == (CallStatus.COMPLETED, answered, 2, 38), call_id
+        assert call.hangup_cause == "Terminated, remote"
+    assert len(rows(session, agent)) == 2
+    assert session.exec(select(Callback).where(Callback.tenant_id == agent.tenant_id)).all() == []
+
+
+def test_a_ring_that_stopped_on_the_only_phone_is_still_missed(session, agent):
+    call = apply(session, agent, ev("new", direction=IN), ev("failed", direction=IN, at_s=9, cause="Canceled", originator="remote"),
+                 ev("new", direction=IN), ev("progress", direction=IN, at_s=1))
+    assert (call.status, call.ring_seconds) == (CallStatus.MISSED, 9)

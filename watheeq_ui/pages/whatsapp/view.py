@@ -126,6 +126,9 @@ def _message_bubble(m: ChatMessage) -> rx.Component:
         max_width="75%",
         align_self=rx.cond(outbound, "flex-end", "flex-start"),
         data_testid="wa-message",
+        # Keyed by the message, not its place: a new message must not hand this bubble's
+        # player (a voice note being listened to) to another message.
+        key=m.id,
         data_direction=m.direction,
         data_status=m.status,
     )
@@ -150,6 +153,7 @@ def _chat(group: ChatGroup) -> rx.Component:
         padding_y="0.75rem",
         border_bottom=f"1px solid {rx.color('gray', 4)}",
         width="100%",
+        key=group.chat_jid,
         data_testid="wa-chat",
     )
 
