@@ -27,7 +27,30 @@ from services import models  # noqa: E402,F401
 
 os.environ["WATHEEQ_SECRET_KEY"] = security.generate_key()
 
-POSTGRES_URL = os.environ.get("WATHEEQ_TEST_POSTGRES_URL")
+
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets its own PostgreSQL database beside the one named
+    (``test`` → ``test_gw0``, created once), so workers never drop each other's schema. The
+    environment variable is rewritten too: tests that start processes pass it on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    base = sa.engine.make_url(db.normalise_url(url))
+    name = f"{base.database}_{worker}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar() is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    mine = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    os.environ["WATHEEQ_TEST_POSTGRES_URL"] = mine
+    return mine
+
+
+POSTGRES_URL = _database_of_this_worker(os.environ.get("WATHEEQ_TEST_POSTGRES_URL"))
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
