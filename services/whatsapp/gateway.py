@@ -13,11 +13,23 @@ import os
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from services import config
 from services.models import MessageStatus, WhatsappInbound
 from services.whatsapp.failures import Failure
+
+
+# What a download hands over at a time: a file is never read whole where the gateway can stream.
+MEDIA_CHUNK = 1024 * 1024
+
+
+def chunks_of(data: bytes) -> Iterator[bytes]:
+    """``data`` as :data:`MEDIA_CHUNK`-sized views, for a gateway handed the whole file (no copy)."""
+    view = memoryview(data)
+    for start in range(0, len(view), MEDIA_CHUNK):
+        yield view[start : start + MEDIA_CHUNK]
 
 
 class GatewayError(Exception):
@@ -149,9 +161,12 @@ class Gateway(ABC):
         the gateway cannot tell (the default)."""
         return None
 
-    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+    async def download_media(self, tenant_id: int, ref: str) -> Iterable[bytes]:
         """The file a received message carried (``ref``: what the gateway put in
-        ``WhatsappInbound.media_ref``). Raises :class:`GatewayError` when it cannot be had now."""
+        ``WhatsappInbound.media_ref``), as chunks of at most :data:`MEDIA_CHUNK` bytes that the
+        caller reads in a worker thread while it encrypts them, so a gateway that can stream
+        never holds a whole file. Raises :class:`GatewayError` when it cannot be had now
+        (reading the chunks may raise it too)."""
         raise GatewayError("this gateway cannot download files")
 
     async def resolve_lid(self, tenant_id: int, lid_jid: str) -> str | None:

@@ -82,13 +82,15 @@ class DueMedia:
     ref: str
     name: str | None
     mime: str
+    # The size the sender declared, if any (the download measures the real one).
+    size: int | None = None
 
 
 def due(*, session: Session, tenant_id: int, limit: int = 10, now: datetime | None = None) -> list[DueMedia]:
     """Files of the firm waiting to be downloaded now."""
     now = now or utcnow()
     rows = session.exec(
-        select(WhatsappMessage.id, WhatsappMessage.media_ref_encrypted, WhatsappMessage.media_name, WhatsappMessage.media_mime)
+        select(WhatsappMessage.id, WhatsappMessage.media_ref_encrypted, WhatsappMessage.media_name, WhatsappMessage.media_mime, WhatsappMessage.media_size)
         .where(
             owned_by(WhatsappMessage, tenant_id),
             WhatsappMessage.media_state == PENDING,
@@ -97,7 +99,11 @@ def due(*, session: Session, tenant_id: int, limit: int = 10, now: datetime | No
         .order_by(WhatsappMessage.id)
         .limit(limit)
     ).all()
-    return [DueMedia(i, security.decrypt_secret(ref, purpose=REF_PURPOSE), name, mime or "application/octet-stream") for i, ref, name, mime in rows if ref]
+    return [
+        DueMedia(i, security.decrypt_secret(ref, purpose=REF_PURPOSE), name, mime or "application/octet-stream", size)
+        for i, ref, name, mime, size in rows
+        if ref
+    ]
 
 
 def firm_usage(*, session: Session, tenant_id: int) -> int:

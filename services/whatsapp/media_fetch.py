@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from services import storage
@@ -13,11 +13,25 @@ from services.whatsapp import media
 from services.whatsapp.gateway import Gateway
 
 log = logging.getLogger("watheeq.whatsapp.sidecar")
-CHUNK = 1024 * 1024
 
 
-def _chunks(data: bytes) -> list[bytes]:
-    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+class _OverLimit(Exception):
+    def __init__(self, state: str, read: int) -> None:
+        super().__init__(state)
+        self.state, self.read = state, read
+
+
+def _guarded(chunks: Iterable[bytes], *, file_limit: int, room: int) -> Iterator[bytes]:
+    """``chunks`` passed on as they come, stopped as soon as the file is over the per-file limit
+    or over the room left in the firm's quota (the store then keeps nothing of it)."""
+    read = 0
+    for chunk in chunks:
+        read += len(chunk)
+        if read > file_limit:
+            raise _OverLimit(media.TOO_LARGE, read)
+        if read > room:
+            raise _OverLimit(media.OVER_QUOTA, read)
+        yield chunk
 
 
 class MediaFetcher:
@@ -65,20 +79,20 @@ class MediaFetcher:
             log.exception("downloading files of tenant %s failed", tenant_id)
 
     async def _one(self, tenant_id: int, item: media.DueMedia) -> None:
+        used = await self._write(media.firm_usage, tenant_id=tenant_id)
+        room = media.firm_quota_bytes() - used
+        key = media.new_key(tenant_id, item.message_id)
         try:
-            data = await self.gateway.download_media(tenant_id, item.ref)
+            chunks = await self.gateway.download_media(tenant_id, item.ref)
+            # Read, encrypted and written a chunk at a time in a worker thread: no whole file here.
+            stored = await self._blocking(
+                lambda: self.store.put(key, _guarded(chunks, file_limit=media.max_file_bytes(), room=room), purpose=media.PURPOSE)
+            )
+        except _OverLimit as refused:
+            await self._write(media.record_refused, tenant_id=tenant_id, message_id=item.message_id, state=refused.state, size=max(item.size or 0, refused.read))
+            return
         except Exception as exc:
             state = await self._write(media.record_failure, tenant_id=tenant_id, message_id=item.message_id)
             log.warning("tenant %s: downloading the file of message %s failed (%s): %s", tenant_id, item.message_id, state, str(exc)[:200])
             return
-        limit = media.max_file_bytes()
-        if len(data) > limit:
-            await self._write(media.record_refused, tenant_id=tenant_id, message_id=item.message_id, state=media.TOO_LARGE, size=len(data))
-            return
-        used = await self._write(media.firm_usage, tenant_id=tenant_id)
-        if used + len(data) > media.firm_quota_bytes():
-            await self._write(media.record_refused, tenant_id=tenant_id, message_id=item.message_id, state=media.OVER_QUOTA, size=len(data))
-            return
-        key = media.new_key(tenant_id, item.message_id)
-        stored = await self._blocking(lambda: self.store.put(key, _chunks(data), purpose=media.PURPOSE))
         await self._write(media.record_stored, tenant_id=tenant_id, message_id=item.message_id, stored=stored, mime=item.mime)

@@ -24,6 +24,7 @@ import logging
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -57,7 +58,7 @@ from neonize.utils.jid import Jid2String  # noqa: E402
 from services import config, db  # noqa: E402
 from services.models import MessageStatus, WhatsappInbound  # noqa: E402
 from services.whatsapp.failures import Failure  # noqa: E402
-from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, whatsapp_dir  # noqa: E402
+from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, chunks_of, whatsapp_dir  # noqa: E402
 from services.whatsapp.lids import lid_user  # noqa: E402
 from services.whatsapp.neonize_messages import USER_SERVER, describe_message, media_of, message_of_ref, parse_jid, phone_of, timestamp_of  # noqa: E402
 
@@ -519,7 +520,9 @@ class NeonizeGateway(Gateway):
             media_ref=file[3] if file else None,
         )
 
-    async def download_media(self, tenant_id: int, ref: str) -> bytes:
+    async def download_media(self, tenant_id: int, ref: str) -> Iterable[bytes]:
+        # neonize hands the file over whole (DownloadAny returns one protobuf with its bytes;
+        # its ``path`` argument only writes those same bytes out): this is the one copy held.
         client = self._clients.get(tenant_id)
         if client is None:
             raise GatewayError("not connected to WhatsApp")
@@ -529,7 +532,7 @@ class NeonizeGateway(Gateway):
             raise GatewayError(f"download failed: {str(exc)[:300]}") from exc
         if data is None:
             raise GatewayError("download failed: WhatsApp returned no file")
-        return bytes(data)
+        return chunks_of(data)
 
     def _history(self, event: Any) -> list[WhatsappInbound]:
         """Messages of a history sync (what arrived while the sidecar was down, among others)."""

@@ -30,12 +30,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from services import config, phones
 from services.models import MessageStatus, WhatsappInbound
 from services.whatsapp.failures import Failure
-from services.whatsapp.gateway import Gateway, GatewayError, GatewayEvents, qr_code_lifetimes
+from services.whatsapp.gateway import MEDIA_CHUNK, Gateway, GatewayError, GatewayEvents, qr_code_lifetimes
 from services.whatsapp.simulator_phone import (
     ACTIONS,
     FAILURES,
@@ -83,6 +84,12 @@ class _Client:
     # Restored (not newly paired): the first round of queued messages is its offline sync.
     offline_sync: bool = False
 
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(MEDIA_CHUNK):
+            yield chunk
 
 class SimulatorGateway(Gateway):
     name = "simulator"
@@ -409,11 +416,13 @@ class SimulatorGateway(Gateway):
             media_ref=f"file:{file}" if file else None,
             media_name=(params.get("media_name") or Path(file).name) if file else None,
             media_mime=str(params.get("media_mime") or "application/octet-stream") if file else None,
-            media_size=Path(file).stat().st_size if file else None,
+            # What the message declares; ``media_size`` lets a test's sender declare less than it sends.
+            media_size=int(params.get("media_size") or Path(file).stat().st_size) if file else None,
         )
 
-    async def download_media(self, tenant_id: int, ref: str) -> bytes:
-        """The file of a received message, as WhatsApp's media servers would hand it over."""
+    async def download_media(self, tenant_id: int, ref: str) -> Iterable[bytes]:
+        """The file of a received message, as WhatsApp's media servers would hand it over:
+        streamed from the phone's file, a chunk at a time."""
         client = self._clients.get(tenant_id)
         if client is None or client.state != "connected":
             raise GatewayError("not connected to WhatsApp")
@@ -423,7 +432,10 @@ class SimulatorGateway(Gateway):
             raise GatewayError("download failed: media server answered 503")
         if not ref.startswith("file:"):
             raise GatewayError("unknown media reference")
-        return await asyncio.to_thread(Path(ref[5:]).read_bytes)
+        path = Path(ref[5:])
+        if not path.is_file():
+            raise GatewayError("download failed: the media server no longer has the file")
+        return _file_chunks(path)
 
     async def deliver(self, tenant_id: int, params: dict[str, Any]) -> bool:
         """An inbound message arrives; False (kept for later) while the line is not connected."""

@@ -257,3 +257,53 @@ def _status_connected(tenant_id: int, admin) -> bool:
 
     with db.session_scope() as session:
         return store.get_session_status(session=session, tenant_id=tenant_id, actor=admin).status == WhatsappStatus.CONNECTED
+
+
+async def test_a_received_file_is_stored_a_chunk_at_a_time_and_an_oversized_one_is_not_read_to_its_end(
+        engine: Engine, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar never holds a received file whole: the simulator streams it from the phone's
+    file and the store encrypts what it is handed, 1 MB at a time; a file over the limit stops
+    being read at the first chunk past the limit."""
+    from services.whatsapp.gateway import MEDIA_CHUNK
+
+    monkeypatch.setenv("WATHEEQ_WHATSAPP_MEDIA_MAX_MB", "3")
+    tenant_id, _admin = await _linked(data_dir)
+    phone = data_dir / "phone"
+    phone.mkdir(parents=True)
+    (phone / "bundle.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(5 * MEDIA_CHUNK // 2))
+    (phone / "huge.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(12 * MEDIA_CHUNK))
+    root = data_dir / "whatsapp" / "simulator"
+    sidecar = simulated_sidecar(data_dir, "w-stream", health_interval=0.1)
+    seen: dict[str, list[int]] = {}
+    real_put = storage.LocalEncryptedStore.put
+
+    def put(self, key, chunks, *, purpose):
+        sizes = seen.setdefault(key, [])
+
+        def measured():
+            for chunk in chunks:
+                sizes.append(len(chunk))
+                yield chunk
+
+        return real_put(self, key, measured(), purpose=purpose)
+
+    monkeypatch.setattr(storage.LocalEncryptedStore, "put", put)
+    task = asyncio.create_task(sidecar.run())
+    try:
+        # The huge file's message declares 1 MB (a sender may): only the download finds it out.
+        for name, declared in (("bundle.pdf", None), ("huge.pdf", MEDIA_CHUNK)):
+            enqueue_command(tenant_id, "inbound", root=root, from_phone=PHONE, wa_message_id=name, message_type="document",
+                            media_file=str(phone / name), media_mime="application/pdf", media_size=declared)
+        rows = await _until(lambda: (r := _rows(tenant_id)) and len(r) == 2 and all(m.media_state != media.PENDING for m in r.values()) and r)
+    finally:
+        sidecar.stopping.set()
+        await task
+    bundle, huge = rows["bundle.pdf"], rows["huge.pdf"]
+    assert bundle.media_state == media.STORED and _blob(bundle).sha256 == hashlib.sha256((phone / "bundle.pdf").read_bytes()).hexdigest()
+    assert huge.media_state == media.TOO_LARGE and huge.blob_id is None
+    by_message = {key.rsplit("/m", 1)[1]: sizes for key, sizes in seen.items()}
+    assert max(by_message[str(bundle.id)]) <= MEDIA_CHUNK and sum(by_message[str(bundle.id)]) == (phone / "bundle.pdf").stat().st_size
+    # 3 MB limit: the fourth chunk read is the first past it; the store got the three before
+    # it, nothing after it was read, and the partial file was dropped.
+    assert by_message[str(huge.id)] == [MEDIA_CHUNK] * 3
+    assert not [p for p in (data_dir / "store").rglob("*") if p.is_file() and p.name.startswith(".")]
