@@ -126,3 +126,28 @@ def test_opening_another_page_keeps_only_the_layouts_followers() -> None:
     assert set(live_tabs.followed()["t"].followers) == {PageB}
     live_tabs.unfollow(page, everything=True)
     assert live_tabs.followed() == {}
+
+
+def test_a_refresh_that_fails_is_tried_again_so_the_tab_does_not_stay_stale(monkeypatch) -> None:
+    _reset()
+    monkeypatch.setattr(live_tabs, "REFRESH_RETRY_SECONDS", 0.01)
+    tab = PageA("t")
+    failures = [RuntimeError("database is locked")]
+    real = tab.on_live_change
+
+    async def flaky(change: live.Change) -> None:
+        if failures:
+            raise failures.pop()
+        await real(change)
+
+    tab.on_live_change = flaky  # type: ignore[method-assign]
+    live_tabs.follow(tab, 1, 10, "whatsapp")
+    app = FakeApp({("t", PageA): tab}, {"t": "me"})
+
+    async def scenario() -> None:
+        live_tabs.dispatch(app, live.Change(1, "whatsapp", "7"))
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    assert [c.ref for c in tab.seen] == ["7"] and not failures
+    assert not live_tabs._running

@@ -164,15 +164,25 @@ def targets(change: live.Change) -> list[tuple[str, type]]:
     return found
 
 
+# A re-read that failed (a database busy for a moment) is tried again this many times, this
+# far apart: otherwise the tab would show the old picture until the next change.
+REFRESH_ATTEMPTS = 3
+REFRESH_RETRY_SECONDS = 0.5
+
+
 async def _refresh(app: Any, token: str, cls: type, change: live.Change) -> None:
     key = (token, cls)
     while True:
-        try:
-            async with app.modify_state(rx.BaseStateToken(ident=token, cls=cls)) as root:
-                state = root if type(root) is cls else await root.get_state(cls)
-                await state.on_live_change(change)
-        except Exception:
-            log.exception("pushing %s to a tab failed", change.topic)
+        for attempt in range(1, REFRESH_ATTEMPTS + 1):
+            try:
+                async with app.modify_state(rx.BaseStateToken(ident=token, cls=cls)) as root:
+                    state = root if type(root) is cls else await root.get_state(cls)
+                    await state.on_live_change(change)
+                break
+            except Exception:
+                log.exception("pushing %s to a tab failed (attempt %s of %s)", change.topic, attempt, REFRESH_ATTEMPTS)
+                if attempt < REFRESH_ATTEMPTS:
+                    await asyncio.sleep(REFRESH_RETRY_SECONDS)
         again = _running.get(key)
         if again is None:
             _running.pop(key, None)

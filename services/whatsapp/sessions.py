@@ -105,8 +105,12 @@ def _session_row(session: Session, tenant_id: int) -> WhatsappSession | None:
 
 
 def require_connected(*, session: Session, tenant_id: int) -> None:
-    """Conflict unless the firm's line is connected (nothing can be queued on a line that is down)."""
+    """Conflict unless the firm's line is connected (nothing can be queued on a line that is down),
+    or paused by a temporary ban: those messages wait in the outbox and go when the ban ends and
+    the line reconnects (the page says so: ``guardrails.ban_sentence``)."""
     row = _session_row(session, tenant_id)
+    if row is not None and row.banned_until is not None and row.banned_until > utcnow():
+        return
     if row is None or row.status != WhatsappStatus.CONNECTED:
         raise Conflict(NOT_CONNECTED, field="status")
 

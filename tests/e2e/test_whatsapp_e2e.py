@@ -467,3 +467,77 @@ def test_while_the_sidecar_is_stopped_the_page_says_the_service_is_not_running(p
     finally:
         os.killpg(supervisor, signal.SIGCONT)
     expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+
+
+def _linked_line(page, app, services_db) -> tuple[int, Path]:
+    """The admin on the WhatsApp page with the firm's line CONNECTED (linked now if it was not)."""
+    from services.whatsapp.simulator import enqueue_command
+
+    login(page, "ADMIN")
+    tenant_id = _admin_tenant(services_db)
+    root = _sim_root(app)
+    page.goto("/whatsapp")
+    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
+    if page.get_by_test_id("wa-panel-connected").count() == 0:
+        page.get_by_test_id("wa-link").click()
+        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
+        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
+    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+    return tenant_id, root
+
+
+def test_an_admin_caps_first_contacts_and_a_temporary_ban_pauses_sending_with_its_reason(page, app, services_db):
+    """Guardrails from the page: a bad cap is refused next to its field and changes nothing; with
+    the cap set, the first message to a new number goes and the next is refused with the cap's
+    sentence on it; a temporary ban from WhatsApp shows its reason code and end, and nothing is
+    sent while it lasts."""
+    from services.models import WhatsappSession
+    from services.whatsapp import guardrails
+    from services.whatsapp.simulator import enqueue_command
+
+    tenant_id, root = _linked_line(page, app, services_db)
+    with services_db.session_scope() as session:
+        used = guardrails.first_contacts_today(session, tenant_id)
+        cap_before = session.execute(sa.select(WhatsappSession.first_contact_daily_cap).where(WhatsappSession.tenant_id == tenant_id)).scalar_one()
+    cap_input = page.get_by_test_id("wa-cap-input")
+    for bad in ("many", "1001", "-1"):
+        cap_input.fill(bad)
+        page.get_by_test_id("wa-cap-save").click()
+        expect(page.get_by_test_id("wa-cap-error")).to_be_visible(timeout=5_000)
+    with services_db.session_scope() as session:
+        assert session.execute(sa.select(WhatsappSession.first_contact_daily_cap).where(WhatsappSession.tenant_id == tenant_id)).scalar_one() == cap_before
+    cap_input.fill(str(used + 1))
+    page.get_by_test_id("wa-cap-save").click()
+    expect(page.get_by_test_id("wa-cap-saved")).to_be_visible(timeout=5_000)
+    expect(page.get_by_test_id("wa-first-contacts")).to_contain_text(f"of {used + 1}")
+
+    stamp = time.time_ns() % 10_000_000
+    first, second = f"050{stamp:07d}", f"050{(stamp + 1) % 10_000_000:07d}"  # never wrote to the firm
+    page.get_by_test_id("wa-send-mode").get_by_role("radio", name="To a number").click()
+    for number in (first, second):
+        page.get_by_test_id("wa-send-to").fill(number)
+        page.get_by_test_id("wa-send-body").fill(f"first contact {number}")
+        page.get_by_test_id("wa-send").click()
+        expect(page.get_by_test_id("wa-send-body")).to_have_value("", timeout=5_000)
+    expect(page.get_by_test_id("wa-message").filter(has_text=f"first contact {first}")).to_have_attribute("data-status", "SENT", timeout=10_000)
+    refused = page.get_by_test_id("wa-message").filter(has_text=f"first contact {second}")
+    expect(refused).to_have_attribute("data-status", "FAILED", timeout=10_000)
+    expect(refused.get_by_test_id("wa-message-error")).to_contain_text("today's cap on first messages")
+    expect(page.get_by_test_id("wa-first-contacts")).to_contain_text(f"{used + 1} of {used + 1}")
+
+    # WhatsApp bans the number for a minute: the reason and the end show, and a message waits.
+    enqueue_command(tenant_id, "temporary_ban", root=root, code="SEND_TO_TOO_MANY_PEOPLE", seconds=60)
+    ban = page.get_by_test_id("wa-ban")
+    expect(ban).to_be_visible(timeout=10_000)
+    expect(ban).to_have_attribute("data-code", "SEND_TO_TOO_MANY_PEOPLE")
+    expect(ban).to_contain_text("SEND_TO_TOO_MANY_PEOPLE")
+    screenshot(page, "whatsapp-temporary-ban")
+    page.get_by_test_id("wa-send-to").fill(first)
+    page.get_by_test_id("wa-send-body").fill(f"during the ban {stamp}")
+    page.get_by_test_id("wa-send").click()
+    waiting = page.get_by_test_id("wa-message").filter(has_text=f"during the ban {stamp}")
+    expect(waiting).to_be_visible(timeout=5_000)
+    time.sleep(3)
+    assert waiting.get_attribute("data-status") == "PENDING"
+    log = root / "sent" / f"tenant-{tenant_id}.jsonl"
+    assert f"during the ban {stamp}" not in (log.read_text() if log.exists() else "")

@@ -130,6 +130,10 @@ async def test_a_temporary_ban_pauses_sending_until_it_ends_and_the_status_says_
         assert datetime.now(timezone.utc) < banned_until
         assert [m.status for m in _statuses(tenant_id)[1:]] == [MessageStatus.PENDING] * 2
         assert _status(tenant_id).status != WhatsappStatus.CONNECTED
+        # Written during the ban: queued behind the others (the line is down, but only paused).
+        with db.session_scope() as session:
+            store.send_message(session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to="+966501112299", body="m3"))
+        assert [m.status for m in _statuses(tenant_id)[1:]] == [MessageStatus.PENDING] * 3
 
         await _until(lambda: all(m.status == MessageStatus.SENT for m in _statuses(tenant_id)), timeout=20)
         for message in _statuses(tenant_id)[1:]:
