@@ -26,12 +26,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as SaSession
 
 from services import live
-from services.models import ApiToken, Call, User, WhatsappMessage, WhatsappSession
-
-try:  # the PBX ledger's legs (issue 12), when that model exists
-    from services.models import CallLeg
-except ImportError:  # pragma: no cover - depends on the branch
-    CallLeg = None  # type: ignore[assignment,misc]
+from services.models import ApiToken, Call, CallLeg, User, WhatsappMessage, WhatsappSession
 
 # The ref of a change of the WhatsApp line itself (status, QR, phone), not of its messages.
 LINE = "line"
@@ -57,7 +52,7 @@ def changes_of(obj: Any, *, kind: str) -> tuple[str, Any] | None:
     """The (topic, ref) that writing ``obj`` announces, or None. ``kind``: new, dirty, deleted."""
     if isinstance(obj, Call):
         return "calls", obj.id
-    if CallLeg is not None and isinstance(obj, CallLeg):
+    if isinstance(obj, CallLeg):
         return "calls", getattr(obj, "call_id", None)
     if isinstance(obj, WhatsappMessage):
         return "whatsapp", None
