@@ -218,3 +218,33 @@ def make_stored_recording(session: Session, call: Call, data: bytes, *, store: A
     session.add(rec)
     session.flush()
     return rec
+
+
+# --------------------------------------------------------------------------- case files
+
+
+def make_received_file(
+    session: Session, tenant: Tenant, client: Client | None, data: bytes, *, name: str = "notice.pdf", mime: str = "application/pdf", number: str = "+966555000111"
+) -> WhatsappMessage:
+    """A file a client (or, without ``client``, the number ``number``) sent over WhatsApp,
+    downloaded and stored in the configured store as the sidecar stores it (services.whatsapp.media)."""
+    from services import storage
+    from services.whatsapp import media
+
+    e164 = client.phone_e164 if client is not None and client.phone_e164 else number
+    message = make_message(
+        session,
+        tenant,
+        chat_jid=f"{e164.lstrip('+')}@s.whatsapp.net",
+        remote_e164=e164,
+        client_id=client.id if client is not None else None,
+        body="",
+        message_type="document",
+        media_state=media.PENDING,
+        media_name=name,
+        media_mime=mime,
+    )
+    stored = storage.default_store().put(media.new_key(tenant.id, message.id), [data], purpose=media.PURPOSE)
+    media.record_stored(session=session, tenant_id=tenant.id, message_id=message.id, stored=stored, mime=mime)
+    session.refresh(message)
+    return message

@@ -4,8 +4,9 @@
 :mod:`~services.models.base` (UTC timestamps, enum columns, :class:`TenantOwned`),
 :mod:`~services.models.accounts`, :mod:`~services.models.clients`,
 :mod:`~services.models.call_center`, :mod:`~services.models.call_stats`, :mod:`~services.models.pbx`, :mod:`~services.models.whatsapp`,
-:mod:`~services.models.audit`, :mod:`~services.models.live_ops`. Tables inherit :class:`TenantOwned` when they belong to
-a firm; every service query is scoped through :mod:`services.tenancy`.
+:mod:`~services.models.audit`, :mod:`~services.models.live_ops`,
+:mod:`~services.models.blobs`, :mod:`~services.models.case_files`. Tables inherit
+:class:`TenantOwned` when they belong to a firm; every service query is scoped through :mod:`services.tenancy`.
 """
 
 from __future__ import annotations
@@ -97,6 +98,16 @@ from services.models.call_stats import (
     HourBucket,
 )
 from services.models.blobs import Blob, BlobKind
+from services.models.case_files import (
+    CaseFile,
+    CaseFileBase,
+    CaseFilePublic,
+    CaseFileSave,
+    CaseFileSaved,
+    CaseFileSend,
+    CaseFileSource,
+    CaseFilesPage,
+)
 from services.models.pbx import (
     CallLeg,
     CallLegPublic,
@@ -199,6 +210,14 @@ __all__ = [
     "CallUpdate",
     "Case",
     "CaseBase",
+    "CaseFile",
+    "CaseFileBase",
+    "CaseFilePublic",
+    "CaseFileSave",
+    "CaseFileSaved",
+    "CaseFileSend",
+    "CaseFileSource",
+    "CaseFilesPage",
     "CasePublic",
     "CaseStatus",
     "check_length",

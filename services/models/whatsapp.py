@@ -324,5 +324,7 @@ class WhatsappOutbound(SQLModel):
     send_attempt_id: str | None = None
     # A file to send with ``body`` as its caption (services.storage key), its name and type.
     media_key: str | None = None
+    # What the file is sealed with (its blob's kind: services.blobs.PURPOSES); None: a WhatsApp file.
+    media_purpose: str | None = None
     media_name: str | None = None
     media_mime: str | None = None

@@ -13,10 +13,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from services import clients, db
+from services import blobs, clients, db
 from services.errors import Invalid
 from services.models import (
     Blob,
+    BlobKind,
     MessageDirection,
     MessageStatus,
     WhatsappInbound,
@@ -147,7 +148,7 @@ def tenants_with_pending(*, session: Session, tenant_ids: Iterable[int]) -> set[
     return set(rows)
 
 
-def _outbound(row: WhatsappMessage, media_key: str | None) -> WhatsappOutbound:
+def _outbound(row: WhatsappMessage, media_key: str | None, media_purpose: str | None = None) -> WhatsappOutbound:
     return WhatsappOutbound(
         id=row.id,  # type: ignore[arg-type]
         chat_jid=row.chat_jid,
@@ -157,6 +158,7 @@ def _outbound(row: WhatsappMessage, media_key: str | None) -> WhatsappOutbound:
         wa_message_id=row.wa_message_id,
         send_attempt_id=row.send_attempt_id,
         media_key=media_key if row.media_state == "stored" else None,
+        media_purpose=media_purpose,
         media_name=row.media_name,
         media_mime=row.media_mime,
     )
@@ -174,10 +176,19 @@ def next_outbound(*, session: Session, tenant_id: int, limit: int = 100) -> list
 
 
 def _outbounds(session: Session, tenant_id: int, rows: Sequence[WhatsappMessage]) -> list[WhatsappOutbound]:
-    """The rows as the sender needs them, each file with its storage key (from its blob)."""
+    """The rows as the sender needs them, each file with its storage key and the purpose it is
+    sealed with (from its blob: a case document sent is not necessarily a WhatsApp file)."""
     ids = [r.blob_id for r in rows if r.blob_id is not None]
-    keys = dict(session.execute(sa.select(Blob.id, Blob.storage_key).where(owned_by(Blob, tenant_id), Blob.id.in_(ids))).all()) if ids else {}  # type: ignore[union-attr]
-    return [_outbound(r, keys.get(r.blob_id)) for r in rows]
+    files = (
+        {i: (key, kind) for i, key, kind in session.execute(sa.select(Blob.id, Blob.storage_key, Blob.kind).where(owned_by(Blob, tenant_id), Blob.id.in_(ids))).all()}  # type: ignore[union-attr]
+        if ids
+        else {}
+    )
+    out = []
+    for r in rows:
+        key, kind = files.get(r.blob_id, (None, None))  # type: ignore[arg-type]
+        out.append(_outbound(r, key, blobs.PURPOSES.get(BlobKind(kind)) if kind else None))
+    return out
 
 
 def orphaned_sends(*, session: Session, tenant_id: int, live_attempts: Iterable[str] = (), limit: int = 100) -> list[WhatsappOutbound]:

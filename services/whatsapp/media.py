@@ -107,8 +107,11 @@ def due(*, session: Session, tenant_id: int, limit: int = 10, now: datetime | No
 
 
 def firm_usage(*, session: Session, tenant_id: int) -> int:
+    """Bytes of the firm's stored WhatsApp files: each blob once, however many messages point
+    at it (a case document sent again is not stored again)."""
+    used = select(WhatsappMessage.blob_id).where(owned_by(WhatsappMessage, tenant_id), WhatsappMessage.media_state == STORED)
     total = session.exec(
-        select(func.coalesce(func.sum(WhatsappMessage.media_size), 0)).where(owned_by(WhatsappMessage, tenant_id), WhatsappMessage.media_state == STORED)
+        select(func.coalesce(func.sum(Blob.size_bytes), 0)).where(owned_by(Blob, tenant_id), Blob.id.in_(used))  # type: ignore[union-attr]
     ).one()
     return int(total or 0)
 
@@ -210,10 +213,16 @@ def sign_link(*, session_id: int, message_id: int, now: datetime | None = None) 
 
 
 def principal_for_link(*, session: Session, session_id: int, message_id: int, signature: str) -> Principal:
+    return principal_for_signed(session=session, session_id=session_id, subject=_link_subject(session_id, message_id), purpose=_LINK_PURPOSE, signature=signature)
+
+
+def principal_for_signed(*, session: Session, session_id: int, subject: str, purpose: str, signature: str) -> Principal:
+    """The member a signed file link (``security.sign_link`` of ``subject``) acts for, while
+    its dashboard session is alive (a case's files use it too)."""
     from services import accounts
 
-    if not security.verify_link(signature, _link_subject(session_id, message_id), purpose=_LINK_PURPOSE):
-        raise AuthenticationFailed("the file link is invalid or has expired; open the conversation again")
+    if not security.verify_link(signature, subject, purpose=purpose):
+        raise AuthenticationFailed("the file link is invalid or has expired; open the page again")
     check = accounts.check_session(session=session, session_id=session_id, activity=True)
     if check.principal is None:
         raise AuthenticationFailed("the session of this file link has ended")

@@ -22,12 +22,12 @@ from services.whatsapp.runtime import HeldTenant, Settings, backoff_delay
 log = logging.getLogger("watheeq.whatsapp.sidecar")
 
 
-def _read_file(key: str) -> bytes:
+def _read_file(key: str, purpose: str | None = None) -> bytes:
     """A file to send, decrypted (whatsmeow uploads it whole: neonize takes bytes)."""
     from services import storage
     from services.whatsapp.media import PURPOSE
 
-    return b"".join(storage.default_store().open_range(key, 0, None, purpose=PURPOSE))
+    return b"".join(storage.default_store().open_range(key, 0, None, purpose=purpose or PURPOSE))
 
 
 class Sender:
@@ -164,7 +164,7 @@ class Sender:
                 return "skipped"
             try:
                 if message.media_key:
-                    data = await asyncio.to_thread(_read_file, message.media_key)
+                    data = await asyncio.to_thread(_read_file, message.media_key, message.media_purpose)
                     sent_id = await self.gateway.send_media(
                         tenant_id,
                         message.chat_jid,

@@ -16,7 +16,7 @@ from services import db, logs, readiness
 from watheeq_ui.api import errors
 from watheeq_ui.api.deps import API_PREFIX
 from watheeq_ui.api.request_log import RequestLogMiddleware
-from watheeq_ui.api.routes import audit, auth, call_center, clients, live_ops, recordings, users, whatsapp
+from watheeq_ui.api.routes import audit, auth, call_center, case_files, clients, live_ops, recordings, users, whatsapp
 
 api = FastAPI(
     title="Watheeq communication API",
@@ -74,6 +74,7 @@ api_router.include_router(health_router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(clients.router)
+api_router.include_router(case_files.router)
 api_router.include_router(call_center.router)
 api_router.include_router(live_ops.router)
 api_router.include_router(recordings.router)

@@ -7,11 +7,10 @@ message answers 201 in PENDING and its later states show up in the message log.
 from __future__ import annotations
 
 from datetime import datetime
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import Field
 
 from services import accounts, whatsapp
@@ -32,6 +31,7 @@ from services.models import (
 from services.paging import MAX_CURSOR_LENGTH
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep, TokenDep
 from watheeq_ui.api.errors import responses
+from watheeq_ui.api.files import FILE_RESPONSES, file_response, parse_range, range_refused
 
 router = APIRouter(prefix="/whatsapp/qr", tags=["whatsapp"], responses=responses(401))
 
@@ -167,27 +167,7 @@ def retry_dead_letter(session: SessionDep, admin: AdminDep, dead_letter_id: IdPa
     return whatsapp.get_ingest_stats(session=session, tenant_id=admin.tenant_id, actor=admin)
 
 
-_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
-_FILE = {"schema": {"type": "string", "format": "binary"}}
-_MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The whole file; Accept-Ranges: bytes", "content": {"application/octet-stream": _FILE}},
-    206: {"description": "The bytes of the Range, with Content-Range", "content": {"application/octet-stream": _FILE}},
-    **responses(401, 404, 416),
-}
-
-
-def _parse_range(header: str | None) -> tuple[int | None, int | None]:
-    match = _RANGE.match(header.strip()) if header else None
-    if match is None or (match[1] == "" and match[2] == ""):
-        return None, None
-    start = int(match[1]) if match[1] else None
-    end = int(match[2]) if match[2] else None
-    if start is not None and end is not None and end < start:
-        return None, None
-    return start, end
-
-
-@router.get("/messages/{message_id}/media", response_class=StreamingResponse, responses=_MEDIA_RESPONSES)
+@router.get("/messages/{message_id}/media", response_class=StreamingResponse, responses=FILE_RESPONSES)
 def message_media(
     session: SessionDep,
     token: TokenDep,
@@ -205,28 +185,12 @@ def message_media(
         principal = media.principal_for_link(session=session, session_id=session_id, message_id=message_id, signature=sig)
     else:
         raise AuthenticationFailed("not authenticated: send an Authorization: Bearer token")
-    start, end = _parse_range(range_header)
+    start, end = parse_range(range_header)
     try:
         stream = media.open_for(principal, session=session, tenant_id=principal.tenant_id, message_id=message_id, start=start, end=end)
     except media.RangeNotSatisfiable as exc:
-        return JSONResponse(
-            status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
-            content={"detail": str(exc)},
-            headers={"Content-Range": f"bytes */{exc.size}", "Accept-Ranges": "bytes"},
-        )
-    ascii_name = stream.filename.encode("ascii", "replace").decode().replace("?", "_")
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(stream.end - stream.start + 1 if stream.size else 0),
-        "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{ascii_name}"',
-        "Cache-Control": "private, no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if stream.partial:
-        headers["Content-Range"] = f"bytes {stream.start}-{stream.end}/{stream.size}"
-    return StreamingResponse(
-        stream.chunks, status_code=status.HTTP_206_PARTIAL_CONTENT if stream.partial else status.HTTP_200_OK, media_type=stream.content_type, headers=headers
-    )
+        return range_refused(exc)
+    return file_response(stream, download=download)
 
 
 @router.post("/messages/{message_id}/media/retry", response_model=WhatsappMessagePublic, responses=responses(404, 409))
