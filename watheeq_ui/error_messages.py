@@ -150,6 +150,12 @@ ARABIC: dict[str, str] = {
     "the file is empty": "الملف فارغ",
     "the file is larger than the {n} MB limit": "الملف أكبر من الحد المسموح ({n} ميغابايت)",
     "the firm's storage for WhatsApp files is full": "امتلأت مساحة تخزين ملفات واتساب للمكتب",
+    # a case's files
+    "case file not found": "ملف القضية غير موجود",
+    "this message has no stored file to save": "لا يوجد ملف محفوظ في هذه الرسالة لحفظه",
+    "the case is not one of the message's client's cases": "هذه القضية ليست من قضايا عميل الرسالة",
+    "this document is not on one of the client's cases": "هذا المستند ليس في إحدى قضايا العميل",
+    "the file is kept on a case": "الملف محفوظ في قضية",
 }
 
 _PLACEHOLDER = re.compile(r"\\\{(\w+)\\\}")

@@ -29,6 +29,15 @@ def count(value: int) -> str:
     return f"{value:,}"
 
 
+def file_size(size: int | None) -> str:
+    """A file's size in KB (at least 1) or MB; "" when unknown."""
+    if not size:
+        return ""
+    if size < 1024 * 1024:
+        return f"{max(1, size // 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
 def local_time(value: datetime | None, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """``value`` in the zone ``tz``; never raises, whatever the stored time.
 

@@ -128,6 +128,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "wa_media_open": ("Open", "فتح"),
     "wa_attach": ("Attach a file", "إرفاق ملف"),
     "wa_send_file": ("Send the file", "أرسل الملف"),
+    # A case's files: a received file saved to a case, listed on the client's page, sent back.
+    "cf_save_to_case": ("Save to case", "حفظ في قضية"),
+    "cf_choose_case": ("Save to one of the client's cases", "احفظ في إحدى قضايا العميل"),
+    "cf_no_cases": ("This client has no cases", "لا توجد قضايا لهذا العميل"),
+    "cf_saved": ("Saved to {case}", "حُفظ في {case}"),
+    "cf_already_saved": ("Already on {case}", "محفوظ مسبقًا في {case}"),
+    "cf_files": ("Files", "الملفات"),
+    "cf_no_files": ("No files on this case yet", "لا توجد ملفات في هذه القضية بعد"),
+    "cf_from_whatsapp_in": ("WhatsApp from {number}, {at}", "واتساب من {number}، {at}"),
+    "cf_from_whatsapp_out": ("WhatsApp to {number}, {at}", "واتساب إلى {number}، {at}"),
+    "cf_uploaded": ("Uploaded, {at}", "مرفوع، {at}"),
+    "cf_download": ("Download", "تنزيل"),
+    "cf_case_document": ("Or one of the client's case documents", "أو أحد مستندات قضايا العميل"),
+    "cf_choose_document": ("Choose a case document", "اختر مستندًا من القضية"),
+    "cf_send_document": ("Send the document", "أرسل المستند"),
     # Failures: the sentence per code comes from services.whatsapp.failures; the raw detail
     # is behind this toggle, for owners and admins.
     "wa_details": ("Technical details", "التفاصيل التقنية"),

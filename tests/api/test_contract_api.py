@@ -74,6 +74,7 @@ def _concrete(path: str) -> str:
     return (
         path.replace("{extension_id}", "1").replace("{call_id}", "1").replace("{client_id}", "1").replace("{user_id}", "1")
         .replace("{recording_id}", "1").replace("{case_id}", "1").replace("{message_id}", "1").replace("{dead_letter_id}", "1")
+        .replace("{case_file_id}", "1")
     )
 
 

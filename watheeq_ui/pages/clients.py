@@ -1,21 +1,23 @@
-"""Clients: a searchable list, and one client's calls and WhatsApp messages on one timeline."""
+"""Clients: a searchable list, and one client's cases with their files, and calls and WhatsApp
+messages on one timeline."""
 
 from __future__ import annotations
 
 import reflex as rx
 from pydantic import BaseModel
 
-from services import call_center, clients, db, whatsapp
+from services import call_center, case_files, clients, db, whatsapp
 from services.errors import NotFound
 from services.models import CallFilters
 
 from watheeq_ui import formatting, routes
+from watheeq_ui.components.case_files import CaseFileRow, case_file_item, case_file_rows
 from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, direction_icon, empty_state, name_text, section_title, status_badge
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
 from watheeq_ui.state import offloop
-from watheeq_ui.state.auth import principal_for_page, tenant_timezone
+from watheeq_ui.state.auth import principal_for_page, tab_session_id, tenant_timezone
 from watheeq_ui.state.lang import LangState
 
 PAGE_SIZE = 25
@@ -30,9 +32,11 @@ class ClientRow(BaseModel):
 
 
 class CaseRow(BaseModel):
+    id: int
     title: str
     reference: str
     status: str
+    files: list[CaseFileRow] = []
 
 
 class TimelineEntry(BaseModel):
@@ -105,13 +109,16 @@ class ClientState(rx.State):
             self.missing = True
             return
         try:
-            client, cases, calls, messages = await offloop.run(_read_client, principal, int(raw_id))
+            client, cases, files, calls, messages = await offloop.run(_read_client, principal, int(raw_id))
         except NotFound:
             self.missing = True
             return
         self.found = True
         self.client_id, self.name, self.phone, self.email = client.id, client.name, client.phone, client.email or ""
-        self.cases = [CaseRow(title=c.title, reference=c.reference, status=c.status.value) for c in cases]
+        rows = case_file_rows(files, tz, await tab_session_id(self))
+        self.cases = [
+            CaseRow(id=c.id, title=c.title, reference=c.reference, status=c.status.value, files=[r for r in rows if r.case_id == c.id]) for c in cases
+        ]
         entries = [
             TimelineEntry(
                 kind="call",
@@ -209,6 +216,31 @@ def _message_status(status: rx.Var) -> rx.Var:
     )
 
 
+def _case(c: CaseRow) -> rx.Component:
+    """A case with its files (name, size, where each came from, a download link)."""
+    return rx.vstack(
+        rx.hstack(
+            rx.text(name_text(c.title), size="2", weight="medium"),
+            rx.text(c.reference, size="1", color_scheme="gray"),
+            rx.spacer(),
+            rx.badge(_case_status(c.status), variant="soft"),
+            width="100%",
+            align="center",
+        ),
+        rx.cond(
+            c.files.length() > 0,
+            rx.vstack(rx.foreach(c.files, case_file_item), spacing="0", width="100%", padding_inline_start="0.75rem"),
+            rx.text(t("cf_no_files"), size="1", color_scheme="gray"),
+        ),
+        spacing="1",
+        width="100%",
+        padding_y="0.4rem",
+        border_bottom=f"1px solid {rx.color('gray', 4)}",
+        key=c.id,
+        data_testid="client-case",
+    )
+
+
 def _timeline_item(e: TimelineEntry) -> rx.Component:
     is_call = e.kind == "call"
     return rx.hstack(
@@ -272,17 +304,7 @@ def client_page() -> rx.Component:
                 ),
                 card(
                     section_title("cases"),
-                    rx.foreach(
-                        ClientState.cases,
-                        lambda c: rx.hstack(
-                            rx.text(name_text(c.title), size="2", weight="medium"),
-                            rx.text(c.reference, size="1", color_scheme="gray"),
-                            rx.spacer(),
-                            rx.badge(_case_status(c.status), variant="soft"),
-                            width="100%",
-                            padding_y="0.3rem",
-                        ),
-                    ),
+                    rx.foreach(ClientState.cases, _case),
                 ),
                 spacing="4",
             ),
@@ -301,10 +323,12 @@ def client_page() -> rx.Component:
 
 
 def _read_client(principal, client_id: int):
-    """The client, their cases, calls and messages in one unit of work (run off the event loop)."""
+    """The client, their cases and the cases' files, calls and messages in one unit of work (run
+    off the event loop)."""
     with db.session_scope() as session:
         client = clients.get_client(session=session, tenant_id=principal.tenant_id, client_id=client_id)
         cases = clients.list_cases(session=session, tenant_id=principal.tenant_id, client_id=client.id)
+        files = case_files.list_client_case_files(session=session, tenant_id=principal.tenant_id, actor=principal, client_id=client.id)
         calls = call_center.get_call_history(
             session=session,
             tenant_id=principal.tenant_id,
@@ -315,4 +339,4 @@ def _read_client(principal, client_id: int):
         messages = whatsapp.get_messages(
             session=session, tenant_id=principal.tenant_id, actor=principal, client_id=client.id, limit=TIMELINE_ITEMS
         )
-    return client, cases, calls, messages
+    return client, cases, files, calls, messages

@@ -29,7 +29,7 @@ def list_files(session: SessionDep, principal: PrincipalDep, case_id: IdPath) ->
     "/{case_id}/files",
     response_model=CaseFileSaved,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": CaseFileSaved, "description": "The file was already on the case: that case file"}, **responses(404, 409, 422)},
+    responses={200: {"model": CaseFileSaved, "description": "The file was already on the case: that case file"}, **responses(400, 404, 409, 422)},
 )
 def save_file(session: SessionDep, principal: PrincipalDep, case_id: IdPath, data: CaseFileSave, response: Response) -> CaseFileSaved:
     """Keep the file of a WhatsApp message (``message_id``) on the case: no copy is made. 201 with
@@ -74,7 +74,7 @@ def download_file(
     "/{case_id}/files/{case_file_id}/send",
     response_model=WhatsappMessagePublic,
     status_code=status.HTTP_201_CREATED,
-    responses=responses(404, 409, 422),
+    responses=responses(400, 404, 409, 422),
 )
 def send_file(session: SessionDep, principal: PrincipalDep, case_id: IdPath, case_file_id: IdPath, data: CaseFileSend) -> WhatsappMessagePublic:
     """Send a case file over WhatsApp to a number (``to``) or a client (``client_id``, whose case

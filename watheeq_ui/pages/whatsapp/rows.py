@@ -34,14 +34,6 @@ def media_kind(mime: str | None) -> str:
     return top if top in ("image", "audio", "video") else "document"
 
 
-def size_label(size: int | None) -> str:
-    if not size:
-        return ""
-    if size < 1024 * 1024:
-        return f"{max(1, size // 1024)} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
-
-
 class ChatGroup(BaseModel):
     chat_jid: str
     title: str
@@ -91,7 +83,7 @@ def chat_groups(messages: Iterable[WhatsappMessagePublic], tz: str, link: Callab
                 media_kind=media_kind(m.media_mime) if m.media_state else "",
                 media_url=link(m.id) if link is not None and m.media_state == "stored" else "",
                 media_name=m.media_name or "",
-                media_size=size_label(m.media_size),
+                media_size=formatting.file_size(m.media_size),
             )
         )
     return list(groups.values())

@@ -10,6 +10,7 @@ from watheeq_ui import routes
 from watheeq_ui.components.ui import card, date_field, empty_state, field_error, labelled, message_kind_label, name_text, section_title
 from watheeq_ui.i18n import t, t_fmt
 from watheeq_ui.layout import template
+from watheeq_ui.pages.whatsapp.case_files_panel import WhatsappCaseFilesState, case_document_picker, save_to_case
 from watheeq_ui.pages.whatsapp.guardrails_panel import guardrails_panel
 from watheeq_ui.pages.whatsapp.ingest_panel import WhatsappIngestState, ingest_panel
 from watheeq_ui.pages.whatsapp.line_panel import failure_sentence, line_panel, unlink_dialog
@@ -92,12 +93,14 @@ def _media(m: ChatMessage) -> rx.Component:
     )
 
 
-def _message_bubble(m: ChatMessage) -> rx.Component:
+def _message_bubble(m: ChatMessage, client_id: rx.Var) -> rx.Component:
     outbound = m.direction == "OUTBOUND"
     return rx.box(
         rx.vstack(
             rx.cond(m.kind != "text", rx.badge(message_kind_label(m.kind), variant="outline", size="1")),
             _media(m),
+            # A file the client sent can be kept on one of their cases.
+            rx.cond((~outbound) & (m.media_state == "stored") & (client_id != ""), save_to_case(m, client_id)),
             rx.text(m.body, size="2", white_space="pre-wrap"),
             rx.hstack(
                 rx.text(m.at, size="1", color_scheme="gray"),
@@ -149,7 +152,7 @@ def _chat(group: ChatGroup) -> rx.Component:
             align="center",
             width="100%",
         ),
-        rx.vstack(rx.foreach(group.messages, _message_bubble), spacing="2", width="100%", margin_top="0.5rem"),
+        rx.vstack(rx.foreach(group.messages, lambda m: _message_bubble(m, group.client_id)), spacing="2", width="100%", margin_top="0.5rem"),
         padding_y="0.75rem",
         border_bottom=f"1px solid {rx.color('gray', 4)}",
         width="100%",
@@ -243,7 +246,8 @@ def _send_box() -> rx.Component:
                         rx.select.trigger(placeholder=t("wa_choose_client"), width="100%", data_testid="wa-send-client"),
                         rx.select.content(rx.foreach(WhatsappState.client_options, lambda o: rx.select.item(o.label, value=o.value))),
                         value=WhatsappState.send_client,
-                        on_change=_draft("send_client"),
+                        # The client's case documents are offered once a client is chosen.
+                        on_change=lambda value: [WhatsappState.set_draft("send_client", value), WhatsappCaseFilesState.choose_client(value)],
                     ),
                     errors.get("client_id", ""),
                 ),
@@ -267,6 +271,7 @@ def _send_box() -> rx.Component:
             ),
             field_error(errors.get("status", "")),
             field_error(errors.get("file", "")),
+            case_document_picker(),
             rx.hstack(
                 rx.button(rx.icon("send", size=14), t("wa_send"), on_click=WhatsappState.send, data_testid="wa-send"),
                 rx.upload(
