@@ -176,27 +176,24 @@ def case_document_picker() -> rx.Component:
         (WhatsappState.send_mode == "client") & (state.documents.length() > 0),
         rx.vstack(
             rx.text(t("cf_case_document"), size="2", weight="medium"),
-            rx.hstack(
-                rx.select.root(
-                    rx.select.trigger(placeholder=t("cf_choose_document"), width="100%", data_testid="wa-send-document-select"),
-                    rx.select.content(rx.foreach(state.documents, lambda o: rx.select.item(o.label, value=o.value))),
-                    value=state.document,
-                    on_change=state.set_document,
-                ),
-                rx.button(
-                    rx.icon("file-check", size=14),
-                    t("cf_send_document"),
-                    variant="soft",
-                    disabled=state.document == "",
-                    on_click=state.send_document,
-                    data_testid="wa-send-document",
-                ),
-                spacing="2",
-                align="center",
-                width="100%",
+            rx.select.root(
+                rx.select.trigger(placeholder=t("cf_choose_document"), width="100%", max_width="100%", data_testid="wa-send-document-select"),
+                rx.select.content(rx.foreach(state.documents, lambda o: rx.select.item(o.label, value=o.value))),
+                value=state.document,
+                on_change=state.set_document,
             ),
             field_error(WhatsappState.send_errors.get("case_file_id", "")),
-            spacing="1",
+            rx.button(
+                rx.icon("file-check", size=14),
+                t("cf_send_document"),
+                variant="soft",
+                disabled=state.document == "",
+                on_click=state.send_document,
+                data_testid="wa-send-document",
+            ),
+            spacing="2",
             width="100%",
+            min_width="0",
+            align="start",
         ),
     )
