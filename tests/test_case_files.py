@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from services import blobs, case_files, storage
+from services import blobs, case_files, storage, whatsapp
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
     AuditEvent,
@@ -71,6 +71,9 @@ def test_saving_a_received_file_to_the_clients_case_points_at_its_blob_and_says_
     listed = case_files.list_case_files(session=session, tenant_id=firm.tenant.id, actor=firm.manager, case_id=case.id)
     assert listed.count == 1 and listed.data[0].id == saved.id
     assert [c.id for c in case_files.list_client_case_files(session=session, tenant_id=firm.tenant.id, actor=firm.agent, client_id=client.id)] == [saved.id]
+    # The message log says where the file was saved.
+    log = whatsapp.get_messages(session=session, tenant_id=firm.tenant.id, actor=firm.agent)
+    assert [(m.id, m.saved_to_cases) for m in log.data] == [(message.id, ["Lease dispute"])]
     session.flush()
     events = session.exec(select(AuditEvent).where(AuditEvent.action == "case.file.save")).all()
     assert [(e.object_id, e.actor_user_id) for e in events] == [(str(saved.id), firm.agent.user_id)]
@@ -156,6 +159,29 @@ def test_a_blob_a_case_keeps_is_not_deleted(session: Session, world, data_dir: P
     # A blob no case keeps is deleted as before.
     loose = f.make_received_file(session, firm.tenant, None, b"not kept")
     assert blobs.delete(session=session, tenant_id=firm.tenant.id, blob_id=loose.blob_id)
+
+
+def test_recording_retention_skips_a_file_a_case_keeps(session: Session, world) -> None:
+    from datetime import timedelta
+
+    from services.models import CaseFileSource, PbxSettings, utcnow
+    from services.pbx import retention
+
+    firm, _, case, _, _, _ = world
+    session.add(PbxSettings(tenant_id=firm.tenant.id, host="pbx.test", recording_retention_days=30))
+    old = utcnow() - timedelta(days=40)
+    kept, loose = (
+        f.make_stored_recording(session, f.make_call(session, firm.tenant, agent=firm.agent, started_at=old), os.urandom(2_000)) for _ in range(2)
+    )
+    blob = session.get(Blob, kept.blob_id)
+    # A case keeping a recording's file (the uploads to come point at blobs the same way).
+    session.add(CaseFile(tenant_id=firm.tenant.id, case_id=case.id, blob_id=blob.id, name="call.wav", size_bytes=blob.size_bytes, sha256=blob.sha256, source=CaseFileSource.UPLOAD.value))
+    session.flush()
+    assert retention.purge_expired(session=session, tenant_id=firm.tenant.id) == 1
+    session.refresh(kept)
+    session.refresh(loose)
+    assert kept.blob_id == blob.id and kept.purged_at is None and storage.default_store().exists(blob.storage_key)
+    assert loose.blob_id is None and loose.purged_at is not None
 
 
 def test_sending_a_case_file_queues_it_in_the_outbox_pointing_at_the_same_blob(session: Session, world) -> None:

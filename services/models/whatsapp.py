@@ -267,6 +267,8 @@ class WhatsappMessagePublic(WhatsappMessageBase):
     media_mime: str | None = None
     media_size: int | None = None
     media_sha256: str | None = None
+    # The cases its file was saved to (services.case_files), by title; in the message log.
+    saved_to_cases: list[str] = []
 
 
 class WhatsappMessagesPage(SQLModel):

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from services import audit, blobs, db, storage
 from services.authz import Permission, require
 from services.errors import Conflict, Invalid
-from services.models import Call, CallRecording, Case, CasePublic, PbxSettings, Principal, Tenant, utcnow
+from services.models import Call, CallRecording, Case, CaseFile, CasePublic, PbxSettings, Principal, Tenant, utcnow
 from services.pbx.recordings import SessionFactory
 from services.tenancy import get_owned, owned_by, owned_join, tenant_select
 
@@ -95,7 +95,8 @@ def cases_for_hold(*, session: Session, tenant_id: int, actor: Principal, query:
 
 def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = None, store: storage.Store | None = None) -> int:
     """Delete the files of the firm's recordings of calls started before the retention
-    period, except calls linked to a case on legal hold; returns how many were purged.
+    period, except calls linked to a case on legal hold and files a case keeps; returns how
+    many were purged.
 
     The row stays with its blob deleted and ``purged_at`` set; a recording still
     waiting to be fetched is marked too (it will not be fetched). The file goes first: if
@@ -115,6 +116,8 @@ def purge_expired(*, session: Session, tenant_id: int, now: datetime | None = No
             sa.or_(CallRecording.blob_id.is_not(None), CallRecording.source_file.is_not(None)),  # type: ignore[union-attr]
             Call.started_at < cutoff,
             sa.or_(Case.id.is_(None), Case.legal_hold.is_(False)),  # type: ignore[union-attr]
+            # A file kept on a case (services.case_files) stays as long as the case keeps it.
+            ~sa.exists().where(owned_by(CaseFile, tenant_id), CaseFile.blob_id == CallRecording.blob_id),
         )
         .order_by(CallRecording.id)
         # Two daily jobs at once (two processes on PostgreSQL) split the rows instead of

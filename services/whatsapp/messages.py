@@ -17,6 +17,8 @@ from services import audit, authz, clients, paging, phones
 from services.errors import Conflict, Invalid
 from services.models import (
     Blob,
+    Case,
+    CaseFile,
     Client,
     MessageDirection,
     MessageStatus,
@@ -207,8 +209,26 @@ def get_messages(
     more = len(rows) > limit
     rows = rows[:limit]
     data = [_message_public(m, name, sha) for m, name, sha in rows]
+    saved = _saved_to_cases(session, tenant_id, [m.id for m, _, _ in rows if m.blob_id is not None])  # type: ignore[misc]
+    for message in data:
+        message.saved_to_cases = saved.get(message.id, [])
     next_cursor = paging.encode_cursor(CURSOR_TAG, rows[-1][0].created_at, rows[-1][0].id) if more and rows else None  # type: ignore[arg-type]
     return WhatsappMessagesPage(data=data, count=count, next_cursor=next_cursor)
+
+
+def _saved_to_cases(session: Session, tenant_id: int, message_ids: list[int]) -> dict[int, list[str]]:
+    """Message id -> the titles of the cases its file was saved to (one query for a page)."""
+    if not message_ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    for message_id, title in session.execute(
+        sa.select(CaseFile.source_message_id, Case.title)
+        .join(Case, owned_join(Case, Case.id == CaseFile.case_id, tenant_id))
+        .where(owned_by(CaseFile, tenant_id), CaseFile.source_message_id.in_(message_ids))  # type: ignore[union-attr]
+        .order_by(CaseFile.id)
+    ).all():
+        found.setdefault(message_id, []).append(title)
+    return found
 
 
 def messages_fingerprint(*, session: Session, tenant_id: int, window: int = 200) -> str:

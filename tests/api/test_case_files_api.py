@@ -58,6 +58,8 @@ def test_every_role_saves_a_received_file_once_and_lists_it(http: httpx.Client, 
     listed = http.get(_files(firm.case.id), headers=firm.auth(role)).json()
     assert listed["count"] == 1 and [f["id"] for f in listed["data"]] == [saved["id"]]
     assert listed["data"][0]["case_title"] == firm.case.title
+    log = http.get("/api/v1/whatsapp/qr/messages", headers=firm.auth(role)).json()
+    assert [(m["id"], m["saved_to_cases"]) for m in log["data"]] == [(message_id, [firm.case.title])]
 
 
 def test_a_case_file_downloads_byte_identical_and_by_range(http: httpx.Client, engine: Engine, firm: Firm) -> None:

@@ -126,7 +126,8 @@ def save_to_case(m: ChatMessage, client_id: rx.Var) -> rx.Component:
     """Under a received stored file of a client's chat: "Save to case", a list of the client's
     cases (one click saves), and once saved, which case it went to."""
     state = WhatsappCaseFilesState
-    saved_to = state.saved.get(m.id.to_string(), "")
+    # Saved in this visit (at once), else as the message log says.
+    saved_to = state.saved.get(m.id.to_string(), m.saved_to)
     picker = rx.popover.root(
         rx.popover.trigger(
             rx.button(rx.icon("folder-input", size=12), t("cf_save_to_case"), size="1", variant="soft", data_testid="wa-save-to-case"),

@@ -27,6 +27,8 @@ class ChatMessage(BaseModel):
     media_url: str = ""
     media_name: str = ""
     media_size: str = ""
+    # The cases its file was saved to, by title ("" when none).
+    saved_to: str = ""
 
 
 def media_kind(mime: str | None) -> str:
@@ -84,6 +86,7 @@ def chat_groups(messages: Iterable[WhatsappMessagePublic], tz: str, link: Callab
                 media_url=link(m.id) if link is not None and m.media_state == "stored" else "",
                 media_name=m.media_name or "",
                 media_size=formatting.file_size(m.media_size),
+                saved_to=", ".join(m.saved_to_cases),
             )
         )
     return list(groups.values())
