@@ -216,7 +216,9 @@ async def test_an_agent_sends_a_file_through_the_outbox_and_the_phone_gets_the_s
     try:
         # Connected by THIS sidecar: the row may still say CONNECTED from the linking one
         # until this one claims the line and reconnects it.
-        await _until(lambda: _connected_by(tenant_id, "w-out"))
+        # Its own client up (sidecar.tenants), not only its claim: the row's CONNECTED can be the
+        # linking sidecar's until this one has dialled, and a send in between is refused.
+        await _until(lambda: (rt := sidecar.tenants.get(tenant_id)) is not None and rt.connected and _connected_by(tenant_id, "w-out"))
         with db.session_scope() as session:
             queued = outbox_files.send_file(
                 session=session, tenant_id=tenant_id, actor=admin, data=WhatsappSend(to="0507778899", body="the signed contract"),
