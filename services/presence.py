@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from services import live
 from services.authz import Permission, allowed, require, require_member
+from services.db import dialect_insert
 from services.errors import Conflict, Invalid
 from services.models import (
     AgentState,
@@ -111,14 +112,23 @@ def _wrap_up_seconds(session: Session, tenant_id: int) -> int:
 
 
 def _current(session: Session, tenant_id: int, user_id: int, now: datetime) -> AgentState:
-    """The agent's state row, locked for this transaction; created Offline when missing."""
+    """The agent's state row, locked for this transaction; created Offline when missing.
+
+    Two writers may find it missing at once (the tab's report and the PBX reader): the row is
+    inserted only if still absent, and whoever inserted it opens the first stretch."""
     query = tenant_select(AgentState, tenant_id).where(AgentState.user_id == user_id).with_for_update()
     state = session.exec(query).first()
     if state is None:
-        state = AgentState(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, since=now)
-        session.add(state)
-        session.add(AgentStateChange(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, started_at=now))
-        session.flush()
+        created = session.execute(
+            dialect_insert(session, AgentState.__table__)  # type: ignore[attr-defined]
+            .values(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, since=now, other_party="", call_ref="")
+            .on_conflict_do_nothing(index_elements=["user_id"])
+            .returning(AgentState.__table__.c.id)  # type: ignore[attr-defined]
+        ).scalar_one_or_none()
+        if created is not None:
+            session.add(AgentStateChange(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, started_at=now))
+            session.flush()
+        state = session.exec(query).one()
     return state
 
 
@@ -271,14 +281,22 @@ def apply_registrations(*, session: Session, tenant_id: int, registered: Collect
     )
     for uid in sorted(set(agents) - have):
         _current(session, tenant_id, uid, read_at)
+    # Written only when the answer changed, or (not registered) when the reading that holds the
+    # tab's heartbeat back is about to go stale: a quiet floor costs no writes.
+    refresh_before = read_at - timedelta(seconds=PBX_READING_TRUSTED_S / 3)
     for flag in (True, False):
         users = [uid for uid, ok in found.items() if ok is flag]
-        if users:
-            session.execute(
-                sa.update(AgentState)
-                .where(owned_by(AgentState, tenant_id), AgentState.user_id.in_(users))  # type: ignore[attr-defined]
-                .values(pbx_registered=flag, pbx_read_at=read_at)
-            )
+        if not users:
+            continue
+        changed = sa.or_(AgentState.pbx_registered.is_(None), AgentState.pbx_registered.is_not(flag))  # type: ignore[union-attr]
+        if not flag:
+            changed = sa.or_(changed, AgentState.pbx_read_at.is_(None), AgentState.pbx_read_at < refresh_before)  # type: ignore[union-attr,operator]
+        session.execute(
+            sa.update(AgentState)
+            .where(owned_by(AgentState, tenant_id), AgentState.user_id.in_(users), changed)  # type: ignore[attr-defined]
+            .values(pbx_registered=flag, pbx_read_at=read_at)
+            .execution_options(synchronize_session=False)
+        )
     gone = [uid for uid, ok in found.items() if not ok]
     if not gone:
         return 0

@@ -9,8 +9,9 @@ from sqlmodel import Session
 
 from services import live, presence
 from services.errors import Conflict, Forbidden, Invalid
-from services.models import AgentStatus, AwayReason, BusinessHours
+from services.models import AgentState, AgentStatus, AwayReason, BusinessHours
 from services.presence import PhoneEvent
+from services.tenancy import tenant_select
 from tests.factories import make_extension, make_firm
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
@@ -183,6 +184,10 @@ def test_an_agent_whose_extension_the_pbx_does_not_hold_is_offline_whatever_the_
     # The tab keeps beating "registered": the PBX's fresh reading wins, the agent stays Offline.
     assert presence.heartbeat(**m, registered=True, now=_at(8)) == S.OFFLINE
     assert presence.apply_registrations(session=session, tenant_id=firm.tenant.id, registered={"2001"}, read_at=_at(10)) == 0
+    # An unchanged answer writes nothing (the agent's row still carries the first reading).
+    row = session.exec(tenant_select(AgentState, firm.tenant.id).where(AgentState.user_id == firm.agent.user_id)).one()
+    session.refresh(row)
+    assert (row.pbx_registered, row.pbx_read_at) == (True, _at(5))
     assert presence.heartbeat(**m, registered=True, now=_at(18)) == S.OFFLINE
     # The phone registering now (not a heartbeat) is believed at once.
     assert presence.report_phone(**m, event=PhoneEvent.REGISTERED, now=_at(19)) == S.AVAILABLE

@@ -9,12 +9,14 @@ the outbox (same order, pace and ticks as any message).
 Every incoming call joins the callback queue (services/callbacks.py, issue "live operations")
 as an item of channel WHATSAPP, in the transaction that stores the call: the product never
 answers a WhatsApp call (the linked device only hears the offer), so each one is a caller
-nobody took. A call seen twice (whatsmeow redelivers after an offline sync or a restart of
-the sidecar) is stored once and counted once: the message row is unique by the call id, and
+nobody took. A call seen twice (delivered again after an offline sync, or to a restarted
+sidecar) is stored once and counted once: the message row is unique by the call id, and
 the queue counts a miss once by its key ``wa:<call id>``. A caller whose number is unknown
 (a LID WhatsApp has not mapped to a phone yet) is kept in the chat but not queued: there is
-no number to call back. Further listeners registered with :func:`subscribe` hear of each new
-call in the same transaction.
+no number to call back. A call answered on the firm's phone itself still counts: whatsmeow's
+CallAccept / CallTerminate events are not read yet (an agent closes such an item as reached).
+Further listeners registered with :func:`subscribe` hear of each new call in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 
 
 def on_incoming_call(*, session: Session, call: IncomingCall) -> None:
-    """The hook: every subscribed listener hears of the call, in the
-    transaction that stored it (a listener that raises rolls the call back: the sidecar's
-    writer retries it, then keeps it as a dead letter)."""
+    """The hook: every subscribed listener hears of the call, in the transaction that stored
+    it (a listener that raises rolls the call back: the sidecar's writer retries it, then keeps
+    it as a dead letter)."""
     for listener in list(_listeners):
         listener(session=session, call=call)
 
