@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from services import live, presence
 from services.errors import Conflict, Forbidden, Invalid
-from services.models import AgentState, AgentStatus, AwayReason, BusinessHours
+from services.models import AgentState, AgentStateChange, AgentStatus, AwayReason, BusinessHours
 from services.presence import PhoneEvent
 from services.tenancy import tenant_select
 from tests.factories import make_extension, make_firm
@@ -289,3 +290,43 @@ def test_kamailios_location_table_is_read_as_aors_with_a_live_contact() -> None:
 
     assert registrations.parse_ul_dump(UL_DUMP) == {("1001", "al-waha-law-firm.pbx.localhost"), ("1003", "other.pbx.localhost")}
     assert registrations.parse_ul_dump("") == set()
+
+
+def test_two_first_reports_of_one_agent_at_once_make_one_state_row(engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        firm = make_firm(s)
+        s.commit()
+    agent, tenant_id = firm.agent, firm.tenant.id
+    first_inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def tab_registering() -> None:
+        with Session(engine) as s:
+            presence.report_phone(session=s, tenant_id=tenant_id, actor=agent, event=PhoneEvent.REGISTERED)
+            first_inside.set()  # the agent's row is written, not yet committed
+            release.wait(10)
+            s.commit()
+
+    def reader_or_second_tab() -> None:
+        first_inside.wait(10)
+        try:
+            with Session(engine) as s:
+                presence.heartbeat(session=s, tenant_id=tenant_id, actor=agent, registered=True)
+                s.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tab_registering), threading.Thread(target=reader_or_second_tab)]
+    for t in threads:
+        t.start()
+    first_inside.wait(10)
+    threading.Event().wait(0.5)  # the second writer reaches its insert and waits for the first
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with Session(engine) as s:
+        rows = s.exec(select(AgentState).where(AgentState.user_id == agent.user_id)).all()
+        stretches = s.exec(select(AgentStateChange).where(AgentStateChange.user_id == agent.user_id)).all()
+    assert [r.status for r in rows] == [S.AVAILABLE]
+    assert sorted(c.status.value for c in stretches) == ["AVAILABLE", "OFFLINE"]
