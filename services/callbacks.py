@@ -69,7 +69,15 @@ def _add_miss(
     call_id: int | None = None,
     client_id: int | None = None,
 ) -> int:
-    """Counts one miss on the number's open item (created if none); returns the item id."""
+    """Counts one miss on the number's open item (created if none); returns the item id.
+
+    A miss already counted (its key seen before) is not counted again and opens nothing, even
+    when its item has been closed since: its item's id is returned."""
+    seen = session.execute(
+        sa.select(_miss.c.callback_id).where(owned_by(_miss, tenant_id), _miss.c.miss_key == miss_key[:255])
+    ).scalar_one_or_none()
+    if seen is not None:
+        return seen
     key, e164 = _number_key(session, tenant_id, number)
     if client_id is None and e164 is not None:
         client = match_number(session=session, tenant_id=tenant_id, e164=e164)
@@ -194,7 +202,8 @@ def record_miss(*, session: Session, tenant_id: int, actor: Principal, data: Cal
 
 
 def record_whatsapp_call(session: Session, tenant_id: int, *, number: str, call_id: str, at: datetime) -> int | None:
-    """Hook for the WhatsApp sidecar: an inbound WhatsApp call (offer) nobody took."""
+    """Hook of services.whatsapp.calls: an inbound WhatsApp call (offer) nobody took, counted
+    once per WhatsApp call id on the number's open item (channel WHATSAPP)."""
     if not number.strip():
         return None
     return _add_miss(session, tenant_id, number=number, channel=CallbackChannel.WHATSAPP, at=at, miss_key=f"wa:{call_id}")

@@ -3,7 +3,10 @@
 One service keeps it true. The softphone reports what the phone does (registered, ringing,
 answered, hung up, wrap-up done) and a heartbeat; the agent sets Available or Away (with a
 reason) by hand; the periodic :func:`sweep` ends a wrap-up when the firm's wrap-up time
-passed and marks an agent Offline when their tab's heartbeat stopped for 30 s. Every change
+passed and marks an agent Offline when their tab's heartbeat stopped for 30 s; where the
+server reads the PBX's registrations (services/pbx/registrations.py),
+:func:`apply_registrations` marks an agent whose extension is not registered Offline, and the
+tab's heartbeat does not bring them back until the PBX holds a registration again. Every change
 closes the agent's current :class:`AgentStateChange` stretch and opens the next one, so the
 time per state per day is a sum of stretches (:func:`time_in_states`). Each committed change
 is announced on the ``agents`` live topic (:func:`announce`), never polled.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ from sqlmodel import Session
 
 from services import live
 from services.authz import Permission, allowed, require, require_member
+from services.db import dialect_insert
 from services.errors import Conflict, Invalid
 from services.models import (
     AgentState,
@@ -42,6 +47,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT_S = 30
 DEFAULT_WRAP_UP_S = 60
+# The PBX's "not registered" outweighs the tab's heartbeat while the reading is this fresh
+# (a reader that stopped, with its PBX gone, leaves the heartbeat in charge again).
+PBX_READING_TRUSTED_S = 30
 
 _A = AgentStatus
 
@@ -104,14 +112,23 @@ def _wrap_up_seconds(session: Session, tenant_id: int) -> int:
 
 
 def _current(session: Session, tenant_id: int, user_id: int, now: datetime) -> AgentState:
-    """The agent's state row, locked for this transaction; created Offline when missing."""
+    """The agent's state row, locked for this transaction; created Offline when missing.
+
+    Two writers may find it missing at once (the tab's report and the PBX reader): the row is
+    inserted only if still absent, and whoever inserted it opens the first stretch."""
     query = tenant_select(AgentState, tenant_id).where(AgentState.user_id == user_id).with_for_update()
     state = session.exec(query).first()
     if state is None:
-        state = AgentState(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, since=now)
-        session.add(state)
-        session.add(AgentStateChange(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, started_at=now))
-        session.flush()
+        created = session.execute(
+            dialect_insert(session, AgentState.__table__)  # type: ignore[attr-defined]
+            .values(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, since=now, other_party="", call_ref="")
+            .on_conflict_do_nothing(index_elements=["user_id"])
+            .returning(AgentState.__table__.c.id)  # type: ignore[attr-defined]
+        ).scalar_one_or_none()
+        if created is not None:
+            session.add(AgentStateChange(tenant_id=tenant_id, user_id=user_id, status=AgentStatus.OFFLINE, started_at=now))
+            session.flush()
+        state = session.exec(query).one()
     return state
 
 
@@ -181,12 +198,15 @@ def report_phone(
     other_party: str = "",
     call_ref: str = "",
     now: datetime | None = None,
+    periodic: bool = False,
 ) -> AgentStatus:
     """What the agent's softphone did; a repeated or late event that does not fit is ignored.
 
     Every report is also a heartbeat. Registered brings an Offline agent back Available (an
-    agent who was Away stays Away: the reason still holds); hung up starts the firm's wrap-up
-    after a conversation and returns to Available after a ring that was not answered.
+    agent who was Away stays Away: the reason still holds), except a ``periodic`` one (the
+    tab's heartbeat, not the phone registering now) while the PBX's last reading found the
+    extension unregistered; hung up starts the firm's wrap-up after a conversation and returns
+    to Available after a ring that was not answered.
     """
     require_member(actor, tenant_id)
     now = now or utcnow()
@@ -196,7 +216,8 @@ def report_phone(
     target: AgentStatus | None
     reason = state.reason if current == AgentStatus.AWAY else None
     if event == PhoneEvent.REGISTERED:
-        target = AgentStatus.AVAILABLE if current == AgentStatus.OFFLINE else None
+        denied = periodic and _pbx_says_unregistered(state, now)
+        target = AgentStatus.AVAILABLE if current == AgentStatus.OFFLINE and not denied else None
     elif event == PhoneEvent.UNREGISTERED:
         target = AgentStatus.OFFLINE
     elif event == PhoneEvent.RINGING:
@@ -228,7 +249,68 @@ def report_phone(
 def heartbeat(*, session: Session, tenant_id: int, actor: Principal, registered: bool, now: datetime | None = None) -> AgentStatus:
     """The tab is alive (every ~10 s); an unregistered phone is Offline."""
     event = PhoneEvent.REGISTERED if registered else PhoneEvent.UNREGISTERED
-    return report_phone(session=session, tenant_id=tenant_id, actor=actor, event=event, now=now)
+    return report_phone(session=session, tenant_id=tenant_id, actor=actor, event=event, now=now, periodic=True)
+
+
+def _pbx_says_unregistered(state: AgentState, now: datetime) -> bool:
+    read_at = state.pbx_read_at
+    return state.pbx_registered is False and read_at is not None and now - read_at < timedelta(seconds=PBX_READING_TRUSTED_S)
+
+
+def apply_registrations(*, session: Session, tenant_id: int, registered: Collection[str], read_at: datetime) -> int:
+    """The PBX's reading at ``read_at``: which of the firm's extensions are registered.
+
+    Kept on each agent with an extension; an agent whose extension is not registered becomes
+    Offline (whatever the tab's heartbeat says), unless their state changed after the reading
+    (the phone registered meanwhile). Returns how many agents moved.
+    """
+    agents = dict(
+        session.execute(
+            sa.select(SipExtension.user_id, SipExtension.extension)
+            .join(User, owned_join(User, User.id == SipExtension.user_id, tenant_id))
+            .where(owned_by(SipExtension, tenant_id), User.active.is_(True))  # type: ignore[attr-defined]
+        ).all()
+    )
+    if not agents:
+        return 0
+    found = {uid: ext in registered for uid, ext in agents.items()}
+    have = set(
+        session.execute(
+            sa.select(AgentState.user_id).where(owned_by(AgentState, tenant_id), AgentState.user_id.in_(list(agents)))  # type: ignore[attr-defined]
+        ).scalars()
+    )
+    for uid in sorted(set(agents) - have):
+        _current(session, tenant_id, uid, read_at)
+    # Written only when the answer changed, or (not registered) when the reading that holds the
+    # tab's heartbeat back is about to go stale: a quiet floor costs no writes.
+    refresh_before = read_at - timedelta(seconds=PBX_READING_TRUSTED_S / 3)
+    for flag in (True, False):
+        users = [uid for uid, ok in found.items() if ok is flag]
+        if not users:
+            continue
+        changed = sa.or_(AgentState.pbx_registered.is_(None), AgentState.pbx_registered.is_not(flag))  # type: ignore[union-attr]
+        if not flag:
+            changed = sa.or_(changed, AgentState.pbx_read_at.is_(None), AgentState.pbx_read_at < refresh_before)  # type: ignore[union-attr,operator]
+        session.execute(
+            sa.update(AgentState)
+            .where(owned_by(AgentState, tenant_id), AgentState.user_id.in_(users), changed)  # type: ignore[attr-defined]
+            .values(pbx_registered=flag, pbx_read_at=read_at)
+            .execution_options(synchronize_session=False)
+        )
+    gone = [uid for uid, ok in found.items() if not ok]
+    if not gone:
+        return 0
+    moved = 0
+    due = session.exec(
+        tenant_select(AgentState, tenant_id)
+        .where(AgentState.user_id.in_(gone), AgentState.status != AgentStatus.OFFLINE, AgentState.since <= read_at)  # type: ignore[attr-defined,operator]
+        .order_by(AgentState.user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for state in due:
+        moved += _move(session, state, AgentStatus.OFFLINE, read_at)
+    return moved
 
 
 def sweep(*, session: Session, now: datetime | None = None) -> int:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 
 from services import call_center, config, db, live, presence
-from services.pbx import retention
+from services.pbx import registrations, retention
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,48 @@ async def follow_presence_in_dev_pbx() -> None:
             changed.clear()
     finally:
         stop()
+
+
+REGISTRATION_SECONDS_ENV = "WATHEEQ_PBX_REGISTRATION_SECONDS"
+
+
+def registration_interval() -> float:
+    """Seconds between two readings of the PBX's registrations (default 5)."""
+    raw = config.get(REGISTRATION_SECONDS_ENV)
+    try:
+        value = float(raw) if raw is not None else registrations.READ_SECONDS
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        log.warning("%s=%r is not a positive number of seconds; using %s", REGISTRATION_SECONDS_ENV, raw, registrations.READ_SECONDS)
+        return registrations.READ_SECONDS
+    return value
+
+
+async def follow_pbx_registrations(interval: float | None = None) -> None:
+    """With ``WATHEEQ_DEV_PBX_CTL``: this process's one reader of the lab's registrations
+    (services/pbx/registrations.py); an agent whose extension is not registered is Offline
+    within ``interval`` seconds. Nothing otherwise (a UCM's reader plugs in here)."""
+    ctl = config.get(DEV_PBX_CTL_ENV)
+    if not ctl:
+        return
+    every = registration_interval() if interval is None else interval
+    source = registrations.KamailioRegistrations(ctl)
+    failing = False
+    while True:
+        try:
+            result = await asyncio.to_thread(registrations.read_once, source)
+        except Exception as exc:  # the lab is optional: it may be down or restarting
+            if not failing:
+                log.warning("reading the dev PBX's registrations failed (kept trying every %s s): %s", every, exc)
+            failing = True
+        else:
+            if failing:
+                log.info("reading the dev PBX's registrations again")
+            failing = False
+            if result.moved:
+                log.info("%d agent(s) without a registration at the PBX marked Offline", result.moved)
+        await asyncio.sleep(every)
 
 
 async def purge_recordings_daily() -> None:

@@ -26,5 +26,7 @@ app.register_lifespan_task(live_tabs.push_live_changes)
 app.register_lifespan_task(background.sweep_presence_periodically)
 # In development beside the PBX lab: Away agents are not rung by the lab's ring group.
 app.register_lifespan_task(background.follow_presence_in_dev_pbx)
+# ... and an agent whose extension the lab no longer holds registered is Offline (one reader per worker).
+app.register_lifespan_task(background.follow_pbx_registrations)
 # Deletes recordings past each firm's retention period, once a day (legal holds kept).
 app.register_lifespan_task(background.purge_recordings_daily)

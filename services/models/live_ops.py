@@ -57,6 +57,10 @@ class AgentState(TenantOwned, table=True):
     wrap_up_until: datetime | None = ts_field()
     # The tab's last heartbeat: none for 30 s and the sweep marks the agent Offline.
     heartbeat_at: datetime | None = ts_field()
+    # What the PBX said of the agent's extension at its last reading (services/pbx/
+    # registrations.py): None while no reader asks it; False keeps the agent Offline.
+    pbx_registered: bool | None = Field(default=None)
+    pbx_read_at: datetime | None = ts_field()
 
 
 class AgentStateChange(TenantOwned, table=True):

@@ -6,9 +6,17 @@ way), so it shows in the conversation and in the client's timeline. When the fir
 (``WhatsappSession.reject_calls``), the call is declined and an automatic text goes out through
 the outbox (same order, pace and ticks as any message).
 
-:func:`on_incoming_call` is the hook for the callback queue (services/callbacks.py, issue
-"live operations"): a listener registered with :func:`subscribe` is called once per new call,
-in the transaction that stores it.
+Every incoming call joins the callback queue (services/callbacks.py, issue "live operations")
+as an item of channel WHATSAPP, in the transaction that stores the call: the product never
+answers a WhatsApp call (the linked device only hears the offer), so each one is a caller
+nobody took. A call seen twice (delivered again after an offline sync, or to a restarted
+sidecar) is stored once and counted once: the message row is unique by the call id, and
+the queue counts a miss once by its key ``wa:<call id>``. A caller whose number is unknown
+(a LID WhatsApp has not mapped to a phone yet) is kept in the chat but not queued: there is
+no number to call back. A call answered on the firm's phone itself still counts: whatsmeow's
+CallAccept / CallTerminate events are not read yet (an agent closes such an item as reached).
+Further listeners registered with :func:`subscribe` hear of each new call in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from services import callbacks
 from services.models import MessageDirection, MessageStatus, WhatsappInbound, WhatsappMessage, WhatsappSession
 from services.tenancy import owned_by, tenant_select
 from services.whatsapp.delivery import store_inbound
@@ -42,6 +51,7 @@ class IncomingCall:
     at: datetime
     rejected: bool  # the firm declines calls: the caller was declined and answered by text
     reply_message_id: int | None
+    callback_id: int | None  # the callback queue's item the call counts on (None: no number)
 
 
 Listener = Callable[..., None]
@@ -56,9 +66,9 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 
 
 def on_incoming_call(*, session: Session, call: IncomingCall) -> None:
-    """The hook: every subscribed listener (the callback queue) hears of the call, in the
-    transaction that stored it (a listener that raises rolls the call back: the sidecar's
-    writer retries it, then keeps it as a dead letter)."""
+    """The hook: every subscribed listener hears of the call, in the transaction that stored
+    it (a listener that raises rolls the call back: the sidecar's writer retries it, then keeps
+    it as a dead letter)."""
     for listener in list(_listeners):
         listener(session=session, call=call)
 
@@ -67,9 +77,19 @@ def call_id_of(wa_message_id: str) -> str:
     return wa_message_id.removeprefix("call-")
 
 
+def _callback_number(remote_e164: str | None, chat_jid: str) -> str | None:
+    """The number to call back: the caller's phone, or the user part of a phone JID."""
+    if remote_e164:
+        return remote_e164
+    user, _, server = chat_jid.partition("@")
+    user = user.split(":")[0].split(".")[0]
+    return f"+{user}" if server == "s.whatsapp.net" and user.isdigit() else None
+
+
 def record_call(*, session: Session, tenant_id: int, call: WhatsappInbound) -> IncomingCall | None:
-    """Store an incoming call once (its ``wa_message_id`` is ``call-<call id>``); when the firm
-    declines calls, queue the automatic text. None for a call already recorded."""
+    """Store an incoming call once (its ``wa_message_id`` is ``call-<call id>``), count it on
+    the callback queue; when the firm declines calls, queue the automatic text. None for a call
+    already recorded."""
     if call.message_type != CALL_TYPE or not call.wa_message_id.startswith("call-"):
         raise ValueError("not a call event")
     if store_inbound(session=session, tenant_id=tenant_id, messages=[call]) == 0:
@@ -94,6 +114,12 @@ def record_call(*, session: Session, tenant_id: int, call: WhatsappInbound) -> I
         session.add(reply)
         session.flush()
         reply_id = reply.id
+    number = _callback_number(row.remote_e164, row.chat_jid)
+    callback_id = (
+        callbacks.record_whatsapp_call(session, tenant_id, number=number, call_id=call_id_of(call.wa_message_id), at=row.created_at)
+        if number
+        else None
+    )
     incoming = IncomingCall(
         tenant_id=tenant_id,
         call_id=call_id_of(call.wa_message_id),
@@ -104,6 +130,7 @@ def record_call(*, session: Session, tenant_id: int, call: WhatsappInbound) -> I
         at=row.created_at,
         rejected=rejected,
         reply_message_id=reply_id,
+        callback_id=callback_id,
     )
     on_incoming_call(session=session, call=incoming)
     return incoming

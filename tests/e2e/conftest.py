@@ -6,6 +6,7 @@ WhatsApp simulator. Screenshots go to test-output/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -69,11 +70,15 @@ class RunningApp:
     log: Path
     # What `git status` showed before scripts/run.sh started: starting must not change it.
     tracked_before: dict[str, str] | None = None
+    # The Redis the app's workers share (state and live changes); "" for one worker without.
+    redis_url: str = ""
 
 
-@pytest.fixture(scope="package")
-def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    work = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def running_app(work: Path, **extra_env: str) -> Iterator[RunningApp]:
+    """The app as scripts/run.sh starts it, on a fresh SQLite database in ``work``, free ports
+    and the WhatsApp simulator; ``extra_env`` on top (``REDIS_URL`` and ``GRANIAN_WORKERS``
+    for several backend workers). Stopped (every child) on exit."""
     frontend, backend = free_port(), free_port()
     database_url = f"sqlite:///{work / 'e2e.db'}"
     env = {
@@ -92,14 +97,18 @@ def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> I
         # These tests run in the host's network, where 5060/8088/8089 may be anyone's;
         # the softphone tests run the dev PBX in a namespace of their own.
         "WATHEEQ_DEV_PBX": "off",
+        **extra_env,
     }
+    if "REDIS_URL" not in extra_env:
+        env.pop("REDIS_URL", None)
     log = work / "run.log"
     tracked_before = tracked_changes()
     with log.open("w") as out:
         proc = subprocess.Popen(
             ["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log, tracked_before)
+    app = RunningApp(f"http://127.0.0.1:{frontend}", f"http://127.0.0.1:{backend}", database_url, log, tracked_before,
+                     redis_url=extra_env.get("REDIS_URL", ""))
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (answers(app.base_url + "/login") and answers(app.backend_url + "/ping")):
@@ -116,6 +125,12 @@ def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> I
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="package")
+def app(chromium_installed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    with running_app(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")
@@ -143,15 +158,24 @@ def services_db(app: RunningApp):
 
     What the test writes is announced to the app as any other process's writes are: through
     the deployment's live-update bus (here the SQLite log), so open tabs see it pushed."""
+    with services_on(app) as db:
+        yield db
+
+
+@contextlib.contextmanager
+def services_on(app: RunningApp) -> Iterator:
+    """``services.db`` on ``app``'s database, this process publishing on ``app``'s live bus."""
     from services import db, live_bus
 
     engine = db.create_db_engine(app.database_url)
     db.configure(engine)
-    live_bus.start(listen=False, bus=live_bus.bus_for(redis_url="", engine=engine))
-    yield db
-    live_bus.stop()
-    db.configure(None)
-    engine.dispose()
+    live_bus.start(listen=False, bus=live_bus.bus_for(redis_url=app.redis_url, engine=engine))
+    try:
+        yield db
+    finally:
+        live_bus.stop()
+        db.configure(None)
+        engine.dispose()
 
 
 def screenshot(page, name: str) -> None:

@@ -8,7 +8,8 @@ which the identity tests need. Run inside the test's loopback-only network names
 
 A scenario is a list of steps; each one opens its own UDP port (its "phone"):
 ``{"op": "register", "port": 5081, "user": "1001", "domain": "a.pbx.localhost",
-"password": "...", "to_user": "1002"}`` -> final status code;
+"password": "...", "to_user": "1002", "expires": 60}`` -> final status code (``expires`` 0
+removes the binding: the phone unregisters);
 ``{"op": "invite", ..., "target": "sip:1001@a.pbx.localhost"}`` -> final status code;
 ``{"op": "received", "port": 5082, "wait": 1.5}`` -> the request lines that port got since
 the last "received" (an INVITE is turned away with 486).
@@ -112,9 +113,9 @@ class Phone:
         raise AssertionError("unreachable")
 
     def register(self, user: str, domain: str, password: str, to_user: str | None = None,
-                 auth_user: str | None = None) -> int:
+                 auth_user: str | None = None, expires: int = 60) -> int:
         to = f"sip:{to_user or user}@{domain}"
-        reply = self._request("REGISTER", f"sip:{domain}", user, to, domain, "Expires: 60\n", auth_user or user,
+        reply = self._request("REGISTER", f"sip:{domain}", user, to, domain, f"Expires: {expires}\n", auth_user or user,
                               password, f"reg-{secrets.token_hex(6)}")
         return int(reply.split()[1])
 
@@ -163,7 +164,7 @@ def run(steps: list[dict]) -> list:
         op = step["op"]
         if op == "register":
             results.append(phone.register(step["user"], step["domain"], step["password"], step.get("to_user"),
-                                          step.get("auth_user")))
+                                          step.get("auth_user"), step.get("expires", 60)))
         elif op == "invite":
             results.append(phone.invite(step["user"], step["domain"], step["password"], step["target"],
                                         step.get("auth_user")))

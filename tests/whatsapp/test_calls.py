@@ -1,17 +1,30 @@
-"""Incoming WhatsApp voice calls: kept once in the client's chat and timeline, the hook told,
-and, when the firm chooses, declined with the automatic text sent through the outbox; on the
-simulator and with neonize's own CallOffer event."""
+"""Incoming WhatsApp voice calls: kept once in the client's chat and timeline, counted once on
+the callback queue, the hook told, and, when the firm chooses, declined with the automatic text
+sent through the outbox; on the simulator and with neonize's own CallOffer event."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from services import db
-from services.models import MessageDirection, MessageStatus, Tenant, WhatsappGuardrailsUpdate, WhatsappMessage
+from services import callbacks, db
+from services.models import (
+    CallbackChannel,
+    CallbackMiss,
+    CallbackOutcome,
+    MessageDirection,
+    MessageStatus,
+    Tenant,
+    WhatsappGuardrailsUpdate,
+    WhatsappInbound,
+    WhatsappMessage,
+)
 from services.whatsapp import calls, guardrails, store
 from services.whatsapp.simulator import enqueue_command
 from tests import factories as f
@@ -89,3 +102,87 @@ async def test_neonize_call_offer_is_recorded_as_a_call_of_the_callers_chat(engi
             await sidecar.shutdown()
     finally:
         unsubscribe()
+
+
+def _queue(tenant_id: int, admin) -> list:
+    with db.session_scope() as session:
+        return callbacks.list_callbacks(session=session, tenant_id=tenant_id, actor=admin, include_closed=True)
+
+
+async def test_every_call_nobody_takes_counts_once_on_the_callback_queue_across_a_restart(engine: Engine, data_dir: Path) -> None:
+    async with asyncio.timeout(60):
+        tenant_id, admin = _tenant_and_admin()
+        first = simulated_sidecar(data_dir, "q1")
+        task = asyncio.create_task(first.run())
+        await _link(data_dir, first, tenant_id, admin)
+        root = _sim_root(data_dir)
+        # Two calls from one number (the first one delivered twice) and one from another number.
+        enqueue_command(tenant_id, "call", root=root, from_phone="+966507770003", call_id="Q1")
+        enqueue_command(tenant_id, "call", root=root, from_phone="+966507770003", call_id="Q1")
+        enqueue_command(tenant_id, "call", root=root, from_phone="+966507770003", call_id="Q2")
+        enqueue_command(tenant_id, "call", root=root, from_phone="+966507770004", call_id="Q3")
+        await _until(lambda: sum(i.miss_count for i in _queue(tenant_id, admin)) == 3)
+        await _stop(first, task)
+
+        # The sidecar comes back and WhatsApp delivers the calls of the offline time again.
+        second = simulated_sidecar(data_dir, "q2")
+        task = asyncio.create_task(second.run())
+        await _until(lambda: tenant_id in second.tenants and second.tenants[tenant_id].connected)
+        for call_id, phone in (("Q1", "+966507770003"), ("Q3", "+966507770004")):
+            enqueue_command(tenant_id, "call", root=root, from_phone=phone, call_id=call_id)
+        enqueue_command(tenant_id, "call", root=root, from_phone="+966507770004", call_id="Q4")
+        await _until(lambda: sum(i.miss_count for i in _queue(tenant_id, admin)) >= 4)
+        await asyncio.sleep(0.5)  # the redelivered calls have had their time
+        await _stop(second, task)
+
+    items = _queue(tenant_id, admin)
+    assert [(i.number_e164, i.channel, i.miss_count, i.closed_at) for i in items] == [
+        ("+966507770003", CallbackChannel.WHATSAPP, 2, None),
+        ("+966507770004", CallbackChannel.WHATSAPP, 2, None),
+    ]
+    with db.session_scope() as session:
+        counted = session.exec(select(CallbackMiss).where(CallbackMiss.tenant_id == tenant_id)).all()
+        calls_kept = session.exec(select(WhatsappMessage).where(WhatsappMessage.tenant_id == tenant_id, WhatsappMessage.message_type == "call")).all()
+    assert sorted(m.miss_key for m in counted) == ["wa:Q1", "wa:Q2", "wa:Q3", "wa:Q4"]
+    assert sorted(m.wa_message_id for m in calls_kept) == ["call-Q1", "call-Q2", "call-Q3", "call-Q4"]
+
+
+def _call_event(call_id: str, phone: str = "+966507770005", chat_jid: str | None = None) -> WhatsappInbound:
+    return WhatsappInbound(
+        wa_message_id=f"call-{call_id}", chat_jid=chat_jid or f"{phone[1:]}@s.whatsapp.net", remote_e164=phone if chat_jid is None else None,
+        message_type="call", timestamp=datetime.now(timezone.utc) - timedelta(minutes=3),
+    )
+
+
+def test_the_call_and_its_queue_item_are_one_transaction_and_a_closed_item_is_not_reopened(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant_id, admin = _tenant_and_admin()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the queue is down")
+
+    # The queue fails: the call is not kept either (the sidecar's writer retries it).
+    with monkeypatch.context() as m:
+        m.setattr(callbacks, "record_whatsapp_call", broken)
+        with pytest.raises(RuntimeError), db.session_scope() as session:
+            calls.record_call(session=session, tenant_id=tenant_id, call=_call_event("T1"))
+    with db.session_scope() as session:
+        assert session.exec(select(WhatsappMessage).where(WhatsappMessage.tenant_id == tenant_id)).all() == []
+    assert _queue(tenant_id, admin) == []
+
+    with db.session_scope() as session:
+        incoming = calls.record_call(session=session, tenant_id=tenant_id, call=_call_event("T1"))
+    assert incoming is not None and incoming.callback_id is not None
+    [item] = _queue(tenant_id, admin)
+    assert (item.id, item.channel, item.miss_count, item.first_missed_at) == (incoming.callback_id, CallbackChannel.WHATSAPP, 1, incoming.at)
+    with db.session_scope() as session:
+        callbacks.close(session=session, tenant_id=tenant_id, actor=admin, callback_id=item.id, outcome=CallbackOutcome.REACHED)
+    # Seen again after the item was closed: neither stored nor counted, no new item opens.
+    with db.session_scope() as session:
+        assert calls.record_call(session=session, tenant_id=tenant_id, call=_call_event("T1")) is None
+        assert callbacks.record_whatsapp_call(session, tenant_id, number="+966507770005", call_id="T1", at=incoming.at) == item.id
+    assert [(i.id, i.miss_count, i.outcome) for i in _queue(tenant_id, admin)] == [(item.id, 1, CallbackOutcome.REACHED)]
+    # A caller known only by an unmapped LID is kept in the chat but has no number to call back.
+    with db.session_scope() as session:
+        lid_call = calls.record_call(session=session, tenant_id=tenant_id, call=_call_event("T2", chat_jid="123456789012345@lid"))
+    assert lid_call is not None and lid_call.callback_id is None
+    assert len(_queue(tenant_id, admin)) == 1

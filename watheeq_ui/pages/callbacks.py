@@ -193,6 +193,11 @@ def callback_item(row: CallbackRow, *, actions: bool = True) -> rx.Component:
                 rx.text(row.number, weight="medium", dir="ltr", data_testid="callback-number"),
                 name_text(row.client),
                 rx.badge(t_fmt("cb_misses", n=row.misses), color_scheme="gray", data_testid="callback-count"),
+                rx.cond(
+                    row.channel == "WHATSAPP",
+                    rx.badge(t("cb_channel_WHATSAPP"), color_scheme="green", data_testid="callback-channel", data_channel="WHATSAPP"),
+                    rx.badge(t("cb_channel_CALL"), color_scheme="gray", variant="outline", data_testid="callback-channel", data_channel="CALL"),
+                ),
                 rx.cond(row.outside_hours, rx.badge(t("cb_outside_hours"), color_scheme="amber")),
                 align="center",
                 spacing="2",
