@@ -230,3 +230,21 @@ def test_a_folded_softphone_row_hands_its_call_id_so_its_late_events_find_the_ca
     late = _softphone(session, firm, amal, "1001", SoftphoneEventKind.ENDED, call_id="late@host", at=41, started=1, answered=4)
     assert late.id == call.id and len(_calls(session, firm.tenant)) == 1
     assert session.get(Call, call.id).talk_seconds == 37  # the PBX's figure stands
+
+
+def test_a_row_with_another_call_id_is_not_taken_by_the_time_window_however_close(session):
+    """Seen in the lab: the agent called the client back (the softphone's row, Call-ID A, whose
+    PBX record was lost in a PBX restart) and 6 s later the client called the agent (Call-ID B).
+    The record of B must not fold into A's row by agent, number and time."""
+    firm, agents = _firm(session)
+    amal = agents["1001"]
+    earlier = _softphone(session, firm, amal, "1001", SoftphoneEventKind.NEW, call_id="callback@lab", at=0, started=0)
+    result = ingest(session=session, tenant_id=firm.tenant.id, records=[
+        leg("L7", position=1, extension="1001", start=6, answer=7, end=12, sip_call_id="incoming@lab"),
+    ])
+    assert (result.calls_created, result.calls_merged) == (1, 0)
+    rows = {c.id: (c.sip_call_id, c.pbx_linked_id) for c in _calls(session, firm.tenant)}
+    assert rows[earlier.id] == ("callback@lab;in=1001", None)
+    # The softphone's own events of B still find B's call (the one the PBX record made).
+    late = _softphone(session, firm, amal, "1001", SoftphoneEventKind.ENDED, call_id="incoming@lab", at=12, started=6, answered=7)
+    assert late.id != earlier.id and late.status == CallStatus.COMPLETED

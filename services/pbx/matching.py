@@ -12,7 +12,8 @@ order, for one PBX call (every leg of one ``linked_id`` in the batch):
 3. **Agent, number, time**: a row of the same agent (its extension, or the user behind the
    extension) and the same remote number (E.164 when it normalises, as typed otherwise) that
    started within :data:`WINDOW` of the call and has no linked id yet; per agent the closest
-   in time. For PBXs whose records carry no Call-ID (the UCM6301). The agents are those of
+   in time. For PBXs whose records carry no Call-ID (the UCM6301): when the records do carry
+   one, a row that has another Call-ID is never taken by this rule. The agents are those of
    the legs the ledger sees for the first time (an agent's row is looked for once, when
    their leg comes), the start is the call's, over all its legs.
 
@@ -166,9 +167,12 @@ def find_rows(session: Session, tenant_id: int, groups: dict[str, Group], number
         by_number.setdefault(row.remote_e164 or row.remote_number, []).append(row)
     for group in wanted:
         number = group.remote_e164 or numbers[group.linked_id]
+        # A PBX that gives the Call-ID matched its softphone rows by rule 1: a row with another
+        # Call-ID is another call, however close in time (a callback to the same number).
+        carries_call_id = any(r.sip_call_id for r in group.records)
         best: dict[Any, Any] = {}
         for row in by_number.get(number, ()):
-            if row.id in taken:
+            if row.id in taken or (carries_call_id and row.sip_call_id):
                 continue
             if abs(row.started_at - group.start) > WINDOW:
                 continue

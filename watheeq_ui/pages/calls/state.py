@@ -76,9 +76,12 @@ def _recording_state(stored: bool, purged: bool, failed: bool) -> str:
     return "purged" if purged else ("failed" if failed else "pending")
 
 
-def recording_url(session_id: int, recording_id: int) -> str:
+def recording_url(session_id: int, recording_id: int, renewal: int = 0) -> str:
+    """The player's link. A link signed now is the same for minutes (a re-read keeps the player
+    going); ``renewal`` makes a renewed one differ from the link the player gave up on, or the
+    browser would keep the broken source it already has."""
     sig = recordings.sign_link(session_id=session_id, recording_id=recording_id)
-    query = urlencode({"session": session_id, "sig": sig})
+    query = urlencode({"session": session_id, "sig": sig, **({"renewal": renewal} if renewal else {})})
     return f"{get_config().api_url}/api/v1/call-center/recordings/{recording_id}?{query}"
 
 
@@ -172,6 +175,7 @@ class CallsState(rx.State):
     panel_open: bool = False
     # When the recordings' signed links were last renewed after a player error (monotonic s).
     _links_renewed_at: float = 0.0
+    _link_renewals: int = 0
     call: CallView = CallView()
     legs: list[LegView] = []
     cases: list[Option] = []
@@ -363,9 +367,10 @@ class CallsState(rx.State):
         if principal is None or clock.monotonic() - self._links_renewed_at < 60:
             return
         self._links_renewed_at = clock.monotonic()
-        session_id = await tab_session_id(self)
+        self._link_renewals += 1
+        session_id, renewal = await tab_session_id(self), self._link_renewals
         self.call = self.call.model_copy(
-            update={"recordings": [r.model_copy(update={"url": recording_url(session_id, r.id)}) if r.url else r for r in self.call.recordings]}
+            update={"recordings": [r.model_copy(update={"url": recording_url(session_id, r.id, renewal)}) if r.url else r for r in self.call.recordings]}
         )
 
     @rx.event
