@@ -256,11 +256,19 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=20)
     args = parser.parse_args()
     logging.getLogger("watheeq").setLevel(logging.WARNING)
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    if args.only is not None:
+        print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    if args.only is None:
+        # Each part in its own process, on its own database and data folder.
+        import subprocess
+
+        for part in ("inbound", "send"):
+            subprocess.run([sys.executable, __file__, "--only", part, *sys.argv[1:]], check=True)
+        return
     SQLModel.metadata.create_all(db.get_engine())
-    if args.only != "send":
+    if args.only == "inbound":
         asyncio.run(inbound(args.messages, args.sessions, args.media_share))
-    if args.only != "inbound":
+    else:
         send(args.sends, args.size_mb)
 
 
