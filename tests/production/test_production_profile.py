@@ -343,3 +343,34 @@ def test_a_killed_backend_worker_is_replaced_and_browsers_continue(prod: Prod, b
     page.goto(f"{SITE}/calls")
     expect(page.get_by_test_id("call-row").first).to_be_visible(timeout=20_000)
     ctx.close()
+
+
+def test_a_killed_sidecar_s_firm_moves_to_the_other_sidecar_within_the_lease(prod: Prod) -> None:
+    """The two sidecars of the topology share the firms under leases: the one holding the demo
+    firm's line is killed (SIGKILL to its whole process group, as a crashed host would lose
+    it) and the other takes the line over once the lease lapses (30 s, renewed every 10 s)."""
+    from services.models import Role, User, WhatsappSession
+    from services.whatsapp import sessions
+    from tests.factories import principal_of
+
+    def holder() -> str | None:
+        with Session(prod.engine) as s:
+            return s.execute(sa.select(WhatsappSession.worker_id).where(WhatsappSession.tenant_id == prod.tenant_id)).scalar_one_or_none()
+
+    if holder() is None:
+        # Run alone: ask for the line as the admin's "Link" does; a sidecar claims it.
+        with Session(prod.engine) as s:
+            admin = s.execute(sa.select(User).where(User.tenant_id == prod.tenant_id, User.role == Role.ADMIN)).scalars().first()
+            sessions.init_session(session=s, tenant_id=prod.tenant_id, actor=principal_of(admin))
+            s.commit()
+    first = e2e.wait_until(holder, 30, "a sidecar holding the firm's line", interval=0.5)
+    lock = ROOT / "data" / "whatsapp" / "sidecars" / f"{first.rsplit(':', 1)[1]}.lock"
+    leader = int(lock.read_text().split()[0])
+    assert leader in prod.netns.members()
+    os.killpg(leader, signal.SIGKILL)
+    killed = time.monotonic()
+    second = e2e.wait_until(lambda: (h := holder()) not in (None, first) and h, 60, "the other sidecar taking the line", interval=0.5)
+    took = time.monotonic() - killed
+    print(f"\nsidecar {first} killed -> line held by {second} after {took:.1f} s (lease 30 s)")
+    assert took <= 30 + 10, took
+    assert prod.log(f"{second.rsplit(':', 1)[1]}.log")
