@@ -131,3 +131,21 @@ def test_a_received_pdf_is_saved_to_a_case_listed_downloaded_and_sent_back(page,
         screenshot(agent, "case-file-sent")
     finally:
         context.close()
+        # The app is shared with the other browser tests: leave the line unlinked, as found.
+        from services import whatsapp
+        from services.models import Principal, Role, User
+
+        with services_db.session_scope() as session:
+            admin = session.execute(sa.select(User).where(User.tenant_id == tenant_id, User.role == Role.ADMIN)).scalars().first()
+            whatsapp.disconnect(session=session, tenant_id=tenant_id,
+                                actor=Principal(user_id=admin.id, tenant_id=tenant_id, role=Role.ADMIN))
+        from services.models import WhatsappSession, WhatsappStatus
+
+        def unlinked() -> bool:
+            with services_db.session_scope() as session:
+                status = session.execute(sa.select(WhatsappSession.status).where(WhatsappSession.tenant_id == tenant_id)).scalar_one_or_none()
+            return status in (None, WhatsappStatus.DISCONNECTED)
+
+        deadline = time.monotonic() + 20
+        while not unlinked() and time.monotonic() < deadline:
+            time.sleep(0.2)

@@ -89,6 +89,8 @@ def _link_line(app, services_db) -> None:
     from services.whatsapp.simulator import enqueue_command
 
     admin = _admin_principal(services_db)
+    if _line_status(services_db, admin.tenant_id) == "CONNECTED":
+        return  # linked by an earlier test of the app
     with services_db.session_scope() as session:
         whatsapp.init_session(session=session, tenant_id=admin.tenant_id, actor=admin)
     _wait(lambda: _line_status(services_db, admin.tenant_id) == "QR_PENDING", 20)
@@ -216,6 +218,8 @@ def test_a_crafted_last_activity_in_the_browser_cannot_keep_an_idle_session(page
 
 
 def test_an_agent_never_gets_the_linking_qr_while_the_admin_does(browser, app, services_db):
+    if _line_status(services_db, _admin_principal(services_db).tenant_id) != "DISCONNECTED":
+        _unlink_line(services_db)  # an earlier test of the app left the line linked
     admin_ctx = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=app.base_url)
     agent_ctx = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=app.base_url)
     admin, agent = admin_ctx.new_page(), agent_ctx.new_page()
