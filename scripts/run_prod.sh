@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run-prod`: the production topology on one machine, every part from Debian or PyPI
-# packages, started and stopped together (Ctrl-C stops all):
+# packages, started and stopped together (Ctrl-C stops all; a sidecar or reconciler that
+# exits is restarted, anything else exiting stops all):
 #   Caddy        HTTPS on WATHEEQ_HTTPS_PORT (HTTP redirects), one origin for everything
 #   PostgreSQL   WATHEEQ_DATABASE_URL, migrated on start
 #   Redis        REDIS_URL, or a local redis-server started here
@@ -101,11 +102,26 @@ pids+=("$app_pid")
 
 # Sidecars and call-record reconcilers share the firms under leases; each sidecar's name
 # keeps its identity across restarts, so a restarted one takes its own firms back at once.
+# Each is restarted when it exits (as the systemd units in deploy/ do), after
+# WATHEEQ_PROD_RESTART_SECONDS (5): meanwhile the other sidecars and reconcilers take its firms
+# over when its leases lapse, and the restarted one takes back what it still holds at once.
+# Only the app, Caddy, Redis or the PBX lab exiting stops the whole topology.
+restart_after=${WATHEEQ_PROD_RESTART_SECONDS:-5}
+declare -A part_of=()
+start_part() {  # start_part NAME: a sidecar-N or reconciler-N, its output appended to its log
+  local name=$1
+  case "$name" in
+    sidecar-*) setsid .venv/bin/python -m services.whatsapp.sidecar --name "$name" >>"$run_dir/$name.log" 2>&1 & ;;
+    reconciler-*) setsid .venv/bin/python -m services.pbx.reconciler >>"$run_dir/$name.log" 2>&1 & ;;
+  esac
+  pids+=($!)
+  part_of[$!]=$name
+}
 for i in $(seq 1 "$sidecars"); do
-  setsid .venv/bin/python -m services.whatsapp.sidecar --name "sidecar-$i" >"$run_dir/sidecar-$i.log" 2>&1 &
-  pids+=($!)
-  setsid .venv/bin/python -m services.pbx.reconciler >"$run_dir/reconciler-$i.log" 2>&1 &
-  pids+=($!)
+  : >"$run_dir/sidecar-$i.log"
+  : >"$run_dir/reconciler-$i.log"
+  start_part "sidecar-$i"
+  start_part "reconciler-$i"
 done
 
 # Caddy's state (its internal CA, certificates) stays in the project's data folder.
@@ -130,5 +146,26 @@ if [ "${WATHEEQ_TLS_MODE:-internal}" = internal ]; then
   echo "    (Windows: certutil -addstore -f ROOT root.crt; Debian: copy to /usr/local/share/ca-certificates/ and run update-ca-certificates)."
 fi
 echo "    Logs: $run_dir/{app,caddy,sidecar-N,reconciler-N,redis}.log"
-wait -n "${pids[@]}" || true
-stop
+while true; do
+  wait -n "${pids[@]}" || true
+  alive=()
+  ended=()
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); else ended+=("$pid"); fi
+  done
+  pids=("${alive[@]}")
+  for pid in "${ended[@]}"; do
+    name=${part_of[$pid]:-}
+    if [ -z "$name" ]; then
+      echo "==> a core part (pid $pid: the app, Caddy, Redis or the PBX lab) exited" >&2
+      stop
+      exit 1
+    fi
+    unset "part_of[$pid]"
+    echo "==> $name exited; restarting it in ${restart_after} s (its firms move to the others when its leases lapse)"
+    ( sleep "$restart_after" ) &
+    wait $! || true
+    [ "$stopping" = 1 ] && exit 0
+    start_part "$name"
+  done
+done
