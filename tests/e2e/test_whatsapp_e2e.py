@@ -356,16 +356,7 @@ def test_a_client_sends_a_photo_a_pdf_and_a_voice_note(page, app, services_db, t
 
     from services.whatsapp.simulator import enqueue_command
 
-    login(page, "ADMIN")
-    tenant_id = _admin_tenant(services_db)
-    root = _sim_root(app)
-    page.goto("/whatsapp")
-    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
-    if page.get_by_test_id("wa-panel-connected").count() == 0:
-        page.get_by_test_id("wa-link").click()
-        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
-        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
-    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+    tenant_id, root = _linked_line(page, app, services_db)
 
     # A real PNG (8x8, red), a PDF, and a real audio file.
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * 8 for _ in range(8))
@@ -438,18 +429,7 @@ def test_while_the_sidecar_is_stopped_the_page_says_the_service_is_not_running(p
     stale CONNECTED; resumed, the line is CONNECTED again."""
     import signal
 
-    from services.whatsapp.simulator import enqueue_command
-
-    login(page, "ADMIN")
-    tenant_id = _admin_tenant(services_db)
-    root = _sim_root(app)
-    page.goto("/whatsapp")
-    page.locator("[data-testid=wa-panel-connected], [data-testid=wa-panel-disconnected]").first.wait_for(timeout=15_000)
-    if page.get_by_test_id("wa-panel-connected").count() == 0:
-        page.get_by_test_id("wa-link").click()
-        expect(page.get_by_test_id("wa-qr")).to_be_visible(timeout=15_000)
-        enqueue_command(tenant_id, "scan", root=root, phone=FIRM_PHONE, push_name="Firm Phone")
-    expect(page.get_by_test_id("wa-panel-connected")).to_be_visible(timeout=15_000)
+    _, root = _linked_line(page, app, services_db)
     lock = root.parent / "sidecars" / "sidecar-1.lock"
     supervisor = int(lock.read_text().split()[0])
     os.killpg(supervisor, signal.SIGSTOP)
