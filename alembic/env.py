@@ -5,7 +5,6 @@ from sqlmodel import SQLModel
 
 import services.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from services import db
-from services.models.call_center import include_in_autogenerate
 
 target_metadata = SQLModel.metadata
 
@@ -27,7 +26,6 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_name=include_in_autogenerate,
         # New migrations name custom types by the package's public path (services.models.UTCDateTime).
         user_module_prefix="services.models.",
     )

@@ -15,7 +15,6 @@ from sqlmodel import SQLModel
 
 from services import db, migrate
 from services import models  # noqa: F401  (registers every table)
-from services.models.call_center import include_in_autogenerate
 
 POSTGRES_URL = os.environ.get("WATHEEQ_TEST_POSTGRES_URL")
 T = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
@@ -26,9 +25,7 @@ def _schema_differences(url: str) -> list[str]:
     engine = db.create_db_engine(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": False, "include_name": include_in_autogenerate}
-            )
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
             return [_describe(diff) for diff in compare_metadata(context, SQLModel.metadata)]
     finally:
         engine.dispose()

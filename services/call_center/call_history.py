@@ -34,7 +34,6 @@ from services.models import (
     Tenant,
     User,
 )
-from services.models.call_center import NUMBER_FTS
 from services.pbx.recordings import MAX_FETCH_ATTEMPTS
 from services.paging import decode_cursor, encode_cursor
 from services.tenancy import owned_by, owned_join, tenant_select
@@ -169,18 +168,7 @@ def get_call_legs(*, session: Session, tenant_id: int, actor: Principal, call_id
 _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
 
 
-_number_fts = sa.table(NUMBER_FTS, sa.column("rowid"), sa.column("number"))
-
-
-def _number_condition(number: str, region: str, dialect: str) -> sa.ColumnElement[bool]:
-    """Calls whose number holds the digits typed (or, typed with the trunk 0, without it, or
-    the number's E.164 form), anywhere in it.
-
-    The number searched is the E.164 form, or the number as dialled when it is no phone
-    number (an extension, a withheld or odd caller id): ``coalesce(remote_e164,
-    remote_number)``, whose trigram index (services.models.call_center.NUMBER_INDEX_*)
-    answers ``LIKE '%digits%'``: FTS5 on SQLite, pg_trgm on PostgreSQL.
-    """
+def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
     digits = phones.digits_of(number)
     if not digits:
         raise Invalid("number", "search by the digits of a number")
@@ -188,18 +176,17 @@ def _number_condition(number: str, region: str, dialect: str) -> sa.ColumnElemen
     if digits.startswith("0") and len(digits) > 1:
         # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix.
         fragments.add(digits.lstrip("0"))
+    conditions = []
+    for fragment in fragments:
+        pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
+        conditions.append(Call.remote_e164.like(pattern))
+        # The number as dialled matters only when it is no phone number (an extension, a
+        # withheld or odd caller id); otherwise its E.164 form holds the same digits.
+        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
     e164 = phones.try_normalise(number, region)
     if e164:
-        # Typed as the firm's country writes it ("8 912…" is "+7912…"): its E.164 form too.
-        fragments.add(e164)
-    # A fragment holding another finds nothing more ("0501…" and "+966501…" hold "501…"):
-    # usually one pattern is left. Digits and a leading "+" only: no LIKE wildcard slips in.
-    patterns = [f"%{f}%" for f in sorted(fragments) if not any(o != f and o in f for o in fragments)]
-    if dialect == "sqlite":
-        found = sa.select(_number_fts.c.rowid).where(sa.or_(*(_number_fts.c.number.like(p) for p in patterns)))
-        return Call.id.in_(found)
-    searched = sa.func.coalesce(Call.remote_e164, Call.remote_number)
-    return sa.or_(*(searched.like(p) for p in patterns))
+        conditions.append(Call.remote_e164 == e164)
+    return sa.or_(*conditions)
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -224,7 +211,7 @@ def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -
         conds.append(Call.client_id == filters.client_id)
     if filters.number is not None and filters.number.strip():
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        conds.append(_number_condition(filters.number, region, session.get_bind().dialect.name))
+        conds.append(_number_condition(filters.number, region))
     return conds
 
 

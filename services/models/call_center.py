@@ -130,8 +130,8 @@ class Call(CallBase, TenantOwned, table=True):
         sa.Index("ix_call_tenant_status_started", "tenant_id", "status", "started_at"),
         sa.Index("ix_call_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         sa.Index("ix_call_tenant_client_started", "tenant_id", "client_id", "started_at"),
-        # Exact number lookups (the caller's E.164). A search on any part of a number uses the
-        # trigram index below (NUMBER_INDEX).
+        # Number search matches digits anywhere in either number (LIKE '%…%'); with both
+        # numbers and the start time in the index it reads the index only, never the rows.
         sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number", "started_at"),
         # Covers every column call statistics aggregate, so a month of calls is summed
         # from the index alone.
@@ -351,50 +351,3 @@ class CallsPage(SQLModel):
     next_cursor: str | None = None
     page: int | None = None
     page_size: int
-
-
-# Number search on any part of a number: a trigram index over the number a call is searched by,
-# ``coalesce(remote_e164, remote_number)`` (the E.164 form, or as dialled when it is no phone
-# number). SQLite: an FTS5 table with the trigram tokenizer (its rowid is the call's id) kept
-# by triggers; PostgreSQL: pg_trgm's GIN index on the expression. Both answer
-# ``LIKE '%digits%'`` from the index when the digits are three or more, and give exactly what
-# a scan of the column gives (tests/test_number_search.py). Not SQLModel tables: created with
-# the ``call`` table on SQLite (create_all) and by migration ns01a1b20010 on both, and left out of autogenerate
-# (``NUMBER_INDEX_OBJECTS``).
-NUMBER_TEXT = "coalesce(remote_e164, remote_number)"
-NUMBER_FTS = "call_number_fts"
-NUMBER_INDEX_SQLITE = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {NUMBER_FTS} USING fts5(number, tokenize='trigram')",
-    f"CREATE TRIGGER IF NOT EXISTS {NUMBER_FTS}_ai AFTER INSERT ON call BEGIN "
-    f"INSERT INTO {NUMBER_FTS}(rowid, number) VALUES (new.id, coalesce(new.remote_e164, new.remote_number)); END",
-    f"CREATE TRIGGER IF NOT EXISTS {NUMBER_FTS}_au AFTER UPDATE OF remote_e164, remote_number ON call BEGIN "
-    f"DELETE FROM {NUMBER_FTS} WHERE rowid = old.id; "
-    f"INSERT INTO {NUMBER_FTS}(rowid, number) VALUES (new.id, coalesce(new.remote_e164, new.remote_number)); END",
-    f"CREATE TRIGGER IF NOT EXISTS {NUMBER_FTS}_ad AFTER DELETE ON call BEGIN DELETE FROM {NUMBER_FTS} WHERE rowid = old.id; END",
-)
-NUMBER_INDEX_SQLITE_DROP = (
-    f"DROP TRIGGER IF EXISTS {NUMBER_FTS}_ai",
-    f"DROP TRIGGER IF EXISTS {NUMBER_FTS}_au",
-    f"DROP TRIGGER IF EXISTS {NUMBER_FTS}_ad",
-    f"DROP TABLE IF EXISTS {NUMBER_FTS}",
-)
-NUMBER_INDEX_POSTGRES_EXTENSION = "CREATE EXTENSION IF NOT EXISTS pg_trgm"
-# The operator class is named with the schema the extension lives in (found when the index is
-# made): the schema the tables are in need not be on the search path of the extension's.
-NUMBER_INDEX_POSTGRES = 'CREATE INDEX IF NOT EXISTS ix_call_number_trgm ON "call" USING gin ((' + NUMBER_TEXT + ') "{schema}".gin_trgm_ops)'
-NUMBER_INDEX_POSTGRES_SCHEMA = "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'"
-NUMBER_INDEX_POSTGRES_DROP = ("DROP INDEX IF EXISTS ix_call_number_trgm",)
-NUMBER_INDEX_OBJECTS = frozenset(
-    {NUMBER_FTS, *(f"{NUMBER_FTS}_{part}" for part in ("data", "idx", "content", "docsize", "config")), "ix_call_number_trgm"}
-)
-
-
-def include_in_autogenerate(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic's ``include_name`` (alembic/env.py, tests/test_migrations.py): the number
-    search's trigram index is no SQLModel table, and autogenerate leaves it alone."""
-    return name not in NUMBER_INDEX_OBJECTS
-
-for _statement in NUMBER_INDEX_SQLITE:
-    sa.event.listen(Call.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in NUMBER_INDEX_SQLITE_DROP:
-    sa.event.listen(Call.__table__, "after_drop", sa.DDL(_statement).execute_if(dialect="sqlite"))
