@@ -561,6 +561,15 @@ def test_number_search_finds_internal_extensions_by_the_dialled_digits(session, 
     assert [c.id for c in _history(session, firm, filters=CallFilters(number="1002")).data] == [ext.id]
 
 
+def test_a_search_for_zeros_finds_only_numbers_with_those_zeros(session, firm):
+    """Found by bench_number_search: "0000" with its trunk 0s dropped left nothing to look
+    for, and every call matched."""
+    zeros = _log(session, firm, remote_number="0550000123")
+    _log(session, firm, remote_number="0501234567")
+    page = _history(session, firm, filters=CallFilters(number="0000"))
+    assert [c.id for c in page.data] == [zeros.id] and page.count == 1
+
+
 def test_number_search_without_digits_is_invalid(session, firm):
     _log(session, firm, remote_number="0501234567")
     with pytest.raises(Invalid) as err:

@@ -173,8 +173,9 @@ def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
     if not digits:
         raise Invalid("number", "search by the digits of a number")
     fragments = {digits}
-    if digits.startswith("0") and len(digits) > 1:
-        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix.
+    if digits.startswith("0") and digits.lstrip("0"):
+        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix
+        # (not from "0000", which would leave nothing, and nothing is in every number).
         fragments.add(digits.lstrip("0"))
     conditions = []
     for fragment in fragments:
