@@ -40,7 +40,7 @@ def _client_with_a_case(services_db, tenant_id: int, stamp: int) -> tuple[int, s
     from services import clients
     from services.models import ClientCreate
 
-    local = f"05{random.randint(10_000_000, 99_999_999)}"
+    local = f"050{random.randint(1_000_000, 9_999_999)}"  # 050: a mobile prefix (052 is not one)
     name = f"AAA Case files {stamp}"
     title = f"Tenancy claim {stamp}"
     with services_db.session_scope() as session:
