@@ -8,11 +8,10 @@ the role rules of :func:`services.pbx.recordings.open_for` apply.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services import accounts
@@ -21,12 +20,9 @@ from services.models import CasePublic
 from services.pbx import recordings, retention
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, SessionDep, TokenDep
 from watheeq_ui.api.errors import responses
+from watheeq_ui.api.files import parse_range, range_refused
 
 router = APIRouter(prefix="/call-center", tags=["recordings"], responses=responses(401))
-
-# One range only ("bytes=first-last", "bytes=first-", "bytes=-suffix"); anything else, a
-# list of ranges included, is ignored as RFC 9110 allows and the whole file is sent.
-_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
 
 _AUDIO = {"schema": {"type": "string", "format": "binary"}}
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,19 +30,6 @@ _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     206: {"description": "The bytes of the Range, with Content-Range: bytes first-last/size", "content": {"audio/wav": _AUDIO, "audio/mpeg": _AUDIO, "audio/ogg": _AUDIO}},
     **responses(401, 404, 416),
 }
-
-
-def _parse_range(header: str | None) -> tuple[int | None, int | None] | None:
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None or (match[1] == "" and match[2] == ""):
-        return None
-    start = int(match[1]) if match[1] else None
-    end = int(match[2]) if match[2] else None
-    if start is not None and end is not None and end < start:
-        return None
-    return start, end
 
 
 @router.get("/recordings/{recording_id}", response_class=StreamingResponse, responses=_STREAM_RESPONSES)
@@ -69,8 +52,7 @@ def stream_recording(
         principal = recordings.principal_for_link(session=session, session_id=session_id, recording_id=recording_id, signature=sig)
     else:
         raise AuthenticationFailed("not authenticated: send an Authorization: Bearer token")
-    wanted = _parse_range(range_header)
-    start, end = wanted if wanted is not None else (None, None)
+    start, end = parse_range(range_header)
     try:
         stream = recordings.open_for(
             principal,
@@ -82,11 +64,7 @@ def stream_recording(
             action="download" if download else "play",
         )
     except recordings.RangeNotSatisfiable as exc:
-        return JSONResponse(
-            status_code=status.HTTP_416_RANGE_NOT_SATISFIABLE,
-            content={"detail": str(exc)},
-            headers={"Content-Range": f"bytes */{exc.size}", "Accept-Ranges": "bytes"},
-        )
+        return range_refused(exc)
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(stream.end - stream.start + 1 if stream.size else 0),
