@@ -6,10 +6,13 @@ point at these rows too, and keep them: a blob a case keeps is not deleted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from sqlmodel import Session
 
 from services import key_rotation, storage
-from services.errors import Conflict
+from services.errors import Conflict, NotFound
 from services.models import Blob, BlobKind, CaseFile
 from services.tenancy import get_owned, tenant_select
 
@@ -49,3 +52,41 @@ def delete(*, session: Session, tenant_id: int, blob_id: int, store: storage.Sto
     session.delete(blob)
     session.flush()
     return removed
+
+
+@dataclass(frozen=True)
+class BlobStream:
+    """Bytes ``start``..``end`` (inclusive) of a stored file, read as they are sent;
+    ``partial`` when a range was asked for (the HTTP answer is then 206)."""
+
+    content_type: str
+    size: int
+    start: int
+    end: int
+    partial: bool
+    chunks: Iterator[bytes]
+    filename: str
+
+
+def open_stream(
+    blob: Blob,
+    *,
+    start: int | None,
+    end: int | None,
+    filename: str,
+    content_type: str | None = None,
+    what: str = "file",
+    store: storage.Store | None = None,
+) -> BlobStream:
+    """The bytes of ``blob`` in the range ``start``..``end`` (:func:`services.storage.resolve_range`;
+    RangeNotSatisfiable outside the file), decrypted chunk by chunk. The caller has checked who
+    may read it. NotFound when the file is gone from the store."""
+    store = store or storage.default_store()
+    try:
+        size = store.size(blob.storage_key)
+    except storage.NotStored:
+        raise NotFound(f"the {what} is missing") from None
+    first, last, partial = storage.resolve_range(start, end, size, what=what)
+    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSES[BlobKind(blob.kind)])
+    name = filename.replace('"', "").replace("\n", " ")
+    return BlobStream(content_type or blob.content_type or "application/octet-stream", size, first, last, partial, chunks, name)

@@ -20,7 +20,6 @@ from services import audit, authz, blobs, security, storage
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
     Blob,
-    BlobKind,
     Case,
     CaseFile,
     CaseFilePublic,
@@ -37,7 +36,6 @@ from services.models import (
     WhatsappSend,
     utcnow,
 )
-from services.storage import resolve_range
 from services.tenancy import get_owned, owned_by, owned_join
 from services.whatsapp import media, outbox_files
 
@@ -180,7 +178,7 @@ def open_case_file(
     start: int | None = None,
     end: int | None = None,
     store: storage.Store | None = None,
-) -> media.MediaStream:
+) -> blobs.BlobStream:
     """A case file's bytes for a member of its firm (anyone else: not found), by byte range
     (:func:`services.storage.resolve_range`; RangeNotSatisfiable outside the file)."""
     if principal.tenant_id != tenant_id:
@@ -188,15 +186,7 @@ def open_case_file(
     found = get_case_file(session=session, tenant_id=tenant_id, actor=principal, case_file_id=case_file_id, case_id=case_id)
     row = get_owned(session, CaseFile, tenant_id, found.id, what="case file")
     blob = get_owned(session, Blob, tenant_id, row.blob_id, what="file")
-    store = store or storage.default_store()
-    try:
-        size = store.size(blob.storage_key)
-    except storage.NotStored:
-        raise NotFound("the file is missing") from None
-    first, last, partial = resolve_range(start, end, size)
-    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=blobs.PURPOSES[BlobKind(blob.kind)])
-    name = row.name.replace('"', "").replace("\n", " ") or f"case-file-{row.id}"
-    return media.MediaStream(row.content_type or "application/octet-stream", size, first, last, partial, chunks, name)
+    return blobs.open_stream(blob, start=start, end=end, filename=row.name or f"case-file-{row.id}", content_type=row.content_type, store=store)
 
 
 def send_case_file(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from services import audit, db, storage
+from services import audit, blobs, db, storage
 from services.errors import Conflict, Forbidden, Invalid, NotFound
 from services.models import AuditEvent, Blob, CallLeg, CallRecording, PbxSettings, Role, User, utcnow
 from services.pbx import recordings, retention
@@ -173,7 +173,7 @@ def _stored(session, source, store, **kw):
     return firm, call, _row(session, rec.id)
 
 
-def _read(stream: recordings.RecordingStream) -> bytes:
+def _read(stream: blobs.BlobStream) -> bytes:
     return b"".join(stream.chunks)
 
 
@@ -201,7 +201,7 @@ def test_a_range_returns_the_right_bytes_and_is_audited_with_it(session, source,
     assert _read(s) == original[-100:]
     s = recordings.open_for(firm.manager, session=session, tenant_id=tid, recording_id=rec.id, start=10, end=10**9, store=store)
     assert _read(s) == original[10:]
-    with pytest.raises(recordings.RangeNotSatisfiable) as err:
+    with pytest.raises(storage.RangeNotSatisfiable) as err:
         recordings.open_for(firm.manager, session=session, tenant_id=tid, recording_id=rec.id, start=len(original), end=None, store=store)
     assert err.value.size == len(original)
     ranges = [(e.action, e.detail["range"]) for e in audit.list_events(session=session, tenant_id=tid, object_type="call_recording")]

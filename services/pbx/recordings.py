@@ -27,7 +27,6 @@ from sqlmodel import Session
 
 from services import accounts, audit, blobs, key_rotation, security, storage
 # The byte-range rules and their 416 are the store's (one place for recordings and media).
-from services.storage import RangeNotSatisfiable, resolve_range  # noqa: F401  (re-exported for the routes)
 from services.authz import Permission, allowed
 from services.errors import AuthenticationFailed, Invalid, NotFound
 from services.models import Blob, BlobKind, Call, CallLeg, CallRecording, Principal, utcnow
@@ -211,20 +210,6 @@ def delete_files_of_call(*, session: Session, tenant_id: int, call_id: int, stor
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class RecordingStream:
-    recording_id: int
-    call_id: int
-    content_type: str
-    size: int
-    # The bytes served, inclusive; partial when a range was asked for.
-    start: int
-    end: int
-    partial: bool
-    chunks: Iterator[bytes]
-    filename: str
-
-
 def _may_play(session: Session, tenant_id: int, principal: Principal, call_id: int) -> bool:
     if allowed(principal, Permission.PLAY_ANY_RECORDING):
         return True
@@ -268,7 +253,7 @@ def open_for(
     end: int | None = None,
     action: str = "play",
     store: storage.Store | None = None,
-) -> RecordingStream:
+) -> blobs.BlobStream:
     """The recording's bytes ``start``..``end`` (see :func:`resolve_range`) for ``principal``,
     audited as ``recording.<action>`` ("play" or "download") with the range served."""
     if action not in ACTIONS:
@@ -276,12 +261,8 @@ def open_for(
     store = store or storage.default_store()
     rec, blob = playable(principal, session=session, tenant_id=tenant_id, recording_id=recording_id)
     assert rec.id is not None
-    try:
-        size = store.size(blob.storage_key)
-    except storage.NotStored:
-        raise NotFound("the recording's file is missing") from None
-    first, last, partial = resolve_range(start, end, size, what="recording")
-    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
+    name = f"call-{rec.call_id}-recording-{rec.id}{_suffix(blob.storage_key) or '.bin'}"
+    stream = blobs.open_stream(blob, start=start, end=end, filename=name, what="recording", store=store)
     audit.record(
         session=session,
         tenant_id=tenant_id,
@@ -289,10 +270,9 @@ def open_for(
         action=f"recording.{action}",
         object_type="call_recording",
         object_id=rec.id,
-        detail={"call_id": rec.call_id, "range": f"{first}-{last}" if partial else "all", "bytes": max(0, last - first + 1)},
+        detail={"call_id": rec.call_id, "range": f"{stream.start}-{stream.end}" if stream.partial else "all", "bytes": max(0, stream.end - stream.start + 1)},
     )
-    name = f"call-{rec.call_id}-recording-{rec.id}{_suffix(blob.storage_key) or '.bin'}"
-    return RecordingStream(rec.id, rec.call_id, blob.content_type, size, first, last, partial, chunks, name)
+    return stream
 
 
 # --------------------------------------------------------------------------- signed links

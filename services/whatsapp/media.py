@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator
 
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from services import authz, blobs, config, security, storage
 # The byte-range rules and their 416 are the store's (one place for recordings and media).
-from services.storage import RangeNotSatisfiable, resolve_range  # noqa: F401  (re-exported for the routes)
 from services.errors import AuthenticationFailed, Conflict, NotFound
 from services.key_rotation import WHATSAPP_MEDIA_PURPOSE, WHATSAPP_MEDIA_REF_PURPOSE
 from services.models import Blob, BlobKind, Principal, WhatsappInbound, WhatsappMessage, utcnow
@@ -169,20 +167,9 @@ def retry(*, session: Session, tenant_id: int, actor: Principal, message_id: int
     session.flush()
 
 
-@dataclass(frozen=True)
-class MediaStream:
-    content_type: str
-    size: int
-    start: int
-    end: int
-    partial: bool
-    chunks: Iterator[bytes]
-    filename: str
-
-
 def open_for(
     principal: Principal, *, session: Session, tenant_id: int, message_id: int, start: int | None = None, end: int | None = None, store: storage.Store | None = None
-) -> MediaStream:
+) -> blobs.BlobStream:
     """A message's file for a member of its firm (anyone else: not found), by byte range."""
     if principal.tenant_id != tenant_id:
         raise NotFound("message not found")
@@ -191,15 +178,8 @@ def open_for(
     if row.media_state != STORED or row.blob_id is None:
         raise NotFound("the file is not stored")
     blob = get_owned(session, Blob, tenant_id, row.blob_id, what="file")
-    store = store or storage.default_store()
-    try:
-        size = store.size(blob.storage_key)
-    except storage.NotStored:
-        raise NotFound("the file is missing") from None
-    first, last, partial = resolve_range(start, end, size)
-    chunks = store.open_range(blob.storage_key, first, last if size else None, purpose=PURPOSE)
-    name = (row.media_name or f"whatsapp-{row.id}").replace('"', "").replace("\n", " ")
-    return MediaStream(row.media_mime or "application/octet-stream", size, first, last, partial, chunks, name)
+    name = row.media_name or f"whatsapp-{row.id}"
+    return blobs.open_stream(blob, start=start, end=end, filename=name, content_type=row.media_mime, store=store)
 
 
 def _link_subject(session_id: int, message_id: int) -> str:

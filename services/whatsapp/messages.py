@@ -128,6 +128,16 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
     body = data.body if isinstance(data.body, str) else ""
     if not body.strip():
         raise Invalid("body", "a message is required")
+    message, client_name = queue_outbound(session, tenant_id, actor, data, message_type="text", body=body)
+    return _message_public(message, client_name)
+
+
+def queue_outbound(
+    session: Session, tenant_id: int, actor: Principal, data: WhatsappSend, *, message_type: str, body: str, **media_fields: str
+) -> tuple[WhatsappMessage, str | None]:
+    """The PENDING outbound message to ``data``'s number or client (flushed: it has its id)
+    and the client's name; Conflict when the line is not connected. The sidecar sends it.
+    Text (send_message) and files (services.whatsapp.outbox_files) are queued here."""
     e164, client_id, client_name = _recipient(session, tenant_id, data)
     require_connected(session=session, tenant_id=tenant_id)
     message = WhatsappMessage(
@@ -138,12 +148,13 @@ def send_message(*, session: Session, tenant_id: int, actor: Principal, data: Wh
         remote_e164=e164,
         client_id=client_id,
         sender_user_id=actor.user_id,
-        message_type="text",
+        message_type=message_type,
         body=body,
+        **media_fields,
     )
     session.add(message)
     session.flush()
-    return _message_public(message, client_name)
+    return message, client_name
 
 
 def get_messages(

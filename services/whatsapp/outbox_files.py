@@ -9,12 +9,11 @@ from sqlmodel import Session
 
 from services import authz, blobs, storage
 from services.errors import Invalid
-from services.models import Blob, BlobKind, MessageDirection, MessageStatus, Principal, WhatsappMessage, WhatsappMessagePublic, WhatsappSend
+from services.models import Blob, BlobKind, Principal, WhatsappMessage, WhatsappMessagePublic, WhatsappSend
 from services.names import clean_name
 from services.tenancy import get_owned
 from services.whatsapp import media
-from services.whatsapp.messages import MAX_BODY, _message_public, _recipient, chat_jid_for
-from services.whatsapp.sessions import require_connected
+from services.whatsapp.messages import MAX_BODY, _message_public, queue_outbound
 
 MAX_NAME = 200
 
@@ -48,24 +47,7 @@ def _queued_file(
         raise Invalid("body", f"a message is at most {MAX_BODY} characters")
     name = clean_name(filename or "")[:MAX_NAME].replace("/", "_").replace("\\", "_") or "file"
     mime = (mime or "application/octet-stream").split(";")[0].strip()[:128] or "application/octet-stream"
-    e164, client_id, client_name = _recipient(session, tenant_id, data)
-    require_connected(session=session, tenant_id=tenant_id)
-    message = WhatsappMessage(
-        tenant_id=tenant_id,
-        direction=MessageDirection.OUTBOUND,
-        status=MessageStatus.PENDING,
-        chat_jid=chat_jid_for(e164),
-        remote_e164=e164,
-        client_id=client_id,
-        sender_user_id=actor.user_id,
-        message_type=_kind(mime),
-        body=caption,
-        media_name=name,
-        media_mime=mime,
-    )
-    session.add(message)
-    session.flush()
-    return message, client_name
+    return queue_outbound(session, tenant_id, actor, data, message_type=_kind(mime), body=caption, media_name=name, media_mime=mime)
 
 
 def _attach(session: Session, message: WhatsappMessage, blob: Blob) -> None:

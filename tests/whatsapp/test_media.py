@@ -100,7 +100,7 @@ async def test_received_files_are_stored_encrypted_and_read_back_by_range(engine
                 assert b"".join(whole.chunks) == data and not whole.partial
                 part = media.open_for(admin, session=session, tenant_id=tenant_id, message_id=row.id, start=100, end=199)
                 assert b"".join(part.chunks) == data[100:200] and part.partial
-                with pytest.raises(media.RangeNotSatisfiable):
+                with pytest.raises(storage.RangeNotSatisfiable):
                     media.open_for(admin, session=session, tenant_id=tenant_id, message_id=row.id, start=len(data) + 5)
         # Another firm's member: not found.
         with db.session_scope() as session:

@@ -1,5 +1,5 @@
 """Files sent over HTTP: one byte range read from the Range header, and the streamed answer
-(200 whole, 206 with Content-Range, 416 outside the file), for WhatsApp media and case files."""
+(200 whole, 206 with Content-Range, 416 outside the file), for recordings, WhatsApp media and case files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import status
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.storage import RangeNotSatisfiable
-from services.whatsapp.media import MediaStream
+from services.blobs import BlobStream
 from watheeq_ui.api.errors import responses
 
 # One range only ("bytes=first-last", "bytes=first-", "bytes=-suffix"); anything else, a
@@ -44,13 +44,14 @@ def range_refused(exc: RangeNotSatisfiable) -> JSONResponse:
     )
 
 
-def file_response(stream: MediaStream, *, download: bool) -> StreamingResponse:
+def file_response(stream: BlobStream, *, download: bool) -> StreamingResponse:
     ascii_name = stream.filename.encode("ascii", "replace").decode().replace("?", "_")
     headers = {
         "Accept-Ranges": "bytes",
         "Content-Length": str(stream.end - stream.start + 1 if stream.size else 0),
         "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{ascii_name}"',
-        "Cache-Control": "private, no-store",
+        # Recordings, WhatsApp files and case documents are personal data: kept by no cache.
+        "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
     }
     if stream.partial:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,9 +18,10 @@ from services import accounts
 from services.errors import AuthenticationFailed
 from services.models import CasePublic
 from services.pbx import recordings, retention
+from services.storage import RangeNotSatisfiable
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, SessionDep, TokenDep
 from watheeq_ui.api.errors import responses
-from watheeq_ui.api.files import parse_range, range_refused
+from watheeq_ui.api.files import file_response, parse_range, range_refused
 
 router = APIRouter(prefix="/call-center", tags=["recordings"], responses=responses(401))
 
@@ -63,24 +64,9 @@ def stream_recording(
             end=end,
             action="download" if download else "play",
         )
-    except recordings.RangeNotSatisfiable as exc:
+    except RangeNotSatisfiable as exc:
         return range_refused(exc)
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(stream.end - stream.start + 1 if stream.size else 0),
-        "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{stream.filename}"',
-        # A recording is personal data: kept by no cache, shared or private.
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if stream.partial:
-        headers["Content-Range"] = f"bytes {stream.start}-{stream.end}/{stream.size}"
-    return StreamingResponse(
-        stream.chunks,
-        status_code=status.HTTP_206_PARTIAL_CONTENT if stream.partial else status.HTTP_200_OK,
-        media_type=stream.content_type,
-        headers=headers,
-    )
+    return file_response(stream, download=download)
 
 
 # --------------------------------------------------------------------------- retention and legal holds

@@ -29,6 +29,7 @@ from services.models import (
     max_length,
 )
 from services.paging import MAX_CURSOR_LENGTH
+from services.storage import RangeNotSatisfiable
 from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep, TokenDep
 from watheeq_ui.api.errors import responses
 from watheeq_ui.api.files import FILE_RESPONSES, file_response, parse_range, range_refused
@@ -188,7 +189,7 @@ def message_media(
     start, end = parse_range(range_header)
     try:
         stream = media.open_for(principal, session=session, tenant_id=principal.tenant_id, message_id=message_id, start=start, end=end)
-    except media.RangeNotSatisfiable as exc:
+    except RangeNotSatisfiable as exc:
         return range_refused(exc)
     return file_response(stream, download=download)
 
