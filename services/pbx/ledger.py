@@ -1,3 +1,4 @@
+# Just over 400 lines: ingest is one transaction (legs, calls, recordings, folds) read top to bottom; its helpers are here beside it.
 """The call ledger: the PBX's records (legs) merged into the firm's call log, one row per call.
 
 :func:`ingest` takes a batch of :class:`~services.pbx.records.CdrRecord` (one per leg) and:
