@@ -19,8 +19,7 @@ from services.models import (
     Call,
     CallCreate,
     CallDirection,
-    CallHourlyRollup,
-    CallRollupHour,
+    CallStatsHour,
     CallStatus,
     CallUpdate,
     Role,
@@ -208,15 +207,15 @@ def test_a_full_year_is_allowed(session, day):
     assert s.total == 8 and len(s.per_day) == 366
 
 
-# --------------------------------------------------------------------------- sealed hourly rollups
+# --------------------------------------------------------------------------- hourly rollups
 
 NEW_YORK = ZoneInfo("America/New_York")  # 2026-03-08 02:00 EST becomes 03:00 EDT
 
 
 def _raw_stats(session, monkeypatch, **kw):
-    """The same request with nothing sealed, so every figure comes from the calls."""
+    """The same request with no hour read from the rollups, so every figure comes from the calls."""
     with monkeypatch.context() as m:
-        m.setattr(stats_module, "SEAL_HORIZON", timedelta(days=365 * 50))
+        m.setattr(stats_module, "_rollup_span", lambda start, end: (start, start))
         return get_stats(session=session, **kw)
 
 
@@ -284,7 +283,7 @@ def test_rolled_up_figures_equal_the_raw_figures_on_random_calls(session, monkey
                     assert rolled == _raw_stats(session, monkeypatch, **kw), (tenant.timezone, period, threshold)
                     compared += 1
     assert compared == 4 * 17 * 2 * 3
-    assert session.execute(sa.select(sa.func.count()).select_from(CallHourlyRollup)).scalar_one() > 100
+    assert session.execute(sa.select(sa.func.count()).select_from(CallStatsHour)).scalar_one() > 100
 
 
 @pytest.fixture
@@ -304,21 +303,26 @@ def sealed(session: Session) -> SimpleNamespace:
     return ns
 
 
-def _hour_marks(session, tenant_id) -> dict[datetime, bool]:
-    return dict(session.execute(sa.select(CallRollupHour.hour_start, CallRollupHour.stale).where(CallRollupHour.tenant_id == tenant_id)).all())
+def _rollup_rows(session, tenant_id) -> dict[tuple[datetime, int], tuple[int, int, int]]:
+    """(hour, agent) → (total, answered, missed) of the firm's rollup rows that count a call."""
+    t = CallStatsHour.__table__
+    rows = session.execute(
+        sa.select(t.c.hour_start, t.c.agent_key, t.c.total, t.c.answered, t.c.missed).where(t.c.tenant_id == tenant_id, t.c.total != 0)
+    )
+    return {(h, a): (t, ans, m) for h, a, t, ans, m in rows}
 
 
 def test_a_late_update_of_an_old_call_changes_its_rolled_up_stats(session, sealed, monkeypatch):
     before = sealed.stats()
     assert (before.total, before.answered, before.missed) == (1, 0, 0)
     hour = sealed.started.replace(minute=0)
-    assert _hour_marks(session, sealed.tenant.id)[hour] is False  # rolled up
+    assert _rollup_rows(session, sealed.tenant.id) == {(hour, sealed.agent.user_id): (1, 0, 0)}
 
     update_call_status(
         session=session, tenant_id=sealed.tenant.id, actor=sealed.agent, call_id=sealed.call.id,
         data=CallUpdate(status=CallStatus.ANSWERED, answered_at=sealed.started + timedelta(seconds=8)),
     )
-    assert _hour_marks(session, sealed.tenant.id)[hour] is True
+    assert _rollup_rows(session, sealed.tenant.id) == {(hour, sealed.agent.user_id): (1, 1, 0)}
     after = sealed.stats()
     assert (after.answered, after.answer_rate, after.service_level, after.average_speed_of_answer) == (1, 1.0, 1.0, 8)
 
@@ -331,27 +335,22 @@ def test_a_late_update_of_an_old_call_changes_its_rolled_up_stats(session, seale
     assert final == _raw_stats(session, monkeypatch, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period)
 
 
-def test_a_late_change_recounts_only_its_own_hour(session, sealed):
+def test_a_late_change_changes_only_its_own_hour(session, sealed):
     log_call(
         session=session, tenant_id=sealed.tenant.id, actor=sealed.agent,
         data=CallCreate(direction=OUT, remote_number="0501234567", started_at=sealed.started + timedelta(hours=2)),
     )
-    sealed.stats()
-
-    def rows_by_hour():
-        rows = session.execute(sa.select(CallHourlyRollup.hour_start, CallHourlyRollup.id).where(CallHourlyRollup.tenant_id == sealed.tenant.id))
-        return dict(rows.all())
-
-    before = rows_by_hour()
+    before = _rollup_rows(session, sealed.tenant.id)
     update_call_status(
         session=session, tenant_id=sealed.tenant.id, actor=sealed.agent, call_id=sealed.call.id,
         data=CallUpdate(status=CallStatus.MISSED),
     )
     assert sealed.stats().missed == 1
-    after = rows_by_hour()
+    after = _rollup_rows(session, sealed.tenant.id)
     changed_hour, other_hour = sealed.started.replace(minute=0), sealed.started.replace(minute=0) + timedelta(hours=2)
-    assert after[other_hour] == before[other_hour]
-    assert after[changed_hour] != before[changed_hour]
+    key, other = (changed_hour, sealed.agent.user_id), (other_hour, sealed.agent.user_id)
+    assert after[other] == before[other] == (1, 0, 0)
+    assert (before[key], after[key]) == ((1, 0, 0), (1, 0, 1))
 
 
 def test_logging_an_old_call_late_and_closing_stale_ones_change_rolled_up_stats(session, sealed, monkeypatch):
@@ -377,12 +376,13 @@ def test_closing_a_stale_old_call_counts_it_as_missed(session, sealed):
     assert sealed.stats().missed == 1
 
 
-def test_calls_of_the_last_hours_never_touch_the_rollups(session):
+def test_a_call_of_this_hour_is_in_the_rollups_at_once(session):
     tenant = f.make_tenant(session)
     agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
     call = log_call(session=session, tenant_id=tenant.id, actor=agent, data=CallCreate(direction=IN, remote_number="1002"))
     update_call_status(session=session, tenant_id=tenant.id, actor=agent, call_id=call.id, data=CallUpdate(status=CallStatus.ANSWERED))
-    assert _hour_marks(session, tenant.id) == {}
+    session.flush()
+    assert _rollup_rows(session, tenant.id) == {(call.started_at.replace(minute=0, second=0, microsecond=0), agent.user_id): (1, 1, 0)}
     assert get_stats(session=session, tenant_id=tenant.id, actor=agent).answered == 1
 
 
@@ -395,30 +395,50 @@ def test_a_deleted_agents_rolled_up_calls_count_as_without_agent(session, sealed
     assert s == _raw_stats(session, monkeypatch, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period)
 
 
-def test_two_requests_summing_the_same_hours_at_once_count_each_call_once(engine, session, sealed):
+def test_rollups_commit_and_roll_back_with_their_calls(engine, session, sealed):
     session.commit()
+    period = {"tenant_id": sealed.tenant.id, "actor": sealed.manager, **sealed.period}
+
+    def log(s: Session, minute: int, sip: str) -> None:
+        log_call(
+            session=s, tenant_id=sealed.tenant.id, actor=sealed.agent,
+            data=CallCreate(direction=IN, remote_number="0501234567", started_at=sealed.started + timedelta(minutes=minute), sip_call_id=sip),
+        )
+
+    with Session(engine) as first:
+        log(first, 1, "tx-rolled-back")
+        assert get_stats(session=first, **period).total == 2
+        first.rollback()
+    with Session(engine) as reader:
+        assert get_stats(session=reader, **period).total == 1
+
+    # Two writers of the same hour and agent: the second waits for the first's rollup row, and
+    # both count.
     first = Session(engine)
-    assert get_stats(session=first, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period).total == 1
-    results: list = []
+    log(first, 2, "tx-first")
+    done: list[int] = []
 
-    def second_request() -> None:
+    def second_writer() -> None:
         with Session(engine) as second:
-            results.append(get_stats(session=second, tenant_id=sealed.tenant.id, actor=sealed.manager, **sealed.period))
+            log(second, 3, "tx-second")
             second.commit()
+            done.append(1)
 
-    thread = threading.Thread(target=second_request)
+    thread = threading.Thread(target=second_writer)
     thread.start()
     thread.join(0.5)
-    assert thread.is_alive()  # its claim on the same hours waits for the first transaction
+    assert thread.is_alive() and not done
     first.commit()
     first.close()
     thread.join(10)
-    assert [r.total for r in results] == [1]
-    rows = session.execute(sa.select(sa.func.sum(CallHourlyRollup.total)).where(CallHourlyRollup.tenant_id == sealed.tenant.id)).scalar_one()
-    assert rows == 1
+    assert done == [1]
+    with Session(engine) as reader:
+        assert get_stats(session=reader, **period).total == 3
+        hour = sealed.started.replace(minute=0)
+        assert _rollup_rows(reader, sealed.tenant.id) == {(hour, sealed.agent.user_id): (3, 0, 0)}
 
 
-def test_many_scattered_stale_hours_are_recounted(session, monkeypatch):
+def test_many_scattered_hours_changed_in_bulk(session, monkeypatch):
     tenant = f.make_tenant(session, timezone="UTC")
     agent = f.principal_of(f.make_user(session, tenant, Role.AGENT))
     first = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -428,11 +448,10 @@ def test_many_scattered_stale_hours_are_recounted(session, monkeypatch):
     session.flush()
     period = {"tenant_id": tenant.id, "actor": agent, "date_from": first, "date_to": first + timedelta(days=100)}
     assert get_stats(session=session, **period).missed == 1100
-    # Changed past the services, so reported here as a bulk import would.
+    # Changed past the services, as a bulk import or a migration would: the triggers follow.
     session.execute(
         sa.update(Call).where(Call.tenant_id == tenant.id).values(status=CallStatus.COMPLETED, answered_at=Call.started_at, talk_seconds=30)
     )
-    stats_module.invalidate_rollups(session, tenant.id, starts, datetime.now(timezone.utc))
     s = get_stats(session=session, **period)
     assert (s.total, s.answered, s.missed, s.average_talk_time) == (1100, 1100, 0, 30)
     assert s == _raw_stats(session, monkeypatch, **period)

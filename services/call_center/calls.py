@@ -17,7 +17,6 @@ from sqlmodel import Session
 from services import audit, callbacks, phones
 from services.authz import Permission, allowed, require, require_member
 from services.call_center.call_history import _detail, _load_public, _owned_call
-from services.call_center.stats import invalidate_rollups
 from services.clients import match_number
 from services.db import dialect_insert
 from services.pbx import recordings
@@ -177,7 +176,6 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     log_insert = dialect_insert(session, _call).on_conflict_do_nothing(index_elements=["tenant_id", "sip_call_id"])
     new_id = session.execute(log_insert.returning(_call.c.id), values).scalar_one_or_none()
     if new_id is not None:
-        invalidate_rollups(session, tenant_id, (started_at,), now)
         _queue_callbacks(session, tenant_id, new_id, data.direction, values["status"])
         values.update(id=new_id, agent_name=agent_name, client_name=client.name if client else None, case_title=None)
         return CallPublic.model_validate(values)
@@ -206,7 +204,6 @@ def _apply(session: Session, tenant_id: int, call: Call, changes: dict[str, Any]
         setattr(call, key, value)
     if changes:
         call.updated_at = now
-        invalidate_rollups(session, tenant_id, (call.started_at,), now)
         if changes.get("status") == CallStatus.MISSED:
             session.flush()
             callbacks.on_call_missed(session, tenant_id, call.id)
@@ -336,12 +333,10 @@ def delete_call(*, session: Session, tenant_id: int, actor: Principal, call_id: 
         "started_at": call.started_at.isoformat(),
         "sip_call_id": call.sip_call_id,
     }
-    started = call.started_at
     # Notes and recordings' rows go with it (ON DELETE CASCADE); the recordings' files here.
     detail["recording_files_deleted"] = recordings.delete_files_of_call(session=session, tenant_id=tenant_id, call_id=call.id)
     session.delete(call)
     session.flush()
-    invalidate_rollups(session, tenant_id, (started,), utcnow())
     audit.record(
         session=session, tenant_id=tenant_id, actor=actor, action="call.delete", object_type="call", object_id=call_id, detail=detail
     )

@@ -14,7 +14,6 @@ from sqlmodel import Session
 
 from services import callbacks
 from services.call_center.calls import _call, _seconds
-from services.call_center.stats import invalidate_rollups
 from services.errors import Invalid
 from services.models import Call, CallDirection, CallStatus, Tenant, utcnow
 from services.tenancy import owned_by
@@ -38,7 +37,7 @@ def _close_changes(row: Any, cutoff: datetime | None = None) -> dict[str, Any]:
 
 
 def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime, cutoff: datetime | None = None) -> int:
-    closed: list[datetime] = []
+    closed = 0
     for row in rows:
         changes = _close_changes(row, cutoff)
         # Guarded by the old status: an event that arrived meanwhile wins over this guess.
@@ -48,11 +47,10 @@ def _close_rows(session: Session, tenant_id: int, rows: list[Any], now: datetime
             .values(**changes, updated_at=now)
         )
         if result.rowcount:
-            closed.append(row.started_at)
+            closed += 1
             if changes["status"] == CallStatus.MISSED:
                 callbacks.on_call_missed(session, tenant_id, row.id)
-    invalidate_rollups(session, tenant_id, closed, utcnow())
-    return len(closed)
+    return closed
 
 
 _OPEN_ROW = (Call.id, Call.status, Call.direction, Call.started_at, Call.answered_at, Call.updated_at)

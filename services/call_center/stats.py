@@ -24,15 +24,27 @@ its ``started_at``):
   after-call work are not captured yet, so today AHT equals the average talk time.
 - per hour / per day: by the start time in the firm's time zone.
 
-Summing a month of calls on every request is too slow at 100,000 calls per firm, so hours
-that ended more than ``SEAL_HORIZON`` ago are summed once per (UTC hour, agent) into
-CallHourlyRollup, on the first request that needs them; every change to a call of such an
-hour goes through :func:`invalidate_rollups`, which marks the hour for a recount.
+Summing a month of calls on every request is too slow at 100,000 calls per firm, so the figures
+are kept per (firm, UTC hour, agent) in ``call_stats_hour`` by database triggers, in the same
+transaction as every change to a call or a leg (:mod:`services.models.call_stats_triggers`
+says why triggers and how they keep the rows exact; there is no "first request" that sums
+anything). A request reads the whole UTC hours of its period from the rollups and only the
+partial hours at its edges (under an hour each) from the calls:
+
+- Time zones: an hour's row is one local hour in a zone whose offset is whole hours; where
+  the offset has half or quarter hours (Asia/Kolkata, Asia/Kathmandu) the hour's calls are
+  split by the ``*_before_15/30/45`` columns, so each quarter of it lands in its local hour
+  and local day, exactly as if counted from the calls. A period bounded by local midnights
+  in such a zone starts and ends mid-hour: those edges come from the calls.
+- The service level: the rollups count the default 20 s; another threshold is counted from
+  the calls for the whole period (exact, not the fast path).
+- Per-agent talk from the PBX's legs: the legs' triggers add each answered leg's talk to the
+  row of the leg's agent in the hour its call started, so the rows sum as the calls do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -42,16 +54,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services.authz import Permission, allowed, require_member
-from services.db import dialect_insert
 from services.errors import Invalid
 from services.models import (
     AgentStats,
     Call,
     CallDirection,
-    CallHourlyRollup,
     CallLeg,
-    CallRollupHour,
     CallStats,
+    CallStatsHour,
     CallStatus,
     DayBucket,
     HourBucket,
@@ -60,29 +70,20 @@ from services.models import (
     User,
     utcnow,
 )
+from services.models.call_stats import CALL_FIGURES, ROLLUP_SERVICE_LEVEL_S, SPLIT_FIGURES
 from services.tenancy import owned_by
 from services.timestamps import period_bound
 
 MAX_RANGE = timedelta(days=366, hours=1)  # the hour absorbs a DST change inside a year
 MAX_SERVICE_LEVEL_THRESHOLD_S = 3600
-DEFAULT_SERVICE_LEVEL_THRESHOLD_S = 20  # the threshold CallHourlyRollup counts for
-
-# An hour is sealed once it ended this long ago: longer than a call stays open (close_stale_calls
-# closes an answered call after 4 h), so sealed hours rarely change and their figures are
-# summed once into CallHourlyRollup. Changes that still come are caught by invalidate_rollups.
-SEAL_HORIZON = timedelta(hours=6)
-# Writes check against an hour less than the seal: a transaction still open while its hour
-# gets sealed (and summed without its change) is then still marked once it commits.
-_CHECK_AFTER = SEAL_HORIZON - timedelta(hours=1)
+DEFAULT_SERVICE_LEVEL_THRESHOLD_S = ROLLUP_SERVICE_LEVEL_S  # the threshold call_stats_hour counts for
 _HOUR = timedelta(hours=1)
-_CLAIM_CHUNK = 2000  # rows per multi-row INSERT, well inside every driver's parameter limit
-_RUNS_PER_STATEMENT = 200
+_QUARTER = timedelta(minutes=15)
 
 _inbound = Call.direction == CallDirection.INBOUND
 _answered = Call.answered_at.is_not(None)
 _missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
-_rollup = CallHourlyRollup.__table__
-_rollup_hour = CallRollupHour.__table__
+_rollup = CallStatsHour.__table__
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -116,11 +117,10 @@ def _figures(threshold_s: int) -> tuple[sa.ColumnElement[int], ...]:
     )
 
 
-_FIGURE_COLUMNS = [
-    "total", "inbound", "answered", "missed", "answered_inbound", "answered_inbound_within_20s",
-    "ring_seconds_sum", "ring_count", "talk_seconds_sum", "talk_count", "agent_talk_seconds_sum", "agent_talk_count",
-]
+_FIGURE_COLUMNS = list(CALL_FIGURES)
 _CALL_FIGURES = len(_FIGURE_COLUMNS) - 2
+_WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
+_AGENT_TALK_COUNT = _FIGURE_COLUMNS.index("agent_talk_count")
 
 
 def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | None, *, join: bool = True) -> sa.Select[Any]:
@@ -146,102 +146,19 @@ def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | N
     if agent_only is not None:
         query = query.where(CallLeg.agent_user_id == agent_only)
     return query.group_by(*([key, agent] if key is not None else [agent]))
-_WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
-
-
 def _floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted whole hours as [start, end) runs of consecutive hours."""
-    runs: list[tuple[datetime, datetime]] = []
-    for hour in hours:
-        if runs and runs[-1][1] == hour:
-            runs[-1] = (runs[-1][0], hour + _HOUR)
-        else:
-            runs.append((hour, hour + _HOUR))
-    return runs
+def _rollup_span(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC hours inside ``[start, end)``, read from the rollups; the rest of the
+    period (under an hour at each edge) is counted from the calls."""
+    lo = _floor_hour(start)
+    return (lo + _HOUR if lo < start else lo), _floor_hour(end)
 
 
 def _in_runs(column: Any, runs: list[tuple[datetime, datetime]]) -> sa.ColumnElement[bool]:
     return sa.or_(*(sa.and_(column >= a, column < b) for a, b in runs))
-
-
-def invalidate_rollups(session: Session, tenant_id: int, started_ats: Iterable[datetime], now: datetime) -> None:
-    """Mark the rolled-up hours of changed calls stale; every write to calls reports here.
-
-    Costs one comparison for calls of the last hours (never rolled up). Older hours are
-    marked, not deleted: a request summing that hour concurrently either sees this change
-    or leaves the mark for the next one (its claim on the hour waits for this transaction).
-    """
-    limit = now - _CHECK_AFTER
-    hours = sorted({_floor_hour(t) for t in started_ats if t < limit})
-    if not hours:
-        return
-    insert = dialect_insert(session, _rollup_hour)
-    session.execute(
-        insert.on_conflict_do_update(index_elements=["tenant_id", "hour_start"], set_={"stale": True}),
-        [{"tenant_id": tenant_id, "hour_start": h, "stale": True} for h in hours],
-    )
-
-
-def _hour_of_start(dialect: str) -> sa.ColumnElement[Any]:
-    """SQL for the UTC hour a call started in, as a value of CallHourlyRollup.hour_start."""
-    if dialect == "sqlite":
-        # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': keep the same shape so
-        # hour_start compares as text with the bound times of queries.
-        return sa.func.substr(Call.started_at, 1, 13).concat(":00:00.000000")
-    return sa.func.date_trunc("hour", Call.started_at)
-
-
-def _ensure_rollups(session: Session, dialect: str, tenant_id: int, lo: datetime, hi: datetime) -> None:
-    """Sum every hour of [lo, hi) (sealed, whole hours) not yet in CallHourlyRollup or stale."""
-    expected = (hi - lo) // _HOUR
-    fresh_hours = sa.select(_rollup_hour.c.hour_start).where(
-        owned_by(_rollup_hour, tenant_id),
-        _rollup_hour.c.hour_start >= lo,
-        _rollup_hour.c.hour_start < hi,
-        _rollup_hour.c.stale.is_(False),
-    )
-    if session.execute(sa.select(sa.func.count()).select_from(fresh_hours.subquery())).scalar_one() == expected:
-        return
-    fresh = set(session.execute(fresh_hours).scalars())
-    # Claim the missing and stale hours: the rows an upsert inserted or turned fresh. A
-    # concurrent request claiming the same hour waits for this one and then finds it fresh,
-    # so each hour's rows are written once.
-    claim = (
-        dialect_insert(session, _rollup_hour)
-        .on_conflict_do_update(
-            index_elements=["tenant_id", "hour_start"], set_={"stale": False}, where=_rollup_hour.c.stale
-        )
-        .returning(_rollup_hour.c.hour_start)
-    )
-    hours = [h for h in (lo + i * _HOUR for i in range(expected)) if h not in fresh]
-    claimed: list[datetime] = []
-    for i in range(0, len(hours), _CLAIM_CHUNK):
-        rows = [{"tenant_id": tenant_id, "hour_start": h, "stale": False} for h in hours[i : i + _CLAIM_CHUNK]]
-        claimed += session.execute(claim.values(rows)).scalars()
-    if not claimed:
-        return
-    runs = _runs(sorted(claimed))
-    hour = _hour_of_start(dialect)
-    # A bounded number of runs per statement: SQLite nests an OR chain one level per term.
-    for i in range(0, len(runs), _RUNS_PER_STATEMENT):
-        batch = runs[i : i + _RUNS_PER_STATEMENT]
-        session.execute(sa.delete(_rollup).where(owned_by(_rollup, tenant_id), _in_runs(_rollup.c.hour_start, batch)))
-        sums = (
-            sa.select(sa.literal(tenant_id), hour, Call.agent_user_id, *_figures(DEFAULT_SERVICE_LEVEL_THRESHOLD_S))
-            .where(owned_by(Call, tenant_id), _in_runs(Call.started_at, batch))
-            .group_by(hour, Call.agent_user_id)
-        )
-        columns = ["tenant_id", "hour_start", "agent_user_id", *_FIGURE_COLUMNS]
-        session.execute(sa.insert(_rollup).from_select(columns, sums))
-        # The legs' talk, by the agent of each leg: rows of their own (an hour's agent may have
-        # several rows; readers sum them).
-        legs = _leg_figures(tenant_id, hour, [_in_runs(Call.started_at, batch)], None).add_columns(sa.literal(tenant_id))
-        leg_columns = ["hour_start", "agent_user_id", *_FIGURE_COLUMNS, "tenant_id"]
-        session.execute(sa.insert(_rollup).from_select(leg_columns, legs))
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
@@ -329,14 +246,9 @@ def get_stats(
 
     Default period: today in the firm's time zone. Only ``date_to`` given: from the start
     of that local day; only ``date_from``: until now. At most 366 days. The module
-    docstring defines every figure.
-
-    Sealed whole hours of the period (ended ``SEAL_HORIZON`` ago) are read from
-    CallHourlyRollup, summed on first use; the recent hours and the partial hours at the
-    edges from the calls. Figures the rollups cannot give are computed from the calls for
-    the whole period: per hour/day in a zone whose offset is not whole hours, and the
-    service level for a threshold other than 20 s. Either way the figures are those of
-    the calls themselves.
+    docstring defines every figure and says how they are read: whole UTC hours from
+    ``call_stats_hour``, the partial hours at the edges from the calls; the service level
+    for a threshold other than 20 s from the calls.
     """
     require_member(actor, tenant_id)
     if not 0 <= service_level_threshold_s <= MAX_SERVICE_LEVEL_THRESHOLD_S:
@@ -347,51 +259,50 @@ def get_stats(
     dialect = session.get_bind().dialect.name
     agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
 
-    def calls_between(a: datetime, b: datetime) -> list[Any]:
-        conds = [owned_by(Call, tenant_id), Call.started_at >= a, Call.started_at < b]
+    def calls_in(runs: list[tuple[datetime, datetime]]) -> list[Any]:
+        conds = [owned_by(Call, tenant_id), _in_runs(Call.started_at, runs)]
         if agent_only is not None:
             conds.append(Call.agent_user_id == agent_only)
         return conds
 
-    def legs_between(a: datetime, b: datetime) -> list[Any]:
-        # The period's calls first (the history index), then their legs (ix_call_leg_tenant_call):
-        # a join lets SQLite walk every leg of the firm instead.
-        ids = sa.select(Call.id).where(owned_by(Call, tenant_id), Call.started_at >= a, Call.started_at < b)
-        return list(session.execute(_leg_figures(tenant_id, None, [CallLeg.call_id.in_(ids)], agent_only, join=False)).all())
-
-    # The sealed whole hours inside the period: [lo, hi).
-    lo = _floor_hour(start) + (_HOUR if _floor_hour(start) < start else timedelta(0))
-    hi = min(_floor_hour(end), _floor_hour(utcnow() - SEAL_HORIZON))
+    lo, hi = _rollup_span(start, end)
     rolled = lo < hi
     raw_parts = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b] if rolled else [(start, end)]
 
     agent_rows: list[Any] = []
     extra_within = 0
-    for a, b in raw_parts:
-        agent_rows += _raw_agent_rows(session, calls_between(a, b), service_level_threshold_s)
-        agent_rows += legs_between(a, b)
+    if raw_parts:
+        agent_rows += _raw_agent_rows(session, calls_in(raw_parts), service_level_threshold_s)
+        # The edges' calls first (the history index), then their legs (ix_call_leg_tenant_call):
+        # a join lets SQLite walk every leg of the firm instead.
+        ids = sa.select(Call.id).where(owned_by(Call, tenant_id), _in_runs(Call.started_at, raw_parts))
+        agent_rows += session.execute(_leg_figures(tenant_id, None, [CallLeg.call_id.in_(ids)], agent_only, join=False)).all()
+    in_span: list[Any] = []
     if rolled:
-        _ensure_rollups(session, dialect, tenant_id, lo, hi)
         in_span = [owned_by(_rollup, tenant_id), _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
         if agent_only is not None:
-            in_span.append(_rollup.c.agent_user_id == agent_only)
+            in_span.append(_rollup.c.agent_key == agent_only)
         rolled_rows = session.execute(
-            sa.select(_rollup.c.agent_user_id, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
+            sa.select(_rollup.c.agent_key, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
             .where(*in_span)
-            .group_by(_rollup.c.agent_user_id)
+            .group_by(_rollup.c.agent_key)
         ).all()
         if service_level_threshold_s != DEFAULT_SERVICE_LEVEL_THRESHOLD_S:
             # The rollups count ring times up to 20 s only: count this threshold from the calls.
             rolled_rows = [(agent, *sums[:_WITHIN], 0, *sums[_WITHIN + 1 :]) for agent, *sums in rolled_rows]
             within = _figures(service_level_threshold_s)[_WITHIN]
-            extra_within = int(session.execute(sa.select(within).where(*calls_between(lo, hi))).scalar_one())
-        agent_rows += rolled_rows
+            extra_within = int(session.execute(sa.select(within).where(*calls_in([(lo, hi)]))).scalar_one())
+        # Agent 0 is "no agent" (a key cannot be NULL).
+        agent_rows += [(agent or None, *sums) for agent, *sums in rolled_rows]
 
     by_agent: dict[int | None, list[int]] = {}
     for agent_id, *figures in agent_rows:
         sums = by_agent.setdefault(agent_id, [0] * len(_FIGURE_COLUMNS))
         for i, value in enumerate(figures):
             sums[i] += int(value or 0)
+    # A rollup row whose calls all moved away (to another agent, hour or the bin) sums to zero:
+    # such an agent has no call and no talk in the period, as if counted from the calls.
+    by_agent = {a: sums for a, sums in by_agent.items() if sums[0] or sums[_AGENT_TALK_COUNT]}
     totals = [sum(column) for column in zip(*by_agent.values())] if by_agent else [0] * len(_FIGURE_COLUMNS)
     totals[_WITHIN] += extra_within
     # Named after aggregating: joining users before grouping would look one up per call.
@@ -417,36 +328,38 @@ def get_stats(
     per_agent.sort(key=lambda a: (-a.total, a.agent_name, a.agent_user_id or 0))
     total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals[:_CALL_FIGURES]
 
-    seconds = _bucket_seconds(tz, start, end)
-    if seconds == 3600:
-        buckets: list[tuple[datetime, int, int, int]] = []
-        for a, b in raw_parts:
-            buckets += _raw_bucket_rows(session, dialect, seconds, calls_between(a, b))
-        if rolled:
-            buckets += [
-                (hour, int(n), int(ans), int(miss))
-                for hour, n, ans, miss in session.execute(
-                    sa.select(
-                        _rollup.c.hour_start, sa.func.sum(_rollup.c.total), sa.func.sum(_rollup.c.answered),
-                        sa.func.sum(_rollup.c.missed),
-                    )
-                    .where(*in_span)
-                    .group_by(_rollup.c.hour_start)
-                )
-            ]
-    else:
-        # UTC hours straddle two local hours here: count the period's calls in quarter hours.
-        buckets = _raw_bucket_rows(session, dialect, seconds, calls_between(start, end))
     hours = [[0, 0, 0] for _ in range(24)]
     first_day = start.astimezone(tz).date()
     last_day = (end - timedelta(microseconds=1)).astimezone(tz).date()
     days = {first_day + timedelta(days=i): [0, 0, 0] for i in range((last_day - first_day).days + 1)}
-    for slot_start, count, ans, miss in buckets:
+
+    def count(slot_start: datetime, n: int, ans: int, miss: int) -> None:
         local = slot_start.astimezone(tz)
         for slot in (hours[local.hour], days[local.date()]):
-            slot[0] += count
+            slot[0] += n
             slot[1] += ans
             slot[2] += miss
+
+    # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
+    seconds = _bucket_seconds(tz, start, end)
+    if raw_parts:
+        for slot_start, n, ans, miss in _raw_bucket_rows(session, dialect, seconds, calls_in(raw_parts)):
+            count(slot_start, n, ans, miss)
+    if rolled:
+        sums = [sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed")]
+        if seconds == 3600:
+            for hour, n, ans, miss in session.execute(sa.select(_rollup.c.hour_start, *sums).where(*in_span).group_by(_rollup.c.hour_start)):
+                count(hour, int(n), int(ans), int(miss))
+        else:
+            splits = [sa.func.sum(_rollup.c[name]) for name in SPLIT_FIGURES]
+            query = sa.select(_rollup.c.hour_start, *splits, *sums).where(*in_span).group_by(_rollup.c.hour_start)
+            for hour, *cumulative in session.execute(query):
+                # (total, answered, missed) of the calls started before minute 15, 30, 45, 60.
+                marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
+                before = [0, 0, 0]
+                for quarter, upto in enumerate(marks):
+                    count(hour + quarter * _QUARTER, *(u - b for u, b in zip(upto, before)))
+                    before = upto
 
     average_talk = _ratio(talk_sum, talked)
     return CallStats(

@@ -91,12 +91,12 @@ from services.models.call_center import (
 )
 from services.models.call_stats import (
     AgentStats,
-    CallHourlyRollup,
-    CallRollupHour,
     CallStats,
+    CallStatsHour,
     DayBucket,
     HourBucket,
 )
+from services.models import call_stats_triggers  # noqa: F401  (the rollups' triggers join create_all)
 from services.models.blobs import Blob, BlobKind
 from services.models.case_files import (
     CaseFile,
@@ -193,7 +193,6 @@ __all__ = [
     "CallDetail",
     "CallDirection",
     "CallFilters",
-    "CallHourlyRollup",
     "CallLeg",
     "CallLegPublic",
     "CallNote",
@@ -203,9 +202,9 @@ __all__ = [
     "CallPublic",
     "CallRecording",
     "CallRecordingPublic",
-    "CallRollupHour",
     "CallsPage",
     "CallStats",
+    "CallStatsHour",
     "CallStatus",
     "CallUpdate",
     "Case",

@@ -1,4 +1,4 @@
-"""Call statistics: the hourly roll-ups of sealed hours and the figures of a period."""
+"""Call statistics: the hourly rollups (kept by database triggers) and the figures of a period."""
 
 from __future__ import annotations
 
@@ -7,57 +7,52 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from services.models.base import TenantOwned, ts_field
+from services.models.base import UTCDateTime
 
 
-class CallHourlyRollup(TenantOwned, table=True):
-    """Call figures of one firm, one UTC hour and one agent, summed once the hour is sealed.
+# The figures each row of call_stats_hour sums, in order. The first twelve are those of
+# services.call_center.stats (its module docstring defines them); ``*_before_NN`` count the
+# calls that started in the first NN minutes of the hour, so an hour can be split where a
+# zone with a half- or quarter-hour offset starts its local hour.
+CALL_FIGURES = (
+    "total", "inbound", "answered", "missed", "answered_inbound", "answered_inbound_within_20s",
+    "ring_seconds_sum", "ring_count", "talk_seconds_sum", "talk_count", "agent_talk_seconds_sum", "agent_talk_count",
+)
+SPLIT_MINUTES = (15, 30, 45)
+SPLIT_FIGURES = tuple(f"{name}_before_{m}" for m in SPLIT_MINUTES for name in ("total", "answered", "missed"))
+ROLLUP_FIGURES = CALL_FIGURES + SPLIT_FIGURES
+# The service-level threshold the rollups count for (answered_inbound_within_20s).
+ROLLUP_SERVICE_LEVEL_S = 20
+_BIG = frozenset({"ring_seconds_sum", "talk_seconds_sum", "agent_talk_seconds_sum"})
 
-    Written only by ``services.call_center.stats`` for hours listed in
-    :class:`CallRollupHour`; each column is the same conditional count or sum that
-    statistics compute from the calls, so adding rows up gives exactly the raw figures.
+
+def _figure_column(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger if name in _BIG else sa.Integer, nullable=False, server_default="0")
+
+
+class CallStatsHour(SQLModel, table=True):
+    """Call figures of one firm, one UTC hour and one agent, kept by database triggers.
+
+    Every insert, change or deletion of a ``call`` or ``call_leg`` row adds its difference
+    here in the same transaction (:func:`rollup_trigger_ddl`), so the rows always equal the
+    figures computed from the calls themselves. ``agent_key`` is the call's agent, 0 for none
+    (a primary key needs a value); a leg's talk goes to the leg's agent, in the hour its
+    call started.
     """
 
-    __tablename__ = "call_hourly_rollup"
-    __table_args__ = (sa.Index("ix_call_hourly_rollup_tenant_hour", "tenant_id", "hour_start"),)
+    __tablename__ = "call_stats_hour"
+    # Clustered by its key on SQLite: a period's rows are read in one sweep.
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    id: int | None = Field(default=None, primary_key=True)
-    hour_start: datetime = ts_field(nullable=False)
-    # Mirrors Call.agent_user_id, SET NULL included: a deleted agent's calls and their
-    # rollups both become "no agent", so no recount is needed. NULL agents are why the
-    # uniqueness of an hour's rows is kept by CallRollupHour, not a unique key here.
-    agent_user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
-    total: int = 0
-    inbound: int = 0
-    answered: int = 0
-    missed: int = 0
-    answered_inbound: int = 0
-    # Answered inbound calls rung at most 20 s, the default service-level threshold.
-    answered_inbound_within_20s: int = 0
-    ring_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
-    ring_count: int = 0
-    talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger)
-    talk_count: int = 0
-    # The agent's own talk: calls without PBX legs by the call's agent, plus the answered PBX
-    # legs (services.pbx.ledger) by the leg's agent, so a transferred call's talk is split.
-    agent_talk_seconds_sum: int = Field(default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"})
-    agent_talk_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    tenant_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    )
+    hour_start: datetime = Field(sa_column=sa.Column(UTCDateTime(), primary_key=True))
+    agent_key: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
 
 
-class CallRollupHour(TenantOwned, table=True):
-    """One row per (firm, UTC hour) whose rows in call_hourly_rollup were computed.
-
-    ``stale`` is set by any change to a call of that hour after it was sealed; the next
-    statistics request recomputes the hour. The row exists for hours without calls too,
-    so an empty hour is not recounted.
-    """
-
-    __tablename__ = "call_rollup_hour"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "hour_start", name="uq_call_rollup_hour_tenant_hour"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    hour_start: datetime = ts_field(nullable=False)
-    stale: bool = Field(default=False)
+for _name in ROLLUP_FIGURES:
+    CallStatsHour.__table__.append_column(_figure_column(_name))
 
 
 class AgentStats(SQLModel):

@@ -10,8 +10,8 @@
   it from all its legs (those of the batch and those stored before);
 - adds a :class:`CallRecording` (``source_file`` set, ``storage_key`` NULL until
   :mod:`services.pbx.recordings` fetches it) for each of a record's recording files;
-- marks the statistics' sealed hours of every call it touched for a recount
-  (:func:`services.call_center.stats.invalidate_rollups`).
+- (the statistics' rollups follow by themselves: database triggers on the call and leg
+  tables, :mod:`services.models.call_stats_triggers`).
 
 A call nobody's browser saw (no agent signed in) gets a row of its own: a MISSED inbound
 call matched to the client by number, in history, exports, the REST API and the dashboard.
@@ -31,7 +31,6 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services import callbacks, phones
-from services.call_center.stats import invalidate_rollups
 from services.clients import match_numbers
 from services.db import dialect_insert
 from services.models import (
@@ -246,7 +245,6 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
     find_rows(session, tenant_id, groups, numbers)
 
     clients = match_numbers(session=session, tenant_id=tenant_id, numbers=[g.remote_e164 for g in groups.values() if g.remote_e164])
-    touched: list[datetime] = []
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     leg_rows: dict[str, list[dict[str, Any]]] = {}
@@ -257,7 +255,6 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
         legs.update({leg["unique_id"]: leg for leg in new_legs})
         leg_rows[group.linked_id] = new_legs
         values = _call_values(group, list(legs.values()), row, now)
-        touched.append(values["started_at"])
         if row is None:
             values.update(
                 tenant_id=tenant_id,
@@ -270,13 +267,11 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
             )
             inserts.append(values)
             continue
-        touched.append(row.started_at)
         if row.client_id is None and group.remote_e164 in clients:
             values["client_id"] = clients[group.remote_e164]
         folded = group.absorbed()
         if folded:
             _fold(session, tenant_id, row, folded, values)
-            touched += [r.started_at for r in folded]
             result.rows_folded += len(folded)
         values["b_id"] = row.id
         updates.append(values)
@@ -342,7 +337,6 @@ def ingest(*, session: Session, tenant_id: int, records: Sequence[CdrRecord], no
                 list(fresh.values()),
             )
         result.recordings_added = len(fresh)
-    invalidate_rollups(session, tenant_id, touched, now)
     session.flush()
     # The writes above bypass the ORM: objects the caller loaded before are stale now.
     session.expire_all()

@@ -1,0 +1,272 @@
+"""The triggers that keep ``call_stats_hour`` equal to the calls, on SQLite and PostgreSQL.
+
+Why triggers, and not a function every writer calls: calls are written by log_call, status
+changes, softphone events, the PBX ledger (bulk Core statements), stale-call closing, the
+audited delete, the ledger folding duplicate rows, foreign keys (a deleted user's calls and
+legs become "no agent": ON DELETE SET NULL; a deleted firm's calls go with it), migrations
+and tests' factories. A trigger sees every one of them, including the writes SQLAlchemy
+never issues (foreign-key actions), so no writer can forget the rollups. Each trigger
+applies the row's difference as one UPSERT inside the statement that changed the row: no
+read-modify-write in Python, no round trip, and the rollup row is locked only by the
+transaction that changes it (commits and rollbacks carry the rollups with the calls).
+
+The invariant, for every firm, UTC hour h and agent a (0 for none)::
+
+    call_stats_hour(h, a) = Σ figures(call)   over calls started in h whose agent is a
+                          + Σ talk(leg), #legs over answered legs whose agent is a, of calls started in h
+
+Each trigger keeps it by subtracting the old row's share and adding the new one's:
+
+- ``call`` insert: + the call's figures. Update of a column a figure reads: − old, + new;
+  when the start moves to another hour, its legs' talk moves with it. Delete (BEFORE, so the
+  legs are still there): − the call and − its legs' talk; the legs' own delete triggers then
+  find no call and do nothing (the order is the same on both databases: a cascade runs
+  after the parent row is gone).
+- ``call_leg`` insert / update / delete: ± the answered leg's talk, in the hour of its call.
+- A firm being deleted: its calls' triggers find no tenant row and write nothing (its
+  rollups go by their own ON DELETE CASCADE).
+
+:func:`rebuild_sql` computes the same rows from scratch (the migration that introduced them;
+tests compare both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from services.models.call_stats import (
+    CALL_FIGURES,
+    ROLLUP_FIGURES,
+    ROLLUP_SERVICE_LEVEL_S,
+    SPLIT_MINUTES,
+    CallStatsHour,
+)
+
+TABLE = "call_stats_hour"
+KEY = ("tenant_id", "hour_start", "agent_key")
+# The call columns a figure reads: an update of any other column (notes, case, client, the
+# updated_at of every event) changes no rollup and runs no trigger.
+CALL_COLUMNS = ("tenant_id", "started_at", "agent_user_id", "direction", "status", "answered_at",
+                "ring_seconds", "talk_seconds", "pbx_linked_id")
+LEG_COLUMNS = ("tenant_id", "call_id", "agent_user_id", "answered_at", "talk_seconds")
+TRIGGERS = ("call_stats_call_insert", "call_stats_call_update", "call_stats_call_delete",
+            "call_stats_leg_insert", "call_stats_leg_update", "call_stats_leg_delete")
+_TALK = ["agent_talk_seconds_sum", "agent_talk_count"]
+# Writes during a firm's deletion (its calls and legs going by cascade, its users' SET NULL)
+# must not add rows for a firm that is gone: every share but a new row's checks for it.
+_TENANT = "EXISTS (SELECT 1 FROM tenant WHERE tenant.id = {r}.tenant_id)"
+
+
+def hour_sql(dialect: str, ts: str) -> str:
+    """The UTC hour a stored time falls in, as a value of ``call_stats_hour.hour_start``."""
+    if dialect == "sqlite":
+        # SQLAlchemy stores naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff': keep that shape so the
+        # hour compares as text with the bound times of queries.
+        return f"(substr({ts}, 1, 13) || ':00:00.000000')"
+    return f"date_trunc('hour', {ts})"
+
+
+def _minute(dialect: str, ts: str) -> str:
+    if dialect == "sqlite":
+        return f"CAST(substr({ts}, 15, 2) AS INTEGER)"
+    return f"extract(minute from {ts})"
+
+
+def _flag(condition: str) -> str:
+    return f"CASE WHEN {condition} THEN 1 ELSE 0 END"
+
+
+def _value(condition: str, value: str) -> str:
+    return f"CASE WHEN {condition} THEN {value} ELSE 0 END"
+
+
+def call_terms(dialect: str, r: str) -> dict[str, str]:
+    """Each figure of one call row ``r`` (an alias: NEW, OLD, a table), as SQL."""
+    inbound = f"{r}.direction = 'INBOUND'"
+    answered = f"{r}.answered_at IS NOT NULL"
+    answered_in = f"({inbound} AND {answered})"
+    missed = f"({inbound} AND {r}.answered_at IS NULL AND {r}.status NOT IN ('RINGING', 'ANSWERED'))"
+    ended = f"({answered} AND {r}.talk_seconds IS NOT NULL)"
+    own_talk = f"({ended} AND {r}.pbx_linked_id IS NULL)"
+    rung = f"({answered_in} AND {r}.ring_seconds IS NOT NULL)"
+    terms = {
+        "total": "1",
+        "inbound": _flag(inbound),
+        "answered": _flag(answered),
+        "missed": _flag(missed),
+        "answered_inbound": _flag(answered_in),
+        "answered_inbound_within_20s": _flag(f"({answered_in} AND {r}.ring_seconds <= {ROLLUP_SERVICE_LEVEL_S})"),
+        "ring_seconds_sum": _value(rung, f"{r}.ring_seconds"),
+        "ring_count": _flag(rung),
+        "talk_seconds_sum": _value(ended, f"{r}.talk_seconds"),
+        "talk_count": _flag(ended),
+        "agent_talk_seconds_sum": _value(own_talk, f"{r}.talk_seconds"),
+        "agent_talk_count": _flag(own_talk),
+    }
+    minute = _minute(dialect, f"{r}.started_at")
+    for m in SPLIT_MINUTES:
+        terms[f"total_before_{m}"] = _flag(f"{minute} < {m}")
+        terms[f"answered_before_{m}"] = _flag(f"({answered} AND {minute} < {m})")
+        terms[f"missed_before_{m}"] = _flag(f"({missed} AND {minute} < {m})")
+    assert tuple(terms) == ROLLUP_FIGURES
+    return terms
+
+
+def _upsert(columns: list[str], select: str) -> str:
+    adds = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in columns)
+    names = ", ".join([*KEY, *columns])
+    return f"INSERT INTO {TABLE} ({names}) {select} ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {adds}"
+
+
+def _call_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
+    """± the figures of call row ``r`` in its hour and agent's row."""
+    terms = call_terms(dialect, r)
+    values = ", ".join(f"{sign}{terms[c]}" if terms[c] == "1" else f"{sign}({terms[c]})" for c in ROLLUP_FIGURES)
+    where = f" WHERE {_TENANT.format(r=r)}" if guard else " WHERE true"
+    select = f"SELECT {r}.tenant_id, {hour_sql(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0), {values}{where}"
+    return _upsert(list(ROLLUP_FIGURES), select)
+
+
+
+def _legs_of_call(dialect: str, r: str, sign: str, condition: str = "true") -> str:
+    """± the answered legs' talk of call row ``r``, by leg agent, in the call's hour."""
+    agent = "COALESCE(l.agent_user_id, 0)"
+    select = (
+        f"SELECT {r}.tenant_id, {hour_sql(dialect, f'{r}.started_at')}, {agent}, {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
+        f" FROM call_leg l WHERE l.call_id = {r}.id AND l.answered_at IS NOT NULL AND {condition}"
+        f" GROUP BY {agent}"
+    )
+    return _upsert(_TALK, select)
+
+
+def _leg_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
+    """± one answered leg's talk (row ``r``), in the hour of its call; nothing once the call is gone."""
+    select = (
+        f"SELECT c.tenant_id, {hour_sql(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0),"
+        f" {sign}{r}.talk_seconds, {sign}1 FROM call c WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
+    )
+    if guard:
+        select += f" AND {_TENANT.format(r='c')}"
+    return _upsert(_TALK, select)
+
+
+def _changed(columns: tuple[str, ...], distinct: Callable[[str, str], str]) -> str:
+    return " OR ".join(distinct(f"OLD.{c}", f"NEW.{c}") for c in columns)
+
+
+def _hour_moved(dialect: str) -> str:
+    return f"{hour_sql(dialect, 'OLD.started_at')} <> {hour_sql(dialect, 'NEW.started_at')}"
+
+
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements that create the triggers (and on PostgreSQL their functions)."""
+    if dialect == "sqlite":
+        changed = _changed(CALL_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
+        leg_changed = _changed(LEG_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
+        moved = _hour_moved(dialect)
+        old_tenant = _TENANT.format(r="OLD")
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_call_insert AFTER INSERT ON call BEGIN {_call_share(dialect, 'NEW', '')}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_call_update AFTER UPDATE OF {', '.join(CALL_COLUMNS)} ON call"
+            f" WHEN {changed} BEGIN {_call_share(dialect, 'OLD', '-', guard=True)}; {_call_share(dialect, 'NEW', '', guard=True)};"
+            f" {_legs_of_call(dialect, 'OLD', '-', moved + ' AND ' + old_tenant)};"
+            f" {_legs_of_call(dialect, 'NEW', '', moved + ' AND ' + old_tenant)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_call_delete BEFORE DELETE ON call BEGIN"
+            f" {_call_share(dialect, 'OLD', '-', guard=True)};"
+            f" {_legs_of_call(dialect, 'OLD', '-', old_tenant)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_insert AFTER INSERT ON call_leg BEGIN {_leg_share(dialect, 'NEW', '')}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_update AFTER UPDATE OF {', '.join(LEG_COLUMNS)} ON call_leg"
+            f" WHEN {leg_changed} BEGIN {_leg_share(dialect, 'OLD', '-', guard=True)}; {_leg_share(dialect, 'NEW', '', guard=True)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_delete AFTER DELETE ON call_leg BEGIN {_leg_share(dialect, 'OLD', '-', guard=True)}; END",
+        ]
+    moved = _hour_moved(dialect)
+    call_fn = f"""CREATE OR REPLACE FUNCTION call_stats_call() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    {_call_share(dialect, 'NEW', '')};
+  ELSIF NOT {_TENANT.format(r='OLD')} THEN
+    NULL;  -- the firm is being deleted
+  ELSIF TG_OP = 'UPDATE' THEN
+    {_call_share(dialect, 'OLD', '-')};
+    {_call_share(dialect, 'NEW', '')};
+    IF {moved} THEN
+      {_legs_of_call(dialect, 'OLD', '-')};
+      {_legs_of_call(dialect, 'NEW', '')};
+    END IF;
+  ELSE
+    {_call_share(dialect, 'OLD', '-')};
+    {_legs_of_call(dialect, 'OLD', '-')};
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NULL END;
+END $$"""
+    leg_fn = f"""CREATE OR REPLACE FUNCTION call_stats_leg() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    {_leg_share(dialect, 'OLD', '-', guard=True)};
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    {_leg_share(dialect, 'NEW', '', guard=True)};
+  END IF;
+  RETURN NULL;
+END $$"""
+    changed = _changed(CALL_COLUMNS, lambda a, b: f"{a} IS DISTINCT FROM {b}")
+    leg_changed = _changed(LEG_COLUMNS, lambda a, b: f"{a} IS DISTINCT FROM {b}")
+    return [
+        call_fn,
+        leg_fn,
+        "CREATE OR REPLACE TRIGGER call_stats_call_insert AFTER INSERT ON call FOR EACH ROW EXECUTE FUNCTION call_stats_call()",
+        f"CREATE OR REPLACE TRIGGER call_stats_call_update AFTER UPDATE OF {', '.join(CALL_COLUMNS)} ON call FOR EACH ROW"
+        f" WHEN ({changed}) EXECUTE FUNCTION call_stats_call()",
+        "CREATE OR REPLACE TRIGGER call_stats_call_delete BEFORE DELETE ON call FOR EACH ROW EXECUTE FUNCTION call_stats_call()",
+        "CREATE OR REPLACE TRIGGER call_stats_leg_insert AFTER INSERT ON call_leg FOR EACH ROW EXECUTE FUNCTION call_stats_leg()",
+        f"CREATE OR REPLACE TRIGGER call_stats_leg_update AFTER UPDATE OF {', '.join(LEG_COLUMNS)} ON call_leg FOR EACH ROW"
+        f" WHEN ({leg_changed}) EXECUTE FUNCTION call_stats_leg()",
+        "CREATE OR REPLACE TRIGGER call_stats_leg_delete AFTER DELETE ON call_leg FOR EACH ROW EXECUTE FUNCTION call_stats_leg()",
+    ]
+
+
+def drop_ddl(dialect: str) -> list[str]:
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS]
+    tables = {"call": TRIGGERS[:3], "call_leg": TRIGGERS[3:]}
+    return [
+        *(f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, names in tables.items() for name in names),
+        "DROP FUNCTION IF EXISTS call_stats_call()",
+        "DROP FUNCTION IF EXISTS call_stats_leg()",
+    ]
+
+
+def rebuild_sql(dialect: str, tenant_filter: str = "true") -> list[str]:
+    """Statements that fill ``call_stats_hour`` from the calls and legs (the table empty, or
+    emptied of the firms ``tenant_filter`` selects; ``c`` is the call alias)."""
+    terms = call_terms(dialect, "c")
+    hour = hour_sql(dialect, "c.started_at")
+    sums = ", ".join(f"SUM({terms[c]})" for c in ROLLUP_FIGURES)
+    calls = (
+        f"INSERT INTO {TABLE} ({', '.join([*KEY, *ROLLUP_FIGURES])})"
+        f" SELECT c.tenant_id, {hour}, COALESCE(c.agent_user_id, 0), {sums} FROM call c WHERE {tenant_filter}"
+        f" GROUP BY c.tenant_id, {hour}, COALESCE(c.agent_user_id, 0)"
+    )
+    agent = "COALESCE(l.agent_user_id, 0)"
+    legs = _upsert(
+        _TALK,
+        f"SELECT c.tenant_id, {hour}, {agent}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
+        f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {hour}, {agent}",
+    )
+    return [calls, legs]
+
+
+def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
+    if connection.dialect.name not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"no rollup triggers for {connection.dialect.name}")
+    for statement in trigger_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+# create_all (tests on SQLite, the benches) creates them with the tables; migrations create
+# them on every other database.
+sa.event.listen(CallStatsHour.metadata, "after_create", _create)
+
+__all__ = ["CALL_FIGURES", "drop_ddl", "rebuild_sql", "trigger_ddl"]
