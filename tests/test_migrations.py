@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -144,6 +144,103 @@ def test_migration_moves_existing_rows_on_postgres() -> None:
         url = db.normalise_url(POSTGRES_URL)
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
         _migrate_with_data(url)
+    finally:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        base.dispose()
+
+
+def _triggers(conn: sa.Connection) -> set[str]:
+    if conn.dialect.name == "sqlite":
+        return set(conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+    return set(conn.execute(sa.text(
+        "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE NOT t.tgisinternal AND c.relnamespace = to_regnamespace(current_schema())"
+    )).scalars())
+
+
+def _migrate_rollups_with_data(url: str) -> None:
+    """Calls and legs stored before cs01a1b2001r get their rollups from the migration, the
+    triggers keep them from then on, and the lazy tables are gone (and back on downgrade)."""
+    from services.models.call_stats_triggers import TRIGGERS
+
+    command.upgrade(migrate.alembic_config(url), "lv02a1b20009")
+    engine = db.create_db_engine(url)
+    h9, h10 = T, T + timedelta(hours=1)
+    try:
+        with engine.begin() as conn:
+            tenant = _fill(conn, "tenant", name="Firm", slug="firm")
+            amal = _fill(conn, "user", tenant_id=tenant, email="a@firm", full_name="Amal", role="AGENT")
+            badr = _fill(conn, "user", tenant_id=tenant, email="b@firm", full_name="Badr", role="AGENT")
+            answered = dict(direction="INBOUND", status="COMPLETED", remote_number="1", answered_at=h9, ring_seconds=5, talk_seconds=60)
+            _fill(conn, "call", tenant_id=tenant, agent_user_id=amal, started_at=h9 + timedelta(minutes=10), **answered)
+            _fill(conn, "call", tenant_id=tenant, agent_user_id=amal, started_at=h9 + timedelta(minutes=50), direction="INBOUND",
+                  status="MISSED", remote_number="2", ring_seconds=30)
+            _fill(conn, "call", tenant_id=tenant, agent_user_id=None, started_at=h10, direction="OUTBOUND", status="FAILED", remote_number="3")
+            # A PBX call: its talk goes to the agents of its two answered legs.
+            pbx = _fill(conn, "call", tenant_id=tenant, agent_user_id=amal, started_at=h10 + timedelta(minutes=20),
+                        pbx_linked_id="L1", **{**answered, "talk_seconds": 100})
+            for uid, agent, talk in (("u1", amal, 40), ("u2", badr, 60)):
+                _fill(conn, "call_leg", tenant_id=tenant, call_id=pbx, unique_id=uid, agent_user_id=agent, answered_at=h10,
+                      started_at=h10, ended_at=h10, talk_seconds=talk, disposition="ANSWERED")
+            _fill(conn, "call_hourly_rollup", tenant_id=tenant, hour_start=h9, agent_user_id=amal, total=99)
+        command.upgrade(migrate.alembic_config(url), "head")
+
+        def rows(conn: sa.Connection) -> dict:
+            return {
+                (str(h)[:13], agent): tuple(rest)
+                for h, agent, *rest in conn.execute(sa.text(
+                    "SELECT hour_start, agent_key, total, inbound, answered, missed, answered_inbound, ring_seconds_sum,"
+                    " talk_seconds_sum, agent_talk_seconds_sum, agent_talk_count, total_before_15 FROM call_stats_hour"
+                    " ORDER BY hour_start, agent_key"
+                ))
+            }
+
+        with engine.begin() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            assert not {"call_hourly_rollup", "call_rollup_hour"} & tables
+            assert set(TRIGGERS) <= _triggers(conn)
+            assert rows(conn) == {
+                ("2026-01-01 09", amal): (2, 2, 1, 1, 1, 5, 60, 60, 1, 1),
+                ("2026-01-01 10", 0): (1, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+                ("2026-01-01 10", amal): (1, 1, 1, 0, 1, 5, 100, 40, 1, 0),
+                ("2026-01-01 10", badr): (0, 0, 0, 0, 0, 0, 0, 60, 1, 0),
+            }
+            # From now on the triggers keep them.
+            conn.execute(sa.text("DELETE FROM call_leg WHERE unique_id = 'u2'"))
+            _fill(conn, "call", tenant_id=tenant, agent_user_id=badr, started_at=h9, direction="OUTBOUND", status="BUSY", remote_number="4")
+            after = rows(conn)
+            assert after[("2026-01-01 10", badr)] == (0,) * 8 + (0, 0)
+            assert after[("2026-01-01 09", badr)] == (1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+        assert _schema_differences(url) == []
+
+        command.downgrade(migrate.alembic_config(url), "lv02a1b20009")
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            assert {"call_hourly_rollup", "call_rollup_hour"} <= tables and "call_stats_hour" not in tables
+            assert not set(TRIGGERS) & _triggers(conn)
+        command.upgrade(migrate.alembic_config(url), "head")
+        with engine.connect() as conn:
+            assert rows(conn)[("2026-01-01 09", badr)] == (1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+    finally:
+        engine.dispose()
+
+
+def test_rollups_migration_with_data_on_sqlite(tmp_path: Path) -> None:
+    _migrate_rollups_with_data(f"sqlite:///{tmp_path / 'migrated.db'}")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
+def test_rollups_migration_with_data_on_postgres() -> None:
+    base = db.create_db_engine(POSTGRES_URL)
+    schema = "migration_rollup_check"
+    try:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = db.normalise_url(POSTGRES_URL)
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        _migrate_rollups_with_data(url)
     finally:
         with base.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
