@@ -71,7 +71,7 @@ from services.models import (
     utcnow,
 )
 from services.models.call_stats import CALL_FIGURES, ROLLUP_SERVICE_LEVEL_S, SPLIT_FIGURES
-from services.tenancy import owned_by
+from services.tenancy import owned_by, owned_join
 from services.timestamps import period_bound
 
 MAX_RANGE = timedelta(days=366, hours=1)  # the hour absorbs a DST change inside a year
@@ -94,10 +94,12 @@ def _sum_if(condition: sa.ColumnElement[bool], value: Any) -> sa.ColumnElement[i
     return sa.func.coalesce(sa.func.sum(sa.case((condition, value), else_=None)), 0)
 
 
-@lru_cache(maxsize=64)
-def _figures(threshold_s: int) -> tuple[sa.ColumnElement[int], ...]:
+_threshold = sa.bindparam("threshold", type_=sa.Integer)
+
+
+def _figures(threshold: Any = _threshold) -> tuple[sa.ColumnElement[int], ...]:
     """The sums every figure is derived from, in the order of the rollup's columns (the last
-    two: the agent's own talk from calls without PBX legs; :func:`_leg_figures` adds the legs')."""
+    two: the agent's own talk from calls without PBX legs; the legs' talk is added by agent)."""
     answered_in = sa.and_(_inbound, _answered)
     ended_answered = sa.and_(_answered, Call.talk_seconds.is_not(None))
     own_talk = sa.and_(ended_answered, Call.pbx_linked_id.is_(None))
@@ -107,7 +109,7 @@ def _figures(threshold_s: int) -> tuple[sa.ColumnElement[int], ...]:
         _count_if(_answered),
         _count_if(_missed),
         _count_if(answered_in),
-        _count_if(sa.and_(answered_in, Call.ring_seconds <= threshold_s)),
+        _count_if(sa.and_(answered_in, Call.ring_seconds <= threshold)),
         _sum_if(answered_in, Call.ring_seconds),
         _count_if(sa.and_(answered_in, Call.ring_seconds.is_not(None))),
         _sum_if(ended_answered, Call.talk_seconds),
@@ -122,30 +124,85 @@ _CALL_FIGURES = len(_FIGURE_COLUMNS) - 2
 _WITHIN = _FIGURE_COLUMNS.index("answered_inbound_within_20s")
 _AGENT_TALK_COUNT = _FIGURE_COLUMNS.index("agent_talk_count")
 
+# Every statement of a request is built once, its values bound at execution: building and
+# keying a statement costs more than SQLite takes to answer it. Bound names: tenant_id,
+# agent (NULL: every agent), lo/hi (the rollups' whole hours), a1/b1/a2/b2 (the edges read
+# from the calls; an unused one is empty), threshold.
+_tenant = sa.bindparam("tenant_id", type_=sa.Integer)
+_agent = sa.bindparam("agent", type_=sa.Integer)
+_TIMEZONE = sa.select(Tenant.timezone).where(Tenant.id == _tenant)
+_in_span = sa.and_(
+    owned_by(_rollup, _tenant),
+    _rollup.c.hour_start >= sa.bindparam("lo"),
+    _rollup.c.hour_start < sa.bindparam("hi"),
+    sa.or_(_agent.is_(None), _rollup.c.agent_key == _agent),
+)
 
-def _leg_figures(tenant_id: int, key: Any, conds: list[Any], agent_only: int | None, *, join: bool = True) -> sa.Select[Any]:
-    """Per (``key``, leg agent): the answered legs' talk of the calls matching ``conds``, as
-    rows shaped like :func:`_figures` (the call figures zero: the call is counted once, by
-    its own row)."""
-    # Grouped by an expression, not the bare column: SQLite would otherwise walk the firm's
-    # legs in ix_call_leg_tenant_agent_started (already grouped) instead of the period's.
-    agent = (CallLeg.agent_user_id + 0).label("agent_user_id")
-    query = (
-        sa.select(
-            *([key] if key is not None else []),
-            agent,
-            *(sa.literal(0) for _ in range(_CALL_FIGURES)),
-            sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0),
-            sa.func.count(),
-        )
-        .select_from(CallLeg)
-        .where(owned_by(CallLeg, tenant_id), CallLeg.answered_at.is_not(None), *conds)
+
+def _named(query: sa.Select[Any], agent: Any) -> sa.Select[Any]:
+    """``query`` with the agent's name (after the agent column), grouped by both."""
+    user = owned_join(User, User.id == agent, _tenant)
+    return query.outerjoin(User, user).group_by(agent, User.full_name)
+
+
+_ROLLED_AGENTS = _named(
+    sa.select(_rollup.c.agent_key, User.full_name, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
+    .select_from(_rollup)
+    .where(_in_span),
+    _rollup.c.agent_key,
+)
+_ROLLED_HOURS = (
+    sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed")))
+    .where(_in_span)
+    .group_by(_rollup.c.hour_start)
+)
+# (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
+_ROLLED_QUARTERS = (
+    sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
+    .where(_in_span)
+    .group_by(_rollup.c.hour_start)
+)
+
+# The calls of the edges: one index range each, united (an OR of ranges under the firm's
+# condition makes SQLite walk all the firm's calls instead). The outer queries take the ids
+# alone: naming the firm again would make SQLite read by the firm's index, not these ids.
+_EDGE_IDS = sa.union_all(*(
+    sa.select(Call.id).where(owned_by(Call, _tenant), Call.started_at >= sa.bindparam(a), Call.started_at < sa.bindparam(b))
+    for a, b in (("a1", "b1"), ("a2", "b2"))
+))
+_edge_calls = sa.and_(Call.id.in_(_EDGE_IDS), sa.or_(_agent.is_(None), Call.agent_user_id == _agent))
+_EDGE_AGENTS = _named(sa.select(Call.agent_user_id, User.full_name, *_figures()).select_from(Call).where(_edge_calls), Call.agent_user_id)
+# The edges' legs: each answered leg's talk to the leg's agent (the call figures zero: the call
+# is counted once, by its own row). Grouped by an expression, not the bare column: SQLite
+# would otherwise walk the firm's legs in ix_call_leg_tenant_agent_started.
+_leg_agent = CallLeg.agent_user_id + 0
+_EDGE_LEGS = _named(
+    sa.select(
+        _leg_agent, User.full_name, *(sa.literal(0) for _ in range(_CALL_FIGURES)),
+        sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0), sa.func.count(),
     )
-    if join:
-        query = query.join(Call, sa.and_(Call.id == CallLeg.call_id, owned_by(Call, tenant_id)))
-    if agent_only is not None:
-        query = query.where(CallLeg.agent_user_id == agent_only)
-    return query.group_by(*([key, agent] if key is not None else [agent]))
+    .select_from(CallLeg)
+    .where(
+        owned_by(CallLeg, _tenant), CallLeg.answered_at.is_not(None), CallLeg.call_id.in_(_EDGE_IDS),
+        sa.or_(_agent.is_(None), CallLeg.agent_user_id == _agent),
+    ),
+    _leg_agent,
+)
+# Another service-level threshold than the rollups': counted from the calls of the whole hours.
+_WITHIN_SPAN = sa.select(_figures()[_WITHIN]).where(
+    owned_by(Call, _tenant), Call.started_at >= sa.bindparam("lo"), Call.started_at < sa.bindparam("hi"),
+    sa.or_(_agent.is_(None), Call.agent_user_id == _agent),
+)
+
+
+@lru_cache(maxsize=8)
+def _edge_buckets(dialect: str, seconds: int) -> tuple[sa.Select[Any], Callable[[Any], datetime]]:
+    bucket_sql, bucket_start = _bucket(dialect, seconds)
+    bucket = bucket_sql.label("bucket")
+    query = sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(bucket)
+    return query, bucket_start
+
+
 def _floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
@@ -155,10 +212,6 @@ def _rollup_span(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     period (under an hour at each edge) is counted from the calls."""
     lo = _floor_hour(start)
     return (lo + _HOUR if lo < start else lo), _floor_hour(end)
-
-
-def _in_runs(column: Any, runs: list[tuple[datetime, datetime]]) -> sa.ColumnElement[bool]:
-    return sa.or_(*(sa.and_(column >= a, column < b) for a, b in runs))
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
@@ -218,21 +271,6 @@ def _ratio(part: int | float, whole: int | float) -> float | None:
     return part / whole if whole else None
 
 
-def _raw_agent_rows(session: Session, conds: list[Any], threshold_s: int) -> list[Any]:
-    return session.execute(
-        sa.select(Call.agent_user_id, *_figures(threshold_s)).where(*conds).group_by(Call.agent_user_id)
-    ).all()
-
-
-def _raw_bucket_rows(session: Session, dialect: str, seconds: int, conds: list[Any]) -> list[tuple[datetime, int, int, int]]:
-    bucket_sql, bucket_start = _bucket(dialect, seconds)
-    bucket = bucket_sql.label("bucket")
-    rows = session.execute(
-        sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(*conds).group_by(bucket)
-    ).all()
-    return [(bucket_start(slot), int(n), int(a), int(m)) for slot, n, a, m in rows]
-
-
 def get_stats(
     *,
     session: Session,
@@ -253,51 +291,40 @@ def get_stats(
     require_member(actor, tenant_id)
     if not 0 <= service_level_threshold_s <= MAX_SERVICE_LEVEL_THRESHOLD_S:
         raise Invalid("service_level_threshold_s", f"the threshold is 0 to {MAX_SERVICE_LEVEL_THRESHOLD_S} seconds")
-    tz_name = session.execute(sa.select(Tenant.timezone).where(Tenant.id == tenant_id)).scalar_one()
+    conn = session.connection()
+    tz_name = conn.execute(_TIMEZONE, {"tenant_id": tenant_id}).scalar_one()
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
-    dialect = session.get_bind().dialect.name
     agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
-
-    def calls_in(runs: list[tuple[datetime, datetime]]) -> list[Any]:
-        conds = [owned_by(Call, tenant_id), _in_runs(Call.started_at, runs)]
-        if agent_only is not None:
-            conds.append(Call.agent_user_id == agent_only)
-        return conds
 
     lo, hi = _rollup_span(start, end)
     rolled = lo < hi
     raw_parts = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b] if rolled else [(start, end)]
-
-    agent_rows: list[Any] = []
-    extra_within = 0
+    params: dict[str, Any] = {"tenant_id": tenant_id, "agent": agent_only, "lo": lo, "hi": hi}
     if raw_parts:
-        agent_rows += _raw_agent_rows(session, calls_in(raw_parts), service_level_threshold_s)
-        # The edges' calls first (the history index), then their legs (ix_call_leg_tenant_call):
-        # a join lets SQLite walk every leg of the firm instead.
-        ids = sa.select(Call.id).where(owned_by(Call, tenant_id), _in_runs(Call.started_at, raw_parts))
-        agent_rows += session.execute(_leg_figures(tenant_id, None, [CallLeg.call_id.in_(ids)], agent_only, join=False)).all()
-    in_span: list[Any] = []
+        (a1, b1), (a2, b2) = raw_parts if len(raw_parts) == 2 else (raw_parts[0], (start, start))
+        params.update(a1=a1, b1=b1, a2=a2, b2=b2, threshold=service_level_threshold_s)
+
+    # (agent, name, figures...) rows: the whole hours' rollups, the edges' calls and legs.
+    agent_rows: list[Any] = []
+    if raw_parts:
+        agent_rows += conn.execute(_EDGE_AGENTS, params).all()
+        agent_rows += conn.execute(_EDGE_LEGS, params).all()
+    extra_within = 0
     if rolled:
-        in_span = [owned_by(_rollup, tenant_id), _rollup.c.hour_start >= lo, _rollup.c.hour_start < hi]
-        if agent_only is not None:
-            in_span.append(_rollup.c.agent_key == agent_only)
-        rolled_rows = session.execute(
-            sa.select(_rollup.c.agent_key, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
-            .where(*in_span)
-            .group_by(_rollup.c.agent_key)
-        ).all()
+        rolled_rows = conn.execute(_ROLLED_AGENTS, params).all()
         if service_level_threshold_s != DEFAULT_SERVICE_LEVEL_THRESHOLD_S:
             # The rollups count ring times up to 20 s only: count this threshold from the calls.
-            rolled_rows = [(agent, *sums[:_WITHIN], 0, *sums[_WITHIN + 1 :]) for agent, *sums in rolled_rows]
-            within = _figures(service_level_threshold_s)[_WITHIN]
-            extra_within = int(session.execute(sa.select(within).where(*calls_in([(lo, hi)]))).scalar_one())
+            rolled_rows = [(agent, name, *sums[:_WITHIN], 0, *sums[_WITHIN + 1 :]) for agent, name, *sums in rolled_rows]
+            extra_within = int(conn.execute(_WITHIN_SPAN, {**params, "threshold": service_level_threshold_s}).scalar_one())
         # Agent 0 is "no agent" (a key cannot be NULL).
-        agent_rows += [(agent or None, *sums) for agent, *sums in rolled_rows]
+        agent_rows += [(agent or None, name, *sums) for agent, name, *sums in rolled_rows]
 
     by_agent: dict[int | None, list[int]] = {}
-    for agent_id, *figures in agent_rows:
+    names: dict[int | None, str] = {}
+    for agent_id, name, *figures in agent_rows:
         sums = by_agent.setdefault(agent_id, [0] * len(_FIGURE_COLUMNS))
+        names[agent_id] = name or ""
         for i, value in enumerate(figures):
             sums[i] += int(value or 0)
     # A rollup row whose calls all moved away (to another agent, hour or the bin) sums to zero:
@@ -305,17 +332,12 @@ def get_stats(
     by_agent = {a: sums for a, sums in by_agent.items() if sums[0] or sums[_AGENT_TALK_COUNT]}
     totals = [sum(column) for column in zip(*by_agent.values())] if by_agent else [0] * len(_FIGURE_COLUMNS)
     totals[_WITHIN] += extra_within
-    # Named after aggregating: joining users before grouping would look one up per call.
-    named = [agent_id for agent_id in by_agent if agent_id is not None]
-    names = dict(
-        session.execute(sa.select(User.id, User.full_name).where(owned_by(User, tenant_id), User.id.in_(named))).all()
-    ) if named else {}
     per_agent: list[AgentStats] = []
     for agent_id, (total, inbound, answered, missed, *_, talk, talked) in by_agent.items():
         per_agent.append(
-            AgentStats(
+            AgentStats.model_construct(
                 agent_user_id=agent_id,
-                agent_name=names.get(agent_id, ""),
+                agent_name=names[agent_id],
                 total=total,
                 inbound=inbound,
                 outbound=total - inbound,
@@ -343,18 +365,15 @@ def get_stats(
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
     seconds = _bucket_seconds(tz, start, end)
     if raw_parts:
-        for slot_start, n, ans, miss in _raw_bucket_rows(session, dialect, seconds, calls_in(raw_parts)):
-            count(slot_start, n, ans, miss)
+        query, bucket_start = _edge_buckets(conn.dialect.name, seconds)
+        for slot, n, ans, miss in conn.execute(query, params):
+            count(bucket_start(slot), int(n), int(ans), int(miss))
     if rolled:
-        sums = [sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed")]
         if seconds == 3600:
-            for hour, n, ans, miss in session.execute(sa.select(_rollup.c.hour_start, *sums).where(*in_span).group_by(_rollup.c.hour_start)):
+            for hour, n, ans, miss in conn.execute(_ROLLED_HOURS, params):
                 count(hour, int(n), int(ans), int(miss))
         else:
-            splits = [sa.func.sum(_rollup.c[name]) for name in SPLIT_FIGURES]
-            query = sa.select(_rollup.c.hour_start, *splits, *sums).where(*in_span).group_by(_rollup.c.hour_start)
-            for hour, *cumulative in session.execute(query):
-                # (total, answered, missed) of the calls started before minute 15, 30, 45, 60.
+            for hour, *cumulative in conn.execute(_ROLLED_QUARTERS, params):
                 marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
                 before = [0, 0, 0]
                 for quarter, upto in enumerate(marks):
@@ -379,6 +398,6 @@ def get_stats(
         # No hold or after-call-work data is captured yet: handle time is talk time.
         average_handle_time=average_talk,
         per_agent=per_agent,
-        per_hour=[HourBucket(hour=h, total=t, answered=a, missed=m) for h, (t, a, m) in enumerate(hours)],
-        per_day=[DayBucket(day=d.isoformat(), total=t, answered=a, missed=m) for d, (t, a, m) in days.items()],
+        per_hour=[HourBucket.model_construct(hour=h, total=t, answered=a, missed=m) for h, (t, a, m) in enumerate(hours)],
+        per_day=[DayBucket.model_construct(day=d.isoformat(), total=t, answered=a, missed=m) for d, (t, a, m) in days.items()],
     )
