@@ -151,11 +151,6 @@ _ROLLED_AGENTS = _named(
     .where(_in_span),
     _rollup.c.agent_key,
 )
-_ROLLED_HOURS = (
-    sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed")))
-    .where(_in_span)
-    .group_by(_rollup.c.hour_start)
-)
 # (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
 _ROLLED_QUARTERS = (
     sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
@@ -195,6 +190,18 @@ _WITHIN_SPAN = sa.select(_figures()[_WITHIN]).where(
 )
 
 
+@lru_cache(maxsize=4)
+def _rolled_hours(dialect: str) -> sa.Select[Any]:
+    """Per UTC hour of the span: its start in seconds since the epoch (plain integers: no
+    time objects to make for a month's 720 rows), and its calls, answered and missed."""
+    if dialect == "sqlite":
+        epoch: Any = sa.cast(sa.func.strftime("%s", _rollup.c.hour_start), sa.Integer)
+    else:
+        epoch = sa.cast(sa.extract("epoch", _rollup.c.hour_start), sa.BigInteger)
+    sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
+    return sa.select(epoch, *sums).where(_in_span).group_by(_rollup.c.hour_start)
+
+
 @lru_cache(maxsize=8)
 def _edge_buckets(dialect: str, seconds: int) -> tuple[sa.Select[Any], Callable[[Any], datetime]]:
     bucket_sql, bucket_start = _bucket(dialect, seconds)
@@ -230,20 +237,22 @@ def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable
     return epoch // seconds, lambda v: datetime.fromtimestamp(int(v) * seconds, timezone.utc)
 
 
-def _bucket_seconds(tz: ZoneInfo, start: datetime, end: datetime) -> int:
-    """3600 when every UTC hour of the period is one local hour, else 900.
+def _zone_in(tz: ZoneInfo, start: datetime, end: datetime) -> tuple[int, int | None]:
+    """How the zone cuts the period: (3600 when every UTC hour of it is one local hour, else
+    900; the zone's offset in seconds when it is the same all through, else None).
 
     Zones such as Asia/Kolkata (+05:30) or Asia/Kathmandu (+05:45) split UTC hours; all
-    offsets in use are multiples of 15 minutes.
+    offsets in use are multiples of 15 minutes, and none changes twice within 12 hours.
     """
+    offsets: set[timedelta] = set()
     moment = start
     while True:
-        offset = moment.astimezone(tz).utcoffset() or timedelta(0)
-        if offset % timedelta(hours=1):
-            return 900
+        offsets.add(moment.astimezone(tz).utcoffset() or timedelta(0))
         if moment >= end:
-            return 3600
+            break
         moment = min(moment + timedelta(hours=12), end)
+    seconds = 900 if any(offset % timedelta(hours=1) for offset in offsets) else 3600
+    return seconds, int(offsets.pop().total_seconds()) if len(offsets) == 1 else None
 
 
 def _period(tz: ZoneInfo, date_from: datetime | None, date_to: datetime | None) -> tuple[datetime, datetime]:
@@ -363,15 +372,27 @@ def get_stats(
             slot[2] += miss
 
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
-    seconds = _bucket_seconds(tz, start, end)
+    seconds, offset = _zone_in(tz, start, end)
     if raw_parts:
         query, bucket_start = _edge_buckets(conn.dialect.name, seconds)
         for slot, n, ans, miss in conn.execute(query, params):
             count(bucket_start(slot), int(n), int(ans), int(miss))
     if rolled:
         if seconds == 3600:
-            for hour, n, ans, miss in conn.execute(_ROLLED_HOURS, params):
-                count(hour, int(n), int(ans), int(miss))
+            rows = conn.execute(_rolled_hours(conn.dialect.name), params)
+            if offset is None:  # the offset changes in the period (daylight saving time)
+                for epoch, n, ans, miss in rows:
+                    count(datetime.fromtimestamp(epoch, timezone.utc), int(n), int(ans), int(miss))
+            else:
+                # One offset all through: local hours and days by integer arithmetic.
+                day_list = list(days.values())
+                first = (int(start.timestamp()) + offset) // 86400
+                for epoch, n, ans, miss in rows:
+                    local = int(epoch) + offset
+                    for slot in (hours[local // 3600 % 24], day_list[local // 86400 - first]):
+                        slot[0] += int(n)
+                        slot[1] += int(ans)
+                        slot[2] += int(miss)
         else:
             for hour, *cumulative in conn.execute(_ROLLED_QUARTERS, params):
                 marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
