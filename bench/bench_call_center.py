@@ -10,8 +10,9 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
 into bench/data/ and reused; delete the file to regenerate.
 
-Stats over 30 days are measured cold (the first request after the firm's hourly rollups
-were dropped, which sums the sealed hours) and warm (rollups present: the steady state).
+Statistics are measured by bench/bench_stats.py (its docstring says how each floor is
+written): today, 30 days cold (the first request on a new connection; no request sums calls
+any more: triggers keep the rollups as calls are written) and warm.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
 import sqlalchemy as sa  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
+from bench import bench_stats  # noqa: E402
 from services import db, seed  # noqa: E402
-from services.call_center import calls as calls_module  # noqa: E402
 from services.call_center import get_call_history, get_stats, log_call  # noqa: E402
+from services.models.call_stats_triggers import drop_ddl, trigger_ddl  # noqa: E402
 from services.models import (  # noqa: E402
     CallCreate,
     CallDirection,
@@ -75,11 +77,13 @@ def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) ->
             seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
             session.commit()
         print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
-    # Tables and indexes added to the models after the file was generated.
+    # Tables and indexes added to the models after the file was generated (and the rollups'
+    # triggers, with the rollups of the calls already there).
     SQLModel.metadata.create_all(engine)
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    bench_stats.ensure_rollups(engine)
     return engine
 
 
@@ -158,22 +162,6 @@ ORDER BY c.started_at DESC, c.id DESC
 LIMIT 50 {offset}
 """
 
-STATS_SQL = """
-SELECT c.agent_user_id, u.full_name, count(*),
-       sum(c.direction = 'INBOUND'),
-       sum(c.answered_at IS NOT NULL),
-       sum(c.direction = 'INBOUND' AND c.answered_at IS NULL AND c.status NOT IN ('RINGING', 'ANSWERED')),
-       sum(c.direction = 'INBOUND' AND c.answered_at IS NOT NULL),
-       sum(c.direction = 'INBOUND' AND c.answered_at IS NOT NULL AND c.ring_seconds <= 20),
-       sum(CASE WHEN c.direction = 'INBOUND' AND c.answered_at IS NOT NULL THEN c.ring_seconds END),
-       sum(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END),
-       count(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END)
-FROM call c LEFT JOIN "user" u ON u.id = c.agent_user_id
-WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?
-GROUP BY c.agent_user_id, u.full_name
-"""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="50,000 calls and 1,000 clients per firm")
@@ -181,9 +169,8 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--clients-per-tenant", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured right after dropping the rollups")
+    parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured on a new connection")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
-    parser.add_argument("--ab-calls", type=int, default=4000, help="calls logged alternately with and without the rollup check")
     args = parser.parse_args()
     calls = args.calls or (50_000 if args.quick else 1_000_000)
     clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
@@ -295,52 +282,8 @@ def main() -> None:
 
     results.append(report("history number search", measure(history_number, args.iterations), measure(history_number_sql, args.iterations), 30))
 
-    # 4. Stats for today and for the last 30 days.
-    def stats_today() -> Any:
-        f = firm()
-        return service(get_stats, tenant_id=f.tenant_id, actor=f.manager)
-
-    with Session(engine) as s:
-        probe = get_stats(session=s, tenant_id=firms[0].tenant_id, actor=firms[0].manager)
-        today_start, today_end = probe.date_from, probe.date_to
-
-    def stats_today_sql() -> Any:
-        f = firm()
-        return sql(STATS_SQL, (f.tenant_id, _sql_time(today_start), _sql_time(today_end)))()
-
-    results.append(report("stats today", measure(stats_today, args.iterations), measure(stats_today_sql, args.iterations), 50))
-
-    def stats_month_of(f: Firm) -> Any:
-        return service(get_stats, tenant_id=f.tenant_id, actor=f.manager, date_from=month_ago, date_to=now)
-
-    def stats_month_sql() -> Any:
-        f = firm()
-        return sql(STATS_SQL, (f.tenant_id, _sql_time(month_ago), _sql_time(now)))()
-
-    def drop_rollups(f: Firm) -> None:
-        cur = raw.cursor()
-        cur.execute("DELETE FROM call_hourly_rollup WHERE tenant_id = ?", (f.tenant_id,))
-        cur.execute("DELETE FROM call_rollup_hour WHERE tenant_id = ?", (f.tenant_id,))
-        raw.commit()
-        cur.close()
-
-    # Cold: the first request after a firm's rollups are dropped sums its sealed hours
-    # (one GROUP BY over the calls, ~700 hours written) before answering.
-    cold = []
-    for i in range(args.cold_iterations):
-        f = firms[i % len(firms)]
-        drop_rollups(f)
-        began = time.perf_counter()
-        stats_month_of(f)
-        cold.append((time.perf_counter() - began) * 1000)
-    sql_month = measure(stats_month_sql, args.iterations)
-    results.append(report("stats 30 days, cold (no rollups)", cold, sql_month, 50))
-
-    # Warm, the steady state: every firm's sealed hours are rolled up (the first request
-    # after the cold ones fills what they left, e.g. an hour that got sealed meanwhile).
-    for f in firms:
-        stats_month_of(f)
-    results.append(report("stats 30 days, warm (rollups)", measure(lambda: stats_month_of(firm()), args.iterations), sql_month, 50))
+    # 4. Stats for today and for the last 30 days (bench/bench_stats.py: the floors are written there).
+    results += bench_stats.run(engine, [f.manager for f in firms], iterations=args.iterations, cold_iterations=args.cold_iterations, rng=rng)
 
     # 5. log_call throughput, one transaction per call as the API does it.
     run_id = f"bench-{time.time_ns()}"
@@ -367,16 +310,6 @@ def main() -> None:
     n = args.log_calls
     service_rate = log_calls(n)
 
-    # What the rollup check costs log_call: calls alternately with and without it, so that
-    # the load of a shared machine and SQLite's WAL checkpoints hit both alike.
-    per_call: dict[bool, list[float]] = {True: [], False: []}
-    checked = calls_module.invalidate_rollups
-    for i in range(args.ab_calls):
-        check = i % 2 == 0
-        calls_module.invalidate_rollups = checked if check else (lambda *_: None)
-        per_call[check].append(1000 / log_calls(1))
-    calls_module.invalidate_rollups = checked
-
     insert_sql = (
         "INSERT INTO call (tenant_id, agent_user_id, direction, status, remote_number, remote_e164, client_id, notes,"
         " started_at, sip_call_id, updated_at) VALUES (?, ?, 'INBOUND', 'RINGING', ?, ?,"
@@ -397,10 +330,31 @@ def main() -> None:
         f"SQL {sql_rate:7.0f} calls/s   overhead x{sql_rate / service_rate:.2f}",
         flush=True,
     )
-    with_check, without = statistics.median(per_call[True]), statistics.median(per_call[False])
+    # What the rollup triggers cost an INSERT of a call: the same statement with the triggers
+    # and without them (dropped for this part only; its rows deleted before they come back).
+    cur = raw.cursor()
+    without_rate = 0.0
+    try:
+        for statement in drop_ddl("sqlite"):
+            cur.execute(statement)
+        raw.commit()
+        began = time.perf_counter()
+        for i in range(n):
+            f = firms[i % len(firms)]
+            number = f.numbers[i % len(f.numbers)]
+            stamp = _sql_time(datetime.now(timezone.utc))
+            cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, stamp, f"{run_id}-bare-{i}", stamp))
+            raw.commit()
+        without_rate = n / (time.perf_counter() - began)
+        cur.execute("DELETE FROM call WHERE sip_call_id LIKE ?", (f"{run_id}-bare-%",))
+        raw.commit()
+    finally:
+        for statement in trigger_ddl("sqlite"):
+            cur.execute(statement)
+        raw.commit()
     print(
-        f"{'log_call, rollup check on / off':<34} median of {args.ab_calls // 2} alternate calls each: "
-        f"{with_check:.3f} / {without:.3f} ms per call (x{with_check / without:.3f})",
+        f"{'INSERT of a call, rollup triggers':<34} with {1000 / sql_rate:.3f} ms, without {1000 / without_rate:.3f} ms per call"
+        f" (x{without_rate / sql_rate:.2f})",
         flush=True,
     )
     # Past the services, but these calls are of the last minutes: no rollup holds them yet.

@@ -13,10 +13,12 @@ existed gets it (and its triggers) built once.
 How each floor is written (docs/PERFORMANCE.md): the statements a person would write for the
 same figures from the same tables, sent on the bare DBAPI connection (no SQLAlchemy, no DTOs):
 
-- per agent (with the agent's name): ONE statement, a UNION ALL of the period's whole hours in
-  call_stats_hour, the calls of the partial hours at its edges and those calls' answered legs,
-  grouped by agent and joined to "user";
-- per hour: ONE statement, the rollups' hours UNION ALL the edge calls by hour.
+- per agent (with the agent's name): ONE statement, a UNION ALL of the period's whole UTC days
+  in call_stats_day, its other whole hours in call_stats_hour, the calls of the partial hours
+  at its edges and those calls' answered legs, grouped by agent and joined to "user";
+- per hour: ONE statement, the rollups' hours UNION ALL the edge calls by hour;
+- and the firm's time zone (one primary-key read), which the service needs to place the period.
+Cold, the floor's time includes opening its new connection, as the service's does.
 
 "raw" is the old floor for reference: one GROUP BY over every call of the period (what the
 service did before rollups, and what a query without them costs).
@@ -102,9 +104,12 @@ class Floors:
             "c.id IN (SELECT id FROM call WHERE tenant_id = ? AND started_at >= ? AND started_at < ?"
             " UNION ALL SELECT id FROM call WHERE tenant_id = ? AND started_at >= ? AND started_at < ?)"
         )
+        span = f"agent_key AS agent, {rollup_cols} FROM call_stats_hour WHERE tenant_id = ? AND hour_start >= ? AND hour_start < ?"
         self.per_agent = f"""
 SELECT x.agent, u.full_name, {sums} FROM (
-  SELECT agent_key AS agent, {rollup_cols} FROM call_stats_hour WHERE tenant_id = ? AND hour_start >= ? AND hour_start < ?
+  SELECT agent_key AS agent, {rollup_cols} FROM call_stats_day WHERE tenant_id = ? AND day_start >= ? AND day_start < ?
+  UNION ALL SELECT {span}
+  UNION ALL SELECT {span}
   UNION ALL
   SELECT COALESCE(c.agent_user_id, 0), {call_cols} FROM call c WHERE {edges}
   UNION ALL
@@ -122,11 +127,17 @@ WHERE {edges} GROUP BY {hour_sql(d, 'c.started_at')}"""
 SELECT c.agent_user_id, u.full_name, {', '.join(f'sum({terms[n]})' for n in CALL_FIGURES)}
 FROM call c LEFT JOIN "user" u ON u.id = c.agent_user_id
 WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ? GROUP BY c.agent_user_id, u.full_name"""
+        # The firm's zone, which says where its days and hours begin (the service reads it too).
+        self.timezone = "SELECT timezone FROM tenant WHERE id = ?"
         if d != "sqlite":
-            self.per_agent, self.per_hour, self.raw_scan = (s.replace("?", "%s") for s in (self.per_agent, self.per_hour, self.raw_scan))
+            self.per_agent, self.per_hour, self.raw_scan, self.timezone = (
+                s.replace("?", "%s") for s in (self.per_agent, self.per_hour, self.raw_scan, self.timezone)
+            )
 
     def reconnect(self) -> None:
+        """A new connection, as the service's first request after engine.dispose() gets."""
         self.raw.close()
+        self.engine.dispose()
         self.raw = self.engine.raw_connection()
 
     def _t(self, value: datetime) -> Any:
@@ -148,7 +159,13 @@ WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ? GROUP BY c.agen
         t = self._t
         edges = (tenant_id, t(start), t(lo), tenant_id, t(hi), t(end))
         span = (tenant_id, t(lo), t(hi))
-        agents = self._run(self.per_agent, (*span, *edges, tenant_id, *edges))
+        dlo = lo.replace(hour=0) + (timedelta(days=1) if lo.hour else timedelta(0))
+        dhi = hi.replace(hour=0)
+        if dlo >= dhi:
+            dlo = dhi = hi
+        days = ((tenant_id, t(dlo), t(dhi)), (tenant_id, t(lo), t(dlo)), (tenant_id, t(dhi), t(hi)))
+        self._run(self.timezone, (tenant_id,))
+        agents = self._run(self.per_agent, (*days[0], *days[1], *days[2], *edges, tenant_id, *edges))
         hours = self._run(self.per_hour, (*span, *edges))
         return agents, hours
 
@@ -157,13 +174,15 @@ WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ? GROUP BY c.agen
 
 
 def ensure_rollups(engine: sa.Engine) -> None:
-    """A data file made before call_stats_hour: build it (create_all made it, empty)."""
+    """A data file made before the rollup tables: build them (create_all made them, empty)."""
     with engine.begin() as conn:
         has_calls = conn.execute(sa.text("SELECT 1 FROM call LIMIT 1")).first() is not None
-        has_rollups = conn.execute(sa.text("SELECT 1 FROM call_stats_hour LIMIT 1")).first() is not None
-        if has_calls and not has_rollups:
-            print("building call_stats_hour from the calls ...", flush=True)
+        empty = [t for t in ("call_stats_hour", "call_stats_day") if conn.execute(sa.text(f"SELECT 1 FROM {t} LIMIT 1")).first() is None]
+        if has_calls and empty:
+            print("building call_stats_hour and call_stats_day from the calls ...", flush=True)
             began = time.perf_counter()
+            conn.exec_driver_sql("DELETE FROM call_stats_hour")
+            conn.exec_driver_sql("DELETE FROM call_stats_day")
             for statement in rebuild_sql(conn.dialect.name):
                 conn.exec_driver_sql(statement)
             print(f"built in {time.perf_counter() - began:.1f} s", flush=True)
@@ -209,8 +228,7 @@ def run(engine: sa.Engine, firms: list[Principal], *, iterations: int, cold_iter
         actor = firms[i % len(firms)]
         engine.dispose()
         cold.append(_time(lambda: month(actor)))
-        floors.reconnect()
-        cold_floor.append(_time(lambda: floors.stats(actor.tenant_id, month_ago, now)))
+        cold_floor.append(_time(lambda: (floors.reconnect(), floors.stats(actor.tenant_id, month_ago, now))))
     raw_month = measure(lambda: floors.scan(rng.choice(firms).tenant_id, month_ago, now), max(10, iterations // 10))
     results.append(report("stats 30 days, cold (new connection)", cold, cold_floor, 10, raw=raw_month))
     results.append(report(

@@ -33,8 +33,8 @@ from services.call_center.calls import answered_on_another_phone
 from services.call_center.softphone import SoftphoneCallEvent, SoftphoneEventKind, apply_softphone_event
 from services.call_center.stale_calls import close_open_calls_for_agent
 from services.errors import DomainError
-from services.models import Call, CallCreate, CallDirection, CallStatsHour, CallStatus, CallUpdate, Role, Tenant, User
-from services.models.call_stats import ROLLUP_FIGURES
+from services.models import Call, CallCreate, CallDirection, CallStatsDay, CallStatsHour, CallStatus, CallUpdate, Role, Tenant, User
+from services.models.call_stats import CALL_FIGURES, ROLLUP_FIGURES
 from services.models.call_stats_triggers import rebuild_sql
 from services.pbx import ledger
 from services.pbx.records import CdrRecord, LegDirection, LegDisposition
@@ -45,12 +45,17 @@ IN, OUT = CallDirection.INBOUND, CallDirection.OUTBOUND
 T0 = datetime(2026, 3, 8, 7, 0, tzinfo=timezone.utc)
 ZONES = ("Asia/Kolkata", "America/New_York", "Asia/Kathmandu", "Asia/Riyadh")
 _table = CallStatsHour.__table__
+_days = CallStatsDay.__table__
 
 
 def _nonzero_rows(session: Session) -> dict[tuple, tuple]:
-    figures = [_table.c[name] for name in ROLLUP_FIGURES]
-    rows = session.execute(sa.select(_table.c.tenant_id, _table.c.hour_start, _table.c.agent_key, *figures)).all()
-    return {tuple(r[:3]): tuple(r[3:]) for r in rows if any(r[3:])}
+    """Every row of both rollup tables that counts something, keyed by (table, firm, time, agent)."""
+    out = {}
+    for table, names in ((_table, ROLLUP_FIGURES), (_days, CALL_FIGURES)):
+        slot = table.c.hour_start if table is _table else table.c.day_start
+        rows = session.execute(sa.select(table.c.tenant_id, slot, table.c.agent_key, *(table.c[n] for n in names))).all()
+        out.update({(table.name, *r[:3]): tuple(r[3:]) for r in rows if any(r[3:])})
+    return out
 
 
 def assert_rollups_equal_a_rebuild(session: Session) -> None:
@@ -58,6 +63,7 @@ def assert_rollups_equal_a_rebuild(session: Session) -> None:
     kept = _nonzero_rows(session)
     nested = session.begin_nested()
     session.execute(sa.delete(_table))
+    session.execute(sa.delete(_days))
     for statement in rebuild_sql(session.get_bind().dialect.name):
         session.execute(sa.text(statement))
     rebuilt = _nonzero_rows(session)
@@ -271,7 +277,8 @@ def test_rollups_equal_the_calls_after_random_writes(session: Session, seed: int
             session.execute(sa.delete(Tenant).where(Tenant.id == doomed.tenant.id))
             session.expire_all()
             writers[1] = None
-            assert not session.execute(sa.select(sa.func.count()).select_from(_table).where(_table.c.tenant_id == doomed.tenant.id)).scalar_one()
+            for table in (_table, _days):
+                assert not session.execute(sa.select(sa.func.count()).select_from(table).where(table.c.tenant_id == doomed.tenant.id)).scalar_one()
         if step % 20 == 19:
             assert_rollups_equal_a_rebuild(session)
             assert_stats_equal_raw(session, firm, rng)
@@ -291,8 +298,11 @@ def test_the_check_fails_on_a_wrong_rollup(session: Session) -> None:
     session.flush()
     assert_rollups_equal_a_rebuild(session)
     assert_stats_equal_raw(session, firm, random.Random(1))
-    session.execute(sa.update(_table).values(answered=_table.c.answered + 1))
-    with pytest.raises(AssertionError):
-        assert_rollups_equal_a_rebuild(session)
-    with pytest.raises(AssertionError):
-        assert_stats_equal_raw(session, firm, random.Random(1))
+    for table in (_table, _days):
+        nested = session.begin_nested()
+        session.execute(sa.update(table).values(answered=table.c.answered + 1))
+        with pytest.raises(AssertionError):
+            assert_rollups_equal_a_rebuild(session)
+        with pytest.raises(AssertionError):
+            assert_stats_equal_raw(session, firm, random.Random(1))
+        nested.rollback()

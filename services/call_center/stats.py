@@ -61,6 +61,7 @@ from services.models import (
     CallDirection,
     CallLeg,
     CallStats,
+    CallStatsDay,
     CallStatsHour,
     CallStatus,
     DayBucket,
@@ -84,6 +85,8 @@ _inbound = Call.direction == CallDirection.INBOUND
 _answered = Call.answered_at.is_not(None)
 _missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
 _rollup = CallStatsHour.__table__
+_days = CallStatsDay.__table__
+_DAY = timedelta(days=1)
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
@@ -145,11 +148,25 @@ def _named(query: sa.Select[Any], agent: Any) -> sa.Select[Any]:
     return query.outerjoin(User, user).group_by(agent, User.full_name)
 
 
+
+
+def _agent_rows_of(table: sa.Table, slot: sa.Column[Any], lo: str, hi: str) -> sa.Select[Any]:
+    return sa.select(table.c.agent_key, *(table.c[name] for name in _FIGURE_COLUMNS)).where(
+        owned_by(table, _tenant), slot >= sa.bindparam(lo), slot < sa.bindparam(hi),
+        sa.or_(_agent.is_(None), table.c.agent_key == _agent),
+    )
+
+
+# Per agent over the whole hours [lo, hi): the whole UTC days inside from call_stats_day
+# [dlo, dhi), the hours before and after them from call_stats_hour ([lo, dlo), [dhi, hi)).
+_rolled = sa.union_all(
+    _agent_rows_of(_days, _days.c.day_start, "dlo", "dhi"),
+    _agent_rows_of(_rollup, _rollup.c.hour_start, "lo", "dlo"),
+    _agent_rows_of(_rollup, _rollup.c.hour_start, "dhi", "hi"),
+).subquery()
 _ROLLED_AGENTS = _named(
-    sa.select(_rollup.c.agent_key, User.full_name, *(sa.func.sum(_rollup.c[name]) for name in _FIGURE_COLUMNS))
-    .select_from(_rollup)
-    .where(_in_span),
-    _rollup.c.agent_key,
+    sa.select(_rolled.c.agent_key, User.full_name, *(sa.func.sum(_rolled.c[name]) for name in _FIGURE_COLUMNS)).select_from(_rolled),
+    _rolled.c.agent_key,
 )
 # (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
 _ROLLED_QUARTERS = (
@@ -310,6 +327,13 @@ def get_stats(
     rolled = lo < hi
     raw_parts = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b] if rolled else [(start, end)]
     params: dict[str, Any] = {"tenant_id": tenant_id, "agent": agent_only, "lo": lo, "hi": hi}
+    if rolled:
+        # The whole UTC days inside the whole hours, if any (else an empty range of days).
+        dlo = lo.replace(hour=0) + (_DAY if lo.hour else timedelta(0))
+        dhi = hi.replace(hour=0)
+        if dlo >= dhi:
+            dlo = dhi = hi
+        params.update(dlo=dlo, dhi=dhi)
     if raw_parts:
         (a1, b1), (a2, b2) = raw_parts if len(raw_parts) == 2 else (raw_parts[0], (start, start))
         params.update(a1=a1, b1=b1, a2=a2, b2=b2, threshold=service_level_threshold_s)

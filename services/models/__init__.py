@@ -92,6 +92,7 @@ from services.models.call_center import (
 from services.models.call_stats import (
     AgentStats,
     CallStats,
+    CallStatsDay,
     CallStatsHour,
     DayBucket,
     HourBucket,
@@ -204,6 +205,7 @@ __all__ = [
     "CallRecordingPublic",
     "CallsPage",
     "CallStats",
+    "CallStatsDay",
     "CallStatsHour",
     "CallStatus",
     "CallUpdate",

@@ -51,8 +51,25 @@ class CallStatsHour(SQLModel, table=True):
     agent_key: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
 
 
+class CallStatsDay(SQLModel, table=True):
+    """The same figures as :class:`CallStatsHour` (without the hour's split columns) per firm,
+    UTC day and agent, kept by the same triggers: a month's per-agent figures read 30 rows
+    per agent instead of 720."""
+
+    __tablename__ = "call_stats_day"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    tenant_id: int = Field(
+        sa_column=sa.Column(sa.Integer, sa.ForeignKey("tenant.id", ondelete="CASCADE"), primary_key=True)
+    )
+    day_start: datetime = Field(sa_column=sa.Column(UTCDateTime(), primary_key=True))
+    agent_key: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+
+
 for _name in ROLLUP_FIGURES:
     CallStatsHour.__table__.append_column(_figure_column(_name))
+for _name in CALL_FIGURES:
+    CallStatsDay.__table__.append_column(_figure_column(_name))
 
 
 class AgentStats(SQLModel):

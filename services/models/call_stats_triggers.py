@@ -10,7 +10,8 @@ applies the row's difference as one UPSERT inside the statement that changed the
 read-modify-write in Python, no round trip, and the rollup row is locked only by the
 transaction that changes it (commits and rollbacks carry the rollups with the calls).
 
-The invariant, for every firm, UTC hour h and agent a (0 for none)::
+The invariant, for every firm, UTC hour h and agent a (0 for none), and the same for every
+UTC day in ``call_stats_day`` (the twelve figures, without the hour's split columns)::
 
     call_stats_hour(h, a) = Σ figures(call)   over calls started in h whose agent is a
                           + Σ talk(leg), #legs over answered legs whose agent is a, of calls started in h
@@ -44,8 +45,8 @@ from services.models.call_stats import (
     CallStatsHour,
 )
 
-TABLE = "call_stats_hour"
-KEY = ("tenant_id", "hour_start", "agent_key")
+# Each level of rollups: (table, its time column, that column's value for a stored time, figures).
+# The daily rows hold what a month's per-agent figures need without reading 24 rows a day.
 # The call columns a figure reads: an update of any other column (notes, case, client, the
 # updated_at of every event) changes no rollup and runs no trigger.
 CALL_COLUMNS = ("tenant_id", "started_at", "agent_user_id", "direction", "status", "answered_at",
@@ -66,6 +67,19 @@ def hour_sql(dialect: str, ts: str) -> str:
         # hour compares as text with the bound times of queries.
         return f"(substr({ts}, 1, 13) || ':00:00.000000')"
     return f"date_trunc('hour', {ts})"
+
+
+def day_sql(dialect: str, ts: str) -> str:
+    """The UTC day a stored time falls in, as a value of ``call_stats_day.day_start``."""
+    if dialect == "sqlite":
+        return f"(substr({ts}, 1, 10) || ' 00:00:00.000000')"
+    return f"date_trunc('day', {ts})"
+
+
+LEVELS: tuple[tuple[str, str, Callable[[str, str], str], tuple[str, ...]], ...] = (
+    ("call_stats_hour", "hour_start", hour_sql, ROLLUP_FIGURES),
+    ("call_stats_day", "day_start", day_sql, CALL_FIGURES),
+)
 
 
 def _minute(dialect: str, ts: str) -> str:
@@ -114,42 +128,50 @@ def call_terms(dialect: str, r: str) -> dict[str, str]:
     return terms
 
 
-def _upsert(columns: list[str], select: str) -> str:
-    adds = ", ".join(f"{c} = {TABLE}.{c} + excluded.{c}" for c in columns)
-    names = ", ".join([*KEY, *columns])
-    return f"INSERT INTO {TABLE} ({names}) {select} ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {adds}"
+def _upsert(table: str, slot: str, columns: list[str], select: str) -> str:
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    key = f"tenant_id, {slot}, agent_key"
+    return f"INSERT INTO {table} ({key}, {', '.join(columns)}) {select} ON CONFLICT ({key}) DO UPDATE SET {adds}"
 
 
 def _call_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
-    """± the figures of call row ``r`` in its hour and agent's row."""
+    """± the figures of call row ``r`` in its hour's and day's rows of its agent."""
     terms = call_terms(dialect, r)
-    values = ", ".join(f"{sign}{terms[c]}" if terms[c] == "1" else f"{sign}({terms[c]})" for c in ROLLUP_FIGURES)
     where = f" WHERE {_TENANT.format(r=r)}" if guard else " WHERE true"
-    select = f"SELECT {r}.tenant_id, {hour_sql(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0), {values}{where}"
-    return _upsert(list(ROLLUP_FIGURES), select)
-
+    statements = []
+    for table, slot, slot_of, figures in LEVELS:
+        values = ", ".join(f"{sign}{terms[c]}" if terms[c] == "1" else f"{sign}({terms[c]})" for c in figures)
+        select = f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0), {values}{where}"
+        statements.append(_upsert(table, slot, list(figures), select))
+    return "; ".join(statements)
 
 
 def _legs_of_call(dialect: str, r: str, sign: str, condition: str = "true") -> str:
-    """± the answered legs' talk of call row ``r``, by leg agent, in the call's hour."""
+    """± the answered legs' talk of call row ``r``, by leg agent, in the call's hour and day."""
     agent = "COALESCE(l.agent_user_id, 0)"
-    select = (
-        f"SELECT {r}.tenant_id, {hour_sql(dialect, f'{r}.started_at')}, {agent}, {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
-        f" FROM call_leg l WHERE l.call_id = {r}.id AND l.answered_at IS NOT NULL AND {condition}"
-        f" GROUP BY {agent}"
-    )
-    return _upsert(_TALK, select)
+    statements = []
+    for table, slot, slot_of, _ in LEVELS:
+        select = (
+            f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, {agent}, {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
+            f" FROM call_leg l WHERE l.call_id = {r}.id AND l.answered_at IS NOT NULL AND {condition}"
+            f" GROUP BY {agent}"
+        )
+        statements.append(_upsert(table, slot, _TALK, select))
+    return "; ".join(statements)
 
 
 def _leg_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
-    """± one answered leg's talk (row ``r``), in the hour of its call; nothing once the call is gone."""
-    select = (
-        f"SELECT c.tenant_id, {hour_sql(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0),"
-        f" {sign}{r}.talk_seconds, {sign}1 FROM call c WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
-    )
-    if guard:
-        select += f" AND {_TENANT.format(r='c')}"
-    return _upsert(_TALK, select)
+    """± one answered leg's talk (row ``r``), in the hour and day of its call; nothing once the call is gone."""
+    statements = []
+    for table, slot, slot_of, _ in LEVELS:
+        select = (
+            f"SELECT c.tenant_id, {slot_of(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0),"
+            f" {sign}{r}.talk_seconds, {sign}1 FROM call c WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
+        )
+        if guard:
+            select += f" AND {_TENANT.format(r='c')}"
+        statements.append(_upsert(table, slot, _TALK, select))
+    return "; ".join(statements)
 
 
 def _changed(columns: tuple[str, ...], distinct: Callable[[str, str], str]) -> str:
@@ -239,23 +261,25 @@ def drop_ddl(dialect: str) -> list[str]:
 
 
 def rebuild_sql(dialect: str, tenant_filter: str = "true") -> list[str]:
-    """Statements that fill ``call_stats_hour`` from the calls and legs (the table empty, or
+    """Statements that fill the rollup tables from the calls and legs (the tables empty, or
     emptied of the firms ``tenant_filter`` selects; ``c`` is the call alias)."""
     terms = call_terms(dialect, "c")
-    hour = hour_sql(dialect, "c.started_at")
-    sums = ", ".join(f"SUM({terms[c]})" for c in ROLLUP_FIGURES)
-    calls = (
-        f"INSERT INTO {TABLE} ({', '.join([*KEY, *ROLLUP_FIGURES])})"
-        f" SELECT c.tenant_id, {hour}, COALESCE(c.agent_user_id, 0), {sums} FROM call c WHERE {tenant_filter}"
-        f" GROUP BY c.tenant_id, {hour}, COALESCE(c.agent_user_id, 0)"
-    )
     agent = "COALESCE(l.agent_user_id, 0)"
-    legs = _upsert(
-        _TALK,
-        f"SELECT c.tenant_id, {hour}, {agent}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
-        f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {hour}, {agent}",
-    )
-    return [calls, legs]
+    statements = []
+    for table, slot, slot_of, figures in LEVELS:
+        at = slot_of(dialect, "c.started_at")
+        sums = ", ".join(f"SUM({terms[c]})" for c in figures)
+        statements.append(
+            f"INSERT INTO {table} (tenant_id, {slot}, agent_key, {', '.join(figures)})"
+            f" SELECT c.tenant_id, {at}, COALESCE(c.agent_user_id, 0), {sums} FROM call c WHERE {tenant_filter}"
+            f" GROUP BY c.tenant_id, {at}, COALESCE(c.agent_user_id, 0)"
+        )
+        statements.append(_upsert(
+            table, slot, _TALK,
+            f"SELECT c.tenant_id, {at}, {agent}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
+            f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {at}, {agent}",
+        ))
+    return statements
 
 
 def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:

@@ -1,4 +1,4 @@
-"""call statistics: hourly rollups kept by triggers (call_stats_hour) replace the lazy ones
+"""call statistics: hourly and daily rollups kept by triggers (call_stats_hour, call_stats_day) replace the lazy ones
 
 The rollups of every existing call and leg are computed here, then the triggers keep them
 (services.models.call_stats_triggers). call_hourly_rollup and call_rollup_hour, summed lazily
@@ -17,7 +17,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import services.models
-from services.models.call_stats import ROLLUP_FIGURES
+from services.models.call_stats import CALL_FIGURES, ROLLUP_FIGURES
 from services.models.call_stats_triggers import drop_ddl, rebuild_sql, trigger_ddl
 
 
@@ -39,19 +39,21 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_call_rollup_hour_tenant_id'))
     op.drop_table('call_rollup_hour')
 
-    op.create_table(
-        'call_stats_hour',
-        sa.Column('tenant_id', sa.Integer(), nullable=False),
-        sa.Column('hour_start', services.models.UTCDateTime(), nullable=False),
-        sa.Column('agent_key', sa.Integer(), autoincrement=False, nullable=False),
-        *(
-            sa.Column(name, sa.BigInteger() if name in _BIG else sa.Integer(), nullable=False, server_default='0')
-            for name in ROLLUP_FIGURES
-        ),
-        sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
-        sa.PrimaryKeyConstraint('tenant_id', 'hour_start', 'agent_key'),
-        sqlite_with_rowid=False,
-    )
+    for table, slot, figures in (('call_stats_hour', 'hour_start', ROLLUP_FIGURES), ('call_stats_day', 'day_start', CALL_FIGURES)):
+        op.create_table(
+            table,
+            sa.Column('tenant_id', sa.Integer(), nullable=False),
+            sa.Column(slot, services.models.UTCDateTime(), nullable=False),
+            sa.Column('agent_key', sa.Integer(), autoincrement=False, nullable=False),
+            *(
+                sa.Column(name, sa.BigInteger() if name in _BIG else sa.Integer(), nullable=False, server_default='0')
+                for name in figures
+            ),
+            sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
+            sa.PrimaryKeyConstraint('tenant_id', slot, 'agent_key'),
+            sqlite_with_rowid=False,
+        )
+    # Computed before the triggers exist: nothing writes calls during a migration.
     for statement in rebuild_sql(dialect):
         op.execute(statement)
     for statement in trigger_ddl(dialect):
@@ -62,6 +64,7 @@ def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     for statement in drop_ddl(dialect):
         op.execute(statement)
+    op.drop_table('call_stats_day')
     op.drop_table('call_stats_hour')
     # The lazy rollups fill themselves on the next request.
     op.create_table(
