@@ -52,6 +52,7 @@ def upgrade() -> None:
             sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ondelete='CASCADE'),
             sa.PrimaryKeyConstraint('tenant_id', slot, 'agent_key'),
             sqlite_with_rowid=False,
+            postgresql_with={'fillfactor': 70},
         )
     # Computed before the triggers exist: nothing writes calls during a migration.
     for statement in rebuild_sql(dialect):
