@@ -158,38 +158,16 @@ _in_span = sa.and_(
 )
 
 
-def _named(query: sa.Select[Any], agent: Any) -> sa.Select[Any]:
-    """``query`` with the agent's name (after the agent column), grouped by both."""
-    user = owned_join(User, User.id == agent, _tenant)
-    return query.outerjoin(User, user).group_by(agent, User.full_name)
-
-
-
-
 def _agent_rows_of(table: sa.Table, slot: sa.Column[Any], lo: str, hi: str) -> sa.Select[Any]:
-    return sa.select(table.c.agent_key, *(table.c[name] for name in _FIGURE_COLUMNS)).where(
+    # ``rollup_within`` is 0 when the request asks another service-level threshold than the
+    # rollups count (that figure then comes from the calls).
+    within = sa.bindparam("rollup_within", type_=sa.Integer)
+    figures = (table.c[name] * within if name == "answered_inbound_within_20s" else table.c[name] for name in _FIGURE_COLUMNS)
+    return sa.select(table.c.agent_key, *(f.label(name) for f, name in zip(figures, _FIGURE_COLUMNS))).where(
         owned_by(table, _tenant), slot >= sa.bindparam(lo), slot < sa.bindparam(hi),
         sa.or_(_agent.is_(None), table.c.agent_key == _agent),
     )
 
-
-# Per agent over the whole hours [lo, hi): the whole UTC days inside from call_stats_day
-# [dlo, dhi), the hours before and after them from call_stats_hour ([lo, dlo), [dhi, hi)).
-_rolled = sa.union_all(
-    _agent_rows_of(_days, _days.c.day_start, "dlo", "dhi"),
-    _agent_rows_of(_rollup, _rollup.c.hour_start, "lo", "dlo"),
-    _agent_rows_of(_rollup, _rollup.c.hour_start, "dhi", "hi"),
-).subquery()
-_ROLLED_AGENTS = _named(
-    sa.select(_rolled.c.agent_key, User.full_name, *(sa.func.sum(_rolled.c[name]) for name in _FIGURE_COLUMNS)).select_from(_rolled),
-    _rolled.c.agent_key,
-)
-# (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
-_ROLLED_QUARTERS = (
-    sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
-    .where(_in_span)
-    .group_by(_rollup.c.hour_start)
-)
 
 # The calls of the edges: one index range each, united (an OR of ranges under the firm's
 # condition makes SQLite walk all the firm's calls instead). The outer queries take the ids
@@ -199,40 +177,67 @@ _EDGE_IDS = sa.union_all(*(
     for a, b in (("a1", "b1"), ("a2", "b2"))
 ))
 _edge_calls = sa.and_(Call.id.in_(_EDGE_IDS), sa.or_(_agent.is_(None), Call.agent_user_id == _agent))
-_EDGE_AGENTS = _named(sa.select(Call.agent_user_id, User.full_name, *_figures()).select_from(Call).where(_edge_calls), Call.agent_user_id)
-# The edges' legs: each answered leg's talk to the leg's agent (the call figures zero: the call
-# is counted once, by its own row). Grouped by an expression, not the bare column: SQLite
-# would otherwise walk the firm's legs in ix_call_leg_tenant_agent_started.
-_leg_agent = CallLeg.agent_user_id + 0
-_EDGE_LEGS = _named(
+_call_agent = sa.func.coalesce(Call.agent_user_id, 0)
+# The legs' agent as an expression, not the bare column: SQLite would otherwise walk the
+# firm's legs in ix_call_leg_tenant_agent_started (already grouped) instead of the period's.
+_leg_agent = sa.func.coalesce(CallLeg.agent_user_id + 0, 0)
+
+# Per agent, ONE statement: the whole UTC days from call_stats_day [dlo, dhi), the other
+# whole hours from call_stats_hour ([lo, dlo), [dhi, hi)), the edges' calls, and the edges'
+# answered legs (each leg's talk to its agent; the call figures zero: the call is counted
+# once, by its own row); summed by agent (0: none) and named.
+_per_agent = sa.union_all(
+    _agent_rows_of(_days, _days.c.day_start, "dlo", "dhi"),
+    _agent_rows_of(_rollup, _rollup.c.hour_start, "lo", "dlo"),
+    _agent_rows_of(_rollup, _rollup.c.hour_start, "dhi", "hi"),
+    sa.select(_call_agent, *_figures()).where(_edge_calls).group_by(_call_agent),
     sa.select(
-        _leg_agent, User.full_name, *(sa.literal(0) for _ in range(_CALL_FIGURES)),
-        sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0), sa.func.count(),
+        _leg_agent, *(sa.literal(0) for _ in range(_CALL_FIGURES)), sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0), sa.func.count()
     )
-    .select_from(CallLeg)
     .where(
         owned_by(CallLeg, _tenant), CallLeg.answered_at.is_not(None), CallLeg.call_id.in_(_EDGE_IDS),
         sa.or_(_agent.is_(None), CallLeg.agent_user_id == _agent),
-    ),
-    _leg_agent,
+    )
+    .group_by(_leg_agent),
+).subquery()
+_AGENTS = (
+    sa.select(_per_agent.c.agent_key, User.full_name, *(sa.func.sum(_per_agent.c[name]) for name in _FIGURE_COLUMNS))
+    .select_from(_per_agent)
+    .outerjoin(User, owned_join(User, User.id == _per_agent.c.agent_key, _tenant))
+    .group_by(_per_agent.c.agent_key, User.full_name)
 )
+# (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
+_ROLLED_QUARTERS = (
+    sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
+    .where(_in_span)
+    .group_by(_rollup.c.hour_start)
+)
+
+
+def _epoch(dialect: str, column: Any) -> Any:
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer)
+    return sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)
+
+
+@lru_cache(maxsize=4)
+def _hours(dialect: str) -> sa.CompoundSelect[Any]:
+    """Per UTC hour, ONE statement: the whole hours' rollups and the edges' calls, each hour as
+    seconds since the epoch (plain integers: no time objects to make for a month's 720 rows)
+    with its calls, answered and missed."""
+    sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
+    edge_hour = _bucket(dialect, 3600)[0]
+    return sa.union_all(
+        sa.select(_epoch(dialect, _rollup.c.hour_start), *sums).where(_in_span).group_by(_rollup.c.hour_start),
+        sa.select(edge_hour, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(edge_hour),
+    )
+
+
 # Another service-level threshold than the rollups': counted from the calls of the whole hours.
 _WITHIN_SPAN = sa.select(_figures()[_WITHIN]).where(
     owned_by(Call, _tenant), Call.started_at >= sa.bindparam("lo"), Call.started_at < sa.bindparam("hi"),
     sa.or_(_agent.is_(None), Call.agent_user_id == _agent),
 )
-
-
-@lru_cache(maxsize=4)
-def _rolled_hours(dialect: str) -> sa.Select[Any]:
-    """Per UTC hour of the span: its start in seconds since the epoch (plain integers: no
-    time objects to make for a month's 720 rows), and its calls, answered and missed."""
-    if dialect == "sqlite":
-        epoch: Any = sa.cast(sa.func.strftime("%s", _rollup.c.hour_start), sa.Integer)
-    else:
-        epoch = sa.cast(sa.extract("epoch", _rollup.c.hour_start), sa.BigInteger)
-    sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
-    return sa.select(epoch, *sums).where(_in_span).group_by(_rollup.c.hour_start)
 
 
 @lru_cache(maxsize=8)
@@ -255,19 +260,17 @@ def _rollup_span(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def _bucket(dialect: str, seconds: int) -> tuple[sa.ColumnElement[Any], Callable[[Any], datetime]]:
-    """SQL for the UTC slot of ``seconds`` a call started in, and how to read it back as a UTC time."""
-    if seconds == 3600:
-        if dialect == "sqlite":
-            # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS…': the hour is a prefix, far
-            # cheaper per row than date functions.
-            return sa.func.substr(Call.started_at, 1, 13), lambda v: datetime.strptime(v, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-        return sa.func.date_trunc("hour", Call.started_at), lambda v: v.replace(tzinfo=timezone.utc)
+    """SQL for the UTC slot of ``seconds`` (900 or 3600) a call started in, as seconds since
+    the epoch at the slot's start, and how to read it back as a UTC time."""
     if dialect == "sqlite":
-        epoch = sa.cast(sa.func.strftime("%s", Call.started_at), sa.Integer)
+        # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'. SQLite's date functions round
+        # to milliseconds (23:59:59.9999 would become the next day): the minute is cut from the
+        # text first, as the triggers cut the hour and the minute.
+        epoch = sa.cast(sa.func.strftime("%s", sa.func.substr(Call.started_at, 1, 16)), sa.Integer)
     else:
         # timestamp without time zone: EXTRACT(EPOCH) takes the stored (UTC) wall time as is.
         epoch = sa.cast(sa.func.floor(sa.extract("epoch", Call.started_at)), sa.BigInteger)
-    return epoch // seconds, lambda v: datetime.fromtimestamp(int(v) * seconds, timezone.utc)
+    return epoch // seconds * seconds, lambda v: datetime.fromtimestamp(int(v), timezone.utc)
 
 
 def _zone_in(tz: ZoneInfo, start: datetime, end: datetime) -> tuple[int, int | None]:
@@ -342,32 +345,28 @@ def get_stats(
     lo, hi = _rollup_span(start, end)
     rolled = lo < hi
     raw_parts = [(a, b) for a, b in ((start, lo), (hi, end)) if a < b] if rolled else [(start, end)]
-    params: dict[str, Any] = {"tenant_id": tenant_id, "agent": agent_only, "lo": lo, "hi": hi}
-    if rolled:
-        # The whole UTC days inside the whole hours, if any (else an empty range of days).
-        dlo = lo.replace(hour=0) + (_DAY if lo.hour else timedelta(0))
-        dhi = hi.replace(hour=0)
-        if dlo >= dhi:
-            dlo = dhi = hi
-        params.update(dlo=dlo, dhi=dhi)
-    if raw_parts:
-        (a1, b1), (a2, b2) = raw_parts if len(raw_parts) == 2 else (raw_parts[0], (start, start))
-        params.update(a1=a1, b1=b1, a2=a2, b2=b2, threshold=service_level_threshold_s)
+    if not rolled:
+        lo = hi = start  # no whole hour: the rollups' ranges are empty
+    # The whole UTC days inside the whole hours, if any (else an empty range of days).
+    dlo = lo.replace(hour=0) + (_DAY if lo.hour else timedelta(0))
+    dhi = hi.replace(hour=0)
+    if dlo >= dhi:
+        dlo = dhi = hi
+    # The edges read from the calls (an unused one empty).
+    (a1, b1), (a2, b2) = (raw_parts + [(start, start), (start, start)])[:2]
+    other_threshold = service_level_threshold_s != DEFAULT_SERVICE_LEVEL_THRESHOLD_S
+    params: dict[str, Any] = {
+        "tenant_id": tenant_id, "agent": agent_only, "lo": lo, "hi": hi, "dlo": dlo, "dhi": dhi,
+        "a1": a1, "b1": b1, "a2": a2, "b2": b2, "threshold": service_level_threshold_s, "rollup_within": 0 if other_threshold else 1,
+    }
 
-    # (agent, name, figures...) rows: the whole hours' rollups, the edges' calls and legs.
-    agent_rows: list[Any] = []
-    if raw_parts:
-        agent_rows += conn.execute(_EDGE_AGENTS, params).all()
-        agent_rows += conn.execute(_EDGE_LEGS, params).all()
+    # (agent, name, figures...): the whole days' and hours' rollups, the edges' calls and legs.
+    # Agent 0 is "no agent" (a key cannot be NULL).
+    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in conn.execute(_AGENTS, params)]
     extra_within = 0
-    if rolled:
-        rolled_rows = conn.execute(_ROLLED_AGENTS, params).all()
-        if service_level_threshold_s != DEFAULT_SERVICE_LEVEL_THRESHOLD_S:
-            # The rollups count ring times up to 20 s only: count this threshold from the calls.
-            rolled_rows = [(agent, name, *sums[:_WITHIN], 0, *sums[_WITHIN + 1 :]) for agent, name, *sums in rolled_rows]
-            extra_within = int(conn.execute(_WITHIN_SPAN, {**params, "threshold": service_level_threshold_s}).scalar_one())
-        # Agent 0 is "no agent" (a key cannot be NULL).
-        agent_rows += [(agent or None, name, *sums) for agent, name, *sums in rolled_rows]
+    if rolled and other_threshold:
+        # The rollups count ring times up to 20 s only: count this threshold from the calls.
+        extra_within = int(conn.execute(_WITHIN_SPAN, params).scalar_one())
 
     by_agent: dict[int | None, list[int]] = {}
     names: dict[int | None, str] = {}
@@ -413,27 +412,26 @@ def get_stats(
 
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
     seconds, offset = _zone_in(tz, start, end)
-    if raw_parts:
+    if seconds == 3600:
+        rows = conn.execute(_hours(conn.dialect.name), params)
+        if offset is None:  # the offset changes in the period (daylight saving time)
+            for epoch, n, ans, miss in rows:
+                count(datetime.fromtimestamp(int(epoch), timezone.utc), int(n), int(ans), int(miss))
+        else:
+            # One offset all through: local hours and days by integer arithmetic.
+            day_list = list(days.values())
+            first = (int(start.timestamp()) + offset) // 86400
+            for epoch, n, ans, miss in rows:
+                local = int(epoch) + offset
+                for slot in (hours[local // 3600 % 24], day_list[local // 86400 - first]):
+                    slot[0] += int(n)
+                    slot[1] += int(ans)
+                    slot[2] += int(miss)
+    else:
         query, bucket_start = _edge_buckets(conn.dialect.name, seconds)
         for slot, n, ans, miss in conn.execute(query, params):
             count(bucket_start(slot), int(n), int(ans), int(miss))
-    if rolled:
-        if seconds == 3600:
-            rows = conn.execute(_rolled_hours(conn.dialect.name), params)
-            if offset is None:  # the offset changes in the period (daylight saving time)
-                for epoch, n, ans, miss in rows:
-                    count(datetime.fromtimestamp(epoch, timezone.utc), int(n), int(ans), int(miss))
-            else:
-                # One offset all through: local hours and days by integer arithmetic.
-                day_list = list(days.values())
-                first = (int(start.timestamp()) + offset) // 86400
-                for epoch, n, ans, miss in rows:
-                    local = int(epoch) + offset
-                    for slot in (hours[local // 3600 % 24], day_list[local // 86400 - first]):
-                        slot[0] += int(n)
-                        slot[1] += int(ans)
-                        slot[2] += int(miss)
-        else:
+        if rolled:
             for hour, *cumulative in conn.execute(_ROLLED_QUARTERS, params):
                 marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
                 before = [0, 0, 0]
