@@ -99,7 +99,8 @@ _QUARTER = timedelta(minutes=15)
 
 _inbound = Call.direction == CallDirection.INBOUND
 _answered = Call.answered_at.is_not(None)
-_missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status.not_in([CallStatus.RINGING, CallStatus.ANSWERED]))
+# (Two comparisons rather than NOT IN: an expanding IN list is re-rendered at every execution.)
+_missed = sa.and_(_inbound, Call.answered_at.is_(None), Call.status != CallStatus.RINGING, Call.status != CallStatus.ANSWERED)
 _rollup = CallStatsHour.__table__
 _days = CallStatsDay.__table__
 _DAY = timedelta(days=1)
