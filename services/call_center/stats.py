@@ -183,30 +183,41 @@ _call_agent = sa.func.coalesce(Call.agent_user_id, 0)
 # firm's legs in ix_call_leg_tenant_agent_started (already grouped) instead of the period's.
 _leg_agent = sa.func.coalesce(CallLeg.agent_user_id + 0, 0)
 
-# Per agent, ONE statement: the whole UTC days from call_stats_day [dlo, dhi), the other
-# whole hours from call_stats_hour ([lo, dlo), [dhi, hi)), the edges' calls, and the edges'
-# answered legs (each leg's talk to its agent; the call figures zero: the call is counted
-# once, by its own row); summed by agent (0: none) and named.
-_per_agent = sa.union_all(
-    _agent_rows_of(_days, _days.c.day_start, "dlo", "dhi"),
-    _agent_rows_of(_rollup, _rollup.c.hour_start, "lo", "dlo"),
-    _agent_rows_of(_rollup, _rollup.c.hour_start, "dhi", "hi"),
-    sa.select(_call_agent, *_figures()).where(_edge_calls).group_by(_call_agent),
-    sa.select(
-        _leg_agent, *(sa.literal(0) for _ in range(_CALL_FIGURES)), sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0), sa.func.count()
+
+
+@lru_cache(maxsize=2)
+def _agents(edges: bool) -> sa.Select[Any]:
+    """Per agent, ONE statement: the whole UTC days from call_stats_day [dlo, dhi), the other
+    whole hours from call_stats_hour ([lo, dlo), [dhi, hi)) and, when the period has partial
+    hours at its edges, their calls and answered legs (each leg's talk to its agent; the call
+    figures zero: the call is counted once, by its own row); summed by agent (0: none), named."""
+    parts: list[sa.Select[Any]] = [
+        _agent_rows_of(_days, _days.c.day_start, "dlo", "dhi"),
+        _agent_rows_of(_rollup, _rollup.c.hour_start, "lo", "dlo"),
+        _agent_rows_of(_rollup, _rollup.c.hour_start, "dhi", "hi"),
+    ]
+    if edges:
+        parts.append(sa.select(_call_agent, *_figures()).where(_edge_calls).group_by(_call_agent))
+        parts.append(
+            sa.select(
+                _leg_agent, *(sa.literal(0) for _ in range(_CALL_FIGURES)),
+                sa.func.coalesce(sa.func.sum(CallLeg.talk_seconds), 0), sa.func.count(),
+            )
+            .where(
+                owned_by(CallLeg, _tenant), CallLeg.answered_at.is_not(None), CallLeg.call_id.in_(_EDGE_IDS),
+                sa.or_(_agent.is_(None), CallLeg.agent_user_id == _agent),
+            )
+            .group_by(_leg_agent)
+        )
+    rows = sa.union_all(*parts).subquery()
+    return (
+        sa.select(rows.c.agent_key, User.full_name, *(sa.func.sum(rows.c[name]) for name in _FIGURE_COLUMNS))
+        .select_from(rows)
+        .outerjoin(User, owned_join(User, User.id == rows.c.agent_key, _tenant))
+        .group_by(rows.c.agent_key, User.full_name)
     )
-    .where(
-        owned_by(CallLeg, _tenant), CallLeg.answered_at.is_not(None), CallLeg.call_id.in_(_EDGE_IDS),
-        sa.or_(_agent.is_(None), CallLeg.agent_user_id == _agent),
-    )
-    .group_by(_leg_agent),
-).subquery()
-_AGENTS = (
-    sa.select(_per_agent.c.agent_key, User.full_name, *(sa.func.sum(_per_agent.c[name]) for name in _FIGURE_COLUMNS))
-    .select_from(_per_agent)
-    .outerjoin(User, owned_join(User, User.id == _per_agent.c.agent_key, _tenant))
-    .group_by(_per_agent.c.agent_key, User.full_name)
-)
+
+
 # (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
 _ROLLED_QUARTERS = (
     sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
@@ -221,16 +232,18 @@ def _epoch(dialect: str, column: Any) -> Any:
     return sa.cast(sa.func.floor(sa.extract("epoch", column)), sa.BigInteger)
 
 
-@lru_cache(maxsize=4)
-def _hours(dialect: str) -> sa.CompoundSelect[Any]:
-    """Per UTC hour, ONE statement: the whole hours' rollups and the edges' calls, each hour as
-    seconds since the epoch (plain integers: no time objects to make for a month's 720 rows)
-    with its calls, answered and missed."""
+@lru_cache(maxsize=8)
+def _hours(dialect: str, edges: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """Per UTC hour, ONE statement: the whole hours' rollups and (``edges``) the edges' calls,
+    each hour as seconds since the epoch (plain integers: no time objects to make for a
+    month's 720 rows) with its calls, answered and missed."""
     sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
+    rolled = sa.select(_epoch(dialect, _rollup.c.hour_start), *sums).where(_in_span).group_by(_rollup.c.hour_start)
+    if not edges:
+        return rolled
     edge_hour = _bucket(dialect, 3600)[0]
     return sa.union_all(
-        sa.select(_epoch(dialect, _rollup.c.hour_start), *sums).where(_in_span).group_by(_rollup.c.hour_start),
-        sa.select(edge_hour, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(edge_hour),
+        rolled, sa.select(edge_hour, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(edge_hour)
     )
 
 
@@ -363,7 +376,8 @@ def get_stats(
 
     # (agent, name, figures...): the whole days' and hours' rollups, the edges' calls and legs.
     # Agent 0 is "no agent" (a key cannot be NULL).
-    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in conn.execute(_AGENTS, params)]
+    edges = bool(raw_parts)
+    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in conn.execute(_agents(edges), params)]
     extra_within = 0
     if rolled and other_threshold:
         # The rollups count ring times up to 20 s only: count this threshold from the calls.
@@ -414,7 +428,7 @@ def get_stats(
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
     seconds, offset = _zone_in(tz, start, end)
     if seconds == 3600:
-        rows = conn.execute(_hours(conn.dialect.name), params)
+        rows = conn.execute(_hours(conn.dialect.name, edges), params)
         if offset is None:  # the offset changes in the period (daylight saving time)
             for epoch, n, ans, miss in rows:
                 count(datetime.fromtimestamp(int(epoch), timezone.utc), int(n), int(ans), int(miss))
