@@ -17,7 +17,9 @@ same figures from the same tables, sent on the bare DBAPI connection (no SQLAlch
   in call_stats_day, its other whole hours in call_stats_hour, the calls of the partial hours
   at its edges and those calls' answered legs, grouped by agent and joined to "user";
 - per hour: ONE statement, the rollups' hours UNION ALL the edge calls by hour;
-- and the firm's time zone (one primary-key read), which the service needs to place the period.
+- and the firm's time zone (one primary-key read), which the service needs to place the period;
+- a period of whole hours (today) has no edges: both statements without the edges' parts, as
+  the service runs them.
 Cold, the floor's time includes opening its new connection, as the service's does.
 
 "raw" is the old floor for reference: one GROUP BY over every call of the period (what the
@@ -123,6 +125,9 @@ WHERE tenant_id = ? AND hour_start >= ? AND hour_start < ? GROUP BY hour_start
 UNION ALL
 SELECT {hour_sql(d, 'c.started_at')}, count(*), sum({terms['answered']}), sum({terms['missed']}) FROM call c
 WHERE {edges} GROUP BY {hour_sql(d, 'c.started_at')}"""
+        # A period of whole hours (today) has no edges: the same statements without their parts.
+        self.per_agent_whole = self.per_agent.split("  UNION ALL\n  SELECT COALESCE(c.agent_user_id, 0)")[0] + ") AS x LEFT JOIN \"user\" u ON u.id = x.agent\nGROUP BY x.agent, u.full_name"
+        self.per_hour_whole = self.per_hour.split("UNION ALL")[0]
         self.raw_scan = f"""
 SELECT c.agent_user_id, u.full_name, {', '.join(f'sum({terms[n]})' for n in CALL_FIGURES)}
 FROM call c LEFT JOIN "user" u ON u.id = c.agent_user_id
@@ -130,8 +135,9 @@ WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ? GROUP BY c.agen
         # The firm's zone, which says where its days and hours begin (the service reads it too).
         self.timezone = "SELECT timezone FROM tenant WHERE id = ?"
         if d != "sqlite":
-            self.per_agent, self.per_hour, self.raw_scan, self.timezone = (
-                s.replace("?", "%s") for s in (self.per_agent, self.per_hour, self.raw_scan, self.timezone)
+            self.per_agent, self.per_hour, self.raw_scan, self.timezone, self.per_agent_whole, self.per_hour_whole = (
+                s.replace("?", "%s")
+                for s in (self.per_agent, self.per_hour, self.raw_scan, self.timezone, self.per_agent_whole, self.per_hour_whole)
             )
 
     def reconnect(self) -> None:
@@ -165,8 +171,12 @@ WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ? GROUP BY c.agen
             dlo = dhi = hi
         days = ((tenant_id, t(dlo), t(dhi)), (tenant_id, t(lo), t(dlo)), (tenant_id, t(dhi), t(hi)))
         self._run(self.timezone, (tenant_id,))
-        agents = self._run(self.per_agent, (*days[0], *days[1], *days[2], *edges, tenant_id, *edges))
-        hours = self._run(self.per_hour, (*span, *edges))
+        if start == lo and end == hi:
+            agents = self._run(self.per_agent_whole, (*days[0], *days[1], *days[2]))
+            hours = self._run(self.per_hour_whole, span)
+        else:
+            agents = self._run(self.per_agent, (*days[0], *days[1], *days[2], *edges, tenant_id, *edges))
+            hours = self._run(self.per_hour, (*span, *edges))
         return agents, hours
 
     def scan(self, tenant_id: int, start: datetime, end: datetime) -> list[Any]:
