@@ -8,6 +8,7 @@ a marker (:func:`softphone_slot`) that makes the compiler add that wrap.
 from __future__ import annotations
 
 import reflex as rx
+from reflex.config import get_config
 from reflex_base.components.component import Component
 
 from watheeq_ui.components.softphone.state import SoftphoneState
@@ -38,6 +39,10 @@ class Softphone(rx.NoSSRComponent):
     cases: rx.Var[list]
     # "en" or "ar": the platform's language switch; the component keeps its own label table.
     lang: rx.Var[str]
+    # Whether the server has resumed this tab's session: the phone holds its reports until then.
+    signed_in: rx.Var[bool]
+    # The user's own extension route: the phone's identity and password, asked with the token.
+    credentials_url: rx.Var[str]
 
     on_call_event: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
     on_registration: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
@@ -45,12 +50,23 @@ class Softphone(rx.NoSSRComponent):
     on_wrap_up: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 
+def credentials_url() -> str:
+    """The API route of the user's own softphone config (the frontend's backend URL)."""
+    return f"{get_config().api_url}/api/v1/call-center/extension"
+
+
 def softphone_root() -> rx.Component:
     """The phone as mounted above the router, for every signed-in user: without an
-    extension (or without PBX settings) it says why there is no phone, and what to do."""
+    extension (or without PBX settings) it says why there is no phone, and what to do.
+
+    The phone itself mounts with the page, before the tab's session is resumed on the
+    server (``AuthState.signed_out`` is still False then): it fetches its identity from the
+    API with the browser's token and registers at once, in parallel with the session check
+    and the page's loaders, not after them. The server's side of it (``load_config``: the
+    "no phone" reasons, presence, recent calls) starts once the session is resumed."""
     return rx.fragment(
         rx.cond(
-            AuthState.signed_in,
+            ~AuthState.signed_out,
             Softphone.create(
                 config=SoftphoneState.config,
                 command=SoftphoneState.command,
@@ -58,15 +74,18 @@ def softphone_root() -> rx.Component:
                 recent=SoftphoneState.recent,
                 cases=SoftphoneState.cases,
                 lang=LangState.lang,
+                signed_in=AuthState.signed_in,
+                credentials_url=credentials_url(),
                 on_call_event=SoftphoneState.on_call_event,
                 on_registration=SoftphoneState.on_registration,
                 on_lookup=SoftphoneState.lookup,
                 on_wrap_up=SoftphoneState.save_wrap_up,
-                on_mount=SoftphoneState.load_config,
-                on_unmount=SoftphoneState.clear_config,
             ),
         ),
-        rx.cond(AuthState.signed_in, presence_control()),
+        rx.cond(
+            AuthState.signed_in,
+            rx.fragment(presence_control(), on_mount=SoftphoneState.load_config, on_unmount=SoftphoneState.clear_config),
+        ),
     )
 
 
