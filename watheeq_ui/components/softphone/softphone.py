@@ -19,8 +19,9 @@ from watheeq_ui.state.lang import LangState
 JSSIP = "jssip@3.13.8"
 _JSX = rx.asset("softphone.jsx", shared=True)
 # The modules softphone.jsx imports, linked beside it so its relative imports resolve.
-HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js")
+HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js", "prefetch.jsx")
 _MODULES = [rx.asset(name, shared=True) for name in HOOKS]
+_PREFETCH = rx.asset("prefetch.jsx", shared=True)
 # Inside the theme (20) and the state providers (90/100), outside every page.
 APP_WRAP_KEY = (10, "WatheeqSoftphone")
 
@@ -50,6 +51,15 @@ class Softphone(rx.NoSSRComponent):
     on_wrap_up: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 
+class SoftphonePrefetch(rx.Component):
+    """Renders nothing. Its module is imported with the app's own (not lazily, as the phone
+    is): while the page boots it starts loading the phone's chunk and asks the API for the
+    signed-in agent's credentials, so the phone has both the moment it mounts."""
+
+    library = _PREFETCH.importable_path
+    tag = "SoftphonePrefetch"
+
+
 def credentials_url() -> str:
     """The API route of the user's own softphone config (the frontend's backend URL)."""
     return f"{get_config().api_url}/api/v1/call-center/extension"
@@ -65,6 +75,7 @@ def softphone_root() -> rx.Component:
     and the page's loaders, not after them. The server's side of it (``load_config``: the
     "no phone" reasons, presence, recent calls) starts once the session is resumed."""
     return rx.fragment(
+        SoftphonePrefetch.create(),
         rx.cond(
             ~AuthState.signed_out,
             Softphone.create(

@@ -8,6 +8,7 @@
 // Redis): it is kept in memory only. Retries with backoff; no retry when the user has no
 // extension or the firm no PBX (the server's config then says why, see softphone.jsx).
 import { useEffect, useRef, useState } from "react";
+import { credentialsRequest, takeEarlyAnswer } from "./prefetch.jsx";
 
 const TOKEN_KEY = "watheeq_session";
 
@@ -38,13 +39,12 @@ export function useSipCredentials(credentialsUrl, signedIn) {
     if (token === state.token) return undefined;
     state.token = token;
     clearTimeout(state.timer);
-    const url = new URL(credentialsUrl, window.location.href);
-    if (["localhost", "127.0.0.1", "0.0.0.0", "::1"].includes(url.hostname)) url.hostname = window.location.hostname;
     const load = (attempt) => {
-      fetch(url.toString(), { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" })
-        .then((r) => {
-          if (r.status === 404 || r.status === 409) return null;
-          return r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`));
+      // The first ask may already have been made while the page booted (prefetch.jsx).
+      ((attempt === 0 && takeEarlyAnswer(credentialsUrl, token)) || credentialsRequest(credentialsUrl, token))
+        .then(({ status, body }) => {
+          if (status === 404 || status === 409) return null;
+          return status >= 200 && status < 300 ? body : Promise.reject(new Error(`HTTP ${status}`));
         })
         .then((body) => {
           if (!state.alive || state.token !== token || !body) return;
