@@ -99,6 +99,26 @@ def test_logging_matches_the_client_by_number_in_any_format(session, firm, diall
     assert call.agent_name == "Agent Amal"
 
 
+def test_every_call_matches_the_oldest_client_of_the_number(session, firm):
+    # The firm's first call in this process and the next ones take different paths
+    # (log_call normalises the next ones with the region it saw, inside one query).
+    f.make_client(session, firm.tenant, name="Younger Khalid", phone="00966501234567")
+    calls = [_log(session, firm, remote_number=n) for n in ("0501234567", "+966501234567", "966 50 123 4567")]
+    assert {(c.client_id, c.client_name) for c in calls} == {(firm.client.id, "Client Khalid")}
+    assert _log(session, firm, remote_number="0559999999").client_id is None
+
+
+def test_a_changed_region_normalises_the_next_call_with_the_new_one(session, firm):
+    assert _log(session, firm, remote_number="0501234567").remote_e164 == "+966501234567"
+    firm.tenant.region = "AE"
+    session.flush()
+    emirati = f.make_client(session, firm.tenant, name="Client Emirati", phone="+971501234567")
+    call = _log(session, firm, remote_number="0501234567")
+    assert (call.remote_e164, call.client_id, call.client_name) == ("+971501234567", emirati.id, "Client Emirati")
+    again = _log(session, firm, remote_number="050 123 4567")
+    assert (again.remote_e164, again.client_id) == ("+971501234567", emirati.id)
+
+
 def test_an_internal_extension_stays_unmatched(session, firm):
     call = _log(session, firm, remote_number="1002")
     assert (call.remote_e164, call.client_id) == (None, None)
