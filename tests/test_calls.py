@@ -502,6 +502,25 @@ def test_cursor_pages_and_numbered_pages_agree(session, firm, order):
     assert _history(session, firm, page=5, page_size=5, order=order).data == []
 
 
+@pytest.mark.parametrize("order", list(CallOrder))
+def test_every_page_counts_every_match(session, firm, order):
+    # Full pages, the last page, a page past the end and cursor pages all tell the same total
+    # (the last numbered page counts itself: the matches before it plus its own).
+    _seed_history(session, firm)
+    pages = [_history(session, firm, page=n, page_size=5, order=order) for n in range(1, 6)]
+    assert [len(p.data) for p in pages] == [5, 5, 5, 2, 0] and {p.count for p in pages} == {17}
+    cursor_pages, cursor = [], None
+    while True:
+        cursor_pages.append(_history(session, firm, cursor=cursor, page_size=5, order=order))
+        cursor = cursor_pages[-1].next_cursor
+        if cursor is None:
+            break
+    assert {p.count for p in cursor_pages} == {17}
+    only = _history(session, firm, filters=CallFilters(direction=OUT), page_size=100, order=order)
+    assert only.count == len(only.data) == 6
+    assert _history(session, firm, filters=CallFilters(direction=OUT), page=2, page_size=100, order=order).count == 6
+
+
 @pytest.mark.parametrize(("made_for", "used_with"), [
     (CallOrder.NEWEST_FIRST, CallOrder.OLDEST_FIRST),
     (CallOrder.OLDEST_FIRST, CallOrder.NEWEST_FIRST),
