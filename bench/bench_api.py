@@ -13,9 +13,11 @@ request as soon as the answer is in. Half the numbers belong to a client.
     .venv/bin/python bench/bench_api.py --database-url postgresql://postgres@127.0.0.1:5432/bench_x --workers 2
 
 A PostgreSQL database given is emptied and migrated (use a scratch database). Printed beside
-the figure, measured in the same run: the same work in-process (token check + ``log_call`` +
-commit, one thread, no HTTP), and ``GET /api/v1/health`` under the same server and load (the
-HTTP stack and one ``SELECT 1``: what any request costs before it does its work).
+the figure, measured in the same run: the hand-written floor (the same INSERT with the client
+matched by a subquery, committed one by one from as many threads as clients, no HTTP), the
+same work in-process (token check + ``log_call`` + commit, one thread, no HTTP), and
+``GET /api/v1/health`` under the same server and load (the HTTP stack and one ``SELECT 1``:
+what any request costs before it does its work).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from services.models import CallCreate, CallDirection, Client, Role  # noqa: E40
 CLIENTS = 10_000
 
 
-def _seed(url: str) -> tuple[str, int]:
+def _seed(url: str) -> tuple[str, int, int]:
     if not db.is_sqlite(url):
         engine = db.create_db_engine(url)
         with engine.begin() as conn:
@@ -62,7 +64,7 @@ def _seed(url: str) -> tuple[str, int]:
         )
         principal = accounts.authenticate(session=session, email=agent.email, password="bench-password")
         token = accounts.issue_token(session=session, principal=principal)
-    return token, principal.tenant_id
+    return token, principal.tenant_id, principal.user_id
 
 
 def _free_port() -> int:
@@ -175,6 +177,55 @@ def _in_process(tenant_id: int, token: str, total: int, run: str) -> float:
     return total / (time.perf_counter() - start)
 
 
+_FLOOR_SQL = (
+    "INSERT INTO call (tenant_id, agent_user_id, direction, status, remote_number, remote_e164, client_id, notes,"
+    " started_at, sip_call_id, updated_at) VALUES ({p}, {p}, 'INBOUND', 'RINGING', {p}, {p},"
+    " (SELECT id FROM client WHERE tenant_id = {p} AND phone_e164 = {p} ORDER BY id LIMIT 1), '', {p}, {p}, {p})"
+)
+
+
+def _floor(url: str, tenant_id: int, agent_id: int, total: int, concurrency: int, run: str) -> float:
+    """The hand-written floor: the same row (client matched by a subquery) inserted and
+    committed one by one from ``concurrency`` threads, each on its own driver connection
+    (the engine's, so SQLite has the same pragmas): calls/s."""
+    import threading
+    from datetime import datetime, timezone
+
+    engine = db.create_db_engine(url, pool_size=concurrency + 1) if not db.is_sqlite(url) else db.create_db_engine(url)
+    sqlite = db.is_sqlite(url)
+    sql = _FLOOR_SQL.format(p="?" if sqlite else "%s")
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        raw = engine.raw_connection()
+        try:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                number = f"+96650{i % CLIENTS:07d}" if i % 2 == 0 else f"+9665{(i * 7919) % 10**8:08d}"
+                now = datetime.now(timezone.utc)
+                stamp = now.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
+                cur = raw.cursor()
+                cur.execute(sql, (tenant_id, agent_id, number, number, tenant_id, number, stamp, f"{run}-{i}", stamp))
+                cur.close()
+                raw.commit()
+        finally:
+            raw.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rate = total / (time.perf_counter() - began)
+    engine.dispose()
+    return rate
+
+
 def _pct(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p * len(sorted_values)))] * 1000
 
@@ -205,7 +256,7 @@ def main() -> None:
     os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
     with tempfile.TemporaryDirectory(prefix="watheeq-bench-api-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        token, tenant_id = _seed(url)
+        token, tenant_id, agent_id = _seed(url)
         port = _free_port()
         env = {**os.environ, "WATHEEQ_DATABASE_URL": url, "WATHEEQ_ENV_FILE": str(Path(tmp) / "no.env")}
         # The server's JSON access lines (one per request, as in production) go to a file.
@@ -225,6 +276,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+        floor = _floor(url, tenant_id, agent_id, args.requests, args.concurrency, run + "f")
         in_process = _in_process(tenant_id, token, args.in_process, run + "i")
 
     kind = "PostgreSQL" if not db.is_sqlite(url) else "SQLite (WAL)"
@@ -235,6 +287,10 @@ def main() -> None:
     )
     print(_line("POST /api/v1/call-center/calls", *calls))
     print(_line("GET /api/v1/health (HTTP floor)", *health))
+    print(
+        f"{'hand-written INSERT floor':<34} {floor:6.0f} calls/s ({args.concurrency} threads, own driver connections, "
+        "client matched by a subquery, one commit each)"
+    )
     print(f"{'same work in-process, 1 thread':<34} {in_process:6.0f} calls/s (token check + log_call + commit)")
 
 
