@@ -83,6 +83,11 @@ def _public_select(tenant_id: int) -> sa.Select[Any]:
     )
 
 
+# A page's rows by their ids, built once (the firm and the ids bound at execution): the
+# history runs it for every page, and building and compiling it each time cost ~1 ms.
+_PAGE_ROWS = _public_select(sa.bindparam("page_tenant_id")).where(Call.id.in_(sa.bindparam("page_ids", expanding=True)))
+
+
 def _public(row: Any) -> CallPublic:
     return CallPublic.model_validate(dict(row._mapping))
 
@@ -272,12 +277,17 @@ def get_call_history(
         sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
         ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
         id_list = list(session.execute(ids).scalars())
-        count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
+        if len(id_list) <= page_size and (id_list or offset == 0) and not keyset:
+            # The last page (or the only one) by number: the matches are the ones before it
+            # and the ones on it, so counting them all again would tell nothing new.
+            count = offset + len(id_list)
+        else:
+            count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
     has_more = len(id_list) > page_size
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
-        session.execute(_public_select(tenant_id).where(Call.id.in_(id_list))).all()
+        session.connection().execute(_PAGE_ROWS, {"page_tenant_id": tenant_id, "page_ids": id_list}).all()
         if id_list
         else []
     )
