@@ -1,4 +1,4 @@
-"""Call-center services on SQLite at scale: history pages, number search, stats, logging.
+"""Call-center services at scale (SQLite or PostgreSQL): history pages, number search, stats, logging.
 
 Not a test: prints p50 / p95 (ms) or throughput for each service call, and for a
 hand-written SQL statement doing the same job, with the ratio between them (the
@@ -6,9 +6,14 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
 
     .venv/bin/python bench/bench_call_center.py             # 10 firms, 1,000,000 calls, 100,000 clients
     .venv/bin/python bench/bench_call_center.py --quick     # 10 firms, 50,000 calls, 10,000 clients
+    .venv/bin/python bench/bench_call_center.py --database-url postgresql://postgres@127.0.0.1:5432/bench_calls
 
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
-into bench/data/ and reused; delete the file to regenerate.
+into bench/data/ (SQLite) or into the PostgreSQL database named by ``--database-url``
+(created if missing; generated when it holds no call) and reused; delete the file or drop
+the database to regenerate. On PostgreSQL the hand-written floors are the same statements
+in PostgreSQL's dialect (``%s`` parameters, timestamptz values, ``count(*) FILTER``) on a
+raw psycopg cursor.
 
 Stats over 30 days are measured cold (the first request after the firm's hourly rollups
 were dropped, which sums the sealed hours) and warm (rollups present: the steady state).
@@ -64,22 +69,49 @@ def _sql_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
-    engine = db.create_db_engine(f"sqlite:///{path}")
-    if not path.exists() or path.stat().st_size == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"generating {calls:,} calls, {tenants} firms, {clients_per_tenant:,} clients each into {path} ...", flush=True)
-        began = time.perf_counter()
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as session:
-            seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
-            session.commit()
-        print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
-    # Tables and indexes added to the models after the file was generated.
+def _seed(engine: sa.Engine, *, calls: int, tenants: int, clients_per_tenant: int, where: str) -> None:
+    print(f"generating {calls:,} calls, {tenants} firms, {clients_per_tenant:,} clients each into {where} ...", flush=True)
+    began = time.perf_counter()
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
+        session.commit()
+    print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def _create_indexes(engine: sa.Engine) -> None:
+    # Tables and indexes added to the models after the data set was generated.
     SQLModel.metadata.create_all(engine)
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+
+
+def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
+    engine = db.create_db_engine(f"sqlite:///{path}")
+    if not path.exists() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _seed(engine, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant, where=str(path))
+    _create_indexes(engine)
+    return engine
+
+
+def prepare_postgres(url: str, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
+    """The PostgreSQL database of ``url``, created and seeded the first time."""
+    target = sa.engine.make_url(db.normalise_url(url))
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first() is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    engine = db.create_db_engine(target.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        has_calls = sa.inspect(conn).has_table("call") and conn.execute(sa.text("SELECT 1 FROM call LIMIT 1")).first()
+    if not has_calls:
+        _seed(engine, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant, where=target.database or url)
+    _create_indexes(engine)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
     return engine
 
 
@@ -174,6 +206,23 @@ GROUP BY c.agent_user_id, u.full_name
 """
 
 
+# The same aggregate in PostgreSQL's dialect (a boolean has no sum there).
+STATS_SQL_PG = """
+SELECT c.agent_user_id, u.full_name, count(*),
+       count(*) FILTER (WHERE c.direction = 'INBOUND'),
+       count(*) FILTER (WHERE c.answered_at IS NOT NULL),
+       count(*) FILTER (WHERE c.direction = 'INBOUND' AND c.answered_at IS NULL AND c.status NOT IN ('RINGING', 'ANSWERED')),
+       count(*) FILTER (WHERE c.direction = 'INBOUND' AND c.answered_at IS NOT NULL),
+       count(*) FILTER (WHERE c.direction = 'INBOUND' AND c.answered_at IS NOT NULL AND c.ring_seconds <= 20),
+       sum(CASE WHEN c.direction = 'INBOUND' AND c.answered_at IS NOT NULL THEN c.ring_seconds END),
+       sum(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END),
+       count(CASE WHEN c.answered_at IS NOT NULL THEN c.talk_seconds END)
+FROM call c LEFT JOIN "user" u ON u.id = c.agent_user_id
+WHERE c.tenant_id = ? AND c.started_at >= ? AND c.started_at < ?
+GROUP BY c.agent_user_id, u.full_name
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="50,000 calls and 1,000 clients per firm")
@@ -184,23 +233,48 @@ def main() -> None:
     parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured right after dropping the rollups")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
     parser.add_argument("--ab-calls", type=int, default=4000, help="calls logged alternately with and without the rollup check")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL URL (e.g. postgresql://postgres@127.0.0.1:5432/bench_calls): generate and measure there instead of SQLite",
+    )
     args = parser.parse_args()
     calls = args.calls or (50_000 if args.quick else 1_000_000)
     clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
     path = DATA_DIR / f"call_center-{args.tenants}t-{calls}c-{clients}cl.db"
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}")
-    engine = prepare(path, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+    postgres = args.database_url is not None
+    if postgres:
+        engine = prepare_postgres(args.database_url, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+        with engine.connect() as conn:
+            version = "PostgreSQL " + conn.execute(sa.text("SHOW server_version")).scalar_one()
+        where = f"PostgreSQL database {engine.url.database}"
+    else:
+        engine = prepare(path, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+        version = f"SQLite {__import__('sqlite3').sqlite_version}"
+        where = path.name
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {version}")
+    print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
     firms = load_firms(engine)
     per_firm = calls // len(firms)
-    print(f"data: {path.name}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)
+    print(f"data: {where}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)
     rng = random.Random(7)
     now = datetime.now(timezone.utc)
     month_ago = now - timedelta(days=30)
     raw = engine.raw_connection()
+    if postgres:
+        # One statement, one transaction, as the SQLite cursor runs them (no transaction left open).
+        raw.driver_connection.autocommit = True
+
+    def stamp(value: datetime) -> Any:
+        # A time as the driver binds it: text on SQLite (as SQLAlchemy stores it), timestamptz on PG.
+        return value if postgres else _sql_time(value)
 
     def sql(statement: str, params: tuple[Any, ...]) -> Callable[[], Any]:
+        if postgres:
+            statement = statement.replace("?", "%s")
+
         def run() -> Any:
             cur = raw.cursor()
             cur.execute(statement, params)
@@ -229,7 +303,7 @@ def main() -> None:
     def history_filtered_sql() -> Any:
         f = firm()
         where = "c.tenant_id = ? AND c.status IN ('COMPLETED', 'MISSED') AND c.started_at >= ? AND c.started_at < ?"
-        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, _sql_time(month_ago + timedelta(days=10)), _sql_time(now)))()
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, stamp(month_ago + timedelta(days=10)), stamp(now)))()
 
     results = [
         report("history p1, status+date filter", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15)
@@ -306,7 +380,7 @@ def main() -> None:
 
     def stats_today_sql() -> Any:
         f = firm()
-        return sql(STATS_SQL, (f.tenant_id, _sql_time(today_start), _sql_time(today_end)))()
+        return sql(STATS_SQL_PG if postgres else STATS_SQL, (f.tenant_id, stamp(today_start), stamp(today_end)))()
 
     results.append(report("stats today", measure(stats_today, args.iterations), measure(stats_today_sql, args.iterations), 50))
 
@@ -315,12 +389,14 @@ def main() -> None:
 
     def stats_month_sql() -> Any:
         f = firm()
-        return sql(STATS_SQL, (f.tenant_id, _sql_time(month_ago), _sql_time(now)))()
+        return sql(STATS_SQL_PG if postgres else STATS_SQL, (f.tenant_id, stamp(month_ago), stamp(now)))()
+
+    mark = "%s" if postgres else "?"
 
     def drop_rollups(f: Firm) -> None:
         cur = raw.cursor()
-        cur.execute("DELETE FROM call_hourly_rollup WHERE tenant_id = ?", (f.tenant_id,))
-        cur.execute("DELETE FROM call_rollup_hour WHERE tenant_id = ?", (f.tenant_id,))
+        cur.execute(f"DELETE FROM call_hourly_rollup WHERE tenant_id = {mark}", (f.tenant_id,))
+        cur.execute(f"DELETE FROM call_rollup_hour WHERE tenant_id = {mark}", (f.tenant_id,))
         raw.commit()
         cur.close()
 
@@ -382,13 +458,15 @@ def main() -> None:
         " started_at, sip_call_id, updated_at) VALUES (?, ?, 'INBOUND', 'RINGING', ?, ?,"
         " (SELECT id FROM client WHERE tenant_id = ? AND phone_e164 = ? ORDER BY id LIMIT 1), '', ?, ?, ?)"
     )
+    if postgres:
+        insert_sql = insert_sql.replace("?", "%s")
     began = time.perf_counter()
     for i in range(n):
         f = firms[i % len(firms)]
         number = f.numbers[i % len(f.numbers)]
-        stamp = _sql_time(datetime.now(timezone.utc))
+        at = stamp(datetime.now(timezone.utc))
         cur = raw.cursor()
-        cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, stamp, f"{run_id}-sql-{i}", stamp))
+        cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, at, f"{run_id}-sql-{i}", at))
         raw.commit()
     sql_rate = n / (time.perf_counter() - began)
     ok = "ok" if service_rate > 1000 else "MISSED"
@@ -405,7 +483,7 @@ def main() -> None:
     )
     # Past the services, but these calls are of the last minutes: no rollup holds them yet.
     cur = raw.cursor()
-    cur.execute("DELETE FROM call WHERE sip_call_id LIKE ?", (f"{run_id}-%",))
+    cur.execute(f"DELETE FROM call WHERE sip_call_id LIKE {mark}", (f"{run_id}-%",))
     raw.commit()
     raw.close()
 
