@@ -23,6 +23,7 @@ from services.models import (
     CallLegPublic,
     CallNote,
     CallNotePublic,
+    CallNumber,
     CallOrder,
     CallPublic,
     CallRecording,
@@ -34,6 +35,7 @@ from services.models import (
     Tenant,
     User,
 )
+from services.models.call_numbers import AFTER_DIGITS, MIN_FRAGMENT
 from services.pbx.recordings import MAX_FETCH_ATTEMPTS
 from services.paging import decode_cursor, encode_cursor
 from services.tenancy import owned_by, owned_join, tenant_select
@@ -168,7 +170,12 @@ def get_call_legs(*, session: Session, tenant_id: int, actor: Principal, call_id
 _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
 
 
-def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
+# A fragment found in more of the firm's numbers than this is searched by the scan: the calls
+# of that many numbers cost more to fetch one number at a time than reading the firm's index.
+MAX_DICTIONARY_NUMBERS = 2000
+
+
+def _number_fragments(number: str) -> set[str]:
     digits = phones.digits_of(number)
     if not digits:
         raise Invalid("number", "search by the digits of a number")
@@ -177,6 +184,11 @@ def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
         # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix
         # (not from "0000", which would leave nothing, and nothing is in every number).
         fragments.add(digits.lstrip("0"))
+    return fragments
+
+
+def _number_condition(fragments: set[str], e164: str | None) -> sa.ColumnElement[bool]:
+    """The scan: digits anywhere in the number, read from the whole of ix_call_tenant_remote."""
     conditions = []
     for fragment in fragments:
         pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
@@ -184,10 +196,56 @@ def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
         # The number as dialled matters only when it is no phone number (an extension, a
         # withheld or odd caller id); otherwise its E.164 form holds the same digits.
         conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
-    e164 = phones.try_normalise(number, region)
     if e164:
         conditions.append(Call.remote_e164 == e164)
     return sa.or_(*conditions)
+
+
+def _dictionary_numbers(session: Session, tenant_id: int, fragments: set[str]) -> set[str] | None:
+    """The firm's numbers (``coalesce(remote_e164, remote_number)``) holding any of the
+    fragments, from the suffixes of :class:`CallNumber`; None when a fragment is shorter than
+    the dictionary keeps or is in too many numbers (then the scan answers)."""
+    if min(len(f) for f in fragments) < MIN_FRAGMENT:
+        return None
+    found: set[str] = set()
+    for fragment in fragments:
+        found.update(
+            session.execute(
+                sa.select(CallNumber.number)
+                .where(
+                    owned_by(CallNumber, tenant_id),
+                    CallNumber.suffix >= fragment,
+                    CallNumber.suffix < fragment + AFTER_DIGITS,
+                )
+                .distinct()
+                .limit(MAX_DICTIONARY_NUMBERS + 1)
+            ).scalars()
+        )
+        if len(found) > MAX_DICTIONARY_NUMBERS:
+            return None
+    return found
+
+
+def _number_branches(
+    session: Session, tenant_id: int, number: str, region: str
+) -> list[list[sa.ColumnElement[bool]]]:
+    """The number filter as disjoint sets of conditions, whose matches together are the calls
+    whose number holds the digits (or equals the number's E.164 form)."""
+    fragments = _number_fragments(number)
+    e164 = phones.try_normalise(number, region)
+    numbers = _dictionary_numbers(session, tenant_id, fragments)
+    if numbers is None:
+        return [[_number_condition(fragments, e164)]]
+    # coalesce(remote_e164, remote_number) IN numbers, split so that each part is a lookup of
+    # ix_call_tenant_remote (tenant_id, remote_e164[, remote_number]): SQLite would scan the
+    # firm's index for the OR of both.
+    branches = []
+    e164s = numbers | {e164} if e164 else numbers
+    if e164s:
+        branches.append([Call.remote_e164.in_(sorted(e164s))])
+    if numbers:
+        branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(sorted(numbers))])
+    return branches
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -210,9 +268,7 @@ def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -
         conds.append(Call.agent_user_id == filters.agent_user_id)
     if filters.client_id is not None:
         conds.append(Call.client_id == filters.client_id)
-    if filters.number is not None and filters.number.strip():
-        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        conds.append(_number_condition(filters.number, region))
+    # The number filter is get_call_history's (_number_branches).
     return conds
 
 
@@ -252,9 +308,15 @@ def get_call_history(
 
     offset = (page - 1) * page_size if page is not None else 0
     if filters is not None and filters.number is not None and filters.number.strip():
-        # A number search reads the whole of ix_call_tenant_remote anyway (LIKE '%…%'), so
-        # read it once: the matches' (started_at, id) give both the count and the page.
-        matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
+        # The matching calls' (started_at, id), a few hundred for a group of digits, give both
+        # the count and the page: the calls of the numbers the dictionary finds, or one pass
+        # over ix_call_tenant_remote (LIKE '%…%') for a fragment in too many numbers.
+        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
+        parts = [
+            sa.select(Call.id, Call.started_at).where(*conds, *branch)
+            for branch in _number_branches(session, tenant_id, filters.number, region)
+        ]
+        matches = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all() if parts else []
         count = len(matches)
         ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
         if keyset:
