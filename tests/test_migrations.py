@@ -179,6 +179,10 @@ def _number_dictionary_with_data(url: str) -> None:
                   started_at=T, updated_at=T)
         assert {(s, n) for t, s, n in dictionary() if n == "2055"} == {("2055", "2055"), ("055", "2055")}
         assert _schema_differences(url) == []
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                definition = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_call_tenant_remote' AND schemaname = current_schema()")).scalar_one()
+            assert definition.endswith("INCLUDE (id)"), definition
         command.downgrade(migrate.alembic_config(url), "lv02a1b20009")
         with engine.begin() as conn:
             assert "call_number" not in sa.inspect(conn).get_table_names()

@@ -126,7 +126,7 @@ def test_the_dictionary_answers_a_group_of_digits_and_the_scan_a_fragment_in_too
                     started_at=utcnow() - timedelta(minutes=i))
     scans: list[str] = []
     scan = call_history._number_condition
-    monkeypatch.setattr(call_history, "_number_condition", lambda fragments, e164: scans.append("x") or scan(fragments, e164))
+    monkeypatch.setattr(call_history, "_number_condition", lambda fragment, e164: scans.append("x") or scan(fragment, e164))
     tenant_id = firm.tenant.id
     assert _searched(session, tenant_id, manager, "017788") == _scan(session, tenant_id, "017788")
     assert _searched(session, tenant_id, manager, "7788") == _scan(session, tenant_id, "7788")

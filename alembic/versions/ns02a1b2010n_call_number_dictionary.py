@@ -1,4 +1,6 @@
-"""call number search: each firm's distinct numbers by suffix (call_number), kept by triggers
+"""call number search: each firm's distinct numbers by suffix (call_number), kept by triggers;
+on PostgreSQL ix_call_tenant_remote INCLUDEs the id (the calls of the numbers found are read
+from the index alone, as SQLite does with its rowid)
 
 Builds the dictionary of the calls already there. The triggers and the fill statement are the
 ones the model creates with the table (services.models.call_numbers).
@@ -35,9 +37,22 @@ def upgrade() -> None:
     op.execute(fill_statement(dialect))
     for statement in create_statements(dialect):
         op.execute(statement)
+    if dialect == "postgresql":
+        _remote_index(include_id=True)
+
+
+def _remote_index(*, include_id: bool) -> None:
+    op.drop_index('ix_call_tenant_remote', table_name='call')
+    op.create_index(
+        'ix_call_tenant_remote', 'call', ['tenant_id', 'remote_e164', 'remote_number', 'started_at'],
+        unique=False, postgresql_include=['id'] if include_id else [],
+    )
 
 
 def downgrade() -> None:
-    for statement in drop_statements(op.get_bind().dialect.name):
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        _remote_index(include_id=False)
+    for statement in drop_statements(dialect):
         op.execute(statement)
     op.drop_table('call_number')

@@ -175,77 +175,80 @@ _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
 MAX_DICTIONARY_NUMBERS = 2000
 
 
-def _number_fragments(number: str) -> set[str]:
+def _number_fragment(number: str) -> str:
+    """The digits a call's number must hold to match ``number``."""
     digits = phones.digits_of(number)
     if not digits:
         raise Invalid("number", "search by the digits of a number")
-    fragments = {digits}
-    if digits.startswith("0") and digits.lstrip("0"):
-        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix
-        # (not from "0000", which would leave nothing, and nothing is in every number).
-        fragments.add(digits.lstrip("0"))
-    return fragments
+    # "0501…" as dialled at home appears as "+966501…" in E.164: the trunk prefix is dropped
+    # (not from "0000", which would leave nothing, and nothing is in every number). A number
+    # holding "0501…" holds "501…", so the digits without the 0s are the whole condition.
+    return digits.lstrip("0") or digits
 
 
-def _number_condition(fragments: set[str], e164: str | None) -> sa.ColumnElement[bool]:
+def _number_condition(fragment: str, e164: str | None) -> sa.ColumnElement[bool]:
     """The scan: digits anywhere in the number, read from the whole of ix_call_tenant_remote."""
-    conditions = []
-    for fragment in fragments:
-        pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
-        conditions.append(Call.remote_e164.like(pattern))
+    pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
+    conditions = [
+        Call.remote_e164.like(pattern),
         # The number as dialled matters only when it is no phone number (an extension, a
         # withheld or odd caller id); otherwise its E.164 form holds the same digits.
-        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
+        sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)),
+    ]
     if e164:
         conditions.append(Call.remote_e164 == e164)
     return sa.or_(*conditions)
 
 
-def _dictionary_numbers(session: Session, tenant_id: int, fragments: set[str]) -> set[str] | None:
-    """The firm's numbers (``coalesce(remote_e164, remote_number)``) holding any of the
-    fragments, from the suffixes of :class:`CallNumber`; None when a fragment is shorter than
-    the dictionary keeps or is in too many numbers (then the scan answers)."""
-    if min(len(f) for f in fragments) < MIN_FRAGMENT:
+# Built once: the statement is the same for every search but its values.
+_DICTIONARY = (
+    sa.select(CallNumber.number)
+    .where(
+        owned_by(CallNumber, sa.bindparam("tenant_id")),  # type: ignore[arg-type]
+        CallNumber.suffix >= sa.bindparam("low"),
+        CallNumber.suffix < sa.bindparam("high"),
+    )
+    .distinct()
+    .limit(sa.bindparam("limit"))
+)
+
+
+def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list[str] | None:
+    """The firm's numbers (``coalesce(remote_e164, remote_number)``) holding the fragment,
+    from the suffixes of :class:`CallNumber`; None when the fragment is shorter than the
+    dictionary keeps or is in too many numbers (then the scan answers)."""
+    if len(fragment) < MIN_FRAGMENT:
         return None
-    found: set[str] = set()
-    for fragment in fragments:
-        found.update(
-            session.execute(
-                sa.select(CallNumber.number)
-                .where(
-                    owned_by(CallNumber, tenant_id),
-                    CallNumber.suffix >= fragment,
-                    CallNumber.suffix < fragment + AFTER_DIGITS,
-                )
-                .distinct()
-                .limit(MAX_DICTIONARY_NUMBERS + 1)
-            ).scalars()
-        )
-        if len(found) > MAX_DICTIONARY_NUMBERS:
-            return None
-    return found
+    found = list(
+        session.execute(
+            _DICTIONARY,
+            {"tenant_id": tenant_id, "low": fragment, "high": fragment + AFTER_DIGITS, "limit": MAX_DICTIONARY_NUMBERS + 1},
+        ).scalars()
+    )
+    return None if len(found) > MAX_DICTIONARY_NUMBERS else found
 
 
 def _number_branches(
     session: Session, tenant_id: int, number: str, region: str
-) -> list[list[sa.ColumnElement[bool]]]:
+) -> tuple[list[list[sa.ColumnElement[bool]]], bool]:
     """The number filter as disjoint sets of conditions, whose matches together are the calls
-    whose number holds the digits (or equals the number's E.164 form)."""
-    fragments = _number_fragments(number)
+    whose number holds the digits (or equals the number's E.164 form); and whether they are
+    lookups of the dictionary's numbers (else the scan)."""
+    fragment = _number_fragment(number)
     e164 = phones.try_normalise(number, region)
-    numbers = _dictionary_numbers(session, tenant_id, fragments)
+    numbers = _dictionary_numbers(session, tenant_id, fragment)
     if numbers is None:
-        return [[_number_condition(fragments, e164)]]
+        return [[_number_condition(fragment, e164)]], False
     # coalesce(remote_e164, remote_number) IN numbers, split so that each part is a lookup of
     # ix_call_tenant_remote (tenant_id, remote_e164[, remote_number]): SQLite would scan the
     # firm's index for the OR of both.
     branches = []
-    e164s = numbers | {e164} if e164 else numbers
+    e164s = sorted({*numbers, e164} if e164 else numbers)
     if e164s:
-        branches.append([Call.remote_e164.in_(sorted(e164s))])
+        branches.append([Call.remote_e164.in_(e164s)])
     if numbers:
-        branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(sorted(numbers))])
-    return branches
+        branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(numbers)])
+    return branches, True
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -312,10 +315,13 @@ def get_call_history(
         # the count and the page: the calls of the numbers the dictionary finds, or one pass
         # over ix_call_tenant_remote (LIKE '%…%') for a fragment in too many numbers.
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        parts = [
-            sa.select(Call.id, Call.started_at).where(*conds, *branch)
-            for branch in _number_branches(session, tenant_id, filters.number, region)
-        ]
+        branches, looked_up = _number_branches(session, tenant_id, filters.number, region)
+        if looked_up:
+            # The numbers' lookups drive: the other filters are only tested on their calls
+            # (SQLite, without statistics, would otherwise read an agent's or a period's calls
+            # by their own index). coalesce(…, false) keeps a condition out of index choice.
+            conds = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
+        parts = [sa.select(Call.id, Call.started_at).where(*conds, *branch) for branch in branches]
         matches = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all() if parts else []
         count = len(matches)
         ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
