@@ -87,8 +87,11 @@ def _create_indexes(engine: sa.Engine) -> None:
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
-    # Number search's dictionary of the calls already there, as migration ns02a1b2010n builds it.
+    # Number search's dictionary of the calls already there, as migration ns02a1b2010n builds it,
+    # and its triggers (made again: a run stopped during the trigger blocks below leaves none).
     with engine.begin() as conn:
+        for statement in (*call_numbers.drop_statements(conn.dialect.name), *call_numbers.create_statements(conn.dialect.name)):
+            conn.exec_driver_sql(statement)
         if conn.execute(sa.text("SELECT 1 FROM call_number LIMIT 1")).first() is None:
             began = time.perf_counter()
             conn.execute(sa.text(call_numbers.fill_statement(conn.dialect.name)))
@@ -241,6 +244,8 @@ def main() -> None:
     parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured right after dropping the rollups")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
     parser.add_argument("--ab-calls", type=int, default=4000, help="calls logged alternately with and without the rollup check")
+    parser.add_argument("--trigger-blocks", type=int, default=8, help="blocks of calls logged alternately without and with the number triggers")
+    parser.add_argument("--trigger-block-calls", type=int, default=500)
     parser.add_argument("--number-search-only", action="store_true", help="measure the history's number search only")
     parser.add_argument(
         "--database-url",
@@ -549,6 +554,29 @@ def main() -> None:
         f"{with_check:.3f} / {without:.3f} ms per call (x{with_check / without:.3f})",
         flush=True,
     )
+    # What keeping number search's dictionary costs log_call (the triggers of
+    # services/models/call_numbers.py): blocks of calls alternately with and without the
+    # triggers (dropped and made again between blocks; the calls logged without them are
+    # deleted below with the others, so the dictionary stays complete).
+    dialect = engine.dialect.name
+    per_block: dict[bool, list[float]] = {True: [], False: []}
+    for block in range(args.trigger_blocks):
+        on = block % 2 == 1
+        with engine.begin() as conn:
+            for statement in call_numbers.create_statements(dialect) if on else call_numbers.drop_statements(dialect):
+                conn.exec_driver_sql(statement)
+        per_block[on].append(1000 / log_calls(args.trigger_block_calls))
+    if args.trigger_blocks % 2 == 1:
+        with engine.begin() as conn:
+            for statement in call_numbers.create_statements(dialect):
+                conn.exec_driver_sql(statement)
+    if args.trigger_blocks:
+        on, off = statistics.median(per_block[True]), statistics.median(per_block[False])
+        print(
+            f"{'log_call, number triggers on / off':<34} median of {args.trigger_blocks // 2} blocks of "
+            f"{args.trigger_block_calls} calls each: {on:.3f} / {off:.3f} ms per call (x{on / off:.3f})",
+            flush=True,
+        )
     # Past the services, but these calls are of the last minutes: no rollup holds them yet.
     cur = raw.cursor()
     cur.execute(f"DELETE FROM call WHERE sip_call_id LIKE {mark}", (f"{run_id}-%",))

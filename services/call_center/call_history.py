@@ -310,18 +310,23 @@ def get_call_history(
         conds.append(Call.agent_user_id == actor.user_id)
 
     offset = (page - 1) * page_size if page is not None else 0
+    parts = None
     if filters is not None and filters.number is not None and filters.number.strip():
-        # The matching calls' (started_at, id), a few hundred for a group of digits, give both
-        # the count and the page: the calls of the numbers the dictionary finds, or one pass
-        # over ix_call_tenant_remote (LIKE '%…%') for a fragment in too many numbers.
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
         branches, looked_up = _number_branches(session, tenant_id, filters.number, region)
         if looked_up:
             # The numbers' lookups drive: the other filters are only tested on their calls
             # (SQLite, without statistics, would otherwise read an agent's or a period's calls
             # by their own index). coalesce(…, false) keeps a condition out of index choice.
-            conds = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
-        parts = [sa.select(Call.id, Call.started_at).where(*conds, *branch) for branch in branches]
+            others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
+            parts = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
+        else:
+            # A fragment in most numbers: paged like any filter (the history index read in
+            # order until the page is full, the count from ix_call_tenant_remote).
+            conds.append(branches[0][0])
+    if parts is not None:
+        # The calls of the numbers the dictionary found, a few hundred for a group of digits:
+        # their (started_at, id) give both the count and the page.
         matches = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all() if parts else []
         count = len(matches)
         ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
