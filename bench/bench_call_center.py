@@ -244,8 +244,8 @@ def main() -> None:
     parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured right after dropping the rollups")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
     parser.add_argument("--ab-calls", type=int, default=4000, help="calls logged alternately with and without the rollup check")
-    parser.add_argument("--trigger-blocks", type=int, default=8, help="blocks of calls logged alternately without and with the number triggers")
-    parser.add_argument("--trigger-block-calls", type=int, default=500)
+    parser.add_argument("--trigger-blocks", type=int, default=40, help="blocks of calls logged alternately without and with the number triggers")
+    parser.add_argument("--trigger-block-calls", type=int, default=100)
     parser.add_argument("--number-search-only", action="store_true", help="measure the history's number search only")
     parser.add_argument(
         "--database-url",
