@@ -97,6 +97,7 @@ from services.models.call_stats import (
     DayBucket,
     HourBucket,
 )
+from services.models.call_numbers import CallNumber
 from services.models.blobs import Blob, BlobKind
 from services.models.case_files import (
     CaseFile,
@@ -205,6 +206,7 @@ __all__ = [
     "CallRecordingPublic",
     "CallRollupHour",
     "CallsPage",
+    "CallNumber",
     "CallStats",
     "CallStatus",
     "CallUpdate",
