@@ -1,4 +1,4 @@
-"""Call-center services on SQLite at scale: history pages, number search, stats, logging.
+"""Call-center services at scale (SQLite or PostgreSQL): history pages, number search, stats, logging.
 
 Not a test: prints p50 / p95 (ms) or throughput for each service call, and for a
 hand-written SQL statement doing the same job, with the ratio between them (the
@@ -6,9 +6,14 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
 
     .venv/bin/python bench/bench_call_center.py             # 10 firms, 1,000,000 calls, 100,000 clients
     .venv/bin/python bench/bench_call_center.py --quick     # 10 firms, 50,000 calls, 10,000 clients
+    .venv/bin/python bench/bench_call_center.py --database-url postgresql://postgres@127.0.0.1:5432/bench_calls
 
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
-into bench/data/ and reused; delete the file to regenerate.
+into bench/data/ (SQLite) or into the PostgreSQL database named by ``--database-url``
+(created if missing; generated when it holds no call) and reused; delete the file or drop
+the database to regenerate. On PostgreSQL the hand-written floors are the same statements
+in PostgreSQL's dialect (``%s`` parameters, timestamptz values, ``count(*) FILTER``) on a
+raw psycopg cursor.
 
 Statistics are measured by bench/bench_stats.py (its docstring says how each floor is
 written): today, 30 days cold (the first request on a new connection; no request sums calls
@@ -42,7 +47,9 @@ from sqlmodel import Session, SQLModel  # noqa: E402
 
 from bench import bench_stats  # noqa: E402
 from services import db, seed  # noqa: E402
+from services.call_center import call_history  # noqa: E402
 from services.call_center import get_call_history, get_stats, log_call  # noqa: E402
+from services.models import call_numbers  # noqa: E402
 from services.models.call_stats_triggers import drop_ddl, trigger_ddl  # noqa: E402
 from services.models import (  # noqa: E402
     CallCreate,
@@ -66,24 +73,64 @@ def _sql_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
-    engine = db.create_db_engine(f"sqlite:///{path}")
-    if not path.exists() or path.stat().st_size == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"generating {calls:,} calls, {tenants} firms, {clients_per_tenant:,} clients each into {path} ...", flush=True)
-        began = time.perf_counter()
-        SQLModel.metadata.create_all(engine)
-        with Session(engine) as session:
-            seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
-            session.commit()
-        print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
-    # Tables and indexes added to the models after the file was generated (and the rollups'
-    # triggers, with the rollups of the calls already there).
+def _seed(engine: sa.Engine, *, calls: int, tenants: int, clients_per_tenant: int, where: str) -> None:
+    print(f"generating {calls:,} calls, {tenants} firms, {clients_per_tenant:,} clients each into {where} ...", flush=True)
+    began = time.perf_counter()
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        seed.seed_demo(session=session, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant)
+        session.commit()
+    print(f"generated in {time.perf_counter() - began:.0f} s", flush=True)
+
+
+def _create_indexes(engine: sa.Engine) -> None:
+    # Tables and indexes added to the models after the data set was generated.
     SQLModel.metadata.create_all(engine)
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    # Number search's dictionary of the calls already there, as migration ns02a1b2010n builds it,
+    # and its triggers (made again: a run stopped during the trigger blocks below leaves none).
+    with engine.begin() as conn:
+        for statement in (*call_numbers.drop_statements(conn.dialect.name), *call_numbers.create_statements(conn.dialect.name)):
+            conn.exec_driver_sql(statement)
+        if conn.execute(sa.text("SELECT 1 FROM call_number LIMIT 1")).first() is None:
+            began = time.perf_counter()
+            conn.execute(sa.text(call_numbers.fill_statement(conn.dialect.name)))
+            print(f"number dictionary built in {time.perf_counter() - began:.0f} s", flush=True)
+    # The statistics' rollups of the calls already there (create_all made their triggers).
     bench_stats.ensure_rollups(engine)
+
+
+def prepare(path: Path, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
+    engine = db.create_db_engine(f"sqlite:///{path}")
+    if not path.exists() or path.stat().st_size == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _seed(engine, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant, where=str(path))
+    _create_indexes(engine)
+    return engine
+
+
+def prepare_postgres(url: str, *, calls: int, tenants: int, clients_per_tenant: int) -> sa.Engine:
+    """The PostgreSQL database of ``url``, created and seeded the first time."""
+    target = sa.engine.make_url(db.normalise_url(url))
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first() is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    engine = db.create_db_engine(target.render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        has_calls = sa.inspect(conn).has_table("call") and conn.execute(sa.text("SELECT 1 FROM call LIMIT 1")).first()
+    if not has_calls:
+        _seed(engine, calls=calls, tenants=tenants, clients_per_tenant=clients_per_tenant, where=target.database or url)
+    _create_indexes(engine)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not has_calls:
+            # The seed wrote every call in one transaction: each rollup row got a new version per
+            # call (150 MB for 17,786 rows); compacted as steady-state small transactions keep them.
+            conn.execute(sa.text("VACUUM FULL call_stats_hour, call_stats_day"))
+        conn.execute(sa.text("VACUUM ANALYZE"))
     return engine
 
 
@@ -141,7 +188,7 @@ def report(name: str, service: list[float], sql: list[float], target_p95: float)
     ok = "ok" if p(service, 95) < target_p95 else "MISSED"
     ratio = statistics.median(service) / statistics.median(sql)
     print(
-        f"{name:<34} service p50 {p(service, 50):7.2f} ms  p95 {p(service, 95):7.2f} ms  "
+        f"{name:<42} service p50 {p(service, 50):7.2f} ms  p95 {p(service, 95):7.2f} ms  "
         f"(target p95 < {target_p95:g} ms: {ok})   SQL p50 {p(sql, 50):7.2f} ms  p95 {p(sql, 95):7.2f} ms   "
         f"overhead x{ratio:.2f}",
         flush=True,
@@ -162,6 +209,9 @@ ORDER BY c.started_at DESC, c.id DESC
 LIMIT 50 {offset}
 """
 
+COUNT_SQL = "SELECT count(*) FROM call c WHERE {where}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="50,000 calls and 1,000 clients per firm")
@@ -171,23 +221,51 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--cold-iterations", type=int, default=30, help="30-day stats measured on a new connection")
     parser.add_argument("--log-calls", type=int, default=5000, help="calls logged for the throughput figure")
+    parser.add_argument("--trigger-blocks", type=int, default=40, help="blocks of calls logged alternately without and with the number triggers")
+    parser.add_argument("--trigger-block-calls", type=int, default=100)
+    parser.add_argument("--number-search-only", action="store_true", help="measure the history's number search only")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL URL (e.g. postgresql://postgres@127.0.0.1:5432/bench_calls): generate and measure there instead of SQLite",
+    )
     args = parser.parse_args()
     calls = args.calls or (50_000 if args.quick else 1_000_000)
     clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
     path = DATA_DIR / f"call_center-{args.tenants}t-{calls}c-{clients}cl.db"
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}")
-    engine = prepare(path, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+    postgres = args.database_url is not None
+    if postgres:
+        engine = prepare_postgres(args.database_url, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+        with engine.connect() as conn:
+            version = "PostgreSQL " + conn.execute(sa.text("SHOW server_version")).scalar_one()
+        where = f"PostgreSQL database {engine.url.database}"
+    else:
+        engine = prepare(path, calls=calls, tenants=args.tenants, clients_per_tenant=clients)
+        version = f"SQLite {__import__('sqlite3').sqlite_version}"
+        where = path.name
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {version}")
+    print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
     firms = load_firms(engine)
     per_firm = calls // len(firms)
-    print(f"data: {path.name}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)
+    print(f"data: {where}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)
     rng = random.Random(7)
     now = datetime.now(timezone.utc)
     month_ago = now - timedelta(days=30)
     raw = engine.raw_connection()
+    if postgres:
+        # One statement, one transaction, as the SQLite cursor runs them (no transaction left open).
+        raw.driver_connection.autocommit = True
+
+    def stamp(value: datetime) -> Any:
+        # A time as the driver binds it: text on SQLite (as SQLAlchemy stores it), timestamptz on PG.
+        return value if postgres else _sql_time(value)
 
     def sql(statement: str, params: tuple[Any, ...]) -> Callable[[], Any]:
+        if postgres:
+            statement = statement.replace("?", "%s")
+
         def run() -> Any:
             cur = raw.cursor()
             cur.execute(statement, params)
@@ -207,19 +285,103 @@ def main() -> None:
     def firm() -> Firm:
         return rng.choice(firms)
 
+    # 3. Number search on parts of a client's number (+9665XXXXXXXX), each kind measured
+    # through the service (the number dictionary, services/models/call_numbers.py), through the
+    # service made to scan (what it did before: LIKE over ix_call_tenant_remote), and by two
+    # hand-written statements: the same job on the dictionary (page of 50 with the count of all
+    # matches, in one statement) and the scan's page (no count), as earlier runs measured it.
+    kinds: dict[str, Callable[[str], str]] = {
+        "6 middle digits": lambda n: n[5:11],
+        "last 4 digits": lambda n: n[-4:],
+        "middle group of 4": lambda n: n[7:11],
+        "with country code (9665…, 8)": lambda n: n[1:9],
+        "with + and country code (7)": lambda n: n[:8],
+        "with trunk 0 (05…, 7)": lambda n: "0" + n[4:10],
+        "whole national number (05…)": lambda n: "0" + n[4:],
+    }
+
+    def scan_fragment(typed: str) -> str:
+        # The fragment whose matches hold every other's: the digits without the trunk 0s.
+        digits = "".join(ch for ch in typed if ch.isdigit())
+        return digits.lstrip("0") or digits
+
+    dictionary_where = (
+        "c.id IN (SELECT id FROM call WHERE tenant_id = ? AND remote_e164 IN ("
+        " SELECT number FROM call_number WHERE tenant_id = ? AND suffix >= ? AND suffix < ?)"
+        " UNION ALL SELECT id FROM call WHERE tenant_id = ? AND remote_e164 IS NULL AND remote_number IN ("
+        " SELECT number FROM call_number WHERE tenant_id = ? AND suffix >= ? AND suffix < ?))"
+    )
+    dictionary_sql = HISTORY_SQL.format(where=dictionary_where, offset="").replace(
+        "c.sip_call_id\nFROM", "c.sip_call_id, count(*) OVER ()\nFROM"
+    )
+    assert "OVER ()" in dictionary_sql
+    if postgres:
+        # The dictionary's text is in the "C" collation: compared in the calls' own, the
+        # numbers are looked up in ix_call_tenant_remote (else PostgreSQL hashes the firm's calls).
+        dictionary_sql = dictionary_sql.replace("SELECT number FROM", 'SELECT number COLLATE "default" FROM')
+    scan_where = (
+        "c.id IN (SELECT id FROM call WHERE tenant_id = ? AND (remote_e164 LIKE ? OR"
+        " (remote_e164 IS NULL AND remote_number LIKE ?)) ORDER BY started_at DESC, id DESC LIMIT 50)"
+    )
+    limit = call_history.MAX_DICTIONARY_NUMBERS
+    for kind, cut in kinds.items():
+
+        def typed(f: Firm, cut: Callable[[str], str] = cut) -> str:
+            return cut(rng.choice(f.numbers))
+
+        def by_service() -> Any:
+            f = firm()
+            return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, filters=CallFilters(number=typed(f)))
+
+        def by_dictionary_sql() -> Any:
+            f = firm()
+            digits = scan_fragment(typed(f))
+            t, hi = f.tenant_id, digits + call_numbers.AFTER_DIGITS
+            return sql(dictionary_sql, (t, t, digits, hi, t, t, digits, hi))()
+
+        def by_scan_sql() -> Any:
+            f = firm()
+            like = f"%{scan_fragment(typed(f))}%"
+            return sql(HISTORY_SQL.format(where=scan_where, offset=""), (f.tenant_id, like, like))()
+
+        service_times = measure(by_service, args.iterations)
+        call_history.MAX_DICTIONARY_NUMBERS = -1  # every search scans, as before the dictionary
+        try:
+            scan_times = measure(by_service, args.iterations)
+        finally:
+            call_history.MAX_DICTIONARY_NUMBERS = limit
+        floor = measure(by_dictionary_sql, args.iterations)
+        scan_floor = measure(by_scan_sql, args.iterations)
+        ok = "ok" if p(service_times, 95) < 5 else "MISSED"
+        print(
+            f"number search, {kind:<29} service p50 {p(service_times, 50):6.2f} p95 {p(service_times, 95):6.2f} ms"
+            f" (target p95 < 5 ms: {ok})  floor (dictionary SQL + count) p50 {p(floor, 50):6.2f} p95 {p(floor, 95):6.2f}"
+            f"  x{statistics.median(service_times) / statistics.median(floor):.2f}"
+            f" | service scanning p50 {p(scan_times, 50):6.2f} p95 {p(scan_times, 95):6.2f}"
+            f"  scan SQL (page only) p50 {p(scan_floor, 50):6.2f} p95 {p(scan_floor, 95):6.2f}",
+            flush=True,
+        )
+    print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
+    if args.number_search_only:
+        return
+
     # 1. First page, filtered by status and date range.
     def history_filtered() -> Any:
         f = firm()
         filters = CallFilters(statuses=list(STATUSES), date_from=month_ago + timedelta(days=10), date_to=now)
         return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, filters=filters)
 
+    # The floors of history pages are what a user is shown: the page and how many match
+    # (the calls page shows the total and numbers the pages; the API returns ``count``), so
+    # a hand-written page statement and a hand-written count(*) with the same conditions.
     def history_filtered_sql() -> Any:
         f = firm()
         where = "c.tenant_id = ? AND c.status IN ('COMPLETED', 'MISSED') AND c.started_at >= ? AND c.started_at < ?"
-        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, _sql_time(month_ago + timedelta(days=10)), _sql_time(now)))()
+        params = (f.tenant_id, stamp(month_ago + timedelta(days=10)), stamp(now))
+        return sql(HISTORY_SQL.format(where=where, offset=""), params)(), sql(COUNT_SQL.format(where=where), params)()
 
     results = [
-        report("history p1, status+date filter", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15)
+        report("history p1, status+date filter (+count)", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15)
     ]
 
     # 2. A deep numbered page, unfiltered.
@@ -235,9 +397,9 @@ def main() -> None:
             "c.id IN (SELECT id FROM call WHERE tenant_id = ? ORDER BY started_at DESC, id DESC "
             f"LIMIT 50 OFFSET {(deep - 1) * 50})"
         )
-        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))()
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))(), sql(COUNT_SQL.format(where="c.tenant_id = ?"), (f.tenant_id,))()
 
-    results.append(report(f"history page {deep}, unfiltered", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
+    results.append(report(f"history page {deep}, unfiltered (+count)", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
 
     # 2b. The same deep page oldest first: the history index read forwards instead of backwards.
     def history_deep_oldest() -> Any:
@@ -250,37 +412,16 @@ def main() -> None:
             "c.id IN (SELECT id FROM call WHERE tenant_id = ? ORDER BY started_at ASC, id ASC "
             f"LIMIT 50 OFFSET {(deep - 1) * 50})"
         )
-        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))()
+        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))(), sql(COUNT_SQL.format(where="c.tenant_id = ?"), (f.tenant_id,))()
 
     results.append(
         report(
-            f"history page {deep}, oldest first",
+            f"history page {deep}, oldest first (+count)",
             measure(history_deep_oldest, args.iterations),
             measure(history_deep_oldest_sql, args.iterations),
             30,
         )
     )
-
-    # 3. Number search: 6 digits from the middle of a client's number.
-    def fragment(f: Firm) -> str:
-        number = rng.choice(f.numbers)
-        return number[5:11]
-
-    def history_number() -> Any:
-        f = firm()
-        return service(get_call_history, tenant_id=f.tenant_id, actor=f.manager, filters=CallFilters(number=fragment(f)))
-
-    def history_number_sql() -> Any:
-        f = firm()
-        like = f"%{fragment(f)}%"
-        # The page of matches is picked from ix_call_tenant_remote alone, then joined.
-        where = (
-            "c.id IN (SELECT id FROM call WHERE tenant_id = ? AND (remote_e164 LIKE ? OR"
-            " (remote_e164 IS NULL AND remote_number LIKE ?)) ORDER BY started_at DESC, id DESC LIMIT 50)"
-        )
-        return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id, like, like))()
-
-    results.append(report("history number search", measure(history_number, args.iterations), measure(history_number_sql, args.iterations), 30))
 
     # 4. Stats for today and for the last 30 days (bench/bench_stats.py: the floors are written there).
     results += bench_stats.run(engine, [f.manager for f in firms], iterations=args.iterations, cold_iterations=args.cold_iterations, rng=rng)
@@ -315,13 +456,16 @@ def main() -> None:
         " started_at, sip_call_id, updated_at) VALUES (?, ?, 'INBOUND', 'RINGING', ?, ?,"
         " (SELECT id FROM client WHERE tenant_id = ? AND phone_e164 = ? ORDER BY id LIMIT 1), '', ?, ?, ?)"
     )
+    mark = "%s" if postgres else "?"
+    if postgres:
+        insert_sql = insert_sql.replace("?", "%s")
     began = time.perf_counter()
     for i in range(n):
         f = firms[i % len(firms)]
         number = f.numbers[i % len(f.numbers)]
-        stamp = _sql_time(datetime.now(timezone.utc))
+        at = stamp(datetime.now(timezone.utc))
         cur = raw.cursor()
-        cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, stamp, f"{run_id}-sql-{i}", stamp))
+        cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, at, f"{run_id}-sql-{i}", at))
         raw.commit()
     sql_rate = n / (time.perf_counter() - began)
     ok = "ok" if service_rate > 1000 else "MISSED"
@@ -335,21 +479,21 @@ def main() -> None:
     cur = raw.cursor()
     without_rate = 0.0
     try:
-        for statement in drop_ddl("sqlite"):
+        for statement in drop_ddl(engine.dialect.name):
             cur.execute(statement)
         raw.commit()
         began = time.perf_counter()
         for i in range(n):
             f = firms[i % len(firms)]
             number = f.numbers[i % len(f.numbers)]
-            stamp = _sql_time(datetime.now(timezone.utc))
-            cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, stamp, f"{run_id}-bare-{i}", stamp))
+            at = stamp(datetime.now(timezone.utc))
+            cur.execute(insert_sql, (f.tenant_id, f.agent.user_id, number, number, f.tenant_id, number, at, f"{run_id}-bare-{i}", at))
             raw.commit()
         without_rate = n / (time.perf_counter() - began)
-        cur.execute("DELETE FROM call WHERE sip_call_id LIKE ?", (f"{run_id}-bare-%",))
+        cur.execute(f"DELETE FROM call WHERE sip_call_id LIKE {mark}", (f"{run_id}-bare-%",))
         raw.commit()
     finally:
-        for statement in trigger_ddl("sqlite"):
+        for statement in trigger_ddl(engine.dialect.name):
             cur.execute(statement)
         raw.commit()
     print(
@@ -357,9 +501,32 @@ def main() -> None:
         f" (x{without_rate / sql_rate:.2f})",
         flush=True,
     )
-    # Past the services, but these calls are of the last minutes: no rollup holds them yet.
+    # What keeping number search's dictionary costs log_call (the triggers of
+    # services/models/call_numbers.py): blocks of calls alternately with and without the
+    # triggers (dropped and made again between blocks; the calls logged without them are
+    # deleted below with the others, so the dictionary stays complete).
+    dialect = engine.dialect.name
+    per_block: dict[bool, list[float]] = {True: [], False: []}
+    for block in range(args.trigger_blocks):
+        on = block % 2 == 1
+        with engine.begin() as conn:
+            for statement in call_numbers.create_statements(dialect) if on else call_numbers.drop_statements(dialect):
+                conn.exec_driver_sql(statement)
+        per_block[on].append(1000 / log_calls(args.trigger_block_calls))
+    if args.trigger_blocks % 2 == 1:
+        with engine.begin() as conn:
+            for statement in call_numbers.create_statements(dialect):
+                conn.exec_driver_sql(statement)
+    if args.trigger_blocks:
+        on, off = statistics.median(per_block[True]), statistics.median(per_block[False])
+        print(
+            f"{'log_call, number triggers on / off':<34} median of {args.trigger_blocks // 2} blocks of "
+            f"{args.trigger_block_calls} calls each: {on:.3f} / {off:.3f} ms per call (x{on / off:.3f})",
+            flush=True,
+        )
+    # Past the services; the rollups' triggers take these calls out again.
     cur = raw.cursor()
-    cur.execute("DELETE FROM call WHERE sip_call_id LIKE ?", (f"{run_id}-%",))
+    cur.execute(f"DELETE FROM call WHERE sip_call_id LIKE {mark}", (f"{run_id}-%",))
     raw.commit()
     raw.close()
 

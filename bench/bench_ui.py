@@ -41,11 +41,19 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port  # noqa: E
 
 SETTLE_MS = 500  # after the result is on screen, frames still arriving are counted to the event
 
-DASHBOARD_READY = """() => !!(
-  document.querySelector('[data-testid=stat-total]') &&
-  document.querySelector('[data-testid=chart-hour] .js-plotly-plot .main-svg') &&
-  document.querySelector('[data-testid=chart-trend] .js-plotly-plot .main-svg') &&
-  document.querySelector('[data-testid=agents-table]'))"""
+# Fully rendered: the cards, both charts drawn with their data and the agent table. A chart
+# is drawn when Plotly has drawn its SVG (up to 2026-11-30), or when the SVG chart
+# (components/charts/figure_chart.jsx) holds one mark per data point of its figure.
+DASHBOARD_READY = """() => {
+  const drawn = (id) => {
+    if (document.querySelector(`[data-testid=${id}] .js-plotly-plot .main-svg`)) return true;
+    const svg = document.querySelector(`[data-testid=${id}] svg.wq-chart`);
+    const points = svg ? Number(svg.dataset.points) : 0;
+    return points > 0 && svg.querySelectorAll('[data-y]').length >= points;
+  };
+  return !!(document.querySelector('[data-testid=stat-total]') && drawn('chart-hour') && drawn('chart-trend') &&
+    document.querySelector('[data-testid=agents-table]'));
+}"""
 
 # Runs before the app's scripts in every page: websocket open/send/receive times and a
 # watcher that stamps when a condition first holds (and the frame after it is painted).

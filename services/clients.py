@@ -8,6 +8,8 @@ the ``ix_client_tenant_phone`` index.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
@@ -125,15 +127,35 @@ def match_numbers(*, session: Session, tenant_id: int, numbers: Iterable[str]) -
     return {phone: client_id for phone, client_id in rows}
 
 
+def oldest_client(tenant_id: Any, e164: Any) -> sa.Select[Any]:
+    """The id and name of the firm's oldest client with the number ``e164`` (no row when
+    none): the rule of :func:`_oldest_clients` for one number, read from
+    ``ix_client_tenant_phone``. Takes values or bound parameters, so that a statement built
+    once can hold it (log_call matches the client with it, or inside its INSERT)."""
+    return (
+        sa.select(Client.id, Client.name)
+        .where(owned_by(Client, tenant_id), Client.phone_e164 == e164)
+        .order_by(Client.id)
+        .limit(1)
+    )
+
+
+# Built once: match_number runs for every typed number and call, and a statement with bound
+# parameters is compiled once instead of once per call.
+_MATCH_ONE = oldest_client(sa.bindparam("tenant_id"), sa.bindparam("e164")).with_only_columns(
+    Client.id, Client.name, Client.phone, Client.phone_e164, Client.email
+)
+
+
 def match_number(*, session: Session, tenant_id: int, e164: str | None) -> ClientPublic | None:
     """The firm's client with this E.164 number (the oldest if several share it), else None.
 
-    Called for every logged call and typed number: one query.
+    Called for every typed number: one query.
     """
     if not e164:
         return None
-    client = session.exec(select(Client).where(_oldest_clients(tenant_id, [e164]))).first()
-    return _client_public(client) if client else None
+    row = session.connection().execute(_MATCH_ONE, {"tenant_id": tenant_id, "e164": e164}).one_or_none()
+    return ClientPublic(id=row.id, name=row.name, phone=row.phone, phone_e164=row.phone_e164, email=row.email) if row else None
 
 
 def list_cases(*, session: Session, tenant_id: int, client_id: int | None = None) -> list[CasePublic]:

@@ -45,10 +45,15 @@ def dialect_insert(session_or_bind: Session | Engine | Connection, table: Any) -
     """An INSERT of ``table`` (model or Core table) in the dialect of the session or bind, so
     ``on_conflict_do_nothing`` / ``on_conflict_do_update`` are available on both databases."""
     bind = session_or_bind.get_bind() if isinstance(session_or_bind, Session) else session_or_bind
+    return dialect_insert_for(bind.dialect.name, table)
+
+
+def dialect_insert_for(dialect: str, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """:func:`dialect_insert` by the dialect's name (for statements built once per dialect)."""
     try:
-        insert = _INSERTS[bind.dialect.name]
+        insert = _INSERTS[dialect]
     except KeyError:
-        raise NotImplementedError(f"no upsert for the {bind.dialect.name} dialect") from None
+        raise NotImplementedError(f"no upsert for the {dialect} dialect") from None
     return insert(table)
 
 

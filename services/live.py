@@ -102,6 +102,25 @@ def publish_on_commit(session: Any, tenant_id: int, topic: str, ref: str | int |
 _PENDING = "watheeq_live_pending"
 
 
+# Set by a bus that can write a change in the very transaction that makes it (services.live_bus:
+# SQLite's live_change log): called before the commit with the session and its changes, it
+# returns True when it wrote them, and they are not published again after the commit. One
+# commit per write instead of two, and a change is in the log exactly when its write is.
+_in_transaction: Callable[[Any, list[Change]], bool] | None = None
+
+
+@sa_event.listens_for(SaSession, "before_commit")
+def _write_pending_with_the_commit(session: SaSession) -> None:
+    writer = _in_transaction
+    if writer is None:
+        return
+    # The commit's own flush could still announce changes: flush first (a no-op when clean).
+    session.flush()
+    pending = session.info.get(_PENDING)
+    if pending and writer(session, [Change(tenant_id=t, topic=o, ref=r) for t, o, r in pending]):
+        session.info.pop(_PENDING, None)
+
+
 @sa_event.listens_for(SaSession, "after_commit")
 def _publish_pending(session: SaSession) -> None:
     pending = session.info.pop(_PENDING, None)
@@ -117,7 +136,11 @@ def _drop_pending(session: SaSession) -> None:
     session.info.pop(_PENDING, None)
 
 
-def set_forward(forward: Callable[[Change], None] | None) -> None:
-    """Installed by the cross-process bus of this process (None: in-process only)."""
-    global _forward
+def set_forward(
+    forward: Callable[[Change], None] | None, in_transaction: Callable[[Any, list[Change]], bool] | None = None
+) -> None:
+    """Installed by the cross-process bus of this process (None: in-process only); with
+    ``in_transaction`` when the bus can also write changes inside the committing transaction."""
+    global _forward, _in_transaction
     _forward = forward
+    _in_transaction = in_transaction

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -176,6 +177,21 @@ class SqliteBus(Bus):
         with self._engine.begin() as conn:
             conn.execute(_table().insert().values(firm=change.tenant_id, topic=change.topic, ref=change.ref, created_at=_now()))
 
+    def send_in(self, session: Any, changes: list[live.Change]) -> bool:
+        """Writes ``changes`` in ``session``'s transaction, before its commit (one commit per
+        write instead of two); False when the session is on another database or the write
+        failed: the changes are then sent after the commit, as by :meth:`send`. SQLite has one
+        writer at a time, so the ids still grow in commit order and ``id > last`` misses none."""
+        if session.get_bind() is not self._engine:
+            return False
+        rows = [{"firm": c.tenant_id, "topic": c.topic, "ref": c.ref, "created_at": _now()} for c in changes]
+        try:
+            session.connection().execute(_table().insert(), rows)
+        except sa.exc.SQLAlchemyError:
+            log.warning("live bus: could not write changes with their transaction; sending them after it", exc_info=True)
+            return False
+        return True
+
     def run(self, deliver, stop, ready) -> None:
         last = None
         next_prune = 0.0
@@ -249,7 +265,9 @@ class Running:
         else:
             self.ready.set()
         self._listen = listen
-        live.set_forward(self._forward)
+        # Written with the committing transaction only where this process reads the log back
+        # (a publishing-only process also hands its changes to its own listeners directly).
+        live.set_forward(self._forward, bus.send_in if listen and isinstance(bus, SqliteBus) else None)
 
     def _forward(self, change: live.Change) -> None:
         try:

@@ -99,6 +99,26 @@ def test_logging_matches_the_client_by_number_in_any_format(session, firm, diall
     assert call.agent_name == "Agent Amal"
 
 
+def test_every_call_matches_the_oldest_client_of_the_number(session, firm):
+    # The firm's first call in this process and the next ones take different paths
+    # (log_call normalises the next ones with the region it saw, inside one query).
+    f.make_client(session, firm.tenant, name="Younger Khalid", phone="00966501234567")
+    calls = [_log(session, firm, remote_number=n) for n in ("0501234567", "+966501234567", "966 50 123 4567")]
+    assert {(c.client_id, c.client_name) for c in calls} == {(firm.client.id, "Client Khalid")}
+    assert _log(session, firm, remote_number="0559999999").client_id is None
+
+
+def test_a_changed_region_normalises_the_next_call_with_the_new_one(session, firm):
+    assert _log(session, firm, remote_number="0501234567").remote_e164 == "+966501234567"
+    firm.tenant.region = "AE"
+    session.flush()
+    emirati = f.make_client(session, firm.tenant, name="Client Emirati", phone="+971501234567")
+    call = _log(session, firm, remote_number="0501234567")
+    assert (call.remote_e164, call.client_id, call.client_name) == ("+971501234567", emirati.id, "Client Emirati")
+    again = _log(session, firm, remote_number="050 123 4567")
+    assert (again.remote_e164, again.client_id) == ("+971501234567", emirati.id)
+
+
 def test_an_internal_extension_stays_unmatched(session, firm):
     call = _log(session, firm, remote_number="1002")
     assert (call.remote_e164, call.client_id) == (None, None)
@@ -480,6 +500,25 @@ def test_cursor_pages_and_numbered_pages_agree(session, firm, order):
     by_number = [[c.id for c in _history(session, firm, page=n, page_size=5, order=order).data] for n in range(1, 5)]
     assert by_cursor == by_number == [expected[i : i + 5] for i in range(0, 17, 5)]
     assert _history(session, firm, page=5, page_size=5, order=order).data == []
+
+
+@pytest.mark.parametrize("order", list(CallOrder))
+def test_every_page_counts_every_match(session, firm, order):
+    # Full pages, the last page, a page past the end and cursor pages all tell the same total
+    # (the last numbered page counts itself: the matches before it plus its own).
+    _seed_history(session, firm)
+    pages = [_history(session, firm, page=n, page_size=5, order=order) for n in range(1, 6)]
+    assert [len(p.data) for p in pages] == [5, 5, 5, 2, 0] and {p.count for p in pages} == {17}
+    cursor_pages, cursor = [], None
+    while True:
+        cursor_pages.append(_history(session, firm, cursor=cursor, page_size=5, order=order))
+        cursor = cursor_pages[-1].next_cursor
+        if cursor is None:
+            break
+    assert {p.count for p in cursor_pages} == {17}
+    only = _history(session, firm, filters=CallFilters(direction=OUT), page_size=100, order=order)
+    assert only.count == len(only.data) == 6
+    assert _history(session, firm, filters=CallFilters(direction=OUT), page=2, page_size=100, order=order).count == 6
 
 
 @pytest.mark.parametrize(("made_for", "used_with"), [

@@ -253,3 +253,33 @@ def test_writes_announce_their_firm_and_topic_once_committed(engine: sa.engine.E
         (firm.tenant.id, "whatsapp", "line"),
         (firm.tenant.id, "sessions", str(manager.id)),
     ]
+
+
+def test_on_sqlite_a_change_is_written_with_its_transaction(engine: sa.engine.Engine) -> None:
+    # With the SQLite bus listening (a backend worker), a write and its change are one commit,
+    # the change is heard, and a rolled-back write leaves no change in the log.
+    if not db.is_sqlite(engine):
+        pytest.skip("the live_change log is the SQLite transport")
+    commits: list[int] = []  # this thread's (the bus's reader commits its pruning too)
+    sa.event.listen(engine, "commit", lambda _conn: commits.append(threading.get_ident()))
+    seen = Seen()
+    stop_listening = live.subscribe(seen)
+    running = live_bus.start(listen=True, bus=live_bus.SqliteBus(engine))
+    try:
+        with pytest.raises(RuntimeError):
+            with db.session_scope() as session:
+                live.publish_on_commit(session, 7, "calls", 1)
+                raise RuntimeError("undone")
+        commits.clear()
+        with db.session_scope() as session:
+            session.execute(sa.text("UPDATE tenant SET name = name"))
+            live.publish_on_commit(session, 7, "calls", 2)
+        assert commits.count(threading.get_ident()) == 1
+        assert seen.wait_for(1) == [(7, "calls", "2")]
+        with engine.connect() as conn:
+            logged = conn.execute(sa.select(LiveChange.__table__.c.firm, LiveChange.__table__.c.ref)).all()
+        assert [tuple(r) for r in logged] == [(7, "2")]
+    finally:
+        live_bus.stop()
+        stop_listening()
+    assert running.bus.kind == "sqlite"

@@ -226,6 +226,48 @@ def _migrate_rollups_with_data(url: str) -> None:
         engine.dispose()
 
 
+def _number_dictionary_with_data(url: str) -> None:
+    """ns02a1b2010n builds number search's dictionary (call_number) from the calls already
+    stored, its triggers keep it for new calls, and the downgrade takes both away."""
+    command.upgrade(migrate.alembic_config(url), "lv02a1b20009")
+    engine = db.create_db_engine(url)
+    stored = (("0501112222", "+966501112222"), ("+966501112222", "+966501112222"), ("1042", None), ("anonymous", None))
+    try:
+        with engine.begin() as conn:
+            tenants = [_fill(conn, "tenant", name=f"Firm {i}", slug=f"firm-{i}") for i in range(2)]
+            for tenant in tenants:
+                for number, e164 in stored:
+                    _fill(conn, "call", tenant_id=tenant, direction="INBOUND", status="COMPLETED", remote_number=number,
+                          remote_e164=e164, started_at=T, updated_at=T)
+        command.upgrade(migrate.alembic_config(url), "head")
+
+        def dictionary() -> set[tuple[int, str, str]]:
+            with engine.connect() as conn:
+                return set(conn.execute(sa.text("SELECT tenant_id, suffix, number FROM call_number")).all())
+
+        def kept(number: str) -> set[str]:
+            return {number} | {number[i:] for i in range(len(number) - 2) if number[i].isdigit()}
+
+        numbers = {"+966501112222", "1042", "anonymous"}
+        assert dictionary() == {(t, s, n) for t in tenants for n in numbers for s in kept(n)}
+        with engine.begin() as conn:
+            _fill(conn, "call", tenant_id=tenants[0], direction="INBOUND", status="COMPLETED", remote_number="2055",
+                  started_at=T, updated_at=T)
+        assert {(s, n) for t, s, n in dictionary() if n == "2055"} == {("2055", "2055"), ("055", "2055")}
+        assert _schema_differences(url) == []
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                definition = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_call_tenant_remote' AND schemaname = current_schema()")).scalar_one()
+            assert definition.endswith("INCLUDE (id)"), definition
+        command.downgrade(migrate.alembic_config(url), "lv02a1b20009")
+        with engine.begin() as conn:
+            assert "call_number" not in sa.inspect(conn).get_table_names()
+            _fill(conn, "call", tenant_id=tenants[0], direction="INBOUND", status="COMPLETED", remote_number="3066",
+                  started_at=T, updated_at=T)
+    finally:
+        engine.dispose()
+
+
 def test_rollups_migration_with_data_on_sqlite(tmp_path: Path) -> None:
     _migrate_rollups_with_data(f"sqlite:///{tmp_path / 'migrated.db'}")
 
@@ -241,6 +283,27 @@ def test_rollups_migration_with_data_on_postgres() -> None:
         url = db.normalise_url(POSTGRES_URL)
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
         _migrate_rollups_with_data(url)
+    finally:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        base.dispose()
+
+
+def test_number_dictionary_migration_on_sqlite(tmp_path: Path) -> None:
+    _number_dictionary_with_data(f"sqlite:///{tmp_path / 'migrated.db'}")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
+def test_number_dictionary_migration_on_postgres() -> None:
+    base = db.create_db_engine(POSTGRES_URL)
+    schema = "migration_number_check"
+    try:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = db.normalise_url(POSTGRES_URL)
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        _number_dictionary_with_data(url)
     finally:
         with base.begin() as conn:
             conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))

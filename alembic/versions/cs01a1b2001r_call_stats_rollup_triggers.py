@@ -9,7 +9,7 @@ the table) drops their triggers with the old table: it must create them again
 (``trigger_ddl``); tests/test_migrations.py checks they exist at head.
 
 Revision ID: cs01a1b2001r
-Revises: lv02a1b20009
+Revises: ns02a1b2010n
 Create Date: 2026-11-30 20:00:00
 """
 from typing import Sequence, Union
@@ -22,7 +22,7 @@ from services.models.call_stats_triggers import drop_ddl, rebuild_sql, trigger_d
 
 
 revision: str = 'cs01a1b2001r'
-down_revision: Union[str, None] = 'lv02a1b20009'
+down_revision: Union[str, None] = 'ns02a1b2010n'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

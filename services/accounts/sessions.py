@@ -51,18 +51,36 @@ def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datet
     return token, expires_at
 
 
-def _token_row(session: Session, token: str | None) -> ApiToken | None:
+def _token_hash(token: str | None) -> str | None:
+    """The stored hash of ``token``; None for what cannot be one of our tokens."""
     if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
+    return security.hash_token(token)
+
+
+def _token_row(session: Session, token: str | None) -> ApiToken | None:
+    token_hash = _token_hash(token)
+    if token_hash is None:
+        return None
     # The hash names the token across tenants; the row then says whose it is.
-    return session.exec(select(ApiToken).where(ApiToken.token_hash == security.hash_token(token))).first()
+    return session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
+
+
+# Every API request resolves its token: the token's row and its user in one query, built once.
+_TOKEN_AND_USER = (
+    select(ApiToken, User)
+    .outerjoin(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
+    .where(ApiToken.token_hash == sa.bindparam("token_hash"))
+)
 
 
 def principal_for_token(*, session: Session, token: str) -> Principal:
     """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired,
     revoked, idle too long or its user is disabled. A use counts as activity."""
-    row = _token_row(session, token)
-    user = session.exec(tenant_select(User, row.tenant_id).where(User.id == row.user_id)).first() if row else None
+    token_hash = _token_hash(token)
+    # The hash names the token across tenants; the row then says whose it is.
+    found = session.execute(_TOKEN_AND_USER, {"token_hash": token_hash}).first() if token_hash else None
+    row, user = found if found is not None else (None, None)
     check = _check_session(session, row, user, activity=True)
     if check.principal is None:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)

@@ -23,6 +23,7 @@ from services.models import (
     CallLegPublic,
     CallNote,
     CallNotePublic,
+    CallNumber,
     CallOrder,
     CallPublic,
     CallRecording,
@@ -34,6 +35,7 @@ from services.models import (
     Tenant,
     User,
 )
+from services.models.call_numbers import AFTER_DIGITS, MIN_FRAGMENT
 from services.pbx.recordings import MAX_FETCH_ATTEMPTS
 from services.paging import decode_cursor, encode_cursor
 from services.tenancy import owned_by, owned_join, tenant_select
@@ -81,6 +83,11 @@ def _public_select(tenant_id: int) -> sa.Select[Any]:
         .outerjoin(Case, owned_join(Case, Case.id == Call.case_id, tenant_id))
         .where(owned_by(Call, tenant_id))
     )
+
+
+# A page's rows by their ids, built once (the firm and the ids bound at execution): the
+# history runs it for every page, and building and compiling it each time cost ~1 ms.
+_PAGE_ROWS = _public_select(sa.bindparam("page_tenant_id")).where(Call.id.in_(sa.bindparam("page_ids", expanding=True)))
 
 
 def _public(row: Any) -> CallPublic:
@@ -168,26 +175,85 @@ def get_call_legs(*, session: Session, tenant_id: int, actor: Principal, call_id
 _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
 
 
-def _number_condition(number: str, region: str) -> sa.ColumnElement[bool]:
+# A fragment found in more of the firm's numbers than this is searched by the scan: the calls
+# of that many numbers cost more to fetch one number at a time than reading the firm's index.
+MAX_DICTIONARY_NUMBERS = 2000
+
+
+def _number_fragment(number: str) -> str:
+    """The digits a call's number must hold to match ``number``."""
     digits = phones.digits_of(number)
     if not digits:
         raise Invalid("number", "search by the digits of a number")
-    fragments = {digits}
-    if digits.startswith("0") and digits.lstrip("0"):
-        # "0501…" as dialled at home appears as "+966501…" in E.164: drop the trunk prefix
-        # (not from "0000", which would leave nothing, and nothing is in every number).
-        fragments.add(digits.lstrip("0"))
-    conditions = []
-    for fragment in fragments:
-        pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
-        conditions.append(Call.remote_e164.like(pattern))
+    # "0501…" as dialled at home appears as "+966501…" in E.164: the trunk prefix is dropped
+    # (not from "0000", which would leave nothing, and nothing is in every number). A number
+    # holding "0501…" holds "501…", so the digits without the 0s are the whole condition.
+    return digits.lstrip("0") or digits
+
+
+def _number_condition(fragment: str, e164: str | None) -> sa.ColumnElement[bool]:
+    """The scan: digits anywhere in the number, read from the whole of ix_call_tenant_remote."""
+    pattern = f"%{fragment}%"  # digits only, so no LIKE wildcard can slip in
+    conditions = [
+        Call.remote_e164.like(pattern),
         # The number as dialled matters only when it is no phone number (an extension, a
         # withheld or odd caller id); otherwise its E.164 form holds the same digits.
-        conditions.append(sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)))
-    e164 = phones.try_normalise(number, region)
+        sa.and_(Call.remote_e164.is_(None), Call.remote_number.like(pattern)),
+    ]
     if e164:
         conditions.append(Call.remote_e164 == e164)
     return sa.or_(*conditions)
+
+
+# Built once: the statement is the same for every search but its values.
+_DICTIONARY = (
+    sa.select(CallNumber.number)
+    .where(
+        owned_by(CallNumber, sa.bindparam("tenant_id")),  # type: ignore[arg-type]
+        CallNumber.suffix >= sa.bindparam("low"),
+        CallNumber.suffix < sa.bindparam("high"),
+    )
+    .distinct()
+    .limit(sa.bindparam("limit"))
+)
+
+
+def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list[str] | None:
+    """The firm's numbers (``coalesce(remote_e164, remote_number)``) holding the fragment,
+    from the suffixes of :class:`CallNumber`; None when the fragment is shorter than the
+    dictionary keeps or is in too many numbers (then the scan answers)."""
+    if len(fragment) < MIN_FRAGMENT:
+        return None
+    found = list(
+        session.execute(
+            _DICTIONARY,
+            {"tenant_id": tenant_id, "low": fragment, "high": fragment + AFTER_DIGITS, "limit": MAX_DICTIONARY_NUMBERS + 1},
+        ).scalars()
+    )
+    return None if len(found) > MAX_DICTIONARY_NUMBERS else found
+
+
+def _number_branches(
+    session: Session, tenant_id: int, number: str, region: str
+) -> tuple[list[list[sa.ColumnElement[bool]]], bool]:
+    """The number filter as disjoint sets of conditions, whose matches together are the calls
+    whose number holds the digits (or equals the number's E.164 form); and whether they are
+    lookups of the dictionary's numbers (else the scan)."""
+    fragment = _number_fragment(number)
+    e164 = phones.try_normalise(number, region)
+    numbers = _dictionary_numbers(session, tenant_id, fragment)
+    if numbers is None:
+        return [[_number_condition(fragment, e164)]], False
+    # coalesce(remote_e164, remote_number) IN numbers, split so that each part is a lookup of
+    # ix_call_tenant_remote (tenant_id, remote_e164[, remote_number]): SQLite would scan the
+    # firm's index for the OR of both.
+    branches = []
+    e164s = sorted({*numbers, e164} if e164 else numbers)
+    if e164s:
+        branches.append([Call.remote_e164.in_(e164s)])
+    if numbers:
+        branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(numbers)])
+    return branches, True
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -210,9 +276,7 @@ def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -
         conds.append(Call.agent_user_id == filters.agent_user_id)
     if filters.client_id is not None:
         conds.append(Call.client_id == filters.client_id)
-    if filters.number is not None and filters.number.strip():
-        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        conds.append(_number_condition(filters.number, region))
+    # The number filter is get_call_history's (_number_branches).
     return conds
 
 
@@ -251,10 +315,24 @@ def get_call_history(
         conds.append(Call.agent_user_id == actor.user_id)
 
     offset = (page - 1) * page_size if page is not None else 0
+    parts = None
     if filters is not None and filters.number is not None and filters.number.strip():
-        # A number search reads the whole of ix_call_tenant_remote anyway (LIKE '%…%'), so
-        # read it once: the matches' (started_at, id) give both the count and the page.
-        matches = session.execute(sa.select(Call.id, Call.started_at).where(*conds)).all()
+        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
+        branches, looked_up = _number_branches(session, tenant_id, filters.number, region)
+        if looked_up:
+            # The numbers' lookups drive: the other filters are only tested on their calls
+            # (SQLite, without statistics, would otherwise read an agent's or a period's calls
+            # by their own index). coalesce(…, false) keeps a condition out of index choice.
+            others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
+            parts = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
+        else:
+            # A fragment in most numbers: paged like any filter (the history index read in
+            # order until the page is full, the count from ix_call_tenant_remote).
+            conds.append(branches[0][0])
+    if parts is not None:
+        # The calls of the numbers the dictionary found, a few hundred for a group of digits:
+        # their (started_at, id) give both the count and the page.
+        matches = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all() if parts else []
         count = len(matches)
         ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
         if keyset:
@@ -272,12 +350,17 @@ def get_call_history(
         sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
         ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
         id_list = list(session.execute(ids).scalars())
-        count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
+        if len(id_list) <= page_size and (id_list or offset == 0) and not keyset:
+            # The last page (or the only one) by number: the matches are the ones before it
+            # and the ones on it, so counting them all again would tell nothing new.
+            count = offset + len(id_list)
+        else:
+            count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
     has_more = len(id_list) > page_size
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
-        session.execute(_public_select(tenant_id).where(Call.id.in_(id_list))).all()
+        session.connection().execute(_PAGE_ROWS, {"page_tenant_id": tenant_id, "page_ids": id_list}).all()
         if id_list
         else []
     )

@@ -98,6 +98,7 @@ from services.models.call_stats import (
     HourBucket,
 )
 from services.models import call_stats_triggers  # noqa: F401  (the rollups' triggers join create_all)
+from services.models.call_numbers import CallNumber
 from services.models.blobs import Blob, BlobKind
 from services.models.case_files import (
     CaseFile,
@@ -204,6 +205,7 @@ __all__ = [
     "CallRecording",
     "CallRecordingPublic",
     "CallsPage",
+    "CallNumber",
     "CallStats",
     "CallStatsDay",
     "CallStatsHour",

@@ -130,9 +130,13 @@ class Call(CallBase, TenantOwned, table=True):
         sa.Index("ix_call_tenant_status_started", "tenant_id", "status", "started_at"),
         sa.Index("ix_call_tenant_agent_started", "tenant_id", "agent_user_id", "started_at"),
         sa.Index("ix_call_tenant_client_started", "tenant_id", "client_id", "started_at"),
-        # Number search matches digits anywhere in either number (LIKE '%…%'); with both
-        # numbers and the start time in the index it reads the index only, never the rows.
-        sa.Index("ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number", "started_at"),
+        # Number search: the calls of the numbers the dictionary found (services.models.call_numbers),
+        # or digits anywhere in either number (LIKE '%…%'); with both numbers, the start time and
+        # (PostgreSQL: INCLUDE; SQLite: the rowid) the id it reads the index only, never the rows.
+        sa.Index(
+            "ix_call_tenant_remote", "tenant_id", "remote_e164", "remote_number", "started_at",
+            postgresql_include=["id"],
+        ),
         # Covers every column call statistics aggregate, so a month of calls is summed
         # from the index alone.
         sa.Index(

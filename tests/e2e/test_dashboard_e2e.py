@@ -65,8 +65,21 @@ def test_manager_dashboard_shows_the_firm(page):
     login(page, "MANAGER")
     expect(page.get_by_text("The firm's calls today")).to_be_visible()
     expect(page.get_by_test_id("agents-table")).to_be_visible()
-    expect(page.locator("[data-testid=chart-hour] .js-plotly-plot")).to_be_visible()
-    expect(page.locator("[data-testid=chart-trend] .js-plotly-plot")).to_be_visible()
+    # Each chart drawn with its data: 24 hours of stacked bars (answered, missed), a line and
+    # a marker per day for each series.
+    hour = page.locator("[data-testid=chart-hour] svg.wq-chart")
+    expect(hour).to_be_visible()
+    expect(hour).to_have_attribute("data-points", "24")
+    expect(hour.locator("rect[data-y]")).to_have_count(48)
+    trend = page.locator("[data-testid=chart-trend] svg.wq-chart")
+    expect(trend).to_be_visible()
+    days = int(trend.get_attribute("data-points"))
+    assert days >= 1
+    expect(trend.locator("path")).to_have_count(2)
+    expect(trend.locator("circle[data-y]")).to_have_count(2 * days)
+    # The hover names the hour and both counts.
+    hour.locator("rect:not([data-y])").nth(10).hover()
+    expect(page.get_by_test_id("chart-tooltip")).to_contain_text("10")
     expect(page.get_by_test_id("whatsapp-status")).to_be_visible()
     screenshot(page, "dashboard")
 

@@ -16,16 +16,25 @@ from watheeq_ui.state.lang import LangState
 HERE = Path(wrapper.__file__).parent
 
 
-def _phone(component: rx.Component) -> Softphone:
-    """The Softphone inside ``softphone_root()`` (under its signed-in condition)."""
-    if isinstance(component, Softphone):
+def _find(component: rx.Component, match) -> rx.Component | None:
+    if match(component):
         return component
     for child in [*component.children, *(getattr(component, name, None) for name in ("comp1", "comp2"))]:
         if isinstance(child, rx.Component):
-            found = _phone(child)
+            found = _find(child, match)
             if found is not None:
                 return found
     return None
+
+
+def _phone(component: rx.Component) -> Softphone:
+    """The Softphone inside ``softphone_root()`` (under its condition)."""
+    return _find(component, lambda c: isinstance(c, Softphone))
+
+
+def _server_side(component: rx.Component) -> rx.Component:
+    """The element whose mount starts the phone's server side (load_config)."""
+    return _find(component, lambda c: "on_mount" in c.event_triggers)
 
 
 def _handler(phone: Softphone, trigger: str):
@@ -59,20 +68,28 @@ def test_each_phone_event_calls_its_state_handler_with_the_phones_payload():
         "on_registration": SoftphoneState.on_registration,
         "on_lookup": SoftphoneState.lookup,
         "on_wrap_up": SoftphoneState.save_wrap_up,
-        "on_mount": SoftphoneState.load_config,
-        "on_unmount": SoftphoneState.clear_config,
     }
     assert set(phone.event_triggers) >= set(wiring)
     for trigger, handler in wiring.items():
         spec = _handler(phone, trigger)
         assert spec.handler.fn is handler.fn, trigger
-        if trigger in ("on_mount", "on_unmount"):
-            assert spec.args == (), trigger
-        else:
-            # The one argument the component passes (a call event, a number...) reaches the handler.
-            [(param, value)] = spec.args
-            assert str(value) == "_ev_0", (trigger, str(value))
-            assert str(param) in ("payload", "number"), trigger
+        # The one argument the component passes (a call event, a number...) reaches the handler.
+        [(param, value)] = spec.args
+        assert str(value) == "_ev_0", (trigger, str(value))
+        assert str(param) in ("payload", "number"), trigger
+
+
+def test_the_server_side_of_the_phone_starts_and_ends_with_the_signed_in_session():
+    # The phone registers before the session is resumed; its config, presence and recent
+    # calls are loaded once the tab is signed in, and dropped at sign-out.
+    root = softphone_root()
+    side = _server_side(root)
+    assert side is not None and not isinstance(side, Softphone)
+    for trigger, handler in {"on_mount": SoftphoneState.load_config, "on_unmount": SoftphoneState.clear_config}.items():
+        spec = _handler(side, trigger)
+        assert spec.handler.fn is handler.fn, trigger
+        assert spec.args == (), trigger
+    assert str(AuthState.signed_in) in str(root)
 
 
 def test_each_phone_prop_reads_its_state_var():
@@ -84,15 +101,19 @@ def test_each_phone_prop_reads_its_state_var():
         "recent": SoftphoneState.recent,
         "cases": SoftphoneState.cases,
         "lang": LangState.lang,
+        "signed_in": AuthState.signed_in,
     }
     for prop, var in wiring.items():
         assert str(getattr(phone, prop)) == str(var), prop
+    # Its own credentials route on the backend, asked with the browser's token.
+    assert str(phone.credentials_url).strip('"').endswith("/api/v1/call-center/extension")
 
 
 def test_the_phone_is_shown_to_every_signed_in_user_whatever_their_extension():
     rendered = str(softphone_root())
-    # Without an extension it still shows, to say why there is no phone.
-    assert str(AuthState.signed_in) in rendered
+    # Mounted until the server has signed the tab out (so it may register while a new tab's
+    # session is being resumed); without an extension it still shows, to say why there is no phone.
+    assert str(AuthState.signed_out) in rendered
     assert "has_extension" not in rendered
 
 
@@ -109,7 +130,7 @@ def _camel(name: str) -> str:
 
 
 def test_every_prop_the_wrapper_passes_is_one_the_component_reads_and_the_other_way_round():
-    passed = {_camel(p) for p in ("config", "command", "match", "recent", "cases", "lang")}
+    passed = {_camel(p) for p in ("config", "command", "match", "recent", "cases", "lang", "signed_in", "credentials_url")}
     passed |= {_camel(t) for t in ("on_call_event", "on_registration", "on_lookup", "on_wrap_up")}
     assert _jsx_props() == passed
     rendered = str(softphone_root())

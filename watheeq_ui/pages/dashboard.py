@@ -17,6 +17,7 @@ from services import call_center, db, live
 from services.models import CallFilters, CallPublic, CallStats, CallStatus, Principal
 
 from watheeq_ui import formatting, live_tabs, routes
+from watheeq_ui.components.charts import figure_chart
 from watheeq_ui.components.softphone import call_button
 from watheeq_ui.components.ui import card, empty_state, name_text, section_title, stat_card
 from watheeq_ui.i18n import t
@@ -28,9 +29,10 @@ TREND_DAYS = 30
 MISSED_SHOWN = 5
 # Gridlines on the count axis: enough to read a bar against, few enough to stay quiet.
 COUNT_TICKS = 5
-# Both charts are bars and lines, which the basic Plotly bundle draws: a quarter of the size
-# of the full bundle, whose download and parse were most of the dashboard's load time.
-_PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
+# Both charts are bars and lines: the browser draws their figure JSON as plain SVG
+# (components/charts/figure_chart.jsx). Plotly's bundle and drawing were most of a dashboard
+# load (and held the page's main thread, the softphone's registration with it); the figures
+# stay Plotly's JSON, built and checked with plotly here (tests/test_dashboard_figures.py).
 _AXIS = {"gridcolor": "rgba(128,128,128,0.18)", "zeroline": False, "color": "#80838d"}
 # Days written with digits only: Plotly's own date ticks name the month in English ("Nov 2").
 _DAY_AXIS = {**_AXIS, "type": "date", "tickformat": "%m-%d", "hoverformat": "%Y-%m-%d"}
@@ -343,12 +345,12 @@ def dashboard() -> rx.Component:
             rx.grid(
                 card(
                     section_title("calls_per_hour", _legend()),
-                    rx.plotly.basic(data=DashboardState.hour_figure.to(go.Figure), config=_PLOT_CONFIG, width="100%"),
+                    figure_chart(DashboardState.hour_figure, data_testid="figure-hour"),
                     data_testid="chart-hour",
                 ),
                 card(
                     section_title("last_30_days", _legend()),
-                    rx.plotly.basic(data=DashboardState.trend_figure.to(go.Figure), config=_PLOT_CONFIG, width="100%"),
+                    figure_chart(DashboardState.trend_figure, data_testid="figure-trend"),
                     data_testid="chart-trend",
                 ),
                 columns=rx.breakpoints(initial="1", lg="2"),

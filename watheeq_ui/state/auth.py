@@ -56,6 +56,11 @@ def _store_token_script(token: str) -> str:
 
 class AuthState(rx.State):
     signed_in: bool = False
+    # Set once the server has signed this tab out (no session, ended, logged out); False
+    # until then, also while a new tab's session is being resumed. The softphone mounts
+    # while it is False: it registers with the browser's token before the session is
+    # resumed here (the API checks the token), and unmounts (unregisters) when it is set.
+    signed_out: bool = False
     # Set when a check fails in a signed-in page: the layout then sends the tab to the login page.
     session_ended: bool = False
     user_name: str = ""
@@ -129,12 +134,14 @@ class AuthState(rx.State):
         self._timezone = tenant.timezone
         self._show_user(principal)
         self.session_ended = False
+        self.signed_out = False
         self.tenant_name = tenant.name
         self.has_extension = has_extension
 
     def _forget(self, notice: str = "") -> None:
         live_tabs.unfollow(self, everything=True)
         self.signed_in = False
+        self.signed_out = True
         self.user_name = self.user_email = self.role = self.tenant_name = ""
         self.has_extension = False
         self._session_id = 0
@@ -222,18 +229,21 @@ class AuthState(rx.State):
             return
         token = result.token
         self.notice = ""
-        # The token goes to the browser in this event's answer and is never a state var.
+        # The token goes to the browser in this event's answer and is never a state var. It
+        # is stored before the tab shows as signed in: the softphone asks for its
+        # credentials with it the moment it sees the sign-in.
+        yield rx.call_script(_store_token_script(token))
         started = await self._resume(token)
         if started is None or started.principal is None:
             self.submitting = False
             self.login_error = "wrong_login"
+            yield rx.call_script(_FORGET_TOKEN)
             return
         self.submitting = False
         target = self.router.url.query_parameters.get("next", routes.DASHBOARD)
         # Only a path of this app: never an absolute URL handed in by a crafted link.
         if not target.startswith("/") or target.startswith("//"):
             target = routes.DASHBOARD
-        yield rx.call_script(_store_token_script(token))
         yield rx.redirect(target)
 
     @rx.event

@@ -36,7 +36,7 @@ from services.models import (
     max_length,
 )
 from services.paging import MAX_CURSOR_LENGTH
-from watheeq_ui.api.deps import MAX_ID, AdminDep, IdPath, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.deps import MAX_ID, AdminDep, AuthorisedDep, IdPath, IdQuery, PrincipalDep, SessionDep
 from watheeq_ui.api.errors import responses
 
 router = APIRouter(prefix="/call-center", tags=["call center"], responses=responses(401))
@@ -150,9 +150,12 @@ def test_call_record_connection(session: SessionDep, admin: AdminDep) -> CdrConn
 
 
 @router.post("/calls", response_model=CallPublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 403, 404, 409))
-def log_call(session: SessionDep, principal: PrincipalDep, data: CallCreateIn) -> CallPublic:
+async def log_call(auth: AuthorisedDep, data: CallCreateIn) -> CallPublic:
     """Record a call; the client is matched by number. Logging the same SIP Call-ID again returns that call."""
-    return call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+    # Every call event of every softphone and PBX lands here: two thread hand-overs (AuthorisedDep).
+    return await auth.run(
+        lambda session, principal: call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
+    )
 
 
 @router.get("/calls", response_model=CallsPage)

@@ -48,7 +48,7 @@ const DOT = {
 };
 
 export function Softphone({
-  config, command, match, recent, cases, lang,
+  config, command, match, recent, cases, lang, signedIn, credentialsUrl,
   onCallEvent, onRegistration, onLookup, onWrapUp,
 }) {
   const [open, setOpen] = useState(false);
@@ -62,16 +62,34 @@ export function Softphone({
   const langRef = useRef(L);
   langRef.current = L;
 
-  const secret = useSipCredentials(config);
-  const enabled = !!(config && config.wss_url && secret && secret.password);
+  // The phone's identity and password come from the API (useSipCredentials), as soon as the
+  // phone mounts; `config` (the server's state) only says why there is no phone.
+  const sip = useSipCredentials(credentialsUrl, signedIn);
+  const enabled = !!(sip && sip.wss_url && sip.password);
+  // The phone may register before the server has resumed this tab's session: what it
+  // reports (registration, call events) waits until the session is known, in order.
+  const signedInRef = useRef(signedIn);
+  signedInRef.current = signedIn;
+  const pending = useRef([]);
+  const toServer = (fn) => (payload) => {
+    if (!fn) return;
+    if (signedInRef.current) fn(payload);
+    else pending.current.push([fn, payload]);
+  };
+  useEffect(() => {
+    if (!signedIn || !pending.current.length) return;
+    const queued = pending.current;
+    pending.current = [];
+    queued.forEach(([fn, payload]) => fn(payload));
+  }, [signedIn]);
   const stopAgent = useRef(null);
-  const tabs = useTabLeadership(enabled ? `watheeq-softphone:${config.sip_uri}` : "", () => stopAgent.current && stopAgent.current());
+  const tabs = useTabLeadership(enabled ? `watheeq-softphone:${sip.sip_uri}` : "", () => stopAgent.current && stopAgent.current());
   const active = enabled && tabs.leader;
   const uaRef = useRef(null);
-  const phone = useCalls({ uaRef, active, config, secret, callbacks: { onCallEvent, onLookup, onWrapUp }, publishCalls: tabs.publishCalls });
+  const phone = useCalls({ uaRef, active, config: sip, secret: sip, callbacks: { onCallEvent: toServer(onCallEvent), onLookup, onWrapUp }, publishCalls: tabs.publishCalls });
   const agent = useUserAgent({
-    uaRef, active, config, secret, langRef,
-    onNewSession: phone.onNewSession, onStop: phone.closeAll, onStatus: tabs.publishStatus, onRegistration,
+    uaRef, active, config: sip, secret: sip, langRef,
+    onNewSession: phone.onNewSession, onStop: phone.closeAll, onStatus: tabs.publishStatus, onRegistration: toServer(onRegistration),
   });
   stopAgent.current = agent.stop;
   const { calls, now, wrapUp } = phone;
@@ -127,7 +145,7 @@ export function Softphone({
   const followerView = tabs.followerView;
   const problem = agent.problem;
   const regLabel = (r) => ({
-    idle: L.offline, registering: L.connecting, registered: `${L.ready} · ${config.extension}`,
+    idle: L.offline, registering: L.connecting, registered: `${L.ready} · ${sip.extension}`,
     failed: L.regFailed, disconnected: L.disconnected, follower: L.follower,
   }[r.state] || r.state);
   // A follower says so (and offers to take over), with the leading tab's state after it:

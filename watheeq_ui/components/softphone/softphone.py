@@ -8,6 +8,7 @@ a marker (:func:`softphone_slot`) that makes the compiler add that wrap.
 from __future__ import annotations
 
 import reflex as rx
+from reflex.config import get_config
 from reflex_base.components.component import Component
 
 from watheeq_ui.components.softphone.state import SoftphoneState
@@ -18,8 +19,9 @@ from watheeq_ui.state.lang import LangState
 JSSIP = "jssip@3.13.8"
 _JSX = rx.asset("softphone.jsx", shared=True)
 # The modules softphone.jsx imports, linked beside it so its relative imports resolve.
-HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js")
+HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js", "prefetch.jsx")
 _MODULES = [rx.asset(name, shared=True) for name in HOOKS]
+_PREFETCH = rx.asset("prefetch.jsx", shared=True)
 # Inside the theme (20) and the state providers (90/100), outside every page.
 APP_WRAP_KEY = (10, "WatheeqSoftphone")
 
@@ -38,6 +40,10 @@ class Softphone(rx.NoSSRComponent):
     cases: rx.Var[list]
     # "en" or "ar": the platform's language switch; the component keeps its own label table.
     lang: rx.Var[str]
+    # Whether the server has resumed this tab's session: the phone holds its reports until then.
+    signed_in: rx.Var[bool]
+    # The user's own extension route: the phone's identity and password, asked with the token.
+    credentials_url: rx.Var[str]
 
     on_call_event: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
     on_registration: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
@@ -45,12 +51,33 @@ class Softphone(rx.NoSSRComponent):
     on_wrap_up: rx.EventHandler[rx.event.passthrough_event_spec(dict)]
 
 
+class SoftphonePrefetch(rx.Component):
+    """Renders nothing. Its module is imported with the app's own (not lazily, as the phone
+    is): while the page boots it starts loading the phone's chunk and asks the API for the
+    signed-in agent's credentials, so the phone has both the moment it mounts."""
+
+    library = _PREFETCH.importable_path
+    tag = "SoftphonePrefetch"
+
+
+def credentials_url() -> str:
+    """The API route of the user's own softphone config (the frontend's backend URL)."""
+    return f"{get_config().api_url}/api/v1/call-center/extension"
+
+
 def softphone_root() -> rx.Component:
     """The phone as mounted above the router, for every signed-in user: without an
-    extension (or without PBX settings) it says why there is no phone, and what to do."""
+    extension (or without PBX settings) it says why there is no phone, and what to do.
+
+    The phone itself mounts with the page, before the tab's session is resumed on the
+    server (``AuthState.signed_out`` is still False then): it fetches its identity from the
+    API with the browser's token and registers at once, in parallel with the session check
+    and the page's loaders, not after them. The server's side of it (``load_config``: the
+    "no phone" reasons, presence, recent calls) starts once the session is resumed."""
     return rx.fragment(
+        SoftphonePrefetch.create(),
         rx.cond(
-            AuthState.signed_in,
+            ~AuthState.signed_out,
             Softphone.create(
                 config=SoftphoneState.config,
                 command=SoftphoneState.command,
@@ -58,15 +85,18 @@ def softphone_root() -> rx.Component:
                 recent=SoftphoneState.recent,
                 cases=SoftphoneState.cases,
                 lang=LangState.lang,
+                signed_in=AuthState.signed_in,
+                credentials_url=credentials_url(),
                 on_call_event=SoftphoneState.on_call_event,
                 on_registration=SoftphoneState.on_registration,
                 on_lookup=SoftphoneState.lookup,
                 on_wrap_up=SoftphoneState.save_wrap_up,
-                on_mount=SoftphoneState.load_config,
-                on_unmount=SoftphoneState.clear_config,
             ),
         ),
-        rx.cond(AuthState.signed_in, presence_control()),
+        rx.cond(
+            AuthState.signed_in,
+            rx.fragment(presence_control(), on_mount=SoftphoneState.load_config, on_unmount=SoftphoneState.clear_config),
+        ),
     )
 
 

@@ -128,6 +128,17 @@ class SoftphoneState(rx.State):
         self.presence = ""
         self.away_reason = ""
 
+    async def _own_extension(self, principal: Principal) -> str:
+        """The agent's extension. The phone registers without waiting for the page's events
+        (it has its identity from the API), so its first report may come before load_config."""
+        if not self._extension:
+            try:
+                cfg = await offloop.call(call_center.get_extension_for_user, principal, user_id=principal.user_id)
+            except (NotFound, Conflict):
+                return ""
+            self._extension = cfg.extension
+        return self._extension
+
     async def _report(self, principal: Principal, event: PhoneEvent, *, other_party: str = "", call_ref: str = "") -> None:
         """Tells services.presence what the phone did; the agent's state comes back."""
         status = await offloop.call(presence.report_phone, principal, event=event, other_party=other_party, call_ref=call_ref)
@@ -181,7 +192,7 @@ class SoftphoneState(rx.State):
         """The first registration of a page closes the calls its previous page left open."""
         # The phone's own doing, not the user's: it does not keep the session alive.
         principal = await principal_for_page(self, activity=False)
-        if principal is None or not self._extension:
+        if principal is None or not await self._own_extension(principal):
             return
         registered = payload.get("state") == "registered"
         if registered or payload.get("state") == "failed":
@@ -201,7 +212,7 @@ class SoftphoneState(rx.State):
         # unattended tab is not, or incoming calls would keep it signed in forever.
         by_user = payload.get("direction") != "incoming" or payload.get("kind") == "accepted" or bool(payload.get("answered_at"))
         principal = await principal_for_page(self, activity=by_user)
-        if principal is None or not self._extension:
+        if principal is None or not await self._own_extension(principal):
             return
         ring = _RING_EVENTS.get(str(payload.get("kind")))
         if ring is not None:
@@ -271,7 +282,7 @@ class SoftphoneState(rx.State):
     @rx.event
     async def save_wrap_up(self, payload: dict[str, Any]):
         principal = await principal_for_page(self)
-        if principal is None or not self._extension:
+        if principal is None or not await self._own_extension(principal):
             return
         key = leg_key(
             sip_call_id=str(payload.get("call_id") or ""),
