@@ -20,6 +20,22 @@ POSTGRES_URL = os.environ.get("WATHEEQ_TEST_POSTGRES_URL")
 T = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 
 
+
+def _in_scratch_schema(schema: str, check) -> None:
+    """Runs ``check(url)`` on the test PostgreSQL, in a schema of its own made for it and dropped after."""
+    base = db.create_db_engine(POSTGRES_URL)
+    try:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        url = db.normalise_url(POSTGRES_URL)
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        check(url)
+    finally:
+        with base.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        base.dispose()
+
 def _schema_differences(url: str) -> list[str]:
     """What autogenerate would still change after the migrations ran (one line each)."""
     engine = db.create_db_engine(url)
@@ -57,20 +73,11 @@ def test_migrations_are_idempotent_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
 def test_migrations_on_fresh_postgres_match_the_models() -> None:
-    base = db.create_db_engine(POSTGRES_URL)
-    schema = "migration_check"
-    try:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = db.normalise_url(POSTGRES_URL)
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    def check(url: str) -> None:
         migrate.upgrade(url)
         assert _schema_differences(url) == []
-    finally:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        base.dispose()
+
+    _in_scratch_schema("migration_check", check)
 
 
 def _fill(conn: sa.Connection, table_name: str, /, **values: object) -> int:
@@ -135,19 +142,7 @@ def test_migration_moves_existing_rows_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
 def test_migration_moves_existing_rows_on_postgres() -> None:
-    base = db.create_db_engine(POSTGRES_URL)
-    schema = "migration_data_check"
-    try:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = db.normalise_url(POSTGRES_URL)
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-        _migrate_with_data(url)
-    finally:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        base.dispose()
+    _in_scratch_schema("migration_data_check", _migrate_with_data)
 
 
 def _triggers(conn: sa.Connection) -> set[str]:
@@ -274,19 +269,7 @@ def test_rollups_migration_with_data_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
 def test_rollups_migration_with_data_on_postgres() -> None:
-    base = db.create_db_engine(POSTGRES_URL)
-    schema = "migration_rollup_check"
-    try:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = db.normalise_url(POSTGRES_URL)
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-        _migrate_rollups_with_data(url)
-    finally:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        base.dispose()
+    _in_scratch_schema("migration_rollup_check", _migrate_rollups_with_data)
 
 
 def test_number_dictionary_migration_on_sqlite(tmp_path: Path) -> None:
@@ -295,16 +278,4 @@ def test_number_dictionary_migration_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
 def test_number_dictionary_migration_on_postgres() -> None:
-    base = db.create_db_engine(POSTGRES_URL)
-    schema = "migration_number_check"
-    try:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        url = db.normalise_url(POSTGRES_URL)
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-        _number_dictionary_with_data(url)
-    finally:
-        with base.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        base.dispose()
+    _in_scratch_schema("migration_number_check", _number_dictionary_with_data)
