@@ -59,7 +59,6 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-
 T = TypeVar("T")
 
 
