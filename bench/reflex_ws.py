@@ -25,6 +25,19 @@ ROOT = "reflex___state____state"
 AUTH = f"{ROOT}.watheeq_ui___state___auth____auth_state"
 CALLS = f"{ROOT}.watheeq_ui___pages___calls___state____calls_state"
 NS = "/_event"
+
+
+class _Client(AioClient):
+    """simple-websocket 1.1.0's client, minus a stall. Its handshake reads the socket, takes the
+    first event (the 101 answer) and leaves the rest of those bytes in wsproto's buffer; its
+    reader then waits for *new* bytes before looking at the buffer again. When the server's
+    first frame (Engine.IO's open packet) comes in the same read as the 101, it is seen only
+    when the next bytes arrive: the server's ping, 25 s later. This client handles what is
+    already buffered as soon as the handshake is done."""
+
+    async def handshake(self) -> None:
+        await super().handshake()
+        self.connected = await self._handle_events()
 TOKEN_SCRIPT = re.compile(r'localStorage\.setItem\("watheeq_session", "([^"]+)"\)')
 
 
@@ -49,7 +62,7 @@ class ReflexTab:
     async def connect(self, path: str) -> list[dict]:
         self.path = path
         url = f"{self.ws_url}/_event/?EIO=4&transport=websocket&token={self.token}"
-        self.ws = await asyncio.wait_for(AioClient.connect(url, ssl_context=self.ssl_context), 30)
+        self.ws = await asyncio.wait_for(_Client.connect(url, ssl_context=self.ssl_context), 30)
         opened = await asyncio.wait_for(self.ws.receive(), 30)
         assert isinstance(opened, str) and opened.startswith("0"), opened
         auth = {"event": self._event(f"{ROOT}.hydrate_and_load"), "state_schema": None}
