@@ -70,6 +70,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services.authz import Permission, allowed, require_member
+from services.db import Prepared
 from services.errors import Invalid
 from services.models import (
     AgentStats,
@@ -150,7 +151,7 @@ _AGENT_TALK_COUNT = _FIGURE_COLUMNS.index("agent_talk_count")
 # from the calls; an unused one is empty), threshold.
 _tenant = sa.bindparam("tenant_id", type_=sa.Integer)
 _agent = sa.bindparam("agent", type_=sa.Integer)
-_TIMEZONE = sa.select(Tenant.timezone).where(Tenant.id == _tenant)
+_TIMEZONE = Prepared(sa.select(Tenant.timezone).where(Tenant.id == _tenant))
 _in_span = sa.and_(
     owned_by(_rollup, _tenant),
     _rollup.c.hour_start >= sa.bindparam("lo"),
@@ -186,7 +187,7 @@ _leg_agent = sa.func.coalesce(CallLeg.agent_user_id + 0, 0)
 
 
 @lru_cache(maxsize=2)
-def _agents(edges: bool) -> sa.Select[Any]:
+def _agents(edges: bool) -> Prepared:
     """Per agent, ONE statement: the whole UTC days from call_stats_day [dlo, dhi), the other
     whole hours from call_stats_hour ([lo, dlo), [dhi, hi)) and, when the period has partial
     hours at its edges, their calls and answered legs (each leg's talk to its agent; the call
@@ -210,7 +211,7 @@ def _agents(edges: bool) -> sa.Select[Any]:
             .group_by(_leg_agent)
         )
     rows = sa.union_all(*parts).subquery()
-    return (
+    return Prepared(
         sa.select(rows.c.agent_key, User.full_name, *(sa.func.sum(rows.c[name]) for name in _FIGURE_COLUMNS))
         .select_from(rows)
         .outerjoin(User, owned_join(User, User.id == rows.c.agent_key, _tenant))
@@ -219,7 +220,7 @@ def _agents(edges: bool) -> sa.Select[Any]:
 
 
 # (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
-_ROLLED_QUARTERS = (
+_ROLLED_QUARTERS = Prepared(
     sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
     .where(_in_span)
     .group_by(_rollup.c.hour_start)
@@ -233,33 +234,33 @@ def _epoch(dialect: str, column: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _hours(dialect: str, edges: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+def _hours(dialect: str, edges: bool) -> Prepared:
     """Per UTC hour, ONE statement: the whole hours' rollups and (``edges``) the edges' calls,
     each hour as seconds since the epoch (plain integers: no time objects to make for a
     month's 720 rows) with its calls, answered and missed."""
     sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
     rolled = sa.select(_epoch(dialect, _rollup.c.hour_start), *sums).where(_in_span).group_by(_rollup.c.hour_start)
     if not edges:
-        return rolled
+        return Prepared(rolled)
     edge_hour = _bucket(dialect, 3600)[0]
-    return sa.union_all(
+    return Prepared(sa.union_all(
         rolled, sa.select(edge_hour, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(edge_hour)
-    )
+    ))
 
 
 # Another service-level threshold than the rollups': counted from the calls of the whole hours.
-_WITHIN_SPAN = sa.select(_figures()[_WITHIN]).where(
+_WITHIN_SPAN = Prepared(sa.select(_figures()[_WITHIN]).where(
     owned_by(Call, _tenant), Call.started_at >= sa.bindparam("lo"), Call.started_at < sa.bindparam("hi"),
     sa.or_(_agent.is_(None), Call.agent_user_id == _agent),
-)
+))
 
 
 @lru_cache(maxsize=8)
-def _edge_buckets(dialect: str, seconds: int) -> tuple[sa.Select[Any], Callable[[Any], datetime]]:
+def _edge_buckets(dialect: str, seconds: int) -> tuple[Prepared, Callable[[Any], datetime]]:
     bucket_sql, bucket_start = _bucket(dialect, seconds)
     bucket = bucket_sql.label("bucket")
     query = sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(bucket)
-    return query, bucket_start
+    return Prepared(query), bucket_start
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -351,7 +352,7 @@ def get_stats(
     if not 0 <= service_level_threshold_s <= MAX_SERVICE_LEVEL_THRESHOLD_S:
         raise Invalid("service_level_threshold_s", f"the threshold is 0 to {MAX_SERVICE_LEVEL_THRESHOLD_S} seconds")
     conn = session.connection()
-    tz_name = conn.execute(_TIMEZONE, {"tenant_id": tenant_id}).scalar_one()
+    (tz_name,) = _TIMEZONE.all(conn, {"tenant_id": tenant_id})[0]
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
     agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
@@ -377,11 +378,11 @@ def get_stats(
     # (agent, name, figures...): the whole days' and hours' rollups, the edges' calls and legs.
     # Agent 0 is "no agent" (a key cannot be NULL).
     edges = bool(raw_parts)
-    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in conn.execute(_agents(edges), params)]
+    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in _agents(edges).all(conn, params)]
     extra_within = 0
     if rolled and other_threshold:
         # The rollups count ring times up to 20 s only: count this threshold from the calls.
-        extra_within = int(conn.execute(_WITHIN_SPAN, params).scalar_one())
+        extra_within = int(_WITHIN_SPAN.all(conn, params)[0][0])
 
     by_agent: dict[int | None, list[int]] = {}
     names: dict[int | None, str] = {}
@@ -428,7 +429,7 @@ def get_stats(
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
     seconds, offset = _zone_in(tz, start, end)
     if seconds == 3600:
-        rows = conn.execute(_hours(conn.dialect.name, edges), params)
+        rows = _hours(conn.dialect.name, edges).all(conn, params)
         if offset is None:  # the offset changes in the period (daylight saving time)
             for epoch, n, ans, miss in rows:
                 count(datetime.fromtimestamp(int(epoch), timezone.utc), int(n), int(ans), int(miss))
@@ -444,10 +445,10 @@ def get_stats(
                     slot[2] += int(miss)
     else:
         query, bucket_start = _edge_buckets(conn.dialect.name, seconds)
-        for slot, n, ans, miss in conn.execute(query, params):
+        for slot, n, ans, miss in query.all(conn, params):
             count(bucket_start(slot), int(n), int(ans), int(miss))
         if rolled:
-            for hour, *cumulative in conn.execute(_ROLLED_QUARTERS, params):
+            for hour, *cumulative in _ROLLED_QUARTERS.all(conn, params):
                 marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
                 before = [0, 0, 0]
                 for quarter, upto in enumerate(marks):
