@@ -260,16 +260,15 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
 
 def _after_log(session: Session, tenant_id: int, call_id: int, values: dict[str, Any], now: datetime) -> None:
     """What follows a new call in its transaction: the callback queue (the statistics' rollups
-    follow by the database's triggers, services.models.call_stats_triggers)."""
-    _queue_callbacks(session, tenant_id, call_id, values["direction"], values["status"])
-
-
-def _queue_callbacks(session: Session, tenant_id: int, call_id: int, direction: Any, status: Any) -> None:
-    """The callback queue follows the log: a missed inbound call joins it, an outbound call
-    to a waiting number is its callback (services.callbacks)."""
-    if direction == CallDirection.OUTBOUND:
-        callbacks.on_outbound_call(session, tenant_id, call_id)
-    elif status == CallStatus.MISSED:
+    and number search's dictionary follow by the database's triggers). The queue follows the
+    log: a missed inbound call joins it, an outbound call to a waiting number is its callback
+    (services.callbacks), told what the call is rather than reading it again."""
+    if values["direction"] == CallDirection.OUTBOUND:
+        callbacks.outbound_call_logged(
+            session, tenant_id, call_id=call_id, agent_user_id=values["agent_user_id"],
+            key=callbacks.number_key_of_call(values["remote_e164"], values["remote_number"]), at=values["started_at"],
+        )
+    elif values["status"] == CallStatus.MISSED:
         callbacks.on_call_missed(session, tenant_id, call_id)
 
 
