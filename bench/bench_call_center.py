@@ -7,6 +7,7 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
     .venv/bin/python bench/bench_call_center.py             # 10 firms, 1,000,000 calls, 100,000 clients
     .venv/bin/python bench/bench_call_center.py --quick     # 10 firms, 50,000 calls, 10,000 clients
     .venv/bin/python bench/bench_call_center.py --database-url postgresql://postgres@127.0.0.1:5432/bench_calls
+    .venv/bin/python bench/bench_call_center.py --parts stats,log   # some parts only (number-search, history, stats, log)
 
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
 into bench/data/ (SQLite) or into the PostgreSQL database named by ``--database-url``
