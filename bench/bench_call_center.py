@@ -7,6 +7,7 @@ service layer's overhead: ORM, DTOs, validation, and for history the total count
     .venv/bin/python bench/bench_call_center.py             # 10 firms, 1,000,000 calls, 100,000 clients
     .venv/bin/python bench/bench_call_center.py --quick     # 10 firms, 50,000 calls, 10,000 clients
     .venv/bin/python bench/bench_call_center.py --database-url postgresql://postgres@127.0.0.1:5432/bench_calls
+    .venv/bin/python bench/bench_call_center.py --parts stats,log   # some parts only (number-search, history, stats, log)
 
 The data set is generated once with ``services.seed`` (calls over the last 30 days)
 into bench/data/ (SQLite) or into the PostgreSQL database named by ``--database-url``
@@ -225,11 +226,16 @@ def main() -> None:
     parser.add_argument("--trigger-block-calls", type=int, default=100)
     parser.add_argument("--number-search-only", action="store_true", help="measure the history's number search only")
     parser.add_argument(
+        "--parts", default="number-search,history,stats,log",
+        help="comma-separated parts to measure (number-search, history, stats, log); default all",
+    )
+    parser.add_argument(
         "--database-url",
         default=None,
         help="a PostgreSQL URL (e.g. postgresql://postgres@127.0.0.1:5432/bench_calls): generate and measure there instead of SQLite",
     )
     args = parser.parse_args()
+    parts = {"number-search"} if args.number_search_only else set(args.parts.split(","))
     calls = args.calls or (50_000 if args.quick else 1_000_000)
     clients = args.clients_per_tenant or (1_000 if args.quick else 10_000)
     path = DATA_DIR / f"call_center-{args.tenants}t-{calls}c-{clients}cl.db"
@@ -324,7 +330,7 @@ def main() -> None:
         " (remote_e164 IS NULL AND remote_number LIKE ?)) ORDER BY started_at DESC, id DESC LIMIT 50)"
     )
     limit = call_history.MAX_DICTIONARY_NUMBERS
-    for kind, cut in kinds.items():
+    for kind, cut in kinds.items() if "number-search" in parts else ():
 
         def typed(f: Firm, cut: Callable[[str], str] = cut) -> str:
             return cut(rng.choice(f.numbers))
@@ -361,8 +367,9 @@ def main() -> None:
             f"  scan SQL (page only) p50 {p(scan_floor, 50):6.2f} p95 {p(scan_floor, 95):6.2f}",
             flush=True,
         )
-    print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
-    if args.number_search_only:
+    if "number-search" in parts:
+        print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
+    if parts == {"number-search"}:
         return
 
     # 1. First page, filtered by status and date range.
@@ -380,9 +387,11 @@ def main() -> None:
         params = (f.tenant_id, stamp(month_ago + timedelta(days=10)), stamp(now))
         return sql(HISTORY_SQL.format(where=where, offset=""), params)(), sql(COUNT_SQL.format(where=where), params)()
 
-    results = [
-        report("history p1, status+date filter (+count)", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15)
-    ]
+    results = []
+    if "history" in parts:
+        results.append(report(
+            "history p1, status+date filter (+count)", measure(history_filtered, args.iterations), measure(history_filtered_sql, args.iterations), 15
+        ))
 
     # 2. A deep numbered page, unfiltered.
     deep = max(1, min(1000, per_firm // 50))
@@ -399,7 +408,8 @@ def main() -> None:
         )
         return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))(), sql(COUNT_SQL.format(where="c.tenant_id = ?"), (f.tenant_id,))()
 
-    results.append(report(f"history page {deep}, unfiltered (+count)", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
+    if "history" in parts:
+        results.append(report(f"history page {deep}, unfiltered (+count)", measure(history_deep, args.iterations), measure(history_deep_sql, args.iterations), 30))
 
     # 2b. The same deep page oldest first: the history index read forwards instead of backwards.
     def history_deep_oldest() -> Any:
@@ -414,17 +424,21 @@ def main() -> None:
         )
         return sql(HISTORY_SQL.format(where=where, offset=""), (f.tenant_id,))(), sql(COUNT_SQL.format(where="c.tenant_id = ?"), (f.tenant_id,))()
 
-    results.append(
-        report(
+    if "history" in parts:
+        results.append(report(
             f"history page {deep}, oldest first (+count)",
             measure(history_deep_oldest, args.iterations),
             measure(history_deep_oldest_sql, args.iterations),
             30,
-        )
-    )
+        ))
 
     # 4. Stats for today and for the last 30 days (bench/bench_stats.py: the floors are written there).
-    results += bench_stats.run(engine, [f.manager for f in firms], iterations=args.iterations, cold_iterations=args.cold_iterations, rng=rng)
+    if "stats" in parts:
+        results += bench_stats.run(engine, [f.manager for f in firms], iterations=args.iterations, cold_iterations=args.cold_iterations, rng=rng)
+    if "log" not in parts:
+        raw.close()
+        print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
+        return
 
     # 5. log_call throughput, one transaction per call as the API does it.
     run_id = f"bench-{time.time_ns()}"
@@ -529,6 +543,7 @@ def main() -> None:
     cur.execute(f"DELETE FROM call WHERE sip_call_id LIKE {mark}", (f"{run_id}-%",))
     raw.commit()
     raw.close()
+    print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
 
 
 if __name__ == "__main__":

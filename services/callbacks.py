@@ -22,7 +22,7 @@ from services import phones
 from services.authz import Permission, allowed, require_member
 from services.business_hours import business_seconds, firm_zone, get_hours, is_open
 from services.clients import match_number
-from services.db import dialect_insert
+from services.db import Prepared, dialect_insert
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
     Call,
@@ -172,15 +172,41 @@ def on_outbound_call(session: Session, tenant_id: int, call_id: int) -> int | No
     if call is None or call.direction != CallDirection.OUTBOUND or call.agent_user_id is None:
         return None
     key, _ = _number_key(session, tenant_id, call.remote_e164 or call.remote_number)
-    item = session.exec(tenant_select(Callback, tenant_id).where(Callback.open_key == key).with_for_update()).first()
-    if item is None or item.claimed_by_user_id not in (None, call.agent_user_id):
+    return outbound_call_logged(session, tenant_id, call_id=call.id, agent_user_id=call.agent_user_id, key=key, at=call.started_at)
+
+
+def number_key_of_call(remote_e164: str | None, remote_number: str) -> str:
+    """The item key of a call's number as :func:`_number_key` gives it, for a caller that has
+    normalised the number with the firm's region already (log_call): its E.164 form, else its
+    digits."""
+    if remote_e164:
+        return remote_e164
+    digits = "".join(ch for ch in remote_number if ch.isdigit() or ch == "+")
+    return (digits or remote_number.strip())[:64]
+
+
+# The usual outbound call is to a number nobody waits on: one indexed read says so, before
+# the locking read of the item.
+_OPEN_ITEM = Prepared(
+    sa.select(_cb.c.id).where(owned_by(_cb, sa.bindparam("tenant_id", type_=sa.Integer)), _cb.c.open_key == sa.bindparam("key"))
+)
+
+
+def outbound_call_logged(
+    session: Session, tenant_id: int, *, call_id: int, agent_user_id: int | None, key: str, at: datetime
+) -> int | None:
+    """:func:`on_outbound_call` for a caller that knows the new call: its agent, the item key of
+    its number (:func:`number_key_of_call`) and its start."""
+    if agent_user_id is None or not _OPEN_ITEM.all(session.connection(), {"tenant_id": tenant_id, "key": key}):
         return None
-    now = call.started_at
+    item = session.exec(tenant_select(Callback, tenant_id).where(Callback.open_key == key).with_for_update()).first()
+    if item is None or item.claimed_by_user_id not in (None, agent_user_id):
+        return None
     if item.claimed_by_user_id is None:
-        item.claimed_by_user_id, item.claimed_at = call.agent_user_id, now
-    item.callback_call_id = call.id
+        item.claimed_by_user_id, item.claimed_at = agent_user_id, at
+    item.callback_call_id = call_id
     item.attempts += 1
-    item.first_callback_at = item.first_callback_at or now
+    item.first_callback_at = item.first_callback_at or at
     session.flush()
     announce(session, tenant_id, "callbacks", item.id)
     return item.id

@@ -70,9 +70,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from services.authz import Permission, allowed, require_member
+from services.db import Prepared
 from services.errors import Invalid
 from services.models import (
-    AgentStats,
     Call,
     CallDirection,
     CallLeg,
@@ -80,8 +80,6 @@ from services.models import (
     CallStatsDay,
     CallStatsHour,
     CallStatus,
-    DayBucket,
-    HourBucket,
     Principal,
     Tenant,
     User,
@@ -150,7 +148,7 @@ _AGENT_TALK_COUNT = _FIGURE_COLUMNS.index("agent_talk_count")
 # from the calls; an unused one is empty), threshold.
 _tenant = sa.bindparam("tenant_id", type_=sa.Integer)
 _agent = sa.bindparam("agent", type_=sa.Integer)
-_TIMEZONE = sa.select(Tenant.timezone).where(Tenant.id == _tenant)
+_TIMEZONE = Prepared(sa.select(Tenant.timezone).where(Tenant.id == _tenant))
 _in_span = sa.and_(
     owned_by(_rollup, _tenant),
     _rollup.c.hour_start >= sa.bindparam("lo"),
@@ -186,7 +184,7 @@ _leg_agent = sa.func.coalesce(CallLeg.agent_user_id + 0, 0)
 
 
 @lru_cache(maxsize=2)
-def _agents(edges: bool) -> sa.Select[Any]:
+def _agents(edges: bool) -> Prepared:
     """Per agent, ONE statement: the whole UTC days from call_stats_day [dlo, dhi), the other
     whole hours from call_stats_hour ([lo, dlo), [dhi, hi)) and, when the period has partial
     hours at its edges, their calls and answered legs (each leg's talk to its agent; the call
@@ -210,7 +208,7 @@ def _agents(edges: bool) -> sa.Select[Any]:
             .group_by(_leg_agent)
         )
     rows = sa.union_all(*parts).subquery()
-    return (
+    return Prepared(
         sa.select(rows.c.agent_key, User.full_name, *(sa.func.sum(rows.c[name]) for name in _FIGURE_COLUMNS))
         .select_from(rows)
         .outerjoin(User, owned_join(User, User.id == rows.c.agent_key, _tenant))
@@ -219,7 +217,7 @@ def _agents(edges: bool) -> sa.Select[Any]:
 
 
 # (total, answered, missed) of the calls started before minute 15, 30, 45 and 60 of each hour.
-_ROLLED_QUARTERS = (
+_ROLLED_QUARTERS = Prepared(
     sa.select(_rollup.c.hour_start, *(sa.func.sum(_rollup.c[name]) for name in (*SPLIT_FIGURES, "total", "answered", "missed")))
     .where(_in_span)
     .group_by(_rollup.c.hour_start)
@@ -233,33 +231,33 @@ def _epoch(dialect: str, column: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _hours(dialect: str, edges: bool) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+def _hours(dialect: str, edges: bool) -> Prepared:
     """Per UTC hour, ONE statement: the whole hours' rollups and (``edges``) the edges' calls,
     each hour as seconds since the epoch (plain integers: no time objects to make for a
     month's 720 rows) with its calls, answered and missed."""
     sums = (sa.func.sum(_rollup.c[name]) for name in ("total", "answered", "missed"))
     rolled = sa.select(_epoch(dialect, _rollup.c.hour_start), *sums).where(_in_span).group_by(_rollup.c.hour_start)
     if not edges:
-        return rolled
+        return Prepared(rolled)
     edge_hour = _bucket(dialect, 3600)[0]
-    return sa.union_all(
+    return Prepared(sa.union_all(
         rolled, sa.select(edge_hour, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(edge_hour)
-    )
+    ))
 
 
 # Another service-level threshold than the rollups': counted from the calls of the whole hours.
-_WITHIN_SPAN = sa.select(_figures()[_WITHIN]).where(
+_WITHIN_SPAN = Prepared(sa.select(_figures()[_WITHIN]).where(
     owned_by(Call, _tenant), Call.started_at >= sa.bindparam("lo"), Call.started_at < sa.bindparam("hi"),
     sa.or_(_agent.is_(None), Call.agent_user_id == _agent),
-)
+))
 
 
 @lru_cache(maxsize=8)
-def _edge_buckets(dialect: str, seconds: int) -> tuple[sa.Select[Any], Callable[[Any], datetime]]:
+def _edge_buckets(dialect: str, seconds: int) -> tuple[Prepared, Callable[[Any], datetime]]:
     bucket_sql, bucket_start = _bucket(dialect, seconds)
     bucket = bucket_sql.label("bucket")
     query = sa.select(bucket, sa.func.count(), _count_if(_answered), _count_if(_missed)).where(_edge_calls).group_by(bucket)
-    return query, bucket_start
+    return Prepared(query), bucket_start
 
 
 def _floor_hour(moment: datetime) -> datetime:
@@ -351,7 +349,7 @@ def get_stats(
     if not 0 <= service_level_threshold_s <= MAX_SERVICE_LEVEL_THRESHOLD_S:
         raise Invalid("service_level_threshold_s", f"the threshold is 0 to {MAX_SERVICE_LEVEL_THRESHOLD_S} seconds")
     conn = session.connection()
-    tz_name = conn.execute(_TIMEZONE, {"tenant_id": tenant_id}).scalar_one()
+    (tz_name,) = _TIMEZONE.all(conn, {"tenant_id": tenant_id})[0]
     tz = ZoneInfo(tz_name)
     start, end = _period(tz, date_from, date_to)
     agent_only = None if allowed(actor, Permission.VIEW_ALL_CALLS) else actor.user_id
@@ -377,11 +375,11 @@ def get_stats(
     # (agent, name, figures...): the whole days' and hours' rollups, the edges' calls and legs.
     # Agent 0 is "no agent" (a key cannot be NULL).
     edges = bool(raw_parts)
-    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in conn.execute(_agents(edges), params)]
+    agent_rows = [(agent or None, name, *sums) for agent, name, *sums in _agents(edges).all(conn, params)]
     extra_within = 0
     if rolled and other_threshold:
         # The rollups count ring times up to 20 s only: count this threshold from the calls.
-        extra_within = int(conn.execute(_WITHIN_SPAN, params).scalar_one())
+        extra_within = int(_WITHIN_SPAN.all(conn, params)[0][0])
 
     by_agent: dict[int | None, list[int]] = {}
     names: dict[int | None, str] = {}
@@ -395,22 +393,20 @@ def get_stats(
     by_agent = {a: sums for a, sums in by_agent.items() if sums[0] or sums[_AGENT_TALK_COUNT]}
     totals = [sum(column) for column in zip(*by_agent.values())] if by_agent else [0] * len(_FIGURE_COLUMNS)
     totals[_WITHIN] += extra_within
-    per_agent: list[AgentStats] = []
+    per_agent: list[dict[str, Any]] = []
     for agent_id, (total, inbound, answered, missed, *_, talk, talked) in by_agent.items():
-        per_agent.append(
-            AgentStats.model_construct(
-                agent_user_id=agent_id,
-                agent_name=names[agent_id],
-                total=total,
-                inbound=inbound,
-                outbound=total - inbound,
-                answered=answered,
-                missed=missed,
-                talk_seconds=talk,
-                average_talk_seconds=_ratio(talk, talked),
-            )
-        )
-    per_agent.sort(key=lambda a: (-a.total, a.agent_name, a.agent_user_id or 0))
+        per_agent.append({
+            "agent_user_id": agent_id,
+            "agent_name": names[agent_id],
+            "total": total,
+            "inbound": inbound,
+            "outbound": total - inbound,
+            "answered": answered,
+            "missed": missed,
+            "talk_seconds": talk,
+            "average_talk_seconds": _ratio(talk, talked),
+        })
+    per_agent.sort(key=lambda a: (-a["total"], a["agent_name"], a["agent_user_id"] or 0))
     total, inbound, answered, missed, answered_inbound, in_service_level, ring_sum, ringed, talk_sum, talked = totals[:_CALL_FIGURES]
 
     hours = [[0, 0, 0] for _ in range(24)]
@@ -428,7 +424,7 @@ def get_stats(
     # UTC hours are local hours unless the zone's offset has quarter hours: then in quarters.
     seconds, offset = _zone_in(tz, start, end)
     if seconds == 3600:
-        rows = conn.execute(_hours(conn.dialect.name, edges), params)
+        rows = _hours(conn.dialect.name, edges).all(conn, params)
         if offset is None:  # the offset changes in the period (daylight saving time)
             for epoch, n, ans, miss in rows:
                 count(datetime.fromtimestamp(int(epoch), timezone.utc), int(n), int(ans), int(miss))
@@ -444,10 +440,10 @@ def get_stats(
                     slot[2] += int(miss)
     else:
         query, bucket_start = _edge_buckets(conn.dialect.name, seconds)
-        for slot, n, ans, miss in conn.execute(query, params):
+        for slot, n, ans, miss in query.all(conn, params):
             count(bucket_start(slot), int(n), int(ans), int(miss))
         if rolled:
-            for hour, *cumulative in conn.execute(_ROLLED_QUARTERS, params):
+            for hour, *cumulative in _ROLLED_QUARTERS.all(conn, params):
                 marks = [[int(v) for v in cumulative[i : i + 3]] for i in range(0, len(cumulative), 3)]
                 before = [0, 0, 0]
                 for quarter, upto in enumerate(marks):
@@ -455,23 +451,24 @@ def get_stats(
                     before = upto
 
     average_talk = _ratio(talk_sum, talked)
-    return CallStats(
-        date_from=start,
-        date_to=end,
-        timezone=tz_name,
-        total=total,
-        inbound=inbound,
-        outbound=total - inbound,
-        answered=answered,
-        missed=missed,
-        answer_rate=_ratio(answered_inbound, inbound),
-        service_level=_ratio(in_service_level, inbound),
-        service_level_threshold_seconds=service_level_threshold_s,
-        average_speed_of_answer=_ratio(ring_sum, ringed),
-        average_talk_time=average_talk,
+    # Validated from plain values in one pass (services.models.call_stats says why).
+    return CallStats.model_validate({
+        "date_from": start,
+        "date_to": end,
+        "timezone": tz_name,
+        "total": total,
+        "inbound": inbound,
+        "outbound": total - inbound,
+        "answered": answered,
+        "missed": missed,
+        "answer_rate": _ratio(answered_inbound, inbound),
+        "service_level": _ratio(in_service_level, inbound),
+        "service_level_threshold_seconds": service_level_threshold_s,
+        "average_speed_of_answer": _ratio(ring_sum, ringed),
+        "average_talk_time": average_talk,
         # No hold or after-call-work data is captured yet: handle time is talk time.
-        average_handle_time=average_talk,
-        per_agent=per_agent,
-        per_hour=[HourBucket.model_construct(hour=h, total=t, answered=a, missed=m) for h, (t, a, m) in enumerate(hours)],
-        per_day=[DayBucket.model_construct(day=d.isoformat(), total=t, answered=a, missed=m) for d, (t, a, m) in days.items()],
-    )
+        "average_handle_time": average_talk,
+        "per_agent": per_agent,
+        "per_hour": [{"hour": h, "total": t, "answered": a, "missed": m} for h, (t, a, m) in enumerate(hours)],
+        "per_day": [{"day": d.isoformat(), "total": t, "answered": a, "missed": m} for d, (t, a, m) in days.items()],
+    })

