@@ -489,8 +489,10 @@ def test_signing_out_and_in_as_another_agent_in_the_same_tab_never_registers_the
     assert [m for m in e2e.timeline(a.page) if m["type"] == "ua:early"]
     a.page.get_by_test_id("logout").click()
     a.page.wait_for_url(re.compile(r"/login"), timeout=10_000)
-    # Signed out: unregistered at once, not left to expire.
+    # Signed out: unregistered at once, not left to expire; the browser keeps no trace of the phone's identity.
     e2e.wait_until(lambda: stack.pbx.contacts(CALLER[1]) == 0, 10, f"{CALLER[1]}'s binding gone at sign-out")
+    e2e.wait_until(lambda: a.page.evaluate("() => localStorage.getItem('watheeq.softphone.lock')") is None, 5,
+                   "the phone's lock name forgotten at sign-out")
     page = a.page
     page.get_by_test_id("login-email").fill(CALLEE[0])
     page.get_by_test_id("login-password").fill(DEMO_PASSWORD)

@@ -4,8 +4,9 @@
 //   1. starts loading the phone's chunk (softphone.jsx with JsSIP, otherwise fetched only
 //      once the phone mounts) and asks the API for the agent's own phone identity with the
 //      session token;
-//   2. with that answer, asks for the tab lock of that identity (tabLock.js: only one tab
-//      of the agent holds the phone);
+//   2. asks for the tab lock of that identity (tabLock.js: only one tab of the agent holds
+//      the phone): at once for the identity this browser's phone had last, else (or if the
+//      answer names another) with the answer;
 //   3. once this tab holds the lock and the chunk is in, starts the JsSIP user agent
 //      (startAgent), which registers.
 // The phone, when it mounts, adopts the answer, the lock and the user agent (adoptEarlyLock,
@@ -16,7 +17,8 @@
 // What was started here is stopped (unregistered) and forgotten as soon as the tab is signed
 // out (SoftphonePrefetch's signedOut), the browser's token changes, another tab takes the
 // phone, the phone finds another identity, or the page goes away. The credentials are kept
-// in memory only, for this page, until the phone adopts them; nothing is written anywhere.
+// in memory only, for this page, until the phone adopts them; the browser's storage keeps
+// only the name of the lock (LOCK_HINT_KEY, no credential), removed at sign-out.
 import env from "$/env.json";
 import { useEffect } from "react";
 import { mark } from "./support.js";
@@ -52,7 +54,8 @@ export function browserToken() {
   }
 }
 
-// This page's early phone: {token, url, answer, taken, sip, lock, agent, handedOver}, or null.
+// This page's early phone, or null: {token, url, answer, taken, sip, lock (until the phone
+// adopts it), agent (until the phone adopts it), unwatch}.
 let early = null;
 
 // Stops and forgets what was started here and not adopted (the un-REGISTER goes out now).
@@ -60,6 +63,7 @@ export function stopEarly() {
   const e = early;
   early = null;
   if (!e) return;
+  if (e.unwatch) e.unwatch();
   if (e.agent) e.agent.stop();
   if (e.lock) e.lock.close();
   e.agent = null;
@@ -67,21 +71,32 @@ export function stopEarly() {
   e.sip = null;
 }
 
+// The lock this browser's phone took last (a name, no credential): asked for while the
+// credentials are on their way, since a lock is granted only after a task or two.
+const LOCK_HINT_KEY = "watheeq.softphone.lock";
+
 function startEarly(e, chunk) {
   let phoneModule = null;
-  const lock = openTabLock(lockName(e.sip));
+  const name = lockName(e.sip);
+  if (e.lock && e.lock.name !== name) { e.lock.close(); e.lock = null; }
+  const lock = e.lock || openTabLock(name);
   e.lock = lock;
+  try { window.localStorage.setItem(LOCK_HINT_KEY, name); } catch (err) { /* no storage */ }
+  // The user agent starts the moment this tab holds the lock (and the chunk is in), also
+  // when the phone has adopted the lock meanwhile: the watcher is told before the phone.
   const start = () => {
-    if (early !== e || e.handedOver || e.agent || !phoneModule || lock.role !== "leader") return;
+    if (early !== e || e.agent || !phoneModule || lock.role !== "leader") return;
     // Signed out, or signed in as someone else, in another tab meanwhile.
     if (browserToken() !== e.token) { stopEarly(); return; }
     mark("ua:early");
     e.agent = phoneModule.startAgent(e.sip, e.sip);
   };
+  e.unwatch = lock.watch((role) => { if (role === "leader") start(); });
   lock.attach({
-    role: (role) => { if (role === "leader") start(); },
+    role() {},
     followerView() {},
-    // Another tab took the phone before this one's phone mounted.
+    // Another tab took the phone before this one's phone adopted the lock (after that, the
+    // phone's own resign stops this: stopEarly).
     resign: () => { if (e.agent) { e.agent.stop(); e.agent = null; } },
   });
   chunk.then((m) => { phoneModule = m; start(); }, () => {});
@@ -89,21 +104,27 @@ function startEarly(e, chunk) {
 
 if (typeof window !== "undefined") {
   const chunk = import("./softphone.jsx");
-  chunk.catch(() => {});
+  chunk.then(() => mark("sip:chunk"), () => {});
   try {
     const token = browserToken();
     const url = new URL(SIP_CREDENTIALS_PATH, env.PING).toString();
     if (token) {
       const e = { token, url, answer: credentialsRequest(url, token), taken: false };
       early = e;
+      const hint = window.localStorage.getItem(LOCK_HINT_KEY);
+      if (hint) e.lock = openTabLock(hint);
+      const dropLock = () => { if (e.lock) e.lock.close(); e.lock = null; };
       e.answer.then(({ status, body }) => {
-        if (early !== e || status < 200 || status >= 300 || !body) return;
+        if (early !== e) return;
+        const sip = status >= 200 && status < 300 && body ? sipConfig(body) : null;
+        // No phone (no extension, no PBX, or the token refused): the phone says why itself.
+        if (!canRegister(sip)) { dropLock(); return; }
         mark("sip:credentials");
-        e.sip = sipConfig(body);
-        if (canRegister(e.sip)) startEarly(e, chunk);
+        e.sip = sip;
+        startEarly(e, chunk);
       }, () => {
         // A failed request is asked again by the phone itself.
-        if (early === e) early = null;
+        if (early === e) { dropLock(); early = null; }
       });
     }
   } catch (err) {
@@ -136,32 +157,43 @@ export function dropEarlyUnless(token) {
 }
 
 // The lock opened here for `name`, handed over to the phone; null (and whatever was started
-// here stopped) when there is none or it is another identity's.
+// here stopped: the phone then takes its own lock) when there is none or it is another
+// identity's.
 export function adoptEarlyLock(name) {
-  if (!early || !early.lock) return null;
-  if (early.lock.name !== name || browserToken() !== early.token) { stopEarly(); return null; }
+  if (!early) return null;
+  if (!early.lock || early.lock.name !== name || browserToken() !== early.token) { stopEarly(); return null; }
   const { lock } = early;
   early.lock = null;
   early.handedOver = true;
-  if (!early.agent) early = null;
   return lock;
 }
 
 // The user agent started here, handed over to the phone that adopted the lock, when it is
 // the same identity with the same password; otherwise it is stopped and null returned.
+// Either way nothing more starts here: the phone starts its own from now on.
 export function adoptEarlyAgent(config, secret) {
   const e = early;
-  if (!e || !e.agent) return null;
-  early = null;
-  if (!e.handedOver || browserToken() !== e.token || !e.agent.matches(config, secret)) {
-    e.agent.stop();
+  if (!e || !e.handedOver) {
+    stopEarly();
     return null;
   }
-  return e.agent;
+  const { agent } = e;
+  e.agent = null;
+  stopEarly();
+  if (!agent) return null;
+  if (browserToken() !== e.token || !agent.matches(config, secret)) {
+    agent.stop();
+    return null;
+  }
+  return agent;
 }
 
 // Renders nothing: stops what was started here once the server has signed the tab out.
 export function SoftphonePrefetch({ signedOut }) {
-  useEffect(() => { if (signedOut) stopEarly(); }, [signedOut]);
+  useEffect(() => {
+    if (!signedOut) return;
+    stopEarly();
+    try { window.localStorage.removeItem(LOCK_HINT_KEY); } catch (err) { /* no storage */ }
+  }, [signedOut]);
   return null;
 }

@@ -20,6 +20,9 @@ const noSink = { role() {}, followerView() {}, resign() {} };
 // attach(sink) replaces the sink and tells it the current role and view.
 export function openTabLock(name) {
   let sink = noSink;
+  // Told first of each role, whoever the sink is: the page's own start of the user agent
+  // (prefetch.jsx) until the phone has adopted that too.
+  const watchers = new Set();
   let closed = false;
   let released = null;
   let waiting = null;
@@ -42,10 +45,15 @@ export function openTabLock(name) {
     publishCalls(calls) {
       if (lock.role === "leader" && !closed) channel.postMessage({ type: "calls", calls });
     },
+    watch(fn) {
+      watchers.add(fn);
+      return () => watchers.delete(fn);
+    },
     takeOver() {},
     close() {
       if (closed) return;
       closed = true;
+      watchers.clear();
       clearTimeout(undecided);
       lock.role = "none";
       sink = noSink;
@@ -56,6 +64,7 @@ export function openTabLock(name) {
   };
   const become = (next) => {
     lock.role = next;
+    watchers.forEach((fn) => fn(next));
     sink.role(next);
     if (next === "follower") {
       mark("reg:follower", "");
@@ -85,6 +94,7 @@ export function openTabLock(name) {
     waiting = steal ? null : new AbortController();
     return navigator.locks.request(name, steal ? { steal: true } : { signal: waiting.signal }, () => {
       if (closed) return undefined;
+      mark("lock:leader");
       become("leader");
       return new Promise((resolve) => { released = resolve; });
     }).catch(() => {}).finally(() => {
