@@ -128,7 +128,7 @@ if (typeof window !== "undefined") {
       });
     }
   } catch (err) {
-    early = null;
+    stopEarly();
   }
   // Signed out or in as another user in another tab of this browser.
   window.addEventListener("storage", (ev) => {
