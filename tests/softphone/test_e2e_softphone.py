@@ -447,6 +447,69 @@ def test_another_tab_takes_the_phone_over_on_request_and_the_first_follows_it(lo
     first.expect_registered()
 
 
+def _skip_wrap_ups(*phones: e2e.Phone) -> None:
+    """Closes the wrap-up a call that did not connect leaves on each phone, back to the pad."""
+    for phone in phones:
+        phone.open_panel()
+        expect(phone.page.get_by_test_id("softphone-wrapup")).to_be_visible(timeout=5_000)
+        phone.page.get_by_test_id("softphone-wrapup-skip").click()
+        expect(phone.page.get_by_test_id("softphone-number")).to_be_visible()
+
+
+def test_the_user_agent_started_while_the_page_boots_is_adopted_by_the_phone_one_register_per_load(login, stack):
+    a = login(CALLER)
+    b = login(CALLEE)
+    for _ in range(2):
+        a.page.reload()
+        a.expect_registered()
+        types = [m["type"] for m in e2e.timeline(a.page)]
+        # prefetch.jsx started it before the phone mounted; the phone took that one over
+        # instead of stopping it and starting its own: one user agent, one registration.
+        assert types.count("ua:early") == 1, types
+        assert types.count("ua:start") == 1, types
+        assert types.count("reg:registering") == 1 and types.count("reg:registered") == 1, types
+        assert types.index("ua:early") < types.index("reg:registered"), types
+        e2e.wait_until(lambda: stack.pbx.contacts(CALLER[1]) == 1, 10, f"exactly one binding of {CALLER[1]}")
+        # The adopted user agent is the phone's: a call rings in it, and it calls out.
+        b.dial_from_pad(CALLER[1])
+        _expect_rings_at(b, a)
+        _skip_wrap_ups(a, b)
+        a.dial_from_pad(CALLEE[1])
+        _expect_rings_at(a, b)
+        _skip_wrap_ups(a, b)
+    # Nothing else was started: the bindings stay one.
+    assert len(_bindings(stack, CALLER[1])) == 1
+
+
+def test_signing_out_and_in_as_another_agent_in_the_same_tab_never_registers_the_first_one_again(login, stack):
+    a = login(CALLER)
+    # The user agent of this load is the one the page started while it booted (adopted).
+    a.page.reload()
+    a.expect_registered()
+    assert [m for m in e2e.timeline(a.page) if m["type"] == "ua:early"]
+    a.page.get_by_test_id("logout").click()
+    a.page.wait_for_url(re.compile(r"/login"), timeout=10_000)
+    # Signed out: unregistered at once, not left to expire; the browser keeps no trace of the phone's identity.
+    e2e.wait_until(lambda: stack.pbx.contacts(CALLER[1]) == 0, 10, f"{CALLER[1]}'s binding gone at sign-out")
+    e2e.wait_until(lambda: a.page.evaluate("() => localStorage.getItem('watheeq.softphone.lock')") is None, 5,
+                   "the phone's lock name forgotten at sign-out")
+    page = a.page
+    page.get_by_test_id("login-email").fill(CALLEE[0])
+    page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{e2e.BASE_URL}/", timeout=20_000)
+    b = e2e.Phone(page, *CALLEE)
+    b.expect_registered()
+    e2e.wait_until(lambda: stack.pbx.contacts(CALLEE[1]) == 1, 10, f"one binding of {CALLEE[1]}")
+    # A reload as the second agent starts (early) and registers the second agent only.
+    page.reload()
+    b.expect_registered()
+    page.get_by_test_id("softphone-toggle").click()
+    expect(page.get_by_test_id("softphone-status")).to_have_text(f"Ready · {CALLEE[1]}")
+    e2e.wait_until(lambda: stack.pbx.contacts(CALLEE[1]) == 1, 10, f"one binding of {CALLEE[1]}")
+    assert stack.pbx.contacts(CALLER[1]) == 0
+
+
 def test_the_sip_password_is_never_kept_in_the_apps_state(login, stack):
     a = login(CALLER)
     a.expect_registered()

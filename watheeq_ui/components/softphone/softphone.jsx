@@ -7,9 +7,13 @@
 import { useEffect, useRef, useState } from "react";
 import { labelsFor } from "./labels.js";
 import { liveAndHeld, useCalls } from "./useCalls.js";
+import { adoptEarlyAgent, adoptEarlyLock, lockName, stopEarly } from "./prefetch.jsx";
 import { useSipCredentials } from "./useSipCredentials.js";
 import { useTabLeadership } from "./useTabLeadership.js";
 import { useUserAgent } from "./useUserAgent.js";
+
+// prefetch.jsx starts the user agent with this chunk's own code, before the phone mounts.
+export { startAgent } from "./useUserAgent.js";
 
 const DIAL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
@@ -82,13 +86,21 @@ export function Softphone({
     pending.current = [];
     queued.forEach(([fn, payload]) => fn(payload));
   }, [signedIn]);
+  // The page may have started all of it while it booted (prefetch.jsx): the phone adopts
+  // that tab lock and that user agent (one REGISTER per page load), and stops whatever of it
+  // it has not adopted when it goes (signed out).
+  useEffect(() => () => stopEarly(), []);
   const stopAgent = useRef(null);
-  const tabs = useTabLeadership(enabled ? `watheeq-softphone:${sip.sip_uri}` : "", () => stopAgent.current && stopAgent.current());
+  const onResign = () => {
+    stopEarly();
+    if (stopAgent.current) stopAgent.current();
+  };
+  const tabs = useTabLeadership(enabled ? lockName(sip) : "", onResign, adoptEarlyLock);
   const active = enabled && tabs.leader;
   const uaRef = useRef(null);
   const phone = useCalls({ uaRef, active, config: sip, secret: sip, callbacks: { onCallEvent: toServer(onCallEvent), onLookup, onWrapUp }, publishCalls: tabs.publishCalls });
   const agent = useUserAgent({
-    uaRef, active, config: sip, secret: sip, langRef,
+    uaRef, active, config: sip, secret: sip, langRef, adopt: adoptEarlyAgent,
     onNewSession: phone.onNewSession, onStop: phone.closeAll, onStatus: tabs.publishStatus, onRegistration: toServer(onRegistration),
   });
   stopAgent.current = agent.stop;

@@ -19,7 +19,10 @@ from watheeq_ui.state.lang import LangState
 JSSIP = "jssip@3.13.8"
 _JSX = rx.asset("softphone.jsx", shared=True)
 # The modules softphone.jsx imports, linked beside it so its relative imports resolve.
-HOOKS = ("labels.js", "support.js", "useSipCredentials.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js", "prefetch.jsx")
+HOOKS = (
+    "labels.js", "support.js", "useSipCredentials.js", "tabLock.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js",
+    "prefetch.jsx",
+)
 _MODULES = [rx.asset(name, shared=True) for name in HOOKS]
 _PREFETCH = rx.asset("prefetch.jsx", shared=True)
 # Inside the theme (20) and the state providers (90/100), outside every page.
@@ -53,11 +56,16 @@ class Softphone(rx.NoSSRComponent):
 
 class SoftphonePrefetch(rx.Component):
     """Renders nothing. Its module is imported with the app's own (not lazily, as the phone
-    is): while the page boots it starts loading the phone's chunk and asks the API for the
-    signed-in agent's credentials, so the phone has both the moment it mounts."""
+    is): while the page boots it starts loading the phone's chunk, asks the API for the
+    signed-in agent's credentials, takes the tab lock of that identity and, in the tab that
+    holds it, starts the JsSIP user agent; the phone adopts them when it mounts. Whatever
+    of it has not been adopted stops (unregisters) once the server signs the tab out."""
 
     library = _PREFETCH.importable_path
     tag = "SoftphonePrefetch"
+
+    # Set once the server has signed this tab out (AuthState.signed_out).
+    signed_out: rx.Var[bool]
 
 
 def credentials_url() -> str:
@@ -75,7 +83,7 @@ def softphone_root() -> rx.Component:
     and the page's loaders, not after them. The server's side of it (``load_config``: the
     "no phone" reasons, presence, recent calls) starts once the session is resumed."""
     return rx.fragment(
-        SoftphonePrefetch.create(),
+        SoftphonePrefetch.create(signed_out=AuthState.signed_out),
         rx.cond(
             ~AuthState.signed_out,
             Softphone.create(

@@ -8,14 +8,18 @@
 // Redis): it is kept in memory only. Retries with backoff; no retry when the user has no
 // extension or the firm no PBX (the server's config then says why, see softphone.jsx).
 import { useEffect, useRef, useState } from "react";
-import { credentialsRequest, takeEarlyAnswer } from "./prefetch.jsx";
-
-const TOKEN_KEY = "watheeq_session";
+import { browserToken, credentialsRequest, dropEarlyUnless, earlyCredentials, sipConfig, takeEarlyAnswer } from "./prefetch.jsx";
 
 export function useSipCredentials(credentialsUrl, signedIn) {
-  const [own, setOwn] = useState(null);
+  // The answer the page already has (prefetch.jsx) is in the first render: no render waits for it.
+  const [first] = useState(() => {
+    const token = browserToken();
+    const sip = credentialsUrl && token ? earlyCredentials(credentialsUrl, token) : null;
+    return { token, sip };
+  });
+  const [own, setOwn] = useState(first.sip);
   // The token the current (or last) request was made with; a new sign-in brings a new one.
-  const asked = useRef({ token: null, timer: null, alive: true });
+  const asked = useRef({ token: first.sip ? first.token : null, timer: null, alive: true });
 
   useEffect(() => {
     const state = asked.current;
@@ -26,7 +30,9 @@ export function useSipCredentials(credentialsUrl, signedIn) {
   const [look, setLook] = useState(0);
   useEffect(() => {
     const state = asked.current;
-    const token = window.localStorage.getItem(TOKEN_KEY) || "";
+    const token = browserToken();
+    // What the page started for another token (signed out or in as someone else) stops now.
+    dropEarlyUnless(token);
     if (!credentialsUrl) return undefined;
     if (!token) {
       // Not signed in in this browser (yet): a sign-in re-runs this effect (signedIn); the
@@ -48,12 +54,7 @@ export function useSipCredentials(credentialsUrl, signedIn) {
         })
         .then((body) => {
           if (!state.alive || state.token !== token || !body) return;
-          setOwn({
-            wss_url: body.wss_url, sip_uri: body.sip_uri, sip_domain: body.sip_domain,
-            authorization_user: body.authorization_user, display_name: body.display_name,
-            extension: body.extension, dtmf_transport: "RFC2833",
-            password: body.password, ice_servers: body.ice_servers || [],
-          });
+          setOwn(sipConfig(body));
         })
         .catch(() => {
           if (state.alive && state.token === token) state.timer = setTimeout(() => load(attempt + 1), Math.min(30000, 500 * 2 ** attempt));
