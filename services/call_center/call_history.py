@@ -183,12 +183,13 @@ MAX_DICTIONARY_NUMBERS = 2000
 # (CallsPage.count_is_lower_bound) instead of reading every match of a common group of digits.
 COUNT_BOUND = 1000
 
-# The planner of a number search answered by the dictionary: in at most this many numbers, the
-# page is sorted from the numbers' calls, looked up one number at a time in ix_call_tenant_remote
-# (they are few); in more, the firm's calls are read newest first by the history index, each
-# tested against the numbers found, until the page is full (they are dense enough that a page
-# comes after a few thousand calls), unless the page is deeper than WALK_MAX_OFFSET by number.
-WALK_NUMBERS = 300
+# The planner of a number search answered by the dictionary. Its matches are counted first (from
+# ix_call_tenant_remote, up to the bound): when they are within the bound, the page is sorted
+# from them by the database (at most COUNT_BOUND index entries); past it, the firm's calls are
+# read newest first by the history index, each tested against the numbers found, until the page
+# is full (at least COUNT_BOUND of the firm's calls match, so a page of 50 comes within the
+# firm's calls x 51 / 1,001 calls, ~5 %; on 1,000,000 calls a few hundred to a few thousand),
+# unless the page is deeper than this by number (then every match is sorted, as within the bound).
 WALK_MAX_OFFSET = 500
 
 
@@ -275,6 +276,14 @@ def _number_membership(numbers: list[str], e164: str | None) -> sa.ColumnElement
     return sa.or_(member, Call.remote_e164 == e164) if e164 else member
 
 
+def _count_up_to(session: Session, parts: list[sa.Select[Any]], bound: int) -> int:
+    """How many rows the union of ``parts`` has, counted up to ``bound`` + 1."""
+    if not parts:
+        return 0
+    union = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return session.execute(sa.select(sa.func.count()).select_from(union.limit(bound + 1).subquery())).scalar_one()
+
+
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
     conds: list[sa.ColumnElement[bool]] = []
     date_from = aware(filters.date_from, "date_from")
@@ -345,6 +354,7 @@ def get_call_history(
     # A number search counts up to COUNT_BOUND matches (bound); the other filters count them all.
     bound: int | None = None
     lookups: list[sa.Select[Any]] | None = None
+    found: int | None = None  # the dictionary's matches, counted up to the bound + 1
     walk = False
     if filters is not None and filters.number is not None and filters.number.strip():
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
@@ -356,19 +366,20 @@ def get_call_history(
             # by their own index). coalesce(…, false) keeps a condition out of index choice.
             others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
             lookups = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
-            walk = len(numbers) > WALK_NUMBERS and offset <= WALK_MAX_OFFSET
+            found = _count_up_to(session, lookups, bound)
+            walk = found > bound and offset <= WALK_MAX_OFFSET
             if walk:
-                # Many numbers: the history index read in order, each call tested against them
-                # (the other filters out of index choice likewise), until the page is full.
+                # Past the bound: the history index read in order, each call tested against the
+                # numbers (the other filters out of index choice likewise), until the page is full.
                 conds = [*others, _number_membership(numbers, e164)]
         else:
             # A fragment in most numbers: paged like any filter (the history index read in
             # order until the page is full, the count from ix_call_tenant_remote).
             conds.append(branches[0][0])
     if lookups is not None and not walk:
-        # Few numbers: their calls, a few hundred for a group of digits, looked up number by
+        # Within the bound (or a deep page by number): the numbers' calls, looked up number by
         # number and sorted by the database; only the page comes back.
-        if lookups:
+        if lookups and found:
             parts = [q.where(after) for q in lookups] if after is not None else lookups
             matched = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
             by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
@@ -393,18 +404,10 @@ def get_call_history(
         count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
     else:
         # Counted up to the bound: a common group of digits is in tens of thousands of calls.
-        if lookups is not None:
-            # The numbers' calls from ix_call_tenant_remote alone, whichever plan gave the page.
-            found = (lookups[0] if len(lookups) == 1 else sa.union_all(*lookups)) if lookups else None
-        else:
-            found = sa.select(Call.id).where(*conds)
-        count = (
-            session.execute(sa.select(sa.func.count()).select_from(found.limit(bound + 1).subquery())).scalar_one()
-            if found is not None
-            else 0
-        )
-        lower_bound = count > bound
-        count = min(count, bound)
+        if found is None:
+            found = _count_up_to(session, [sa.select(Call.id).where(*conds)], bound)
+        lower_bound = found > bound
+        count = min(found, bound)
     has_more = len(id_list) > page_size
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
