@@ -183,7 +183,8 @@ MAX_DICTIONARY_NUMBERS = 2000
 # (CallsPage.count_is_lower_bound) instead of reading every match of a common group of digits.
 COUNT_BOUND = 1000
 
-# The planner of a number search answered by the dictionary. Its matches are counted first (from
+# The planner of a number search answered by the dictionary. In few numbers (FEW_NUMBERS), the
+# page is sorted from their calls right away. In more, the matches are counted first (from
 # ix_call_tenant_remote, up to the bound): when they are within the bound, the page is sorted
 # from them by the database (at most COUNT_BOUND index entries); past it, the firm's calls are
 # read newest first by the history index, each tested against the numbers found, until the page
@@ -191,6 +192,9 @@ COUNT_BOUND = 1000
 # firm's calls x 51 / 1,001 calls, ~5 %; on 1,000,000 calls a few hundred to a few thousand),
 # unless the page is deeper than this by number (then every match is sorted, as within the bound).
 WALK_MAX_OFFSET = 500
+# In at most this many numbers (a few calls each: the calls of one client's number, or of a long
+# fragment), the page is sorted from their calls at once and counted only when it is full.
+FEW_NUMBERS = 20
 
 
 def _number_fragment(number: str) -> str:
@@ -366,8 +370,9 @@ def get_call_history(
             # by their own index). coalesce(…, false) keeps a condition out of index choice.
             others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
             lookups = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
-            found = _count_up_to(session, lookups, bound)
-            walk = found > bound and offset <= WALK_MAX_OFFSET
+            if len(numbers) > FEW_NUMBERS:
+                found = _count_up_to(session, lookups, bound)
+                walk = found > bound and offset <= WALK_MAX_OFFSET
             if walk:
                 # Past the bound: the history index read in order, each call tested against the
                 # numbers (the other filters out of index choice likewise), until the page is full.
@@ -379,7 +384,7 @@ def get_call_history(
     if lookups is not None and not walk:
         # Within the bound (or a deep page by number): the numbers' calls, looked up number by
         # number and sorted by the database; only the page comes back.
-        if lookups and found:
+        if lookups and found != 0:
             parts = [q.where(after) for q in lookups] if after is not None else lookups
             matched = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
             by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
@@ -405,7 +410,7 @@ def get_call_history(
     else:
         # Counted up to the bound: a common group of digits is in tens of thousands of calls.
         if found is None:
-            found = _count_up_to(session, [sa.select(Call.id).where(*conds)], bound)
+            found = _count_up_to(session, lookups if lookups is not None else [sa.select(Call.id).where(*conds)], bound)
         lower_bound = found > bound
         count = min(found, bound)
     has_more = len(id_list) > page_size
