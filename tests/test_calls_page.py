@@ -77,3 +77,30 @@ def test_bad_filters_are_refused_naming_the_field(values, field):
     with pytest.raises(Invalid) as refused:
         CallsState._filters(_page(**values), "Asia/Riyadh")
     assert refused.value.field == field
+
+
+def _counted(total: int, lower_bound: bool, page: int, has_next: bool) -> SimpleNamespace:
+    return SimpleNamespace(total=total, total_is_lower_bound=lower_bound, page=page, has_next=has_next)
+
+
+@pytest.mark.parametrize(
+    ("total", "lower_bound", "page", "has_next", "pages"),
+    [
+        (120, False, 1, True, 3),  # counted: the pages are known
+        (1000, True, 1, True, 20),  # "more than 1,000": at least the counted pages
+        (1000, True, 20, True, 21),  # on the last counted page, the next one is there
+        (1000, True, 35, True, 36),
+        (1000, True, 36, False, 36),  # the end, past the bound
+    ],
+)
+def test_past_the_bound_the_pages_go_on_while_there_is_a_next_one(total, lower_bound, page, has_next, pages):
+    assert CallsState.computed_vars["pages"].fget(_counted(total, lower_bound, page, has_next)) == pages
+
+
+def test_a_number_search_past_the_bound_reads_more_than_in_both_languages():
+    from watheeq_ui.i18n import LABELS
+
+    english, arabic = LABELS["calls_more_than"]
+    assert english.format(n="1,000") == "More than 1,000 calls"
+    assert arabic.format(n="1,000") == "أكثر من 1,000 مكالمة"
+    assert all("{p}" in text and "{n}+" in text for text in LABELS["page_of_more"])

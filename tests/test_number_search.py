@@ -38,19 +38,40 @@ def _scan(session, tenant_id: int, query: str, *, region: str = "SA", agent_id: 
     return [call_id for _, call_id in sorted(found, reverse=True)]
 
 
-def _searched(session, tenant_id: int, actor, query: str, *, page_size: int = 7, **filters) -> list[int]:
-    """Every page of the search, by cursor, checking the count on each."""
+def _searched(session, tenant_id: int, actor, query: str, *, page_size: int = 7, expected: int | None = None,
+              **filters) -> list[int]:
+    """Every page of the search, by cursor, checking the count on each: exact up to the bound
+    (call_history.COUNT_BOUND), past it the bound with count_is_lower_bound. ``expected``: how
+    many match (else what the pages held)."""
     found: list[int] = []
+    counts: list[tuple[int, bool]] = []
     cursor = None
     while True:
         page = get_call_history(session=session, tenant_id=tenant_id, actor=actor,
                                 filters=CallFilters(number=query, **filters), page_size=page_size, cursor=cursor)
         found += [c.id for c in page.data]
-        counted = page.count
+        counts.append((page.count, page.count_is_lower_bound))
         if not page.next_cursor:
-            assert counted == len(found), query
+            total = len(found) if expected is None else expected
+            bound = call_history.COUNT_BOUND
+            assert set(counts) == {(min(total, bound), total > bound)}, query
             return found
         cursor = page.next_cursor
+
+
+def _numbered(session, tenant_id: int, actor, query: str, *, page_size: int = 7) -> tuple[list[int], list[tuple[int, bool]]]:
+    """Every page of the search by page number, and each page's (count, count_is_lower_bound)."""
+    found: list[int] = []
+    counts: list[tuple[int, bool]] = []
+    page_number = 1
+    while True:
+        page = get_call_history(session=session, tenant_id=tenant_id, actor=actor, filters=CallFilters(number=query),
+                                page_size=page_size, page=page_number)
+        found += [c.id for c in page.data]
+        counts.append((page.count, page.count_is_lower_bound))
+        if not page.next_cursor:
+            return found, counts
+        page_number += 1
 
 
 def _numbers(rng: random.Random) -> list[tuple[str, str | None]]:
@@ -91,7 +112,23 @@ def _queries(rng: random.Random, numbers: list[tuple[str, str | None]]) -> set[s
     return queries
 
 
-def test_any_part_of_a_number_finds_what_a_scan_finds(session):
+# How a search's page is read: from the numbers' calls, looked up and sorted (in few numbers at
+# once; else when the matches, counted first, are within the bound, or for a deep page by number),
+# or from the firm's calls walked newest first and tested against the numbers (past the bound; here
+# up to a numbered page 3 deep). The bound is small so that most searches pass it.
+PLANS = {
+    "lookup": {"COUNT_BOUND": 9, "FEW_NUMBERS": 10**6},
+    "walk": {"COUNT_BOUND": 9, "FEW_NUMBERS": 0, "WALK_MAX_OFFSET": 14},
+}
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_any_part_of_a_number_finds_what_a_scan_finds(session, monkeypatch, plan):
+    for name, value in PLANS[plan].items():
+        monkeypatch.setattr(call_history, name, value)
+    walks: list[int] = []
+    membership = call_history._number_membership
+    monkeypatch.setattr(call_history, "_number_membership", lambda numbers, e164: walks.append(1) or membership(numbers, e164))
     rng = random.Random(16)
     firm = f.make_firm(session)
     other = f.make_firm(session)
@@ -108,13 +145,53 @@ def test_any_part_of_a_number_finds_what_a_scan_finds(session):
     tenant_id = firm.tenant.id
     agent_principal = f.principal_of(agent)
     since = start + timedelta(days=1)
+    past_bound = 0
     for query in sorted(_queries(rng, numbers)):
         expected = _scan(session, tenant_id, query)
-        assert _searched(session, tenant_id, manager, query) == expected, query
+        past_bound += len(expected) > call_history.COUNT_BOUND
+        assert _searched(session, tenant_id, manager, query, expected=len(expected)) == expected, query
+        # By page number: the same pages past the bound; each counts up to the bound, the last
+        # one exactly (the matches before it and on it).
+        found, counts = _numbered(session, tenant_id, manager, query)
+        assert found == expected, query
+        bound = call_history.COUNT_BOUND
+        assert set(counts[:-1]) <= {(min(len(expected), bound), len(expected) > bound)}, query
+        assert counts[-1] == (len(expected), False), query
         # With other filters, and seen by an agent (own calls only).
-        assert _searched(session, tenant_id, agent_principal, query, date_from=since) == _scan(
-            session, tenant_id, query, agent_id=agent.id, since=since
-        ), query
+        own = _scan(session, tenant_id, query, agent_id=agent.id, since=since)
+        assert _searched(session, tenant_id, agent_principal, query, date_from=since, expected=len(own)) == own, query
+    assert past_bound > 50  # the bound was passed, and on both plans
+    assert (len(walks) > 100) if plan == "walk" else not walks
+
+
+def test_the_count_is_exact_up_to_the_bound_and_says_more_past_it(session, monkeypatch):
+    monkeypatch.setattr(call_history, "COUNT_BOUND", 5)
+    firm = f.make_firm(session)
+    manager = f.principal_of(f.make_user(session, firm.tenant, Role.MANAGER))
+    tenant_id = firm.tenant.id
+    for i in range(6):
+        f.make_call(session, firm.tenant, remote_number=f"05512{i}4455", remote_e164=f"+9665512{i}4455",
+                    started_at=utcnow() - timedelta(minutes=i))
+    f.make_call(session, firm.tenant, remote_number="0559994455", remote_e164="+966559994455")
+
+    def first_page(query: str, **kwargs) -> tuple[int, bool, int, bool]:
+        page = get_call_history(session=session, tenant_id=tenant_id, actor=manager, filters=CallFilters(number=query),
+                                **kwargs)
+        return page.count, page.count_is_lower_bound, len(page.data), page.next_cursor is not None
+
+    assert first_page("1204455", page_size=2) == (1, False, 1, False)
+    assert first_page("5512", page_size=2) == (5, True, 2, True)  # 6 matches: "more than 5"
+    assert first_page("4455", page_size=2) == (5, True, 2, True)  # 7
+    monkeypatch.setattr(call_history, "COUNT_BOUND", 6)
+    assert first_page("5512", page_size=2) == (6, False, 2, True)  # exactly the bound: exact
+    assert first_page("4455", page_size=2) == (6, True, 2, True)
+    # The last numbered page knows how many there are, past the bound too.
+    assert first_page("4455", page_size=2, page=4) == (7, False, 1, False)
+    # The scan (a fragment shorter than the dictionary keeps) is bounded as well.
+    assert first_page("55", page_size=2) == (6, True, 2, True)
+    # Other filters count every match.
+    everything = get_call_history(session=session, tenant_id=tenant_id, actor=manager, page_size=2)
+    assert (everything.count, everything.count_is_lower_bound) == (7, False)
 
 
 def test_the_dictionary_answers_a_group_of_digits_and_the_scan_a_fragment_in_too_many_numbers(session, monkeypatch):

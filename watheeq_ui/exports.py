@@ -157,7 +157,8 @@ def write_history_csv(
                 _frame(page.data, timezone).to_csv(out, header=first, index=False, lineterminator="\r\n")
                 first = False
                 written += len(page.data)
-                progress(written, page.count)
+                # A number search counts up to a bound: past it, the total grows as rows come.
+                progress(written, max(page.count, written + bool(page.next_cursor)) if page.count_is_lower_bound else page.count)
                 if not page.next_cursor:
                     break
                 cursor = page.next_cursor

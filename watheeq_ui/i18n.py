@@ -207,7 +207,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "duration": ("Duration", "المدة"),
     "case": ("Case", "القضية"),
     "calls_total": ("{n} calls", "{n} مكالمة"),
+    # A number search in more calls than it counts (the bound).
+    "calls_more_than": ("More than {n} calls", "أكثر من {n} مكالمة"),
     "page_of": ("Page {p} of {n}", "صفحة {p} من {n}"),
+    "page_of_more": ("Page {p} of {n}+", "صفحة {p} من {n}+"),
     "previous": ("Previous", "السابق"),
     "next": ("Next", "التالي"),
     "newest_first": ("Newest first", "الأحدث أولًا"),

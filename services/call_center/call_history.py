@@ -179,6 +179,23 @@ _CURSOR_TAGS = {CallOrder.NEWEST_FIRST: "n", CallOrder.OLDEST_FIRST: "o"}
 # of that many numbers cost more to fetch one number at a time than reading the firm's index.
 MAX_DICTIONARY_NUMBERS = 2000
 
+# A number search counts its matches exactly up to this many; past it the page says "more than"
+# (CallsPage.count_is_lower_bound) instead of reading every match of a common group of digits.
+COUNT_BOUND = 1000
+
+# The planner of a number search answered by the dictionary. In few numbers (FEW_NUMBERS), the
+# page is sorted from their calls right away. In more, the matches are counted first (from
+# ix_call_tenant_remote, up to the bound): when they are within the bound, the page is sorted
+# from them by the database (at most COUNT_BOUND index entries); past it, the firm's calls are
+# read newest first by the history index, each tested against the numbers found, until the page
+# is full (at least COUNT_BOUND of the firm's calls match, so a page of 50 comes within the
+# firm's calls x 51 / 1,001 calls, ~5 %; on 1,000,000 calls a few hundred to a few thousand),
+# unless the page is deeper than this by number (then every match is sorted, as within the bound).
+WALK_MAX_OFFSET = 500
+# In at most this many numbers (a few calls each: the calls of one client's number, or of a long
+# fragment), the page is sorted from their calls at once and counted only when it is full.
+FEW_NUMBERS = 20
+
 
 def _number_fragment(number: str) -> str:
     """The digits a call's number must hold to match ``number``."""
@@ -235,15 +252,15 @@ def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list
 
 def _number_branches(
     session: Session, tenant_id: int, number: str, region: str
-) -> tuple[list[list[sa.ColumnElement[bool]]], bool]:
+) -> tuple[list[list[sa.ColumnElement[bool]]], list[str] | None, str | None]:
     """The number filter as disjoint sets of conditions, whose matches together are the calls
-    whose number holds the digits (or equals the number's E.164 form); and whether they are
-    lookups of the dictionary's numbers (else the scan)."""
+    whose number holds the digits (or equals the number's E.164 form); the dictionary's numbers
+    they look up (None: the scan); and the number's E.164 form."""
     fragment = _number_fragment(number)
     e164 = phones.try_normalise(number, region)
     numbers = _dictionary_numbers(session, tenant_id, fragment)
     if numbers is None:
-        return [[_number_condition(fragment, e164)]], False
+        return [[_number_condition(fragment, e164)]], None, e164
     # coalesce(remote_e164, remote_number) IN numbers, split so that each part is a lookup of
     # ix_call_tenant_remote (tenant_id, remote_e164[, remote_number]): SQLite would scan the
     # firm's index for the OR of both.
@@ -253,7 +270,22 @@ def _number_branches(
         branches.append([Call.remote_e164.in_(e164s)])
     if numbers:
         branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(numbers)])
-    return branches, True
+    return branches, numbers, e164
+
+
+def _number_membership(numbers: list[str], e164: str | None) -> sa.ColumnElement[bool]:
+    """The same calls as :func:`_number_branches`'s lookups, as one test of a call's row (for
+    the walk of the history index): its number among those found, or its E.164 form the query's."""
+    member = sa.func.coalesce(Call.remote_e164, Call.remote_number).in_(numbers)
+    return sa.or_(member, Call.remote_e164 == e164) if e164 else member
+
+
+def _count_up_to(session: Session, parts: list[sa.Select[Any]], bound: int) -> int:
+    """How many rows the union of ``parts`` has, counted up to ``bound`` + 1."""
+    if not parts:
+        return 0
+    union = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    return session.execute(sa.select(sa.func.count()).select_from(union.limit(bound + 1).subquery())).scalar_one()
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -295,7 +327,9 @@ def get_call_history(
 
     Page with ``cursor`` (the ``next_cursor`` of the previous page in the same order;
     stable while calls are added) or with a page number; both give the same rows for the
-    same position. ``count`` is the number of matching calls. Agents see only their own calls.
+    same position. ``count`` is the number of matching calls; for a number search, past
+    :data:`COUNT_BOUND` of them it is the bound and ``count_is_lower_bound`` says there are
+    more (every page is still there, by cursor or number). Agents see only their own calls.
     """
     require_member(actor, tenant_id)
     try:
@@ -315,47 +349,70 @@ def get_call_history(
         conds.append(Call.agent_user_id == actor.user_id)
 
     offset = (page - 1) * page_size if page is not None else 0
-    parts = None
+    sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
+    by_start = sa.tuple_(Call.started_at, Call.id)
+    after = None
+    if keyset:
+        after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
+        after = by_start < after if newest_first else by_start > after
+    # A number search counts up to COUNT_BOUND matches (bound); the other filters count them all.
+    bound: int | None = None
+    lookups: list[sa.Select[Any]] | None = None
+    found: int | None = None  # the dictionary's matches, counted up to the bound + 1
+    walk = False
     if filters is not None and filters.number is not None and filters.number.strip():
         region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        branches, looked_up = _number_branches(session, tenant_id, filters.number, region)
-        if looked_up:
+        branches, numbers, e164 = _number_branches(session, tenant_id, filters.number, region)
+        bound = COUNT_BOUND
+        if numbers is not None:
             # The numbers' lookups drive: the other filters are only tested on their calls
             # (SQLite, without statistics, would otherwise read an agent's or a period's calls
             # by their own index). coalesce(…, false) keeps a condition out of index choice.
             others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
-            parts = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
+            lookups = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
+            if len(numbers) > FEW_NUMBERS:
+                found = _count_up_to(session, lookups, bound)
+                walk = found > bound and offset <= WALK_MAX_OFFSET
+            if walk:
+                # Past the bound: the history index read in order, each call tested against the
+                # numbers (the other filters out of index choice likewise), until the page is full.
+                conds = [*others, _number_membership(numbers, e164)]
         else:
             # A fragment in most numbers: paged like any filter (the history index read in
             # order until the page is full, the count from ix_call_tenant_remote).
             conds.append(branches[0][0])
-    if parts is not None:
-        # The calls of the numbers the dictionary found, a few hundred for a group of digits:
-        # their (started_at, id) give both the count and the page.
-        matches = session.execute(parts[0] if len(parts) == 1 else sa.union_all(*parts)).all() if parts else []
-        count = len(matches)
-        ordered = sorted(((m.started_at, m.id) for m in matches), reverse=newest_first)
-        if keyset:
-            ordered = [m for m in ordered if (m < keyset if newest_first else m > keyset)]
-        id_list = [call_id for _, call_id in ordered[offset : offset + page_size + 1]]
+    if lookups is not None and not walk:
+        # Within the bound (or a deep page by number): the numbers' calls, looked up number by
+        # number and sorted by the database; only the page comes back.
+        if lookups and found != 0:
+            parts = [q.where(after) for q in lookups] if after is not None else lookups
+            matched = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
+            by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
+            id_list = list(session.execute(sa.select(matched.c.id).order_by(*by).limit(page_size + 1).offset(offset)).scalars())
+        else:
+            id_list = []
     else:
         # Pick the page's ids first: (tenant_id, started_at, id) read forwards or backwards
         # gives either order from the index alone, so a deep OFFSET skips index entries
         # instead of whole rows; the joins then run for the page's rows only.
         ids = sa.select(Call.id).where(*conds)
-        by_start = sa.tuple_(Call.started_at, Call.id)
-        if keyset:
-            after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
-            ids = ids.where(by_start < after if newest_first else by_start > after)
-        sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
+        if after is not None:
+            ids = ids.where(after)
         ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
         id_list = list(session.execute(ids).scalars())
-        if len(id_list) <= page_size and (id_list or offset == 0) and not keyset:
-            # The last page (or the only one) by number: the matches are the ones before it
-            # and the ones on it, so counting them all again would tell nothing new.
-            count = offset + len(id_list)
-        else:
-            count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
+    lower_bound = False
+    if len(id_list) <= page_size and (id_list or offset == 0) and not keyset:
+        # The last page (or the only one) by number: the matches are the ones before it
+        # and the ones on it, so counting them all again would tell nothing new.
+        count = offset + len(id_list)
+    elif bound is None:
+        count = session.execute(sa.select(sa.func.count()).select_from(Call).where(*conds)).scalar_one()
+    else:
+        # Counted up to the bound: a common group of digits is in tens of thousands of calls.
+        if found is None:
+            found = _count_up_to(session, lookups if lookups is not None else [sa.select(Call.id).where(*conds)], bound)
+        lower_bound = found > bound
+        count = min(found, bound)
     has_more = len(id_list) > page_size
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
@@ -367,4 +424,6 @@ def get_call_history(
     position = {call_id: i for i, call_id in enumerate(id_list)}
     data = sorted((_public(r) for r in rows), key=lambda call: position[call.id])
     next_cursor = encode_cursor(_CURSOR_TAGS[order], data[-1].started_at, data[-1].id) if has_more and data else None
-    return CallsPage(data=data, count=count, next_cursor=next_cursor, page=page, page_size=page_size)
+    return CallsPage(
+        data=data, count=count, count_is_lower_bound=lower_bound, next_cursor=next_cursor, page=page, page_size=page_size
+    )

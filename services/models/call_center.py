@@ -351,7 +351,16 @@ class CallsPage(SQLModel):
     """A page of the call history (cursor paging): the rows, how many match, the next page's cursor."""
 
     data: list[CallPublic]
-    count: int
+    count: int = Field(
+        description="how many calls match; when count_is_lower_bound, at least this many (the bound, 1,000) match"
+    )
+    count_is_lower_bound: bool = Field(
+        default=False,
+        description=(
+            "true when a number search matches more calls than it counts (more than `count`); "
+            "every page is still there, by next_cursor or page number"
+        ),
+    )
     next_cursor: str | None = None
     page: int | None = None
     page_size: int

@@ -122,6 +122,38 @@ def test_history_filters_and_pages_with_a_cursor(http: httpx.Client, firm: Firm)
     assert page_two["page"] == 2 and len(page_two["data"]) == 2
 
 
+def test_a_number_search_past_the_bound_says_so_and_pages_on(
+    http: httpx.Client, firm: Firm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.call_center import call_history
+
+    monkeypatch.setattr(call_history, "COUNT_BOUND", 3)
+    base = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+    for i in range(5):
+        assert _log(http, firm, sip_call_id=f"n{i}", started_at=_iso(base + timedelta(minutes=i))).status_code == 201
+    q = {"number": "1234567", "page_size": 2}
+    seen: list[str] = []
+    page = http.get(CALLS, params=q, headers=firm.auth(Role.MANAGER)).json()
+    while True:
+        # Counted up to the bound: the count is the bound, and says it is one.
+        assert (page["count"], page["count_is_lower_bound"]) == (3, True)
+        seen += [c["sip_call_id"] for c in page["data"]]
+        if not page["next_cursor"]:
+            break
+        page = http.get(CALLS, params=q | {"cursor": page["next_cursor"]}, headers=firm.auth(Role.MANAGER)).json()
+    assert seen == ["n4", "n3", "n2", "n1", "n0"]
+    # The last page by number knows them all; other filters count every match.
+    last = http.get(CALLS, params=q | {"page": 3}, headers=firm.auth(Role.MANAGER)).json()
+    assert ([c["sip_call_id"] for c in last["data"]], last["count"], last["count_is_lower_bound"]) == (["n0"], 5, False)
+    everything = http.get(CALLS, params={"page_size": 2}, headers=firm.auth(Role.MANAGER)).json()
+    assert (everything["count"], everything["count_is_lower_bound"]) == (5, False)
+    # The OpenAPI document says what the flag means.
+    schema = http.get("/api/v1/openapi.json").json()["components"]["schemas"]["CallsPage"]
+    assert schema["properties"]["count_is_lower_bound"]["type"] == "boolean"
+    assert "more than" in schema["properties"]["count_is_lower_bound"]["description"]
+    assert "count" in schema["required"] and "count_is_lower_bound" not in schema["required"]
+
+
 def test_history_sorts_by_start_time_either_way_and_pages_each_order(http: httpx.Client, firm: Firm) -> None:
     base = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
     for i in range(5):

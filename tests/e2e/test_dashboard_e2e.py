@@ -194,6 +194,50 @@ def test_history_filter_note_and_case_persist(page, services_db):
     assert len(noted) == 1 and noted[0].case_id is not None
 
 
+def test_a_number_search_in_more_than_a_thousand_calls_says_more_than_and_pages_past_it(page, services_db):
+    from datetime import datetime, timedelta, timezone
+
+    from services.call_center import get_call_history
+    from services.models import Call, CallFilters, CallStatus, Principal, Role, User
+
+    # 1,060 calls two months back (out of the dashboard's periods), each from its own number
+    # "+9665888xxxxx"; taken away again at the end.
+    base = datetime.now(timezone.utc) - timedelta(days=60)
+    numbers = [f"+9665888{i:05d}" for i in range(1060)]
+    with services_db.session_scope() as session:
+        manager = session.execute(sa.select(User).where(User.email == LOGINS["MANAGER"])).scalar_one()
+        actor = Principal(user_id=manager.id, tenant_id=manager.tenant_id, role=Role(manager.role))
+        session.execute(sa.insert(Call), [
+            {"tenant_id": actor.tenant_id, "direction": "INBOUND", "status": CallStatus.MISSED, "remote_number": n,
+             "remote_e164": n, "started_at": base - timedelta(minutes=i), "updated_at": base, "notes": ""}
+            for i, n in enumerate(numbers)
+        ])
+    try:
+        login(page, "MANAGER")
+        page.goto("/calls")
+        expect(page.get_by_test_id("call-row").first).to_be_visible()
+        page.get_by_test_id("filter-number").fill("9665888")
+        expect(page.get_by_test_id("calls-total")).to_have_text("More than 1,000 calls")
+        expect(page.get_by_test_id("page-of")).to_have_text("Page 1 of 20+")
+        page.get_by_test_id("page-last").click()
+        expect(page.get_by_test_id("page-of")).to_have_text("Page 20 of 21+")
+        page.get_by_test_id("page-next").click()
+        # Page 21 (matches 1,001 to 1,050) is the service's, past the bound.
+        with services_db.session_scope() as session:
+            expected = get_call_history(session=session, tenant_id=actor.tenant_id, actor=actor,
+                                        filters=CallFilters(number="9665888"), page=21, page_size=50)
+        assert expected.count_is_lower_bound and len(expected.data) == 50
+        expect(page.get_by_test_id("page-of")).to_have_text("Page 21 of 22+")
+        rows = page.get_by_test_id("call-row")
+        expect(rows).to_have_count(50)
+        expect(rows.first).to_contain_text(expected.data[0].remote_number)
+        expect(rows.last).to_contain_text(expected.data[-1].remote_number)
+        screenshot(page, "calls-number-search-more-than")
+    finally:
+        with services_db.session_scope() as session:
+            session.execute(sa.delete(Call).where(Call.tenant_id == actor.tenant_id, Call.remote_e164.in_(numbers)))
+
+
 def test_time_header_toggles_oldest_first_and_back(page):
     login(page, "MANAGER")
     page.goto("/calls")

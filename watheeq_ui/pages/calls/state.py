@@ -167,6 +167,9 @@ class CallsState(rx.State):
     page: int = 1
     oldest_first: bool = False
     total: int = 0
+    # A number search counts up to a bound (services' COUNT_BOUND): past it, "more than" the total.
+    total_is_lower_bound: bool = False
+    has_next: bool = False
     rows: list[CallRow] = []
     agents: list[Option] = []
     loading: bool = False
@@ -190,7 +193,9 @@ class CallsState(rx.State):
 
     @rx.var
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        counted = max(1, -(-self.total // PAGE_SIZE))
+        # Past the bound the pages are not all counted: as many as counted, or up to the next one.
+        return max(counted, self.page + 1 if self.has_next else self.page) if self.total_is_lower_bound else counted
 
     @rx.var
     def page_numbers(self) -> list[int]:
@@ -240,6 +245,8 @@ class CallsState(rx.State):
             return
         self.errors = {}
         self.total = result.count
+        self.total_is_lower_bound = result.count_is_lower_bound
+        self.has_next = result.next_cursor is not None
         self.rows = [_row(c, tz) for c in result.data]
 
     # ------------------------------------------------------------------ page load and filters

@@ -202,9 +202,27 @@ def _table() -> rx.Component:
 
 def _pager() -> rx.Component:
     return rx.hstack(
-        rx.text(t_fmt("calls_total", n=CallsState.total_label), size="2", color_scheme="gray", data_testid="calls-total"),
+        rx.text(
+            rx.cond(
+                CallsState.total_is_lower_bound,
+                t_fmt("calls_more_than", n=CallsState.total_label),
+                t_fmt("calls_total", n=CallsState.total_label),
+            ),
+            size="2",
+            color_scheme="gray",
+            data_testid="calls-total",
+        ),
         rx.spacer(),
-        rx.text(t_fmt("page_of", p=CallsState.page, n=CallsState.pages), size="2", color_scheme="gray", data_testid="page-of"),
+        rx.text(
+            rx.cond(
+                CallsState.total_is_lower_bound,
+                t_fmt("page_of_more", p=CallsState.page, n=CallsState.pages),
+                t_fmt("page_of", p=CallsState.page, n=CallsState.pages),
+            ),
+            size="2",
+            color_scheme="gray",
+            data_testid="page-of",
+        ),
         rx.icon_button(rx.icon("chevrons-left", size=16), variant="soft", disabled=CallsState.page <= 1, on_click=CallsState.go_to_page(1)),
         rx.icon_button(
             rx.icon("chevron-left", size=16),
