@@ -170,7 +170,9 @@ async def run_idle(args) -> None:
     await asyncio.gather(*(open_page() for _ in range(args.sessions)))
     print(f"opened {len(loads)} WhatsApp pages in {time.monotonic() - began:.1f} s (10 at a time; page load p50 "
           f"{_pct(loads, .5)*1000:.0f} ms, p95 {_pct(loads, .95)*1000:.0f} ms); failed {dict(failed)}")
-    await asyncio.sleep(5)  # the last pages' loads are done
+    # The last pages' loads are done, and their transactions counted: a PostgreSQL backend
+    # flushes its counters when it goes idle, at most once a second, else up to 10 s later.
+    await asyncio.sleep(args.settle)
     open_rate = await _rate(args.database_url, args.seconds)
     alive = sum(not t.closed for t in tabs)
     for tab in tabs:
@@ -226,6 +228,7 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=60.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--every", type=float, default=10.0)
+    parser.add_argument("--settle", type=float, default=15.0, help="idle: seconds between the pages' opening and the measurement")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; target {args.site}")
