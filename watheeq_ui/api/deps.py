@@ -7,8 +7,6 @@ client never sees success for a change that failed to commit.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
@@ -91,9 +89,7 @@ class Authorised:
             with db.session_scope() as session:
                 return work(session, get_principal(session, self._token))
 
-        # The loop's own executor: a hand-over through concurrent.futures costs about half of
-        # anyio's (capacity limiter, cancel scope, worker queue) on this, the hottest path.
-        return await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, in_thread)
+        return await run_in_threadpool(in_thread)
 
 
 # The scope key under which a request's token waits for its check in Authorised.run.
