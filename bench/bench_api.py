@@ -5,10 +5,15 @@ A fresh database (migrated, one firm, an agent with a bearer token, 10,000 clien
 auto-match has an index to search) is served by the REST app (``watheeq_ui.api.app:api``,
 the app Reflex mounts) under granian, the server Reflex runs in production (or uvicorn),
 in its own process on a loopback port, without a proxy. The load comes from another process:
-``--concurrency`` keep-alive HTTP/1.1 connections on one asyncio loop, each sending the next
-request as soon as the answer is in. Half the numbers belong to a client.
+``--concurrency`` keep-alive HTTP/1.1 connections, each sending the next request as soon as
+the answer is in, from ``wrk`` (Debian's, written in C; ``scripts/system_deps.sh`` installs
+it; a Lua script writes each POST body) or from the Python client (one asyncio loop; it
+spends about as much CPU per request as the route under test, on the same cores), or from
+both one after the other against the same server (``--client both``). Half the numbers
+belong to a client.
 
-    .venv/bin/python bench/bench_api.py                       # SQLite file, granian, 1 worker, 8 clients
+    .venv/bin/python bench/bench_api.py                       # SQLite file, granian, 1 worker, 8 clients, wrk
+    .venv/bin/python bench/bench_api.py --client both         # wrk, then the Python client
     .venv/bin/python bench/bench_api.py --server uvicorn
     .venv/bin/python bench/bench_api.py --database-url postgresql://postgres@127.0.0.1:5432/bench_x --workers 2
 
@@ -28,6 +33,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -161,6 +167,70 @@ def _hammer(*args: object) -> tuple[list[float], int, float]:
     return result
 
 
+# Each wrk thread numbers its own requests; the run and the thread make every SIP Call-ID new.
+# The bodies are the Python client's (_body): even requests a client's number, odd ones not.
+_WRK_SCRIPT = r"""
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+local n, calls, prefix, health = 0, false, "", nil
+local headers = {}
+function init(args)
+  calls = args[1] == "calls"
+  prefix = args[2] .. "-" .. tid .. "-"
+  headers["Authorization"] = "Bearer " .. args[3]
+  headers["Content-Type"] = "application/json"
+  health = wrk.format("GET", "/api/v1/health")
+end
+
+function request()
+  if not calls then return health end
+  n = n + 1
+  local number
+  if n % 2 == 0 then
+    number = string.format("050%07d", n % CLIENTS)
+  else
+    number = string.format("+9665%08d", (n * 7919) % 100000000)
+  end
+  local body = '{"direction":"INBOUND","remote_number":"' .. number .. '","sip_call_id":"' .. prefix .. n .. '@pbx"}'
+  return wrk.format("POST", "/api/v1/call-center/calls", headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK-RESULT %d %d %d %d %d %d %d %d %.1f\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+
+def _wrk(
+    port: int, token: str, seconds: int, concurrency: int, threads: int, run: str, path: str, script: Path
+) -> tuple[dict[str, float], int, float]:
+    """wrk for ``seconds`` over ``concurrency`` keep-alive connections: (percentiles in s, errors, requests/s)."""
+    if not script.exists():
+        script.write_text(_WRK_SCRIPT.replace("CLIENTS", str(CLIENTS)))
+    out = subprocess.run(
+        [
+            "wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script),
+            f"http://127.0.0.1:{port}/", "--", path, run, token,
+        ],
+        capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stderr.strip() or out.stdout.strip()}")
+    fields = next(line for line in out.stdout.splitlines() if line.startswith("WRK-RESULT")).split()[1:]
+    requests, duration_us, socket_errors, status_errors = (int(f) for f in fields[:4])
+    p50, p95, p99, worst = (int(f) / 1e6 for f in fields[4:8])
+    stats = {"count": requests, "p50": p50, "p95": p95, "p99": p99, "max": worst, "mean": float(fields[8]) / 1e6}
+    return stats, socket_errors + status_errors, requests / (duration_us / 1e6)
+
+
 def _in_process(tenant_id: int, token: str, total: int, run: str) -> float:
     """The same work without HTTP: authenticate the token and log the call, one transaction each."""
     start = time.perf_counter()
@@ -233,9 +303,35 @@ def _pct(sorted_values: list[float], p: float) -> float:
 def _line(name: str, latencies: list[float], errors: int, elapsed: float) -> str:
     latencies = sorted(latencies)
     return (
-        f"{name:<34} {len(latencies) / elapsed:6.0f} req/s   p50 {_pct(latencies, 0.50):6.2f} ms  p95 {_pct(latencies, 0.95):6.2f} ms"
+        f"{name:<42} {len(latencies) / elapsed:6.0f} req/s   p50 {_pct(latencies, 0.50):6.2f} ms  p95 {_pct(latencies, 0.95):6.2f} ms"
         f"  p99 {_pct(latencies, 0.99):6.2f} ms  mean {statistics.fmean(latencies) * 1000:6.2f} ms   {len(latencies)} requests, {errors} errors"
     )
+
+
+def _wrk_line(name: str, stats: dict[str, float], errors: int, rate: float) -> str:
+    return (
+        f"{name:<42} {rate:6.0f} req/s   p50 {stats['p50'] * 1000:6.2f} ms  p95 {stats['p95'] * 1000:6.2f} ms"
+        f"  p99 {stats['p99'] * 1000:6.2f} ms  mean {stats['mean'] * 1000:6.2f} ms   {stats['count']:.0f} requests, {errors} errors"
+    )
+
+
+def _calls_written(url: str, run: str) -> int:
+    """Rows the load wrote (its Call-IDs start with ``run``): what the server did, whatever the client counted."""
+    import sqlalchemy as sa
+
+    engine = db.create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM call WHERE sip_call_id LIKE :p"), {"p": f"{run}-%"}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+_CLIENTS = {
+    "wrk": "wrk, {} s per figure",
+    "python": "one asyncio process",
+    "both": "wrk, {} s per figure, then one asyncio process",
+}
 
 
 def main() -> None:
@@ -251,7 +347,15 @@ def main() -> None:
         help="start the live bus in each worker, as a Reflex backend worker does (on SQLite a committed call also writes its change to live_change)",
     )
     parser.add_argument("--in-process", type=int, default=2000, help="calls logged in-process for the comparison")
+    parser.add_argument(
+        "--client", choices=("wrk", "python", "both"), default="wrk" if shutil.which("wrk") else "python",
+        help="the load generator: wrk (C; scripts/system_deps.sh installs it), the Python asyncio client, or both in turn",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per figure with wrk (warm-up: a fifth of it)")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (one drives 8 connections at thousands a second)")
     args = parser.parse_args()
+    if args.client != "python" and not shutil.which("wrk"):
+        parser.error("wrk is not installed: bash scripts/system_deps.sh (as root) or apt-get install wrk; or --client python")
 
     os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
     with tempfile.TemporaryDirectory(prefix="watheeq-bench-api-") as tmp:
@@ -266,12 +370,31 @@ def main() -> None:
             stdout=server_log, stderr=subprocess.STDOUT,
         )
         run = f"b{time.time_ns()}"
+        lines: list[str] = []
         try:
             _wait_ready(port, proc)
             load = open("/proc/loadavg").read().split()[:3]
-            _hammer(port, token, args.warmup, args.concurrency, run + "w", "calls")
-            calls = _hammer(port, token, args.requests, args.concurrency, run, "calls")
-            health = _hammer(port, token, args.requests, args.concurrency, run, "health")
+            if args.client in ("wrk", "both"):
+                script = Path(tmp) / "bench_api.lua"
+                wrk = (port, token)
+                tail = (args.concurrency, args.wrk_threads)
+                _wrk(*wrk, max(1, args.duration // 5), *tail, run + "w", "calls", script)
+                calls_wrk = _wrk(*wrk, args.duration, *tail, run + "k", "calls", script)
+                health_wrk = _wrk(*wrk, args.duration, *tail, run, "health", script)
+                lines += [
+                    _wrk_line("POST /api/v1/call-center/calls (wrk)", *calls_wrk),
+                    _wrk_line("GET /api/v1/health, HTTP floor (wrk)", *health_wrk),
+                    f"{'':<42} {_calls_written(url, run + 'k'):6d} calls written by the wrk run",
+                ]
+            if args.client in ("python", "both"):
+                if args.client == "python":
+                    _hammer(port, token, args.warmup, args.concurrency, run + "w", "calls")
+                calls = _hammer(port, token, args.requests, args.concurrency, run + "p", "calls")
+                health = _hammer(port, token, args.requests, args.concurrency, run, "health")
+                lines += [
+                    _line("POST /api/v1/call-center/calls (Python)", *calls),
+                    _line("GET /api/v1/health, HTTP floor (Python)", *health),
+                ]
             load_after = open("/proc/loadavg").read().split()[:3]
         finally:
             proc.terminate()
@@ -283,15 +406,14 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(
         f"{kind}, {args.server} {args.workers} worker(s), REST app alone{' with the live bus' if args.live_bus else ''}, no proxy; {args.concurrency} keep-alive clients "
-        f"(one asyncio process); load average before/after {' '.join(load)} / {' '.join(load_after)}"
+        f"({_CLIENTS[args.client].format(args.duration)}); load average before/after {' '.join(load)} / {' '.join(load_after)}"
     )
-    print(_line("POST /api/v1/call-center/calls", *calls))
-    print(_line("GET /api/v1/health (HTTP floor)", *health))
+    print("\n".join(lines))
     print(
-        f"{'hand-written INSERT floor':<34} {floor:6.0f} calls/s ({args.concurrency} threads, own driver connections, "
+        f"{'hand-written INSERT floor':<42} {floor:6.0f} calls/s ({args.concurrency} threads, own driver connections, "
         "client matched by a subquery, one commit each)"
     )
-    print(f"{'same work in-process, 1 thread':<34} {in_process:6.0f} calls/s (token check + log_call + commit)")
+    print(f"{'same work in-process, 1 thread':<42} {in_process:6.0f} calls/s (token check + log_call + commit)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/system_deps.sh
 export PATH="$(pwd)/.tools/node_modules/.bin:$PATH"
 for b in bench/bench_*.py; do
   echo "==> $b"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests need: Chromium (the browser tests), Kamailio with
 # WebSocket/TLS/SQLite modules, rtpengine, baresip and sox (the PBX lab, which `make run`
-# also starts: dev/pbx_lab/lab.py) and sipp. Installed
+# also starts: dev/pbx_lab/lab.py) and sipp; and wrk, the HTTP load generator of
+# bench/bench_api.py (`make bench` runs this script too). Installed
 # when missing and we are root; otherwise say how. The tests that need them skip themselves
 # saying what is missing, except on CI (CI=true), where they fail.
 set -uo pipefail
@@ -20,9 +21,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The production topology (make run-prod) and its test: Caddy and Redis.
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The REST benchmark's load (bench/bench_api.py --client wrk): C, so it costs the server's cores little.
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  echo "==> installing Debian packages for the end-to-end tests: ${need[*]}"
+  echo "==> installing Debian packages for the end-to-end tests and benchmarks: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null 2>&1 || true
   # policy-rc.d keeps package scripts from starting a system Kamailio on port 5060 (or rtpengine, Caddy on 80/443, Redis).

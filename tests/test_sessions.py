@@ -165,3 +165,37 @@ def test_a_role_change_is_seen_at_the_next_check(session: Session) -> None:
     session.flush()
     now = accounts.check_session(session=session, session_id=started.session_id, activity=True)
     assert now.principal is not None and now.principal.role is Role.AGENT
+
+
+def test_an_api_request_records_the_tokens_use_at_most_once_a_minute(session: Session) -> None:
+    _, _, token, started = _signed_in(session)
+    _last_used(session, started.session_id, timedelta(seconds=20))
+    before = _row(session, started.session_id).last_used_at
+    accounts.principal_for_token(session=session, token=token)
+    session.expire_all()
+    assert _row(session, started.session_id).last_used_at == before
+
+    _last_used(session, started.session_id, timedelta(minutes=2))
+    accounts.principal_for_token(session=session, token=token)
+    session.expire_all()
+    last_used = _row(session, started.session_id).last_used_at
+    assert last_used is not None and datetime.now(timezone.utc) - last_used < timedelta(seconds=5)
+
+
+def test_the_api_refuses_a_disabled_users_token_even_when_it_is_not_revoked(session: Session) -> None:
+    _, user, token, started = _signed_in(session)
+    user.active = False
+    session.add(user)
+    session.flush()
+    assert not _row(session, started.session_id).revoked
+    with pytest.raises(AuthenticationFailed):
+        accounts.principal_for_token(session=session, token=token)
+
+
+def test_the_api_revokes_a_token_idle_too_long(session: Session) -> None:
+    _, _, token, started = _signed_in(session)
+    _last_used(session, started.session_id, timedelta(minutes=31))
+    with pytest.raises(AuthenticationFailed):
+        accounts.principal_for_token(session=session, token=token)
+    session.expire_all()
+    assert _row(session, started.session_id).revoked

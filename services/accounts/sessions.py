@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -53,9 +54,14 @@ def _new_token(session: Session, user: User, ttl: timedelta) -> tuple[str, datet
 
 def _token_hash(token: str | None) -> str | None:
     """The stored hash of ``token``; None for what cannot be one of our tokens."""
-    if not token or not token.startswith(security.TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+    if not token or not could_be_token(token):
         return None
     return security.hash_token(token)
+
+
+def could_be_token(token: str) -> bool:
+    """Whether ``token`` has the shape of one of ours (no lookup: it may still be unknown)."""
+    return token.startswith(security.TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH
 
 
 def _token_row(session: Session, token: str | None) -> ApiToken | None:
@@ -66,25 +72,52 @@ def _token_row(session: Session, token: str | None) -> ApiToken | None:
     return session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
 
 
-# Every API request resolves its token: the token's row and its user in one query, built once.
+# Every API request resolves its token: what the checks need of the token's row and its
+# user, in one Core query built once (no ORM objects: the request needs a Principal only).
+_api_token = ApiToken.__table__
 _TOKEN_AND_USER = (
-    select(ApiToken, User)
+    sa.select(
+        ApiToken.id,
+        ApiToken.revoked,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        ApiToken.created_at,
+        ApiToken.idle_timeout_seconds,
+        User.id.label("user_id"),
+        User.tenant_id.label("user_tenant_id"),
+        User.role,
+        User.email,
+        User.full_name,
+        User.active,
+    )
+    .select_from(ApiToken)
     .outerjoin(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
     .where(ApiToken.token_hash == sa.bindparam("token_hash"))
 )
+_TOUCH_TOKEN = _api_token.update().where(_api_token.c.id == sa.bindparam("token_id")).values(last_used_at=sa.bindparam("now"))
+_REVOKE_TOKEN = _api_token.update().where(_api_token.c.id == sa.bindparam("token_id")).values(revoked=True)
 
 
 def principal_for_token(*, session: Session, token: str) -> Principal:
     """Who ``token`` belongs to, or :class:`AuthenticationFailed` when unknown, expired,
     revoked, idle too long or its user is disabled. A use counts as activity."""
     token_hash = _token_hash(token)
+    connection = session.connection()
     # The hash names the token across tenants; the row then says whose it is.
-    found = session.execute(_TOKEN_AND_USER, {"token_hash": token_hash}).first() if token_hash else None
-    row, user = found if found is not None else (None, None)
-    check = _check_session(session, row, user, activity=True)
-    if check.principal is None:
+    found = connection.execute(_TOKEN_AND_USER, {"token_hash": token_hash}).first() if token_hash else None
+    if found is None:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
-    return check.principal
+    now = datetime.now(timezone.utc)
+    ended = _ended(found, found.active, now)
+    if ended is SessionEnd.IDLE:
+        connection.execute(_REVOKE_TOKEN, {"token_id": found.id})
+    if ended is not None:
+        raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
+    if now - _last_use(found) >= LAST_USE_RESOLUTION:
+        connection.execute(_TOUCH_TOKEN, {"token_id": found.id, "now": now})
+    return Principal(
+        user_id=found.user_id, tenant_id=found.user_tenant_id, role=found.role, email=found.email, full_name=found.full_name
+    )
 
 
 def revoke_token(*, session: Session, token: str) -> None:
@@ -120,25 +153,38 @@ class SessionCheck:
     ended: SessionEnd | None = None
 
 
+def _last_use(token: Any) -> datetime:
+    return token.last_used_at or token.created_at
+
+
+def _ended(token: Any, user_active: bool | None, now: datetime) -> SessionEnd | None:
+    """Why the session of ``token`` (its row, or a row of its columns) no longer holds; None while it does."""
+    # A disabled user learns why, even when disabling also revoked the tokens.
+    if not user_active:
+        return SessionEnd.DISABLED
+    if token.revoked or token.expires_at <= now:
+        return SessionEnd.EXPIRED
+    if token.idle_timeout_seconds is not None and now - _last_use(token) > timedelta(seconds=token.idle_timeout_seconds):
+        return SessionEnd.IDLE
+    return None
+
+
 def _check_session(session: Session, row: ApiToken | None, user: User | None, *, activity: bool) -> SessionCheck:
     now = datetime.now(timezone.utc)
     if row is None:
         return SessionCheck(0, None, SessionEnd.EXPIRED)
-    # A disabled user learns why, even when disabling also revoked the tokens.
-    if user is None or not user.active:
-        return SessionCheck(row.id, None, SessionEnd.DISABLED)
-    if row.revoked or row.expires_at <= now:
-        return SessionCheck(row.id, None, SessionEnd.EXPIRED)
-    last_used = row.last_used_at or row.created_at
-    if row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds):
+    ended = _ended(row, user.active if user is not None else None, now)
+    if ended is SessionEnd.IDLE:
         row.revoked = True
         session.add(row)
         session.flush()
-        return SessionCheck(row.id, None, SessionEnd.IDLE)
-    if activity and now - last_used >= LAST_USE_RESOLUTION:
+    if ended is not None:
+        return SessionCheck(row.id, None, ended)
+    if activity and now - _last_use(row) >= LAST_USE_RESOLUTION:
         row.last_used_at = now
         session.add(row)
         session.flush()
+    assert user is not None
     return SessionCheck(row.id, _principal(user))
 
 
@@ -186,12 +232,7 @@ def ended_sessions(*, session: Session, session_ids: list[int]) -> set[int]:
         .join(User, sa.and_(User.id == ApiToken.user_id, same_tenant(User, ApiToken)))
         .where(ApiToken.id.in_(ids))  # type: ignore[union-attr]
     ).all()
-    holding = set()
-    for row, user in rows:
-        last_used = row.last_used_at or row.created_at
-        idle = row.idle_timeout_seconds is not None and now - last_used > timedelta(seconds=row.idle_timeout_seconds)
-        if user.active and not row.revoked and row.expires_at > now and not idle:
-            holding.add(row.id)
+    holding = {row.id for row, user in rows if _ended(row, user.active, now) is None}
     return set(ids) - holding
 
 

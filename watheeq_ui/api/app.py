@@ -71,11 +71,13 @@ def ready() -> JSONResponse:
 
 api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(health_router)
+# Routes are matched in this order, one by one (no path's routes overlap another router's):
+# the call log, which every softphone and PBX event reaches, is tried first.
+api_router.include_router(call_center.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(clients.router)
 api_router.include_router(case_files.router)
-api_router.include_router(call_center.router)
 api_router.include_router(live_ops.router)
 api_router.include_router(recordings.router)
 api_router.include_router(whatsapp.router)

@@ -7,10 +7,10 @@ client never sees success for a change that failed to commit.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
-from fastapi import Depends, Path, Query
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
@@ -37,9 +37,12 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/auth/token", auto_e
 TokenDep = Annotated[str | None, Depends(bearer_scheme)]
 
 
+NO_TOKEN_MESSAGE = "not authenticated: send an Authorization: Bearer token"
+
+
 def get_principal(session: SessionDep, token: TokenDep) -> Principal:
     if not token:
-        raise AuthenticationFailed("not authenticated: send an Authorization: Bearer token")
+        raise AuthenticationFailed(NO_TOKEN_MESSAGE)
     return accounts.principal_for_token(session=session, token=token)
 
 
@@ -63,52 +66,56 @@ T = TypeVar("T")
 
 
 class Authorised:
-    """The caller and the request's session, resolved in one trip to the thread pool; the
-    route then does its work and the commit in one more (:meth:`run`).
+    """The request's bearer token, checked in the same trip to the thread pool as the
+    route's work (:meth:`run`): one hand-over between the event loop and the pool per request.
 
-    What ``SessionDep`` + ``PrincipalDep`` + a sync route do (the same session, the token
-    checked before the body is judged, the commit before the response), for the hottest
+    What ``SessionDep`` + ``PrincipalDep`` + a sync route do (one session, the token and its
+    user re-checked on every request, the commit before the response), for the hottest
     routes: FastAPI runs each sync dependency, the route, the response's validation and the
-    session's close in a thread of its own (five hand-overs between the event loop and the
-    pool per request, each waiting for the interpreter lock), and at hundreds of requests a
-    second those hand-overs cost more than the work (bench/bench_api.py, docs/PERFORMANCE.md).
+    session's close in a thread of its own, and at hundreds of requests a second those
+    hand-overs cost more than the work (bench/bench_api.py, docs/PERFORMANCE.md).
+
+    A token that cannot be one of ours is refused here, on the loop, before the body is
+    judged; a well-formed one is looked up in :meth:`run`. Bad input to such a route is
+    answered only after that lookup (:func:`refuse_unchecked_token`, called by the
+    validation error's handler), so a bad token is 401 and never 422 here as on every route.
     """
 
-    def __init__(self, session: Session, principal: Principal) -> None:
-        self.session = session
-        self.principal = principal
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def run(self, work: Callable[[Session, Principal], T]) -> T:
         def in_thread() -> T:
-            try:
-                result = work(self.session, self.principal)
-                self.session.commit()
-                return result
-            except BaseException:
-                self.session.rollback()
-                raise
+            with db.session_scope() as session:
+                return work(session, get_principal(session, self._token))
 
         return await run_in_threadpool(in_thread)
 
 
-async def get_authorised(token: TokenDep) -> AsyncIterator[Authorised]:
-    def open_and_check() -> Authorised:
-        session = db.new_session()
-        try:
-            return Authorised(session, get_principal(session, token))
-        except BaseException:
-            session.close()
-            raise
+# The scope key under which a request's token waits for its check in Authorised.run.
+_UNCHECKED_TOKEN = "watheeq.unchecked_token"
 
-    authorised = await run_in_threadpool(open_and_check)
-    try:
-        yield authorised
-    finally:
-        if authorised.session.in_transaction():
-            # Left open (the request ended before its work ran): the rollback may wait on the database.
-            await run_in_threadpool(authorised.session.close)
-        else:
-            authorised.session.close()
+
+async def get_authorised(request: Request, token: TokenDep) -> Authorised:
+    if not token or not accounts.could_be_token(token):
+        raise AuthenticationFailed(accounts.TOKEN_INVALID_MESSAGE if token else NO_TOKEN_MESSAGE)
+    request.scope[_UNCHECKED_TOKEN] = token
+    return Authorised(token)
+
+
+async def refuse_unchecked_token(request: Request) -> None:
+    """:class:`AuthenticationFailed` when the request was refused before an
+    :class:`Authorised` route could check its token, and that token does not hold."""
+    token = request.scope.get(_UNCHECKED_TOKEN)
+    if token is None:
+        return
+
+    def check() -> None:
+        # Nothing of the refused request is kept, not even the token's last use.
+        with db.new_session() as session:
+            get_principal(session, token)
+
+    await run_in_threadpool(check)
 
 
 AuthorisedDep = Annotated[Authorised, Depends(get_authorised, scope="function")]

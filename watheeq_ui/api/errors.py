@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError
 
 from services.errors import AuthenticationFailed, Conflict, DomainError, Forbidden, Invalid, NotFound, TooManyAttempts
+from watheeq_ui.api.deps import refuse_unchecked_token
 
 _BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -114,8 +115,13 @@ async def _unstorable_value(request: Request, _exc: Exception) -> JSONResponse:
     return invalid_response(location, None, "a value is out of range or holds characters that cannot be stored")
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    try:
+        # A route that checks its token with its work has not checked it yet: a bad token is 401, not 422.
+        await refuse_unchecked_token(request)
+    except AuthenticationFailed as refused:
+        return await _domain_error(request, refused)
     # FastAPI's default echoes the rejected input back; a rejected body may hold a
     # password or a SIP secret, so only where and why are returned.
     detail = [

@@ -152,7 +152,8 @@ def test_call_record_connection(session: SessionDep, admin: AdminDep) -> CdrConn
 @router.post("/calls", response_model=CallPublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 403, 404, 409))
 async def log_call(auth: AuthorisedDep, data: CallCreateIn) -> CallPublic:
     """Record a call; the client is matched by number. Logging the same SIP Call-ID again returns that call."""
-    # Every call event of every softphone and PBX lands here: two thread hand-overs (AuthorisedDep).
+    # Every call event of every softphone and PBX lands here: the token's check, the work and
+    # the commit in one thread hand-over (AuthorisedDep).
     return await auth.run(
         lambda session, principal: call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
     )
