@@ -178,6 +178,7 @@ def create_db_engine(url: str | None = None, **kwargs: Any) -> Engine:
     if "pool_pre_ping" in kwargs:
         return sa.create_engine(url, **kwargs)
     engine = sa.create_engine(url, **kwargs)
+    sa.event.listen(engine, "connect", _note_connected)
     sa.event.listen(engine, "checkout", _ping_if_idle)
     sa.event.listen(engine, "checkin", _note_checkin)
     return engine
@@ -195,6 +196,12 @@ _RETURNED_AT = "watheeq_returned_at"
 def _note_checkin(_dbapi_conn: Any, record: Any) -> None:
     if record is not None:
         record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _note_connected(_dbapi_conn: Any, record: Any) -> None:
+    # A connection opened a moment ago answered its handshake a moment ago: its first use is
+    # not checked (the check was one more round trip on a new backend, before its first query).
+    _note_checkin(_dbapi_conn, record)
 
 
 def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
