@@ -23,6 +23,13 @@ def section_title(key: str, *extra: rx.Component) -> rx.Component:
     )
 
 
+def icon_either(condition: rx.Var, when_true: str, when_false: str, **props) -> rx.Component:
+    """One of two named icons. Never ``rx.icon(rx.cond(...))``: an icon named by a var
+    compiles to lucide's DynamicIcon, whose map of every icon (600 KB of JavaScript)
+    then loads with the pages' shared module on every page's first load."""
+    return rx.cond(condition, rx.icon(when_true, **props), rx.icon(when_false, **props))
+
+
 def stat_card(label_key: str, value: rx.Var | str, icon: str, color: str = "teal", test_id: str = "") -> rx.Component:
     return card(
         rx.hstack(

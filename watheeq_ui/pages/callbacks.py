@@ -16,7 +16,7 @@ from services.models import CallbackOutcome, CallbackPublic, Principal
 
 from watheeq_ui import formatting, routes
 from watheeq_ui.components.softphone import call_button
-from watheeq_ui.components.ui import card, empty_state, name_text, section_title
+from watheeq_ui.components.ui import card, empty_state, icon_either, name_text, section_title
 from watheeq_ui.i18n import t, t_fmt, tr
 from watheeq_ui.layout import template
 from watheeq_ui.state import offloop
@@ -187,7 +187,7 @@ def _outcome_menu(row: CallbackRow) -> rx.Component:
 def callback_item(row: CallbackRow, *, actions: bool = True) -> rx.Component:
     """One item: number, client, count, waiting time, who holds it; the agent's actions."""
     return rx.hstack(
-        rx.icon(rx.cond(row.channel == "WHATSAPP", "message-circle", "phone-missed"), size=16, color="var(--red-9)"),
+        icon_either(row.channel == "WHATSAPP", "message-circle", "phone-missed", size=16, color="var(--red-9)"),
         rx.vstack(
             rx.hstack(
                 rx.text(row.number, weight="medium", dir="ltr", data_testid="callback-number"),

@@ -20,7 +20,7 @@ from services import db, wallboard
 from services.models import AgentStatus, Principal
 
 from watheeq_ui import formatting, routes
-from watheeq_ui.components.ui import card, empty_state, name_text, section_title, stat_card
+from watheeq_ui.components.ui import card, empty_state, icon_either, name_text, section_title, stat_card
 from watheeq_ui.i18n import t
 from watheeq_ui.layout import template
 from watheeq_ui.pages.callbacks import CallbackRow, callback_item, callback_rows
@@ -223,7 +223,7 @@ def _board() -> rx.Component:
             rx.heading(t("nav_wallboard"), size="5"),
             rx.spacer(),
             rx.button(
-                rx.icon(rx.cond(s.tv, "minimize", "maximize"), size=16),
+                icon_either(s.tv, "minimize", "maximize", size=16),
                 rx.cond(s.tv, t("wb_exit_full_screen"), t("wb_full_screen")),
                 variant="soft",
                 on_click=s.toggle_tv,

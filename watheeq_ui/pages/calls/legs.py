@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from services.models import CallLegPublic
 
 from watheeq_ui import formatting
-from watheeq_ui.components.ui import name_text
+from watheeq_ui.components.ui import icon_either, name_text
 from watheeq_ui.i18n import t, t_fmt
 
 
@@ -42,7 +42,7 @@ def leg_views(legs: list[CallLegPublic], tz: str) -> list[LegView]:
 
 def _leg(leg: rx.Var) -> rx.Component:
     return rx.hstack(
-        rx.icon(rx.cond(leg.answered, "phone-call", "phone-missed"), size=14, color=rx.cond(leg.answered, rx.color("green", 10), rx.color("gray", 10))),
+        icon_either(leg.answered, "phone-call", "phone-missed", size=14, color=rx.cond(leg.answered, rx.color("green", 10), rx.color("gray", 10))),
         rx.vstack(
             rx.hstack(
                 rx.text(name_text(leg.who), size="2", weight="medium"),
