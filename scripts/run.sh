@@ -90,7 +90,8 @@ else
   # A production Reflex process serves one port; run the backend (websocket, REST API,
   # exports) and the built frontend as two, the frontend pointed at the backend's port.
   export REFLEX_API_URL="${REFLEX_API_URL:-http://localhost:$backend_port}"
-  setsid .venv/bin/reflex run --env prod --frontend-only --frontend-port "$frontend_port" &
+  # scripts/serve_app.py: Reflex's own command, the hashed built files served as cacheable.
+  setsid .venv/bin/python scripts/serve_app.py run --env prod --frontend-only --frontend-port "$frontend_port" &
   frontend_pid=$!
   pids+=("$frontend_pid"); serving+=("$frontend_pid")
   # Both Reflex processes clear the state folder on start: start the backend once the
