@@ -6,13 +6,15 @@ import services.models  # noqa: F401  (every table registered for `reflex db`)
 from watheeq_ui import background, exports, live_tabs, pages  # noqa: F401  (importing registers every page)
 from watheeq_ui.api.app import api
 from watheeq_ui.components import direction
+from watheeq_ui.components.softphone.head import softphone_head_script
 from watheeq_ui.i18n import t
 
 app = rx.App(
     # FastAPI first (its /api/v1 routes), then the CSV export downloads; Reflex inside both.
     api_transformer=[api, exports.download_app],
     stylesheets=["/watheeq.css"],
-    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml")],
+    # The phone's inline script starts it while the head is parsed, before the app's bundle.
+    head_components=[rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml"), softphone_head_script()],
     # Tables, selects and menus read their direction from Radix's context, not the page.
     extra_app_wraps=direction.app_wraps(),
     # The toasts' region is announced by name: in the chosen language.

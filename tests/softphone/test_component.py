@@ -151,3 +151,40 @@ def test_every_module_the_component_imports_is_linked_beside_it():
     assert seen == set(wrapper.HOOKS)
     for name in wrapper.HOOKS:
         assert (HERE / name).exists(), name
+
+
+def test_the_modules_prefetch_imports_are_linked_beside_it_and_early_js_imports_no_app_chunk():
+    # prefetch.jsx imports early.js and the phone dynamically (neither joins the app's own
+    # chunks); early.js must not import React or anything of the app: the page's head runs
+    # its chunk before the app's bundle.
+    prefetch = (HERE / "prefetch.jsx").read_text()
+    assert set(re.findall(r'import\("\./([^"]+)"\)', prefetch)) == {"early.js", "softphone.jsx"}
+    assert re.findall(r'from "\./', prefetch) == []
+    seen, todo = set(), ["early.js"]
+    while todo:
+        name = todo.pop()
+        for imported in re.findall(r'from "([^"]+)"', (HERE / name).read_text()):
+            if imported.startswith("./") and imported[2:] not in seen:
+                seen.add(imported[2:])
+                todo.append(imported[2:])
+            elif not imported.startswith("./"):
+                assert imported in ("jssip", "$/env.json"), (name, imported)
+    assert seen <= set(wrapper.HOOKS), seen
+
+
+def test_the_head_script_is_in_every_pages_head_and_shares_its_keys_with_the_phones_modules():
+    from watheeq_ui.components.softphone import head
+
+    text = head.script_text()
+    assert not set("<>&") & set(text)
+    early = (HERE / "early.js").read_text()
+    prefetch = (HERE / "prefetch.jsx").read_text()
+    assert f'export const TOKEN_KEY = "{head.TOKEN_KEY}";' in early
+    assert f'export const SIP_CREDENTIALS_PATH = "{head.SIP_CREDENTIALS_PATH}";' in early
+    assert f'const HEAD_KEY = "{head.HEAD_KEY}";' in early
+    assert f'export const EARLY_HINT_KEY = "{head.EARLY_HINT_KEY}";' in prefetch
+    # The credentials URL the way early.js builds it (env.json's PING is the backend's /ping).
+    assert '/ping").toString()' in text and "Bearer " in text
+    from watheeq_ui.watheeq_ui import app
+
+    assert any(str(c) == str(head.softphone_head_script()) for c in app.head_components)

@@ -463,8 +463,12 @@ def test_the_user_agent_started_while_the_page_boots_is_adopted_by_the_phone_one
         a.page.reload()
         a.expect_registered()
         types = [m["type"] for m in e2e.timeline(a.page)]
-        # prefetch.jsx started it before the phone mounted; the phone took that one over
-        # instead of stopping it and starting its own: one user agent, one registration.
+        # early.js started it before the phone mounted, imported by the page's head with the
+        # credentials the head asked for (the sign-in's page kept the chunk's URL); the phone
+        # took that one over instead of stopping it and starting its own: one user agent,
+        # one registration.
+        assert types.count("head") == 1 and types.count("sip:head") == 1, types
+        assert types.index("head") < types.index("sip:head") < types.index("ua:early"), types
         assert types.count("ua:early") == 1, types
         assert types.count("ua:start") == 1, types
         assert types.count("reg:registering") == 1 and types.count("reg:registered") == 1, types
@@ -479,6 +483,31 @@ def test_the_user_agent_started_while_the_page_boots_is_adopted_by_the_phone_one
         _skip_wrap_ups(a, b)
     # Nothing else was started: the bindings stay one.
     assert len(_bindings(stack, CALLER[1])) == 1
+
+
+def test_a_chunk_kept_by_another_build_is_not_imported_by_the_head_and_the_phone_still_registers_once(login, stack):
+    a = login(CALLER)
+    hint = a.page.evaluate("() => JSON.parse(localStorage.getItem('watheeq.softphone.early'))")
+    assert hint and hint["early"].startswith(e2e.BASE_URL + "/assets/early-"), hint
+    # The chunk prefetch.jsx was in, as another build named it: this page's module list does
+    # not name it, so the head neither imports the kept chunk nor asks for the credentials.
+    other = {**hint, "from": hint["from"].replace("/assets/", "/assets/x-")}
+    a.page.evaluate("(h) => localStorage.setItem('watheeq.softphone.early', JSON.stringify(h))", other)
+    a.page.reload()
+    a.expect_registered()
+    types = [m["type"] for m in e2e.timeline(a.page)]
+    assert "sip:head" not in types, types
+    assert types.count("ua:early") == 1 and types.count("ua:start") == 1, types
+    assert types.count("reg:registered") == 1, types
+    # The page kept this build's URLs again: the next load starts from the head.
+    assert a.page.evaluate("() => JSON.parse(localStorage.getItem('watheeq.softphone.early'))") == hint
+    a.page.reload()
+    a.expect_registered()
+    types = [m["type"] for m in e2e.timeline(a.page)]
+    assert types.count("sip:head") == 1 and types.count("ua:start") == 1, types
+    # early.js took the head's answer (with the password) off the page.
+    assert a.page.evaluate("() => !('__watheeqSoftphoneHead' in window)")
+    e2e.wait_until(lambda: stack.pbx.contacts(CALLER[1]) == 1, 10, f"exactly one binding of {CALLER[1]}")
 
 
 def test_signing_out_and_in_as_another_agent_in_the_same_tab_never_registers_the_first_one_again(login, stack):

@@ -7,13 +7,10 @@
 import { useEffect, useRef, useState } from "react";
 import { labelsFor } from "./labels.js";
 import { liveAndHeld, useCalls } from "./useCalls.js";
-import { adoptEarlyAgent, adoptEarlyLock, lockName, stopEarly } from "./prefetch.jsx";
+import { adoptEarlyAgent, adoptEarlyLock, lockName, stopEarly } from "./early.js";
 import { useSipCredentials } from "./useSipCredentials.js";
 import { useTabLeadership } from "./useTabLeadership.js";
 import { useUserAgent } from "./useUserAgent.js";
-
-// prefetch.jsx starts the user agent with this chunk's own code, before the phone mounts.
-export { startAgent } from "./useUserAgent.js";
 
 const DIAL_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
@@ -86,7 +83,7 @@ export function Softphone({
     pending.current = [];
     queued.forEach(([fn, payload]) => fn(payload));
   }, [signedIn]);
-  // The page may have started all of it while it booted (prefetch.jsx): the phone adopts
+  // The page may have started all of it while it booted (early.js): the phone adopts
   // that tab lock and that user agent (one REGISTER per page load), and stops whatever of it
   // it has not adopted when it goes (signed out).
   useEffect(() => () => stopEarly(), []);

@@ -21,9 +21,10 @@ _JSX = rx.asset("softphone.jsx", shared=True)
 # The modules softphone.jsx imports, linked beside it so its relative imports resolve.
 HOOKS = (
     "labels.js", "support.js", "useSipCredentials.js", "tabLock.js", "useTabLeadership.js", "useUserAgent.js", "useCalls.js",
-    "prefetch.jsx",
+    "early.js", "agent.js",
 )
 _MODULES = [rx.asset(name, shared=True) for name in HOOKS]
+# It imports early.js and softphone.jsx (dynamically: neither joins the app's own chunks).
 _PREFETCH = rx.asset("prefetch.jsx", shared=True)
 # Inside the theme (20) and the state providers (90/100), outside every page.
 APP_WRAP_KEY = (10, "WatheeqSoftphone")
@@ -56,10 +57,11 @@ class Softphone(rx.NoSSRComponent):
 
 class SoftphonePrefetch(rx.Component):
     """Renders nothing. Its module is imported with the app's own (not lazily, as the phone
-    is): while the page boots it starts loading the phone's chunk, asks the API for the
-    signed-in agent's credentials, takes the tab lock of that identity and, in the tab that
-    holds it, starts the JsSIP user agent; the phone adopts them when it mounts. Whatever
-    of it has not been adopted stops (unregisters) once the server signs the tab out."""
+    is): while the page boots it starts loading the phone's chunk and imports early.js
+    (unless the page's head has already, head.py), which asks the API for the signed-in
+    agent's credentials, takes the tab lock of that identity and, in the tab that holds it,
+    starts the JsSIP user agent; the phone adopts them when it mounts. Whatever of it has
+    not been adopted stops (unregisters) once the server signs the tab out."""
 
     library = _PREFETCH.importable_path
     tag = "SoftphonePrefetch"

@@ -2,7 +2,7 @@
 // The other tabs follow its state through a BroadcastChannel, get the lock when it closes,
 // or take it over on request.
 //
-// Plain JavaScript, no React: prefetch.jsx opens the lock while the page boots (before React
+// Plain JavaScript, no React: early.js opens the lock while the page boots (before React
 // has rendered anything) and useTabLeadership.js adopts it; or the hook opens its own.
 import { mark } from "./support.js";
 
@@ -21,7 +21,7 @@ const noSink = { role() {}, followerView() {}, resign() {} };
 export function openTabLock(name) {
   let sink = noSink;
   // Told first of each role, whoever the sink is: the page's own start of the user agent
-  // (prefetch.jsx) until the phone has adopted that too.
+  // (early.js) until the phone has adopted that too.
   const watchers = new Set();
   let closed = false;
   let released = null;

@@ -8,10 +8,10 @@
 // Redis): it is kept in memory only. Retries with backoff; no retry when the user has no
 // extension or the firm no PBX (the server's config then says why, see softphone.jsx).
 import { useEffect, useRef, useState } from "react";
-import { browserToken, credentialsRequest, dropEarlyUnless, earlyCredentials, sipConfig, takeEarlyAnswer } from "./prefetch.jsx";
+import { browserToken, credentialsRequest, dropEarlyUnless, earlyCredentials, sipConfig, takeEarlyAnswer } from "./early.js";
 
 export function useSipCredentials(credentialsUrl, signedIn) {
-  // The answer the page already has (prefetch.jsx) is in the first render: no render waits for it.
+  // The answer the page already has (early.js) is in the first render: no render waits for it.
   const [first] = useState(() => {
     const token = browserToken();
     const sip = credentialsUrl && token ? earlyCredentials(credentialsUrl, token) : null;
@@ -46,7 +46,7 @@ export function useSipCredentials(credentialsUrl, signedIn) {
     state.token = token;
     clearTimeout(state.timer);
     const load = (attempt) => {
-      // The first ask may already have been made while the page booted (prefetch.jsx).
+      // The first ask may already have been made while the page booted (early.js).
       ((attempt === 0 && takeEarlyAnswer(credentialsUrl, token)) || credentialsRequest(credentialsUrl, token))
         .then(({ status, body }) => {
           if (status === 404 || status === 409) return null;

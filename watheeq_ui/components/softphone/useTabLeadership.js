@@ -1,5 +1,5 @@
 // Which tab holds the phone, for the component: the tab lock (tabLock.js) as React state.
-// The lock the page opened while it booted (prefetch.jsx) is adopted when it is this
+// The lock the page opened while it booted (early.js) is adopted when it is this
 // identity's, so the phone neither asks for it twice nor waits a render for it.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { openTabLock } from "./tabLock.js";
