@@ -69,10 +69,15 @@ def ready() -> JSONResponse:
     return JSONResponse(status_code=200 if ok else status.HTTP_503_SERVICE_UNAVAILABLE, content=body.model_dump())
 
 
+# The call log's POST, which every softphone and PBX event reaches, is the app's first route,
+# outside the routers (no path of theirs overlaps it): a LeanRoute, matched by one regular
+# expression instead of a walk through the nested routers (watheeq_ui/api/lean.py).
+api.router.routes.insert(0, call_center.log_call_route)
+
 api_router = APIRouter(prefix=API_PREFIX)
 api_router.include_router(health_router)
 # Routes are matched in this order, one by one (no path's routes overlap another router's):
-# the call log, which every softphone and PBX event reaches, is tried first.
+# the call log's other routes first.
 api_router.include_router(call_center.router)
 api_router.include_router(auth.router)
 api_router.include_router(users.router)

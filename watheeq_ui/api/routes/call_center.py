@@ -36,8 +36,9 @@ from services.models import (
     max_length,
 )
 from services.paging import MAX_CURSOR_LENGTH
-from watheeq_ui.api.deps import MAX_ID, AdminDep, AuthorisedDep, IdPath, IdQuery, PrincipalDep, SessionDep
+from watheeq_ui.api.deps import API_PREFIX, MAX_ID, AdminDep, AuthorisedDep, IdPath, IdQuery, PrincipalDep, SessionDep
 from watheeq_ui.api.errors import responses
+from watheeq_ui.api.lean import lean_route
 
 router = APIRouter(prefix="/call-center", tags=["call center"], responses=responses(401))
 
@@ -149,7 +150,6 @@ def test_call_record_connection(session: SessionDep, admin: AdminDep) -> CdrConn
 # --------------------------------------------------------------------------- calls
 
 
-@router.post("/calls", response_model=CallPublic, status_code=status.HTTP_201_CREATED, responses=responses(400, 403, 404, 409))
 async def log_call(auth: AuthorisedDep, data: CallCreateIn) -> CallPublic:
     """Record a call; the client is matched by number. Logging the same SIP Call-ID again returns that call."""
     # Every call event of every softphone and PBX lands here: the token's check, the work and
@@ -157,6 +157,20 @@ async def log_call(auth: AuthorisedDep, data: CallCreateIn) -> CallPublic:
     return await auth.run(
         lambda session, principal: call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
     )
+
+
+# POST /calls is declared like this router's routes (same path, tags, refusals) but is not one
+# of them: the app matches it before any router and it is a LeanRoute (watheeq_ui/api/lean.py).
+log_call_route = lean_route(
+    router,
+    API_PREFIX,
+    "/calls",
+    log_call,
+    methods=["POST"],
+    response_model=CallPublic,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(400, 403, 404, 409),
+)
 
 
 @router.get("/calls", response_model=CallsPage)
