@@ -130,7 +130,8 @@ class Prepared:
         return cursor
 
     def all(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
-        """Every row the statement returns, each a tuple of the selected columns' values."""
+        """Every row the statement returns (a SELECT's, or an INSERT's RETURNING), each a tuple
+        of the selected columns' values."""
         cursor = self.cursor(connection, params)
         try:
             rows = cursor.fetchall()
@@ -141,7 +142,7 @@ class Prepared:
             else:
                 made = tuple(
                     column.type.dialect_impl(dialect).result_processor(dialect, described[1])
-                    for column, described in zip(self.statement.selected_columns, cursor.description)
+                    for column, described in zip(self.statement.exported_columns, cursor.description)
                 )
                 processors = self._results[key] = made if any(made) else None
         finally:

@@ -158,6 +158,18 @@ def test_logging_for_a_user_of_another_firm_is_not_found(session, firm, other):
     assert _count_calls(session, firm.tid) == 0 and _count_calls(session, other.tid) == 0
 
 
+def test_logging_for_a_user_of_another_firm_is_not_found_once_the_firms_region_is_known(session, firm, other):
+    # The firm's first call and the next ones take different paths (one INSERT once its region is known).
+    _log(session, firm)
+    with pytest.raises(NotFound):
+        _log(session, firm, actor=firm.manager, agent_user_id=other.agent.user_id)
+    with pytest.raises(NotFound):
+        _log(session, firm, actor=firm.manager, agent_user_id=10**9)
+    # The refused INSERTs wrote nothing and left the transaction usable.
+    assert _count_calls(session, firm.tid) == 1 and _count_calls(session, other.tid) == 0
+    assert _log(session, firm, sip_call_id="after-refusals").id
+
+
 def test_logging_the_same_call_id_twice_returns_the_same_call(session, firm):
     first = _log(session, firm, sip_call_id="abc@pbx")
     again = _log(session, firm, sip_call_id="abc@pbx")
