@@ -297,10 +297,9 @@ def main() -> None:
     # the dictionary: LIKE over ix_call_tenant_remote), and by hand-written statements doing the
     # service's job on the dictionary, each one statement giving the page of 50 with the names
     # joined and the count bounded as the service bounds it (a scalar subquery counting the
-    # numbers' calls up to the bound + 1 from ix_call_tenant_remote): "lookup" reads the numbers'
-    # calls once (a common table expression) and takes both the page, sorted, and the count from
-    # them, "walk" the page from the firm's calls read newest first by the history index and
-    # tested against the numbers; the floor is the faster of the two at p50. Also
+    # numbers' calls up to the bound + 1 from ix_call_tenant_remote): "lookup" takes the page from
+    # the numbers' calls sorted, "walk" from the firm's calls read newest first by the history
+    # index and tested against the numbers; the floor is the faster of the two at p50. Also
     # printed: the earlier floor (the page with the exact count(*) OVER ()) and the scan's page.
     kinds: dict[str, Callable[[str], str]] = {
         "6 middle digits": lambda n: n[5:11],
@@ -328,14 +327,11 @@ def main() -> None:
         f" UNION ALL SELECT 1 FROM call WHERE tenant_id = ? AND remote_e164 IS NULL AND remote_number IN ({numbers_of})"
         f" LIMIT {bound + 1}) AS found)"
     )
-    # The numbers' calls read once (a common table expression read twice is materialised by
-    # both databases): the page sorted from them and their count up to the bound.
-    matched_cte = (
-        f"WITH m AS (SELECT id, started_at FROM call WHERE tenant_id = ? AND remote_e164 IN ({numbers_of})"
+    lookup_where = (
+        f"c.id IN (SELECT id FROM (SELECT id, started_at FROM call WHERE tenant_id = ? AND remote_e164 IN ({numbers_of})"
         f" UNION ALL SELECT id, started_at FROM call WHERE tenant_id = ? AND remote_e164 IS NULL AND remote_number IN ({numbers_of}))"
+        " AS m ORDER BY started_at DESC, id DESC LIMIT 50)"
     )
-    lookup_where = "c.id IN (SELECT id FROM m ORDER BY started_at DESC, id DESC LIMIT 50)"
-    matched_count = f"(SELECT count(*) FROM (SELECT 1 FROM m LIMIT {bound + 1}) AS found)"
     walk_where = (
         f"c.id IN (SELECT id FROM call WHERE tenant_id = ? AND coalesce(remote_e164, remote_number) IN ({numbers_of})"
         " ORDER BY started_at DESC, id DESC LIMIT 50)"
@@ -347,7 +343,7 @@ def main() -> None:
         return out
 
     exact_sql = with_column(HISTORY_SQL.format(where=dictionary_where, offset=""), "count(*) OVER ()")
-    lookup_sql = matched_cte + with_column(HISTORY_SQL.format(where=lookup_where, offset=""), matched_count)
+    lookup_sql = with_column(HISTORY_SQL.format(where=lookup_where, offset=""), bounded_count)
     walk_sql = with_column(HISTORY_SQL.format(where=walk_where, offset=""), bounded_count)
     if postgres:
         # The dictionary's text is in the "C" collation: compared in the calls' own, the
@@ -384,7 +380,8 @@ def main() -> None:
 
         def by_lookup_sql() -> Any:
             f = firm()
-            return sql(lookup_sql, dictionary_params(f))()
+            p = dictionary_params(f)
+            return sql(lookup_sql, p + p)()
 
         def by_walk_sql() -> Any:
             f = firm()
