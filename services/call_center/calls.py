@@ -269,7 +269,7 @@ def log_call(*, session: Session, tenant_id: int, actor: Principal, data: CallCr
     for status in path:
         values.update(_advance(values, status, now=now))
 
-    # One statement when the firm's region is the one this process saw last (see _NEW_CALL).
+    # One statement when the firm's region is the one this process saw last (see _new_call).
     connection = session.connection()
     region = _REGIONS.get(tenant_id)
     row = None
