@@ -152,3 +152,62 @@ def test_a_lean_route_takes_only_a_token_and_a_body() -> None:
     for endpoint in (with_a_query, not_async):
         with pytest.raises(TypeError):
             LeanRoute("/x", endpoint, methods=["POST"])
+
+
+def test_requests_logged_in_one_group_commit_each_get_their_own_answer(
+    http: httpx.Client, firm: Firm, engine: Engine, api_base_url: str
+) -> None:
+    """Requests that arrive together are written in one transaction (db.GroupCommit); each
+    still has its token checked, and one refused request costs the others nothing."""
+    import threading
+    import time
+
+    from services import db
+
+    _revoke(engine, firm, Role.MANAGER)
+    requests: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        (f"ok-{n}", {**BODY, "sip_call_id": f"group-{n}@pbx"}, firm.auth(Role.AGENT)) for n in range(6)
+    ]
+    requests += [
+        ("same-a", {**BODY, "sip_call_id": "group-same@pbx"}, firm.auth(Role.AGENT)),
+        ("same-b", {**BODY, "sip_call_id": "group-same@pbx"}, firm.auth(Role.AGENT)),
+        ("revoked", {**BODY, "sip_call_id": "group-revoked@pbx"}, firm.auth(Role.MANAGER)),
+        ("revoked again", {**BODY, "sip_call_id": "group-revoked-2@pbx"}, firm.auth(Role.MANAGER)),
+    ]
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, body: dict[str, str], headers: dict[str, str]) -> None:
+        with httpx.Client(base_url=api_base_url, timeout=20) as client:
+            answers[name] = client.post(CALLS, json=body, headers=headers)
+
+    # Every writer busy until the requests are all queued: the first writer freed takes them as one group.
+    holds = []
+    for _ in range(db.group_commit.writers()):
+        started, release = threading.Event(), threading.Event()
+        db.group_commit.submit(lambda _s, started=started, release=release: (started.set(), release.wait(20)), lambda *_: None)
+        assert started.wait(10)
+        holds.append(release)
+    threads = [threading.Thread(target=post, args=r) for r in requests]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while db.group_commit._queue.qsize() < len(requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert db.group_commit._queue.qsize() == len(requests)
+    finally:
+        for release in holds:
+            release.set()
+    for t in threads:
+        t.join(20)
+
+    assert {name: r.status_code for name, r in answers.items()} == {
+        name: 401 if name.startswith("revoked") else 201 for name, *_ in requests
+    }
+    assert answers["revoked"].json() == answers["revoked again"].json() == {"detail": accounts.TOKEN_INVALID_MESSAGE}
+    ids = [answers[f"ok-{n}"].json()["id"] for n in range(6)]
+    assert len(set(ids)) == 6
+    assert answers["same-a"].json()["id"] == answers["same-b"].json()["id"] not in ids
+    assert all(answers[f"ok-{n}"].json()["sip_call_id"] == f"group-{n}@pbx" for n in range(6))
+    # Each call once (the group that met the revoked token was rolled back, then each ran alone).
+    assert _calls(engine) == 7

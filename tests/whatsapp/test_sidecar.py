@@ -106,8 +106,11 @@ async def test_phone_unlink_disconnects_and_deletes_the_device_store(engine: Eng
         await _link(data_dir, sidecar, tenant_id, admin)
         assert sidecar.gateway.has_device_store(tenant_id)
         enqueue_command(tenant_id, "unlink", root=_sim_root(data_dir))
-        await _until(lambda: _status(tenant_id).status == WhatsappStatus.DISCONNECTED)
+        # The gateway's stop may write DISCONNECTED a moment before the logout's own record
+        # (with its reason): wait for that record.
+        await _until(lambda: _status(tenant_id).error_code == "logged_out")
         status = _status(tenant_id)
+        assert status.status == WhatsappStatus.DISCONNECTED
         assert status.desired_state == WhatsappDesiredState.DISCONNECTED
         assert status.error_code == "logged_out" and status.phone_number is None
         assert status.error_message == failures.sentence("logged_out")

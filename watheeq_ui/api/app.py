@@ -7,6 +7,8 @@ to this app itself, and runs only its own lifespan tasks (not FastAPI's).
 
 from __future__ import annotations
 
+import sys
+
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, status
 from fastapi.responses import JSONResponse
@@ -29,6 +31,16 @@ api = FastAPI(
 errors.install(api)
 api.add_middleware(RequestLogMiddleware)
 logs.configure()
+
+# How long a thread may hold the interpreter's lock while another waits for it (CPython's
+# default: 5 ms). A request's work comes back from each database statement needing the lock,
+# and under load the event loop, busy with the other requests, held it for up to the whole
+# interval each time, while the work's transaction (and on PostgreSQL the firm's rollup rows)
+# stayed open: POST /calls 580-670 → 920-1,110 req/s on SQLite and PostgreSQL with 0.5 ms
+# (bench/bench_api.py, docs/PERFORMANCE.md). Set by the process that serves the API (the
+# Reflex backend imports this module).
+SWITCH_INTERVAL_S = 0.0005
+sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 health_router = APIRouter(tags=["health"])
 

@@ -96,6 +96,44 @@ class Authorised:
         return await asyncio.get_running_loop().run_in_executor(_WORK_THREADS, contextvars.copy_context().run, in_thread)
 
 
+    async def run_grouped(self, work: Callable[[Session, Principal], T]) -> T:
+        """:meth:`run`, for a small write that can share its transaction and commit with the
+        same route's other requests of the moment (:class:`db.GroupCommit`): the token is still
+        checked for this request, in the transaction that does its work, and the answer waits
+        for the commit."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        token = self._token
+
+        def unit(session: Session) -> T:
+            # A token that several requests of one group carry is looked up once, in the
+            # transaction that does their work (the check holds for all of them at once).
+            checked: dict[str, Principal] = session.info.setdefault(_CHECKED_TOKENS, {})
+            principal = checked.get(token)
+            if principal is None:
+                principal = checked[token] = get_principal(session, token)
+            return work(session, principal)
+
+        def settle(result: T, error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, done, result, error)
+
+        db.group_commit.submit(unit, settle)
+        return await done
+
+
+# Where a group's session keeps the tokens it checked (Authorised.run_grouped).
+_CHECKED_TOKENS = "watheeq.checked_tokens"
+
+
+def _settle(done: asyncio.Future[T], result: T, error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
+
+
 # Authorised.run's threads, handed work straight from the event loop (anyio's pool, which
 # run_in_threadpool uses, costs more of the loop's time per hand-over: a capacity limiter, a
 # cancel scope, sniffing the async library). As many as that pool lends, 40: more than the

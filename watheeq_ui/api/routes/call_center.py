@@ -154,7 +154,7 @@ async def log_call(auth: AuthorisedDep, data: CallCreateIn) -> CallPublic:
     """Record a call; the client is matched by number. Logging the same SIP Call-ID again returns that call."""
     # Every call event of every softphone and PBX lands here: the token's check, the work and
     # the commit in one thread hand-over (AuthorisedDep).
-    return await auth.run(
+    return await auth.run_grouped(
         lambda session, principal: call_center.log_call(session=session, tenant_id=principal.tenant_id, actor=principal, data=data)
     )
 
