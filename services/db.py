@@ -9,6 +9,7 @@ transaction.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import queue
 import sqlite3
@@ -465,16 +466,25 @@ class GroupCommit:
                 pass
             else:
                 for unit, result in zip(group, results):
-                    unit.settle(result, None)
+                    _tell(unit, result, None)
                 return
         for unit in group:
             try:
                 with session_scope() as session:
                     result = unit.context.run(unit.work, session)
             except Exception as error:  # noqa: BLE001 - handed to the unit's caller
-                unit.settle(None, error)
+                _tell(unit, None, error)
             else:
-                unit.settle(result, None)
+                _tell(unit, result, None)
+
+
+def _tell(unit: _Unit, result: Any, error: BaseException | None) -> None:
+    # A caller that cannot be told (its event loop closed) must not stop the writer thread:
+    # every later unit would wait for ever.
+    try:
+        unit.settle(result, error)
+    except Exception:  # noqa: BLE001
+        logging.getLogger("watheeq.db").exception("a group commit's outcome could not be handed to its caller")
 
 
 group_commit = GroupCommit()

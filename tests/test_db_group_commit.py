@@ -139,6 +139,20 @@ def test_a_unit_runs_in_its_callers_context(engine: Engine, session: Session) ->
     assert seen == ["request 7"] and tenant.id
 
 
+def test_a_caller_that_cannot_be_told_does_not_stop_the_writer(engine: Engine, session: Session) -> None:
+    tenant = factories.make_tenant(session)
+    session.commit()
+    outcomes, sessions = _Outcomes(engine), []
+
+    def unreachable(_result: Any, _error: BaseException | None) -> None:
+        raise RuntimeError("Event loop is closed")
+
+    db.group_commit.submit(_add_client(tenant.id, "told nobody", sessions), unreachable)
+    db.group_commit.submit(_add_client(tenant.id, "told", sessions), outcomes.settle_for("told"))
+    outcomes.wait_for(1)
+    assert outcomes.told["told"] == ("told", None, True)
+
+
 # --------------------------------------------------------------------------- SQLite's write gate
 
 

@@ -36,8 +36,8 @@ logs.configure()
 # default: 5 ms). A request's work comes back from each database statement needing the lock,
 # and under load the event loop, busy with the other requests, held it for up to the whole
 # interval each time, while the work's transaction (and on PostgreSQL the firm's rollup rows)
-# stayed open: POST /calls 580-670 → 920-1,110 req/s on SQLite and PostgreSQL with 0.5 ms
-# (bench/bench_api.py, docs/PERFORMANCE.md). Set by the process that serves the API (the
+# stayed open: with 0.5 ms and group commits, POST /calls 574-666 → 785-1,056 req/s on SQLite,
+# 475-590 → 620-840 on PostgreSQL (bench/bench_api.py, docs/PERFORMANCE.md). Set by the process that serves the API (the
 # Reflex backend imports this module).
 SWITCH_INTERVAL_S = 0.0005
 sys.setswitchinterval(SWITCH_INTERVAL_S)
