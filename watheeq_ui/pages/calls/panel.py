@@ -217,4 +217,8 @@ def call_panel() -> rx.Component:
         open=CallsState.panel_open,
         on_open_change=CallsState.set_panel_open,
         direction=rx.cond(LangState.is_ar, "left", "right"),
+        # No swipe to close (the drawer has no handle): vaul takes a click made while the
+        # panel still slides in for a swipe of the distance left to slide, and closes it.
+        # The close button, Escape and a click outside close it.
+        handle_only=True,
     )
