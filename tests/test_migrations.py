@@ -182,12 +182,15 @@ def _migrate_rollups_with_data(url: str) -> None:
         command.upgrade(migrate.alembic_config(url), "head")
 
         def rows(conn: sa.Connection) -> dict:
+            # Each (hour, agent)'s shards summed (PostgreSQL's triggers add to the writing
+            # connection's shard; the migration's rows are shard 0).
+            figures = ("total", "inbound", "answered", "missed", "answered_inbound", "ring_seconds_sum",
+                       "talk_seconds_sum", "agent_talk_seconds_sum", "agent_talk_count", "total_before_15")
             return {
-                (str(h)[:13], agent): tuple(rest)
+                (str(h)[:13], agent): tuple(int(v) for v in rest)
                 for h, agent, *rest in conn.execute(sa.text(
-                    "SELECT hour_start, agent_key, total, inbound, answered, missed, answered_inbound, ring_seconds_sum,"
-                    " talk_seconds_sum, agent_talk_seconds_sum, agent_talk_count, total_before_15 FROM call_stats_hour"
-                    " ORDER BY hour_start, agent_key"
+                    f"SELECT hour_start, agent_key, {', '.join(f'SUM({c})' for c in figures)} FROM call_stats_hour"
+                    " GROUP BY hour_start, agent_key ORDER BY hour_start, agent_key"
                 ))
             }
 
@@ -209,6 +212,19 @@ def _migrate_rollups_with_data(url: str) -> None:
             assert after[("2026-01-01 09", badr)] == (1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
         assert _schema_differences(url) == []
 
+        # Down to one row per (hour, agent) again: the shards summed, the triggers still keeping them.
+        with engine.connect() as conn:
+            sharded = rows(conn)
+        command.downgrade(migrate.alembic_config(url), "cs01a1b2001r")
+        with engine.begin() as conn:
+            assert "shard" not in {c["name"] for c in sa.inspect(conn).get_columns("call_stats_hour")}
+            assert rows(conn) == sharded
+            _fill(conn, "call", tenant_id=tenant, agent_user_id=badr, started_at=h9, direction="OUTBOUND", status="BUSY", remote_number="5")
+            assert rows(conn)[("2026-01-01 09", badr)] == (2, 0, 0, 0, 0, 0, 0, 0, 0, 2)
+        command.upgrade(migrate.alembic_config(url), "head")
+        with engine.connect() as conn:
+            assert rows(conn)[("2026-01-01 09", badr)] == (2, 0, 0, 0, 0, 0, 0, 0, 0, 2)
+
         command.downgrade(migrate.alembic_config(url), "lv02a1b20009")
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
@@ -216,7 +232,7 @@ def _migrate_rollups_with_data(url: str) -> None:
             assert not set(TRIGGERS) & _triggers(conn)
         command.upgrade(migrate.alembic_config(url), "head")
         with engine.connect() as conn:
-            assert rows(conn)[("2026-01-01 09", badr)] == (1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+            assert rows(conn)[("2026-01-01 09", badr)] == (2, 0, 0, 0, 0, 0, 0, 0, 0, 2)
     finally:
         engine.dispose()
 

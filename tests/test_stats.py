@@ -307,9 +307,10 @@ def _rollup_rows(session, tenant_id) -> dict[tuple[datetime, int], tuple[int, in
     """(hour, agent) → (total, answered, missed) of the firm's rollup rows that count a call."""
     t = CallStatsHour.__table__
     rows = session.execute(
-        sa.select(t.c.hour_start, t.c.agent_key, t.c.total, t.c.answered, t.c.missed).where(t.c.tenant_id == tenant_id, t.c.total != 0)
+        sa.select(t.c.hour_start, t.c.agent_key, sa.func.sum(t.c.total), sa.func.sum(t.c.answered), sa.func.sum(t.c.missed))
+        .where(t.c.tenant_id == tenant_id).group_by(t.c.hour_start, t.c.agent_key)
     )
-    return {(h, a): (t, ans, m) for h, a, t, ans, m in rows}
+    return {(h, a): (int(t), int(ans), int(m)) for h, a, t, ans, m in rows if t}
 
 
 def test_a_late_update_of_an_old_call_changes_its_rolled_up_stats(session, sealed, monkeypatch):

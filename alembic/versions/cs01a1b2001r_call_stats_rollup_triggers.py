@@ -54,10 +54,11 @@ def upgrade() -> None:
             sqlite_with_rowid=False,
             postgresql_with={'fillfactor': 70},
         )
-    # Computed before the triggers exist: nothing writes calls during a migration.
-    for statement in rebuild_sql(dialect):
+    # Computed before the triggers exist: nothing writes calls during a migration. Both as
+    # they were before the tables had shards (sh01a1b2001s adds them).
+    for statement in rebuild_sql(dialect, sharded=False):
         op.execute(statement)
-    for statement in trigger_ddl(dialect):
+    for statement in trigger_ddl(dialect, sharded=False):
         op.execute(statement)
 
 

@@ -24,6 +24,11 @@ SPLIT_FIGURES = tuple(f"{name}_before_{m}" for m in SPLIT_MINUTES for name in ("
 ROLLUP_FIGURES = CALL_FIGURES + SPLIT_FIGURES
 # The service-level threshold the rollups count for (answered_inbound_within_20s).
 ROLLUP_SERVICE_LEVEL_S = 20
+# How many rows one (firm, hour or day, agent) may be spread over on PostgreSQL, each
+# database connection adding to its own (``shard``): concurrent transactions logging calls
+# of one agent then update different rows instead of queueing for one row's lock until
+# the first commits. Readers sum over the shards (every read already sums rows).
+ROLLUP_SHARDS = 8
 _BIG = frozenset({"ring_seconds_sum", "talk_seconds_sum", "agent_talk_seconds_sum"})
 
 
@@ -38,7 +43,9 @@ class CallStatsHour(SQLModel, table=True):
     here in the same transaction (:func:`rollup_trigger_ddl`), so the rows always equal the
     figures computed from the calls themselves. ``agent_key`` is the call's agent, 0 for none
     (a primary key needs a value); a leg's talk goes to the leg's agent, in the hour its
-    call started.
+    call started. One (firm, hour, agent) may have up to :data:`ROLLUP_SHARDS` rows, told
+    apart by ``shard`` (PostgreSQL: the writing connection's; SQLite, one writer: always 0):
+    its figures are their sum.
     """
 
     __tablename__ = "call_stats_hour"
@@ -52,6 +59,7 @@ class CallStatsHour(SQLModel, table=True):
     )
     hour_start: datetime = Field(sa_column=sa.Column(UTCDateTime(), primary_key=True))
     agent_key: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    shard: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False, server_default="0"))
 
 
 class CallStatsDay(SQLModel, table=True):
@@ -67,6 +75,7 @@ class CallStatsDay(SQLModel, table=True):
     )
     day_start: datetime = Field(sa_column=sa.Column(UTCDateTime(), primary_key=True))
     agent_key: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    shard: int = Field(default=0, sa_column=sa.Column(sa.SmallInteger, primary_key=True, autoincrement=False, server_default="0"))
 
 
 for _name in ROLLUP_FIGURES:

@@ -13,10 +13,12 @@ transaction that changes it (commits and rollbacks carry the rollups with the ca
 The invariant, for every firm, UTC hour h and agent a (0 for none), and the same for every
 UTC day in ``call_stats_day`` (the twelve figures, without the hour's split columns)::
 
-    call_stats_hour(h, a) = Σ figures(call)   over calls started in h whose agent is a
+    Σ_s call_stats_hour(h, a, s) = Σ figures(call)   over calls started in h whose agent is a
                           + Σ talk(leg), #legs over answered legs whose agent is a, of calls started in h
 
-Each trigger keeps it by subtracting the old row's share and adding the new one's:
+Each trigger keeps it by subtracting the old row's share and adding the new one's, in the
+shard of the connection that writes (:func:`shard_sql`: on PostgreSQL, transactions of
+different connections logging calls of one agent at once then lock different rows):
 
 - ``call`` insert: + the call's figures. Update of a column a figure reads: − old, + new;
   when the start moves to another hour, its legs' talk moves with it. Delete (BEFORE, so the
@@ -41,6 +43,7 @@ from services.models.call_stats import (
     CALL_FIGURES,
     ROLLUP_FIGURES,
     ROLLUP_SERVICE_LEVEL_S,
+    ROLLUP_SHARDS,
     SPLIT_MINUTES,
     CallStatsHour,
 )
@@ -128,9 +131,30 @@ def call_terms(dialect: str, r: str) -> dict[str, str]:
     return terms
 
 
+def shard_sql(dialect: str) -> str:
+    """The rollup row a trigger adds to, among a key's :data:`ROLLUP_SHARDS`: on PostgreSQL
+    the writing connection's (its backend's process id; a connection's transactions never
+    wait on each other), on SQLite always 0 (one writer at a time)."""
+    if dialect == "sqlite":
+        return "0"
+    return f"mod(pg_backend_pid(), {ROLLUP_SHARDS})"
+
+
+# Where the statements below name the shard: its column in a key, its value after the agent's.
+# :func:`_sharded` puts them in (or leaves them out, for the migration that predates them).
+_SHARD_KEY, _SHARD = "<shard-key>", "<shard>"
+
+
+def _sharded(statements: list[str], dialect: str, sharded: bool) -> list[str]:
+    key, value = (", shard", f", {shard_sql(dialect)}") if sharded else ("", "")
+    return [s.replace(_SHARD_KEY, key).replace(_SHARD, value) for s in statements]
+
+
 def _upsert(table: str, slot: str, columns: list[str], select: str) -> str:
+    """INSERT … ON CONFLICT adding the figures ``select`` gives (its columns: firm, time,
+    agent, shard, then ``columns``) to their rows of ``table``."""
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
-    key = f"tenant_id, {slot}, agent_key"
+    key = f"tenant_id, {slot}, agent_key{_SHARD_KEY}"
     return f"INSERT INTO {table} ({key}, {', '.join(columns)}) {select} ON CONFLICT ({key}) DO UPDATE SET {adds}"
 
 
@@ -141,7 +165,8 @@ def _call_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
     statements = []
     for table, slot, slot_of, figures in LEVELS:
         values = ", ".join(f"{sign}{terms[c]}" if terms[c] == "1" else f"{sign}({terms[c]})" for c in figures)
-        select = f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0), {values}{where}"
+        select = (f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0){_SHARD},"
+                  f" {values}{where}")
         statements.append(_upsert(table, slot, list(figures), select))
     return "; ".join(statements)
 
@@ -152,7 +177,8 @@ def _legs_of_call(dialect: str, r: str, sign: str, condition: str = "true") -> s
     statements = []
     for table, slot, slot_of, _ in LEVELS:
         select = (
-            f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, {agent}, {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
+            f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, {agent}{_SHARD},"
+            f" {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
             f" FROM call_leg l WHERE l.call_id = {r}.id AND l.answered_at IS NOT NULL AND {condition}"
             f" GROUP BY {agent}"
         )
@@ -165,7 +191,7 @@ def _leg_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
     statements = []
     for table, slot, slot_of, _ in LEVELS:
         select = (
-            f"SELECT c.tenant_id, {slot_of(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0),"
+            f"SELECT c.tenant_id, {slot_of(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0){_SHARD},"
             f" {sign}{r}.talk_seconds, {sign}1 FROM call c WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
         )
         if guard:
@@ -182,8 +208,13 @@ def _hour_moved(dialect: str) -> str:
     return f"{hour_sql(dialect, 'OLD.started_at')} <> {hour_sql(dialect, 'NEW.started_at')}"
 
 
-def trigger_ddl(dialect: str) -> list[str]:
-    """The statements that create the triggers (and on PostgreSQL their functions)."""
+def trigger_ddl(dialect: str, *, sharded: bool = True) -> list[str]:
+    """The statements that create the triggers (and on PostgreSQL their functions);
+    ``sharded=False``: as they were before the tables had shards (cs01a1b2001r)."""
+    return _sharded(_trigger_ddl(dialect), dialect, sharded)
+
+
+def _trigger_ddl(dialect: str) -> list[str]:
     if dialect == "sqlite":
         changed = _changed(CALL_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
         leg_changed = _changed(LEG_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
@@ -260,9 +291,10 @@ def drop_ddl(dialect: str) -> list[str]:
     ]
 
 
-def rebuild_sql(dialect: str, tenant_filter: str = "true") -> list[str]:
+def rebuild_sql(dialect: str, tenant_filter: str = "true", *, sharded: bool = True) -> list[str]:
     """Statements that fill the rollup tables from the calls and legs (the tables empty, or
-    emptied of the firms ``tenant_filter`` selects; ``c`` is the call alias)."""
+    emptied of the firms ``tenant_filter`` selects; ``c`` is the call alias), in shard 0;
+    ``sharded=False``: for the tables before they had shards."""
     terms = call_terms(dialect, "c")
     agent = "COALESCE(l.agent_user_id, 0)"
     statements = []
@@ -276,10 +308,11 @@ def rebuild_sql(dialect: str, tenant_filter: str = "true") -> list[str]:
         )
         statements.append(_upsert(
             table, slot, _TALK,
-            f"SELECT c.tenant_id, {at}, {agent}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
+            f"SELECT c.tenant_id, {at}, {agent}{_SHARD}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
             f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {at}, {agent}",
         ))
-    return statements
+    key, value = (", shard", ", 0") if sharded else ("", "")
+    return [s.replace(_SHARD_KEY, key).replace(_SHARD, value) for s in statements]
 
 
 def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
@@ -293,4 +326,4 @@ def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None
 # them on every other database.
 sa.event.listen(CallStatsHour.metadata, "after_create", _create)
 
-__all__ = ["CALL_FIGURES", "drop_ddl", "rebuild_sql", "trigger_ddl"]
+__all__ = ["CALL_FIGURES", "drop_ddl", "rebuild_sql", "shard_sql", "trigger_ddl"]
