@@ -145,8 +145,9 @@ def shard_sql(dialect: str) -> str:
 _SHARD_KEY, _SHARD = "<shard-key>", "<shard>"
 
 
-def _sharded(statements: list[str], dialect: str, sharded: bool) -> list[str]:
-    key, value = (", shard", f", {shard_sql(dialect)}") if sharded else ("", "")
+def _sharded(statements: list[str], shard: str | None) -> list[str]:
+    """``statements`` adding to shard ``shard`` (SQL), or to tables without shards (None)."""
+    key, value = (", shard", f", {shard}") if shard is not None else ("", "")
     return [s.replace(_SHARD_KEY, key).replace(_SHARD, value) for s in statements]
 
 
@@ -211,7 +212,7 @@ def _hour_moved(dialect: str) -> str:
 def trigger_ddl(dialect: str, *, sharded: bool = True) -> list[str]:
     """The statements that create the triggers (and on PostgreSQL their functions);
     ``sharded=False``: as they were before the tables had shards (cs01a1b2001r)."""
-    return _sharded(_trigger_ddl(dialect), dialect, sharded)
+    return _sharded(_trigger_ddl(dialect), shard_sql(dialect) if sharded else None)
 
 
 def _trigger_ddl(dialect: str) -> list[str]:
@@ -311,8 +312,7 @@ def rebuild_sql(dialect: str, tenant_filter: str = "true", *, sharded: bool = Tr
             f"SELECT c.tenant_id, {at}, {agent}{_SHARD}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
             f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {at}, {agent}",
         ))
-    key, value = (", shard", ", 0") if sharded else ("", "")
-    return [s.replace(_SHARD_KEY, key).replace(_SHARD, value) for s in statements]
+    return _sharded(statements, "0" if sharded else None)
 
 
 def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
