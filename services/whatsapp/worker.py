@@ -397,6 +397,9 @@ class Sidecar:
         async def go() -> None:
             rt = self.tenants.get(tenant_id)
             if rt is not None:
+                # No tick acts on the tenant from here: once the client below has stopped, one
+                # would start it again (and write CONNECTING over the logout's record).
+                rt.busy = True
                 rt.connected = False
                 await self._stop_sender(rt)
             await self.gateway.stop(tenant_id)

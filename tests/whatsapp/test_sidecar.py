@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,42 @@ async def test_phone_unlink_disconnects_and_deletes_the_device_store(engine: Eng
         assert not sidecar.gateway.has_device_store(tenant_id)
         await asyncio.sleep(0.3)
         assert not sidecar.gateway.is_running(tenant_id)
+        await _stop(sidecar, task)
+
+
+async def test_a_tick_during_an_unlink_does_not_start_the_line_again(engine: Engine, data_dir: Path) -> None:
+    """The logout stops the client before it records why: a reconcile tick in that moment saw
+    a held line not running and started the client again (CONNECTING written over the
+    logout's record, until the restarted client was logged out in turn)."""
+    async with asyncio.timeout(30):
+        tenant_id, admin = _tenant_and_admin()
+        sidecar = simulated_sidecar(data_dir, "w1")
+        task = asyncio.create_task(sidecar.run())
+        await _link(data_dir, sidecar, tenant_id, admin)
+        gateway = sidecar.gateway
+        stop, start = gateway.stop, gateway.start
+        started_after_unlink: list[int] = []
+
+        async def stop_then_tick(tid: int) -> None:
+            await stop(tid)
+            rt = sidecar.tenants.get(tid)
+            if rt is not None:  # the reconcile tick of this very moment
+                sidecar._reconcile(tid, rt, time.monotonic(), datetime.now(timezone.utc))
+                await asyncio.sleep(0.2)  # whatever it started runs now
+
+        async def counted_start(tid: int, device_jid: str | None) -> None:
+            started_after_unlink.append(tid)
+            await start(tid, device_jid)
+
+        gateway.stop, gateway.start = stop_then_tick, counted_start  # type: ignore[method-assign]
+        enqueue_command(tenant_id, "unlink", root=_sim_root(data_dir))
+        await _until(lambda: _status(tenant_id).error_code == "logged_out")
+        await asyncio.sleep(0.3)
+        assert started_after_unlink == []
+        status = _status(tenant_id)
+        assert (status.status, status.desired_state) == (WhatsappStatus.DISCONNECTED, WhatsappDesiredState.DISCONNECTED)
+        assert not gateway.is_running(tenant_id)
+        gateway.stop, gateway.start = stop, start  # type: ignore[method-assign]
         await _stop(sidecar, task)
 
 
