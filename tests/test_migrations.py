@@ -182,8 +182,8 @@ def _migrate_rollups_with_data(url: str) -> None:
         command.upgrade(migrate.alembic_config(url), "head")
 
         def rows(conn: sa.Connection) -> dict:
-            # Each (hour, agent)'s shards summed (PostgreSQL's triggers add to the writing
-            # connection's shard; the migration's rows are shard 0).
+            # Each (hour, agent)'s shards summed (PostgreSQL's triggers add to a shard no other
+            # transaction holds; the migration's rows are shard 0).
             figures = ("total", "inbound", "answered", "missed", "answered_inbound", "ring_seconds_sum",
                        "talk_seconds_sum", "agent_talk_seconds_sum", "agent_talk_count", "total_before_15")
             return {
@@ -211,6 +211,23 @@ def _migrate_rollups_with_data(url: str) -> None:
             assert after[("2026-01-01 10", badr)] == (0,) * 8 + (0, 0)
             assert after[("2026-01-01 09", badr)] == (1, 0, 0, 0, 0, 0, 0, 0, 0, 1)
         assert _schema_differences(url) == []
+
+        if engine.dialect.name == "postgresql":
+            # At head a trigger takes a shard no other transaction holds; one step down, the
+            # connection's own again (sh01a1b2001s), and the rows as they were.
+            def function() -> str:
+                with engine.connect() as conn:
+                    return conn.execute(sa.text("SELECT pg_get_functiondef('call_stats_call'::regproc)")).scalar_one()
+
+            assert "FOR UPDATE SKIP LOCKED" in function()
+            with engine.connect() as conn:
+                at_head = rows(conn)
+            command.downgrade(migrate.alembic_config(url), "sh01a1b2001s")
+            assert "FOR UPDATE SKIP LOCKED" not in function() and "mod(pg_backend_pid(), 8)" in function()
+            with engine.connect() as conn:
+                assert rows(conn) == at_head
+            command.upgrade(migrate.alembic_config(url), "head")
+            assert "FOR UPDATE SKIP LOCKED" in function()
 
         # Down to one row per (hour, agent) again: the shards summed, the triggers still keeping them.
         with engine.connect() as conn:

@@ -34,7 +34,7 @@ from services.call_center.softphone import SoftphoneCallEvent, SoftphoneEventKin
 from services.call_center.stale_calls import close_open_calls_for_agent
 from services.errors import DomainError
 from services.models import Call, CallCreate, CallDirection, CallStatsDay, CallStatsHour, CallStatus, CallUpdate, Role, Tenant, User
-from services.models.call_stats import CALL_FIGURES, ROLLUP_FIGURES, ROLLUP_SHARDS
+from services.models.call_stats import CALL_FIGURES, ROLLUP_FIGURES
 from services.models.call_stats_triggers import rebuild_sql
 from services.pbx import ledger
 from services.pbx.records import CdrRecord, LegDirection, LegDisposition
@@ -312,52 +312,60 @@ def test_the_check_fails_on_a_wrong_rollup(session: Session) -> None:
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="WATHEEQ_TEST_POSTGRES_URL is not set")
-def test_two_connections_logging_one_agents_calls_at_once_never_wait_for_each_other(_postgres_engine) -> None:
-    """PostgreSQL: each connection adds to its own shard of an agent's hour and day, so a
-    transaction logging a call does not wait for another's commit (it did, for that row's
-    lock); the shards' sums still equal the calls, whichever connection changes a call."""
+def test_connections_logging_one_agents_calls_at_once_never_wait_for_each_other(_postgres_engine) -> None:
+    """PostgreSQL: a trigger adds to a shard of the agent's hour and day that no other
+    transaction holds, so a transaction logging a call never waits for another's commit (it
+    did, for that row's lock, whenever two connections' process ids fell in one shard); a key
+    gets only as many rows as transactions wrote it at once; the shards' sums still equal the
+    calls, whichever connection changes a call."""
     engine = _postgres_engine
     _truncate_all(engine)
     with Session(engine, expire_on_commit=False) as setup:
         firm = _firm(setup, "Asia/Riyadh")
         setup.commit()
     agent = firm.agents[0]
-    # Two connections open at once whose shards differ (a backend's process id picks it).
-    held = [engine.connect() for _ in range(6)]
-    by_shard = {c.exec_driver_sql(f"SELECT mod(pg_backend_pid(), {ROLLUP_SHARDS})").scalar_one(): c for c in held}
-    assert len(by_shard) >= 2, "six connections, one shard: process ids should differ"
-    first, second = list(by_shard.values())[:2]
-    for c in held:
-        c.rollback()
-    a, b = Session(bind=first, expire_on_commit=False), Session(bind=second, expire_on_commit=False)
-    try:
-        def logged(s: Session, minute: int, status: CallStatus) -> int:
-            # Numbers of their own: two transactions adding one new number to number search's
-            # dictionary do wait for each other (that row is one).
-            call = log_call(session=s, tenant_id=firm.tenant.id, actor=agent,
-                            data=CallCreate(direction=IN, remote_number=f"05012345{minute:02d}", started_at=T0 + timedelta(minutes=minute), status=status))
-            s.flush()
-            return call.id
+    held = [Session(bind=engine.connect(), expire_on_commit=False) for _ in range(3)]
 
-        a_call = logged(a, 5, CallStatus.RINGING)  # its transaction stays open
-        b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        logged(b, 10, CallStatus.COMPLETED)  # the same agent, hour and day: no wait
-        b.commit()
-        a.commit()
-        # A call changed by the other connection: its old share leaves that connection's shard.
-        update_call_status(session=b, tenant_id=firm.tenant.id, actor=agent, call_id=a_call,
+    def logged(s: Session, minute: int, status: CallStatus) -> int:
+        # Numbers of their own: two transactions adding one new number to number search's
+        # dictionary do wait for each other (that row is one).
+        call = log_call(session=s, tenant_id=firm.tenant.id, actor=agent,
+                        data=CallCreate(direction=IN, remote_number=f"05012345{minute:02d}", started_at=T0 + timedelta(minutes=minute), status=status))
+        s.flush()
+        return call.id
+
+    def rows() -> int:
+        with Session(engine) as reader:
+            return reader.execute(sa.select(sa.func.count()).select_from(_table).where(_table.c.tenant_id == firm.tenant.id)).scalar_one()
+
+    try:
+        first_call = logged(held[0], 5, CallStatus.RINGING)  # its transaction stays open
+        for n, s in enumerate(held[1:], start=1):
+            # The same agent, hour and day while the others' transactions hold their rows: no wait.
+            s.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            logged(s, 5 + n, CallStatus.COMPLETED)
+        for s in held:
+            s.commit()
+        # Three transactions at once: three rows of the (hour, agent); one at a time after
+        # that, from any connection, adds to those rows (none locked) and makes no new one.
+        assert rows() == 3
+        for minute in range(20, 25):
+            with Session(engine) as s:
+                logged(s, minute, CallStatus.MISSED)
+                s.commit()
+        assert rows() == 3
+        # A call changed by another connection: its old share leaves whichever row that one takes.
+        update_call_status(session=held[2], tenant_id=firm.tenant.id, actor=agent, call_id=first_call,
                            data=CallUpdate(status=CallStatus.ANSWERED, answered_at=T0 + timedelta(minutes=5, seconds=7)))
-        b.commit()
+        held[2].commit()
     finally:
-        a.close()
-        b.close()
-        for c in held:
-            c.close()
+        for s in held:
+            bind = s.get_bind()
+            s.close()
+            bind.close()
     with Session(engine, expire_on_commit=False) as session:
-        shards = session.execute(sa.select(sa.func.count(sa.distinct(_table.c.shard))).where(_table.c.tenant_id == firm.tenant.id)).scalar_one()
-        assert shards == 2
         assert_rollups_equal_a_rebuild(session)
         assert_stats_equal_raw(session, firm, random.Random(4))
         stats = get_stats(session=session, tenant_id=firm.tenant.id, actor=firm.manager,
                           date_from=T0 - timedelta(hours=1), date_to=T0 + timedelta(hours=2))
-        assert (stats.total, stats.answered) == (2, 2)
+        assert (stats.total, stats.answered, stats.missed) == (8, 3, 5)

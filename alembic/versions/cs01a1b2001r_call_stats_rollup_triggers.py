@@ -58,7 +58,7 @@ def upgrade() -> None:
     # they were before the tables had shards (sh01a1b2001s adds them).
     for statement in rebuild_sql(dialect, sharded=False):
         op.execute(statement)
-    for statement in trigger_ddl(dialect, sharded=False):
+    for statement in trigger_ddl(dialect, shards="none"):
         op.execute(statement)
 
 

@@ -1,7 +1,8 @@
 """call statistics: the rollup rows of one (firm, hour or day, agent) spread over shards
 
 ``call_stats_hour`` and ``call_stats_day`` get ``shard`` in their primary key. On PostgreSQL
-each connection adds to its own shard (services.models.call_stats_triggers.shard_sql), so
+each connection adds to its own shard (mod(pg_backend_pid(), 8); sh02a1b2001t picks an
+unlocked one instead: services.models.call_stats_triggers.shard_sql), so
 concurrent transactions logging calls of one agent no longer queue for one row's lock until
 the first commits. Existing rows become shard 0; readers already sum rows.
 
@@ -78,7 +79,7 @@ def _rekey(with_shard: bool) -> None:
                        f' FROM {table} GROUP BY tenant_id, {slot}, agent_key')
         op.execute(f'DROP TABLE {table}')
         op.execute(f'ALTER TABLE {table}_new RENAME TO {table}')
-    for statement in trigger_ddl(dialect, sharded=with_shard):
+    for statement in trigger_ddl(dialect, shards='pid' if with_shard else 'none'):
         op.execute(statement)
 
 

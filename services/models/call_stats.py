@@ -24,10 +24,12 @@ SPLIT_FIGURES = tuple(f"{name}_before_{m}" for m in SPLIT_MINUTES for name in ("
 ROLLUP_FIGURES = CALL_FIGURES + SPLIT_FIGURES
 # The service-level threshold the rollups count for (answered_inbound_within_20s).
 ROLLUP_SERVICE_LEVEL_S = 20
-# How many rows one (firm, hour or day, agent) may be spread over on PostgreSQL, each
-# database connection adding to its own (``shard``): concurrent transactions logging calls
-# of one agent then update different rows instead of queueing for one row's lock until
-# the first commits. Readers sum over the shards (every read already sums rows).
+# One (firm, hour or day, agent) is spread over several rows on PostgreSQL (``shard``), so
+# concurrent transactions logging calls of one agent update different rows instead of
+# queueing for one row's lock until the first commits; readers sum over the shards (every
+# read already sums rows). Each trigger adds to a row of the key no other transaction holds,
+# else to a new one (services.models.call_stats_triggers.shard_sql). Until sh02a1b2001t it
+# was the connection's, one of this many (mod(pg_backend_pid(), 8)).
 ROLLUP_SHARDS = 8
 _BIG = frozenset({"ring_seconds_sum", "talk_seconds_sum", "agent_talk_seconds_sum"})
 
@@ -43,9 +45,9 @@ class CallStatsHour(SQLModel, table=True):
     here in the same transaction (:func:`rollup_trigger_ddl`), so the rows always equal the
     figures computed from the calls themselves. ``agent_key`` is the call's agent, 0 for none
     (a primary key needs a value); a leg's talk goes to the leg's agent, in the hour its
-    call started. One (firm, hour, agent) may have up to :data:`ROLLUP_SHARDS` rows, told
-    apart by ``shard`` (PostgreSQL: the writing connection's; SQLite, one writer: always 0):
-    its figures are their sum.
+    call started. One (firm, hour, agent) may have several rows, told apart by ``shard``
+    (PostgreSQL: as many as transactions ever wrote it at the same moment; SQLite, one
+    writer: always 0): its figures are their sum.
     """
 
     __tablename__ = "call_stats_hour"

@@ -16,9 +16,9 @@ UTC day in ``call_stats_day`` (the twelve figures, without the hour's split colu
     Σ_s call_stats_hour(h, a, s) = Σ figures(call)   over calls started in h whose agent is a
                           + Σ talk(leg), #legs over answered legs whose agent is a, of calls started in h
 
-Each trigger keeps it by subtracting the old row's share and adding the new one's, in the
-shard of the connection that writes (:func:`shard_sql`: on PostgreSQL, transactions of
-different connections logging calls of one agent at once then lock different rows):
+Each trigger keeps it by subtracting the old row's share and adding the new one's, in a
+shard no other transaction holds (:func:`shard_sql`: on PostgreSQL, transactions logging
+calls of one agent at once lock different rows and never wait for each other's commit):
 
 - ``call`` insert: + the call's figures. Update of a column a figure reads: − old, + new;
   when the start moves to another hour, its legs' talk moves with it. Delete (BEFORE, so the
@@ -131,73 +131,103 @@ def call_terms(dialect: str, r: str) -> dict[str, str]:
     return terms
 
 
-def shard_sql(dialect: str) -> str:
-    """The rollup row a trigger adds to, among a key's :data:`ROLLUP_SHARDS`: on PostgreSQL
-    the writing connection's (its backend's process id; a connection's transactions never
-    wait on each other), on SQLite always 0 (one writer at a time)."""
+# How a trigger picks the shard it adds to (:func:`trigger_ddl`): "none" before the tables had
+# shards (cs01a1b2001r); "pid" the writing connection's, mod(pg_backend_pid(), ROLLUP_SHARDS)
+# (sh01a1b2001s: connections whose ids fell in one shard still queued on its lock); "unlocked",
+# now (see :func:`shard_sql`).
+SHARD_MODES = ("none", "pid", "unlocked")
+
+# Where a new row's shard comes from ("unlocked", when every row of its key is locked by other
+# transactions): a sequence, so that no two transactions ever add the same new row (one would
+# wait for the other's commit: a connection's own process id did collide, with a row of an
+# earlier connection that another transaction held). ``shard`` is a SMALLINT: the values wrap,
+# long after the rows of any one key were made (a key gets a new row only under contention).
+SHARD_SEQUENCE = "call_stats_shard"
+NEW_SHARD_MODULUS = 32768
+
+
+def shard_sql(dialect: str, mode: str, table: str, slot: str, tenant: str, at: str, agent: str) -> str | None:
+    """The shard (SQL) the row of ``table`` keyed (``tenant``, ``at``, ``agent``) is added to,
+    or None when the tables have no shard (``mode`` "none"). SQLite has one writer: always 0.
+
+    "unlocked" (PostgreSQL): a row of the key that no other transaction has locked (taken and
+    locked at once, FOR UPDATE SKIP LOCKED; its own locked rows count as free), else a new row
+    (:data:`SHARD_SEQUENCE`). No transaction waits for another's commit to add to an agent's
+    hour, however many write it at once, and a key has only as many rows as transactions ever
+    wrote it at the same moment (a row is added only when all were locked).
+    """
+    if mode == "none":
+        return None
     if dialect == "sqlite":
         return "0"
-    return f"mod(pg_backend_pid(), {ROLLUP_SHARDS})"
+    if mode == "pid":
+        return f"mod(pg_backend_pid(), {ROLLUP_SHARDS})"
+    assert mode == "unlocked", mode
+    return (
+        f"COALESCE((SELECT s.shard FROM {table} s WHERE s.tenant_id = {tenant} AND s.{slot} = {at}"
+        f" AND s.agent_key = {agent} LIMIT 1 FOR UPDATE SKIP LOCKED), mod(nextval('{SHARD_SEQUENCE}'), {NEW_SHARD_MODULUS}))"
+    )
 
 
-# Where the statements below name the shard: its column in a key, its value after the agent's.
-# :func:`_sharded` puts them in (or leaves them out, for the migration that predates them).
-_SHARD_KEY, _SHARD = "<shard-key>", "<shard>"
+def _key_values(dialect: str, mode: str, table: str, slot: str, tenant: str, at: str, agent: str) -> str:
+    """The select list's key of a rollup row: firm, time, agent[, shard]."""
+    shard = shard_sql(dialect, mode, table, slot, tenant, at, agent)
+    return f"{tenant}, {at}, {agent}" + (f", {shard}" if shard is not None else "")
 
 
-def _sharded(statements: list[str], shard: str | None) -> list[str]:
-    """``statements`` adding to shard ``shard`` (SQL), or to tables without shards (None)."""
-    key, value = (", shard", f", {shard}") if shard is not None else ("", "")
-    return [s.replace(_SHARD_KEY, key).replace(_SHARD, value) for s in statements]
-
-
-def _upsert(table: str, slot: str, columns: list[str], select: str) -> str:
+def _upsert(table: str, slot: str, columns: list[str], select: str, mode: str) -> str:
     """INSERT … ON CONFLICT adding the figures ``select`` gives (its columns: firm, time,
-    agent, shard, then ``columns``) to their rows of ``table``."""
+    agent, shard unless ``mode`` is "none", then ``columns``) to their rows of ``table``."""
     adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
-    key = f"tenant_id, {slot}, agent_key{_SHARD_KEY}"
+    key = f"tenant_id, {slot}, agent_key" + ("" if mode == "none" else ", shard")
     return f"INSERT INTO {table} ({key}, {', '.join(columns)}) {select} ON CONFLICT ({key}) DO UPDATE SET {adds}"
 
 
-def _call_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
+def _call_share(dialect: str, mode: str, r: str, sign: str, *, guard: bool = False) -> str:
     """± the figures of call row ``r`` in its hour's and day's rows of its agent."""
     terms = call_terms(dialect, r)
     where = f" WHERE {_TENANT.format(r=r)}" if guard else " WHERE true"
     statements = []
     for table, slot, slot_of, figures in LEVELS:
         values = ", ".join(f"{sign}{terms[c]}" if terms[c] == "1" else f"{sign}({terms[c]})" for c in figures)
-        select = (f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, COALESCE({r}.agent_user_id, 0){_SHARD},"
-                  f" {values}{where}")
-        statements.append(_upsert(table, slot, list(figures), select))
+        key = _key_values(dialect, mode, table, slot, f"{r}.tenant_id", slot_of(dialect, f"{r}.started_at"),
+                          f"COALESCE({r}.agent_user_id, 0)")
+        statements.append(_upsert(table, slot, list(figures), f"SELECT {key}, {values}{where}", mode))
     return "; ".join(statements)
 
 
-def _legs_of_call(dialect: str, r: str, sign: str, condition: str = "true") -> str:
+def _legs_of_call(dialect: str, mode: str, r: str, sign: str, condition: str = "true") -> str:
     """± the answered legs' talk of call row ``r``, by leg agent, in the call's hour and day."""
     agent = "COALESCE(l.agent_user_id, 0)"
     statements = []
     for table, slot, slot_of, _ in LEVELS:
-        select = (
-            f"SELECT {r}.tenant_id, {slot_of(dialect, f'{r}.started_at')}, {agent}{_SHARD},"
-            f" {sign}SUM(l.talk_seconds), {sign}COUNT(*)"
+        # Summed per agent first: the shard's subquery then names the sums' columns (not a
+        # grouped expression, which PostgreSQL refuses in a subquery).
+        by_agent = (
+            f"SELECT {r}.tenant_id AS tenant_id, {slot_of(dialect, f'{r}.started_at')} AS at, {agent} AS agent,"
+            f" {sign}SUM(l.talk_seconds) AS talk, {sign}COUNT(*) AS legs"
             f" FROM call_leg l WHERE l.call_id = {r}.id AND l.answered_at IS NOT NULL AND {condition}"
             f" GROUP BY {agent}"
         )
-        statements.append(_upsert(table, slot, _TALK, select))
+        key = _key_values(dialect, mode, table, slot, "g.tenant_id", "g.at", "g.agent")
+        # (WHERE: SQLite would read ON CONFLICT after a FROM as a join's ON.)
+        statements.append(_upsert(table, slot, _TALK, f"SELECT {key}, g.talk, g.legs FROM ({by_agent}) AS g WHERE true", mode))
     return "; ".join(statements)
 
 
-def _leg_share(dialect: str, r: str, sign: str, *, guard: bool = False) -> str:
+def _leg_share(dialect: str, mode: str, r: str, sign: str, *, guard: bool = False) -> str:
     """± one answered leg's talk (row ``r``), in the hour and day of its call; nothing once the call is gone."""
     statements = []
     for table, slot, slot_of, _ in LEVELS:
+        key = _key_values(dialect, mode, table, slot, "c.tenant_id", slot_of(dialect, "c.started_at"),
+                          f"COALESCE({r}.agent_user_id, 0)")
         select = (
-            f"SELECT c.tenant_id, {slot_of(dialect, 'c.started_at')}, COALESCE({r}.agent_user_id, 0){_SHARD},"
-            f" {sign}{r}.talk_seconds, {sign}1 FROM call c WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
+            f"SELECT {key}, {sign}{r}.talk_seconds, {sign}1 FROM call c"
+            f" WHERE c.id = {r}.call_id AND {r}.answered_at IS NOT NULL"
         )
         if guard:
             select += f" AND {_TENANT.format(r='c')}"
-        statements.append(_upsert(table, slot, _TALK, select))
+        statements.append(_upsert(table, slot, _TALK, select, mode))
     return "; ".join(statements)
 
 
@@ -209,65 +239,67 @@ def _hour_moved(dialect: str) -> str:
     return f"{hour_sql(dialect, 'OLD.started_at')} <> {hour_sql(dialect, 'NEW.started_at')}"
 
 
-def trigger_ddl(dialect: str, *, sharded: bool = True) -> list[str]:
-    """The statements that create the triggers (and on PostgreSQL their functions);
-    ``sharded=False``: as they were before the tables had shards (cs01a1b2001r)."""
-    return _sharded(_trigger_ddl(dialect), shard_sql(dialect) if sharded else None)
-
-
-def _trigger_ddl(dialect: str) -> list[str]:
+def trigger_ddl(dialect: str, *, shards: str = "unlocked") -> list[str]:
+    """The statements that create the triggers (and on PostgreSQL their functions), adding
+    to the shards as ``shards`` (:data:`SHARD_MODES`) says: the migrations that came before
+    build theirs as they were."""
+    if shards not in SHARD_MODES:
+        raise ValueError(f"no shard mode {shards!r}")
+    mode = shards
     if dialect == "sqlite":
         changed = _changed(CALL_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
         leg_changed = _changed(LEG_COLUMNS, lambda a, b: f"{a} IS NOT {b}")
         moved = _hour_moved(dialect)
         old_tenant = _TENANT.format(r="OLD")
         return [
-            f"CREATE TRIGGER IF NOT EXISTS call_stats_call_insert AFTER INSERT ON call BEGIN {_call_share(dialect, 'NEW', '')}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_call_insert AFTER INSERT ON call BEGIN {_call_share(dialect, mode, 'NEW', '')}; END",
             f"CREATE TRIGGER IF NOT EXISTS call_stats_call_update AFTER UPDATE OF {', '.join(CALL_COLUMNS)} ON call"
-            f" WHEN {changed} BEGIN {_call_share(dialect, 'OLD', '-', guard=True)}; {_call_share(dialect, 'NEW', '', guard=True)};"
-            f" {_legs_of_call(dialect, 'OLD', '-', moved + ' AND ' + old_tenant)};"
-            f" {_legs_of_call(dialect, 'NEW', '', moved + ' AND ' + old_tenant)}; END",
+            f" WHEN {changed} BEGIN {_call_share(dialect, mode, 'OLD', '-', guard=True)}; {_call_share(dialect, mode, 'NEW', '', guard=True)};"
+            f" {_legs_of_call(dialect, mode, 'OLD', '-', moved + ' AND ' + old_tenant)};"
+            f" {_legs_of_call(dialect, mode, 'NEW', '', moved + ' AND ' + old_tenant)}; END",
             f"CREATE TRIGGER IF NOT EXISTS call_stats_call_delete BEFORE DELETE ON call BEGIN"
-            f" {_call_share(dialect, 'OLD', '-', guard=True)};"
-            f" {_legs_of_call(dialect, 'OLD', '-', old_tenant)}; END",
-            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_insert AFTER INSERT ON call_leg BEGIN {_leg_share(dialect, 'NEW', '')}; END",
+            f" {_call_share(dialect, mode, 'OLD', '-', guard=True)};"
+            f" {_legs_of_call(dialect, mode, 'OLD', '-', old_tenant)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_insert AFTER INSERT ON call_leg BEGIN {_leg_share(dialect, mode, 'NEW', '')}; END",
             f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_update AFTER UPDATE OF {', '.join(LEG_COLUMNS)} ON call_leg"
-            f" WHEN {leg_changed} BEGIN {_leg_share(dialect, 'OLD', '-', guard=True)}; {_leg_share(dialect, 'NEW', '', guard=True)}; END",
-            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_delete AFTER DELETE ON call_leg BEGIN {_leg_share(dialect, 'OLD', '-', guard=True)}; END",
+            f" WHEN {leg_changed} BEGIN {_leg_share(dialect, mode, 'OLD', '-', guard=True)}; {_leg_share(dialect, mode, 'NEW', '', guard=True)}; END",
+            f"CREATE TRIGGER IF NOT EXISTS call_stats_leg_delete AFTER DELETE ON call_leg BEGIN {_leg_share(dialect, mode, 'OLD', '-', guard=True)}; END",
         ]
     moved = _hour_moved(dialect)
+    sequence = [f"CREATE SEQUENCE IF NOT EXISTS {SHARD_SEQUENCE}"] if mode == "unlocked" else []
     call_fn = f"""CREATE OR REPLACE FUNCTION call_stats_call() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    {_call_share(dialect, 'NEW', '')};
+    {_call_share(dialect, mode, 'NEW', '')};
   ELSIF NOT {_TENANT.format(r='OLD')} THEN
     NULL;  -- the firm is being deleted
   ELSIF TG_OP = 'UPDATE' THEN
-    {_call_share(dialect, 'OLD', '-')};
-    {_call_share(dialect, 'NEW', '')};
+    {_call_share(dialect, mode, 'OLD', '-')};
+    {_call_share(dialect, mode, 'NEW', '')};
     IF {moved} THEN
-      {_legs_of_call(dialect, 'OLD', '-')};
-      {_legs_of_call(dialect, 'NEW', '')};
+      {_legs_of_call(dialect, mode, 'OLD', '-')};
+      {_legs_of_call(dialect, mode, 'NEW', '')};
     END IF;
   ELSE
-    {_call_share(dialect, 'OLD', '-')};
-    {_legs_of_call(dialect, 'OLD', '-')};
+    {_call_share(dialect, mode, 'OLD', '-')};
+    {_legs_of_call(dialect, mode, 'OLD', '-')};
   END IF;
   RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NULL END;
 END $$"""
     leg_fn = f"""CREATE OR REPLACE FUNCTION call_stats_leg() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    {_leg_share(dialect, 'OLD', '-', guard=True)};
+    {_leg_share(dialect, mode, 'OLD', '-', guard=True)};
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    {_leg_share(dialect, 'NEW', '', guard=True)};
+    {_leg_share(dialect, mode, 'NEW', '', guard=True)};
   END IF;
   RETURN NULL;
 END $$"""
     changed = _changed(CALL_COLUMNS, lambda a, b: f"{a} IS DISTINCT FROM {b}")
     leg_changed = _changed(LEG_COLUMNS, lambda a, b: f"{a} IS DISTINCT FROM {b}")
     return [
+        *sequence,
         call_fn,
         leg_fn,
         "CREATE OR REPLACE TRIGGER call_stats_call_insert AFTER INSERT ON call FOR EACH ROW EXECUTE FUNCTION call_stats_call()",
@@ -289,6 +321,7 @@ def drop_ddl(dialect: str) -> list[str]:
         *(f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, names in tables.items() for name in names),
         "DROP FUNCTION IF EXISTS call_stats_call()",
         "DROP FUNCTION IF EXISTS call_stats_leg()",
+        f"DROP SEQUENCE IF EXISTS {SHARD_SEQUENCE}",
     ]
 
 
@@ -309,10 +342,12 @@ def rebuild_sql(dialect: str, tenant_filter: str = "true", *, sharded: bool = Tr
         )
         statements.append(_upsert(
             table, slot, _TALK,
-            f"SELECT c.tenant_id, {at}, {agent}{_SHARD}, SUM(l.talk_seconds), COUNT(*) FROM call_leg l JOIN call c ON c.id = l.call_id"
+            f"SELECT c.tenant_id, {at}, {agent}{', 0' if sharded else ''}, SUM(l.talk_seconds), COUNT(*)"
+            f" FROM call_leg l JOIN call c ON c.id = l.call_id"
             f" WHERE l.answered_at IS NOT NULL AND {tenant_filter} GROUP BY c.tenant_id, {at}, {agent}",
+            "pid" if sharded else "none",
         ))
-    return _sharded(statements, "0" if sharded else None)
+    return statements
 
 
 def _create(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
