@@ -128,7 +128,7 @@ def test_any_part_of_a_number_finds_what_a_scan_finds(session, monkeypatch, plan
         monkeypatch.setattr(call_history, name, value)
     walks: list[int] = []
     membership = call_history._number_membership
-    monkeypatch.setattr(call_history, "_number_membership", lambda numbers, e164: walks.append(1) or membership(numbers, e164))
+    monkeypatch.setattr(call_history, "_number_membership", lambda session, numbers, e164: walks.append(1) or membership(session, numbers, e164))
     rng = random.Random(16)
     firm = f.make_firm(session)
     other = f.make_firm(session)

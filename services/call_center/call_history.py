@@ -88,6 +88,10 @@ def _public_select(tenant_id: int) -> sa.Select[Any]:
 # A page's rows by their ids, built once (the firm and the ids bound at execution): the
 # history runs it for every page, and building and compiling it each time cost ~1 ms.
 _PAGE_ROWS = _public_select(sa.bindparam("page_tenant_id")).where(Call.id.in_(sa.bindparam("page_ids", expanding=True)))
+# PostgreSQL: the ids as one array (see _among), one text for every page length.
+_PAGE_ROWS_ANY = _public_select(sa.bindparam("page_tenant_id")).where(
+    Call.id == sa.any_(sa.bindparam("page_ids", type_=sa.ARRAY(sa.Integer)))
+)
 
 
 def _public(row: Any) -> CallPublic:
@@ -250,6 +254,16 @@ def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list
     return None if len(found) > MAX_DICTIONARY_NUMBERS else found
 
 
+def _among(session: Session, column: Any, values: list[str]) -> sa.ColumnElement[bool]:
+    """``column IN values``. On PostgreSQL as one array parameter (``= ANY``): the statement's
+    text is then the same for any number of values, so psycopg prepares it once it has run a
+    few times on a connection, where a list of a few hundred parameters was parsed and planned
+    anew for every search (as many texts as list lengths)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=sa.ARRAY(sa.String)))
+    return column.in_(values)
+
+
 def _number_branches(
     session: Session, tenant_id: int, number: str, region: str
 ) -> tuple[list[list[sa.ColumnElement[bool]]], list[str] | None, str | None]:
@@ -267,16 +281,16 @@ def _number_branches(
     branches = []
     e164s = sorted({*numbers, e164} if e164 else numbers)
     if e164s:
-        branches.append([Call.remote_e164.in_(e164s)])
+        branches.append([_among(session, Call.remote_e164, e164s)])
     if numbers:
-        branches.append([Call.remote_e164.is_(None), Call.remote_number.in_(numbers)])
+        branches.append([Call.remote_e164.is_(None), _among(session, Call.remote_number, numbers)])
     return branches, numbers, e164
 
 
-def _number_membership(numbers: list[str], e164: str | None) -> sa.ColumnElement[bool]:
+def _number_membership(session: Session, numbers: list[str], e164: str | None) -> sa.ColumnElement[bool]:
     """The same calls as :func:`_number_branches`'s lookups, as one test of a call's row (for
     the walk of the history index): its number among those found, or its E.164 form the query's."""
-    member = sa.func.coalesce(Call.remote_e164, Call.remote_number).in_(numbers)
+    member = _among(session, sa.func.coalesce(Call.remote_e164, Call.remote_number), numbers)
     return sa.or_(member, Call.remote_e164 == e164) if e164 else member
 
 
@@ -376,7 +390,7 @@ def get_call_history(
             if walk:
                 # Past the bound: the history index read in order, each call tested against the
                 # numbers (the other filters out of index choice likewise), until the page is full.
-                conds = [*others, _number_membership(numbers, e164)]
+                conds = [*others, _number_membership(session, numbers, e164)]
         else:
             # A fragment in most numbers: paged like any filter (the history index read in
             # order until the page is full, the count from ix_call_tenant_remote).
@@ -417,7 +431,10 @@ def get_call_history(
     id_list = id_list[:page_size]
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
-        session.connection().execute(_PAGE_ROWS, {"page_tenant_id": tenant_id, "page_ids": id_list}).all()
+        session.connection().execute(
+            _PAGE_ROWS_ANY if session.get_bind().dialect.name == "postgresql" else _PAGE_ROWS,
+            {"page_tenant_id": tenant_id, "page_ids": id_list},
+        ).all()
         if id_list
         else []
     )
