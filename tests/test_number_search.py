@@ -262,3 +262,42 @@ def test_a_number_without_digits_is_refused_or_ignored(session, query):
 
     with pytest.raises(Invalid):
         get_call_history(session=session, tenant_id=firm.tenant.id, actor=manager, filters=CallFilters(number=query))
+
+
+def test_a_search_sends_the_same_statements_however_many_numbers_it_finds(session):
+    """PostgreSQL: the numbers a search found, and its page's ids, are bound as one array, so
+    its statements have the same text for 25 numbers as for 40: the driver prepares each once,
+    where a list of a few hundred parameters was parsed and planned for every search. SQLite
+    plans in microseconds and keeps its lists (one text per length)."""
+    firm = f.make_firm(session)
+    manager = f.principal_of(f.make_user(session, firm.tenant, Role.MANAGER))
+    for group, count in (("1", 25), ("2", 40)):
+        fragment = "7788" if group == "1" else "4466"
+        for i in range(count):
+            local = f"055{group}{i:02d}0{fragment}"
+            f.make_call(session, firm.tenant, remote_number=local, remote_e164="+966" + local[1:],
+                        started_at=utcnow() - timedelta(minutes=i))
+    engine = session.get_bind()
+
+    def statements(query: str, expected: int) -> list[str]:
+        sent: list[str] = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+            sent.append(statement)
+
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            page = get_call_history(session=session, tenant_id=firm.tenant.id, actor=manager,
+                                    filters=CallFilters(number=query), page_size=50)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+        assert (page.count, len(page.data)) == (expected, expected)
+        assert [c.id for c in page.data] == _scan(session, firm.tenant.id, query)
+        return sent
+
+    fewer, more = statements("7788", 25), statements("4466", 40)
+    assert len(fewer) == len(more) >= 3  # the same plan: more numbers than FEW_NUMBERS, within the bound
+    if engine.dialect.name == "postgresql":
+        assert fewer == more
+    else:
+        assert fewer != more
