@@ -254,12 +254,16 @@ def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list
     return None if len(found) > MAX_DICTIONARY_NUMBERS else found
 
 
+def _on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _among(session: Session, column: Any, values: list[str]) -> sa.ColumnElement[bool]:
     """``column IN values``. On PostgreSQL as one array parameter (``= ANY``): the statement's
     text is then the same for any number of values, so psycopg prepares it once it has run a
     few times on a connection, where a list of a few hundred parameters was parsed and planned
     anew for every search (as many texts as list lengths)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _on_postgres(session):
         return column == sa.any_(sa.bindparam(None, values, type_=sa.ARRAY(sa.String)))
     return column.in_(values)
 
@@ -432,7 +436,7 @@ def get_call_history(
     # No ORDER BY here: with one, SQLite walks the history index instead of fetching 50 rowids.
     rows = (
         session.connection().execute(
-            _PAGE_ROWS_ANY if session.get_bind().dialect.name == "postgresql" else _PAGE_ROWS,
+            _PAGE_ROWS_ANY if _on_postgres(session) else _PAGE_ROWS,
             {"page_tenant_id": tenant_id, "page_ids": id_list},
         ).all()
         if id_list
