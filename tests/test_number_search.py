@@ -113,12 +113,14 @@ def _queries(rng: random.Random, numbers: list[tuple[str, str | None]]) -> set[s
 
 
 # How a search's page is read: from the numbers' calls, looked up and sorted (in few numbers at
-# once; else when the matches, counted first, are within the bound, or for a deep page by number),
-# or from the firm's calls walked newest first and tested against the numbers (past the bound; here
-# up to a numbered page 3 deep). The bound is small so that most searches pass it.
+# once; for a deep page by number), from the matches read up to the bound + 1 with their count
+# in one statement (when they are within the bound), or from the firm's calls walked newest first
+# and tested against the numbers (past the bound; here up to a numbered page 3 deep). In "lookup"
+# and "walk" the bound is small so that most searches pass it; in "within" none does.
 PLANS = {
     "lookup": {"COUNT_BOUND": 9, "FEW_NUMBERS": 10**6},
     "walk": {"COUNT_BOUND": 9, "FEW_NUMBERS": 0, "WALK_MAX_OFFSET": 14},
+    "within": {"COUNT_BOUND": 10**6, "FEW_NUMBERS": 0},
 }
 
 
@@ -129,6 +131,14 @@ def test_any_part_of_a_number_finds_what_a_scan_finds(session, monkeypatch, plan
     walks: list[int] = []
     membership = call_history._number_membership
     monkeypatch.setattr(call_history, "_number_membership", lambda session, numbers, e164: walks.append(1) or membership(session, numbers, e164))
+    counted_pages: list[bool] = []  # for each page read with its count: past the first page
+    counted_page = call_history._counted_page
+
+    def counting(session, lookups, after_of, newest_first, limit, offset, bound):
+        counted_pages.append(offset > 0 or after_of(Call.started_at, Call.id) is not None)
+        return counted_page(session, lookups, after_of, newest_first, limit, offset, bound)
+
+    monkeypatch.setattr(call_history, "_counted_page", counting)
     rng = random.Random(16)
     firm = f.make_firm(session)
     other = f.make_firm(session)
@@ -160,8 +170,13 @@ def test_any_part_of_a_number_finds_what_a_scan_finds(session, monkeypatch, plan
         # With other filters, and seen by an agent (own calls only).
         own = _scan(session, tenant_id, query, agent_id=agent.id, since=since)
         assert _searched(session, tenant_id, agent_principal, query, date_from=since, expected=len(own)) == own, query
-    assert past_bound > 50  # the bound was passed, and on both plans
-    assert (len(walks) > 100) if plan == "walk" else not walks
+    if plan == "within":
+        assert past_bound == 0 and not walks
+        # Every search counted with its page: first pages and later ones (by cursor and number).
+        assert counted_pages.count(True) > 100 and counted_pages.count(False) > 100
+    else:
+        assert past_bound > 50  # the bound was passed, and on both plans
+        assert (len(walks) > 100) if plan == "walk" else not walks
 
 
 def test_the_count_is_exact_up_to_the_bound_and_says_more_past_it(session, monkeypatch):

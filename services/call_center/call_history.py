@@ -6,6 +6,7 @@ Agents see only their own calls, supervisors the whole firm's; every name joined
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -226,8 +227,9 @@ def _number_condition(fragment: str, e164: str | None) -> sa.ColumnElement[bool]
     return sa.or_(*conditions)
 
 
-# Built once: the statement is the same for every search but its values.
-_DICTIONARY = (
+# Built once: the statement is the same for every search but its values. The firm's region
+# comes with the numbers (a typed number's E.164 form depends on it): one round trip, not two.
+_NUMBERS_HOLDING = (
     sa.select(CallNumber.number)
     .where(
         owned_by(CallNumber, sa.bindparam("tenant_id")),  # type: ignore[arg-type]
@@ -236,22 +238,31 @@ _DICTIONARY = (
     )
     .distinct()
     .limit(sa.bindparam("limit"))
+    .subquery("holding")
 )
+_DICTIONARY = (
+    sa.select(Tenant.region, _NUMBERS_HOLDING.c.number)
+    .select_from(Tenant)
+    .outerjoin(_NUMBERS_HOLDING, sa.true())
+    .where(Tenant.id == sa.bindparam("tenant_id"))
+)
+_REGION = sa.select(Tenant.region).where(Tenant.id == sa.bindparam("tenant_id"))
 
 
-def _dictionary_numbers(session: Session, tenant_id: int, fragment: str) -> list[str] | None:
-    """The firm's numbers (``coalesce(remote_e164, remote_number)``) holding the fragment,
-    from the suffixes of :class:`CallNumber`; None when the fragment is shorter than the
-    dictionary keeps or is in too many numbers (then the scan answers)."""
+def _region_and_numbers(session: Session, tenant_id: int, fragment: str) -> tuple[str, list[str] | None]:
+    """The firm's region, and its numbers (``coalesce(remote_e164, remote_number)``) holding
+    the fragment, from the suffixes of :class:`CallNumber`: None when the fragment is shorter
+    than the dictionary keeps or is in too many numbers (then the scan answers)."""
     if len(fragment) < MIN_FRAGMENT:
-        return None
-    found = list(
-        session.execute(
-            _DICTIONARY,
-            {"tenant_id": tenant_id, "low": fragment, "high": fragment + AFTER_DIGITS, "limit": MAX_DICTIONARY_NUMBERS + 1},
-        ).scalars()
-    )
-    return None if len(found) > MAX_DICTIONARY_NUMBERS else found
+        return session.execute(_REGION, {"tenant_id": tenant_id}).scalar_one(), None
+    rows = session.execute(
+        _DICTIONARY,
+        {"tenant_id": tenant_id, "low": fragment, "high": fragment + AFTER_DIGITS, "limit": MAX_DICTIONARY_NUMBERS + 1},
+    ).all()
+    if not rows:
+        raise NotFound("firm not found")
+    found = [number for _, number in rows if number is not None]
+    return rows[0][0], (None if len(found) > MAX_DICTIONARY_NUMBERS else found)
 
 
 def _on_postgres(session: Session) -> bool:
@@ -269,14 +280,14 @@ def _among(session: Session, column: Any, values: list[str]) -> sa.ColumnElement
 
 
 def _number_branches(
-    session: Session, tenant_id: int, number: str, region: str
+    session: Session, tenant_id: int, number: str
 ) -> tuple[list[list[sa.ColumnElement[bool]]], list[str] | None, str | None]:
     """The number filter as disjoint sets of conditions, whose matches together are the calls
-    whose number holds the digits (or equals the number's E.164 form); the dictionary's numbers
-    they look up (None: the scan); and the number's E.164 form."""
+    whose number holds the digits (or equals the number's E.164 form in the firm's region); the
+    dictionary's numbers they look up (None: the scan); and the number's E.164 form."""
     fragment = _number_fragment(number)
+    region, numbers = _region_and_numbers(session, tenant_id, fragment)
     e164 = phones.try_normalise(number, region)
-    numbers = _dictionary_numbers(session, tenant_id, fragment)
     if numbers is None:
         return [[_number_condition(fragment, e164)]], None, e164
     # coalesce(remote_e164, remote_number) IN numbers, split so that each part is a lookup of
@@ -304,6 +315,34 @@ def _count_up_to(session: Session, parts: list[sa.Select[Any]], bound: int) -> i
         return 0
     union = parts[0] if len(parts) == 1 else sa.union_all(*parts)
     return session.execute(sa.select(sa.func.count()).select_from(union.limit(bound + 1).subquery())).scalar_one()
+
+
+def _counted_page(
+    session: Session,
+    lookups: list[sa.Select[Any]],
+    after_of: Callable[[Any, Any], sa.ColumnElement[bool] | None],
+    newest_first: bool,
+    limit: int,
+    offset: int,
+    bound: int,
+) -> tuple[int | None, list[int]]:
+    """A number search's matches counted up to ``bound`` + 1 and, from those same rows, the
+    page's ids (past the cursor, sorted): one statement and one read of the numbers' index
+    entries, where the count and the page took one each.
+
+    Returns the count (None when the page is empty: no row came back to carry it) and the ids.
+    Past the bound, the matches read are a sample, so the ids are not the page."""
+    union = lookups[0] if len(lookups) == 1 else sa.union_all(*lookups)
+    # Materialised: PostgreSQL and SQLite would otherwise read it once per reference.
+    matched = union.limit(bound + 1).cte("matched").prefix_with("MATERIALIZED")
+    found = sa.select(sa.func.count()).select_from(matched).scalar_subquery()
+    page = sa.select(matched.c.id, found)
+    past = after_of(matched.c.started_at, matched.c.id)
+    if past is not None:
+        page = page.where(past)
+    by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
+    rows = session.execute(page.order_by(*by).limit(limit).offset(offset)).all()
+    return (rows[0][1] if rows else None), [row[0] for row in rows]
 
 
 def _filter_conditions(session: Session, tenant_id: int, filters: CallFilters) -> list[sa.ColumnElement[bool]]:
@@ -368,19 +407,24 @@ def get_call_history(
 
     offset = (page - 1) * page_size if page is not None else 0
     sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
-    by_start = sa.tuple_(Call.started_at, Call.id)
-    after = None
-    if keyset:
-        after = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
-        after = by_start < after if newest_first else by_start > after
+
+    def after_of(started_at: Any, call_id: Any) -> sa.ColumnElement[bool] | None:
+        """The rows past the cursor's call, in the order paged."""
+        if not keyset:
+            return None
+        cursor_at = sa.tuple_(sa.literal(keyset[0], Call.started_at.type), sa.literal(keyset[1]))
+        by_start = sa.tuple_(started_at, call_id)
+        return by_start < cursor_at if newest_first else by_start > cursor_at
+
+    after = after_of(Call.started_at, Call.id)
     # A number search counts up to COUNT_BOUND matches (bound); the other filters count them all.
     bound: int | None = None
     lookups: list[sa.Select[Any]] | None = None
     found: int | None = None  # the dictionary's matches, counted up to the bound + 1
     walk = False
+    id_list: list[int] | None = None
     if filters is not None and filters.number is not None and filters.number.strip():
-        region = session.execute(sa.select(Tenant.region).where(Tenant.id == tenant_id)).scalar_one()
-        branches, numbers, e164 = _number_branches(session, tenant_id, filters.number, region)
+        branches, numbers, e164 = _number_branches(session, tenant_id, filters.number)
         bound = COUNT_BOUND
         if numbers is not None:
             # The numbers' lookups drive: the other filters are only tested on their calls
@@ -389,7 +433,13 @@ def get_call_history(
             others = [conds[0], *(sa.func.coalesce(c, sa.false()) for c in conds[1:])]
             lookups = [sa.select(Call.id, Call.started_at).where(*others, *branch) for branch in branches]
             if len(numbers) > FEW_NUMBERS:
-                found = _count_up_to(session, lookups, bound)
+                found, id_list = _counted_page(session, lookups, after_of, newest_first, page_size + 1, offset, bound)
+                if found is None:
+                    # An empty page carries no count: only a page past the first can be empty
+                    # while there are matches.
+                    found = _count_up_to(session, lookups, bound) if keyset or offset else 0
+                if found > bound:
+                    id_list = None  # sorted from a sample of the matches: not the page
                 walk = found > bound and offset <= WALK_MAX_OFFSET
             if walk:
                 # Past the bound: the history index read in order, each call tested against the
@@ -399,8 +449,10 @@ def get_call_history(
             # A fragment in most numbers: paged like any filter (the history index read in
             # order until the page is full, the count from ix_call_tenant_remote).
             conds.append(branches[0][0])
-    if lookups is not None and not walk:
-        # Within the bound (or a deep page by number): the numbers' calls, looked up number by
+    if id_list is not None:
+        pass  # within the bound: the page's ids came with the count
+    elif lookups is not None and not walk:
+        # In few numbers (or a deep page by number): the numbers' calls, looked up number by
         # number and sorted by the database; only the page comes back.
         if lookups and found != 0:
             parts = [q.where(after) for q in lookups] if after is not None else lookups
