@@ -258,20 +258,18 @@ def _region_and_numbers(session: Session, tenant_id: int, fragment: str) -> tupl
     """The firm's region, and its numbers (``coalesce(remote_e164, remote_number)``) holding
     the fragment, from the suffixes of :class:`CallNumber`: None when the fragment is shorter
     than the dictionary keeps or is in too many numbers (then the scan answers)."""
-    if len(fragment) < MIN_FRAGMENT:
-        return session.execute(_REGION, {"tenant_id": tenant_id}).scalar_one(), None
     params = {"tenant_id": tenant_id, "low": fragment, "high": fragment + AFTER_DIGITS, "limit": MAX_DICTIONARY_NUMBERS + 1}
-    if _on_postgres(session):
-        row = session.execute(_DICTIONARY_ARRAY, params).first()
-        if row is None:
-            raise NotFound("firm not found")
-        region, found = row[0], list(row[1])
+    if len(fragment) < MIN_FRAGMENT:
+        rows, found = session.execute(_REGION, params).all(), None
+    elif _on_postgres(session):
+        rows = session.execute(_DICTIONARY_ARRAY, params).all()
+        found = list(rows[0][1]) if rows else []
     else:
         rows = session.execute(_DICTIONARY, params).all()
-        if not rows:
-            raise NotFound("firm not found")
-        region, found = rows[0][0], [number for _, number in rows if number is not None]
-    return region, (None if len(found) > MAX_DICTIONARY_NUMBERS else found)
+        found = [number for _, number in rows if number is not None]
+    if not rows:
+        raise NotFound("firm not found")  # every statement has a row of the firm while it exists
+    return rows[0][0], (None if found is None or len(found) > MAX_DICTIONARY_NUMBERS else found)
 
 
 def _on_postgres(session: Session) -> bool:
@@ -326,6 +324,13 @@ def _count_up_to(session: Session, parts: list[sa.Select[Any]], bound: int) -> i
     return session.execute(sa.select(sa.func.count()).select_from(union.limit(bound + 1).subquery())).scalar_one()
 
 
+def _in_order(rows: Any, newest_first: bool) -> tuple[Any, Any]:
+    """The history's order over the (started_at, id) of a subquery or CTE."""
+    if newest_first:
+        return rows.c.started_at.desc(), rows.c.id.desc()
+    return rows.c.started_at.asc(), rows.c.id.asc()
+
+
 def _counted_page(
     session: Session,
     lookups: list[sa.Select[Any]],
@@ -349,8 +354,7 @@ def _counted_page(
     past = after_of(matched.c.started_at, matched.c.id)
     if past is not None:
         page = page.where(past)
-    by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
-    rows = session.execute(page.order_by(*by).limit(limit).offset(offset)).all()
+    rows = session.execute(page.order_by(*_in_order(matched, newest_first)).limit(limit).offset(offset)).all()
     return (rows[0][1] if rows else None), [row[0] for row in rows]
 
 
@@ -466,8 +470,8 @@ def get_call_history(
         if lookups and found != 0:
             parts = [q.where(after) for q in lookups] if after is not None else lookups
             matched = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
-            by = (matched.c.started_at.desc(), matched.c.id.desc()) if newest_first else (matched.c.started_at.asc(), matched.c.id.asc())
-            id_list = list(session.execute(sa.select(matched.c.id).order_by(*by).limit(page_size + 1).offset(offset)).scalars())
+            in_order = _in_order(matched, newest_first)
+            id_list = list(session.execute(sa.select(matched.c.id).order_by(*in_order).limit(page_size + 1).offset(offset)).scalars())
         else:
             id_list = []
     else:
