@@ -110,6 +110,20 @@ def test_thirty_idle_minutes_end_and_revoke_the_session(session: Session) -> Non
         accounts.principal_for_token(session=session, token=token)
 
 
+def test_an_idle_session_stays_idle_for_every_check_after_the_one_that_ended_it(session: Session) -> None:
+    # Two tabs, or a tab's timer racing the user's click, check one after another: the first
+    # revokes the idle session, and the second must still say why it ended (not "expired").
+    _, _, token, started = _signed_in(session)
+    _last_used(session, started.session_id, accounts.SESSION_IDLE_TIMEOUT + timedelta(minutes=1))
+    assert accounts.check_session(session=session, session_id=started.session_id, activity=False).ended is SessionEnd.IDLE
+    assert _row(session, started.session_id).revoked
+    assert accounts.check_session(session=session, session_id=started.session_id, activity=True).ended is SessionEnd.IDLE
+    assert accounts.start_dashboard_session(session=session, token=token).ended is SessionEnd.IDLE
+    with pytest.raises(AuthenticationFailed):
+        accounts.principal_for_token(session=session, token=token)
+    assert accounts.ended_sessions(session=session, session_ids=[started.session_id]) == {started.session_id}
+
+
 def test_activity_keeps_the_session_alive_and_timers_do_not(session: Session) -> None:
     _, _, _, started = _signed_in(session)
     _last_used(session, started.session_id, timedelta(minutes=29))

@@ -109,7 +109,7 @@ def principal_for_token(*, session: Session, token: str) -> Principal:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
     now = datetime.now(timezone.utc)
     ended = _ended(found, found.active, now)
-    if ended is SessionEnd.IDLE:
+    if ended is SessionEnd.IDLE and not found.revoked:
         connection.execute(_REVOKE_TOKEN, {"token_id": found.id})
     if ended is not None:
         raise AuthenticationFailed(TOKEN_INVALID_MESSAGE)
@@ -162,10 +162,14 @@ def _ended(token: Any, user_active: bool | None, now: datetime) -> SessionEnd | 
     # A disabled user learns why, even when disabling also revoked the tokens.
     if not user_active:
         return SessionEnd.DISABLED
-    if token.revoked or token.expires_at <= now:
+    if token.expires_at <= now:
         return SessionEnd.EXPIRED
+    # Idle before revoked: the first check to find a session idle revokes it, and every later
+    # check (another tab, the tab's own timer racing the user's click) must give the same reason.
     if token.idle_timeout_seconds is not None and now - _last_use(token) > timedelta(seconds=token.idle_timeout_seconds):
         return SessionEnd.IDLE
+    if token.revoked:
+        return SessionEnd.EXPIRED
     return None
 
 
@@ -174,7 +178,7 @@ def _check_session(session: Session, row: ApiToken | None, user: User | None, *,
     if row is None:
         return SessionCheck(0, None, SessionEnd.EXPIRED)
     ended = _ended(row, user.active if user is not None else None, now)
-    if ended is SessionEnd.IDLE:
+    if ended is SessionEnd.IDLE and not row.revoked:
         row.revoked = True
         session.add(row)
         session.flush()
