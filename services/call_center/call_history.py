@@ -325,7 +325,7 @@ def _count_up_to(session: Session, parts: list[sa.Select[Any]], bound: int) -> i
 
 
 def _in_order(rows: Any, newest_first: bool) -> tuple[Any, Any]:
-    """The history's order over the (started_at, id) of a subquery or CTE."""
+    """The history's order over the (started_at, id) of a table, subquery or CTE."""
     if newest_first:
         return rows.c.started_at.desc(), rows.c.id.desc()
     return rows.c.started_at.asc(), rows.c.id.asc()
@@ -419,7 +419,6 @@ def get_call_history(
         conds.append(Call.agent_user_id == actor.user_id)
 
     offset = (page - 1) * page_size if page is not None else 0
-    sort = (Call.started_at.desc(), Call.id.desc()) if newest_first else (Call.started_at.asc(), Call.id.asc())
 
     def after_of(started_at: Any, call_id: Any) -> sa.ColumnElement[bool] | None:
         """The rows past the cursor's call, in the order paged."""
@@ -481,7 +480,7 @@ def get_call_history(
         ids = sa.select(Call.id).where(*conds)
         if after is not None:
             ids = ids.where(after)
-        ids = ids.order_by(*sort).limit(page_size + 1).offset(offset)
+        ids = ids.order_by(*_in_order(Call.__table__, newest_first)).limit(page_size + 1).offset(offset)
         id_list = list(session.execute(ids).scalars())
     lower_bound = False
     if len(id_list) <= page_size and (id_list or offset == 0) and not keyset:
