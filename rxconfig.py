@@ -4,6 +4,7 @@ import reflex as rx
 from reflex_base.plugins.sitemap import SitemapPlugin
 
 from services import config as settings
+from watheeq_ui.radix_styles import UsedRadixThemesPlugin
 
 config = rx.Config(
     app_name="watheeq_ui",
@@ -15,7 +16,9 @@ config = rx.Config(
     # A signed-in dashboard has nothing for search engines to index.
     disable_plugins=[SitemapPlugin],
     plugins=[
-        rx.plugins.RadixThemesPlugin(
+        # Reflex's Radix Themes plugin, the stylesheet cut to the components compiled
+        # (watheeq_ui/radix_styles.py).
+        UsedRadixThemesPlugin(
             theme=rx.theme(accent_color="teal", gray_color="slate", radius="medium", scaling="100%"),
         ),
     ],

@@ -1,0 +1,175 @@
+"""Radix Themes' stylesheet cut down to the components the app compiles.
+
+Reflex's Radix plugin imports the whole of ``@radix-ui/themes/styles.css`` (~800 KB, ~700 KB
+in the build) into every page. A browser parses all of it in each new tab before the page can
+be drawn, and about a quarter of it styles components the app never renders (avatars,
+sliders, tooltips, menus, tabs, …). This plugin records every Radix Themes component the
+compile walks (``enter_component``, the hook Reflex's own plugin uses to switch itself on) and
+gives the build a copy of ``styles.css`` without the rules of the other components:
+
+- the components used are the tags compiled (``Select.Root`` → ``select.js``), those a
+  component imports from the package for a prop (a debounced ``TextArea``), and what their
+  modules in Radix's package import from their own folder (``alert-dialog.js`` → ``base-dialog``
+  and so on);
+- their class names (``rt-SelectTrigger``, ``rt-BaseButton``, …) are the ``rt-`` literals in
+  those modules;
+- a style rule is dropped only when its selector names component classes (``.rt-`` followed by
+  a capital) and none of them is one of those. Tokens, utilities (``rt-r-size-2``, written at
+  run time from props), resets, keyframes and at-rules stay as they are.
+
+When a compiled tag has no module in the package, or the package is not installed, the
+stylesheet is the whole of ``styles.css`` (nothing may go unstyled for a saving).
+``tests/e2e/test_radix_styles_e2e.py`` checks in the browser that every Radix class on the app's
+pages has its rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reflex_components_radix.plugin import RadixThemesPlugin
+from reflex_components_radix.themes.base import RadixThemesComponent
+
+logger = logging.getLogger(__name__)
+
+PACKAGE = Path("node_modules") / "@radix-ui" / "themes"
+STYLESHEET = "radix_themes.css"  # written into .web/styles/, beside the root stylesheet
+FULL = "@radix-ui/themes/styles.css"
+RADIX_LIBRARY = "@radix-ui/themes"
+
+_CLASS_LITERAL = re.compile(r"rt-[A-Z][A-Za-z]*")
+_SELECTOR_CLASS = re.compile(r"\.(rt-[A-Z][A-Za-z]*)")
+_LOCAL_IMPORT = re.compile(r"""from\s*["'](\./[^"']+\.js)["']""")
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_NESTING = ("@media", "@supports", "@layer", "@container")
+
+
+def module_name(tag: str) -> str:
+    """The package module of a compiled tag: ``AlertDialog.Content`` → ``alert-dialog``."""
+    head = tag.split(".", 1)[0]
+    return re.sub(r"(?<!^)([A-Z])", r"-\1", head).lower()
+
+
+def component_classes(components_dir: Path, tags: Iterable[str]) -> set[str] | None:
+    """The ``rt-`` component classes of the modules behind ``tags`` and of the modules they
+    import from their folder; None when a tag has no module (then nothing may be dropped)."""
+    pending = []
+    for tag in tags:
+        path = components_dir / f"{module_name(tag)}.js"
+        if not path.is_file():
+            logger.warning("Radix Themes tag %s has no module %s: the whole stylesheet is kept", tag, path.name)
+            return None
+        pending.append(path)
+    seen: set[Path] = set()
+    classes: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        source = path.read_text(encoding="utf-8")
+        classes.update(_CLASS_LITERAL.findall(source))
+        pending.extend((path.parent / name).resolve() for name in _LOCAL_IMPORT.findall(source))
+    return classes
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """The top-level blocks of CSS without comments: (prelude, body), body without its braces.
+    Statements outside blocks (``@import …;``) come as (statement, None-like "")."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        brace = text.find("{", i)
+        semi = text.find(";", i)
+        if brace < 0:
+            rest = text[i:].strip()
+            if rest:
+                out.append((rest, ""))
+            break
+        if 0 <= semi < brace and text[i:semi].lstrip().startswith("@"):
+            out.append((text[i : semi + 1].strip(), ""))
+            i = semi + 1
+            continue
+        depth, k = 1, brace + 1
+        while depth:
+            if k >= n:
+                raise ValueError("unbalanced braces in the stylesheet")
+            if text[k] == "{":
+                depth += 1
+            elif text[k] == "}":
+                depth -= 1
+            k += 1
+        out.append((text[i:brace].strip(), text[brace + 1 : k - 1]))
+        i = k
+    return out
+
+
+def filter_stylesheet(css: str, keep: set[str]) -> str:
+    """``css`` without the style rules that name component classes, none of them in ``keep``."""
+
+    def walk(text: str) -> list[str]:
+        kept: list[str] = []
+        for prelude, body in _blocks(text):
+            if not body and prelude.startswith("@"):
+                kept.append(prelude)  # a statement (@import, @charset, @layer a, b;)
+            elif prelude.startswith(_NESTING):
+                inner = walk(body)
+                if inner:
+                    kept.append(prelude + " {\n" + "\n".join(inner) + "\n}")
+            elif prelude.startswith("@"):
+                kept.append(prelude + " {" + body + "}")  # @keyframes, @font-face, @property: as they are
+            else:
+                named = set(_SELECTOR_CLASS.findall(prelude))
+                if not named or named & keep:
+                    kept.append(prelude + " {" + body + "}")
+        return kept
+
+    return "\n".join(walk(_COMMENT.sub("", css))) + "\n"
+
+
+def used_stylesheet(web_dir: Path, tags: Iterable[str]) -> str:
+    """The stylesheet the build imports for the compiled ``tags``."""
+    package = web_dir / PACKAGE
+    full = package / "styles.css"
+    if not full.is_file():
+        logger.warning("%s is not installed: the whole Radix stylesheet is kept", full)
+        return f"@import url('{FULL}');\n"
+    keep = component_classes(package / "dist" / "esm" / "components", sorted(tags))
+    if keep is None:
+        return f"@import url('{FULL}');\n"
+    return filter_stylesheet(full.read_text(encoding="utf-8"), keep)
+
+
+@dataclasses.dataclass
+class UsedRadixThemesPlugin(RadixThemesPlugin):
+    """Reflex's Radix Themes plugin, with the stylesheet of the components compiled only."""
+
+    tags: set[str] = dataclasses.field(default_factory=set, repr=False)
+
+    def enter_component(self, comp: Any, /, **context: Any) -> None:
+        super().enter_component(comp, **context)
+        if isinstance(comp, RadixThemesComponent) and comp.tag:
+            self.tags.add(comp.tag)
+        # A component may render another one it names only in a prop's code: a debounced
+        # text area is a DebounceInput whose `element` is Radix's TextArea, imported by that
+        # prop and never walked as a component. What it imports from the package counts.
+        for library, names in comp._get_imports().items():
+            if library.startswith(RADIX_LIBRARY):
+                self.tags.update(name.tag for name in names if name.tag and name.tag[0].isupper())
+
+    def get_stylesheet_paths(self, **context: Any) -> tuple[str, ...]:
+        return (f"./{STYLESHEET}",) if self.enabled else ()
+
+    def get_static_assets(self, **context: Any) -> Sequence[tuple[Path, str | bytes]]:
+        # Called after the compile has walked every page and installed the frontend's
+        # packages (Reflex's compiler), so both the tags and the package are there.
+        if not self.enabled:
+            return []
+        from reflex.utils.prerequisites import get_web_dir
+
+        return [(Path("styles") / STYLESHEET, used_stylesheet(get_web_dir(), self.tags))]
