@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from services import accounts, call_center, db, migrate, security  # noqa: E402
 from services.models import CallCreate, CallDirection, Client, Role  # noqa: E402
 
@@ -354,6 +355,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per figure with wrk (warm-up: a fifth of it)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk's threads (one drives 8 connections at thousands a second)")
     args = parser.parse_args()
+    speed = machine.speed_line()  # before anything of the bench runs
     if args.client != "python" and not shutil.which("wrk"):
         parser.error("wrk is not installed: bash scripts/system_deps.sh (as root) or apt-get install wrk; or --client python")
 
@@ -404,6 +406,7 @@ def main() -> None:
 
     kind = "PostgreSQL" if not db.is_sqlite(url) else "SQLite (WAL)"
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(speed)
     print(
         f"{kind}, {args.server} {args.workers} worker(s), REST app alone{' with the live bus' if args.live_bus else ''}, no proxy; {args.concurrency} keep-alive clients "
         f"({_CLIENTS[args.client].format(args.duration)}); load average before/after {' '.join(load)} / {' '.join(load_after)}"

@@ -46,7 +46,7 @@ os.environ.setdefault("WATHEEQ_SECRET_KEY", security.generate_key())
 import sqlalchemy as sa  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
-from bench import bench_stats  # noqa: E402
+from bench import bench_stats, machine  # noqa: E402
 from services import db, seed  # noqa: E402
 from services.call_center import call_history  # noqa: E402
 from services.call_center import get_call_history, get_stats, log_call  # noqa: E402
@@ -253,6 +253,7 @@ def main() -> None:
         where = path.name
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {version}")
     print(f"load average: {open('/proc/loadavg').read().strip()}", flush=True)
+    print(machine.speed_line(), flush=True)
     firms = load_firms(engine)
     per_firm = calls // len(firms)
     print(f"data: {where}: {len(firms)} firms, ~{per_firm:,} calls each; {args.iterations} iterations per figure", flush=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, answers, free_port  # noqa: E402
 
 SETTLE_MS = 500  # after the result is on screen, frames still arriving are counted to the event
@@ -260,6 +261,7 @@ def main() -> int:
     print("service calls (direct, same database):", flush=True)
     print("\n".join(service_lines), flush=True)
 
+    print(machine.speed_line(), flush=True)
     frontend, backend = args.frontend_port or free_port(), args.backend_port or free_port()
     env = {
         **os.environ,
