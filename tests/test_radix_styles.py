@@ -12,6 +12,7 @@ from watheeq_ui.radix_styles import (
     PACKAGE,
     UsedRadixThemesPlugin,
     component_classes,
+    cut_stylesheet,
     filter_stylesheet,
     module_name,
     used_stylesheet,
@@ -81,6 +82,22 @@ def test_nothing_is_dropped_when_every_component_is_kept():
         return "".join(css.replace("/* tokens */", "").split())
 
     assert squeezed(out) == squeezed(SHEET)
+
+
+def test_css_the_reader_cannot_read_back_exactly_keeps_the_whole_stylesheet(tmp_path):
+    assert cut_stylesheet(SHEET, {"rt-Button"}) == filter_stylesheet(SHEET, {"rt-Button"})
+    assert cut_stylesheet(".rt-Button { a: b; } stray text", {"rt-Button"}) is None
+    assert cut_stylesheet(".rt-Button { a: b; ", {"rt-Button"}) is None
+    assert cut_stylesheet('.rt-Button::after { content: "x; } ', {"rt-Button"}) is None  # unclosed string
+    # Braces and semicolons in a string are text, not a block's end.
+    assert cut_stylesheet('.rt-SliderRoot::after { content: "}"; } .rt-Button::after { content: \'{;\\\'\' }', {"rt-Button"}) == (
+        ".rt-Button::after { content: '{;\\'' }\n"
+    )
+    # An empty block and a statement come out as they went in.
+    assert cut_stylesheet("@import url('x.css');\n@font-face {}\n.rt-SliderRoot { a: b; }", set()) == "@import url('x.css');\n@font-face {}\n"
+    _package(tmp_path, {"button": 'const b="rt-Button";'})
+    (tmp_path / PACKAGE / "styles.css").write_text(".rt-Button { a: b; } stray")
+    assert used_stylesheet(tmp_path, ["Button"]) == f"@import url('{FULL}');\n"
 
 
 def test_a_components_classes_include_those_of_the_modules_it_imports(tmp_path):

@@ -17,8 +17,10 @@ gives the build a copy of ``styles.css`` without the rules of the other componen
   a capital) and none of them is one of those. Tokens, utilities (``rt-r-size-2``, written at
   run time from props), resets, keyframes and at-rules stay as they are.
 
-When a compiled tag has no module in the package, or the package is not installed, the
-stylesheet is the whole of ``styles.css`` (nothing may go unstyled for a saving).
+When a compiled tag has no module in the package, the package is not installed, or the
+stylesheet holds CSS this module's reader does not read back exactly (checked on each build:
+kept whole, the cut must give the stylesheet back), the stylesheet is the whole of
+``styles.css`` (nothing may go unstyled for a saving).
 ``tests/e2e/test_radix_styles_e2e.py`` checks in the browser that every Radix class on the app's
 pages has its rules.
 """
@@ -46,6 +48,8 @@ _CLASS_LITERAL = re.compile(r"rt-[A-Z][A-Za-z]*")
 _SELECTOR_CLASS = re.compile(r"\.(rt-[A-Z][A-Za-z]*)")
 _LOCAL_IMPORT = re.compile(r"""from\s*["'](\./[^"']+\.js)["']""")
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
+# What delimits CSS's blocks and statements; a quoted string (escapes included) is one token.
+_TOKENS = re.compile(r"""\"(?:\\.|[^\"\\])*\"?|'(?:\\.|[^'\\])*'?|[{};]""", re.S)
 _NESTING = ("@media", "@supports", "@layer", "@container")
 
 
@@ -78,34 +82,38 @@ def component_classes(components_dir: Path, tags: Iterable[str]) -> set[str] | N
     return classes
 
 
-def _blocks(text: str) -> list[tuple[str, str]]:
-    """The top-level blocks of CSS without comments: (prelude, body), body without its braces.
-    Statements outside blocks (``@import …;``) come as (statement, None-like "")."""
-    out: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        brace = text.find("{", i)
-        semi = text.find(";", i)
-        if brace < 0:
-            rest = text[i:].strip()
-            if rest:
-                out.append((rest, ""))
-            break
-        if 0 <= semi < brace and text[i:semi].lstrip().startswith("@"):
-            out.append((text[i : semi + 1].strip(), ""))
-            i = semi + 1
-            continue
-        depth, k = 1, brace + 1
-        while depth:
-            if k >= n:
+def _blocks(text: str) -> list[tuple[str, str | None]]:
+    """The top-level parts of CSS without comments: (prelude, body without its braces), or
+    (statement, None) for an at-rule without a block (``@import …;``). Braces and semicolons
+    inside quoted strings are text. Raises ValueError on what it cannot read (unbalanced
+    braces or quotes, text that is neither)."""
+    out: list[tuple[str, str | None]] = []
+    start = depth = 0
+    head_end = -1
+    for token in _TOKENS.finditer(text):
+        mark, at = token.group(), token.start()
+        if mark[0] in "\"'":
+            if len(mark) < 2 or mark[-1] != mark[0]:
+                raise ValueError("an unclosed string in the stylesheet")
+        elif mark == "{":
+            if depth == 0:
+                head_end = at
+            depth += 1
+        elif mark == "}":
+            depth -= 1
+            if depth < 0:
                 raise ValueError("unbalanced braces in the stylesheet")
-            if text[k] == "{":
-                depth += 1
-            elif text[k] == "}":
-                depth -= 1
-            k += 1
-        out.append((text[i:brace].strip(), text[brace + 1 : k - 1]))
-        i = k
+            if depth == 0:
+                out.append((text[start:head_end].strip(), text[head_end + 1 : at]))
+                start = at + 1
+        elif depth == 0:  # ";" outside any block ends a statement
+            statement = text[start : at + 1].strip()
+            if not statement.startswith("@"):
+                raise ValueError(f"unreadable text in the stylesheet: {statement[:80]!r}")
+            out.append((statement, None))
+            start = at + 1
+    if depth or text[start:].strip():
+        raise ValueError("unbalanced braces or unreadable end of the stylesheet")
     return out
 
 
@@ -115,7 +123,7 @@ def filter_stylesheet(css: str, keep: set[str]) -> str:
     def walk(text: str) -> list[str]:
         kept: list[str] = []
         for prelude, body in _blocks(text):
-            if not body and prelude.startswith("@"):
+            if body is None:
                 kept.append(prelude)  # a statement (@import, @charset, @layer a, b;)
             elif prelude.startswith(_NESTING):
                 inner = walk(body)
@@ -132,6 +140,22 @@ def filter_stylesheet(css: str, keep: set[str]) -> str:
     return "\n".join(walk(_COMMENT.sub("", css))) + "\n"
 
 
+def _squeezed(css: str) -> str:
+    return "".join(_COMMENT.sub("", css).split())
+
+
+def cut_stylesheet(css: str, keep: set[str]) -> str | None:
+    """:func:`filter_stylesheet`, or None when this reader does not read ``css`` exactly: kept
+    whole, every rule must come out as it went in (whitespace and comments aside)."""
+    try:
+        every = set(_SELECTOR_CLASS.findall(css))
+        if _squeezed(filter_stylesheet(css, every)) != _squeezed(css):
+            return None
+        return filter_stylesheet(css, keep)
+    except ValueError:
+        return None
+
+
 def used_stylesheet(web_dir: Path, tags: Iterable[str]) -> str:
     """The stylesheet the build imports for the compiled ``tags``."""
     package = web_dir / PACKAGE
@@ -140,9 +164,11 @@ def used_stylesheet(web_dir: Path, tags: Iterable[str]) -> str:
         logger.warning("%s is not installed: the whole Radix stylesheet is kept", full)
         return f"@import url('{FULL}');\n"
     keep = component_classes(package / "dist" / "esm" / "components", sorted(tags))
-    if keep is None:
+    cut = None if keep is None else cut_stylesheet(full.read_text(encoding="utf-8"), keep)
+    if cut is None:
+        logger.warning("the Radix stylesheet is kept whole (a component without a module, or CSS this reader does not read)")
         return f"@import url('{FULL}');\n"
-    return filter_stylesheet(full.read_text(encoding="utf-8"), keep)
+    return cut
 
 
 @dataclasses.dataclass

@@ -37,7 +37,7 @@ function storeWidth(name, width) {
 
 // Whole numbers with thousands separators, as "en-US" writes them. Not toLocaleString: its
 // first call in a page loads the number-formatting data (35-70 ms of a new tab on the VM).
-export function count(v) {
+function count(v) {
   const n = Math.round(Number(v) || 0);
   const digits = String(Math.abs(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
   return n < 0 ? `-${digits}` : digits;
