@@ -176,15 +176,23 @@ class UsedRadixThemesPlugin(RadixThemesPlugin):
     """Reflex's Radix Themes plugin, with the stylesheet of the components compiled only."""
 
     tags: set[str] = dataclasses.field(default_factory=set, repr=False)
+    # The pages whose root component was seen (a page's first component entered is its root).
+    _pages: list[Any] = dataclasses.field(default_factory=list, init=False, repr=False)
 
     def enter_component(self, comp: Any, /, **context: Any) -> None:
         super().enter_component(comp, **context)
         if isinstance(comp, RadixThemesComponent) and comp.tag:
             self.tags.add(comp.tag)
-        # A component may render another one it names only in a prop's code: a debounced
-        # text area is a DebounceInput whose `element` is Radix's TextArea, imported by that
-        # prop and never walked as a component. What it imports from the package counts.
-        for library, names in comp._get_imports().items():
+        page = context.get("page_context")
+        if page is not None and not any(seen is page for seen in self._pages):
+            # A page's root: everything its tree imports, the parts the walk does not enter
+            # included (an item's menu inside rx.foreach, a memoised part, a debounced text
+            # area whose Radix TextArea is named only in its `element` prop).
+            self._pages.append(page)
+            imports = comp._get_all_imports()
+        else:
+            imports = comp._get_imports()
+        for library, names in imports.items():
             if library.startswith(RADIX_LIBRARY):
                 self.tags.update(name.tag for name in names if name.tag and name.tag[0].isupper())
 

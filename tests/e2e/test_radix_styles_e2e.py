@@ -4,10 +4,17 @@ components the app does not use are gone."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import login
+from watheeq_ui.radix_styles import PACKAGE, component_classes
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / ".web"  # where scripts/run.sh compiled and built the app under test
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +63,21 @@ def test_every_radix_class_on_the_pages_has_its_rules(page):
     missing += _check(page, "/calls, status list open", named)
     page.keyboard.press("Escape")
     assert missing == [], missing
+    # Every component the compiled app imports from the package, whether or not it is on
+    # screen now (a menu or popover opens on a click, an item's menu is in a list), read from
+    # the compiled sources rather than from the plugin: each of its classes that the package's
+    # stylesheet styles is styled in the page.
+    imported: set[str] = set()
+    for folder in ("app", "app_components", "components", "utils"):
+        for source in (WEB / folder).rglob("*.js*"):
+            for names in re.findall(r'import\s*\{([^}]*)\}\s*from\s*"@radix-ui/themes"', source.read_text(encoding="utf-8")):
+                imported.update(n.split(" as ")[0].strip() for n in names.split(",") if n.strip())
+    assert {"Button", "Select", "DropdownMenu", "Popover", "TextArea"} <= imported, imported
+    package = WEB / PACKAGE
+    classes = component_classes(package / "dist" / "esm" / "components", sorted(imported))
+    assert classes is not None
+    full = set(re.findall(r"\.(rt-[A-Z][A-Za-z]*)", (package / "styles.css").read_text(encoding="utf-8")))
+    assert sorted((classes & full) - named) == []
     # Cut: components the app never renders have no rules left.
     assert {"rt-SliderRoot", "rt-TabsContent", "rt-DataListRoot", "rt-SwitchRoot"}.isdisjoint(named)
     assert {"rt-Button", "rt-SelectTrigger", "rt-SelectContent", "rt-TableRoot"} <= named
