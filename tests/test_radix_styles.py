@@ -143,6 +143,21 @@ def test_the_plugin_records_the_radix_components_it_is_shown():
     assert plugin.get_stylesheet_paths() == ("./radix_themes.css",)
 
 
+def test_a_pages_root_brings_every_import_of_its_tree():
+    # The walk does not enter what rx.foreach renders per item; the page's root knows its imports.
+    rows = rx.Var.create(["a", "b"])
+    page = rx.box(rx.foreach(rows, lambda row: rx.menu.root(rx.menu.trigger(rx.text(row)), rx.menu.content(rx.menu.item(row)))))
+    plugin = UsedRadixThemesPlugin()
+    plugin.enter_component(rx.box(), page_context=None, compile_context=None)  # no page: its own imports only
+    assert not any(module_name(tag) == "dropdown-menu" for tag in plugin.tags)
+    context = object()
+    plugin.enter_component(page, page_context=context, compile_context=None)
+    assert any(module_name(tag) == "dropdown-menu" for tag in plugin.tags), plugin.tags
+    # Its other components, entered after it, add their own imports only.
+    plugin.enter_component(rx.badge("x"), page_context=context, compile_context=None)
+    assert "Badge" in plugin.tags
+
+
 def test_the_app_is_configured_with_it():
     from rxconfig import config
 

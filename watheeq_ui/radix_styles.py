@@ -2,15 +2,16 @@
 
 Reflex's Radix plugin imports the whole of ``@radix-ui/themes/styles.css`` (~800 KB, ~700 KB
 in the build) into every page. A browser parses all of it in each new tab before the page can
-be drawn, and about a quarter of it styles components the app never renders (avatars,
-sliders, tooltips, menus, tabs, …). This plugin records every Radix Themes component the
-compile walks (``enter_component``, the hook Reflex's own plugin uses to switch itself on) and
+be drawn, and about a seventh of it styles components the app never renders (sliders,
+switches, tabs, data lists, …). This plugin records the Radix Themes components the app's
+pages import (``enter_component``, the hook Reflex's own plugin uses to switch itself on) and
 gives the build a copy of ``styles.css`` without the rules of the other components:
 
-- the components used are the tags compiled (``Select.Root`` → ``select.js``), those a
-  component imports from the package for a prop (a debounced ``TextArea``), and what their
-  modules in Radix's package import from their own folder (``alert-dialog.js`` → ``base-dialog``
-  and so on);
+- the components used are the package's names imported by each page's whole component tree
+  (its root's ``_get_all_imports()``: the walk alone misses an item's menu inside
+  ``rx.foreach``, a popover, a debounced ``TextArea`` named only in a prop), and every component
+  the compile walks (``Select.Root`` → ``select.js``); with them, what their modules in Radix's
+  package import from their own folder (``alert-dialog.js`` → ``base-dialog`` and so on);
 - their class names (``rt-SelectTrigger``, ``rt-BaseButton``, …) are the ``rt-`` literals in
   those modules;
 - a style rule is dropped only when its selector names component classes (``.rt-`` followed by
@@ -22,7 +23,7 @@ stylesheet holds CSS this module's reader does not read back exactly (checked on
 kept whole, the cut must give the stylesheet back), the stylesheet is the whole of
 ``styles.css`` (nothing may go unstyled for a saving).
 ``tests/e2e/test_radix_styles_e2e.py`` checks in the browser that every Radix class on the app's
-pages has its rules.
+pages has its rules, and so has every component the compiled sources import from the package.
 """
 
 from __future__ import annotations
@@ -206,4 +207,5 @@ class UsedRadixThemesPlugin(RadixThemesPlugin):
             return []
         from reflex.utils.prerequisites import get_web_dir
 
+        self._pages.clear()  # this compile's pages are done (a dev server compiles again)
         return [(Path("styles") / STYLESHEET, used_stylesheet(get_web_dir(), self.tags))]
