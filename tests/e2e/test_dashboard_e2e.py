@@ -80,6 +80,12 @@ def test_manager_dashboard_shows_the_firm(page):
     # The hover names the hour and both counts.
     hour.locator("rect:not([data-y])").nth(10).hover()
     expect(page.get_by_test_id("chart-tooltip")).to_contain_text("10")
+    # Each chart's width, as its box was laid out, is kept for the next load (which then draws
+    # the chart with the page instead of after measuring it).
+    for chart, key in ((hour, "figure-hour"), (trend, "figure-trend")):
+        width = chart.get_attribute("width")
+        assert int(width) > 100
+        assert page.evaluate(f"() => localStorage.getItem('watheeq.chart.width.{key}')") == width
     expect(page.get_by_test_id("whatsapp-status")).to_be_visible()
     screenshot(page, "dashboard")
 
