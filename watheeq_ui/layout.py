@@ -284,8 +284,8 @@ def template(
     """Register a signed-in page: session check, role guard, sidebar, header, softphone slot."""
     loaders: Sequence = on_load if isinstance(on_load, list | tuple) else ([on_load] if on_load else [])
     # They run once the session is known (see AuthState.open_page), one after the other on
-    # the server, each sending its own update: the page's own data first, the header's
-    # WhatsApp line after it.
+    # the server inside that event, whose one update carries them all (AuthState._run_loaders):
+    # the page's own data first, the header's WhatsApp line after it.
     PAGE_LOADERS[route] = [*loaders, WhatsappLineState.refresh]
 
     def decorator(page_content: Callable[[], rx.Component]) -> Callable[[], rx.Component]:
