@@ -76,5 +76,21 @@ def test_a_failing_loader_is_reported_and_the_others_still_run(monkeypatch):
     assert "An error occurred." in str(produced[0])
 
 
+def test_a_background_loader_stays_an_event_of_its_own(monkeypatch):
+    async def task(state):
+        state.ran.append("task")
+
+    async def refresh(state):
+        state.ran.append("refresh")
+
+    background = SimpleNamespace(state=DataState, fn=task, is_background=True)
+    monkeypatch.setitem(auth.PAGE_LOADERS, "/x", [background, _loader(HeaderState, refresh)])
+    page = _Page()
+    produced = asyncio.run(_run_loaders(page, "/x"))
+    assert produced == [background]
+    assert DataState not in page.states
+    assert page.states[HeaderState].ran == ["refresh"]
+
+
 def test_a_route_without_loaders_runs_nothing():
     assert asyncio.run(_run_loaders(_Page(), "/no-such-page")) == []

@@ -214,6 +214,11 @@ class AuthState(rx.State):
 
         produced: list = []
         for loader in PAGE_LOADERS.get(route, []):
+            if getattr(loader, "is_background", False):
+                # A background task runs outside the state's lock (``async with self``): it
+                # stays an event of its own.
+                produced.append(loader)
+                continue
             try:
                 result = loader.fn(await self.get_state(loader.state))
                 if inspect.isasyncgen(result):
